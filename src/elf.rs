@@ -1,0 +1,286 @@
+//! What the dynamic loader reads from a file: the ELF identity, `PT_INTERP` and the dynamic section, or a `#!` line.
+//!
+//! Only the headers, the program headers, the dynamic section and its string
+//! table are touched: the file is memory-mapped, so the pages holding code and
+//! data are never read from disk.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use goblin::container::{Container, Ctx, Endian};
+use goblin::elf::dynamic::{
+    DF_1_NODEFLIB, DF_1_PIE, DT_FLAGS_1, DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ,
+    DT_STRTAB, Dynamic,
+};
+use goblin::elf::header::{self, Header};
+use goblin::elf::program_header::{PT_INTERP, PT_LOAD, ProgramHeader};
+use goblin::strtab::Strtab;
+
+/// The fields of the ELF header that the loader compares before it accepts a
+/// candidate library (`open_verify` in glibc's `elf/dl-load.c`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ident {
+    /// `EI_CLASS`: 1 for 32-bit, 2 for 64-bit.
+    pub class: u8,
+    /// `EI_DATA`: 1 for little endian, 2 for big endian.
+    pub data: u8,
+    /// `e_machine`.
+    pub machine: u16,
+}
+
+impl Ident {
+    /// A short human name such as `x86_64` or `elf32 i386`, for messages.
+    pub fn describe(&self) -> String {
+        let class = if self.class == header::ELFCLASS64 { "elf64" } else { "elf32" };
+        format!("{class} {}", header::machine_to_str(self.machine).to_lowercase())
+    }
+}
+
+/// An ELF file as the loader sees it.
+#[derive(Clone, Debug, Default)]
+pub struct Object {
+    pub ident: Option<Ident>,
+    /// `e_type`.
+    pub e_type: u16,
+    /// `EI_OSABI`: glibc's loader accepts only System V (0) and GNU (3).
+    pub osabi: u8,
+    /// `PT_INTERP`: the program interpreter the kernel maps for an executable.
+    pub interp: Option<String>,
+    /// Whether the file has a `PT_DYNAMIC` segment at all.
+    pub dynamic: bool,
+    /// `DT_NEEDED` entries, in file order (the loader's order).
+    pub needed: Vec<String>,
+    pub soname: Option<String>,
+    /// `DT_RPATH`, already dropped when `DT_RUNPATH` is present, as glibc's
+    /// `elf/get-dynamic-info.h` does: such an RPATH is never used, not even by
+    /// the objects this one loads.
+    pub rpath: Option<String>,
+    pub runpath: Option<String>,
+    /// `DF_1_NODEFLIB`: skip the cache and the default directories for the
+    /// dependencies of this object.
+    pub nodeflib: bool,
+    /// `DF_1_PIE`: a position-independent executable.
+    pub pie: bool,
+    /// Why the file is not a usable ELF object although its identity bytes
+    /// could be read (the loader checks those first).
+    pub malformed: Option<String>,
+}
+
+impl Object {
+    /// Statically linked (including static-pie): the loader is never involved.
+    pub fn is_static(&self) -> bool {
+        self.interp.is_none()
+            && self.needed.is_empty()
+            && (self.e_type == header::ET_EXEC || self.pie || !self.dynamic)
+    }
+
+    /// A program (not a library): has an interpreter, or is `ET_EXEC`, or is
+    /// marked as a PIE.
+    pub fn is_program(&self) -> bool {
+        self.interp.is_some() || self.e_type == header::ET_EXEC || self.pie
+    }
+}
+
+/// A `#!` line as the kernel's `binfmt_script` splits it: the interpreter and
+/// at most one argument (everything after the first blank, trimmed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shebang {
+    pub interpreter: String,
+    pub arg: Option<String>,
+}
+
+/// What kind of file the kernel would find when asked to execute it.
+#[derive(Clone, Debug)]
+pub enum FileKind {
+    Elf(Object),
+    Script(Shebang),
+    /// Neither ELF nor a script: a data file, or an ELF file too broken to read
+    /// (the text says why).
+    Other(String),
+}
+
+/// The kernel reads at most this many bytes of a `#!` line (`BINPRM_BUF_SIZE`).
+const SHEBANG_MAX: usize = 256;
+
+/// Reads the file at `host_path` the way the kernel and the loader look at it.
+pub fn read(host_path: &Path) -> Result<FileKind> {
+    let file = File::open(host_path)
+        .with_context(|| format!("failed to open `{}`", host_path.display()))?;
+    let len =
+        file.metadata().with_context(|| format!("failed to stat `{}`", host_path.display()))?.len();
+    if len < 4 {
+        return Ok(FileKind::Other(not_elf(len)));
+    }
+    let mut magic = [0u8; 4];
+    (&file)
+        .read_exact(&mut magic)
+        .with_context(|| format!("failed to read `{}`", host_path.display()))?;
+    if magic.starts_with(b"#!") {
+        let mut buf = vec![0u8; SHEBANG_MAX];
+        let mut line = magic.to_vec();
+        let n = (&file)
+            .read(&mut buf[..SHEBANG_MAX - 4])
+            .with_context(|| format!("failed to read `{}`", host_path.display()))?;
+        line.extend_from_slice(&buf[..n]);
+        return Ok(match parse_shebang(&line) {
+            Some(shebang) => FileKind::Script(shebang),
+            None => FileKind::Other("`#!` line names no interpreter".to_string()),
+        });
+    }
+    if &magic != header::ELFMAG {
+        return Ok(FileKind::Other(not_elf(len)));
+    }
+    // SAFETY: the map is read-only and private; if another process truncates
+    // the file while we read it we may see SIGBUS, the same risk every tool
+    // that maps binaries (linkers, debuggers) accepts.
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .with_context(|| format!("failed to map `{}`", host_path.display()))?;
+    Ok(FileKind::Elf(parse(&map)))
+}
+
+/// The loader's complaint about a file that is not ELF: it reads the header
+/// first, so a file shorter than an ELF64 header is "too short"
+/// (`open_verify` in `elf/dl-load.c`).
+pub fn not_elf(len: u64) -> String {
+    if len < 64 { "file too short".to_string() } else { "invalid ELF header".to_string() }
+}
+
+/// Splits a `#!` line as `fs/binfmt_script.c` does.
+pub fn parse_shebang(bytes: &[u8]) -> Option<Shebang> {
+    let rest = bytes.strip_prefix(b"#!")?;
+    let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    let line = String::from_utf8_lossy(&rest[..end]);
+    let line = line.trim_matches(|c| c == ' ' || c == '\t' || c == '\r');
+    if line.is_empty() {
+        return None;
+    }
+    let (interpreter, arg) = match line.find([' ', '\t']) {
+        Some(i) => {
+            let arg = line[i..].trim_matches(|c| c == ' ' || c == '\t');
+            (&line[..i], (!arg.is_empty()).then(|| arg.to_string()))
+        }
+        None => (line, None),
+    };
+    Some(Shebang { interpreter: interpreter.to_string(), arg })
+}
+
+/// Parses the parts of an ELF image the loader needs. The identity comes
+/// first and survives a malformed remainder, which is recorded instead.
+pub fn parse(bytes: &[u8]) -> Object {
+    let mut object = Object::default();
+    if let Some(e_ident) = bytes.get(..header::SIZEOF_IDENT) {
+        let machine = bytes.get(18..20).map(|m| match e_ident[header::EI_DATA] {
+            header::ELFDATA2MSB => u16::from_be_bytes([m[0], m[1]]),
+            _ => u16::from_le_bytes([m[0], m[1]]),
+        });
+        object.ident = Some(Ident {
+            class: e_ident[header::EI_CLASS],
+            data: e_ident[header::EI_DATA],
+            machine: machine.unwrap_or(0),
+        });
+        object.osabi = e_ident[header::EI_OSABI];
+    }
+    if let Err(e) = parse_into(bytes, &mut object) {
+        object.malformed = Some(format!("{e:#}"));
+    }
+    object
+}
+
+fn parse_into(bytes: &[u8], object: &mut Object) -> Result<()> {
+    let header: Header = goblin::elf::Elf::parse_header(bytes).context("reading the ELF header")?;
+    let container = match header.e_ident[header::EI_CLASS] {
+        header::ELFCLASS32 => Container::Little,
+        header::ELFCLASS64 => Container::Big,
+        class => bail!("unknown ELF class {class}"),
+    };
+    let endian = match header.e_ident[header::EI_DATA] {
+        header::ELFDATA2LSB => Endian::Little,
+        header::ELFDATA2MSB => Endian::Big,
+        data => bail!("unknown ELF data encoding {data}"),
+    };
+    let ctx = Ctx::new(container, endian);
+    let phdrs = ProgramHeader::parse(bytes, header.e_phoff as usize, header.e_phnum as usize, ctx)
+        .context("reading the program headers")?;
+    object.e_type = header.e_type;
+    for phdr in &phdrs {
+        if phdr.p_type == PT_INTERP {
+            let range = phdr.file_range();
+            let raw = bytes.get(range).context("PT_INTERP lies outside the file")?;
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            object.interp = Some(String::from_utf8_lossy(&raw[..end]).into_owned());
+        }
+    }
+    let Some(dynamic) =
+        Dynamic::parse(bytes, &phdrs, ctx).context("reading the dynamic section")?
+    else {
+        return Ok(());
+    };
+    object.dynamic = true;
+    // The string table is addressed by a virtual address; find the file
+    // offset through the PT_LOAD segment that maps it.
+    let mut strtab_addr = None;
+    let mut strsz = 0usize;
+    for d in &dynamic.dyns {
+        match d.d_tag {
+            DT_STRTAB => strtab_addr = Some(d.d_val),
+            DT_STRSZ => strsz = d.d_val as usize,
+            DT_FLAGS_1 => {
+                object.nodeflib = d.d_val & DF_1_NODEFLIB != 0;
+                object.pie = d.d_val & DF_1_PIE != 0;
+            }
+            _ => {}
+        }
+    }
+    let Some(strtab_addr) = strtab_addr else {
+        return Ok(());
+    };
+    let strtab_offset =
+        vm_to_offset(&phdrs, strtab_addr).context("DT_STRTAB is not inside any PT_LOAD segment")?;
+    let strsz = strsz.min(bytes.len().saturating_sub(strtab_offset));
+    let strtab = Strtab::parse(bytes, strtab_offset, strsz, 0)
+        .context("reading the dynamic string table")?;
+    let string = |offset: u64| -> Result<String> {
+        strtab.get_at(offset as usize).map(str::to_string).with_context(|| {
+            format!("dynamic string at offset {offset} is out of range or not UTF-8")
+        })
+    };
+    let mut rpath = None;
+    for d in &dynamic.dyns {
+        match d.d_tag {
+            DT_NEEDED => object.needed.push(string(d.d_val)?),
+            DT_SONAME => object.soname = Some(string(d.d_val)?),
+            DT_RPATH => rpath = Some(string(d.d_val)?),
+            DT_RUNPATH => object.runpath = Some(string(d.d_val)?),
+            _ => {}
+        }
+    }
+    if object.runpath.is_none() {
+        object.rpath = rpath;
+    }
+    Ok(())
+}
+
+fn vm_to_offset(phdrs: &[ProgramHeader], addr: u64) -> Option<usize> {
+    phdrs
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD)
+        .find(|p| addr >= p.p_vaddr && addr < p.p_vaddr + p.p_filesz)
+        .map(|p| (addr - p.p_vaddr + p.p_offset) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_is_split_like_the_kernel() {
+        let s = parse_shebang(b"#! /usr/bin/env  python3 -u \nprint()").unwrap();
+        assert_eq!(s.interpreter, "/usr/bin/env");
+        assert_eq!(s.arg.as_deref(), Some("python3 -u"));
+        let s = parse_shebang(b"#!/bin/sh\n").unwrap();
+        assert_eq!(s, Shebang { interpreter: "/bin/sh".into(), arg: None });
+        assert_eq!(parse_shebang(b"#!   \n"), None);
+    }
+}

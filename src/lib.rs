@@ -1,0 +1,32 @@
+//! Build minimal, reproducible Linux root filesystems from a declarative spec.
+//!
+//! Data flows through the modules in this order: `spec` (what the user asks
+//! for) -> `resolve` (what the loader needs, using `elf`, `sysroot`, `ldso`,
+//! `ldcache`, `ldconf`) -> `plan` -> `install` -> `smoke` -> `report`.
+//! See ARCHITECTURE.md for the bird's-eye view.
+
+pub mod deps;
+pub mod elf;
+pub mod ldcache;
+pub mod ldconf;
+pub mod ldso;
+pub mod resolve;
+pub mod sysroot;
+
+/// The exit status for an error that reached the top: 2 for a usage or spec
+/// mistake, 1 for anything else.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|e| e.is::<UsageError>()) { 2 } else { 1 }
+}
+
+/// A mistake in how the tool was called or in a spec file: exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
