@@ -16,7 +16,25 @@ pub mod sysroot;
 /// The exit status for an error that reached the top: 2 for a usage or spec
 /// mistake, 1 for anything else.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.is::<UsageError>()) { 2 } else { 1 }
+    if err.chain().any(|e| e.is::<UsageError>() || e.is::<spec::SpecError>()) { 2 } else { 1 }
+}
+
+/// An error as shown to people: a spec mistake as a report pointing into
+/// the file, anything else as `error: ` and its chain of contexts, with a
+/// multi-line cause (a list of misses) on lines of its own.
+pub fn render_error(err: &anyhow::Error) -> String {
+    if let Some(spec_error) = err.chain().find_map(|e| e.downcast_ref::<spec::SpecError>()) {
+        return spec_error.render();
+    }
+    let mut out = String::from("error: ");
+    for (i, cause) in err.chain().enumerate() {
+        let text = cause.to_string();
+        if i > 0 {
+            out.push_str(if text.contains('\n') { ":\n" } else { ": " });
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// A mistake in how the tool was called or in a spec file: exit status 2.
@@ -30,3 +48,9 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+pub mod build;
+pub mod install;
+pub mod manifest;
+pub mod plan;
+pub mod spec;
+pub mod stamp;

@@ -80,6 +80,24 @@ pub enum Reason {
     Script { of: PathBuf },
     /// The program that `#!/usr/bin/env` in `of` runs.
     Env { of: PathBuf },
+    /// Asked for by name, as a library a program will `dlopen`.
+    Requested { name: String },
+}
+
+/// Which step of the search found a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Via {
+    /// Opened by the kernel: a program, a `#!` interpreter, `PT_INTERP`.
+    Kernel,
+    /// A `DT_NEEDED` name with a slash, opened as a path.
+    Path,
+    Rpath,
+    LibraryPath,
+    Runpath,
+    /// `/etc/ld.so.cache`, or `/etc/ld.so.conf` when there is no cache.
+    Cache,
+    /// The trusted default directories.
+    Default,
 }
 
 /// One file the kernel or the loader opens.
@@ -90,6 +108,7 @@ pub struct Opened {
     pub path: PathBuf,
     pub located: Located,
     pub reason: Reason,
+    pub via: Via,
 }
 
 /// A name that could not be found.
@@ -152,6 +171,8 @@ pub struct Closure {
     pub error: Option<String>,
     /// `nodes[0]` is the input.
     pub nodes: Vec<Node>,
+    /// Class and machine of the dynamically linked program, if it is one.
+    pub ident: Option<Ident>,
 }
 
 impl Closure {
@@ -248,6 +269,19 @@ impl Resolver {
         })
     }
 
+    /// Every directory (a root path) in which the resolver looked for a
+    /// file, whether or not it exists: a file appearing in one of them could
+    /// change the answer.
+    pub fn consulted_dirs(&self) -> Vec<PathBuf> {
+        let probes = self.probes.read().expect("probe cache poisoned");
+        let mut dirs: Vec<PathBuf> =
+            probes.keys().filter_map(|p| p.parent().map(Path::to_path_buf)).collect();
+        dirs.extend(DEFAULT_PATH.iter().map(PathBuf::from));
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
     pub fn stats(&self) -> Stats {
         Stats {
             probes: self.probes.read().expect("probe cache poisoned").len(),
@@ -291,6 +325,7 @@ impl Resolver {
             missing: Vec::new(),
             error: None,
             nodes: vec![Node { path: path.clone(), edges: Vec::new(), parent: None }],
+            ident: None,
         };
         match self.probe(&path).as_ref() {
             Err(e) => closure.error = Some(e.clone()),
@@ -309,6 +344,39 @@ impl Resolver {
                 }
             }
         }
+        closure
+    }
+
+    /// The closure of a library asked for by soname, searched as a
+    /// `DT_NEEDED` entry of a program without RPATH or RUNPATH of class and
+    /// machine `ident` would be (which is also how `dlopen(3)` searches from
+    /// such a program). The library itself is among `files`.
+    pub fn resolve_library(&self, name: &str, ident: Ident) -> Closure {
+        let mut closure = Closure {
+            input: name.to_string(),
+            path: PathBuf::new(),
+            located: None,
+            kind: InputKind::Dynamic,
+            files: Vec::new(),
+            missing: Vec::new(),
+            error: None,
+            nodes: vec![Node { path: PathBuf::from(name), edges: Vec::new(), parent: None }],
+            ident: Some(ident),
+        };
+        let requester =
+            Object { ident: Some(ident), needed: vec![name.to_string()], ..Object::default() };
+        let mut process =
+            Process { config: self.config(&ident), ident, maps: Vec::new(), closure: &mut closure };
+        process.maps.push(Map {
+            names: Vec::new(),
+            path: PathBuf::new(),
+            origin: None,
+            object: Arc::new(requester),
+            loader: None,
+            id: (0, 0),
+            node: 0,
+        });
+        self.run_queue(&mut process);
         closure
     }
 
@@ -400,7 +468,7 @@ impl Resolver {
             parent: Some(from),
         });
         closure.nodes[from].edges.push(Edge { label: label.to_string(), to: Some(node) });
-        push_opened(closure, path, located, reason);
+        push_opened(closure, path, located, reason, Via::Kernel);
         Some(node)
     }
 
@@ -414,6 +482,7 @@ impl Resolver {
         object: Arc<Object>,
     ) {
         let Some(ident) = object.ident else { return };
+        closure.ident.get_or_insert(ident);
         let config = self.config(&ident);
         let mut process = Process { config, ident, maps: Vec::new(), closure };
         // The main program's $ORIGIN is the directory of its real path, as the
@@ -432,12 +501,16 @@ impl Resolver {
         if let Some(interp) = &object.interp {
             self.map_interpreter(&mut process, interp);
         }
-        // Breadth-first over the objects as they are loaded.
+        self.run_queue(&mut process);
+    }
+
+    /// Loads the `DT_NEEDED` entries breadth-first, as objects are loaded.
+    fn run_queue(&self, process: &mut Process) {
         let mut next = 0;
         while next < process.maps.len() {
             let needed = process.maps[next].object.needed.clone();
             for name in &needed {
-                self.map_object(&mut process, next, name);
+                self.map_object(process, next, name);
             }
             next += 1;
         }
@@ -467,7 +540,13 @@ impl Resolver {
                 process.closure.nodes[main_node]
                     .edges
                     .push(Edge { label: "interpreter".into(), to: Some(node) });
-                push_opened(process.closure, &path, located.clone(), Reason::Interpreter { of });
+                push_opened(
+                    process.closure,
+                    &path,
+                    located.clone(),
+                    Reason::Interpreter { of },
+                    Via::Kernel,
+                );
                 let mut names = vec![interp.to_string()];
                 names.extend(object.soname.clone());
                 // The kernel mapped the interpreter; it is never queued for
@@ -523,7 +602,8 @@ impl Resolver {
             process.closure.nodes[from_node].edges.push(Edge { label: name, to: Some(to) });
             return;
         }
-        let mut search = Search { searched: Vec::new(), other_class: None, fatal: None };
+        let mut search =
+            Search { searched: Vec::new(), other_class: None, fatal: None, via: Via::Path };
         let found = if name.contains('/') {
             let path = PathBuf::from(&name);
             let path = if path.is_absolute() { path } else { Path::new("/").join(path) };
@@ -537,9 +617,14 @@ impl Resolver {
             process.closure.nodes[from_node].edges.push(Edge { label: name, to: None });
             return;
         };
-        let reason = Reason::Needed { by: process.maps[loader].path.clone(), name: name.clone() };
+        let by = process.maps[loader].path.clone();
+        let reason = if by.as_os_str().is_empty() {
+            Reason::Requested { name: name.clone() }
+        } else {
+            Reason::Needed { by, name: name.clone() }
+        };
         let id = (located.dev, located.ino);
-        push_opened(process.closure, &path, located, reason);
+        push_opened(process.closure, &path, located, reason, search.via);
         // The same file under another name is the same object
         // (`_dl_map_object_from_fd` compares device and inode).
         if let Some(i) = process.maps.iter().position(|m| m.id == id) {
@@ -580,6 +665,7 @@ impl Resolver {
         let loader_map = &maps[loader];
         let dirs_of = |list: &str, map: &Map| expand_path_list(list, map.origin.as_deref(), config);
         if loader_map.object.runpath.is_none() {
+            search.via = Via::Rpath;
             let mut visited_main = false;
             let mut at = Some(loader);
             while let Some(i) = at {
@@ -602,6 +688,7 @@ impl Resolver {
             }
         }
         if !self.options.library_path.is_empty() {
+            search.via = Via::LibraryPath;
             let dirs: Vec<PathBuf> = self
                 .options
                 .library_path
@@ -612,6 +699,7 @@ impl Resolver {
                 return Some(found);
             }
         }
+        search.via = Via::Runpath;
         if let Some(runpath) = &loader_map.object.runpath
             && let Some(found) =
                 search.try_dirs(self, ident, config, &dirs_of(runpath, loader_map), name)
@@ -619,6 +707,7 @@ impl Resolver {
             return Some(found);
         }
         let nodeflib = loader_map.object.nodeflib;
+        search.via = Via::Cache;
         match &self.cache {
             CacheSource::Cache(cache) => {
                 search.searched.push(PathBuf::from("ld.so.cache"));
@@ -656,6 +745,7 @@ impl Resolver {
             }
         }
         if !nodeflib {
+            search.via = Via::Default;
             return search.try_dirs(self, ident, config, &config.default_dirs, name);
         }
         None
@@ -741,6 +831,8 @@ impl Resolver {
 
 /// What one search has seen so far.
 struct Search {
+    /// The step being searched, which found the file when one is found.
+    via: Via,
     searched: Vec<PathBuf>,
     /// A candidate skipped for its ELF class, for the message.
     other_class: Option<String>,
@@ -840,9 +932,9 @@ impl Search {
     }
 }
 
-fn push_opened(closure: &mut Closure, path: &Path, located: Located, reason: Reason) {
+fn push_opened(closure: &mut Closure, path: &Path, located: Located, reason: Reason, via: Via) {
     if !closure.files.iter().any(|f| f.path == path) {
-        closure.files.push(Opened { path: path.to_path_buf(), located, reason });
+        closure.files.push(Opened { path: path.to_path_buf(), located, reason, via });
     }
 }
 

@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rootfs::UsageError;
+
+use crate::{out_root, project_root};
 
 #[derive(Parser, Debug)]
 #[command(name = "cargo xtask", about = "Project tasks: build and test minimal root filesystems")]
@@ -15,12 +18,13 @@ pub struct Xtask {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Build a rootfs from a spec; with no subcommand, build the default spec
-    /// and smoke-test it.
+    /// Build a rootfs from a spec. With no subcommand: build the default
+    /// spec, then smoke-test it.
     Rootfs(Rootfs),
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Rootfs {
     #[command(subcommand)]
     pub command: Option<RootfsCommand>,
@@ -28,8 +32,46 @@ pub struct Rootfs {
 
 #[derive(Subcommand, Debug)]
 pub enum RootfsCommand {
+    /// Build the rootfs a spec describes into target/rootfs/<name>/.
+    Build(Build),
     /// Print the files glibc's loader would open for each program, without running it.
     Deps(Deps),
+    /// Say why a path is in a built rootfs, from its manifest.
+    Why(Why),
+}
+
+/// Where a spec's rootfs is: shared by every command that works on a tree.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// The spec file [default: rootfs-spec/default.toml].
+    #[arg(value_name = "SPEC")]
+    pub spec: Option<PathBuf>,
+    /// The output folder [default: target/rootfs/<name>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Link {
+    /// Copy every file (reflinks where the filesystem supports them).
+    Copy,
+    /// Hard-link host files instead: fast, but a write in the tree writes the host file.
+    Hard,
+}
+
+#[derive(Args, Debug)]
+pub struct Build {
+    #[command(flatten)]
+    pub target: Target,
+    /// Take programs and libraries from this directory instead of `/`.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub sysroot: PathBuf,
+    /// How files get into the tree.
+    #[arg(long, value_enum, default_value_t = Link::Copy)]
+    pub link: Link,
+    /// Rebuild even when nothing changed.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -49,14 +91,73 @@ pub struct Deps {
     pub paths: Vec<String>,
 }
 
+#[derive(Args, Debug)]
+pub struct Why {
+    /// A path inside the rootfs, such as /usr/lib/x86_64-linux-gnu/libc.so.6.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// The spec whose rootfs to ask [default: rootfs-spec/default.toml].
+    #[arg(long, value_name = "SPEC")]
+    pub spec: Option<PathBuf>,
+    /// The output folder [default: target/rootfs/<name>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
 impl Xtask {
     pub fn run(self) -> Result<ExitCode> {
         match self.command {
             Command::Rootfs(rootfs) => match rootfs.command {
+                Some(RootfsCommand::Build(build)) => build.run(),
                 Some(RootfsCommand::Deps(deps)) => deps.run(),
-                None => anyhow::bail!("not yet: use `cargo xtask rootfs deps`"),
+                Some(RootfsCommand::Why(why)) => why.run(),
+                None => Build {
+                    target: Target { spec: None, out: None },
+                    sysroot: "/".into(),
+                    link: Link::Copy,
+                    force: false,
+                }
+                .run(),
             },
         }
+    }
+}
+
+/// The timestamp of every file: `SOURCE_DATE_EPOCH` when set.
+fn epoch() -> Result<i64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            UsageError(format!("SOURCE_DATE_EPOCH must be a number of seconds, got `{text}`"))
+                .into()
+        }),
+        Err(_) => Ok(rootfs::build::DEFAULT_EPOCH),
+    }
+}
+
+impl Target {
+    fn build_options(&self) -> Result<rootfs::build::Options> {
+        let spec =
+            self.spec.clone().unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
+        let mut options = rootfs::build::Options::new(spec, out_root());
+        options.out = self.out.clone();
+        options.epoch = epoch()?;
+        options.progress = true;
+        Ok(options)
+    }
+}
+
+impl Build {
+    fn run(self) -> Result<ExitCode> {
+        let mut options = self.target.build_options()?;
+        options.sysroot = self.sysroot;
+        options.force = self.force;
+        options.link = match self.link {
+            Link::Copy => rootfs::install::LinkMode::Copy,
+            Link::Hard => rootfs::install::LinkMode::Hard,
+        };
+        let built = rootfs::build::build(&options)?;
+        println!("{}", built.summary());
+        Ok(ExitCode::SUCCESS)
     }
 }
 
@@ -71,5 +172,31 @@ impl Deps {
         print!("{}", report.stdout);
         eprint!("{}", report.stderr);
         Ok(ExitCode::from(report.exit))
+    }
+}
+
+impl Why {
+    fn run(self) -> Result<ExitCode> {
+        let target = Target { spec: self.spec, out: self.out };
+        let options = target.build_options()?;
+        let spec = rootfs::spec::load(&options.spec)?;
+        let out = rootfs::build::out_dir(&options, &spec);
+        let manifest_path = rootfs::manifest::path_for(&out);
+        let manifest = rootfs::manifest::Manifest::read(&manifest_path).with_context(|| {
+            format!(
+                "no build of `{}` yet: run `cargo xtask rootfs build` first",
+                options.spec.display()
+            )
+        })?;
+        match manifest.why(&self.path) {
+            Some(text) => {
+                print!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                Err(UsageError(format!("`{}` is not in {}", self.path.display(), out.display()))
+                    .into())
+            }
+        }
     }
 }

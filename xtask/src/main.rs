@@ -2,6 +2,7 @@
 
 mod flags;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,9 +12,25 @@ fn main() -> ExitCode {
     match flags.run() {
         Ok(code) => code,
         Err(err) => {
-            // User mistakes and failures end here: one message, no backtrace.
-            eprintln!("error: {err:#}");
+            // User mistakes and failures end here: one report, no backtrace.
+            eprintln!("{}", rootfs::render_error(&err));
             ExitCode::from(rootfs::exit_code(&err))
         }
     }
+}
+
+/// The workspace root: where `rootfs-spec/` and `target/` live.
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// `target/rootfs`, or `$CARGO_TARGET_DIR/rootfs`.
+pub fn out_root() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"));
+    target.join("rootfs")
 }

@@ -1,0 +1,145 @@
+//! The manifest beside a built rootfs (`<out>.manifest.json`): every path, sorted, with its type, mode, size, digest, link target, origin and reasons.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Bumped when the format changes incompatibly.
+pub const FORMAT: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    /// The spec's name.
+    pub name: String,
+    /// The spec's commands, as the smoke tests run them.
+    pub commands: Vec<CommandEntry>,
+    /// Every path of the rootfs except `/`, sorted.
+    pub entries: Vec<ManifestEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandEntry {
+    /// The name the spec gives.
+    pub name: String,
+    /// Its path inside the rootfs.
+    pub path: PathBuf,
+    /// `dynamic`, `static` or `script`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub path: PathBuf,
+    /// `dir`, `file` or `symlink`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Octal permission bits, as `"0755"`.
+    pub mode: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub target: Option<PathBuf>,
+    /// The host path it was copied or mirrored from.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source: Option<PathBuf>,
+    /// Why it is there, sorted.
+    pub why: Vec<String>,
+}
+
+/// Where the manifest of the rootfs at `out` lives.
+pub fn path_for(out: &Path) -> PathBuf {
+    sibling(out, ".manifest.json")
+}
+
+/// `<out><suffix>`, beside `out`.
+pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
+    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(suffix);
+    out.with_file_name(name)
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("manifest serialises");
+        text.push('\n');
+        text
+    }
+
+    pub fn read(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read manifest `{}`", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("failed to parse manifest `{}`", path.display()))
+    }
+
+    pub fn entry(&self, path: &Path) -> Option<&ManifestEntry> {
+        self.entries.binary_search_by(|e| e.path.as_path().cmp(path)).ok().map(|i| &self.entries[i])
+    }
+}
+
+impl Manifest {
+    /// Answers "why is PATH in the rootfs": the entry's reasons and origin,
+    /// after every symlink crossed on the way (each with its own reasons).
+    pub fn why(&self, path: &Path) -> Option<String> {
+        let mut out = String::new();
+        let mut current = PathBuf::from("/");
+        let mut pending: Vec<PathBuf> =
+            path.components().rev().map(|c| PathBuf::from(c.as_os_str())).collect();
+        let mut hops = 0;
+        while let Some(step) = pending.pop() {
+            if step == Path::new("/") {
+                current = PathBuf::from("/");
+                continue;
+            }
+            if step == Path::new("..") {
+                current.pop();
+                continue;
+            }
+            if step == Path::new(".") {
+                continue;
+            }
+            let next = current.join(&step);
+            let entry = self.entry(&next)?;
+            if let Some(target) = &entry.target {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                out.push_str(&describe(entry));
+                if target.is_absolute() {
+                    current = PathBuf::from("/");
+                }
+                pending.extend(target.components().rev().map(|c| PathBuf::from(c.as_os_str())));
+                continue;
+            }
+            current = next;
+        }
+        if current != Path::new("/") {
+            out.push_str(&describe(self.entry(&current)?));
+        }
+        Some(out)
+    }
+}
+
+fn describe(entry: &ManifestEntry) -> String {
+    let mut text = format!("{} ({}", entry.path.display(), entry.kind);
+    if let Some(target) = &entry.target {
+        text.push_str(&format!(" -> {}", target.display()));
+    }
+    text.push_str(&format!(", mode {}", entry.mode));
+    if let Some(size) = entry.size {
+        text.push_str(&format!(", {size} bytes"));
+    }
+    text.push_str(")\n");
+    if let Some(source) = &entry.source {
+        text.push_str(&format!("    from {}\n", source.display()));
+    }
+    for why in &entry.why {
+        text.push_str(&format!("    {why}\n"));
+    }
+    text
+}
