@@ -54,6 +54,7 @@ impl Options {
 /// What a build did.
 #[derive(Debug)]
 pub struct Built {
+    pub spec: Spec,
     pub out: PathBuf,
     pub manifest_path: PathBuf,
     pub manifest: Manifest,
@@ -124,6 +125,7 @@ pub fn build(options: &Options) -> Result<Built> {
     {
         let (files, bytes) = totals(&manifest);
         return Ok(Built {
+            spec,
             out,
             manifest_path,
             manifest,
@@ -175,6 +177,7 @@ pub fn build(options: &Options) -> Result<Built> {
 
     let (files, bytes) = totals(&installed.manifest);
     Ok(Built {
+        spec,
         out,
         manifest_path,
         manifest: installed.manifest,

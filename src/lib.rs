@@ -54,3 +54,4 @@ pub mod manifest;
 pub mod plan;
 pub mod spec;
 pub mod stamp;
+pub mod smoke;

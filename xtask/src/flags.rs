@@ -38,6 +38,39 @@ pub enum RootfsCommand {
     Deps(Deps),
     /// Say why a path is in a built rootfs, from its manifest.
     Why(Why),
+    /// Run every command of the rootfs inside it, isolated, and the spec's checks.
+    Smoke(Smoke),
+    /// Open an interactive shell inside the rootfs, isolated.
+    Shell(Shell),
+    /// Run one command inside the rootfs, isolated, and pass its exit status back.
+    Run(Run),
+}
+
+#[derive(Args, Debug)]
+pub struct Smoke {
+    #[command(flatten)]
+    pub target: Target,
+    /// Also write the results as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Checks run at once [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct Shell {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Args, Debug)]
+pub struct Run {
+    #[command(flatten)]
+    pub target: Target,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 /// Where a spec's rootfs is: shared by every command that works on a tree.
@@ -111,13 +144,10 @@ impl Xtask {
                 Some(RootfsCommand::Build(build)) => build.run(),
                 Some(RootfsCommand::Deps(deps)) => deps.run(),
                 Some(RootfsCommand::Why(why)) => why.run(),
-                None => Build {
-                    target: Target { spec: None, out: None },
-                    sysroot: "/".into(),
-                    link: Link::Copy,
-                    force: false,
-                }
-                .run(),
+                Some(RootfsCommand::Smoke(smoke)) => smoke.run(),
+                Some(RootfsCommand::Shell(shell)) => shell.run(),
+                Some(RootfsCommand::Run(run)) => run.run(),
+                None => Smoke { target: Target { spec: None, out: None }, junit: None, jobs: None }.run(),
             },
         }
     }
@@ -158,6 +188,48 @@ impl Build {
         let built = rootfs::build::build(&options)?;
         println!("{}", built.summary());
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl Target {
+    /// Builds the tree first when it is missing or stale (a no-op otherwise).
+    fn ensure_built(&self) -> Result<rootfs::build::Built> {
+        let built = rootfs::build::build(&self.build_options()?)?;
+        eprintln!("{}", built.summary());
+        Ok(built)
+    }
+}
+
+impl Smoke {
+    fn run(self) -> Result<ExitCode> {
+        let built = self.target.ensure_built()?;
+        let checks = rootfs::smoke::checks(&built.spec, &built.manifest);
+        let jobs = self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let options = rootfs::smoke::Options { jobs, hostname: built.spec.name.clone() };
+        let report = rootfs::smoke::run(&built.out, &checks, &options)?;
+        print!("{}", report.table());
+        if let Some(path) = &self.junit {
+            let xml = report.junit(&format!("rootfs.{}", built.spec.name));
+            std::fs::write(path, xml).with_context(|| format!("failed to write `{}`", path.display()))?;
+        }
+        Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+}
+
+impl Shell {
+    fn run(self) -> Result<ExitCode> {
+        let built = self.target.ensure_built()?;
+        let shell = rootfs::smoke::shell_of(&built.manifest);
+        let code = rootfs::smoke::run_interactive(&built.out, &built.spec.name, &[shell])?;
+        Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    }
+}
+
+impl Run {
+    fn run(self) -> Result<ExitCode> {
+        let built = self.target.ensure_built()?;
+        let code = rootfs::smoke::run_interactive(&built.out, &built.spec.name, &self.command)?;
+        Ok(ExitCode::from(code.clamp(0, 255) as u8))
     }
 }
 
