@@ -80,7 +80,10 @@ pub fn install(plan: &Plan, out: &Path, options: &InstallOptions) -> Result<Inst
             return Err(e);
         }
     };
-    swap_in(&staging, out)?;
+    if let Err(e) = swap_in(&staging, out) {
+        let _ = remove_tree(&staging);
+        return Err(e);
+    }
     // `staging` now holds the previous tree, if there was one.
     if std::fs::symlink_metadata(&staging).is_ok() {
         remove_tree(&staging).with_context(|| {

@@ -52,6 +52,6 @@ pub mod build;
 pub mod install;
 pub mod manifest;
 pub mod plan;
+pub mod smoke;
 pub mod spec;
 pub mod stamp;
-pub mod smoke;

@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use crate::elf::Ident;
 use crate::ldcache::{self, LdCache};
 use crate::resolve::{Closure, InputKind, Missing, Reason, Resolver, Via};
-use crate::spec::{FileSource, Item, Spec, SpecError};
+use crate::spec::{FileSource, Location, Spec, SpecError};
 use crate::sysroot::Located;
 
 /// The directories of the classic FHS skeleton, with the modes a real system
@@ -163,47 +163,21 @@ impl Plan {
 /// What a build could not find: every miss, reported together.
 #[derive(Debug, Default)]
 pub struct Unresolved {
-    /// Commands not found, with the directories searched.
-    pub commands: Vec<(Item<String>, Vec<PathBuf>)>,
-    /// Libraries not found, with the command they were for.
-    pub libraries: Vec<(String, Missing)>,
-    /// Inputs that are not programs, or other problems with one command.
-    pub errors: Vec<(String, String)>,
+    /// One description per miss, in the spec's order; continuation lines
+    /// are indented.
+    pub misses: Vec<String>,
 }
 
 impl fmt::Display for Unresolved {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.commands.len() + self.libraries.len() + self.errors.len();
-        writeln!(f, "{n} thing(s) the rootfs needs could not be found:")?;
-        for (command, searched) in &self.commands {
-            let dirs: Vec<String> = searched.iter().map(|p| p.display().to_string()).collect();
-            writeln!(
-                f,
-                "  command `{}` ({}): not found on PATH {}",
-                command.value,
-                command.at,
-                dirs.join(":")
-            )?;
-        }
-        for (command, miss) in &self.libraries {
-            let chain: Vec<String> = miss.chain.iter().map(|p| p.display().to_string()).collect();
-            writeln!(
-                f,
-                "  {} for `{command}`: not found, needed by {}",
-                miss.name,
-                chain.join(" -> ")
-            )?;
-            if !miss.searched.is_empty() {
-                let dirs: Vec<String> =
-                    miss.searched.iter().map(|p| p.display().to_string()).collect();
-                writeln!(f, "      searched {}", dirs.join(", "))?;
-            }
-            if let Some(note) = &miss.note {
-                writeln!(f, "      {note}")?;
-            }
-        }
-        for (what, error) in &self.errors {
-            writeln!(f, "  `{what}`: {error}")?;
+        let n = self.misses.len();
+        writeln!(
+            f,
+            "{n} {} the rootfs needs could not be found:",
+            if n == 1 { "thing" } else { "things" }
+        )?;
+        for miss in &self.misses {
+            writeln!(f, "  {}", miss.replace('\n', "\n    "))?;
         }
         write!(
             f,
@@ -216,7 +190,29 @@ impl std::error::Error for Unresolved {}
 
 impl Unresolved {
     fn is_empty(&self) -> bool {
-        self.commands.is_empty() && self.libraries.is_empty() && self.errors.is_empty()
+        self.misses.is_empty()
+    }
+
+    fn library(&mut self, miss: &Missing, what: &str) {
+        let chain: Vec<String> = miss
+            .chain
+            .iter()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut text = if chain.is_empty() {
+            format!("{what}: not found")
+        } else {
+            format!("{} for {what}: not found, needed by {}", miss.name, chain.join(" -> "))
+        };
+        if !miss.searched.is_empty() {
+            let dirs: Vec<String> = miss.searched.iter().map(|p| p.display().to_string()).collect();
+            text.push_str(&format!("\nsearched {}", dirs.join(", ")));
+        }
+        if let Some(note) = &miss.note {
+            text.push_str(&format!("\n{note}"));
+        }
+        self.misses.push(text);
     }
 }
 
@@ -248,10 +244,23 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
                 resolver.find_on_path(&c.value)
             };
             match path {
-                Some(p) => Some((i, p)),
+                Some(p) if resolver.sysroot().locate(&p).is_ok() => Some((i, p)),
+                Some(p) => {
+                    let root = resolver.sysroot().root().display();
+                    unresolved.misses.push(format!(
+                        "command `{}` ({}): no such file `{}` in `{root}`",
+                        c.value,
+                        c.at,
+                        p.display()
+                    ));
+                    None
+                }
                 None => {
-                    let searched = crate::resolve::DEFAULT_PATH.iter().map(PathBuf::from).collect();
-                    unresolved.commands.push((c.clone(), searched));
+                    let path = crate::resolve::DEFAULT_PATH.join(":");
+                    unresolved.misses.push(format!(
+                        "command `{}` ({}): not found on PATH {path}",
+                        c.value, c.at
+                    ));
                     None
                 }
             }
@@ -263,7 +272,7 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
     for ((i, path), closure) in found.iter().zip(&closures) {
         let name = &spec.commands[*i].value;
         if let Some(error) = &closure.error {
-            unresolved.errors.push((name.clone(), error.clone()));
+            unresolved.misses.push(format!("command `{name}` ({}): {error}", spec.commands[*i].at));
             continue;
         }
         ident = ident.or(closure.ident);
@@ -272,7 +281,9 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
             add_located(&mut plan, resolver, path, located, &why, spec.keep_setuid)?;
         }
         add_closure(&mut plan, resolver, closure, spec.keep_setuid)?;
-        unresolved.libraries.extend(closure.missing.iter().map(|m| (name.clone(), m.clone())));
+        for miss in &closure.missing {
+            unresolved.library(miss, &format!("command `{name}`"));
+        }
         plan.commands.push(Command {
             name: name.clone(),
             path: path.clone(),
@@ -282,6 +293,7 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
 
     // Libraries the programs dlopen.
     let ident = ident.unwrap_or(Ident { class: 2, data: 1, machine: 62 });
+    let mut library_closures = Vec::new();
     for library in &spec.libraries {
         let why = Why::Spec { key: "libraries", at: short_location(&library.at) };
         let closure = if library.value.starts_with('/') {
@@ -300,8 +312,9 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
         } else {
             resolver.resolve_library(&library.value, ident)
         };
+        let what = format!("library `{}` ({})", library.value, library.at);
         if let Some(error) = &closure.error {
-            unresolved.errors.push((library.value.clone(), error.clone()));
+            unresolved.misses.push(format!("{what}: {error}"));
             continue;
         }
         for opened in closure.files.iter().filter(|o| matches!(o.reason, Reason::Requested { .. }))
@@ -316,22 +329,23 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
             )?;
         }
         add_closure(&mut plan, resolver, &closure, spec.keep_setuid)?;
-        unresolved
-            .libraries
-            .extend(closure.missing.iter().map(|m| (library.value.clone(), m.clone())));
+        for miss in &closure.missing {
+            unresolved.library(miss, &what);
+        }
+        library_closures.push(closure);
     }
 
     if !unresolved.is_empty() {
         return Err(unresolved.into());
     }
 
-    add_spec_entries(&mut plan, spec, sysroot)?;
+    add_spec_entries(&mut plan, spec)?;
     accounts::add(&mut plan, spec)?;
 
     // A loader cache, so the libraries found through the host's cache are
     // found the same way inside the rootfs, wherever they live.
     let mut cache = BTreeMap::new();
-    for closure in &closures {
+    for closure in closures.iter().chain(&library_closures) {
         collect_cache_entries(closure, &mut cache);
     }
     if !cache.is_empty() {
@@ -450,14 +464,22 @@ fn add_skeleton(plan: &mut Plan, resolver: &Resolver, path: &Path, mode: u32) ->
     }
 }
 
-/// The spec's own directories, files and symlinks, resolved through the
+/// The spec's own symlinks, directories and files, resolved through the
 /// plan's symlinks.
-fn add_spec_entries(plan: &mut Plan, spec: &Spec, sysroot: &crate::sysroot::Sysroot) -> Result<()> {
-    let _ = sysroot;
+fn add_spec_entries(plan: &mut Plan, spec: &Spec) -> Result<()> {
+    // Symlinks first, so that directories and files can be placed through
+    // them, as they would be written through them on a running system.
+    for link in &spec.symlinks {
+        let at = &link.at;
+        let real = place(plan, &link.value.path, false, at, "a symlink")?;
+        let why = Why::Spec { key: "symlinks", at: short_location(at) };
+        let kind = EntryKind::Symlink { target: link.value.target.clone(), host: None };
+        insert(plan, &real, kind, why).map_err(|e| conflict(at, &link.value.path, &real, e))?;
+    }
     for dir in &spec.dirs {
-        let why = Why::Spec { key: "dirs", at: short_location(&dir.at) };
-        let real =
-            resolve_in_plan(plan, &dir.value.path, true).map_err(|e| SpecError::at(&dir.at, e))?;
+        let at = &dir.at;
+        let real = place(plan, &dir.value.path, true, at, "a directory")?;
+        let why = Why::Spec { key: "dirs", at: short_location(at) };
         match plan.entries.get_mut(&real) {
             Some(Entry { kind: EntryKind::Dir { mode }, why: whys }) => {
                 if let Some(m) = dir.value.mode {
@@ -465,68 +487,107 @@ fn add_spec_entries(plan: &mut Plan, spec: &Spec, sysroot: &crate::sysroot::Sysr
                 }
                 whys.insert(why);
             }
-            Some(other) => {
-                return Err(SpecError::at(
-                    &dir.at,
-                    format!(
-                        "`{}` is already {} in the rootfs",
-                        real.display(),
-                        describe(&other.kind)
-                    ),
-                )
-                .help("choose another path")
-                .into());
-            }
-            None => {
-                let mode = dir.value.mode.unwrap_or(0o755);
-                insert(plan, &real, EntryKind::Dir { mode }, why)
-                    .map_err(|e| SpecError::at(&dir.at, e))?;
+            _ => {
+                let kind = EntryKind::Dir { mode: dir.value.mode.unwrap_or(0o755) };
+                insert(plan, &real, kind, why)
+                    .map_err(|e| conflict(at, &dir.value.path, &real, e))?;
             }
         }
     }
     for file in &spec.files {
-        let why = Why::Spec { key: "files", at: short_location(&file.at) };
-        let real = resolve_in_plan(plan, &file.value.dest, false)
-            .map_err(|e| SpecError::at(&file.at, e))?;
+        let at = &file.at;
+        let real = place(plan, &file.value.dest, false, at, "a file")?;
+        let why = Why::Spec { key: "files", at: short_location(at) };
         let kind = match &file.value.source {
             FileSource::Host(host) => {
+                let src_at = file.value.src_at.as_ref().unwrap_or(at);
                 let meta = std::fs::metadata(host).map_err(|e| {
-                    SpecError::at(&file.at, format!("cannot read `{}`: {e}", host.display()))
+                    SpecError::at(src_at, format!("cannot read `{}`: {e}", host.display()))
                         .help("`src` is a host path, absolute or relative to the spec file")
                 })?;
                 if !meta.is_file() {
-                    return Err(SpecError::at(
-                        &file.at,
-                        format!("`{}` is not a regular file", host.display()),
-                    )
-                    .into());
+                    return Err(SpecError::at(src_at, format!("`{}` is not a regular file", host.display()))
+                        .help("`src` must name one file; list each file of a directory as its own [[files]] entry")
+                        .into());
                 }
                 plan.inputs.insert(host.clone());
-                let mode = file.value.mode.unwrap_or(meta.mode() & 0o777);
-                EntryKind::File { host: host.clone(), mode, size: meta.size() }
+                let host_mode = meta.mode() & 0o7777;
+                let kept = if spec.keep_setuid { host_mode } else { host_mode & !0o6000 };
+                EntryKind::File {
+                    host: host.clone(),
+                    mode: file.value.mode.unwrap_or(kept),
+                    size: meta.size(),
+                }
             }
             FileSource::Content(text) => EntryKind::Data {
                 bytes: text.as_bytes().to_vec(),
                 mode: file.value.mode.unwrap_or(0o644),
             },
         };
-        insert(plan, &real, kind, why).map_err(|e| SpecError::at(&file.at, e))?;
-    }
-    for link in &spec.symlinks {
-        let why = Why::Spec { key: "symlinks", at: short_location(&link.at) };
-        let real = resolve_in_plan(plan, &link.value.path, false)
-            .map_err(|e| SpecError::at(&link.at, e))?;
-        let kind = EntryKind::Symlink { target: link.value.target.clone(), host: None };
-        insert(plan, &real, kind, why).map_err(|e| SpecError::at(&link.at, e))?;
+        insert(plan, &real, kind, why).map_err(|e| conflict(at, &file.value.dest, &real, e))?;
     }
     Ok(())
+}
+
+/// Where a spec path lands in the rootfs, refusing the paths the build
+/// writes itself.
+fn place(
+    plan: &Plan,
+    path: &Path,
+    follow_last: bool,
+    at: &Location,
+    what: &str,
+) -> Result<PathBuf> {
+    let real = resolve_in_plan(plan, path, follow_last).map_err(|e| {
+        SpecError::at(at, e).help(
+            "every parent of the path must be a directory (or a symlink to one) in the rootfs",
+        )
+    })?;
+    if real == Path::new("/etc/ld.so.cache") {
+        return Err(SpecError::at(at, "`/etc/ld.so.cache` is written by the build")
+            .help("remove this entry: the build writes a loader cache for exactly the libraries it copies")
+            .into());
+    }
+    let accounts = real == Path::new("/etc/passwd") || real == Path::new("/etc/group");
+    if accounts && what != "a file" {
+        return Err(SpecError::at(at, format!("`{}` is written by the build from [[users]] and [[groups]]; {what} cannot be there", real.display()))
+            .help(format!("provide `{}` as a [[files]] entry instead, or remove this entry", real.display()))
+            .into());
+    }
+    Ok(real)
+}
+
+/// A conflict with what is already planned, said from the spec's side.
+fn conflict(at: &Location, path: &Path, real: &Path, message: String) -> anyhow::Error {
+    let message = if path == real {
+        message
+    } else {
+        format!("`{}` is `{}` in the rootfs: {message}", path.display(), real.display())
+    };
+    SpecError::at(at, message).help("choose another path, or remove one of the two entries").into()
+}
+
+/// What an entry is and why it is there, for conflict messages: "a copy
+/// of `/usr/bin/cat` (mode 0755; command `cat`)".
+fn describe_entry(entry: &Entry) -> String {
+    let why = entry.why.iter().find(|w| **w != Why::Parent).map(|w| w.to_string());
+    let text = describe(&entry.kind);
+    match (why, text.strip_suffix(')')) {
+        (Some(why), Some(open)) => format!("{open}; {why})"),
+        (Some(why), None) => format!("{text} ({why})"),
+        (None, _) => text,
+    }
 }
 
 fn describe(kind: &EntryKind) -> String {
     match kind {
         EntryKind::Dir { .. } => "a directory".to_string(),
-        EntryKind::File { host, .. } => format!("a copy of `{}`", host.display()),
-        EntryKind::Data { .. } => "a file written by the build".to_string(),
+        EntryKind::File { host, mode, .. } => {
+            format!("a copy of `{}` (mode {mode:04o})", host.display())
+        }
+        EntryKind::Data { bytes, .. } => {
+            format!("a file written by the build ({} bytes)", bytes.len())
+        }
         EntryKind::Symlink { target, .. } => format!("a symlink to `{}`", target.display()),
     }
 }
@@ -605,7 +666,7 @@ pub(crate) fn insert(
                     "`{}` needs `{}` to be a directory, but it is {}",
                     path.display(),
                     ancestor.display(),
-                    describe(&other.kind)
+                    describe_entry(other)
                 ));
             }
             None => {
@@ -634,7 +695,10 @@ pub(crate) fn insert(
                     }
                     true
                 }
-                (EntryKind::File { host: a, .. }, EntryKind::File { host: b, .. }) => a == b,
+                (
+                    EntryKind::File { host: a, mode: ma, .. },
+                    EntryKind::File { host: b, mode: mb, .. },
+                ) => a == b && ma == mb,
                 (EntryKind::Symlink { target: a, .. }, EntryKind::Symlink { target: b, .. }) => {
                     a == b
                 }
@@ -642,9 +706,9 @@ pub(crate) fn insert(
             };
             if !same {
                 return Err(format!(
-                    "`{}` would be both {} and {}",
+                    "`{}` is already {}, so it cannot also be {}",
                     path.display(),
-                    describe(&existing.kind),
+                    describe_entry(existing),
                     describe(&kind)
                 ));
             }

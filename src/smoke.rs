@@ -78,15 +78,25 @@ pub fn checks(spec: &Spec, manifest: &Manifest) -> Vec<Check> {
     let timeout = Duration::from_secs_f64(spec.smoke.timeout);
     let mut checks = Vec::new();
     for command in &manifest.commands {
-        if spec.smoke.skip.iter().any(|s| *s == command.name) {
+        if spec.smoke.skip.iter().any(|s| s.value == command.name) {
             continue;
         }
         let path = command.path.display().to_string();
         let (argv, fallback) = match spec.smoke.args.get(&command.name) {
-            Some(args) => (std::iter::once(path).chain(args.iter().cloned()).collect(), None),
-            None => (vec![path.clone(), "--version".to_string()], Some(vec![path, "--help".to_string()])),
+            Some(args) => (std::iter::once(path).chain(args.value.iter().cloned()).collect(), None),
+            None => (
+                vec![path.clone(), "--version".to_string()],
+                Some(vec![path, "--help".to_string()]),
+            ),
         };
-        checks.push(Check { name: command.name.clone(), argv, fallback, exit: 0, contains: None, timeout });
+        checks.push(Check {
+            name: command.name.clone(),
+            argv,
+            fallback,
+            exit: 0,
+            contains: None,
+            timeout,
+        });
     }
     for (i, item) in spec.smoke.checks.iter().enumerate() {
         let check = &item.value;
@@ -115,7 +125,8 @@ pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
         .build()
         .context("starting the smoke-test threads")?;
     let started = Instant::now();
-    let results = pool.install(|| checks.par_iter().map(|check| run_check(&enter, check)).collect::<Vec<_>>());
+    let results = pool
+        .install(|| checks.par_iter().map(|check| run_check(&enter, check)).collect::<Vec<_>>());
     Ok(Report { results, elapsed: started.elapsed() })
 }
 
@@ -223,14 +234,18 @@ pub fn run_interactive(root: &Path, hostname: &str, argv: &[String]) -> Result<i
     let term = std::env::var("TERM").ok();
     let (expression, log) = enter.command(argv, &environment(term.as_deref()))?;
     // SAFETY: setting a signal disposition; restored below.
-    let previous = unsafe { (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN)) };
+    let previous = unsafe {
+        (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN))
+    };
     let result = expression.unchecked().run();
     // SAFETY: as above.
     unsafe {
         libc::signal(libc::SIGINT, previous.0);
         libc::signal(libc::SIGQUIT, previous.1);
     }
-    let output = result.map_err(|e| anyhow::anyhow!("cannot run `{}` inside the rootfs: {e} (while {})", argv[0], log.step()))?;
+    let output = result.map_err(|e| {
+        anyhow::anyhow!("cannot run `{}` inside the rootfs: {e} (while {})", argv[0], log.step())
+    })?;
     use std::os::unix::process::ExitStatusExt;
     Ok(output.status.code().or_else(|| output.status.signal().map(|s| 128 + s)).unwrap_or(1))
 }
@@ -243,7 +258,13 @@ pub fn shell_of(manifest: &Manifest) -> String {
         .commands
         .iter()
         .find(|c| c.path.file_name().and_then(|n| n.to_str()).is_some_and(|n| SHELLS.contains(&n)))
-        .map(|c| if c.path.ends_with("busybox") { "/bin/sh".to_string() } else { c.path.display().to_string() })
+        .map(|c| {
+            if c.path.ends_with("busybox") {
+                "/bin/sh".to_string()
+            } else {
+                c.path.display().to_string()
+            }
+        })
         .unwrap_or_else(|| "/bin/sh".to_string())
 }
 
@@ -251,7 +272,9 @@ pub fn shell_of(manifest: &Manifest) -> String {
 pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+            if !a.is_empty()
+                && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))

@@ -41,12 +41,14 @@ pub enum FileSource {
     Content(String),
 }
 
-/// An extra file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An extra file. Its item's location is the `dest` value (or the table
+/// when `dest` is implied); `src_at` points at `src`.
+#[derive(Clone, Debug)]
 pub struct File {
     pub source: FileSource,
     pub dest: PathBuf,
     pub mode: Option<u32>,
+    pub src_at: Option<Location>,
 }
 
 /// An extra symlink: `path` will read `target`, as written.
@@ -90,9 +92,9 @@ pub struct Smoke {
     /// Seconds; the default for every check.
     pub timeout: f64,
     /// Arguments per command name.
-    pub args: BTreeMap<String, Vec<String>>,
+    pub args: BTreeMap<String, Item<Vec<String>>>,
     /// Commands not run on their own (still available to checks).
-    pub skip: Vec<String>,
+    pub skip: Vec<Item<String>>,
     pub checks: Vec<Item<Check>>,
 }
 
@@ -146,11 +148,31 @@ struct RawSpec {
     smoke: Option<RawSmoke>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged, expecting = "a path string, or a table with `path` and optional `mode`")]
 enum RawDir {
     Path(String),
     Table(RawDirTable),
+}
+
+/// A directory is a string or a table; a hand-written visitor keeps the
+/// table's own errors (an unknown key) that `#[serde(untagged)]` would drop.
+impl<'de> Deserialize<'de> for RawDir {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawDir;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a path string, or a table with `path` and optional `mode`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawDir, E> {
+                Ok(RawDir::Path(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawDir, A::Error> {
+                RawDirTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawDir::Table)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -193,7 +215,7 @@ struct RawGroup {
     name: Spanned<String>,
     gid: u32,
     #[serde(default)]
-    members: Vec<String>,
+    members: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -201,9 +223,9 @@ struct RawGroup {
 struct RawSmoke {
     timeout: Option<Spanned<f64>>,
     #[serde(default)]
-    args: BTreeMap<String, Vec<String>>,
+    args: BTreeMap<String, Spanned<Vec<String>>>,
     #[serde(default)]
-    skip: Vec<String>,
+    skip: Vec<Spanned<String>>,
     #[serde(default)]
     checks: Vec<Spanned<RawCheck>>,
 }
@@ -240,35 +262,34 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
         },
     };
     let mut stack = Vec::new();
-    let name = load_into(&mut spec, path, &mut stack)?;
+    let mut merged = Vec::new();
+    let name = load_into(&mut spec, path, &mut stack, &mut merged)?;
     let Some(name) = name else {
         let source = spec.sources.first().expect("the top spec was read");
-        return Err(SpecError::at(
-            &Location { source: source.clone(), span: 0..0 },
-            "missing key `name`",
-        )
-        .label("the top-level spec needs a name")
-        .help("add `name = \"...\"`: the rootfs is built in target/rootfs/<name>/"));
+        return Err(SpecError::in_file(&source.path, "missing key `name`").help(
+            "add `name = \"...\"` at the top: the rootfs is built in target/rootfs/<name>/",
+        ));
     };
     spec.name = name;
     check_unique(&spec)?;
+    check_smoke_names(&spec)?;
     Ok(spec)
 }
 
 /// Merges the file at `path` (after its includes) into `spec`; returns its
-/// `name`.
+/// `name`. `stack` holds the files being read (canonical, and as the user
+/// wrote them), to find include loops; `merged` every file already merged,
+/// so that a file included twice (a diamond) counts once.
 fn load_into(
     spec: &mut Spec,
     path: &Path,
-    stack: &mut Vec<PathBuf>,
+    stack: &mut Vec<(PathBuf, PathBuf)>,
+    merged: &mut Vec<PathBuf>,
 ) -> Result<Option<String>, SpecError> {
     let canonical = std::fs::canonicalize(path)
         .map_err(|e| SpecError::in_file(path, format!("cannot read spec: {e}")))?;
-    if stack.contains(&canonical) {
-        return Err(SpecError::in_file(path, "includes itself").help(format!(
-            "remove the include loop: {}",
-            stack.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" -> ")
-        )));
+    if merged.contains(&canonical) {
+        return Ok(None);
     }
     if stack.len() >= MAX_INCLUDE_DEPTH {
         return Err(SpecError::in_file(
@@ -281,17 +302,25 @@ fn load_into(
     let source = Arc::new(Source { path: path.to_path_buf(), text });
     spec.sources.push(source.clone());
     let at = |span: std::ops::Range<usize>| Location { source: source.clone(), span };
-    let raw: RawSpec = toml::from_str(&source.text).map_err(|e| {
-        let message = e.message().trim_end_matches('\n').to_string();
-        let location = at(e.span().unwrap_or(0..0));
-        SpecError::at(&location, message)
-            .help("see rootfs-spec/README.md for every key and its type")
-    })?;
+    let raw: RawSpec =
+        toml::from_str(&source.text).map_err(|e| toml_error(&e, at(e.span().unwrap_or(0..0))))?;
     let dir = path.parent().unwrap_or(Path::new("."));
 
-    stack.push(canonical);
+    stack.push((canonical, path.to_path_buf()));
     for include in &raw.include {
         let included = dir.join(include.get_ref());
+        if let Ok(target) = std::fs::canonicalize(&included)
+            && let Some(start) = stack.iter().position(|(c, _)| *c == target)
+        {
+            let mut cycle: Vec<String> =
+                stack[start..].iter().map(|(_, p)| p.display().to_string()).collect();
+            cycle.push(included.display().to_string());
+            return Err(SpecError::at(
+                &at(include.span()),
+                format!("include loop: `{}` is already being read", included.display()),
+            )
+            .help(format!("the includes go {}; remove one of them", cycle.join(" -> "))));
+        }
         if !included.is_file() {
             return Err(SpecError::at(
                 &at(include.span()),
@@ -299,15 +328,17 @@ fn load_into(
             )
             .help("include paths are relative to the including spec's directory"));
         }
-        load_into(spec, &included, stack)?;
+        load_into(spec, &included, stack, merged)?;
     }
-    stack.pop();
+    let (canonical, _) = stack.pop().expect("pushed above");
+    merged.push(canonical);
 
     for command in raw.commands {
         let location = at(command.span());
         let value = command.into_inner();
         if value.is_empty() {
-            return Err(SpecError::at(&location, "empty command name"));
+            return Err(SpecError::at(&location, "empty command name")
+                .help("give a name to look up on PATH, such as \"bash\", or an absolute path"));
         }
         if value.contains('/') {
             root_path(&value, &location, "a command path")?;
@@ -320,7 +351,8 @@ fn load_into(
         let location = at(library.span());
         let value = library.into_inner();
         if value.is_empty() {
-            return Err(SpecError::at(&location, "empty library name"));
+            return Err(SpecError::at(&location, "empty library name")
+                .help("give a soname, such as \"libnss_files.so.2\", or an absolute path"));
         }
         if value.contains('/') {
             root_path(&value, &location, "a library path")?;
@@ -343,6 +375,7 @@ fn load_into(
         let location = at(f.span());
         let f = f.into_inner();
         let mode = f.mode.as_ref().map(|m| parse_mode(m.get_ref(), &at(m.span()))).transpose()?;
+        let src_at = f.src.as_ref().map(|src| at(src.span()));
         let (source, default_dest) = match (f.src, f.content) {
             (Some(src), None) => {
                 let raw_src = PathBuf::from(src.get_ref());
@@ -360,19 +393,24 @@ fn load_into(
                     .help("`src` is a host path (absolute, or relative to this spec); `content` is inline text"));
             }
         };
-        let dest = match (f.dest, default_dest) {
-            (Some(dest), _) => root_path(dest.get_ref(), &at(dest.span()), "a destination")?,
-            (None, Some(dest)) => root_path(&dest.to_string_lossy(), &location, "a destination")?,
+        let (dest, location) = match (f.dest, default_dest) {
+            (Some(dest), _) => {
+                let dest_at = at(dest.span());
+                (root_path(dest.get_ref(), &dest_at, "a destination")?, dest_at)
+            }
+            (None, Some(dest)) => {
+                (root_path(&dest.to_string_lossy(), &location, "a destination")?, location)
+            }
             (None, None) => {
                 return Err(SpecError::at(&location, "missing key `dest`")
                     .help("`dest` may be left out only when `src` is an absolute path"));
             }
         };
-        spec.files.push(Item { value: File { source, dest, mode }, at: location });
+        spec.files.push(Item { value: File { source, dest, mode, src_at }, at: location });
     }
     for s in raw.symlinks {
-        let location = at(s.span());
         let s = s.into_inner();
+        let location = at(s.path.span());
         let path = root_path(s.path.get_ref(), &at(s.path.span()), "a symlink path")?;
         if s.target.get_ref().is_empty() {
             return Err(SpecError::at(&at(s.target.span()), "empty symlink target"));
@@ -399,6 +437,15 @@ fn load_into(
         if gecos.contains([':', '\n']) {
             return Err(SpecError::at(&location, "`gecos` cannot contain `:` or a newline"));
         }
+        for (key, value) in [("home", &home), ("shell", &shell)] {
+            if value.to_string_lossy().contains([':', '\n']) {
+                return Err(SpecError::at(
+                    &location,
+                    format!("`{key}` cannot contain `:` or a newline"),
+                )
+                .help("/etc/passwd separates its fields with `:`"));
+            }
+        }
         spec.users.push(Item {
             value: User { name, uid: u.uid, gid: u.gid, home, shell, gecos },
             at: location,
@@ -408,13 +455,15 @@ fn load_into(
         let location = at(g.span());
         let g = g.into_inner();
         let name = account_name(&g.name, &at(g.name.span()))?;
+        let mut members = Vec::new();
         for member in &g.members {
-            if !valid_account_name(member) {
-                return Err(SpecError::at(&location, format!("invalid group member `{member}`")));
+            if !valid_account_name(member.get_ref()) {
+                return Err(SpecError::at(&at(member.span()), format!("invalid group member `{}`", member.get_ref()))
+                    .help("members are user names: lowercase letters, digits, `_` or `-`, starting with a letter or `_`"));
             }
+            members.push(member.get_ref().clone());
         }
-        spec.groups
-            .push(Item { value: Group { name, gid: g.gid, members: g.members }, at: location });
+        spec.groups.push(Item { value: Group { name, gid: g.gid, members }, at: location });
     }
     if let Some(keep) = raw.keep_setuid {
         spec.keep_setuid |= keep;
@@ -423,8 +472,14 @@ fn load_into(
         if let Some(timeout) = smoke.timeout {
             spec.smoke.timeout = positive_seconds(&timeout, &at(timeout.span()))?;
         }
-        spec.smoke.args.extend(smoke.args);
-        spec.smoke.skip.extend(smoke.skip);
+        for (name, args) in smoke.args {
+            let location = at(args.span());
+            spec.smoke.args.insert(name, Item { value: args.into_inner(), at: location });
+        }
+        for name in smoke.skip {
+            let location = at(name.span());
+            spec.smoke.skip.push(Item { value: name.into_inner(), at: location });
+        }
         for check in smoke.checks {
             let location = at(check.span());
             let check = check.into_inner();
@@ -486,8 +541,9 @@ fn root_path(text: &str, at: &Location, what: &str) -> Result<PathBuf, SpecError
 
 fn parse_mode(text: &str, at: &Location) -> Result<u32, SpecError> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
+    let octal = !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
     match u32::from_str_radix(digits, 8) {
-        Ok(mode) if mode <= 0o7777 && !digits.is_empty() => Ok(mode),
+        Ok(mode) if octal && mode <= 0o7777 => Ok(mode),
         _ => Err(SpecError::at(at, format!("invalid mode `{text}`"))
             .help("write the mode in octal, as a string: `\"0644\"`")),
     }
@@ -499,7 +555,7 @@ fn positive_seconds(value: &Spanned<f64>, at: &Location) -> Result<f64, SpecErro
         Ok(v)
     } else {
         Err(SpecError::at(at, format!("invalid timeout `{v}`"))
-            .help("give a number of seconds between 0 and 86400"))
+            .help("give a number of seconds, more than 0 and at most 86400"))
     }
 }
 
@@ -519,51 +575,127 @@ fn account_name(name: &Spanned<String>, at: &Location) -> Result<String, SpecErr
     }
 }
 
+/// `[smoke.args]` and `skip` name commands of the spec: a typo would
+/// otherwise silently test something else.
+fn check_smoke_names(spec: &Spec) -> Result<(), SpecError> {
+    let names: Vec<&str> = spec.commands.iter().map(|c| c.value.as_str()).collect();
+    let known = |name: &str| names.contains(&name);
+    let listed = || format!("the commands are: {}", names.join(", "));
+    for (name, args) in &spec.smoke.args {
+        if !known(name) {
+            return Err(SpecError::at(
+                &args.at,
+                format!("[smoke.args] names `{name}`, which is not a command of this spec"),
+            )
+            .help(listed()));
+        }
+    }
+    for skipped in &spec.smoke.skip {
+        if !known(&skipped.value) {
+            return Err(SpecError::at(
+                &skipped.at,
+                format!(
+                    "[smoke] skip names `{}`, which is not a command of this spec",
+                    skipped.value
+                ),
+            )
+            .help(listed()));
+        }
+    }
+    Ok(())
+}
+
+/// A TOML or type error from the parser, in the words of the spec: Rust
+/// type names replaced, and help that fits the kind of mistake.
+fn toml_error(e: &toml::de::Error, at: Location) -> SpecError {
+    let message = e
+        .message()
+        .trim_end_matches('\n')
+        .replace("expected f64", "expected a number of seconds")
+        .replace("expected u32", "expected a whole number from 0 to 4294967295")
+        .replace("expected i32", "expected a whole number");
+    let line =
+        at.source.text[at.span.start.min(at.source.text.len())..].lines().next().unwrap_or("");
+    let line_start =
+        at.source.text[..at.span.start.min(at.source.text.len())].rsplit('\n').next().unwrap_or("");
+    let key = format!("{line_start}{line}");
+    let key = key.trim_start();
+    let help = if key.starts_with("mode") {
+        "write the mode in octal, as a string: mode = \"0644\""
+    } else if key.starts_with("timeout") {
+        "write a number of seconds: timeout = 10"
+    } else if message.contains("unknown field")
+        || message.contains("missing field")
+        || message.contains("invalid type")
+    {
+        "see rootfs-spec/README.md for every key and its type"
+    } else {
+        "this is not valid TOML; see https://toml.io for the syntax"
+    };
+    SpecError::at(&at, message).help(help)
+}
+
 /// Users, groups and directories may each be given once.
 fn check_unique(spec: &Spec) -> Result<(), SpecError> {
+    let twice = |at: &Location, what: String, first: &Location| {
+        SpecError::at(at, what).help(format!("the first one is at {first}; keep one of them"))
+    };
     for (i, user) in spec.users.iter().enumerate() {
-        if let Some(first) = spec.users[..i]
-            .iter()
-            .find(|u| u.value.name == user.value.name || u.value.uid == user.value.uid)
-        {
-            return Err(SpecError::at(
+        let u = &user.value;
+        if let Some(first) = spec.users[..i].iter().find(|o| o.value.name == u.name) {
+            return Err(twice(
                 &user.at,
-                format!("user `{}` (uid {}) is given twice", user.value.name, user.value.uid),
-            )
-            .help(format!("the other one is at {}", first.at)));
+                format!("user name `{}` is given twice", u.name),
+                &first.at,
+            ));
         }
-        if user.value.name == "root" && user.value.uid != 0
-            || user.value.uid == 0 && user.value.name != "root"
-        {
+        if let Some(first) = spec.users[..i].iter().find(|o| o.value.uid == u.uid) {
+            let what = format!("uid {} is already used by `{}`", u.uid, first.value.name);
+            return Err(twice(&user.at, what, &first.at));
+        }
+        if u.name == "root" && u.uid != 0 {
+            return Err(SpecError::at(&user.at, "`root` always has uid 0")
+                .help("give root uid 0 (to change its home or shell), or use another name"));
+        }
+        if u.uid == 0 && u.name != "root" {
             return Err(SpecError::at(&user.at, "uid 0 is always `root`")
-                .help("root is always in /etc/passwd; remove this entry"));
+                .help("root is always in /etc/passwd; give this user another uid"));
         }
     }
     for (i, group) in spec.groups.iter().enumerate() {
-        if let Some(first) = spec.groups[..i]
-            .iter()
-            .find(|g| g.value.name == group.value.name || g.value.gid == group.value.gid)
-        {
+        let g = &group.value;
+        if let Some(first) = spec.groups[..i].iter().find(|o| o.value.name == g.name) {
+            return Err(twice(
+                &group.at,
+                format!("group name `{}` is given twice", g.name),
+                &first.at,
+            ));
+        }
+        if let Some(first) = spec.groups[..i].iter().find(|o| o.value.gid == g.gid) {
+            let what = format!("gid {} is already used by `{}`", g.gid, first.value.name);
+            return Err(twice(&group.at, what, &first.at));
+        }
+        if (g.gid == 0) != (g.name == "root") {
             return Err(SpecError::at(
                 &group.at,
-                format!("group `{}` (gid {}) is given twice", group.value.name, group.value.gid),
+                "gid 0 is always the group `root`, and `root` always gid 0",
             )
-            .help(format!("the other one is at {}", first.at)));
+            .help("root is always in /etc/group; list it here only with gid 0, to add members"));
         }
     }
     for (i, dir) in spec.dirs.iter().enumerate() {
-        if let Some(first) = spec.dirs[..i]
-            .iter()
-            .find(|d| d.value.path == dir.value.path && d.value.mode != dir.value.mode)
-        {
-            return Err(SpecError::at(
-                &dir.at,
-                format!(
-                    "directory `{}` is given twice with different modes",
-                    dir.value.path.display()
-                ),
-            )
-            .help(format!("the other one is at {}", first.at)));
+        let clash = |d: &&Item<Dir>| {
+            d.value.path == dir.value.path
+                && d.value.mode.is_some()
+                && dir.value.mode.is_some()
+                && d.value.mode != dir.value.mode
+        };
+        if let Some(first) = spec.dirs[..i].iter().find(clash) {
+            let what = format!(
+                "directory `{}` is given twice with different modes",
+                dir.value.path.display()
+            );
+            return Err(twice(&dir.at, what, &first.at));
         }
     }
     Ok(())

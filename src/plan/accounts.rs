@@ -71,8 +71,13 @@ pub fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
         BTreeMap::from([(0, ("root".to_string(), Vec::new()))]);
     for group in &spec.groups {
         let g = &group.value;
-        if g.gid == 0 && g.name != "root" {
-            return Err(SpecError::at(&group.at, "gid 0 is always `root`").into());
+        if (g.gid == 0) != (g.name == "root") {
+            return Err(SpecError::at(
+                &group.at,
+                "gid 0 is always the group `root`, and `root` is always gid 0",
+            )
+            .help("root is always in /etc/group; list it here only with gid 0, to add members")
+            .into());
         }
         groups.insert(g.gid, (g.name.clone(), g.members.clone()));
     }

@@ -100,7 +100,8 @@ pub struct Enter {
 impl Enter {
     /// Prepares entering the tree at `root` (a host path).
     pub fn new(root: &Path, hostname: &str, interactive: bool) -> Result<Enter> {
-        let root = std::path::absolute(root).with_context(|| format!("failed to resolve `{}`", root.display()))?;
+        let root = std::path::absolute(root)
+            .with_context(|| format!("failed to resolve `{}`", root.display()))?;
         for dir in ["proc", "dev", "tmp"] {
             let path = root.join(dir);
             anyhow::ensure!(
@@ -109,14 +110,24 @@ impl Enter {
                 path.display()
             );
         }
-        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).with_context(|| format!("`{}` contains a NUL byte", p.display()));
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .with_context(|| format!("`{}` contains a NUL byte", p.display()))
+        };
         let dev = root.join("dev");
-        let dev_nodes =
-            DEV_NODES.iter().map(|n| Ok((c(&Path::new("/dev").join(n))?, c(&dev.join(n))?))).collect::<Result<Vec<_>>>()?;
-        let dev_links = [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")]
+        let dev_nodes = DEV_NODES
             .iter()
-            .map(|(target, name)| Ok((c(Path::new(target))?, c(&dev.join(name))?)))
+            .map(|n| Ok((c(&Path::new("/dev").join(n))?, c(&dev.join(n))?)))
             .collect::<Result<Vec<_>>>()?;
+        let dev_links = [
+            ("/proc/self/fd", "fd"),
+            ("/proc/self/fd/0", "stdin"),
+            ("/proc/self/fd/1", "stdout"),
+            ("/proc/self/fd/2", "stderr"),
+        ]
+        .iter()
+        .map(|(target, name)| Ok((c(Path::new(target))?, c(&dev.join(name))?)))
+        .collect::<Result<Vec<_>>>()?;
         let dev_dirs = vec![c(&dev.join("shm"))?, c(&dev.join("pts"))?];
         let euid = rustix::process::geteuid();
         let user_maps = (!euid.is_root()).then(|| {
@@ -124,7 +135,8 @@ impl Enter {
             let gid = rustix::process::getegid().as_raw();
             (format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes())
         });
-        let statvfs = rustix::fs::statvfs(&root).with_context(|| format!("failed to statvfs `{}`", root.display()))?;
+        let statvfs = rustix::fs::statvfs(&root)
+            .with_context(|| format!("failed to statvfs `{}`", root.display()))?;
         let mut kept_flags = MountFlags::empty();
         for (st, ms) in [
             (rustix::fs::StatVfsMountFlags::NOSUID, MountFlags::NOSUID),
@@ -159,21 +171,26 @@ impl Enter {
 
     /// `argv` run inside the rootfs with the minimal environment, as a duct
     /// expression whose process is the keeper.
-    pub fn command(self: &Arc<Self>, argv: &[String], env: &[(String, String)]) -> Result<(duct::Expression, Arc<StepLog>)> {
+    pub fn command(
+        self: &Arc<Self>,
+        argv: &[String],
+        env: &[(String, String)],
+    ) -> Result<(duct::Expression, Arc<StepLog>)> {
         let (program, args) = argv.split_first().context("empty command line")?;
         let log = Arc::new(StepLog::new()?);
         let enter = self.clone();
         let hook_log = log.clone();
-        let expression = duct::cmd(program, args).full_env(env.iter().cloned()).before_spawn(move |cmd| {
-            let enter = enter.clone();
-            let log = hook_log.clone();
-            // SAFETY: the hook runs in the forked child and only makes
-            // async-signal-safe system calls on data prepared beforehand.
-            unsafe {
-                cmd.pre_exec(move || enter.in_child(&log));
-            }
-            Ok(())
-        });
+        let expression =
+            duct::cmd(program, args).full_env(env.iter().cloned()).before_spawn(move |cmd| {
+                let enter = enter.clone();
+                let log = hook_log.clone();
+                // SAFETY: the hook runs in the forked child and only makes
+                // async-signal-safe system calls on data prepared beforehand.
+                unsafe {
+                    cmd.pre_exec(move || enter.in_child(&log));
+                }
+                Ok(())
+            });
         Ok((expression, log))
     }
 
@@ -182,8 +199,11 @@ impl Enter {
         log.set(STEP_PDEATH);
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
         log.set(STEP_UNSHARE);
-        let mut flags =
-            UnshareFlags::NEWNS | UnshareFlags::NEWPID | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC | UnshareFlags::NEWNET;
+        let mut flags = UnshareFlags::NEWNS
+            | UnshareFlags::NEWPID
+            | UnshareFlags::NEWUTS
+            | UnshareFlags::NEWIPC
+            | UnshareFlags::NEWNET;
         if self.user_maps.is_some() {
             flags |= UnshareFlags::NEWUSER;
         }
@@ -228,7 +248,9 @@ impl Enter {
         log.set(STEP_PDEATH);
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
         let mut poll = [rustix::event::PollFd::new(&alive, rustix::event::PollFlags::IN)];
-        if rustix::event::poll(&mut poll, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 }))? > 0 {
+        if rustix::event::poll(&mut poll, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 }))?
+            > 0
+        {
             // The keeper is gone: nobody would reap or time us out.
             // SAFETY: _exit is async-signal-safe.
             unsafe { libc::_exit(1) };
@@ -236,11 +258,18 @@ impl Enter {
         drop(alive);
 
         log.set(STEP_PRIVATE);
-        rustix::mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
+        rustix::mount::mount_change(
+            c"/",
+            MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        )?;
         log.set(STEP_BIND);
         rustix::mount::mount_bind_recursive(self.root.as_c_str(), self.root.as_c_str())?;
         log.set(STEP_READONLY);
-        rustix::mount::mount_remount(self.root.as_c_str(), MountFlags::BIND | MountFlags::RDONLY | self.kept_flags, c"")?;
+        rustix::mount::mount_remount(
+            self.root.as_c_str(),
+            MountFlags::BIND | MountFlags::RDONLY | self.kept_flags,
+            c"",
+        )?;
         log.set(STEP_PROC);
         rustix::mount::mount(
             c"proc",
@@ -250,12 +279,20 @@ impl Enter {
             None,
         )?;
         log.set(STEP_DEV);
-        rustix::mount::mount(c"tmpfs", self.dev_dir.as_c_str(), c"tmpfs", MountFlags::NOSUID | MountFlags::NOEXEC, c"mode=0755")?;
+        rustix::mount::mount(
+            c"tmpfs",
+            self.dev_dir.as_c_str(),
+            c"tmpfs",
+            MountFlags::NOSUID | MountFlags::NOEXEC,
+            c"mode=0755",
+        )?;
         log.set(STEP_DEV_NODES);
         for (host, target) in &self.dev_nodes {
             let fd = rustix::fs::open(
                 target.as_c_str(),
-                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::OFlags::WRONLY
+                    | rustix::fs::OFlags::CREATE
+                    | rustix::fs::OFlags::CLOEXEC,
                 rustix::fs::Mode::from_raw_mode(0o666),
             )?;
             drop(fd);
@@ -269,7 +306,13 @@ impl Enter {
             rustix::fs::chmod(dir.as_c_str(), rustix::fs::Mode::from_raw_mode(0o1777))?;
         }
         log.set(STEP_TMP);
-        rustix::mount::mount(c"tmpfs", self.tmp_dir.as_c_str(), c"tmpfs", MountFlags::NOSUID | MountFlags::NODEV, c"mode=1777")?;
+        rustix::mount::mount(
+            c"tmpfs",
+            self.tmp_dir.as_c_str(),
+            c"tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            c"mode=1777",
+        )?;
         log.set(STEP_PIVOT);
         rustix::process::chdir(self.root.as_c_str())?;
         rustix::process::pivot_root(c".", c".")?;
@@ -324,7 +367,11 @@ fn keep(pid: libc::pid_t, alive: &std::os::fd::OwnedFd) -> ! {
 }
 
 fn write_proc(path: &CStr, bytes: &[u8]) -> io::Result<()> {
-    let fd = rustix::fs::open(path, rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())?;
+    let fd = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
     rustix::io::write(&fd, bytes)?;
     Ok(())
 }

@@ -28,7 +28,13 @@ impl Report {
 
     /// The table and the closing line.
     pub fn table(&self) -> String {
-        let width = self.results.iter().map(|r| r.check.name.chars().count()).max().unwrap_or(5).clamp(5, 48);
+        let width = self
+            .results
+            .iter()
+            .map(|r| r.check.name.chars().count())
+            .max()
+            .unwrap_or(5)
+            .clamp(5, 48);
         let mut out = format!("{:<width$}  {:<7}  {:>7}  details\n", "check", "result", "time");
         for r in &self.results {
             let name: String = if r.check.name.chars().count() > width {
@@ -39,10 +45,16 @@ impl Report {
             let (result, detail) = match &r.outcome {
                 Outcome::Pass => ("pass", String::new()),
                 Outcome::Fail(why) => ("FAIL", why.clone()),
-                Outcome::TimedOut => ("TIMEOUT", format!("killed after {:.1} s", r.check.timeout.as_secs_f64())),
+                Outcome::TimedOut => {
+                    ("TIMEOUT", format!("killed after {:.1} s", r.check.timeout.as_secs_f64()))
+                }
                 Outcome::Error(why) => ("ERROR", why.clone()),
             };
-            let _ = writeln!(out, "{name:<width$}  {result:<7}  {:>6.2}s  {detail}", r.elapsed.as_secs_f64());
+            let _ = writeln!(
+                out,
+                "{name:<width$}  {result:<7}  {:>6.2}s  {detail}",
+                r.elapsed.as_secs_f64()
+            );
             if r.outcome != Outcome::Pass {
                 let _ = writeln!(out, "    $ {}", super::shell_words(&r.ran));
                 let lines: Vec<&str> = r.output.lines().collect();
@@ -68,9 +80,10 @@ impl Report {
                 other => {
                     let (kind, message) = match other {
                         Outcome::Fail(why) => (NonSuccessKind::Failure, why.clone()),
-                        Outcome::TimedOut => {
-                            (NonSuccessKind::Failure, format!("timed out after {:.1} s", r.check.timeout.as_secs_f64()))
-                        }
+                        Outcome::TimedOut => (
+                            NonSuccessKind::Failure,
+                            format!("timed out after {:.1} s", r.check.timeout.as_secs_f64()),
+                        ),
                         Outcome::Error(why) => (NonSuccessKind::Error, why.clone()),
                         Outcome::Pass => unreachable!("handled above"),
                     };

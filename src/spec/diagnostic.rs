@@ -109,7 +109,12 @@ impl SpecError {
                 Snippet::source(text.as_str()).line_start(1).path(path).annotation(annotation),
             ));
         } else {
-            report.push(Group::with_title(Level::ERROR.primary_title(&title)));
+            // Without a snippet there is nothing to draw a gutter for.
+            let mut text = format!("error: {title}");
+            if let Some(help) = &self.help {
+                text.push_str(&format!("\nhelp: {help}"));
+            }
+            return text;
         }
         if let Some(help) = &self.help {
             report.push(Group::with_title(Level::HELP.secondary_title(help)));

@@ -1,5 +1,7 @@
 //! The integration tests: one binary, one module per area, all driving the `rootfs` library.
 
+mod build;
 mod parity;
 mod resolve;
+mod spec_errors;
 mod support;

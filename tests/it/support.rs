@@ -81,3 +81,57 @@ pub fn parse_trace(text: &str) -> (BTreeSet<PathBuf>, BTreeSet<String>) {
 pub fn canonical(paths: &[&Path]) -> BTreeSet<PathBuf> {
     paths.iter().map(|p| std::fs::canonicalize(p).unwrap()).collect()
 }
+
+/// The repository's root (where `rootfs-spec/` is).
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The specs shipped in `rootfs-spec/` that build on their own (those with
+/// a `name`; the others are only included).
+pub fn shipped_specs() -> Vec<PathBuf> {
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(project_root().join("rootfs-spec"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter(|p| {
+            let value: toml::Table = std::fs::read_to_string(p).unwrap().parse().unwrap();
+            value.contains_key("name")
+        })
+        .collect();
+    specs.sort();
+    assert!(specs.len() >= 3, "expected the default spec and at least two others");
+    specs
+}
+
+/// Every path of a tree, sorted, with its type, mode, mtime and content
+/// digest or link target: equal listings mean identical trees.
+pub fn tree_listing(root: &Path) -> Vec<String> {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut entries: Vec<_> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for path in entries {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let kind = if meta.is_dir() {
+                "dir".to_string()
+            } else if meta.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(&path).unwrap().display())
+            } else {
+                format!("file {:x}", sha2::Sha256::digest(std::fs::read(&path).unwrap()))
+            };
+            out.push(format!("{rel} mode={:o} mtime={} {kind}", meta.mode(), meta.mtime()));
+            if meta.is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let meta = std::fs::metadata(root).unwrap();
+    out.push(format!(". mode={:o} mtime={} dir", meta.mode(), meta.mtime()));
+    walk(root, root, &mut out);
+    out
+}

@@ -147,7 +147,8 @@ impl Xtask {
                 Some(RootfsCommand::Smoke(smoke)) => smoke.run(),
                 Some(RootfsCommand::Shell(shell)) => shell.run(),
                 Some(RootfsCommand::Run(run)) => run.run(),
-                None => Smoke { target: Target { spec: None, out: None }, junit: None, jobs: None }.run(),
+                None => Smoke { target: Target { spec: None, out: None }, junit: None, jobs: None }
+                    .run(),
             },
         }
     }
@@ -204,13 +205,16 @@ impl Smoke {
     fn run(self) -> Result<ExitCode> {
         let built = self.target.ensure_built()?;
         let checks = rootfs::smoke::checks(&built.spec, &built.manifest);
-        let jobs = self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let jobs = self
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let options = rootfs::smoke::Options { jobs, hostname: built.spec.name.clone() };
         let report = rootfs::smoke::run(&built.out, &checks, &options)?;
         print!("{}", report.table());
         if let Some(path) = &self.junit {
             let xml = report.junit(&format!("rootfs.{}", built.spec.name));
-            std::fs::write(path, xml).with_context(|| format!("failed to write `{}`", path.display()))?;
+            std::fs::write(path, xml)
+                .with_context(|| format!("failed to write `{}`", path.display()))?;
         }
         Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }

@@ -1,0 +1,355 @@
+//! Building rootfs trees: every shipped spec loads everything inside a chroot, builds are reproducible and atomic, and no write escapes the output.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use rootfs::build::{Built, Options, build};
+use rootfs::manifest::Manifest;
+
+use crate::support::{program, project_root, shared_lib, shipped_specs, tree_listing};
+
+fn options(spec: &Path, out: &Path) -> Options {
+    let mut options = Options::new(spec, out.parent().unwrap());
+    options.out = Some(out.to_path_buf());
+    options
+}
+
+fn write_spec(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("spec.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `argv` inside `root` with `chroot(2)` and an empty environment but
+/// `env`; returns exit status and output.
+fn in_chroot(root: &Path, argv: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    use std::os::unix::process::CommandExt;
+    let root = root.to_path_buf();
+    let mut command = std::process::Command::new(argv[0]);
+    command.args(&argv[1..]).env_clear().envs(env.iter().copied());
+    // SAFETY: chroot and chdir are async-signal-safe system calls.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::chroot(&root)?;
+            rustix::process::chdir("/")?;
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn every_shipped_spec_builds_and_the_loader_finds_every_library_inside() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!(
+            "skipped: checking with the loader inside the tree needs chroot(2), which needs root"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for spec in shipped_specs() {
+        let built = build(&Options::new(&spec, tmp.path()))
+            .unwrap_or_else(|e| panic!("{}: {}", spec.display(), rootfs::render_error(&e)));
+        assert!(!built.manifest.commands.is_empty(), "{}", spec.display());
+        for command in &built.manifest.commands {
+            if command.kind != "dynamic" {
+                // A static program would run for real under the trace flag.
+                continue;
+            }
+            let path = command.path.to_str().unwrap();
+            let (status, output) =
+                in_chroot(&built.out, &[path], &[("LD_TRACE_LOADED_OBJECTS", "1")]);
+            assert_eq!(status, 0, "{} in {}:\n{output}", command.name, spec.display());
+            assert!(
+                !output.contains("not found"),
+                "{} in {}:\n{output}",
+                command.name,
+                spec.display()
+            );
+            // Everything the loader opened inside is in the manifest.
+            for line in output.lines() {
+                let Some(path) =
+                    line.split(" => ").last().and_then(|p| p.trim().split(" (0x").next())
+                else {
+                    continue;
+                };
+                if let Some(relative) = path.strip_prefix('/') {
+                    assert!(
+                        built.out.join(relative).exists(),
+                        "{path} loaded by {} is not in the tree",
+                        command.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_default_spec_is_the_classic_set_with_merged_usr_mirrored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built =
+        build(&Options::new(project_root().join("rootfs-spec/default.toml"), tmp.path())).unwrap();
+    let names: Vec<&str> = built.manifest.commands.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["bash", "ls", "ps", "ss", "hostname", "ip", "mount", "cat", "vim"]);
+    let m = &built.manifest;
+    for dir in ["/bin", "/sbin", "/lib", "/lib64"] {
+        let host = std::fs::symlink_metadata(dir).unwrap();
+        let entry = m.entry(Path::new(dir)).unwrap();
+        if host.file_type().is_symlink() {
+            assert_eq!(
+                entry.target.as_deref(),
+                Some(std::fs::read_link(dir).unwrap().as_path()),
+                "{dir}"
+            );
+        } else {
+            assert_eq!(entry.kind, "dir");
+        }
+    }
+    assert_eq!(m.entry(Path::new("/tmp")).unwrap().mode, "1777");
+    assert_eq!(m.entry(Path::new("/root")).unwrap().mode, "0700");
+    // vim's chain of alternatives is kept, and the real file copied once.
+    let chain: Vec<PathBuf> = std::iter::successors(Some(PathBuf::from("/usr/bin/vim")), |p| {
+        m.entry(p)
+            .and_then(|e| e.target.clone())
+            .map(|t| if t.is_absolute() { t } else { p.parent().unwrap().join(t) })
+    })
+    .collect();
+    let last = chain.last().unwrap();
+    assert_eq!(m.entry(last).unwrap().kind, "file");
+    assert_eq!(std::fs::canonicalize("/usr/bin/vim").unwrap(), *last);
+    let passwd = std::fs::read_to_string(built.out.join("etc/passwd")).unwrap();
+    assert!(
+        passwd.starts_with("root:x:0:0:root:/root:/bin/sh\n")
+            && passwd.contains("app:x:1000:1000:"),
+        "{passwd}"
+    );
+    assert!(
+        m.why(Path::new("/lib64/ld-linux-x86-64.so.2"))
+            .unwrap()
+            .contains("program interpreter of /usr/bin/bash")
+    );
+    // The loader cache written for the tree is one glibc's ldconfig reads.
+    let listed =
+        duct::cmd!("ldconfig", "-C", built.out.join("etc/ld.so.cache"), "-p").read().unwrap();
+    assert!(
+        listed.contains("libc.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libc.so.6"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn rebuilds_are_byte_for_byte_reproducible() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = project_root().join("rootfs-spec/default.toml");
+    let a = tmp.path().join("a/default");
+    let b = tmp.path().join("b/default");
+    let mut first = options(&spec, &a);
+    first.epoch = 1_700_000_000;
+    let built_a = build(&first).unwrap();
+    let manifest_a = std::fs::read(&built_a.manifest_path).unwrap();
+    let listing_a = tree_listing(&a);
+    assert!(
+        listing_a.iter().all(|l| l.contains(" mtime=1700000000 ")),
+        "every timestamp is the epoch"
+    );
+
+    // The same output again, forced, and a second output elsewhere.
+    let mut again = first.clone();
+    again.force = true;
+    build(&again).unwrap();
+    assert_eq!(std::fs::read(&built_a.manifest_path).unwrap(), manifest_a);
+    assert_eq!(tree_listing(&a), listing_a);
+    let mut other = options(&spec, &b);
+    other.epoch = 1_700_000_000;
+    let built_b = build(&other).unwrap();
+    assert_eq!(std::fs::read(&built_b.manifest_path).unwrap(), manifest_a);
+    assert_eq!(tree_listing(&b), listing_a);
+}
+
+#[test]
+fn an_unchanged_rebuild_is_a_no_op_and_any_changed_input_is_noticed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let lib = d.join("lib");
+    shared_lib(&lib, "a", &[], &[]);
+    program(
+        &d.join("bin/prog"),
+        &["a"],
+        &["-L", lib.to_str().unwrap(), &format!("-Wl,-rpath,{}", lib.display())],
+    );
+    std::fs::write(d.join("motd"), "hello\n").unwrap();
+    let text = format!(
+        "name = \"t\"\ncommands = [\"{}\"]\n[[files]]\nsrc = \"motd\"\ndest = \"/etc/motd\"\n",
+        d.join("bin/prog").display()
+    );
+    let spec = write_spec(d, &text);
+    let out = d.join("out/t");
+    let opts = options(&spec, &out);
+    let rebuilt = |why: &str| -> Built {
+        let built = build(&opts).unwrap();
+        assert!(!built.up_to_date, "a rebuild was expected after {why}");
+        built
+    };
+    let first = build(&opts).unwrap();
+    assert!(!first.up_to_date);
+    let second = build(&opts).unwrap();
+    assert!(second.up_to_date, "{:?}", second.reason);
+    assert!(second.summary().contains("is up to date"));
+
+    std::fs::write(d.join("motd"), "hello again\n").unwrap();
+    rebuilt("a file of the spec changed");
+    std::fs::write(&spec, format!("{text}\n# a comment\n")).unwrap();
+    rebuilt("the spec changed");
+    shared_lib(&lib, "a", &[], &["-O2"]);
+    rebuilt("a library changed");
+    // A directory appearing where the loader searches first could hold a
+    // better match: that is a change too.
+    std::fs::create_dir_all(lib.join("glibc-hwcaps")).unwrap();
+    rebuilt("a search directory changed");
+    assert!(build(&opts).unwrap().up_to_date);
+    std::fs::remove_dir_all(&out).unwrap();
+    rebuilt("the output was removed");
+}
+
+#[test]
+fn setuid_and_setgid_bits_are_dropped_unless_the_spec_keeps_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let host = d.join("suid");
+    std::fs::copy("/usr/bin/true", &host).unwrap();
+    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    for (keep, expected) in [(false, 0o755), (true, 0o6755)] {
+        let text =
+            format!("name = \"s\"\nkeep_setuid = {keep}\ncommands = [\"{}\"]\n", host.display());
+        let spec = write_spec(d, &text);
+        let out = d.join(format!("out-{keep}/s"));
+        build(&options(&spec, &out)).unwrap();
+        let copied = out.join(host.strip_prefix("/").unwrap());
+        assert_eq!(
+            std::fs::metadata(&copied).unwrap().mode() & 0o7777,
+            expected,
+            "keep_setuid = {keep}"
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(&host).unwrap().mode() & 0o7777,
+        0o6755,
+        "the host file is untouched"
+    );
+}
+
+#[test]
+fn symlinks_in_the_spec_cannot_lead_writes_outside_the_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let victim = d.join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    // A symlink that would point at the victim if followed on the host, and
+    // a file written through it.
+    let text = format!(
+        "name = \"e\"\ncommands = [\"cat\"]\n[[symlinks]]\npath = \"/escape\"\ntarget = \"/../../../..{}\"\n[[files]]\ncontent = \"x\"\ndest = \"/escape/planted\"\n",
+        victim.display()
+    );
+    let spec = write_spec(d, &text);
+    let out = d.join("out/e");
+    build(&options(&spec, &out)).unwrap();
+    assert!(!victim.join("planted").exists(), "a write escaped the output");
+    // The kernel's rule inside a chroot: `..` stops at the root, so the
+    // file lands at the same path inside the tree.
+    let inside = out.join(victim.strip_prefix("/").unwrap()).join("planted");
+    assert_eq!(std::fs::read_to_string(inside).unwrap(), "x");
+    assert_eq!(
+        std::fs::read_link(out.join("escape")).unwrap(),
+        Path::new(&format!("/../../../..{}", victim.display()))
+    );
+}
+
+#[test]
+fn an_output_replaced_by_a_symlink_is_refused_and_its_target_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let elsewhere = d.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("keep"), "precious").unwrap();
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    symlink(&elsewhere, d.join("out/t")).unwrap();
+    let spec = write_spec(d, "name = \"t\"\ncommands = [\"cat\"]\n");
+    let err = build(&options(&spec, &d.join("out/t"))).unwrap_err();
+    assert!(
+        rootfs::render_error(&err).contains("is not a folder"),
+        "{}",
+        rootfs::render_error(&err)
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1);
+    assert_eq!(std::fs::read_to_string(elsewhere.join("keep")).unwrap(), "precious");
+    let leftovers: Vec<_> =
+        std::fs::read_dir(d.join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, ["t"], "no staging folder is left behind");
+}
+
+#[test]
+fn missing_commands_and_libraries_are_reported_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let lib = d.join("lib");
+    shared_lib(&lib, "gone", &[], &[]);
+    program(&d.join("prog"), &["gone"], &["-L", lib.to_str().unwrap()]);
+    let text = format!(
+        "name = \"m\"\ncommands = [\"no-such-command\", \"{}\", \"cat\"]\n",
+        d.join("prog").display()
+    );
+    let spec = write_spec(d, &text);
+    let out = d.join("out/m");
+    let err = build(&options(&spec, &out)).unwrap_err();
+    let text = rootfs::render_error(&err);
+    assert_eq!(rootfs::exit_code(&err), 1);
+    assert!(text.contains("2 things the rootfs needs could not be found"), "{text}");
+    assert!(text.contains("command `no-such-command`"), "{text}");
+    assert!(
+        text.contains(
+            "not found on PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        ),
+        "{text}"
+    );
+    let prog = d.join("prog");
+    let expected = format!(
+        "libgone.so for command `{}`: not found, needed by {}",
+        prog.display(),
+        prog.display()
+    );
+    assert!(text.contains(&expected), "{text}");
+    assert!(text.contains("\n    searched ld.so.cache, /lib/x86_64-linux-gnu,"), "{text}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn the_manifest_says_why_each_path_is_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built =
+        build(&Options::new(project_root().join("rootfs-spec/default.toml"), tmp.path())).unwrap();
+    let manifest = Manifest::read(&built.manifest_path).unwrap();
+    let paths: Vec<&Path> = manifest.entries.iter().map(|e| e.path.as_path()).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted, "entries are sorted");
+    let libc = manifest.entry(Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6")).unwrap();
+    assert_eq!(libc.kind, "file");
+    assert_eq!(libc.sha256.as_ref().unwrap().len(), 64);
+    assert!(
+        libc.why.iter().any(|w| w.starts_with("needed by /usr/bin/bash as libc.so.6")),
+        "{:?}",
+        libc.why
+    );
+    let why = manifest.why(Path::new("/bin/vim")).unwrap();
+    for expected in ["/bin (symlink -> usr/bin", "/etc/alternatives/vim (symlink", "command `vim`"]
+    {
+        assert!(why.contains(expected), "{why}");
+    }
+    for entry in &manifest.entries {
+        assert!(!entry.why.is_empty(), "{} has no reason", entry.path.display());
+    }
+}
