@@ -119,6 +119,7 @@ pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
         anyhow::bail!(reason);
     }
     let enter = Arc::new(Enter::new(root, &options.hostname, false)?);
+    enter.preflight()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.max(1))
         .thread_name(|i| format!("smoke-{i}"))
@@ -231,6 +232,7 @@ pub fn run_interactive(root: &Path, hostname: &str, argv: &[String]) -> Result<i
         anyhow::bail!(reason);
     }
     let enter = Arc::new(Enter::new(root, hostname, true)?);
+    enter.preflight()?;
     let term = std::env::var("TERM").ok();
     let (expression, log) = enter.command(argv, &environment(term.as_deref()))?;
     // SAFETY: setting a signal disposition; restored below.

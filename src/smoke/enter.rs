@@ -165,6 +165,29 @@ impl Enter {
         })
     }
 
+    /// Enters the rootfs once without running anything (the exec of a path
+    /// that does not exist is the only step allowed to fail), so that a
+    /// machine where namespaces are not allowed gets one clear error
+    /// instead of one failure per check.
+    pub fn preflight(self: &Arc<Self>) -> Result<()> {
+        let (expression, log) = self.command(&["/.rootfs-preflight".to_string()], &[])?;
+        match expression.stdin_null().stdout_null().stderr_null().unchecked().run() {
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && log.step() == STEPS[STEP_EXEC as usize] =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot enter the rootfs `{}` ({} failed: {e}); entering needs root, or a kernel that allows \
+                 unprivileged user namespaces",
+                self.root().display(),
+                log.step()
+            )),
+            Ok(_) => Ok(()),
+        }
+    }
+
     pub fn root(&self) -> PathBuf {
         PathBuf::from(std::ffi::OsStr::from_bytes(self.root.as_bytes()))
     }

@@ -3,5 +3,7 @@
 mod build;
 mod parity;
 mod resolve;
+mod smoke;
 mod spec_errors;
 mod support;
+mod tidy;

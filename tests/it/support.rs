@@ -135,3 +135,17 @@ pub fn tree_listing(root: &Path) -> Vec<String> {
     walk(root, root, &mut out);
     out
 }
+
+/// The `xtask` binary of this workspace, for tests of the command line.
+/// `cargo xtask test` builds it before running the tests.
+pub fn xtask_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/it-<hash> -> target/<profile>/xtask
+    let path = exe.parent().and_then(Path::parent).unwrap().join("xtask");
+    assert!(
+        path.is_file(),
+        "`{}` is missing: run the tests with `cargo xtask test`, which builds it",
+        path.display()
+    );
+    path
+}

@@ -21,6 +21,16 @@ pub enum Command {
     /// Build a rootfs from a spec. With no subcommand: build the default
     /// spec, then smoke-test it.
     Rootfs(Rootfs),
+    /// Install the Debian packages the tests need (when root), then run
+    /// `cargo test --workspace`.
+    Test(Test),
+}
+
+#[derive(Args, Debug)]
+pub struct Test {
+    /// Passed on to `cargo test` (a test name filter, `--release`, ...).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -150,6 +160,7 @@ impl Xtask {
                 None => Smoke { target: Target { spec: None, out: None }, junit: None, jobs: None }
                     .run(),
             },
+            Command::Test(test) => crate::test::run(&test.args).map(|()| ExitCode::SUCCESS),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `cargo xtask`: parses flags and dispatches to the `rootfs` library; no logic lives here.
 
 mod flags;
+mod packages;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,0 +1,60 @@
+//! Debian packages the tests and the benchmark need on the host, installed with apt-get when missing (as root) or named in the error (otherwise).
+
+use anyhow::{Context, Result, bail};
+use xshell::{Shell, cmd};
+
+/// What the integration tests use besides the toolchain: the programs of
+/// the shipped specs, the C compiler for fixtures, and the tools compared
+/// against.
+pub const FOR_TESTS: &[&str] = &[
+    "bash",
+    "busybox-static",
+    "coreutils",
+    "gcc",
+    "grep",
+    "gzip",
+    "hostname",
+    "iproute2",
+    "libc6-dev",
+    "mount",
+    "procps",
+    "sed",
+    "tar",
+    "util-linux",
+    "vim",
+    "findutils",
+];
+
+/// The peers the benchmark compares against.
+pub const FOR_BENCH: &[&str] = &["pax-utils", "dracut-core", "jailkit", "hyperfine"];
+
+/// Installs whichever of `packages` is missing.
+pub fn ensure(sh: &Shell, packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(sh, p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !rustix::process::geteuid().is_root() {
+        bail!(
+            "these Debian packages are needed and missing: {}\nhelp: run `sudo apt-get install -y {}`, then try again",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    eprintln!("installing {}", missing.join(" "));
+    let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
+    cmd!(sh, "apt-get update -qq").run().context("running apt-get update")?;
+    cmd!(sh, "apt-get install -y -qq --no-install-recommends {missing...}")
+        .run()
+        .context("running apt-get install")?;
+    Ok(())
+}
+
+fn installed(sh: &Shell, package: &str) -> bool {
+    let format = "-f=${Status}";
+    cmd!(sh, "dpkg-query -W {format} {package}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .is_ok_and(|status| status.ends_with("install ok installed"))
+}
