@@ -165,6 +165,16 @@ pub fn build(options: &Options) -> Result<Built> {
         .with_context(|| format!("writing `{}`", out.display()))?;
     install::write_file_atomically(&manifest_path, installed.manifest.to_json().as_bytes())?;
 
+    // A hard link changes only the host inode's ctime and link count; take
+    // the state after it for files that are otherwise as recorded.
+    let mut inputs: BTreeMap<PathBuf, Option<FileState>> = inputs;
+    for (host, after) in &installed.linked {
+        if let Some(Some(before)) = inputs.get_mut(host)
+            && (FileState { ctime_ns: after.ctime_ns, ..before.clone() }) == *after
+        {
+            *before = after.clone();
+        }
+    }
     let stamp = Stamp {
         key,
         specs,

@@ -56,6 +56,9 @@ pub struct Installed {
     pub manifest: Manifest,
     /// Digests of the host files, for the next build.
     pub digests: HashMap<PathBuf, (crate::stamp::FileState, String)>,
+    /// Host files that were hard-linked into the tree, with their state
+    /// after linking.
+    pub linked: Vec<(PathBuf, crate::stamp::FileState)>,
 }
 
 /// Writes `plan` to `out` atomically and returns its manifest (not yet
@@ -239,6 +242,7 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
         .with_context(|| format!("failed to set the times of `{}`", staging.display()))?;
 
     let mut digests = HashMap::new();
+    let mut linked = Vec::new();
     let entries = plan
         .entries
         .iter()
@@ -249,6 +253,9 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
                     let file = &files[path];
                     if let Some(state) = &file.state {
                         digests.insert(host.clone(), (state.clone(), file.sha256.clone()));
+                        if file.linked {
+                            linked.push((host.clone(), state.clone()));
+                        }
                     }
                     (
                         "file",
@@ -305,6 +312,7 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
             entries,
         },
         digests,
+        linked,
     })
 }
 
@@ -315,6 +323,8 @@ struct WrittenFile {
     sha256: String,
     /// The host file's state when it was read, to reuse the digest.
     state: Option<crate::stamp::FileState>,
+    /// Hard-linked rather than copied.
+    linked: bool,
 }
 
 fn write_leaf(
@@ -355,11 +365,15 @@ fn write_leaf(
                 && rustix::fs::linkat(rustix::fs::CWD, host, dir, name, AtFlags::empty()).is_ok()
             {
                 let sha256 = digest_of(host, &source, &state, options)?;
+                // The new link changed the inode's ctime: remember the state
+                // after it, so the next build does not see a change.
+                let after = crate::stamp::FileState::read(host).unwrap_or(state);
                 return Ok(Some(WrittenFile {
                     mode: host_mode,
                     size: meta.len(),
                     sha256,
-                    state: Some(state),
+                    state: Some(after),
+                    linked: true,
                 }));
             }
             let fd = create(dir, name)?;
@@ -368,7 +382,13 @@ fn write_leaf(
             rustix::fs::fchmod(&dest, Mode::from_raw_mode(*mode)).context("fchmod")?;
             rustix::fs::futimens(&dest, times).context("futimens")?;
             let sha256 = digest_of(host, &source, &state, options)?;
-            Ok(Some(WrittenFile { mode: *mode, size: meta.len(), sha256, state: Some(state) }))
+            Ok(Some(WrittenFile {
+                mode: *mode,
+                size: meta.len(),
+                sha256,
+                state: Some(state),
+                linked: false,
+            }))
         }
         EntryKind::Dir { .. } => unreachable!("directories are created before leaves"),
     }

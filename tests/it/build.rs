@@ -353,3 +353,44 @@ fn the_manifest_says_why_each_path_is_there() {
         assert!(!entry.why.is_empty(), "{} has no reason", entry.path.display());
     }
 }
+
+#[test]
+fn hard_link_mode_shares_host_inodes_except_where_the_mode_differs() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let host = d.join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::copy("/usr/bin/true", host.join("plain")).unwrap();
+    std::fs::copy("/usr/bin/true", host.join("suid")).unwrap();
+    std::fs::set_permissions(host.join("suid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let text = format!(
+        "name = \"h\"\ncommands = [\"{}\", \"{}\"]\n",
+        host.join("plain").display(),
+        host.join("suid").display()
+    );
+    let spec = write_spec(d, &text);
+    let out = d.join("out/h");
+    let mut opts = options(&spec, &out);
+    opts.link = rootfs::install::LinkMode::Hard;
+    let built = build(&opts).unwrap();
+    let inside = |name: &str| out.join(host.join(name).strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::metadata(inside("plain")).unwrap().ino(),
+        std::fs::metadata(host.join("plain")).unwrap().ino()
+    );
+    // Dropping the setuid bit would change the host file: that one is copied.
+    assert_ne!(
+        std::fs::metadata(inside("suid")).unwrap().ino(),
+        std::fs::metadata(host.join("suid")).unwrap().ino()
+    );
+    assert_eq!(std::fs::metadata(inside("suid")).unwrap().mode() & 0o7777, 0o755);
+    assert_eq!(std::fs::metadata(host.join("suid")).unwrap().mode() & 0o7777, 0o4755);
+    // Linking changed the host inode's ctime; that alone is not a change.
+    assert!(build(&opts).unwrap().up_to_date);
+    let digest = |b: &Built| b.manifest.entry(&host.join("plain")).unwrap().sha256.clone();
+    opts.link = rootfs::install::LinkMode::Copy;
+    let copied = build(&opts).unwrap();
+    assert!(!copied.up_to_date, "changing the link mode rebuilds");
+    assert_eq!(digest(&copied), digest(&built));
+}
