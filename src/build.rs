@@ -80,8 +80,9 @@ impl Built {
                 self.elapsed.as_secs_f64()
             )
         } else {
+            let because = self.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
             format!(
-                "built {}: {} files, {size}, in {:.3} s",
+                "built {}: {} files, {size}, in {:.3} s{because}",
                 self.out.display(),
                 self.files,
                 self.elapsed.as_secs_f64()
@@ -159,20 +160,22 @@ pub fn build(options: &Options) -> Result<Built> {
         epoch: options.epoch,
         link: options.link,
         progress: options.progress,
-        known_digests: previous.as_ref().map(Stamp::digests).unwrap_or_default(),
+        known_digests: crate::digest_cache::read(&crate::digest_cache::path_for(&out)),
     };
     let installed = install::install(&plan, &out, &install_options)
         .with_context(|| format!("writing `{}`", out.display()))?;
     install::write_file_atomically(&manifest_path, installed.manifest.to_json().as_bytes())?;
 
-    // A hard link changes only the host inode's ctime and link count; take
-    // the state after it for files that are otherwise as recorded.
+    // Hard links made (and the previous tree's, removed) change only the
+    // host inode's ctime and link count; take the state as it is now for
+    // linked files that are otherwise as recorded.
     let mut inputs: BTreeMap<PathBuf, Option<FileState>> = inputs;
-    for (host, after) in &installed.linked {
+    for host in &installed.linked {
         if let Some(Some(before)) = inputs.get_mut(host)
-            && (FileState { ctime_ns: after.ctime_ns, ..before.clone() }) == *after
+            && let Some(now) = FileState::read(host)
+            && now.same_content(before)
         {
-            *before = after.clone();
+            *before = now;
         }
     }
     let stamp = Stamp {
@@ -181,9 +184,13 @@ pub fn build(options: &Options) -> Result<Built> {
         inputs,
         out: FileState::read(&out),
         manifest: FileState::read(&manifest_path),
-        digests: installed.digests.into_iter().collect(),
     };
     stamp.write(&stamp_path)?;
+    crate::digest_cache::update(
+        &crate::digest_cache::path_for(&out),
+        install_options.known_digests,
+        installed.digests,
+    )?;
 
     let (files, bytes) = totals(&installed.manifest);
     Ok(Built {

@@ -4,19 +4,19 @@
 //! table are touched: the file is memory-mapped, so the pages holding code and
 //! data are never read from disk.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use goblin::container::{Container, Ctx, Endian};
 use goblin::elf::dynamic::{
     DF_1_NODEFLIB, DF_1_PIE, DT_FLAGS_1, DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ,
     DT_STRTAB, Dynamic,
 };
 use goblin::elf::header::{self, Header};
-use goblin::elf::program_header::{PT_INTERP, PT_LOAD, ProgramHeader};
-use goblin::strtab::Strtab;
+use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, ProgramHeader};
 
 /// The fields of the ELF header that the loader compares before it accepts a
 /// candidate library (`open_verify` in glibc's `elf/dl-load.c`).
@@ -132,12 +132,7 @@ pub fn read(host_path: &Path) -> Result<FileKind> {
     if &magic != header::ELFMAG {
         return Ok(FileKind::Other(not_elf(len)));
     }
-    // SAFETY: the map is read-only and private; if another process truncates
-    // the file while we read it we may see SIGBUS, the same risk every tool
-    // that maps binaries (linkers, debuggers) accepts.
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .with_context(|| format!("failed to map `{}`", host_path.display()))?;
-    Ok(FileKind::Elf(parse(&map)))
+    Ok(FileKind::Elf(parse_source(&file)))
 }
 
 /// The loader's complaint about a file that is not ELF: it reads the header
@@ -169,7 +164,68 @@ pub fn parse_shebang(bytes: &[u8]) -> Option<Shebang> {
 /// Parses the parts of an ELF image the loader needs. The identity comes
 /// first and survives a malformed remainder, which is recorded instead.
 pub fn parse(bytes: &[u8]) -> Object {
+    parse_source(bytes)
+}
+
+/// Where the bytes of an ELF file come from: memory, or a file read piece
+/// by piece with `pread(2)`. Reading only the pieces the loader looks at
+/// costs a few small reads per file, where a memory map would cost page
+/// faults and, in a threaded program, TLB shootdowns when it is unmapped.
+trait Source {
+    /// Up to `len` bytes at `offset` (fewer at the end of the file).
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>>;
+}
+
+impl Source for [u8] {
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        Ok(Cow::Borrowed(&self[start..start.saturating_add(len).min(self.len())]))
+    }
+}
+
+impl Source for File {
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>> {
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match std::os::unix::fs::FileExt::read_at(
+                self,
+                &mut buf[filled..],
+                offset + filled as u64,
+            ) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(filled);
+        Ok(Cow::Owned(buf))
+    }
+}
+
+/// Reads exactly `len` bytes at `offset`, or says what lies outside the file.
+fn exact<'a, S: Source + ?Sized>(
+    src: &'a S,
+    offset: u64,
+    len: usize,
+    what: &str,
+) -> Result<Cow<'a, [u8]>> {
+    let bytes = src.read_at(offset, len).with_context(|| format!("reading {what}"))?;
+    ensure!(bytes.len() == len, "{what} lies outside the file");
+    Ok(bytes)
+}
+
+fn parse_source<S: Source + ?Sized>(src: &S) -> Object {
     let mut object = Object::default();
+    let head = match src.read_at(0, 64) {
+        Ok(head) => head,
+        Err(e) => {
+            object.malformed = Some(format!("reading the ELF header: {e}"));
+            return object;
+        }
+    };
+    let bytes: &[u8] = &head;
     if let Some(e_ident) = bytes.get(..header::SIZEOF_IDENT) {
         let machine = bytes.get(18..20).map(|m| match e_ident[header::EI_DATA] {
             header::ELFDATA2MSB => u16::from_be_bytes([m[0], m[1]]),
@@ -182,14 +238,14 @@ pub fn parse(bytes: &[u8]) -> Object {
         });
         object.osabi = e_ident[header::EI_OSABI];
     }
-    if let Err(e) = parse_into(bytes, &mut object) {
+    if let Err(e) = parse_into(src, bytes, &mut object) {
         object.malformed = Some(format!("{e:#}"));
     }
     object
 }
 
-fn parse_into(bytes: &[u8], object: &mut Object) -> Result<()> {
-    let header: Header = goblin::elf::Elf::parse_header(bytes).context("reading the ELF header")?;
+fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> Result<()> {
+    let header: Header = goblin::elf::Elf::parse_header(head).context("reading the ELF header")?;
     let container = match header.e_ident[header::EI_CLASS] {
         header::ELFCLASS32 => Container::Little,
         header::ELFCLASS64 => Container::Big,
@@ -201,19 +257,28 @@ fn parse_into(bytes: &[u8], object: &mut Object) -> Result<()> {
         data => bail!("unknown ELF data encoding {data}"),
     };
     let ctx = Ctx::new(container, endian);
-    let phdrs = ProgramHeader::parse(bytes, header.e_phoff as usize, header.e_phnum as usize, ctx)
-        .context("reading the program headers")?;
+    let phnum = header.e_phnum as usize;
+    let table =
+        exact(src, header.e_phoff, phnum * ProgramHeader::size(ctx), "the program headers")?;
+    let phdrs =
+        ProgramHeader::parse(&table, 0, phnum, ctx).context("reading the program headers")?;
     object.e_type = header.e_type;
     for phdr in &phdrs {
         if phdr.p_type == PT_INTERP {
-            let range = phdr.file_range();
-            let raw = bytes.get(range).context("PT_INTERP lies outside the file")?;
+            let raw = exact(src, phdr.p_offset, phdr.p_filesz as usize, "PT_INTERP")?;
             let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
             object.interp = Some(String::from_utf8_lossy(&raw[..end]).into_owned());
         }
     }
+    let Some(dynamic_phdr) = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC) else {
+        return Ok(());
+    };
+    // goblin reads the segment at `p_offset` of the bytes it is given: give
+    // it the segment alone, starting at 0.
+    let segment = exact(src, dynamic_phdr.p_offset, dynamic_phdr.p_filesz as usize, "PT_DYNAMIC")?;
+    let local = ProgramHeader { p_offset: 0, ..dynamic_phdr.clone() };
     let Some(dynamic) =
-        Dynamic::parse(bytes, &phdrs, ctx).context("reading the dynamic section")?
+        Dynamic::parse(&segment, &[local], ctx).context("reading the dynamic section")?
     else {
         return Ok(());
     };
@@ -238,13 +303,30 @@ fn parse_into(bytes: &[u8], object: &mut Object) -> Result<()> {
     };
     let strtab_offset =
         vm_to_offset(&phdrs, strtab_addr).context("DT_STRTAB is not inside any PT_LOAD segment")?;
-    let strsz = strsz.min(bytes.len().saturating_sub(strtab_offset));
-    let strtab = Strtab::parse(bytes, strtab_offset, strsz, 0)
-        .context("reading the dynamic string table")?;
+    // Only the few strings the dynamic entries name are read: goblin's
+    // `Strtab::parse` would split and check every symbol name of a big
+    // library first.
     let string = |offset: u64| -> Result<String> {
-        strtab.get_at(offset as usize).map(str::to_string).with_context(|| {
-            format!("dynamic string at offset {offset} is out of range or not UTF-8")
-        })
+        let available = (strsz as u64).checked_sub(offset).filter(|n| *n > 0);
+        let available = available
+            .with_context(|| format!("dynamic string at offset {offset} is out of range"))?;
+        let mut want = 256u64.min(available);
+        loop {
+            let piece = src
+                .read_at(strtab_offset as u64 + offset, want as usize)
+                .context("reading a dynamic string")?;
+            if let Ok(text) = std::ffi::CStr::from_bytes_until_nul(&piece) {
+                return text
+                    .to_str()
+                    .map(str::to_string)
+                    .with_context(|| format!("dynamic string at offset {offset} is not UTF-8"));
+            }
+            ensure!(
+                want < available && piece.len() as u64 == want,
+                "dynamic string at offset {offset} is not terminated"
+            );
+            want = (want * 4).min(available);
+        }
     };
     let mut rpath = None;
     for d in &dynamic.dyns {

@@ -47,7 +47,7 @@ pub struct InstallOptions {
     /// Show a progress bar on a terminal.
     pub progress: bool,
     /// Digests already known, by host path, with the file state they were
-    /// computed for (from the previous build's stamp).
+    /// computed for (from the digest cache).
     pub known_digests: HashMap<PathBuf, (crate::stamp::FileState, String)>,
 }
 
@@ -56,9 +56,8 @@ pub struct Installed {
     pub manifest: Manifest,
     /// Digests of the host files, for the next build.
     pub digests: HashMap<PathBuf, (crate::stamp::FileState, String)>,
-    /// Host files that were hard-linked into the tree, with their state
-    /// after linking.
-    pub linked: Vec<(PathBuf, crate::stamp::FileState)>,
+    /// Host files that were hard-linked into the tree.
+    pub linked: Vec<PathBuf>,
 }
 
 /// Writes `plan` to `out` atomically and returns its manifest (not yet
@@ -173,8 +172,9 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
 
     // Directories first, in order (a parent sorts before its children),
     // each opened once for the files that go in it.
+    let sorted = plan.sorted();
     let mut dirs: HashMap<PathBuf, OwnedFd> = HashMap::new();
-    for (path, entry) in &plan.entries {
+    for &(path, entry) in &sorted {
         if let EntryKind::Dir { .. } = entry.kind {
             let (parent, name) = split(path)?;
             let parent_fd = dir_fd(&dirs, &root, parent)?;
@@ -196,11 +196,10 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
 
     let progress = progress_bar(plan, options.progress);
     let reflink = AtomicBool::new(true);
-    let leaves: Vec<(&PathBuf, &EntryKind)> = plan
-        .entries
+    let leaves: Vec<(&PathBuf, &EntryKind)> = sorted
         .iter()
         .filter(|(_, e)| !matches!(e.kind, EntryKind::Dir { .. }))
-        .map(|(p, e)| (p, &e.kind))
+        .map(|&(p, e)| (p, &e.kind))
         .collect();
     let written: Vec<Result<(PathBuf, Option<WrittenFile>)>> = leaves
         .par_iter()
@@ -227,7 +226,7 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
     // Directory modes and times last, deepest first, so that adding
     // children does not move a stamped mtime and a read-only directory does
     // not stop its own filling.
-    for (path, entry) in plan.entries.iter().rev() {
+    for &(path, entry) in sorted.iter().rev() {
         if let EntryKind::Dir { mode } = entry.kind {
             let fd = &dirs[path];
             rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
@@ -243,10 +242,9 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
 
     let mut digests = HashMap::new();
     let mut linked = Vec::new();
-    let entries = plan
-        .entries
+    let entries = sorted
         .iter()
-        .map(|(path, entry)| {
+        .map(|&(path, entry)| {
             let (kind, mode, size, sha256, target, source) = match &entry.kind {
                 EntryKind::Dir { mode } => ("dir", *mode, None, None, None, None),
                 EntryKind::File { host, .. } => {
@@ -254,7 +252,7 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
                     if let Some(state) = &file.state {
                         digests.insert(host.clone(), (state.clone(), file.sha256.clone()));
                         if file.linked {
-                            linked.push((host.clone(), state.clone()));
+                            linked.push(host.clone());
                         }
                     }
                     (
@@ -365,14 +363,11 @@ fn write_leaf(
                 && rustix::fs::linkat(rustix::fs::CWD, host, dir, name, AtFlags::empty()).is_ok()
             {
                 let sha256 = digest_of(host, &source, &state, options)?;
-                // The new link changed the inode's ctime: remember the state
-                // after it, so the next build does not see a change.
-                let after = crate::stamp::FileState::read(host).unwrap_or(state);
                 return Ok(Some(WrittenFile {
                     mode: host_mode,
                     size: meta.len(),
                     sha256,
-                    state: Some(after),
+                    state: Some(state),
                     linked: true,
                 }));
             }
@@ -429,18 +424,30 @@ fn digest_of(
     options: &InstallOptions,
 ) -> Result<String> {
     if let Some((known_state, digest)) = options.known_digests.get(host)
-        && known_state == state
+        && known_state.same_content(state)
     {
         return Ok(digest.clone());
     }
-    if state.size == 0 {
-        return Ok(hex(&Sha256::digest([])));
+    // Positioned reads into one buffer per thread: no page tables to build
+    // and tear down as a map would, and memory stays flat however large the
+    // files are.
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 256 * 1024]);
     }
-    // SAFETY: a read-only private map of a file we hold open; a concurrent
-    // truncation could raise SIGBUS, the risk every tool mapping files takes.
-    let map = unsafe { memmap2::Mmap::map(source) }
-        .with_context(|| format!("failed to map `{}`", host.display()))?;
-    Ok(hex(&Sha256::digest(&map[..])))
+    BUFFER.with_borrow_mut(|buffer| {
+        let mut hasher = Sha256::new();
+        let mut offset = 0u64;
+        loop {
+            let n = std::os::unix::fs::FileExt::read_at(source, buffer, offset)
+                .with_context(|| format!("failed to read `{}`", host.display()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            offset += n as u64;
+        }
+        Ok(hex(&hasher.finalize()))
+    })
 }
 
 pub fn hex(bytes: &[u8]) -> String {

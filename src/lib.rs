@@ -6,6 +6,7 @@
 //! See ARCHITECTURE.md for the bird's-eye view.
 
 pub mod deps;
+pub mod digest_cache;
 pub mod elf;
 pub mod ldcache;
 pub mod ldconf;

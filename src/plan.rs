@@ -8,7 +8,7 @@
 
 mod accounts;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -125,7 +125,8 @@ pub enum EntryKind {
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub kind: EntryKind,
-    pub why: BTreeSet<Why>,
+    /// Sorted and without duplicates once the plan is made.
+    pub why: Vec<Why>,
 }
 
 /// A command of the rootfs, as the smoke tests will run it.
@@ -142,7 +143,10 @@ pub struct Command {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub name: String,
-    pub entries: BTreeMap<PathBuf, Entry>,
+    /// Every path of the tree but `/`; [`Plan::sorted`] gives them in
+    /// order. A hash map, because planning looks paths up thousands of
+    /// times and comparing paths component by component is slow.
+    pub entries: HashMap<PathBuf, Entry>,
     pub commands: Vec<Command>,
     /// Host paths whose state the plan depends on: copied files, mirrored
     /// symlinks, directories searched.
@@ -150,6 +154,13 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The entries sorted by path: a directory before what it holds.
+    pub fn sorted(&self) -> Vec<(&PathBuf, &Entry)> {
+        let mut sorted: Vec<(&PathBuf, &Entry)> = self.entries.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        sorted
+    }
+
     /// Number of regular files (copied or written) and their total size.
     pub fn file_totals(&self) -> (usize, u64) {
         self.entries.values().fold((0, 0), |(n, bytes), e| match &e.kind {
@@ -221,7 +232,7 @@ impl Unresolved {
 pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
     let mut plan = Plan {
         name: spec.name.clone(),
-        entries: BTreeMap::new(),
+        entries: HashMap::new(),
         commands: Vec::new(),
         inputs: BTreeSet::new(),
     };
@@ -376,6 +387,10 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
     }
 
     plan.inputs.extend(resolver.consulted_dirs().iter().map(|d| sysroot.host(d)));
+    for entry in plan.entries.values_mut() {
+        entry.why.sort_unstable();
+        entry.why.dedup();
+    }
     Ok(plan)
 }
 
@@ -485,7 +500,7 @@ fn add_spec_entries(plan: &mut Plan, spec: &Spec) -> Result<()> {
                 if let Some(m) = dir.value.mode {
                     *mode = m;
                 }
-                whys.insert(why);
+                whys.push(why);
             }
             _ => {
                 let kind = EntryKind::Dir { mode: dir.value.mode.unwrap_or(0o755) };
@@ -655,34 +670,33 @@ pub(crate) fn insert(
     kind: EntryKind,
     why: Why,
 ) -> Result<(), String> {
-    for ancestor in path.ancestors().skip(1) {
-        if ancestor == Path::new("/") {
-            break;
-        }
-        match plan.entries.get_mut(ancestor) {
-            Some(Entry { kind: EntryKind::Dir { .. }, .. }) => {}
-            Some(other) => {
-                return Err(format!(
-                    "`{}` needs `{}` to be a directory, but it is {}",
-                    path.display(),
-                    ancestor.display(),
-                    describe_entry(other)
-                ));
-            }
-            None => {
-                plan.entries.insert(
-                    ancestor.to_path_buf(),
-                    Entry {
-                        kind: EntryKind::Dir { mode: 0o755 },
-                        why: BTreeSet::from([Why::Parent]),
-                    },
-                );
-            }
-        }
-    }
     match plan.entries.get_mut(path) {
         None => {
-            plan.entries.insert(path.to_path_buf(), Entry { kind, why: BTreeSet::from([why]) });
+            // The parents of an entry are always entries: walk up only to
+            // the nearest one that exists, then add the missing ones.
+            let mut missing = Vec::new();
+            for ancestor in path.ancestors().skip(1) {
+                if ancestor == Path::new("/") {
+                    break;
+                }
+                match plan.entries.get(ancestor) {
+                    Some(Entry { kind: EntryKind::Dir { .. }, .. }) => break,
+                    Some(other) => {
+                        return Err(format!(
+                            "`{}` needs `{}` to be a directory, but it is {}",
+                            path.display(),
+                            ancestor.display(),
+                            describe_entry(other)
+                        ));
+                    }
+                    None => missing.push(ancestor),
+                }
+            }
+            for ancestor in missing.into_iter().rev() {
+                let parent = Entry { kind: EntryKind::Dir { mode: 0o755 }, why: vec![Why::Parent] };
+                plan.entries.insert(ancestor.to_path_buf(), parent);
+            }
+            plan.entries.insert(path.to_path_buf(), Entry { kind, why: vec![why] });
             Ok(())
         }
         Some(existing) => {
@@ -712,7 +726,7 @@ pub(crate) fn insert(
                     describe(&kind)
                 ));
             }
-            existing.why.insert(why);
+            existing.why.push(why);
             Ok(())
         }
     }

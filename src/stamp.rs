@@ -3,10 +3,9 @@
 //! The check re-reads the spec files and `lstat`s every recorded input: each
 //! copied file and mirrored symlink, every directory the resolver searched
 //! (a library appearing there could change the answer), the output tree's
-//! root, and the tool itself. Digests of host files are kept too, so a
-//! rebuild after one change only hashes what changed.
+//! root, and the tool itself.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -38,6 +37,15 @@ impl FileState {
         }
     }
 
+    /// Whether the content can be assumed unchanged: same file, size and
+    /// mtime. Unlike full equality this ignores ctime, which also moves when
+    /// a hard link to the file is made or removed; a file rewritten in place
+    /// with its mtime set back would fool it, as it fools make and rsync.
+    pub fn same_content(&self, other: &FileState) -> bool {
+        (self.dev, self.ino, self.size, self.mtime_ns)
+            == (other.dev, other.ino, other.size, other.mtime_ns)
+    }
+
     /// The state of `path` without following a final symlink; `None` when
     /// it does not exist.
     pub fn read(path: &Path) -> Option<FileState> {
@@ -56,8 +64,6 @@ pub struct Stamp {
     /// The output tree's root and manifest as written.
     pub out: Option<FileState>,
     pub manifest: Option<FileState>,
-    /// Digests of copied host files, with the state they belong to.
-    pub digests: BTreeMap<PathBuf, (FileState, String)>,
 }
 
 /// Where the stamp of the rootfs at `out` lives.
@@ -105,9 +111,5 @@ impl Stamp {
             .iter()
             .find(|(path, state)| FileState::read(path) != **state)
             .map(|(path, _)| format!("`{}` changed", path.display()))
-    }
-
-    pub fn digests(&self) -> HashMap<PathBuf, (FileState, String)> {
-        self.digests.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }

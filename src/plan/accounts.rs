@@ -129,10 +129,10 @@ pub fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
     for user in &spec.users {
         let home: PathBuf = resolve_in_plan(plan, &user.value.home, true)
             .map_err(|e| SpecError::at(&user.at, e))?;
-        if !plan.entries.contains_key(&home) {
-            insert(plan, &home, EntryKind::Dir { mode: 0o755 }, Why::Accounts)
-                .map_err(|e| SpecError::at(&user.at, e))?;
-        }
+        // A home that is already a directory gains a reason; anything else
+        // there is a conflict.
+        insert(plan, &home, EntryKind::Dir { mode: 0o755 }, Why::Accounts)
+            .map_err(|e| SpecError::at(&user.at, e))?;
     }
     Ok(())
 }

@@ -24,6 +24,23 @@ pub enum Command {
     /// Install the Debian packages the tests need (when root), then run
     /// `cargo test --workspace`.
     Test(Test),
+    /// Time resolution and builds against the classic recipe and its peers;
+    /// results in target/bench/results.md.
+    Bench(Bench),
+}
+
+#[derive(Args, Debug)]
+pub struct Bench {
+    /// Timed runs per measurement, after one warm-up.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Only the command lists whose name contains this (classic-9,
+    /// coreutils-30, spread-100, all-N).
+    #[arg(long, value_name = "NAME")]
+    pub only: Option<String>,
+    /// Leave out the classic recipe, lddtree, dracut-install and jk_cp.
+    #[arg(long)]
+    pub no_peers: bool,
 }
 
 #[derive(Args, Debug)]
@@ -161,6 +178,14 @@ impl Xtask {
                     .run(),
             },
             Command::Test(test) => crate::test::run(&test.args).map(|()| ExitCode::SUCCESS),
+            Command::Bench(bench) => {
+                let options = crate::bench::Options {
+                    runs: bench.runs.max(1),
+                    only: bench.only,
+                    no_peers: bench.no_peers,
+                };
+                crate::bench::run(&options).map(|()| ExitCode::SUCCESS)
+            }
         }
     }
 }

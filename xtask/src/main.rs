@@ -1,5 +1,6 @@
 //! `cargo xtask`: parses flags and dispatches to the `rootfs` library; no logic lives here.
 
+mod bench;
 mod flags;
 mod packages;
 mod test;

@@ -1,0 +1,45 @@
+//! Digests of host files, kept beside the outputs (`.rootfs-digests.json`) and shared by every build there, so an unchanged host file is hashed once.
+//!
+//! An entry is used only while the file is the same inode with the same
+//! size and mtime ([`FileState::same_content`]); ctime is not compared,
+//! because hard-linking a file into a tree (`--link hard`) moves it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::stamp::FileState;
+
+/// The digest cache for outputs in the folder holding `out`.
+pub fn path_for(out: &Path) -> PathBuf {
+    out.with_file_name(".rootfs-digests.json")
+}
+
+/// Host path -> (state when hashed, sha256).
+pub type Digests = HashMap<PathBuf, (FileState, String)>;
+
+/// Reads the cache; a missing or unreadable one is empty.
+pub fn read(path: &Path) -> Digests {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| {
+            serde_json::from_slice::<BTreeMap<PathBuf, (FileState, String)>>(&bytes).ok()
+        })
+        .map(|map| map.into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// Adds `fresh` to the cache on disk, dropping entries whose file is gone
+/// or changed, and writes it back atomically.
+pub fn update(path: &Path, mut known: Digests, fresh: Digests) -> Result<()> {
+    known.extend(fresh);
+    let kept: BTreeMap<PathBuf, (FileState, String)> = known
+        .into_iter()
+        .filter(|(host, (state, _))| {
+            FileState::read(host).is_some_and(|now| now.same_content(state))
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&kept).context("serialising the digest cache")?;
+    crate::install::write_file_atomically(path, &bytes)
+}
