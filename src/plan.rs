@@ -525,14 +525,13 @@ fn add_spec_entries(plan: &mut Plan, spec: &Spec) -> Result<()> {
                         .help("`src` must name one file; list each file of a directory as its own [[files]] entry")
                         .into());
                 }
+                // The real path, so that the same host file given under
+                // another name (`/bin/cat`, `/usr/bin/cat`) is the same copy.
+                let host = std::fs::canonicalize(host).unwrap_or_else(|_| host.clone());
                 plan.inputs.insert(host.clone());
                 let host_mode = meta.mode() & 0o7777;
                 let kept = if spec.keep_setuid { host_mode } else { host_mode & !0o6000 };
-                EntryKind::File {
-                    host: host.clone(),
-                    mode: file.value.mode.unwrap_or(kept),
-                    size: meta.size(),
-                }
+                EntryKind::File { host, mode: file.value.mode.unwrap_or(kept), size: meta.size() }
             }
             FileSource::Content(text) => EntryKind::Data {
                 bytes: text.as_bytes().to_vec(),
@@ -558,13 +557,13 @@ fn place(
             "every parent of the path must be a directory (or a symlink to one) in the rootfs",
         )
     })?;
-    if real == Path::new("/etc/ld.so.cache") {
+    if real.starts_with("/etc/ld.so.cache") {
         return Err(SpecError::at(at, "`/etc/ld.so.cache` is written by the build")
             .help("remove this entry: the build writes a loader cache for exactly the libraries it copies")
             .into());
     }
-    let accounts = real == Path::new("/etc/passwd") || real == Path::new("/etc/group");
-    if accounts && what != "a file" {
+    let accounts = real.starts_with("/etc/passwd") || real.starts_with("/etc/group");
+    if accounts && (what != "a file" || real.parent() != Some(Path::new("/etc"))) {
         return Err(SpecError::at(at, format!("`{}` is written by the build from [[users]] and [[groups]]; {what} cannot be there", real.display()))
             .help(format!("provide `{}` as a [[files]] entry instead, or remove this entry", real.display()))
             .into());

@@ -653,9 +653,10 @@ fn check_unique(spec: &Spec) -> Result<(), SpecError> {
             let what = format!("uid {} is already used by `{}`", u.uid, first.value.name);
             return Err(twice(&user.at, what, &first.at));
         }
-        if u.name == "root" && u.uid != 0 {
-            return Err(SpecError::at(&user.at, "`root` always has uid 0")
-                .help("give root uid 0 (to change its home or shell), or use another name"));
+        if u.name == "root" && (u.uid != 0 || u.gid != 0) {
+            return Err(SpecError::at(&user.at, "`root` always has uid 0 and gid 0").help(
+                "give root uid 0 and gid 0 (to change its home or shell), or use another name",
+            ));
         }
         if u.uid == 0 && u.name != "root" {
             return Err(SpecError::at(&user.at, "uid 0 is always `root`")

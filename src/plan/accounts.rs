@@ -12,8 +12,14 @@ use crate::spec::{Spec, SpecError};
 /// provides its own `/etc/passwd` or `/etc/group` as a file keeps it, unless
 /// it also lists users or groups, which would be silently lost.
 pub fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
-    let provided = |path: &str| spec.files.iter().find(|f| f.value.dest == Path::new(path));
-    if let Some(file) = provided("/etc/passwd")
+    // A file placed there by the spec, however its `dest` is spelled.
+    let provided = |path: &str| {
+        spec.files.iter().find(|f| {
+            resolve_in_plan(plan, &f.value.dest, false).is_ok_and(|real| real == Path::new(path))
+        })
+    };
+    let (passwd_file, group_file) = (provided("/etc/passwd"), provided("/etc/group"));
+    if let Some(file) = passwd_file
         && let Some(user) = spec.users.first()
     {
         return Err(SpecError::at(
@@ -26,7 +32,7 @@ pub fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
         ))
         .into());
     }
-    if let Some(file) = provided("/etc/group")
+    if let Some(file) = group_file
         && let Some(group) = spec.groups.first()
     {
         return Err(SpecError::at(
@@ -71,14 +77,6 @@ pub fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
         BTreeMap::from([(0, ("root".to_string(), Vec::new()))]);
     for group in &spec.groups {
         let g = &group.value;
-        if (g.gid == 0) != (g.name == "root") {
-            return Err(SpecError::at(
-                &group.at,
-                "gid 0 is always the group `root`, and `root` is always gid 0",
-            )
-            .help("root is always in /etc/group; list it here only with gid 0, to add members")
-            .into());
-        }
         groups.insert(g.gid, (g.name.clone(), g.members.clone()));
     }
     for user in &spec.users {
@@ -103,7 +101,7 @@ pub fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
         groups.insert(u.gid, (u.name.clone(), Vec::new()));
     }
 
-    if provided("/etc/passwd").is_none() {
+    if passwd_file.is_none() {
         let text: String = passwd.values().map(|l| format!("{l}\n")).collect();
         insert(
             plan,
@@ -113,7 +111,7 @@ pub fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
         )
         .map_err(anyhow::Error::msg)?;
     }
-    if provided("/etc/group").is_none() {
+    if group_file.is_none() {
         let text: String = groups
             .iter()
             .map(|(gid, (name, members))| format!("{name}:x:{gid}:{}\n", members.join(",")))

@@ -25,6 +25,7 @@ const CASES: &[(&str, u8)] = &[
     ("dest-collides-with-ld-cache", 2),
     ("dest-collides-with-library", 2),
     ("dest-collides-with-passwd", 2),
+    ("dest-inside-ld-cache", 2),
     ("dest-is-a-directory", 2),
     ("dest-under-a-file", 2),
     ("dir-collides-with-file", 2),
@@ -47,7 +48,9 @@ const CASES: &[(&str, u8)] = &[
     ("mode-not-a-string", 2),
     ("relative-command-path", 2),
     ("relative-dest", 2),
+    ("passwd-through-symlink", 2),
     ("root-not-uid-zero", 2),
+    ("root-with-other-gid", 2),
     ("smoke-check-empty-run", 2),
     ("smoke-check-unknown-key", 2),
     ("smoke-timeout-negative", 2),
@@ -81,7 +84,7 @@ fn broken_specs_fail_with_their_message_and_leave_the_output_alone() {
 
     let before = Snapshot::take(&out);
     // Nothing but the output, its manifest, its stamp and the digest cache: a
-    // left behind by a failed build would show as a new name here.
+    // staging folder left behind by a failed build would show as a new name here.
     assert_eq!(before.siblings, [".rootfs-digests.json", "t", "t.manifest.json", "t.stamp.json"]);
     let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
     let mut failures = String::new();
