@@ -394,3 +394,66 @@ fn hard_link_mode_shares_host_inodes_except_where_the_mode_differs() {
     assert!(!copied.up_to_date, "changing the link mode rebuilds");
     assert_eq!(digest(&copied), digest(&built));
 }
+
+/// A sysroot assembled from copies of host files, whose absolute symlinks
+/// would point at the host if followed outside it.
+fn copy_sysroot(root: &Path) {
+    let lib = root.join("usr/lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(root.join("usr/lib64")).unwrap();
+    let options = fs_extra::dir::CopyOptions::new();
+    for soname in ["ld-linux-x86-64.so.2", "libc.so.6", "libtinfo.so.6"] {
+        // The real file, with the soname as a symlink to it when they differ
+        // (libtinfo.so.6 -> libtinfo.so.6.4), as on the host.
+        let real =
+            std::fs::canonicalize(Path::new("/usr/lib/x86_64-linux-gnu").join(soname)).unwrap();
+        fs_extra::copy_items(&[&real], &lib, &options).unwrap();
+        let name = real.file_name().unwrap();
+        if name != soname {
+            symlink(name, lib.join(soname)).unwrap();
+        }
+    }
+    fs_extra::copy_items(&["/usr/bin/bash"], root.join("usr/bin"), &options).unwrap();
+    symlink("usr/bin", root.join("bin")).unwrap();
+    symlink("usr/lib", root.join("lib")).unwrap();
+    symlink("usr/lib64", root.join("lib64")).unwrap();
+    symlink(
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        root.join("usr/lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_sysroot_build_takes_every_file_from_the_sysroot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().join("sysroot");
+    copy_sysroot(&sysroot);
+    let spec = write_spec(tmp.path(), "name = \"s\"\ncommands = [\"bash\"]\n");
+    let out = tmp.path().join("out/s");
+    let mut opts = options(&spec, &out);
+    opts.sysroot = sysroot.clone();
+    let built = build(&opts).unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
+    let sources: Vec<&Path> =
+        built.manifest.entries.iter().filter_map(|e| e.source.as_deref()).collect();
+    assert!(sources.len() >= 4, "{sources:?}");
+    for source in sources {
+        assert!(
+            source.starts_with(&sysroot),
+            "`{}` came from outside the sysroot",
+            source.display()
+        );
+    }
+    // The absolute symlink is recreated as it was, and resolves inside.
+    assert_eq!(
+        std::fs::read_link(out.join("usr/lib64/ld-linux-x86-64.so.2")).unwrap(),
+        Path::new("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+    );
+    if rustix::process::geteuid().is_root() {
+        let (status, output) = in_chroot(&out, &["/bin/bash", "-c", "echo from the sysroot"], &[]);
+        assert_eq!((status, output.trim()), (0, "from the sysroot"));
+    } else {
+        eprintln!("skipped running bash inside: chroot(2) needs root");
+    }
+}

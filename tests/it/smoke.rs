@@ -315,3 +315,38 @@ fn a_normal_user_gets_a_user_namespace_or_one_clear_line() {
         assert!(!stderr.contains("panicked") && !stderr.contains("stack backtrace"), "{stderr}");
     }
 }
+
+#[test]
+fn run_passes_the_exit_status_back_and_shell_reads_its_input() {
+    if !can_enter() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = project_root().join("rootfs-spec/default.toml");
+    let out = tmp.path().join("default");
+    let status = xtask_command()
+        .args(["rootfs", "run"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .args(["--", "bash", "-c", "exit 7"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(7));
+    let mut shell = xtask_command()
+        .args(["rootfs", "shell"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    shell.stdin.take().unwrap().write_all(b"echo \"inside $(hostname)\"; exit 3\n").unwrap();
+    let output = shell.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "inside default");
+}
