@@ -51,6 +51,9 @@ struct Row {
     mib: f64,
     ours: Vec<(&'static str, Measured)>,
     peers: Vec<(&'static str, Measured)>,
+    /// Programs that fail to load inside each tool's tree (`None`: not
+    /// checked, which needs root for chroot).
+    broken: Vec<(&'static str, Option<usize>)>,
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -261,6 +264,7 @@ fn measure(sh: &Shell, exe: &Path, work: &Path, list: &List, options: &Options) 
         c.arg(list).arg(&dest);
         c
     };
+    let mut broken = vec![("our build", broken_programs(&out, &list.programs))];
     let mut peers: Vec<(&'static str, Measured)> = Vec::new();
     peers.push((
         "copy floor (cp -a)",
@@ -283,6 +287,7 @@ fn measure(sh: &Shell, exe: &Path, work: &Path, list: &List, options: &Options) 
                 label,
                 time(peer_runs, || clean(&[&dest]), || script(name, &programs), false),
             ));
+            broken.push((label, broken_programs(&dest, &list.programs)));
         }
     }
     clean(&[&dest]);
@@ -294,7 +299,37 @@ fn measure(sh: &Shell, exe: &Path, work: &Path, list: &List, options: &Options) 
         mib: bytes as f64 / (1024.0 * 1024.0),
         ours,
         peers,
+        broken,
     })
+}
+
+/// How many programs fail to load inside `tree`, asked of the tree's own
+/// loader in trace mode under `chroot(2)` (nothing of the program runs):
+/// a non-zero exit or a library "not found".
+fn broken_programs(tree: &Path, programs: &[PathBuf]) -> Option<usize> {
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::geteuid().is_root() || !tree.is_dir() {
+        return None;
+    }
+    let mut broken = 0;
+    for program in programs {
+        let root = tree.to_path_buf();
+        let mut c = Command::new("/lib64/ld-linux-x86-64.so.2");
+        c.arg("--list").arg(program).env_clear().stderr(std::process::Stdio::null());
+        // SAFETY: chroot and chdir are async-signal-safe system calls.
+        unsafe {
+            c.pre_exec(move || {
+                rustix::process::chroot(&root)?;
+                rustix::process::chdir("/")?;
+                Ok(())
+            });
+        }
+        let ok = c.output().is_ok_and(|o| {
+            o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("not found")
+        });
+        broken += usize::from(!ok);
+    }
+    Some(broken)
 }
 
 fn deps_command(exe: &Path, programs: &[PathBuf]) -> Command {
@@ -386,6 +421,16 @@ fn render(rows: &[Row], runs: usize) -> String {
                 .and_then(|(_, m)| m.as_ref().ok())
                 .map(|t| t.median.as_secs_f64())
         };
+        let _ = writeln!(out);
+        for (label, count) in &row.broken {
+            if let Some(count) = count {
+                let _ = writeln!(
+                    out,
+                    "- {label}: {count} of {} programs fail to load inside the tree",
+                    row.programs
+                );
+            }
+        }
         let cold = get(&row.ours, "cold build");
         let floor = get(&row.peers, "copy floor (cp -a)");
         let fastest_peer = row
