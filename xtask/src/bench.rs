@@ -275,6 +275,14 @@ fn measure(sh: &Shell, exe: &Path, work: &Path, list: &List, options: &Options) 
         time(runs, || clean(&[&dest]), || script("hardlink-floor.sh", &copied), false),
     ));
     if !options.no_peers {
+        // Resolution alone, the way the classic recipe and lddtree do it.
+        for (label, name) in [
+            ("resolution: ldd per program", "ldd-each.sh"),
+            ("resolution: lddtree -l", "lddtree-list.sh"),
+        ] {
+            let peer_runs = if list.programs.len() > 200 { runs.min(3) } else { runs };
+            peers.push((label, time(peer_runs, || {}, || script(name, &programs), false)));
+        }
         for (label, name) in [
             ("classic recipe (ldd + cp)", "classic.sh"),
             ("lddtree --copy-to-tree", "lddtree.sh"),
@@ -431,12 +439,24 @@ fn render(rows: &[Row], runs: usize) -> String {
                 );
             }
         }
+        if let Some(ours) = get(&row.ours, "resolution") {
+            for peer in ["resolution: ldd per program", "resolution: lddtree -l"] {
+                if let Some(t) = get(&row.peers, peer) {
+                    let _ = writeln!(
+                        out,
+                        "- {} / our resolution: {:.0}x",
+                        peer.trim_start_matches("resolution: "),
+                        t / ours
+                    );
+                }
+            }
+        }
         let cold = get(&row.ours, "cold build");
         let floor = get(&row.peers, "copy floor (cp -a)");
         let fastest_peer = row
             .peers
             .iter()
-            .filter(|(l, _)| !l.contains("floor"))
+            .filter(|(l, _)| !l.contains("floor") && !l.starts_with("resolution"))
             .filter_map(|(l, m)| m.as_ref().ok().map(|t| (*l, t.median.as_secs_f64())))
             .min_by(|a, b| a.1.total_cmp(&b.1));
         let _ = writeln!(out);
