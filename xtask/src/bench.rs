@@ -38,6 +38,8 @@ struct List {
 #[derive(Clone, Copy)]
 struct Timing {
     median: Duration,
+    min: Duration,
+    max: Duration,
     max_rss_kib: u64,
 }
 
@@ -167,6 +169,43 @@ fn dynamic_executables(dirs: &[&Path]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// One thing timed: how to prepare a run and which process to time.
+struct Contender<'a> {
+    label: &'static str,
+    ours: bool,
+    runs: usize,
+    prepare: Box<dyn FnMut() + 'a>,
+    command: Box<dyn Fn() -> Command + 'a>,
+    /// `deps` exits 1 when a host program misses a library.
+    allow_failure: bool,
+    /// Where its tree is, to check afterwards which programs load.
+    tree: Option<PathBuf>,
+    times: Vec<Duration>,
+    max_rss_kib: u64,
+    error: Option<String>,
+}
+
+fn contender<'a>(
+    label: &'static str,
+    ours: bool,
+    runs: usize,
+    prepare: Box<dyn FnMut() + 'a>,
+    command: Box<dyn Fn() -> Command + 'a>,
+) -> Contender<'a> {
+    Contender {
+        label,
+        ours,
+        runs,
+        prepare,
+        command,
+        allow_failure: false,
+        tree: None,
+        times: Vec::new(),
+        max_rss_kib: 0,
+        error: None,
+    }
+}
+
 fn measure(sh: &Shell, exe: &Path, work: &Path, list: &List, options: &Options) -> Result<Row> {
     let dir = work.join(&list.name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -188,11 +227,37 @@ fn measure(sh: &Shell, exe: &Path, work: &Path, list: &List, options: &Options) 
     let manifest = rootfs::manifest::path_for(&out);
     let stamp = rootfs::stamp::path_for(&out);
     let digests = rootfs::digest_cache::path_for(&out);
+    let build = |extra: &[&str]| -> Command {
+        let mut c = Command::new(exe);
+        c.args(["rootfs", "build"]).arg(&spec).arg("--out").arg(&out).args(extra);
+        c
+    };
+
+    // One build first, untimed, for the list of files it copies: the floor
+    // copies exactly those.
+    let status = build(&[])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running the first build")?;
+    ensure!(status.success(), "the first build of `{}` failed", list.name);
+    let built = rootfs::manifest::Manifest::read(&manifest)?;
+    let files: Vec<&rootfs::manifest::ManifestEntry> =
+        built.entries.iter().filter(|e| e.kind == "file").collect();
+    let bytes: u64 = files.iter().filter_map(|e| e.size).sum();
+    let sources: String = files
+        .iter()
+        .filter_map(|e| e.source.as_ref())
+        .map(|s| format!("{}\n", s.display()))
+        .collect();
+    let copied = dir.join("copied.txt");
+    std::fs::write(&copied, sources)
+        .with_context(|| format!("failed to write `{}`", copied.display()))?;
+
     // Outputs of earlier runs are moved aside, not deleted, and the disk is
-    // synced, before each timed run: on ext4, creating files right after
-    // deleting thousands makes the inode allocator skip the recently freed
-    // ones at a cost that would be charged to whoever runs next, and dirty
-    // pages of the previous run would be written back during this one.
+    // synced, before each timed run: on ext4, creating files within a minute
+    // of deleting thousands makes the inode allocator skip the recently
+    // freed ones, a cost that would be charged to whoever runs next, and
+    // dirty pages of the previous run would be written back during this one.
     let trash = work.join("trash").join(&list.name);
     let counter = std::cell::Cell::new(0u32);
     let clean = |paths: &[&Path]| {
@@ -204,101 +269,151 @@ fn measure(sh: &Shell, exe: &Path, work: &Path, list: &List, options: &Options) 
             }
         }
         rustix::fs::sync();
+        settle();
     };
+    let clean = &clean;
     let runs = options.runs;
-    let build = |extra: &[&str]| -> Command {
-        let mut c = Command::new(exe);
-        c.args(["rootfs", "build"]).arg(&spec).arg("--out").arg(&out).args(extra);
-        c
-    };
-
-    let mut ours: Vec<(&'static str, Measured)> = Vec::new();
-    ours.push(("resolution", time(runs, || {}, || deps_command(exe, &list.programs), true)));
-    ours.push((
-        "first build (nothing cached)",
-        time(runs, || clean(&[&out, &manifest, &stamp, &digests]), || build(&[]), false),
-    ));
-    ours.push((
-        "cold build",
-        time(runs, || clean(&[&out, &manifest, &stamp]), || build(&[]), false),
-    ));
-    ours.push(("no-op rebuild", time(runs, || {}, || build(&[]), false)));
+    // The slow peers get fewer runs on the big list.
+    let slow_runs = if list.programs.len() > 200 { runs.min(3) } else { runs };
+    let (out_ref, manifest_ref, stamp_ref, digests_ref) = (&out, &manifest, &stamp, &digests);
+    let mut contenders = vec![
+        Contender {
+            allow_failure: true,
+            ..contender(
+                "resolution",
+                true,
+                runs,
+                Box::new(|| {}),
+                Box::new(|| deps_command(exe, &list.programs)),
+            )
+        },
+        contender(
+            "first build (nothing cached)",
+            true,
+            runs,
+            Box::new(move || clean(&[out_ref, manifest_ref, stamp_ref, digests_ref])),
+            Box::new(move || build(&[])),
+        ),
+        contender(
+            "cold build",
+            true,
+            runs,
+            Box::new(move || clean(&[out_ref, manifest_ref, stamp_ref])),
+            Box::new(move || build(&[])),
+        ),
+        contender("no-op rebuild", true, runs, Box::new(|| {}), Box::new(move || build(&[]))),
+    ];
     // One input changed: the spec gains a comment, so everything is planned
     // and written again (digests of unchanged host files are reused).
     let mut n = 0;
-    ours.push((
+    let (spec_ref, text_ref) = (&spec, &text);
+    contenders.push(contender(
         "one input changed",
-        time(
+        true,
+        runs,
+        Box::new(move || {
+            n += 1;
+            let _ = std::fs::write(spec_ref, format!("{text_ref}# change {n}\n"));
+        }),
+        Box::new(move || build(&[])),
+    ));
+    contenders.push(Contender {
+        tree: Some(out.clone()),
+        ..contender(
+            "cold build --link hard",
+            true,
             runs,
-            || {
-                n += 1;
-                let _ = std::fs::write(&spec, format!("{text}# change {n}\n"));
-            },
-            || build(&[]),
-            false,
-        ),
-    ));
-    let built = rootfs::manifest::Manifest::read(&manifest)?;
-    let files: Vec<&rootfs::manifest::ManifestEntry> =
-        built.entries.iter().filter(|e| e.kind == "file").collect();
-    let bytes: u64 = files.iter().filter_map(|e| e.size).sum();
-    ours.push((
-        "cold build --link hard",
-        time(runs, || clean(&[&out, &manifest, &stamp]), || build(&["--link", "hard"]), false),
-    ));
-    let _ = std::fs::write(&spec, &text);
-
-    // The floor: copying exactly the files our build copies, in one `cp`.
-    let sources: String = files
-        .iter()
-        .filter_map(|e| e.source.as_ref())
-        .map(|s| format!("{}\n", s.display()))
-        .collect();
-    let copied = dir.join("copied.txt");
-    std::fs::write(&copied, sources)
-        .with_context(|| format!("failed to write `{}`", copied.display()))?;
+            Box::new(move || {
+                let _ = std::fs::write(spec_ref, text_ref);
+                clean(&[out_ref, manifest_ref, stamp_ref]);
+            }),
+            Box::new(move || build(&["--link", "hard"])),
+        )
+    });
     let bench_dir = project_root().join("bench");
-    let dest = dir.join("peer");
-    let script = |name: &str, list: &Path| -> Command {
-        let mut c = Command::new(bench_dir.join(name));
-        c.arg(list).arg(&dest);
-        c
-    };
-    let mut broken = vec![("our build", broken_programs(&out, &list.programs))];
-    let mut peers: Vec<(&'static str, Measured)> = Vec::new();
-    peers.push((
-        "copy floor (cp -a)",
-        time(runs, || clean(&[&dest]), || script("copy-floor.sh", &copied), false),
-    ));
-    peers.push((
-        "hard-link floor (cp -al)",
-        time(runs, || clean(&[&dest]), || script("hardlink-floor.sh", &copied), false),
-    ));
+    let mut peer =
+        |label: &'static str, script: &str, input: &Path, runs: usize, makes_tree: bool| {
+            let dest = dir.join(format!("peer-{}", script.trim_end_matches(".sh")));
+            let script = bench_dir.join(script);
+            let input = input.to_path_buf();
+            let dest_for_prepare = dest.clone();
+            let prepare: Box<dyn FnMut()> = if makes_tree {
+                Box::new(move || clean(&[&dest_for_prepare]))
+            } else {
+                Box::new(|| {})
+            };
+            let dest_for_command = dest.clone();
+            let command = Box::new(move || {
+                let mut c = Command::new(&script);
+                c.arg(&input).arg(&dest_for_command);
+                c
+            });
+            contenders.push(Contender {
+                tree: makes_tree.then_some(dest),
+                ..contender(label, false, runs, prepare, command)
+            });
+        };
+    peer("copy floor (cp -a)", "copy-floor.sh", &copied, runs, false);
+    peer("hard-link floor (cp -al)", "hardlink-floor.sh", &copied, runs, false);
     if !options.no_peers {
-        // Resolution alone, the way the classic recipe and lddtree do it.
-        for (label, name) in [
-            ("resolution: ldd per program", "ldd-each.sh"),
-            ("resolution: lddtree -l", "lddtree-list.sh"),
-        ] {
-            let peer_runs = if list.programs.len() > 200 { runs.min(3) } else { runs };
-            peers.push((label, time(peer_runs, || {}, || script(name, &programs), false)));
-        }
-        for (label, name) in [
-            ("classic recipe (ldd + cp)", "classic.sh"),
-            ("lddtree --copy-to-tree", "lddtree.sh"),
-            ("dracut-install", "dracut-install.sh"),
-            ("jk_cp", "jk_cp.sh"),
-        ] {
-            // The slow peers get fewer runs on the big list.
-            let peer_runs = if list.programs.len() > 200 { runs.min(3) } else { runs };
-            peers.push((
-                label,
-                time(peer_runs, || clean(&[&dest]), || script(name, &programs), false),
-            ));
-            broken.push((label, broken_programs(&dest, &list.programs)));
+        peer("resolution: ldd per program", "ldd-each.sh", &programs, slow_runs, false);
+        peer("resolution: lddtree -l", "lddtree-list.sh", &programs, slow_runs, false);
+        peer("classic recipe (ldd + cp)", "classic.sh", &programs, slow_runs, true);
+        peer("lddtree --copy-to-tree", "lddtree.sh", &programs, slow_runs, true);
+        peer("dracut-install", "dracut-install.sh", &programs, slow_runs, true);
+        peer("jk_cp", "jk_cp.sh", &programs, slow_runs, true);
+    }
+    // The floors write trees too, to be moved aside like the others.
+    for c in contenders.iter_mut().filter(|c| c.label.contains("floor")) {
+        let dest = dir.join(if c.label.contains("hard") {
+            "peer-hardlink-floor"
+        } else {
+            "peer-copy-floor"
+        });
+        let dest_for_prepare = dest.clone();
+        c.prepare = Box::new(move || clean(&[&dest_for_prepare]));
+    }
+
+    // Round robin: run 1 of every contender, then run 2, and so on, so that
+    // whatever drifts over the run (the page cache, the files moved aside)
+    // weighs on all of them alike. Round 0 is the untimed warm-up.
+    let rounds = contenders.iter().map(|c| c.runs).max().unwrap_or(0);
+    for round in 0..=rounds {
+        for c in contenders.iter_mut().filter(|c| round <= c.runs && c.error.is_none()) {
+            (c.prepare)();
+            match run_once(&mut (c.command)(), c.allow_failure) {
+                Ok((elapsed, rss)) if round > 0 => {
+                    c.times.push(elapsed);
+                    c.max_rss_kib = c.max_rss_kib.max(rss);
+                }
+                Ok(_) => {}
+                Err(e) => c.error = Some(e),
+            }
         }
     }
-    clean(&[&dest]);
+    let broken: Vec<(&'static str, Option<usize>)> = contenders
+        .iter()
+        .filter_map(|c| {
+            c.tree.as_ref().map(|t| {
+                (if c.ours { "our build" } else { c.label }, broken_programs(t, &list.programs))
+            })
+        })
+        .collect();
+    let measured = |c: &Contender| -> Measured {
+        if let Some(e) = &c.error {
+            return Err(e.clone());
+        }
+        let mut times = c.times.clone();
+        times.sort();
+        Ok(Timing {
+            median: times[times.len() / 2],
+            min: times[0],
+            max: times[times.len() - 1],
+            max_rss_kib: c.max_rss_kib,
+        })
+    };
+    let ours = contenders.iter().filter(|c| c.ours).map(|c| (c.label, measured(c))).collect();
+    let peers = contenders.iter().filter(|c| !c.ours).map(|c| (c.label, measured(c))).collect();
     let _ = sh;
     Ok(Row {
         list: list.name.clone(),
@@ -309,6 +424,33 @@ fn measure(sh: &Shell, exe: &Path, work: &Path, list: &List, options: &Options) 
         peers,
         broken,
     })
+}
+
+fn deps_command(exe: &Path, programs: &[PathBuf]) -> Command {
+    let mut c = Command::new(exe);
+    c.args(["rootfs", "deps", "--json"]).args(programs);
+    c
+}
+
+/// Waits for the disk to go quiet after a sync: on a virtual disk with a
+/// rate limit (as on this machine), the writes of the previous run would
+/// otherwise slow down the next one, whoever it is.
+fn settle() {
+    std::thread::sleep(Duration::from_secs(3));
+}
+
+/// Runs a command once and returns its wall time and peak RSS.
+fn run_once(c: &mut Command, allow_failure: bool) -> std::result::Result<(Duration, u64), String> {
+    c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let started = Instant::now();
+    let child = c.spawn().map_err(|e| format!("cannot start: {e}"))?;
+    let (status, rss, stderr) = wait_with_rusage(child).map_err(|e| format!("{e:#}"))?;
+    let elapsed = started.elapsed();
+    if !(status.success() || allow_failure && status.code() == Some(1)) {
+        let last = stderr.lines().last().unwrap_or("").to_string();
+        return Err(format!("failed ({status}): {last}"));
+    }
+    Ok((elapsed, rss))
 }
 
 /// How many programs fail to load inside `tree`, asked of the tree's own
@@ -340,45 +482,6 @@ fn broken_programs(tree: &Path, programs: &[PathBuf]) -> Option<usize> {
     Some(broken)
 }
 
-fn deps_command(exe: &Path, programs: &[PathBuf]) -> Command {
-    let mut c = Command::new(exe);
-    c.args(["rootfs", "deps", "--json"]).args(programs);
-    c
-}
-
-/// Runs `command` once untimed, then `runs` times, each after `prepare`;
-/// the median wall time and the largest peak RSS. A non-zero exit is
-/// accepted only when `allow_failure` (`deps` exits 1 when a host program
-/// misses a library).
-fn time(
-    runs: usize,
-    mut prepare: impl FnMut(),
-    command: impl Fn() -> Command,
-    allow_failure: bool,
-) -> Measured {
-    let mut times = Vec::new();
-    let mut max_rss_kib = 0;
-    for i in 0..=runs {
-        prepare();
-        let mut c = command();
-        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
-        let started = Instant::now();
-        let child = c.spawn().map_err(|e| format!("cannot start: {e}"))?;
-        let (status, rss, stderr) = wait_with_rusage(child).map_err(|e| format!("{e:#}"))?;
-        let elapsed = started.elapsed();
-        if !(status.success() || allow_failure && status.code() == Some(1)) {
-            let last = stderr.lines().last().unwrap_or("").to_string();
-            return Err(format!("failed ({status}): {last}"));
-        }
-        if i > 0 {
-            times.push(elapsed);
-            max_rss_kib = max_rss_kib.max(rss);
-        }
-    }
-    times.sort();
-    Ok(Timing { median: times[times.len() / 2], max_rss_kib })
-}
-
 /// Waits for a child with `wait4(2)` to get its resource usage.
 fn wait_with_rusage(
     mut child: std::process::Child,
@@ -406,8 +509,13 @@ fn render(rows: &[Row], runs: usize) -> String {
         "Medians of {runs} runs (after one warm-up), wall time of the whole process; peak RSS in MiB.\n"
     );
     let fmt = |m: &Measured| match m {
-        Ok(t) => format!("{:.3} s", t.median.as_secs_f64()),
-        Err(e) => format!("({e})"),
+        Ok(t) => format!(
+            "{:.3} s | {:.3}–{:.3} s",
+            t.median.as_secs_f64(),
+            t.min.as_secs_f64(),
+            t.max.as_secs_f64()
+        ),
+        Err(e) => format!("({e}) | "),
     };
     for row in rows {
         let _ = writeln!(
@@ -415,7 +523,7 @@ fn render(rows: &[Row], runs: usize) -> String {
             "### {} ({} programs, {} files, {:.1} MiB)\n",
             row.list, row.programs, row.files, row.mib
         );
-        let _ = writeln!(out, "| what | median | peak RSS |\n|---|---|---|");
+        let _ = writeln!(out, "| what | median | min–max | peak RSS |\n|---|---|---|---|");
         for (label, m) in row.ours.iter().chain(&row.peers) {
             let rss = m
                 .as_ref()
