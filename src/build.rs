@@ -66,6 +66,8 @@ pub struct Built {
     pub up_to_date: bool,
     /// Why the build ran (the first change seen), when it did.
     pub reason: Option<String>,
+    /// What went wrong without making the tree wrong, for people.
+    pub warnings: Vec<String>,
 }
 
 impl Built {
@@ -135,6 +137,7 @@ pub fn build(options: &Options) -> Result<Built> {
             elapsed: started.elapsed(),
             up_to_date: true,
             reason: None,
+            warnings: Vec::new(),
         });
     }
 
@@ -155,7 +158,11 @@ pub fn build(options: &Options) -> Result<Built> {
 
     // Input states are taken before anything is copied: a file that changes
     // during the build then differs from its recorded state next time.
-    let inputs = plan.inputs.iter().map(|p| (p.clone(), FileState::read(p))).collect();
+    // The output's own folder is written by this build: it is not an input
+    // even when a command lives beside it.
+    let own = |p: &Path| p.starts_with(&out) || Some(p) == out.parent();
+    let inputs =
+        plan.inputs.iter().filter(|p| !own(p)).map(|p| (p.clone(), FileState::read(p))).collect();
     let install_options = InstallOptions {
         epoch: options.epoch,
         link: options.link,
@@ -164,25 +171,13 @@ pub fn build(options: &Options) -> Result<Built> {
     };
     let installed = install::install(&plan, &out, &install_options)
         .with_context(|| format!("writing `{}`", out.display()))?;
-    install::write_file_atomically(&manifest_path, installed.manifest.to_json().as_bytes())?;
+    install::write_file_atomically(&manifest_path, installed.manifest.to_json()?.as_bytes())?;
 
-    // Hard links made (and the previous tree's, removed) change only the
-    // host inode's ctime and link count; take the state as it is now for
-    // linked files that are otherwise as recorded.
-    let mut inputs: BTreeMap<PathBuf, Option<FileState>> = inputs;
-    for host in &installed.linked {
-        if let Some(Some(before)) = inputs.get_mut(host)
-            && let Some(now) = FileState::read(host)
-            && now.same_content(before)
-        {
-            *before = now;
-        }
-    }
     let stamp = Stamp {
         key,
         specs,
         inputs,
-        out: FileState::read(&out),
+        outputs: stamp::outputs(&out, &installed.manifest),
         manifest: FileState::read(&manifest_path),
     };
     stamp.write(&stamp_path)?;
@@ -191,6 +186,14 @@ pub fn build(options: &Options) -> Result<Built> {
         install_options.known_digests,
         installed.digests,
     )?;
+    // The previous tree goes last: failing to remove it cannot leave the
+    // new one without its manifest and stamp.
+    let mut warnings = installed.warnings;
+    if let Some(previous) = &installed.previous
+        && let Err(e) = install::remove_tree(previous)
+    {
+        warnings.push(format!("the previous tree was kept at `{}`: {e:#}", previous.display()));
+    }
 
     let (files, bytes) = totals(&installed.manifest);
     Ok(Built {
@@ -203,6 +206,7 @@ pub fn build(options: &Options) -> Result<Built> {
         elapsed: started.elapsed(),
         up_to_date: false,
         reason,
+        warnings,
     })
 }
 
@@ -226,11 +230,13 @@ fn stamp_key(options: &Options, spec: &Spec) -> Result<String> {
         .map(|s| format!("{}:{}:{}", s.size, s.mtime_ns, s.ino))
         .unwrap_or_default();
     Ok(format!(
-        "rootfs {} exe={exe_state} sysroot={} link={:?} epoch={} spec={}",
+        "rootfs {} exe={exe_state} sysroot={} link={:?} epoch={} spec={} cpu={}",
         env!("CARGO_PKG_VERSION"),
         absolute(&options.sysroot).display(),
         options.link,
         options.epoch,
-        spec.name
+        spec.name,
+        // The hwcaps subdirectories searched depend on the CPU.
+        crate::ldso::host_cpu()
     ))
 }

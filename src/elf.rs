@@ -99,6 +99,8 @@ pub enum FileKind {
     /// Neither ELF nor a script: a data file, or an ELF file too broken to read
     /// (the text says why).
     Other(String),
+    /// It could not be opened or read at all (the text says why).
+    Unreadable(String),
 }
 
 /// The kernel reads at most this many bytes of a `#!` line (`BINPRM_BUF_SIZE`).
@@ -147,7 +149,9 @@ pub fn parse_shebang(bytes: &[u8]) -> Option<Shebang> {
     let rest = bytes.strip_prefix(b"#!")?;
     let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
     let line = String::from_utf8_lossy(&rest[..end]);
-    let line = line.trim_matches(|c| c == ' ' || c == '\t' || c == '\r');
+    // Only blanks are trimmed: a `\r` of a CRLF line stays part of the
+    // interpreter's name, and the exec fails, as it does with the kernel.
+    let line = line.trim_matches(|c| c == ' ' || c == '\t');
     if line.is_empty() {
         return None;
     }
@@ -172,11 +176,17 @@ pub fn parse(bytes: &[u8]) -> Object {
 /// costs a few small reads per file, where a memory map would cost page
 /// faults and, in a threaded program, TLB shootdowns when it is unmapped.
 trait Source {
+    /// The size of the file: no read may go past it.
+    fn size(&self) -> u64;
     /// Up to `len` bytes at `offset` (fewer at the end of the file).
     fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>>;
 }
 
 impl Source for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
     fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>> {
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
         Ok(Cow::Borrowed(&self[start..start.saturating_add(len).min(self.len())]))
@@ -184,6 +194,10 @@ impl Source for [u8] {
 }
 
 impl Source for File {
+    fn size(&self) -> u64 {
+        self.metadata().map_or(0, |m| m.len())
+    }
+
     fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>> {
         let mut buf = vec![0u8; len];
         let mut filled = 0;
@@ -205,12 +219,19 @@ impl Source for File {
 }
 
 /// Reads exactly `len` bytes at `offset`, or says what lies outside the file.
+/// Sizes and offsets come from the file itself, so they are checked
+/// against its size before anything is allocated.
 fn exact<'a, S: Source + ?Sized>(
     src: &'a S,
     offset: u64,
-    len: usize,
+    len: u64,
     what: &str,
 ) -> Result<Cow<'a, [u8]>> {
+    ensure!(
+        offset.checked_add(len).is_some_and(|end| end <= src.size()),
+        "{what} lies outside the file"
+    );
+    let len = usize::try_from(len).context("a size beyond this machine's address space")?;
     let bytes = src.read_at(offset, len).with_context(|| format!("reading {what}"))?;
     ensure!(bytes.len() == len, "{what} lies outside the file");
     Ok(bytes)
@@ -258,14 +279,18 @@ fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> 
     };
     let ctx = Ctx::new(container, endian);
     let phnum = header.e_phnum as usize;
-    let table =
-        exact(src, header.e_phoff, phnum * ProgramHeader::size(ctx), "the program headers")?;
+    let table = exact(
+        src,
+        header.e_phoff,
+        (phnum * ProgramHeader::size(ctx)) as u64,
+        "the program headers",
+    )?;
     let phdrs =
         ProgramHeader::parse(&table, 0, phnum, ctx).context("reading the program headers")?;
     object.e_type = header.e_type;
     for phdr in &phdrs {
         if phdr.p_type == PT_INTERP {
-            let raw = exact(src, phdr.p_offset, phdr.p_filesz as usize, "PT_INTERP")?;
+            let raw = exact(src, phdr.p_offset, phdr.p_filesz, "PT_INTERP")?;
             let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
             object.interp = Some(String::from_utf8_lossy(&raw[..end]).into_owned());
         }
@@ -275,7 +300,7 @@ fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> 
     };
     // goblin reads the segment at `p_offset` of the bytes it is given: give
     // it the segment alone, starting at 0.
-    let segment = exact(src, dynamic_phdr.p_offset, dynamic_phdr.p_filesz as usize, "PT_DYNAMIC")?;
+    let segment = exact(src, dynamic_phdr.p_offset, dynamic_phdr.p_filesz, "PT_DYNAMIC")?;
     let local = ProgramHeader { p_offset: 0, ..dynamic_phdr.clone() };
     let Some(dynamic) =
         Dynamic::parse(&segment, &[local], ctx).context("reading the dynamic section")?
@@ -307,14 +332,15 @@ fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> 
     // `Strtab::parse` would split and check every symbol name of a big
     // library first.
     let string = |offset: u64| -> Result<String> {
-        let available = (strsz as u64).checked_sub(offset).filter(|n| *n > 0);
+        let start = (strtab_offset as u64).saturating_add(offset);
+        let in_file = src.size().saturating_sub(start);
+        let available =
+            (strsz as u64).checked_sub(offset).map(|n| n.min(in_file)).filter(|n| *n > 0);
         let available = available
             .with_context(|| format!("dynamic string at offset {offset} is out of range"))?;
         let mut want = 256u64.min(available);
         loop {
-            let piece = src
-                .read_at(strtab_offset as u64 + offset, want as usize)
-                .context("reading a dynamic string")?;
+            let piece = src.read_at(start, want as usize).context("reading a dynamic string")?;
             if let Ok(text) = std::ffi::CStr::from_bytes_until_nul(&piece) {
                 return text
                     .to_str()
@@ -348,13 +374,43 @@ fn vm_to_offset(phdrs: &[ProgramHeader], addr: u64) -> Option<usize> {
     phdrs
         .iter()
         .filter(|p| p.p_type == PT_LOAD)
-        .find(|p| addr >= p.p_vaddr && addr < p.p_vaddr + p.p_filesz)
-        .map(|p| (addr - p.p_vaddr + p.p_offset) as usize)
+        .find(|p| {
+            addr >= p.p_vaddr && p.p_vaddr.checked_add(p.p_filesz).is_some_and(|end| addr < end)
+        })
+        .and_then(|p| (addr - p.p_vaddr).checked_add(p.p_offset))
+        .and_then(|offset| usize::try_from(offset).ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sizes and offsets taken from the file are checked, not trusted: a
+    /// corrupt header makes the object malformed, never a panic or a huge
+    /// allocation.
+    #[test]
+    fn corrupt_program_headers_are_reported_not_trusted() {
+        let good = std::fs::read("/bin/true").unwrap();
+        let object = parse(&good);
+        assert!(object.malformed.is_none() && object.interp.is_some());
+        let phoff = u64::from_le_bytes(good[32..40].try_into().unwrap()) as usize;
+        let phnum = u16::from_le_bytes(good[56..58].try_into().unwrap()) as usize;
+        for field_offset in [8usize, 32] {
+            // p_offset (8) and p_filesz (32) of every program header.
+            for value in [u64::MAX, 0x7fff_ffff_ffff, u64::MAX - 16] {
+                let mut bad = good.clone();
+                for i in 0..phnum {
+                    let at = phoff + i * 56 + field_offset;
+                    bad[at..at + 8].copy_from_slice(&value.to_le_bytes());
+                }
+                let object = parse(&bad);
+                assert!(object.malformed.is_some(), "offset {field_offset}, value {value:#x}");
+            }
+        }
+        let mut many = good.clone();
+        many[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(parse(&many).malformed.is_some());
+    }
 
     #[test]
     fn shebang_is_split_like_the_kernel() {

@@ -56,8 +56,14 @@ pub struct Installed {
     pub manifest: Manifest,
     /// Digests of the host files, for the next build.
     pub digests: HashMap<PathBuf, (crate::stamp::FileState, String)>,
-    /// Host files that were hard-linked into the tree.
-    pub linked: Vec<PathBuf>,
+    /// Where the previous tree now is, swapped out of `out`: the caller
+    /// removes it with [`remove_tree`] once the manifest and stamp of the
+    /// new tree are written, so that a failure there cannot leave the new
+    /// tree without them.
+    pub previous: Option<PathBuf>,
+    /// Things that went wrong without making the build wrong (a stale
+    /// staging folder that could not be removed).
+    pub warnings: Vec<String>,
 }
 
 /// Writes `plan` to `out` atomically and returns its manifest (not yet
@@ -72,10 +78,10 @@ pub fn install(plan: &Plan, out: &Path, options: &InstallOptions) -> Result<Inst
         .to_string_lossy()
         .into_owned();
     let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
-    remove_stale_staging(parent, &name)?;
+    let mut warnings = Vec::new();
+    remove_stale_staging(parent, &name, &mut warnings)?;
 
-    let result = write_tree(plan, &staging, options);
-    let installed = match result {
+    let mut installed = match write_tree(plan, &staging, options) {
         Ok(installed) => installed,
         Err(e) => {
             let _ = remove_tree(&staging);
@@ -87,16 +93,14 @@ pub fn install(plan: &Plan, out: &Path, options: &InstallOptions) -> Result<Inst
         return Err(e);
     }
     // `staging` now holds the previous tree, if there was one.
-    if std::fs::symlink_metadata(&staging).is_ok() {
-        remove_tree(&staging).with_context(|| {
-            format!("failed to remove the previous tree, now at `{}`", staging.display())
-        })?;
-    }
+    installed.previous = std::fs::symlink_metadata(&staging).is_ok().then_some(staging);
+    installed.warnings = warnings;
     Ok(installed)
 }
 
-/// Staging folders of builds that were killed.
-fn remove_stale_staging(parent: &Path, name: &str) -> Result<()> {
+/// Staging folders of builds that were killed. One that cannot be removed
+/// is a warning, not a reason to refuse building.
+fn remove_stale_staging(parent: &Path, name: &str, warnings: &mut Vec<String>) -> Result<()> {
     let prefix = format!(".{name}.staging-");
     let entries = std::fs::read_dir(parent)
         .with_context(|| format!("failed to list `{}`", parent.display()))?;
@@ -107,39 +111,73 @@ fn remove_stale_staging(parent: &Path, name: &str) -> Result<()> {
         // A build still running (same name, live pid) keeps its folder.
         let alive =
             rest.parse::<i32>().ok().and_then(rustix::process::Pid::from_raw).is_some_and(|pid| {
-                rustix::process::test_kill_process(pid).is_ok() && pid != rustix::process::getpid()
+                // EPERM: alive, but another user's.
+                pid != rustix::process::getpid()
+                    && !matches!(
+                        rustix::process::test_kill_process(pid),
+                        Err(rustix::io::Errno::SRCH)
+                    )
             });
-        if !alive {
-            remove_tree(&entry.path())?;
+        if !alive && let Err(e) = remove_tree(&entry.path()) {
+            warnings.push(format!("{e:#}"));
         }
     }
     Ok(())
 }
 
-/// Removes a tree without following symlinks, making directories writable
-/// first where a read-only mode (such as `/proc`'s 0555) is in the way.
+/// Removes a tree without ever following a symlink: every directory is
+/// opened with `O_NOFOLLOW` relative to its parent's descriptor, made
+/// writable through that descriptor (a mode like `/proc`'s 0555 would stop
+/// the removal of its content), emptied, then removed.
 pub fn remove_tree(path: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => return Ok(()),
+    let context = || format!("failed to remove `{}`", path.display());
+    match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) if e.kind() != std::io::ErrorKind::PermissionDenied => {
-            return Err(e).with_context(|| format!("failed to remove `{}`", path.display()));
-        }
-        Err(_) => {}
+        Err(e) => return Err(e).with_context(context),
+        Ok(meta) if !meta.is_dir() => return std::fs::remove_file(path).with_context(context),
+        Ok(_) => {}
     }
-    fn make_writable(dir: &Path) {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    make_writable(&entry.path());
-                }
-            }
+    let dir = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(context)?;
+    empty_dir(&dir).with_context(context)?;
+    drop(dir);
+    std::fs::remove_dir(path).with_context(context)
+}
+
+fn empty_dir(dir: &OwnedFd) -> Result<()> {
+    let _ = rustix::fs::fchmod(dir, Mode::from_raw_mode(0o700));
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir).context("listing a directory")? {
+        let entry = entry.context("listing a directory")?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
         }
     }
-    make_writable(path);
-    std::fs::remove_dir_all(path).with_context(|| format!("failed to remove `{}`", path.display()))
+    for name in names {
+        let stat = rustix::fs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .with_context(|| format!("inspecting `{}`", name.to_string_lossy()))?;
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory {
+            let child = rustix::fs::openat(
+                dir,
+                name.as_c_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .with_context(|| format!("opening `{}`", name.to_string_lossy()))?;
+            empty_dir(&child).with_context(|| format!("in `{}`", name.to_string_lossy()))?;
+            rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR)
+                .with_context(|| format!("removing `{}`", name.to_string_lossy()))?;
+        } else {
+            rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::empty())
+                .with_context(|| format!("removing `{}`", name.to_string_lossy()))?;
+        }
+    }
+    Ok(())
 }
 
 fn swap_in(staging: &Path, out: &Path) -> Result<()> {
@@ -161,7 +199,7 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
         .with_context(|| format!("failed to create `{}`", staging.display()))?;
     let root = rustix::fs::open(
         staging,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .with_context(|| format!("failed to open `{}`", staging.display()))?;
@@ -241,7 +279,6 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
         .with_context(|| format!("failed to set the times of `{}`", staging.display()))?;
 
     let mut digests = HashMap::new();
-    let mut linked = Vec::new();
     let entries = sorted
         .iter()
         .map(|&(path, entry)| {
@@ -251,9 +288,6 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
                     let file = &files[path];
                     if let Some(state) = &file.state {
                         digests.insert(host.clone(), (state.clone(), file.sha256.clone()));
-                        if file.linked {
-                            linked.push(host.clone());
-                        }
                     }
                     (
                         "file",
@@ -310,7 +344,8 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
             entries,
         },
         digests,
-        linked,
+        previous: None,
+        warnings: Vec::new(),
     })
 }
 
@@ -321,8 +356,6 @@ struct WrittenFile {
     sha256: String,
     /// The host file's state when it was read, to reuse the digest.
     state: Option<crate::stamp::FileState>,
-    /// Hard-linked rather than copied.
-    linked: bool,
 }
 
 fn write_leaf(
@@ -368,7 +401,6 @@ fn write_leaf(
                     size: meta.len(),
                     sha256,
                     state: Some(state),
-                    linked: true,
                 }));
             }
             let fd = create(dir, name)?;
@@ -377,13 +409,7 @@ fn write_leaf(
             rustix::fs::fchmod(&dest, Mode::from_raw_mode(*mode)).context("fchmod")?;
             rustix::fs::futimens(&dest, times).context("futimens")?;
             let sha256 = digest_of(host, &source, &state, options)?;
-            Ok(Some(WrittenFile {
-                mode: *mode,
-                size: meta.len(),
-                sha256,
-                state: Some(state),
-                linked: false,
-            }))
+            Ok(Some(WrittenFile { mode: *mode, size: meta.len(), sha256, state: Some(state) }))
         }
         EntryKind::Dir { .. } => unreachable!("directories are created before leaves"),
     }
@@ -507,8 +533,14 @@ fn progress_bar(plan: &Plan, enabled: bool) -> indicatif::ProgressBar {
 /// Writes `text` to `path` through a temporary file in the same folder and
 /// a rename, so readers see the old or the new file, never half of one.
 pub fn write_file_atomically(path: &Path, text: &[u8]) -> Result<()> {
-    let tmp = crate::manifest::sibling(path, &format!(".tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text).with_context(|| format!("failed to write `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("failed to rename `{}` to `{}`", tmp.display(), path.display()))
+    // A fresh, randomly named file created with O_EXCL: a symlink planted
+    // under a predictable name cannot redirect the write.
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(parent)
+        .with_context(|| format!("failed to create a temporary file in `{}`", parent.display()))?;
+    tmp.write_all(text).with_context(|| format!("failed to write `{}`", tmp.path().display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    Ok(())
 }

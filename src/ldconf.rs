@@ -10,17 +10,30 @@ use crate::sysroot::Sysroot;
 const MAX_DEPTH: usize = 16;
 
 /// The directories listed by the sysroot's `/etc/ld.so.conf`, in order,
-/// without duplicates. A missing file lists nothing.
-pub fn dirs(sysroot: &Sysroot) -> Result<Vec<PathBuf>> {
+/// without duplicates (a missing file lists nothing), and the files read.
+pub fn dirs(sysroot: &Sysroot) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut out = Vec::new();
-    parse_file(sysroot, Path::new("/etc/ld.so.conf"), 0, &mut out)?;
-    Ok(out)
+    let mut read = Vec::new();
+    parse_file(sysroot, Path::new("/etc/ld.so.conf"), 0, &mut out, &mut read)?;
+    Ok((out, read))
 }
 
-fn parse_file(sysroot: &Sysroot, path: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Reads one conf file; `read` holds the files already read, so that
+/// includes of includes are read once, not once per path to them.
+fn parse_file(
+    sysroot: &Sysroot,
+    path: &Path,
+    depth: usize,
+    out: &mut Vec<PathBuf>,
+    read: &mut Vec<PathBuf>,
+) -> Result<()> {
     let Ok(found) = sysroot.locate(path) else {
         return Ok(());
     };
+    if read.contains(&found.real) {
+        return Ok(());
+    }
+    read.push(found.real.clone());
     let host = sysroot.host(&found.real);
     let text = std::fs::read_to_string(&host)
         .with_context(|| format!("failed to read `{}`", host.display()))?;
@@ -40,7 +53,7 @@ fn parse_file(sysroot: &Sysroot, path: &Path, depth: usize, out: &mut Vec<PathBu
             for pattern in patterns.split([' ', '\t']).filter(|p| !p.is_empty()) {
                 let pattern = base.join(pattern);
                 for file in glob_in_root(sysroot, &pattern)? {
-                    parse_file(sysroot, &file, depth + 1, out)?;
+                    parse_file(sysroot, &file, depth + 1, out, read)?;
                 }
             }
         } else if keyword(line, "hwcap").is_some() {
@@ -96,7 +109,8 @@ mod tests {
         .unwrap();
         std::fs::write(etc.join("ld.so.conf.d/b.conf"), "/opt/b\n").unwrap();
         std::fs::write(etc.join("ld.so.conf.d/a.conf"), "/opt/a # trailing\n/opt/first\n").unwrap();
-        let dirs = dirs(&Sysroot::new(tmp.path())).unwrap();
+        let (dirs, read) = dirs(&Sysroot::new(tmp.path())).unwrap();
+        assert_eq!(read.len(), 3);
         assert_eq!(dirs, [Path::new("/opt/first"), Path::new("/opt/a"), Path::new("/opt/b")]);
     }
 }

@@ -93,6 +93,13 @@ impl LoaderConfig {
     }
 }
 
+/// The CPU-dependent parts of the loader's search on this machine, in
+/// words: a tree built here and used on another CPU may need other files.
+pub fn host_cpu() -> String {
+    let cpu = x86_64_cpu();
+    format!("{:?} {:?} {:?}", cpu.platform, cpu.glibc_hwcaps, cpu.legacy)
+}
+
 /// The CPU-dependent parts of the loader's search.
 #[derive(Clone, Debug, Default)]
 struct Cpu {
@@ -174,6 +181,7 @@ fn x86_64_cpu() -> Cpu {
     } else if has!("avx512f") && has!("avx512er") && has!("avx512pf") {
         Some("xeon_phi".to_string())
     } else if has!("avx2")
+        && has!("fma")
         && has!("bmi1")
         && has!("bmi2")
         && has!("lzcnt")
@@ -185,7 +193,8 @@ fn x86_64_cpu() -> Cpu {
         None
     };
     let mut legacy = Vec::new();
-    if avx512 {
+    // `HWCAP_X86_AVX512_1`: set on Intel CPUs with AVX512F and AVX512CD.
+    if intel && has!("avx512f") && has!("avx512cd") {
         legacy.push("avx512_1".to_string());
     }
     legacy.push("x86_64".to_string());
@@ -210,20 +219,37 @@ impl CacheSource {
     /// Loads the sysroot's cache, falling back to its `ld.so.conf`. A cache
     /// the loader would reject is ignored as the loader ignores it; the
     /// returned note says so.
-    pub fn load(sysroot: &Sysroot) -> Result<(CacheSource, Option<String>)> {
+    pub fn load(sysroot: &Sysroot) -> Result<Loaded> {
         let cache_path = Path::new("/etc/ld.so.cache");
+        // Whatever was read, and the cache even when absent: its appearing
+        // would change the answers.
+        let mut files = vec![cache_path.to_path_buf(), PathBuf::from("/etc/ld.so.conf")];
         if let Ok(found) = sysroot.locate(cache_path) {
             let host = sysroot.host(&found.real);
+            files.extend(found.links.iter().map(|l| l.path.clone()));
+            files.push(found.real.clone());
             let bytes = std::fs::read(&host)
                 .with_context(|| format!("failed to read `{}`", host.display()))?;
             return Ok(match LdCache::parse(&bytes) {
-                Ok(cache) => (CacheSource::Cache(cache), None),
-                Err(e) => (
-                    CacheSource::Conf(Vec::new()),
-                    Some(format!("ignoring `{}` as the loader would: {e:#}", host.display())),
-                ),
+                Ok(cache) => Loaded { source: CacheSource::Cache(cache), note: None, files },
+                Err(e) => Loaded {
+                    source: CacheSource::Conf(Vec::new()),
+                    note: Some(format!("ignoring `{}` as the loader would: {e:#}", host.display())),
+                    files,
+                },
             });
         }
-        Ok((CacheSource::Conf(crate::ldconf::dirs(sysroot)?), None))
+        let (dirs, conf_files) = crate::ldconf::dirs(sysroot)?;
+        files.extend(conf_files);
+        Ok(Loaded { source: CacheSource::Conf(dirs), note: None, files })
     }
+}
+
+/// The cache source of a sysroot, with what the user should know and the
+/// files it depends on (root paths).
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub source: CacheSource,
+    pub note: Option<String>,
+    pub files: Vec<PathBuf>,
 }

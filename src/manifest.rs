@@ -63,10 +63,11 @@ pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
 }
 
 impl Manifest {
-    pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("manifest serialises");
+    pub fn to_json(&self) -> Result<String> {
+        let mut text =
+            serde_json::to_string_pretty(self).context("writing the manifest as JSON")?;
         text.push('\n');
-        text
+        Ok(text)
     }
 
     pub fn read(path: &Path) -> Result<Manifest> {

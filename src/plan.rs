@@ -391,11 +391,29 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
         entry.why.sort_unstable();
         entry.why.dedup();
     }
+    // The manifest is JSON: every path in it must be text.
+    for (path, entry) in &plan.entries {
+        let others = match &entry.kind {
+            EntryKind::File { host, .. } => vec![host.as_path()],
+            EntryKind::Symlink { target, host } => {
+                std::iter::once(target.as_path()).chain(host.as_deref()).collect()
+            }
+            _ => Vec::new(),
+        };
+        if let Some(bad) =
+            std::iter::once(path.as_path()).chain(others).find(|p| p.to_str().is_none())
+        {
+            anyhow::bail!(
+                "`{}` is not valid UTF-8: the manifest (JSON) cannot record it",
+                bad.display()
+            );
+        }
+    }
     Ok(plan)
 }
 
 fn short_location(at: &crate::spec::Location) -> String {
-    format!("{}:{}", at.file().display(), at.line_column().0)
+    format!("{}:{}", at.source.name.display(), at.line_column().0)
 }
 
 /// Names found the way ldconfig would have indexed them (cache, default
@@ -527,6 +545,9 @@ fn add_spec_entries(plan: &mut Plan, spec: &Spec) -> Result<()> {
                 }
                 // The real path, so that the same host file given under
                 // another name (`/bin/cat`, `/usr/bin/cat`) is the same copy.
+                // The path as given is an input too: pointing a symlink
+                // there elsewhere changes what is copied.
+                plan.inputs.insert(host.clone());
                 let host = std::fs::canonicalize(host).unwrap_or_else(|_| host.clone());
                 plan.inputs.insert(host.clone());
                 let host_mode = meta.mode() & 0o7777;

@@ -210,6 +210,8 @@ pub struct Resolver {
     options: Options,
     cache: CacheSource,
     notes: Vec<String>,
+    /// The loader configuration read (root paths).
+    config_files: Vec<PathBuf>,
     configs: Mutex<HashMap<Ident, Arc<LoaderConfig>>>,
     /// Root path as probed -> result; one lookup per path.
     probes: Memo<PathBuf, Probe>,
@@ -256,12 +258,13 @@ struct Process<'a> {
 impl Resolver {
     pub fn new(options: Options) -> Result<Resolver> {
         let sysroot = Sysroot::new(&options.sysroot);
-        let (cache, note) = CacheSource::load(&sysroot)?;
+        let loaded = CacheSource::load(&sysroot)?;
         Ok(Resolver {
             sysroot,
             options,
-            cache,
-            notes: note.into_iter().collect(),
+            cache: loaded.source,
+            notes: loaded.note.into_iter().collect(),
+            config_files: loaded.files,
             configs: Mutex::new(HashMap::new()),
             probes: RwLock::new(HashMap::new()),
             parsed: RwLock::new(HashMap::new()),
@@ -270,13 +273,14 @@ impl Resolver {
     }
 
     /// Every directory (a root path) in which the resolver looked for a
-    /// file, whether or not it exists: a file appearing in one of them could
-    /// change the answer.
+    /// file, whether or not it exists, and the loader configuration it read:
+    /// a file appearing or changing there could change the answer.
     pub fn consulted_dirs(&self) -> Vec<PathBuf> {
         let probes = self.probes.read().expect("probe cache poisoned");
         let mut dirs: Vec<PathBuf> =
             probes.keys().filter_map(|p| p.parent().map(Path::to_path_buf)).collect();
         dirs.extend(DEFAULT_PATH.iter().map(PathBuf::from));
+        dirs.extend(self.config_files.iter().cloned());
         dirs.sort();
         dirs.dedup();
         dirs
@@ -391,7 +395,7 @@ impl Resolver {
     ) -> Result<(), String> {
         let (located, kind) = self.probe(path).as_ref().clone()?;
         match kind.as_ref() {
-            FileKind::Other(why) => {
+            FileKind::Other(why) | FileKind::Unreadable(why) => {
                 Err(format!("`{}` is not a program or shared object: {why}", path.display()))
             }
             FileKind::Elf(object) if object.malformed.is_some() => Err(format!(
@@ -693,6 +697,8 @@ impl Resolver {
                 .options
                 .library_path
                 .iter()
+                .flat_map(|list| list.split(';'))
+                // LD_LIBRARY_PATH separates with `;` as well as `:`.
                 .flat_map(|list| expand_path_list(list, maps[0].origin.as_deref(), config))
                 .collect();
             if let Some(found) = search.try_dirs(self, ident, config, &dirs, name) {
@@ -712,9 +718,9 @@ impl Resolver {
             CacheSource::Cache(cache) => {
                 search.searched.push(PathBuf::from("ld.so.cache"));
                 if let Some(path) = cache.lookup(name, config.cache_flags, &config.glibc_hwcaps) {
-                    let in_default = path
-                        .parent()
-                        .is_some_and(|dir| config.default_dirs.iter().any(|d| d == dir));
+                    // glibc compares the cached path with each trusted
+                    // directory as a prefix, so their subdirectories count.
+                    let in_default = config.default_dirs.iter().any(|d| path.starts_with(d));
                     if !(nodeflib && in_default)
                         && let Some(found) = search.try_path(self, ident, path)
                     {
@@ -809,7 +815,11 @@ impl Resolver {
         let located =
             self.sysroot.locate(path).map_err(|e| format!("`{}`: {e}", path.display()))?;
         if located.is_dir {
-            return Err(format!("`{}` is a directory", path.display()));
+            // The loader can open a directory, then fails to read it.
+            return Ok((
+                located,
+                Arc::new(FileKind::Other("cannot read file data: Is a directory".to_string())),
+            ));
         }
         let cell = {
             let mut parsed = self.parsed.write().expect("parse cache poisoned");
@@ -819,10 +829,9 @@ impl Resolver {
         let kind = cell
             .get_or_init(|| {
                 self.reads.fetch_add(1, Ordering::Relaxed);
-                Arc::new(match elf::read(&host) {
-                    Ok(kind) => kind,
-                    Err(e) => FileKind::Other(format!("{e:#}")),
-                })
+                Arc::new(
+                    elf::read(&host).unwrap_or_else(|e| FileKind::Unreadable(format!("{e:#}"))),
+                )
             })
             .clone();
         Ok((located, kind))
@@ -910,6 +919,12 @@ impl Search {
                         object.osabi
                     ));
                     None
+                } else if let Some(why) = unloadable(object) {
+                    // `open_verify` and `_dl_map_object_from_fd` in glibc's
+                    // elf/dl-load.c.
+                    self.fatal =
+                        Some(format!("`{}`: {why} (the loader stops here)", path.display()));
+                    None
                 } else {
                     Some((path.to_path_buf(), located.clone(), Arc::new(object.clone())))
                 }
@@ -928,7 +943,22 @@ impl Search {
                 self.fatal = Some(format!("`{}`: {why} (the loader stops here)", path.display()));
                 None
             }
+            // A file that cannot be opened (EACCES) is passed over by the
+            // loader's search, like a missing one.
+            FileKind::Unreadable(_) => None,
         }
+    }
+}
+
+/// Why the loader refuses to load an object as a library, if it does.
+fn unloadable(object: &Object) -> Option<&'static str> {
+    const ET_EXEC: u16 = 2;
+    const ET_DYN: u16 = 3;
+    match object.e_type {
+        ET_DYN if object.pie => Some("cannot dynamically load position-independent executable"),
+        ET_DYN => None,
+        ET_EXEC => Some("cannot dynamically load executable"),
+        _ => Some("only ET_DYN and ET_EXEC can be loaded"),
     }
 }
 

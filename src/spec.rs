@@ -299,7 +299,13 @@ fn load_into(
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| SpecError::in_file(path, format!("cannot read spec: {e}")))?;
-    let source = Arc::new(Source { path: path.to_path_buf(), text });
+    let base = stack
+        .first()
+        .and_then(|(top, _)| top.parent())
+        .or(canonical.parent())
+        .unwrap_or(Path::new("/"));
+    let name = canonical.strip_prefix(base).map_or_else(|_| canonical.clone(), Path::to_path_buf);
+    let source = Arc::new(Source { path: path.to_path_buf(), name, text });
     spec.sources.push(source.clone());
     let at = |span: std::ops::Range<usize>| Location { source: source.clone(), span };
     let raw: RawSpec =
@@ -503,12 +509,14 @@ fn load_into(
     if let Some(name) = &raw.name {
         let location = at(name.span());
         let value = name.get_ref();
+        // The name is also the hostname inside smoke tests: at most 64 bytes.
         let valid = !value.is_empty()
+            && value.len() <= 64
             && !value.starts_with('.')
             && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !valid {
             return Err(SpecError::at(&location, format!("invalid name `{value}`"))
-                .help("use letters, digits, `-`, `_` and `.`, not starting with `.`: it names target/rootfs/<name>/"));
+                .help("use at most 64 letters, digits, `-`, `_` and `.`, not starting with `.`: it names target/rootfs/<name>/"));
         }
     }
     Ok(raw.name.map(Spanned::into_inner))

@@ -1,9 +1,16 @@
-//! The stamp beside a built rootfs (`<out>.stamp.json`): the state of every input at build time, so an unchanged rebuild is a cheap no-op.
+//! The stamp beside a built rootfs (`<out>.stamp.json`): the state of every input and output at build time, so an unchanged rebuild is a cheap no-op.
 //!
-//! The check re-reads the spec files and `lstat`s every recorded input: each
+//! The check re-reads the spec files and `lstat`s every recorded path: each
 //! copied file and mirrored symlink, every directory the resolver searched
-//! (a library appearing there could change the answer), the output tree's
-//! root, and the tool itself.
+//! (a library appearing there could change the answer), the sysroot's
+//! loader cache or configuration, every path of the built tree (an edit
+//! inside it is a change too), and the tool itself.
+//!
+//! A state is compared by device, inode, mode, size and mtime, not ctime:
+//! ctime also moves when anyone makes or removes a hard link to a file
+//! (`--link hard` does), which would make every build look stale. A file
+//! rewritten in place with its mtime set back would go unnoticed, as it
+//! does with make and rsync.
 
 use std::collections::BTreeMap;
 use std::fs::Metadata;
@@ -22,7 +29,6 @@ pub struct FileState {
     pub mode: u32,
     pub size: u64,
     pub mtime_ns: i128,
-    pub ctime_ns: i128,
 }
 
 impl FileState {
@@ -33,17 +39,12 @@ impl FileState {
             mode: meta.mode(),
             size: meta.size(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
         }
     }
 
-    /// Whether the content can be assumed unchanged: same file, size and
-    /// mtime. Unlike full equality this ignores ctime, which also moves when
-    /// a hard link to the file is made or removed; a file rewritten in place
-    /// with its mtime set back would fool it, as it fools make and rsync.
+    /// Whether the file can be taken as unchanged (see the module's notes).
     pub fn same_content(&self, other: &FileState) -> bool {
-        (self.dev, self.ino, self.size, self.mtime_ns)
-            == (other.dev, other.ino, other.size, other.mtime_ns)
+        self == other
     }
 
     /// The state of `path` without following a final symlink; `None` when
@@ -61,8 +62,9 @@ pub struct Stamp {
     pub specs: BTreeMap<PathBuf, String>,
     /// State of each input (`None`: it did not exist).
     pub inputs: BTreeMap<PathBuf, Option<FileState>>,
-    /// The output tree's root and manifest as written.
-    pub out: Option<FileState>,
+    /// State of every path of the output tree, relative to it (`""` is the
+    /// tree itself), as written.
+    pub outputs: BTreeMap<PathBuf, FileState>,
     pub manifest: Option<FileState>,
 }
 
@@ -101,8 +103,15 @@ impl Stamp {
         if &self.specs != specs {
             return Some("the spec changed".to_string());
         }
-        if self.out.is_none() || FileState::read(out) != self.out {
-            return Some(format!("`{}` changed", out.display()));
+        if self.outputs.is_empty() {
+            return Some(format!("`{}` was not recorded", out.display()));
+        }
+        if let Some((path, _)) = self
+            .outputs
+            .iter()
+            .find(|(rel, state)| FileState::read(&out.join(rel)).as_ref() != Some(state))
+        {
+            return Some(format!("`{}` changed", out.join(path).display()));
         }
         if FileState::read(&crate::manifest::path_for(out)) != self.manifest {
             return Some("the manifest changed".to_string());
@@ -112,4 +121,14 @@ impl Stamp {
             .find(|(path, state)| FileState::read(path) != **state)
             .map(|(path, _)| format!("`{}` changed", path.display()))
     }
+}
+
+/// The state of every path of the tree at `out`, from its manifest.
+pub fn outputs(out: &Path, manifest: &crate::manifest::Manifest) -> BTreeMap<PathBuf, FileState> {
+    let root = std::iter::once(PathBuf::new());
+    let paths =
+        manifest.entries.iter().map(|e| e.path.strip_prefix("/").unwrap_or(&e.path).to_path_buf());
+    root.chain(paths)
+        .filter_map(|rel| FileState::read(&out.join(&rel)).map(|state| (rel, state)))
+        .collect()
 }

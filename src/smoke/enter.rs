@@ -2,17 +2,21 @@
 //!
 //! A command is started through a hook that runs between `fork` and `exec`
 //! (`Command::pre_exec`):
-//! 1. the forked process (the *keeper*) unshares new mount, PID, UTS, IPC
-//!    and network namespaces (and a user namespace when not root, mapping the
-//!    user to root, `user_namespaces(7)`), then forks again;
+//! 1. the forked process (the *keeper*) unshares new user, mount, PID, UTS,
+//!    IPC and network namespaces, mapping the user (root too) to root
+//!    inside (`user_namespaces(7)`), so nothing inside holds a capability
+//!    over the host's kernel; then it forks again;
 //! 2. the second child is PID 1 of the new PID namespace. It makes every
 //!    mount private (`mount_namespaces(7)`: nothing propagates to the host),
-//!    bind-mounts the rootfs onto itself read-only, mounts `/proc`, a tmpfs
-//!    `/dev` holding bind mounts of the host's `null`, `zero`, `full`,
-//!    `random`, `urandom` and `tty`, and a tmpfs `/tmp`, then moves into the
-//!    tree with `pivot_root(".", ".")` and detaches the old root
-//!    (`pivot_root(2)`, NOTES), sets the hostname, brings `lo` up, and
-//!    returns so the program is executed;
+//!    bind-mounts the rootfs onto itself read-only, mounts `/proc` (with
+//!    `/proc/sys` and the other paths that reach the host's kernel
+//!    read-only), a tmpfs `/dev` holding bind mounts of the host's `null`,
+//!    `zero`, `full`, `random`, `urandom` and `tty`, and a tmpfs `/tmp`, then
+//!    moves into the tree with `pivot_root(".", ".")` and detaches the old
+//!    root (`pivot_root(2)`, NOTES), sets the hostname and brings `lo` up.
+//!    Last it enters a nested user and mount namespace, which locks every
+//!    mount as it is: nothing inside can make the tree writable again. Then
+//!    the program is executed;
 //! 3. the keeper waits for it and exits with its status.
 //!
 //! Killing the keeper (a timeout, Ctrl-C, the tool dying) kills PID 1
@@ -55,6 +59,7 @@ const STEPS: &[&str] = &[
     "pivot_root into the rootfs",
     "setting the hostname",
     "executing the command",
+    "locking the mounts in a nested user namespace",
 ];
 const STEP_PDEATH: u32 = 1;
 const STEP_UNSHARE: u32 = 2;
@@ -70,6 +75,7 @@ const STEP_TMP: u32 = 11;
 const STEP_PIVOT: u32 = 12;
 const STEP_HOSTNAME: u32 = 13;
 const STEP_EXEC: u32 = 14;
+const STEP_LOCK: u32 = 15;
 
 /// The device nodes bind-mounted from the host into `/dev`.
 pub const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -79,6 +85,11 @@ pub const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "t
 pub struct Enter {
     root: CString,
     proc_dir: CString,
+    /// Parts of `/proc` that reach the host's kernel, made read-only as
+    /// container runtimes do (`readonlyPaths` of the OCI runtime spec): a
+    /// user namespace removes capabilities, but the host's uid 0 still owns
+    /// `/proc/sys` by plain file permissions.
+    proc_read_only: Vec<CString>,
     dev_dir: CString,
     tmp_dir: CString,
     /// (host node, mount point inside the new /dev).
@@ -87,8 +98,11 @@ pub struct Enter {
     dev_links: Vec<(CString, CString)>,
     dev_dirs: Vec<CString>,
     hostname: Vec<u8>,
-    /// Contents of `uid_map` and `gid_map` when a user namespace is needed.
-    user_maps: Option<(Vec<u8>, Vec<u8>)>,
+    /// Contents of `uid_map` and `gid_map` of the outer user namespace:
+    /// this user as root inside. Root gets a user namespace too, so that
+    /// nothing inside holds a capability over the host's kernel objects
+    /// (`/proc/sys`, device nodes, the host's mounts).
+    user_maps: (Vec<u8>, Vec<u8>),
     /// Flags of the host mount holding the tree, which a remount inside a
     /// user namespace must keep (they are locked).
     kept_flags: MountFlags,
@@ -130,11 +144,11 @@ impl Enter {
         .collect::<Result<Vec<_>>>()?;
         let dev_dirs = vec![c(&dev.join("shm"))?, c(&dev.join("pts"))?];
         let euid = rustix::process::geteuid();
-        let user_maps = (!euid.is_root()).then(|| {
+        let user_maps = {
             let uid = euid.as_raw();
             let gid = rustix::process::getegid().as_raw();
             (format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes())
-        });
+        };
         let statvfs = rustix::fs::statvfs(&root)
             .with_context(|| format!("failed to statvfs `{}`", root.display()))?;
         let mut kept_flags = MountFlags::empty();
@@ -150,7 +164,12 @@ impl Enter {
                 kept_flags |= ms;
             }
         }
+        let proc_read_only = ["sys", "sysrq-trigger", "irq", "bus", "fs"]
+            .iter()
+            .map(|p| c(&root.join("proc").join(p)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Enter {
+            proc_read_only,
             proc_dir: c(&root.join("proc"))?,
             dev_dir: c(&dev)?,
             tmp_dir: c(&root.join("tmp"))?,
@@ -220,27 +239,25 @@ impl Enter {
     /// Runs in the forked child (the keeper) before `exec`.
     fn in_child(&self, log: &StepLog) -> io::Result<()> {
         log.set(STEP_PDEATH);
+        let parent = rustix::process::getppid();
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+        if rustix::process::getppid() != parent {
+            // The tool died before we asked to die with it.
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(1) };
+        }
         log.set(STEP_UNSHARE);
-        let mut flags = UnshareFlags::NEWNS
+        let flags = UnshareFlags::NEWUSER
+            | UnshareFlags::NEWNS
             | UnshareFlags::NEWPID
             | UnshareFlags::NEWUTS
             | UnshareFlags::NEWIPC
             | UnshareFlags::NEWNET;
-        if self.user_maps.is_some() {
-            flags |= UnshareFlags::NEWUSER;
-        }
         // SAFETY: this process is single-threaded (fresh from fork), so
         // unsharing cannot surprise another thread.
         unsafe { rustix::thread::unshare_unsafe(flags) }?;
-        if let Some((uid_map, gid_map)) = &self.user_maps {
-            log.set(STEP_USERMAP);
-            // user_namespaces(7): setgroups must be denied before an
-            // unprivileged process may write its gid_map.
-            write_proc(c"/proc/self/setgroups", b"deny")?;
-            write_proc(c"/proc/self/uid_map", uid_map)?;
-            write_proc(c"/proc/self/gid_map", gid_map)?;
-        }
+        log.set(STEP_USERMAP);
+        write_user_maps(&self.user_maps.0, &self.user_maps.1)?;
         if self.interactive {
             // SAFETY: signal(2) is async-signal-safe.
             unsafe {
@@ -301,12 +318,27 @@ impl Enter {
             MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
             None,
         )?;
+        for path in &self.proc_read_only {
+            match rustix::mount::mount_bind(path.as_c_str(), path.as_c_str()) {
+                Err(rustix::io::Errno::NOENT) => continue,
+                other => other?,
+            }
+            rustix::mount::mount_remount(
+                path.as_c_str(),
+                MountFlags::BIND
+                    | MountFlags::RDONLY
+                    | MountFlags::NOSUID
+                    | MountFlags::NODEV
+                    | MountFlags::NOEXEC,
+                c"",
+            )?;
+        }
         log.set(STEP_DEV);
         rustix::mount::mount(
             c"tmpfs",
             self.dev_dir.as_c_str(),
             c"tmpfs",
-            MountFlags::NOSUID | MountFlags::NOEXEC,
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
             c"mode=0755",
         )?;
         log.set(STEP_DEV_NODES);
@@ -344,6 +376,14 @@ impl Enter {
         log.set(STEP_HOSTNAME);
         rustix::system::sethostname(&self.hostname)?;
         loopback_up();
+        // A nested user and mount namespace: the mounts copied into it are
+        // locked (`mount_namespaces(7)`, "Restrictions on mount
+        // namespaces"), so nothing inside can remount the tree read-write,
+        // unmount /proc or /dev, or reach what they cover.
+        log.set(STEP_LOCK);
+        // SAFETY: single-threaded, as above.
+        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNS) }?;
+        write_user_maps(b"0 0 1\n", b"0 0 1\n")?;
         if self.interactive {
             // SAFETY: signal(2) is async-signal-safe; the program gets the
             // default dispositions back.
@@ -383,10 +423,24 @@ fn keep(pid: libc::pid_t, alive: &std::os::fd::OwnedFd) -> ! {
             libc::_exit(libc::WEXITSTATUS(status));
         }
         let signal = libc::WTERMSIG(status);
+        // Die the same way, but without leaving a core of this process in
+        // the tool's working directory.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
         libc::signal(signal, libc::SIG_DFL);
         libc::kill(libc::getpid(), signal);
         libc::_exit(128 + signal);
     }
+}
+
+/// Maps root of a new user namespace to `uid_map`/`gid_map`
+/// (`user_namespaces(7)`: setgroups must be denied before an unprivileged
+/// process may write its gid_map).
+fn write_user_maps(uid_map: &[u8], gid_map: &[u8]) -> io::Result<()> {
+    write_proc(c"/proc/self/setgroups", b"deny")?;
+    write_proc(c"/proc/self/uid_map", uid_map)?;
+    write_proc(c"/proc/self/gid_map", gid_map)
 }
 
 fn write_proc(path: &CStr, bytes: &[u8]) -> io::Result<()> {

@@ -13,6 +13,9 @@ pub struct Source {
     /// The path as the user would recognise it (as given, or relative to
     /// the including spec).
     pub path: PathBuf,
+    /// The path relative to the top spec's folder, the same wherever the
+    /// checkout is and however the spec was named: used in the manifest.
+    pub name: PathBuf,
     pub text: String,
 }
 

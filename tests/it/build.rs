@@ -211,8 +211,23 @@ fn an_unchanged_rebuild_is_a_no_op_and_any_changed_input_is_noticed() {
     std::fs::create_dir_all(lib.join("glibc-hwcaps")).unwrap();
     rebuilt("a search directory changed");
     assert!(build(&opts).unwrap().up_to_date);
+    // An edit inside the tree is a change too.
+    std::fs::set_permissions(out.join("etc/motd"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    rebuilt("a file of the tree changed mode");
+    std::fs::write(out.join("etc/motd"), "edited in place\n").unwrap_or_else(|_| {
+        // Read-only for a normal user: the mode change above suffices.
+    });
     std::fs::remove_dir_all(&out).unwrap();
     rebuilt("the output was removed");
+    // A [[files]] src given as a symlink, pointed elsewhere.
+    std::fs::write(d.join("motd2"), "second\n").unwrap();
+    std::fs::rename(d.join("motd"), d.join("motd1")).unwrap();
+    symlink("motd1", d.join("motd")).unwrap();
+    rebuilt("the src became a symlink");
+    std::fs::remove_file(d.join("motd")).unwrap();
+    symlink("motd2", d.join("motd")).unwrap();
+    let built = rebuilt("the src symlink points elsewhere");
+    assert_eq!(std::fs::read_to_string(built.out.join("etc/motd")).unwrap(), "second\n");
 }
 
 #[test]
@@ -455,5 +470,27 @@ fn a_sysroot_build_takes_every_file_from_the_sysroot() {
         assert_eq!((status, output.trim()), (0, "from the sysroot"));
     } else {
         eprintln!("skipped running bash inside: chroot(2) needs root");
+    }
+}
+
+#[test]
+fn hard_link_builds_of_two_specs_sharing_files_stay_no_ops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let mut opts = Vec::new();
+    for name in ["a", "b"] {
+        let spec = d.join(format!("{name}.toml"));
+        std::fs::write(&spec, format!("name = \"{name}\"\ncommands = [\"cat\", \"true\"]\n"))
+            .unwrap();
+        let mut o = options(&spec, &d.join("out").join(name));
+        o.link = rootfs::install::LinkMode::Hard;
+        build(&o).unwrap();
+        opts.push(o);
+    }
+    // Each build linked the same host files, moving their ctime: that is not
+    // a change of either.
+    for o in &opts {
+        let again = build(o).unwrap();
+        assert!(again.up_to_date, "{:?}", again.reason);
     }
 }

@@ -345,3 +345,46 @@ fn a_sysroot_is_searched_alone_and_its_absolute_symlinks_stay_inside() {
     );
     assert_eq!(closure.located.as_ref().unwrap().real, Path::new("/usr/bin/prog"));
 }
+
+#[test]
+fn a_directory_or_a_relocatable_object_in_the_search_path_stops_the_loader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let good = d.join("good");
+    shared_lib(&good, "a", &[], &[]);
+    // A directory where the library would be, in an earlier directory.
+    std::fs::create_dir_all(d.join("dir/liba.so")).unwrap();
+    // A relocatable object (`cc -c`) named like the library.
+    cc(&d.join("rel/liba.so"), "int a(void) { return 1; }\n", &["-c", "-fPIC"]);
+    for (first, expected) in
+        [("dir", "cannot read file data"), ("rel", "only ET_DYN and ET_EXEC can be loaded")]
+    {
+        let prog = d.join(format!("prog-{first}"));
+        let rpath = format!("-Wl,-rpath,{}:{}", d.join(first).display(), good.display());
+        program(&prog, &["a"], &["-L", good.to_str().unwrap(), &rpath]);
+        let closure = resolve(&prog);
+        assert_eq!(closure.missing_names(), ["liba.so"], "{first}");
+        assert!(
+            closure.missing[0].note.as_deref().unwrap().contains(expected),
+            "{first}: {:?}",
+            closure.missing[0].note
+        );
+        let trace = duct::cmd!(&prog)
+            .env("LD_TRACE_LOADED_OBJECTS", "1")
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked()
+            .read()
+            .unwrap();
+        assert!(trace.contains(expected), "{first}: the loader says {trace}");
+    }
+}
+
+#[test]
+fn a_crlf_shebang_names_an_interpreter_that_does_not_exist() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("crlf");
+    std::fs::write(&script, "#!/bin/sh\r\necho hi\r\n").unwrap();
+    let closure = resolve(&script);
+    assert_eq!(closure.missing_names(), ["/bin/sh\r"]);
+}

@@ -177,7 +177,10 @@ fn inside_the_hostname_network_pids_and_tmp_are_its_own() {
         check(&["ip", "-o", "link"], 10.0),
         check(&["ps", "-e", "-o", "pid,comm"], 10.0),
         check(&["bash", "-c", &format!("echo inside > /tmp/{marker} && cat /tmp/{marker}")], 10.0),
-        check(&["bash", "-c", "echo x > /usr/written-by-smoke"], 10.0),
+        // Even after trying to remount the tree read-write.
+        check(&["bash", "-c", "mount -o remount,bind,rw / ; echo x > /usr/written-by-smoke"], 10.0),
+        // The host's kernel settings stay out of reach, even for root.
+        check(&["bash", "-c", "echo 1 > /proc/sys/kernel/printk_ratelimit"], 10.0),
     ];
     let report = smoke::run(&built.out, &checks, &options("isolated-host")).unwrap();
     let output = |i: usize| report.results[i].output.clone();
@@ -200,6 +203,7 @@ fn inside_the_hostname_network_pids_and_tmp_are_its_own() {
         "a write to /tmp inside reached the tree"
     );
     assert!(output(4).contains("Read-only file system"), "{}", output(4));
+    assert!(output(5).contains("Read-only file system"), "{}", output(5));
     assert!(!built.out.join("usr/written-by-smoke").exists());
 }
 

@@ -109,6 +109,18 @@ pub struct Target {
     /// The output folder [default: target/rootfs/<name>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Take programs and libraries from this directory instead of `/`.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub sysroot: PathBuf,
+    /// How files get into the tree.
+    #[arg(long, value_enum, default_value_t = Link::Copy)]
+    pub link: Link,
+}
+
+impl Target {
+    fn default_spec() -> Target {
+        Target { spec: None, out: None, sysroot: PathBuf::from("/"), link: Link::Copy }
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -123,12 +135,6 @@ pub enum Link {
 pub struct Build {
     #[command(flatten)]
     pub target: Target,
-    /// Take programs and libraries from this directory instead of `/`.
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub sysroot: PathBuf,
-    /// How files get into the tree.
-    #[arg(long, value_enum, default_value_t = Link::Copy)]
-    pub link: Link,
     /// Rebuild even when nothing changed.
     #[arg(long)]
     pub force: bool,
@@ -174,8 +180,7 @@ impl Xtask {
                 Some(RootfsCommand::Smoke(smoke)) => smoke.run(),
                 Some(RootfsCommand::Shell(shell)) => shell.run(),
                 Some(RootfsCommand::Run(run)) => run.run(),
-                None => Smoke { target: Target { spec: None, out: None }, junit: None, jobs: None }
-                    .run(),
+                None => Smoke { target: Target::default_spec(), junit: None, jobs: None }.run(),
             },
             Command::Test(test) => crate::test::run(&test.args).map(|()| ExitCode::SUCCESS),
             Command::Bench(bench) => {
@@ -187,6 +192,12 @@ impl Xtask {
                 crate::bench::run(&options).map(|()| ExitCode::SUCCESS)
             }
         }
+    }
+}
+
+fn warn(built: &rootfs::build::Built) {
+    for warning in &built.warnings {
+        eprintln!("warning: {warning}");
     }
 }
 
@@ -207,6 +218,11 @@ impl Target {
             self.spec.clone().unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
         let mut options = rootfs::build::Options::new(spec, out_root());
         options.out = self.out.clone();
+        options.sysroot = self.sysroot.clone();
+        options.link = match self.link {
+            Link::Copy => rootfs::install::LinkMode::Copy,
+            Link::Hard => rootfs::install::LinkMode::Hard,
+        };
         options.epoch = epoch()?;
         options.progress = true;
         Ok(options)
@@ -216,13 +232,9 @@ impl Target {
 impl Build {
     fn run(self) -> Result<ExitCode> {
         let mut options = self.target.build_options()?;
-        options.sysroot = self.sysroot;
         options.force = self.force;
-        options.link = match self.link {
-            Link::Copy => rootfs::install::LinkMode::Copy,
-            Link::Hard => rootfs::install::LinkMode::Hard,
-        };
         let built = rootfs::build::build(&options)?;
+        warn(&built);
         println!("{}", built.summary());
         Ok(ExitCode::SUCCESS)
     }
@@ -232,6 +244,7 @@ impl Target {
     /// Builds the tree first when it is missing or stale (a no-op otherwise).
     fn ensure_built(&self) -> Result<rootfs::build::Built> {
         let built = rootfs::build::build(&self.build_options()?)?;
+        warn(&built);
         eprintln!("{}", built.summary());
         Ok(built)
     }
@@ -289,7 +302,7 @@ impl Deps {
 
 impl Why {
     fn run(self) -> Result<ExitCode> {
-        let target = Target { spec: self.spec, out: self.out };
+        let target = Target { spec: self.spec, out: self.out, ..Target::default_spec() };
         let options = target.build_options()?;
         let spec = rootfs::spec::load(&options.spec)?;
         let out = rootfs::build::out_dir(&options, &spec);
