@@ -1,8 +1,8 @@
 //! Digests of host files, kept beside the outputs (`.rootfs-digests.json`) and shared by every build there, so an unchanged host file is hashed once.
 //!
-//! An entry is used only while the file is the same inode with the same
-//! size and mtime ([`FileState::same_content`]); ctime is not compared,
-//! because hard-linking a file into a tree (`--link hard`) moves it.
+//! An entry is used only while the file's [`FileState`] (device, inode,
+//! mode, size, mtime; not ctime, which hard-linking the file moves) is the
+//! one recorded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -36,9 +36,7 @@ pub fn update(path: &Path, mut known: Digests, fresh: Digests) -> Result<()> {
     known.extend(fresh);
     let kept: BTreeMap<PathBuf, (FileState, String)> = known
         .into_iter()
-        .filter(|(host, (state, _))| {
-            FileState::read(host).is_some_and(|now| now.same_content(state))
-        })
+        .filter(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
         .collect();
     let bytes = serde_json::to_vec(&kept).context("serialising the digest cache")?;
     crate::install::write_file_atomically(path, &bytes)

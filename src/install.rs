@@ -450,7 +450,7 @@ fn digest_of(
     options: &InstallOptions,
 ) -> Result<String> {
     if let Some((known_state, digest)) = options.known_digests.get(host)
-        && known_state.same_content(state)
+        && known_state == state
     {
         return Ok(digest.clone());
     }

@@ -339,34 +339,20 @@ fn load_into(
     let (canonical, _) = stack.pop().expect("pushed above");
     merged.push(canonical);
 
-    for command in raw.commands {
-        let location = at(command.span());
-        let value = command.into_inner();
-        if value.is_empty() {
-            return Err(SpecError::at(&location, "empty command name")
-                .help("give a name to look up on PATH, such as \"bash\", or an absolute path"));
-        }
-        if value.contains('/') {
-            root_path(&value, &location, "a command path")?;
-        }
-        if !spec.commands.iter().any(|c| c.value == value) {
-            spec.commands.push(Item { value, at: location });
-        }
-    }
-    for library in raw.libraries {
-        let location = at(library.span());
-        let value = library.into_inner();
-        if value.is_empty() {
-            return Err(SpecError::at(&location, "empty library name")
-                .help("give a soname, such as \"libnss_files.so.2\", or an absolute path"));
-        }
-        if value.contains('/') {
-            root_path(&value, &location, "a library path")?;
-        }
-        if !spec.libraries.iter().any(|l| l.value == value) {
-            spec.libraries.push(Item { value, at: location });
-        }
-    }
+    merge_names(
+        &mut spec.commands,
+        raw.commands,
+        &at,
+        "command",
+        "a name to look up on PATH, such as \"bash\"",
+    )?;
+    merge_names(
+        &mut spec.libraries,
+        raw.libraries,
+        &at,
+        "library",
+        "a soname, such as \"libnss_files.so.2\"",
+    )?;
     for d in raw.dirs {
         let location = at(d.span());
         let (path, mode) = match d.into_inner() {
@@ -520,6 +506,32 @@ fn load_into(
         }
     }
     Ok(raw.name.map(Spanned::into_inner))
+}
+
+/// Adds `commands` or `libraries` entries: a name, or an absolute path
+/// inside the rootfs; the first of duplicates is kept.
+fn merge_names(
+    items: &mut Vec<Item<String>>,
+    raw: Vec<Spanned<String>>,
+    at: &impl Fn(std::ops::Range<usize>) -> Location,
+    what: &str,
+    example: &str,
+) -> Result<(), SpecError> {
+    for name in raw {
+        let location = at(name.span());
+        let value = name.into_inner();
+        if value.is_empty() {
+            return Err(SpecError::at(&location, format!("empty {what} name"))
+                .help(format!("give {example}, or an absolute path")));
+        }
+        if value.contains('/') {
+            root_path(&value, &location, &format!("a {what} path"))?;
+        }
+        if !items.iter().any(|i| i.value == value) {
+            items.push(Item { value, at: location });
+        }
+    }
+    Ok(())
 }
 
 /// Checks a path meant for the inside of the rootfs: absolute, no `..`, not

@@ -21,7 +21,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// What `lstat(2)` says about a path, enough to notice any change.
+/// What `lstat(2)` says about a path, enough to notice any change: equal
+/// states mean an unchanged file (see the module's notes on ctime).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileState {
     pub dev: u64,
@@ -40,11 +41,6 @@ impl FileState {
             size: meta.size(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
         }
-    }
-
-    /// Whether the file can be taken as unchanged (see the module's notes).
-    pub fn same_content(&self, other: &FileState) -> bool {
-        self == other
     }
 
     /// The state of `path` without following a final symlink; `None` when
