@@ -1,17 +1,22 @@
 //! `rootfs build`: spec -> resolve -> plan -> install, skipped when the stamp says nothing changed.
 
+mod beside;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+pub use self::beside::Beside;
+use crate::digest_cache;
 use crate::install::{self, InstallOptions, LinkMode};
-use crate::manifest::{self, Manifest};
-use crate::plan;
+use crate::manifest::Manifest;
+use crate::output;
+use crate::plan::{self, Plan};
 use crate::resolve::{self, Resolver};
 use crate::spec::{self, Spec};
-use crate::stamp::{self, FileState, Stamp};
+use crate::stamp::{FileState, Stamp};
 
 /// The timestamp given to every file when `SOURCE_DATE_EPOCH` is not set.
 pub const DEFAULT_EPOCH: i64 = 0;
@@ -71,9 +76,25 @@ pub struct Built {
 }
 
 impl Built {
+    fn new(spec: Spec, beside: &Beside, manifest: Manifest, started: Instant) -> Built {
+        let (files, bytes) = manifest.file_totals();
+        Built {
+            spec,
+            out: beside.out.clone(),
+            manifest_path: beside.manifest.clone(),
+            manifest,
+            files,
+            bytes,
+            elapsed: started.elapsed(),
+            up_to_date: true,
+            reason: None,
+            warnings: Vec::new(),
+        }
+    }
+
     /// One line for people.
     pub fn summary(&self) -> String {
-        let size = human_bytes(self.bytes);
+        let size = indicatif::HumanBytes(self.bytes);
         if self.up_to_date {
             format!(
                 "{} is up to date ({} files, {size}), checked in {:.3} s",
@@ -93,129 +114,134 @@ impl Built {
     }
 }
 
-pub fn human_bytes(bytes: u64) -> String {
-    let mib = bytes as f64 / (1024.0 * 1024.0);
-    if mib >= 1.0 { format!("{mib:.1} MiB") } else { format!("{:.1} KiB", bytes as f64 / 1024.0) }
-}
-
 /// The output folder of a spec.
 pub fn out_dir(options: &Options, spec: &Spec) -> PathBuf {
     options.out.clone().unwrap_or_else(|| options.out_root.join(&spec.name))
 }
 
-/// Builds the rootfs a spec describes, or says it is up to date.
+/// Builds the rootfs a spec describes, or says it is up to date. Nothing is
+/// written when the output path holds something this tool did not write
+/// (an [`output::Refusal`]).
 pub fn build(options: &Options) -> Result<Built> {
     let started = Instant::now();
     let spec = spec::load(&options.spec)?;
-    let out = out_dir(options, &spec);
-    let manifest_path = manifest::path_for(&out);
-    let stamp_path = stamp::path_for(&out);
+    let beside = Beside::of(&out_dir(options, &spec));
+    output::Guard::new(&options.sysroot).check(&beside.out)?;
     let key = stamp_key(options, &spec)?;
-    let specs: BTreeMap<PathBuf, String> = spec
-        .sources
-        .iter()
-        .map(|s| (absolute(&s.path), stamp::sha256_hex(s.text.as_bytes())))
-        .collect();
-
-    let previous = Stamp::read(&stamp_path);
-    let reason = match &previous {
-        _ if options.force => Some("--force".to_string()),
-        None => Some("no previous build".to_string()),
-        Some(stamp) => stamp.stale_reason(&key, &specs, &out),
+    let specs = spec_digests(&spec);
+    let reason = match stale_reason(options, &beside, &key, &specs) {
+        Ok(manifest) => return Ok(Built::new(spec, &beside, manifest, started)),
+        Err(reason) => reason,
     };
-    if reason.is_none()
-        && let Ok(manifest) = Manifest::read(&manifest_path)
-    {
-        let (files, bytes) = totals(&manifest);
-        return Ok(Built {
-            spec,
-            out,
-            manifest_path,
-            manifest,
-            files,
-            bytes,
-            elapsed: started.elapsed(),
-            up_to_date: true,
-            reason: None,
-            warnings: Vec::new(),
-        });
-    }
-
-    anyhow::ensure!(
-        options.sysroot.is_dir(),
-        "sysroot `{}` is not a directory",
-        options.sysroot.display()
-    );
-    let resolver = Resolver::new(resolve::Options {
-        sysroot: options.sysroot.clone(),
-        ..resolve::Options::default()
-    })
-    .with_context(|| {
-        format!("reading the loader configuration of `{}`", options.sysroot.display())
-    })?;
+    beside.claim()?;
+    let resolver = open_sysroot(&options.sysroot)?;
     let plan = plan::plan(&spec, &resolver)
         .with_context(|| format!("planning `{}`", options.spec.display()))?;
+    let inputs = input_states(&plan, &beside.out);
+    let (manifest, warnings) = install_and_commit(options, &beside, &plan, key, specs, inputs)?;
+    let mut built = Built::new(spec, &beside, manifest, started);
+    built.up_to_date = false;
+    built.reason = Some(reason);
+    built.warnings = warnings;
+    Ok(built)
+}
 
-    // Input states are taken before anything is copied: a file that changes
-    // during the build then differs from its recorded state next time.
-    // The output's own folder is written by this build: it is not an input
-    // even when a command lives beside it.
-    let own = |p: &Path| p.starts_with(&out) || Some(p) == out.parent();
-    let inputs =
-        plan.inputs.iter().filter(|p| !own(p)).map(|p| (p.clone(), FileState::read(p))).collect();
+/// The manifest of an up-to-date build, or the first reason it is stale.
+fn stale_reason(
+    options: &Options,
+    beside: &Beside,
+    key: &str,
+    specs: &BTreeMap<PathBuf, String>,
+) -> Result<Manifest, String> {
+    if options.force {
+        return Err("--force".to_string());
+    }
+    let Some(stamp) = Stamp::read(&beside.stamp) else {
+        return Err("no previous build".to_string());
+    };
+    if let Some(reason) = stamp.stale_reason(key, specs, &beside.out) {
+        return Err(reason);
+    }
+    Manifest::read(&beside.manifest).map_err(|_| "the manifest is unreadable".to_string())
+}
+
+fn open_sysroot(sysroot: &Path) -> Result<Resolver> {
+    anyhow::ensure!(sysroot.is_dir(), "sysroot `{}` is not a directory", sysroot.display());
+    Resolver::new(resolve::Options { sysroot: sysroot.to_path_buf(), ..Default::default() })
+        .with_context(|| format!("reading the loader configuration of `{}`", sysroot.display()))
+}
+
+/// The state of every input, taken before anything is copied: a file that
+/// changes during the build then differs from its recorded state next
+/// time. The output's own folder is written by this build: it is not an
+/// input even when a command lives beside it.
+fn input_states(plan: &Plan, out: &Path) -> BTreeMap<PathBuf, Option<FileState>> {
+    let own = |p: &Path| p.starts_with(out) || Some(p) == out.parent();
+    plan.inputs.iter().filter(|p| !own(p)).map(|p| (p.clone(), FileState::read(p))).collect()
+}
+
+/// Stages the tree, writes the files beside it as pending, swaps the tree
+/// in, then commits the files beside it: at every point the manifest and
+/// stamp in place describe the tree in place. Returns the new manifest.
+fn install_and_commit(
+    options: &Options,
+    beside: &Beside,
+    plan: &Plan,
+    key: String,
+    specs: BTreeMap<PathBuf, String>,
+    inputs: BTreeMap<PathBuf, Option<FileState>>,
+) -> Result<(Manifest, Vec<String>)> {
+    let known_digests = digest_cache::read(&beside.digests);
     let install_options = InstallOptions {
         epoch: options.epoch,
         link: options.link,
         progress: options.progress,
-        known_digests: crate::digest_cache::read(&crate::digest_cache::path_for(&out)),
+        known_digests: known_digests.clone(),
     };
-    let installed = install::install(&plan, &out, &install_options)
+    let out = &beside.out;
+    let staged = install::stage(plan, out, &install_options)
         .with_context(|| format!("writing `{}`", out.display()))?;
-    install::write_file_atomically(&manifest_path, installed.manifest.to_json()?.as_bytes())?;
-
-    let stamp = Stamp {
-        key,
-        specs,
-        inputs,
-        outputs: stamp::outputs(&out, &installed.manifest),
-        manifest: FileState::read(&manifest_path),
+    let swapped = (|| -> Result<Option<PathBuf>> {
+        let manifest_state = beside.write_pending_manifest(&staged.manifest)?;
+        let stamp = Stamp {
+            key,
+            specs,
+            inputs,
+            outputs: crate::stamp::outputs(&staged.path, &staged.manifest),
+            manifest: Some(manifest_state),
+        };
+        beside.write_pending_stamp(&stamp)?;
+        // The last look before replacing: the folder may have gained files
+        // since the first one.
+        beside.claim()?;
+        install::swap_in(&staged.path, out)
+    })();
+    let previous = match swapped {
+        Ok(previous) => previous,
+        Err(e) => {
+            let _ = install::remove(&staged.path);
+            beside.discard_pending();
+            return Err(e);
+        }
     };
-    stamp.write(&stamp_path)?;
-    crate::digest_cache::update(
-        &crate::digest_cache::path_for(&out),
-        install_options.known_digests,
-        installed.digests,
-    )?;
+    beside.commit()?;
+    digest_cache::update(&beside.digests, known_digests, staged.digests)?;
     // The previous tree goes last: failing to remove it cannot leave the
     // new one without its manifest and stamp.
-    let mut warnings = installed.warnings;
-    if let Some(previous) = &installed.previous
-        && let Err(e) = install::remove_tree(previous)
+    let mut warnings = staged.warnings;
+    if let Some(previous) = &previous
+        && let Err(e) = install::remove(previous)
     {
         warnings.push(format!("the previous tree was kept at `{}`: {e:#}", previous.display()));
     }
-
-    let (files, bytes) = totals(&installed.manifest);
-    Ok(Built {
-        spec,
-        out,
-        manifest_path,
-        manifest: installed.manifest,
-        files,
-        bytes,
-        elapsed: started.elapsed(),
-        up_to_date: false,
-        reason,
-        warnings,
-    })
+    Ok((staged.manifest, warnings))
 }
 
-fn totals(manifest: &Manifest) -> (usize, u64) {
-    manifest
-        .entries
+fn spec_digests(spec: &Spec) -> BTreeMap<PathBuf, String> {
+    spec.sources
         .iter()
-        .filter(|e| e.kind == "file")
-        .fold((0, 0), |(n, b), e| (n + 1, b + e.size.unwrap_or(0)))
+        .map(|s| (absolute(&s.path), crate::fsutil::sha256_hex(s.text.as_bytes())))
+        .collect()
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -16,6 +16,11 @@ pub fn path_for(out: &Path) -> PathBuf {
     out.with_file_name(".rootfs-digests.json")
 }
 
+/// Whether `bytes` are a digest cache of this tool.
+pub fn recognise(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<BTreeMap<PathBuf, (FileState, String)>>(bytes).is_ok()
+}
+
 /// Host path -> (state when hashed, sha256).
 pub type Digests = HashMap<PathBuf, (FileState, String)>;
 
@@ -39,5 +44,5 @@ pub fn update(path: &Path, mut known: Digests, fresh: Digests) -> Result<()> {
         .filter(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
         .collect();
     let bytes = serde_json::to_vec(&kept).context("serialising the digest cache")?;
-    crate::install::write_file_atomically(path, &bytes)
+    crate::fsutil::write_file_atomically(path, &bytes)
 }

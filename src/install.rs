@@ -1,4 +1,4 @@
-//! Writing a plan to disk: the only code that writes, into a staging folder beside the output that is swapped in when complete.
+//! Writing a plan to disk: the only code that writes a tree, into a staging folder beside the output that is swapped in when complete.
 //!
 //! Invariants:
 //! - nothing is written outside the output's parent folder: the staging tree
@@ -8,29 +8,33 @@
 //!   ever written through;
 //! - the previous output is replaced in one `renameat2(2)` with
 //!   `RENAME_EXCHANGE`, so a failed or interrupted build leaves it as it was;
-//! - every timestamp is set to one fixed epoch, and directories are stamped
-//!   after their content, deepest first, so two builds give identical trees.
+//! - every timestamp is set to one fixed epoch (a hard link keeps the host
+//!   file's own), and directories are stamped after their content, deepest
+//!   first, so two builds give identical trees;
+//! - the digest recorded for a file is the digest of the bytes in the tree
+//!   (see `install/copy.rs`).
+
+mod copy;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
-use sha2::{Digest, Sha256};
+use rustix::fs::{Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
 
-use crate::manifest::{CommandEntry, Manifest, ManifestEntry};
-use crate::plan::{EntryKind, Plan};
-use crate::resolve::InputKind;
+use crate::digest_cache::Digests;
+use crate::fsutil;
+use crate::manifest::{CommandEntry, EntryType, Manifest, ManifestEntry};
+use crate::plan::{Entry, EntryKind, Plan};
 
 /// How regular files get into the tree.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum LinkMode {
-    /// Copies (a reflink where the filesystem can, else `copy_file_range`).
+    /// Copies (a reflink where the filesystem can, else a read and write
+    /// that also computes the digest).
     #[default]
     Copy,
     /// Hard links to the host files where possible: fast, for throwaway
@@ -48,59 +52,70 @@ pub struct InstallOptions {
     pub progress: bool,
     /// Digests already known, by host path, with the file state they were
     /// computed for (from the digest cache).
-    pub known_digests: HashMap<PathBuf, (crate::stamp::FileState, String)>,
+    pub known_digests: Digests,
 }
 
-/// What an install did.
-pub struct Installed {
+/// A complete tree in its staging folder, not yet swapped in.
+pub struct Staged {
+    /// The staging folder, beside the output.
+    pub path: PathBuf,
     pub manifest: Manifest,
     /// Digests of the host files, for the next build.
-    pub digests: HashMap<PathBuf, (crate::stamp::FileState, String)>,
-    /// Where the previous tree now is, swapped out of `out`: the caller
-    /// removes it with [`remove_tree`] once the manifest and stamp of the
-    /// new tree are written, so that a failure there cannot leave the new
-    /// tree without them.
-    pub previous: Option<PathBuf>,
+    pub digests: Digests,
     /// Things that went wrong without making the build wrong (a stale
     /// staging folder that could not be removed).
     pub warnings: Vec<String>,
 }
 
-/// Writes `plan` to `out` atomically and returns its manifest (not yet
-/// written; see [`write_file_atomically`]).
-pub fn install(plan: &Plan, out: &Path, options: &InstallOptions) -> Result<Installed> {
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+/// Writes `plan` into a fresh staging folder beside `out`. On failure the
+/// staging folder is removed and `out` is untouched.
+pub fn stage(plan: &Plan, out: &Path, options: &InstallOptions) -> Result<Staged> {
+    let parent = fsutil::parent_dir(out);
     std::fs::create_dir_all(parent)
         .with_context(|| format!("failed to create `{}`", parent.display()))?;
-    let name = out
-        .file_name()
-        .with_context(|| format!("output `{}` has no folder name", out.display()))?
-        .to_string_lossy()
-        .into_owned();
-    let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
+    let staging = staging_path(out)?;
     let mut warnings = Vec::new();
-    remove_stale_staging(parent, &name, &mut warnings)?;
-
-    let mut installed = match write_tree(plan, &staging, options) {
-        Ok(installed) => installed,
+    remove_stale_staging(out, &mut warnings)?;
+    match write_tree(plan, &staging, options) {
+        Ok((manifest, digests)) => Ok(Staged { path: staging, manifest, digests, warnings }),
         Err(e) => {
-            let _ = remove_tree(&staging);
-            return Err(e);
+            let _ = fsutil::remove_tree(&staging);
+            Err(e)
         }
-    };
-    if let Err(e) = swap_in(&staging, out) {
-        let _ = remove_tree(&staging);
-        return Err(e);
     }
-    // `staging` now holds the previous tree, if there was one.
-    installed.previous = std::fs::symlink_metadata(&staging).is_ok().then_some(staging);
-    installed.warnings = warnings;
-    Ok(installed)
 }
 
-/// Staging folders of builds that were killed. One that cannot be removed
-/// is a warning, not a reason to refuse building.
-fn remove_stale_staging(parent: &Path, name: &str, warnings: &mut Vec<String>) -> Result<()> {
+/// Swaps the staged tree in at `out` with one `renameat2(2)`. Returns where
+/// the previous tree now is (the staging path), for the caller to remove
+/// once the files beside the new tree are in place.
+pub fn swap_in(staged: &Path, out: &Path) -> Result<Option<PathBuf>> {
+    let flags = match std::fs::symlink_metadata(out) {
+        Ok(meta) if meta.is_dir() => RenameFlags::EXCHANGE,
+        Ok(_) => bail!("`{}` exists and is not a folder", out.display()),
+        Err(_) => RenameFlags::NOREPLACE,
+    };
+    rustix::fs::renameat_with(rustix::fs::CWD, staged, rustix::fs::CWD, out, flags).with_context(
+        || format!("failed to move the new tree `{}` to `{}`", staged.display(), out.display()),
+    )?;
+    Ok((flags == RenameFlags::EXCHANGE).then(|| staged.to_path_buf()))
+}
+
+/// `.<name>.staging-<pid>` beside `out`.
+fn staging_path(out: &Path) -> Result<PathBuf> {
+    let name = out
+        .file_name()
+        .with_context(|| format!("output `{}` has no folder name", out.display()))?;
+    let mut staging = std::ffi::OsString::from(".");
+    staging.push(name);
+    staging.push(format!(".staging-{}", std::process::id()));
+    Ok(out.with_file_name(staging))
+}
+
+/// Staging folders of builds of `out` that were killed. One that cannot be
+/// removed is a warning, not a reason to refuse building.
+fn remove_stale_staging(out: &Path, warnings: &mut Vec<String>) -> Result<()> {
+    let parent = fsutil::parent_dir(out);
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let prefix = format!(".{name}.staging-");
     let entries = std::fs::read_dir(parent)
         .with_context(|| format!("failed to list `{}`", parent.display()))?;
@@ -118,83 +133,59 @@ fn remove_stale_staging(parent: &Path, name: &str, warnings: &mut Vec<String>) -
                         Err(rustix::io::Errno::SRCH)
                     )
             });
-        if !alive && let Err(e) = remove_tree(&entry.path()) {
+        if !alive && let Err(e) = fsutil::remove_tree(&entry.path()) {
             warnings.push(format!("{e:#}"));
         }
     }
     Ok(())
 }
 
-/// Removes a tree without ever following a symlink: every directory is
-/// opened with `O_NOFOLLOW` relative to its parent's descriptor, made
-/// writable through that descriptor (a mode like `/proc`'s 0555 would stop
-/// the removal of its content), emptied, then removed.
-pub fn remove_tree(path: &Path) -> Result<()> {
-    let context = || format!("failed to remove `{}`", path.display());
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(context),
-        Ok(meta) if !meta.is_dir() => return std::fs::remove_file(path).with_context(context),
-        Ok(_) => {}
-    }
-    let dir = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .with_context(context)?;
-    empty_dir(&dir).with_context(context)?;
-    drop(dir);
-    std::fs::remove_dir(path).with_context(context)
+/// The open directories of the staging tree, by root path.
+struct Dirs {
+    root: OwnedFd,
+    by_path: HashMap<PathBuf, OwnedFd>,
 }
 
-fn empty_dir(dir: &OwnedFd) -> Result<()> {
-    let _ = rustix::fs::fchmod(dir, Mode::from_raw_mode(0o700));
-    let mut names = Vec::new();
-    for entry in rustix::fs::Dir::read_from(dir).context("listing a directory")? {
-        let entry = entry.context("listing a directory")?;
-        let name = entry.file_name();
-        if name != c"." && name != c".." {
-            names.push(name.to_owned());
+impl Dirs {
+    fn get(&self, path: &Path) -> Result<&OwnedFd> {
+        if path == Path::new("/") {
+            return Ok(&self.root);
         }
+        self.by_path
+            .get(path)
+            .with_context(|| format!("parent `{}` was not created first", path.display()))
     }
-    for name in names {
-        let stat = rustix::fs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
-            .with_context(|| format!("inspecting `{}`", name.to_string_lossy()))?;
-        if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory {
-            let child = rustix::fs::openat(
-                dir,
-                name.as_c_str(),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .with_context(|| format!("opening `{}`", name.to_string_lossy()))?;
-            empty_dir(&child).with_context(|| format!("in `{}`", name.to_string_lossy()))?;
-            rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR)
-                .with_context(|| format!("removing `{}`", name.to_string_lossy()))?;
-        } else {
-            rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::empty())
-                .with_context(|| format!("removing `{}`", name.to_string_lossy()))?;
-        }
-    }
-    Ok(())
 }
 
-fn swap_in(staging: &Path, out: &Path) -> Result<()> {
-    let flags = match std::fs::symlink_metadata(out) {
-        Ok(meta) if meta.is_dir() => RenameFlags::EXCHANGE,
-        Ok(_) => bail!(
-            "`{}` exists and is not a folder; remove it or choose another --out",
-            out.display()
-        ),
-        Err(_) => RenameFlags::NOREPLACE,
+/// A regular file as written.
+pub(crate) struct WrittenFile {
+    pub mode: u32,
+    pub size: u64,
+    pub sha256: String,
+    /// The host file's state when it was read, to reuse the digest.
+    pub state: Option<crate::stamp::FileState>,
+}
+
+fn write_tree(
+    plan: &Plan,
+    staging: &Path,
+    options: &InstallOptions,
+) -> Result<(Manifest, Digests)> {
+    let times = Timestamps {
+        last_access: Timespec { tv_sec: options.epoch, tv_nsec: 0 },
+        last_modification: Timespec { tv_sec: options.epoch, tv_nsec: 0 },
     };
-    rustix::fs::renameat_with(rustix::fs::CWD, staging, rustix::fs::CWD, out, flags).with_context(
-        || format!("failed to move the new tree `{}` to `{}`", staging.display(), out.display()),
-    )
+    let sorted = plan.sorted();
+    let dirs = create_dirs(staging, &sorted)?;
+    let files = write_leaves(&dirs, &sorted, staging, options, &times)?;
+    stamp_dirs(&dirs, &sorted, staging, &times)?;
+    Ok(manifest_of(plan, &sorted, &files))
 }
 
-fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<Installed> {
+/// The staging folder and every directory of the plan, in order (a parent
+/// sorts before its children), each opened once for what goes in it. They
+/// are created private (0700) and get their modes at the end.
+fn create_dirs(staging: &Path, sorted: &[(&PathBuf, &Entry)]) -> Result<Dirs> {
     std::fs::create_dir(staging)
         .with_context(|| format!("failed to create `{}`", staging.display()))?;
     let root = rustix::fs::open(
@@ -203,49 +194,44 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
         Mode::empty(),
     )
     .with_context(|| format!("failed to open `{}`", staging.display()))?;
-    let times = Timestamps {
-        last_access: Timespec { tv_sec: options.epoch, tv_nsec: 0 },
-        last_modification: Timespec { tv_sec: options.epoch, tv_nsec: 0 },
-    };
-
-    // Directories first, in order (a parent sorts before its children),
-    // each opened once for the files that go in it.
-    let sorted = plan.sorted();
-    let mut dirs: HashMap<PathBuf, OwnedFd> = HashMap::new();
-    for &(path, entry) in &sorted {
+    let mut dirs = Dirs { root, by_path: HashMap::new() };
+    for &(path, entry) in sorted {
         if let EntryKind::Dir { .. } = entry.kind {
+            let in_staging = || format!("`{}` in `{}`", path.display(), staging.display());
             let (parent, name) = split(path)?;
-            let parent_fd = dir_fd(&dirs, &root, parent)?;
-            rustix::fs::mkdirat(parent_fd, name, Mode::from_raw_mode(0o700)).with_context(
-                || {
-                    format!(
-                        "failed to create directory `{}` in `{}`",
-                        path.display(),
-                        staging.display()
-                    )
-                },
-            )?;
-            let fd = open_beneath(&root, path).with_context(|| {
-                format!("failed to open `{}` in `{}`", path.display(), staging.display())
-            })?;
-            dirs.insert(path.clone(), fd);
+            let parent_fd = dirs.get(parent)?;
+            rustix::fs::mkdirat(parent_fd, name, Mode::from_raw_mode(0o700))
+                .with_context(|| format!("failed to create directory {}", in_staging()))?;
+            let fd = open_beneath(&dirs.root, path)
+                .with_context(|| format!("failed to open {}", in_staging()))?;
+            dirs.by_path.insert(path.clone(), fd);
         }
     }
+    Ok(dirs)
+}
 
-    let progress = progress_bar(plan, options.progress);
-    let reflink = AtomicBool::new(true);
+/// Files and symlinks, in parallel.
+fn write_leaves(
+    dirs: &Dirs,
+    sorted: &[(&PathBuf, &Entry)],
+    staging: &Path,
+    options: &InstallOptions,
+    times: &Timestamps,
+) -> Result<HashMap<PathBuf, WrittenFile>> {
     let leaves: Vec<(&PathBuf, &EntryKind)> = sorted
         .iter()
         .filter(|(_, e)| !matches!(e.kind, EntryKind::Dir { .. }))
         .map(|&(p, e)| (p, &e.kind))
         .collect();
+    let progress = progress_bar(leaves.len(), options.progress);
+    let reflink = AtomicBool::new(true);
     let written: Vec<Result<(PathBuf, Option<WrittenFile>)>> = leaves
         .par_iter()
         .map(|(path, kind)| {
             let (parent, name) = split(path)?;
-            let dir = dir_fd(&dirs, &root, parent)?;
+            let dir = dirs.get(parent)?;
             let result =
-                write_leaf(dir, name, kind, &times, options, &reflink).with_context(|| {
+                copy::write_leaf(dir, name, kind, times, options, &reflink).with_context(|| {
                     format!("failed to write `{}` in `{}`", path.display(), staging.display())
                 });
             progress.inc(1);
@@ -253,248 +239,101 @@ fn write_tree(plan: &Plan, staging: &Path, options: &InstallOptions) -> Result<I
         })
         .collect();
     progress.finish_and_clear();
-    let mut files: HashMap<PathBuf, WrittenFile> = HashMap::new();
+    let mut files = HashMap::new();
     for result in written {
-        let (path, file) = result?;
-        if let Some(file) = file {
+        if let (path, Some(file)) = result? {
             files.insert(path, file);
         }
     }
+    Ok(files)
+}
 
-    // Directory modes and times last, deepest first, so that adding
-    // children does not move a stamped mtime and a read-only directory does
-    // not stop its own filling.
+/// Directory modes and times last, deepest first, so that adding children
+/// does not move a stamped mtime and a read-only directory does not stop
+/// its own filling.
+fn stamp_dirs(
+    dirs: &Dirs,
+    sorted: &[(&PathBuf, &Entry)],
+    staging: &Path,
+    times: &Timestamps,
+) -> Result<()> {
+    let stamp = |fd: &OwnedFd, mode: u32, path: &Path| -> Result<()> {
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
+            .with_context(|| format!("failed to set the mode of `{}`", path.display()))?;
+        rustix::fs::futimens(fd, times)
+            .with_context(|| format!("failed to set the times of `{}`", path.display()))?;
+        Ok(())
+    };
     for &(path, entry) in sorted.iter().rev() {
         if let EntryKind::Dir { mode } = entry.kind {
-            let fd = &dirs[path];
-            rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
-                .with_context(|| format!("failed to set the mode of `{}`", path.display()))?;
-            rustix::fs::futimens(fd, &times)
-                .with_context(|| format!("failed to set the times of `{}`", path.display()))?;
+            stamp(dirs.get(path)?, mode, path)?;
         }
     }
-    rustix::fs::fchmod(&root, Mode::from_raw_mode(0o755))
-        .with_context(|| format!("failed to set the mode of `{}`", staging.display()))?;
-    rustix::fs::futimens(&root, &times)
-        .with_context(|| format!("failed to set the times of `{}`", staging.display()))?;
+    stamp(&dirs.root, 0o755, staging)
+}
 
-    let mut digests = HashMap::new();
+/// The manifest of the written tree, and the digests of the host files.
+fn manifest_of(
+    plan: &Plan,
+    sorted: &[(&PathBuf, &Entry)],
+    files: &HashMap<PathBuf, WrittenFile>,
+) -> (Manifest, Digests) {
+    let mut digests = Digests::new();
     let entries = sorted
         .iter()
         .map(|&(path, entry)| {
-            let (kind, mode, size, sha256, target, source) = match &entry.kind {
-                EntryKind::Dir { mode } => ("dir", *mode, None, None, None, None),
+            let mut item = ManifestEntry {
+                path: path.clone(),
+                kind: entry.kind.entry_type(),
+                mode: String::new(),
+                size: None,
+                sha256: None,
+                target: None,
+                source: None,
+                why: entry.why.iter().map(ToString::to_string).collect(),
+            };
+            let mode = match &entry.kind {
+                EntryKind::Dir { mode } => *mode,
                 EntryKind::File { host, .. } => {
                     let file = &files[path];
                     if let Some(state) = &file.state {
                         digests.insert(host.clone(), (state.clone(), file.sha256.clone()));
                     }
-                    (
-                        "file",
-                        file.mode,
-                        Some(file.size),
-                        Some(file.sha256.clone()),
-                        None,
-                        Some(host.clone()),
-                    )
+                    item.size = Some(file.size);
+                    item.sha256 = Some(file.sha256.clone());
+                    item.source = Some(host.clone());
+                    file.mode
                 }
-                EntryKind::Data { bytes, mode } => (
-                    "file",
-                    *mode,
-                    Some(bytes.len() as u64),
-                    Some(hex(&Sha256::digest(bytes))),
-                    None,
-                    None,
-                ),
+                EntryKind::Data { bytes, mode } => {
+                    item.size = Some(bytes.len() as u64);
+                    item.sha256 = Some(fsutil::sha256_hex(bytes));
+                    *mode
+                }
                 EntryKind::Symlink { target, host } => {
-                    ("symlink", 0o777, None, None, Some(target.clone()), host.clone())
+                    item.target = Some(target.clone());
+                    item.source = host.clone();
+                    0o777
                 }
             };
-            ManifestEntry {
-                path: path.clone(),
-                kind: kind.to_string(),
-                mode: format!("{mode:04o}"),
-                size,
-                sha256,
-                target,
-                source,
-                why: entry.why.iter().map(ToString::to_string).collect(),
-            }
+            item.mode = format!("{mode:04o}");
+            debug_assert!(item.kind != EntryType::File || item.sha256.is_some());
+            item
         })
         .collect();
     let commands = plan
         .commands
         .iter()
-        .map(|c| CommandEntry {
-            name: c.name.clone(),
-            path: c.path.clone(),
-            kind: match c.kind {
-                InputKind::Static => "static",
-                InputKind::Script => "script",
-                _ => "dynamic",
-            }
-            .to_string(),
-        })
+        .map(|c| CommandEntry { name: c.name.clone(), path: c.path.clone(), kind: c.kind })
         .collect();
-    Ok(Installed {
-        manifest: Manifest {
-            format: crate::manifest::FORMAT,
-            name: plan.name.clone(),
-            commands,
-            entries,
-        },
-        digests,
-        previous: None,
-        warnings: Vec::new(),
-    })
-}
-
-/// A regular file as written.
-struct WrittenFile {
-    mode: u32,
-    size: u64,
-    sha256: String,
-    /// The host file's state when it was read, to reuse the digest.
-    state: Option<crate::stamp::FileState>,
-}
-
-fn write_leaf(
-    dir: &OwnedFd,
-    name: &Path,
-    kind: &EntryKind,
-    times: &Timestamps,
-    options: &InstallOptions,
-    reflink: &AtomicBool,
-) -> Result<Option<WrittenFile>> {
-    match kind {
-        EntryKind::Symlink { target, .. } => {
-            rustix::fs::symlinkat(target, dir, name).context("symlinkat")?;
-            rustix::fs::utimensat(dir, name, times, AtFlags::SYMLINK_NOFOLLOW)
-                .context("utimensat")?;
-            Ok(None)
-        }
-        EntryKind::Data { bytes, mode } => {
-            let fd = create(dir, name)?;
-            let mut file = File::from(fd);
-            file.write_all(bytes).context("write")?;
-            rustix::fs::fchmod(&file, Mode::from_raw_mode(*mode)).context("fchmod")?;
-            rustix::fs::futimens(&file, times).context("futimens")?;
-            Ok(None)
-        }
-        EntryKind::File { host, mode, .. } => {
-            let source =
-                File::open(host).with_context(|| format!("failed to open `{}`", host.display()))?;
-            let meta = source
-                .metadata()
-                .with_context(|| format!("failed to stat `{}`", host.display()))?;
-            let state = crate::stamp::FileState::of(&meta);
-            let host_mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
-            // Hard links share the host's inode: only when its mode is the
-            // one wanted, since changing it would change the host file.
-            if options.link == LinkMode::Hard
-                && host_mode == *mode
-                && rustix::fs::linkat(rustix::fs::CWD, host, dir, name, AtFlags::empty()).is_ok()
-            {
-                let sha256 = digest_of(host, &source, &state, options)?;
-                return Ok(Some(WrittenFile {
-                    mode: host_mode,
-                    size: meta.len(),
-                    sha256,
-                    state: Some(state),
-                }));
-            }
-            let fd = create(dir, name)?;
-            let mut dest = File::from(fd);
-            copy(&source, &mut dest, host, reflink)?;
-            rustix::fs::fchmod(&dest, Mode::from_raw_mode(*mode)).context("fchmod")?;
-            rustix::fs::futimens(&dest, times).context("futimens")?;
-            let sha256 = digest_of(host, &source, &state, options)?;
-            Ok(Some(WrittenFile { mode: *mode, size: meta.len(), sha256, state: Some(state) }))
-        }
-        EntryKind::Dir { .. } => unreachable!("directories are created before leaves"),
-    }
-}
-
-fn create(dir: &OwnedFd, name: &Path) -> Result<OwnedFd> {
-    rustix::fs::openat(
-        dir,
-        name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .context("create")
-}
-
-/// Copies with a reflink (`FICLONE`, shares blocks on btrfs and XFS) when the
-/// filesystem allows it, else with `copy_file_range(2)` through
-/// `std::io::copy`, which stays in the kernel.
-fn copy(source: &File, dest: &mut File, host: &Path, reflink: &AtomicBool) -> Result<()> {
-    if reflink.load(Ordering::Relaxed) {
-        match rustix::fs::ioctl_ficlone(&*dest, source) {
-            Ok(()) => return Ok(()),
-            Err(_) => reflink.store(false, Ordering::Relaxed),
-        }
-    }
-    let mut reader = source;
-    std::io::copy(&mut reader, dest)
-        .with_context(|| format!("failed to copy `{}`", host.display()))?;
-    Ok(())
-}
-
-/// The sha256 of a host file, reused from the previous build when the file
-/// has not changed since.
-fn digest_of(
-    host: &Path,
-    source: &File,
-    state: &crate::stamp::FileState,
-    options: &InstallOptions,
-) -> Result<String> {
-    if let Some((known_state, digest)) = options.known_digests.get(host)
-        && known_state == state
-    {
-        return Ok(digest.clone());
-    }
-    // Positioned reads into one buffer per thread: no page tables to build
-    // and tear down as a map would, and memory stays flat however large the
-    // files are.
-    thread_local! {
-        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 256 * 1024]);
-    }
-    BUFFER.with_borrow_mut(|buffer| {
-        let mut hasher = Sha256::new();
-        let mut offset = 0u64;
-        loop {
-            let n = std::os::unix::fs::FileExt::read_at(source, buffer, offset)
-                .with_context(|| format!("failed to read `{}`", host.display()))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-            offset += n as u64;
-        }
-        Ok(hex(&hasher.finalize()))
-    })
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let manifest =
+        Manifest { format: crate::manifest::FORMAT, name: plan.name.clone(), commands, entries };
+    (manifest, digests)
 }
 
 fn split(path: &Path) -> Result<(&Path, &Path)> {
     let parent = path.parent().with_context(|| format!("`{}` has no parent", path.display()))?;
     let name = path.file_name().with_context(|| format!("`{}` has no name", path.display()))?;
     Ok((parent, Path::new(name)))
-}
-
-fn dir_fd<'a>(
-    dirs: &'a HashMap<PathBuf, OwnedFd>,
-    root: &'a OwnedFd,
-    path: &Path,
-) -> Result<&'a OwnedFd> {
-    if path == Path::new("/") {
-        return Ok(root);
-    }
-    dirs.get(path).with_context(|| format!("parent `{}` was not created first", path.display()))
 }
 
 /// Opens a directory of the staging tree, refusing any symlink on the way
@@ -510,15 +349,13 @@ fn open_beneath(root: &OwnedFd, path: &Path) -> Result<OwnedFd> {
     )?)
 }
 
-fn progress_bar(plan: &Plan, enabled: bool) -> indicatif::ProgressBar {
-    let count =
-        plan.entries.values().filter(|e| !matches!(e.kind, EntryKind::Dir { .. })).count() as u64;
+fn progress_bar(count: usize, enabled: bool) -> indicatif::ProgressBar {
     if !enabled {
         return indicatif::ProgressBar::hidden();
     }
     // Hidden automatically when stderr is not a terminal.
     let bar = indicatif::ProgressBar::with_draw_target(
-        Some(count),
+        Some(count as u64),
         indicatif::ProgressDrawTarget::stderr(),
     );
     bar.set_style(
@@ -530,17 +367,8 @@ fn progress_bar(plan: &Plan, enabled: bool) -> indicatif::ProgressBar {
     bar
 }
 
-/// Writes `text` to `path` through a temporary file in the same folder and
-/// a rename, so readers see the old or the new file, never half of one.
-pub fn write_file_atomically(path: &Path, text: &[u8]) -> Result<()> {
-    // A fresh, randomly named file created with O_EXCL: a symlink planted
-    // under a predictable name cannot redirect the write.
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)
-        .with_context(|| format!("failed to create a temporary file in `{}`", parent.display()))?;
-    tmp.write_all(text).with_context(|| format!("failed to write `{}`", tmp.path().display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("failed to write `{}`", path.display()))?;
-    Ok(())
+/// Removes what `stage` or `swap_in` left: a staging folder, or the
+/// previous tree swapped out.
+pub fn remove(path: &Path) -> Result<()> {
+    fsutil::remove_tree(path)
 }

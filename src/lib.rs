@@ -8,6 +8,7 @@
 pub mod deps;
 pub mod digest_cache;
 pub mod elf;
+pub mod fsutil;
 pub mod ldcache;
 pub mod ldconf;
 pub mod ldso;
@@ -17,7 +18,10 @@ pub mod sysroot;
 /// The exit status for an error that reached the top: 2 for a usage or spec
 /// mistake, 1 for anything else.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.is::<UsageError>() || e.is::<spec::SpecError>()) { 2 } else { 1 }
+    let usage = |e: &(dyn std::error::Error + 'static)| {
+        e.is::<UsageError>() || e.is::<spec::SpecError>() || e.is::<output::Refusal>()
+    };
+    if err.chain().any(usage) { 2 } else { 1 }
 }
 
 /// An error as shown to people: a spec mistake as a report pointing into
@@ -52,6 +56,7 @@ impl std::error::Error for UsageError {}
 pub mod build;
 pub mod install;
 pub mod manifest;
+pub mod output;
 pub mod plan;
 pub mod smoke;
 pub mod spec;

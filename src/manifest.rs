@@ -8,6 +8,28 @@ use serde::{Deserialize, Serialize};
 /// Bumped when the format changes incompatibly.
 pub const FORMAT: u32 = 1;
 
+/// What a path of a tree is. The plan, the manifest and every reader of
+/// either use this one type; in the manifest it is written in lowercase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryType {
+    Dir,
+    File,
+    Symlink,
+}
+
+/// How a command of the rootfs runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandKind {
+    /// Dynamically linked: the loader and its libraries are involved.
+    Dynamic,
+    /// Statically linked (or static-pie).
+    Static,
+    /// A `#!` script.
+    Script,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: u32,
@@ -25,16 +47,14 @@ pub struct CommandEntry {
     pub name: String,
     /// Its path inside the rootfs.
     pub path: PathBuf,
-    /// `dynamic`, `static` or `script`.
-    pub kind: String,
+    pub kind: CommandKind,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
     pub path: PathBuf,
-    /// `dir`, `file` or `symlink`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EntryType,
     /// Octal permission bits, as `"0755"`.
     pub mode: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -52,14 +72,7 @@ pub struct ManifestEntry {
 
 /// Where the manifest of the rootfs at `out` lives.
 pub fn path_for(out: &Path) -> PathBuf {
-    sibling(out, ".manifest.json")
-}
-
-/// `<out><suffix>`, beside `out`.
-pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
-    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(suffix);
-    out.with_file_name(name)
+    crate::fsutil::sibling(out, ".manifest.json")
 }
 
 impl Manifest {
@@ -70,15 +83,33 @@ impl Manifest {
         Ok(text)
     }
 
+    pub fn parse(bytes: &[u8]) -> Result<Manifest> {
+        let manifest: Manifest = serde_json::from_slice(bytes)?;
+        anyhow::ensure!(
+            manifest.format == FORMAT,
+            "manifest format {} is not {FORMAT}",
+            manifest.format
+        );
+        Ok(manifest)
+    }
+
     pub fn read(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path)
+        let bytes = std::fs::read(path)
             .with_context(|| format!("failed to read manifest `{}`", path.display()))?;
-        serde_json::from_str(&text)
+        Manifest::parse(&bytes)
             .with_context(|| format!("failed to parse manifest `{}`", path.display()))
     }
 
     pub fn entry(&self, path: &Path) -> Option<&ManifestEntry> {
         self.entries.binary_search_by(|e| e.path.as_path().cmp(path)).ok().map(|i| &self.entries[i])
+    }
+
+    /// Regular files and their total size.
+    pub fn file_totals(&self) -> (usize, u64) {
+        self.entries
+            .iter()
+            .filter(|e| e.kind == EntryType::File)
+            .fold((0, 0), |(n, b), e| (n + 1, b + e.size.unwrap_or(0)))
     }
 }
 
@@ -127,7 +158,12 @@ impl Manifest {
 }
 
 fn describe(entry: &ManifestEntry) -> String {
-    let mut text = format!("{} ({}", entry.path.display(), entry.kind);
+    let kind = match entry.kind {
+        EntryType::Dir => "dir",
+        EntryType::File => "file",
+        EntryType::Symlink => "symlink",
+    };
+    let mut text = format!("{} ({kind}", entry.path.display());
     if let Some(target) = &entry.target {
         text.push_str(&format!(" -> {}", target.display()));
     }

@@ -7,19 +7,19 @@
 //! `dest = "/bin/x"` on a merged-`/usr` layout lands in `/usr/bin/x`.
 
 mod accounts;
+mod closures;
+mod spec_entries;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::elf::Ident;
-use crate::ldcache::{self, LdCache};
-use crate::resolve::{Closure, InputKind, Missing, Reason, Resolver, Via};
-use crate::spec::{FileSource, Location, Spec, SpecError};
-use crate::sysroot::Located;
+pub use self::closures::Unresolved;
+use crate::manifest::{CommandKind, EntryType};
+use crate::resolve::{Reason, Resolver};
+use crate::spec::Spec;
 
 /// The directories of the classic FHS skeleton, with the modes a real system
 /// gives them.
@@ -122,6 +122,17 @@ pub enum EntryKind {
     },
 }
 
+impl EntryKind {
+    /// What the entry is on disk.
+    pub fn entry_type(&self) -> EntryType {
+        match self {
+            EntryKind::Dir { .. } => EntryType::Dir,
+            EntryKind::File { .. } | EntryKind::Data { .. } => EntryType::File,
+            EntryKind::Symlink { .. } => EntryType::Symlink,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub kind: EntryKind,
@@ -136,7 +147,7 @@ pub struct Command {
     pub name: String,
     /// Where it is in the rootfs (the path found on `PATH`).
     pub path: PathBuf,
-    pub kind: InputKind,
+    pub kind: CommandKind,
 }
 
 /// Everything the build will write, and everything it read to decide.
@@ -160,72 +171,46 @@ impl Plan {
         sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         sorted
     }
-
-    /// Number of regular files (copied or written) and their total size.
-    pub fn file_totals(&self) -> (usize, u64) {
-        self.entries.values().fold((0, 0), |(n, bytes), e| match &e.kind {
-            EntryKind::File { size, .. } => (n + 1, bytes + size),
-            EntryKind::Data { bytes: b, .. } => (n + 1, bytes + b.len() as u64),
-            _ => (n, bytes),
-        })
-    }
 }
 
-/// What a build could not find: every miss, reported together.
-#[derive(Debug, Default)]
-pub struct Unresolved {
-    /// One description per miss, in the spec's order; continuation lines
-    /// are indented.
-    pub misses: Vec<String>,
+/// Why a path cannot be placed in the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanError {
+    /// The path is already planned as something else.
+    Conflict { path: PathBuf, existing: String, wanted: String },
+    /// A parent of the path is planned as something other than a directory.
+    NotADirectory { path: PathBuf, parent: PathBuf, existing: String },
+    /// A file of the plan is used as a directory on the way to the path.
+    FileInPath { path: PathBuf, file: PathBuf },
+    /// More than [`MAX_SYMLINKS`] symlinks on the way.
+    SymlinkLoop { path: PathBuf },
 }
 
-impl fmt::Display for Unresolved {
+impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.misses.len();
-        writeln!(
-            f,
-            "{n} {} the rootfs needs could not be found:",
-            if n == 1 { "thing" } else { "things" }
-        )?;
-        for miss in &self.misses {
-            writeln!(f, "  {}", miss.replace('\n', "\n    "))?;
+        match self {
+            PlanError::Conflict { path, existing, wanted } => write!(
+                f,
+                "`{}` is already {existing}, so it cannot also be {wanted}",
+                path.display()
+            ),
+            PlanError::NotADirectory { path, parent, existing } => write!(
+                f,
+                "`{}` needs `{}` to be a directory, but it is {existing}",
+                path.display(),
+                parent.display()
+            ),
+            PlanError::FileInPath { file, .. } => {
+                write!(f, "`{}` is a file in the rootfs, not a directory", file.display())
+            }
+            PlanError::SymlinkLoop { path } => {
+                write!(f, "too many levels of symlinks resolving `{}`", path.display())
+            }
         }
-        write!(
-            f,
-            "help: install the missing files on the host (or in the sysroot), or remove them from the spec"
-        )
     }
 }
 
-impl std::error::Error for Unresolved {}
-
-impl Unresolved {
-    fn is_empty(&self) -> bool {
-        self.misses.is_empty()
-    }
-
-    fn library(&mut self, miss: &Missing, what: &str) {
-        let chain: Vec<String> = miss
-            .chain
-            .iter()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(|p| p.display().to_string())
-            .collect();
-        let mut text = if chain.is_empty() {
-            format!("{what}: not found")
-        } else {
-            format!("{} for {what}: not found, needed by {}", miss.name, chain.join(" -> "))
-        };
-        if !miss.searched.is_empty() {
-            let dirs: Vec<String> = miss.searched.iter().map(|p| p.display().to_string()).collect();
-            text.push_str(&format!("\nsearched {}", dirs.join(", ")));
-        }
-        if let Some(note) = &miss.note {
-            text.push_str(&format!("\n{note}"));
-        }
-        self.misses.push(text);
-    }
-}
+impl std::error::Error for PlanError {}
 
 /// The plan for a spec: resolves every command and library inside the
 /// resolver's sysroot and lays out the tree.
@@ -236,162 +221,23 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
         commands: Vec::new(),
         inputs: BTreeSet::new(),
     };
-    let mut unresolved = Unresolved::default();
-    let sysroot = resolver.sysroot();
-
-    for (path, mode) in SKELETON {
-        add_skeleton(&mut plan, resolver, Path::new(path), *mode)?;
-    }
-
-    // Commands, in parallel; results keep the spec's order.
-    let found: Vec<(usize, PathBuf)> = spec
-        .commands
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            let path = if c.value.starts_with('/') {
-                Some(PathBuf::from(&c.value))
-            } else {
-                resolver.find_on_path(&c.value)
-            };
-            match path {
-                Some(p) if resolver.sysroot().locate(&p).is_ok() => Some((i, p)),
-                Some(p) => {
-                    let root = resolver.sysroot().root().display();
-                    unresolved.misses.push(format!(
-                        "command `{}` ({}): no such file `{}` in `{root}`",
-                        c.value,
-                        c.at,
-                        p.display()
-                    ));
-                    None
-                }
-                None => {
-                    let path = crate::resolve::DEFAULT_PATH.join(":");
-                    unresolved.misses.push(format!(
-                        "command `{}` ({}): not found on PATH {path}",
-                        c.value, c.at
-                    ));
-                    None
-                }
-            }
-        })
-        .collect();
-    let inputs: Vec<String> = found.iter().map(|(_, p)| p.display().to_string()).collect();
-    let closures = resolver.resolve_all(&inputs);
-    let mut ident: Option<Ident> = None;
-    for ((i, path), closure) in found.iter().zip(&closures) {
-        let name = &spec.commands[*i].value;
-        if let Some(error) = &closure.error {
-            unresolved.misses.push(format!("command `{name}` ({}): {error}", spec.commands[*i].at));
-            continue;
-        }
-        ident = ident.or(closure.ident);
-        let why = Why::Command(name.clone());
-        if let Some(located) = &closure.located {
-            add_located(&mut plan, resolver, path, located, &why, spec.keep_setuid)?;
-        }
-        add_closure(&mut plan, resolver, closure, spec.keep_setuid)?;
-        for miss in &closure.missing {
-            unresolved.library(miss, &format!("command `{name}`"));
-        }
-        plan.commands.push(Command {
-            name: name.clone(),
-            path: path.clone(),
-            kind: closure.kind.clone(),
-        });
-    }
-
-    // Libraries the programs dlopen.
-    let ident = ident.unwrap_or(Ident { class: 2, data: 1, machine: 62 });
-    let mut library_closures = Vec::new();
-    for library in &spec.libraries {
-        let why = Why::Spec { key: "libraries", at: short_location(&library.at) };
-        let closure = if library.value.starts_with('/') {
-            let closure = resolver.resolve(&library.value);
-            if let Some(located) = &closure.located {
-                add_located(
-                    &mut plan,
-                    resolver,
-                    Path::new(&library.value),
-                    located,
-                    &why,
-                    spec.keep_setuid,
-                )?;
-            }
-            closure
-        } else {
-            resolver.resolve_library(&library.value, ident)
-        };
-        let what = format!("library `{}` ({})", library.value, library.at);
-        if let Some(error) = &closure.error {
-            unresolved.misses.push(format!("{what}: {error}"));
-            continue;
-        }
-        for opened in closure.files.iter().filter(|o| matches!(o.reason, Reason::Requested { .. }))
-        {
-            add_located(
-                &mut plan,
-                resolver,
-                &opened.path,
-                &opened.located,
-                &why,
-                spec.keep_setuid,
-            )?;
-        }
-        add_closure(&mut plan, resolver, &closure, spec.keep_setuid)?;
-        for miss in &closure.missing {
-            unresolved.library(miss, &what);
-        }
-        library_closures.push(closure);
-    }
-
-    if !unresolved.is_empty() {
-        return Err(unresolved.into());
-    }
-
-    add_spec_entries(&mut plan, spec)?;
+    closures::add_skeleton(&mut plan, resolver)?;
+    let loaded = closures::add_commands_and_libraries(&mut plan, spec, resolver)?;
+    spec_entries::add(&mut plan, spec)?;
     accounts::add(&mut plan, spec)?;
+    closures::add_loader_cache(&mut plan, resolver, &loaded)?;
+    plan.inputs.extend(resolver.consulted_dirs().iter().map(|d| resolver.sysroot().host(d)));
+    finish(&mut plan)?;
+    Ok(plan)
+}
 
-    // A loader cache, so the libraries found through the host's cache are
-    // found the same way inside the rootfs, wherever they live.
-    let mut cache = BTreeMap::new();
-    for closure in closures.iter().chain(&library_closures) {
-        collect_cache_entries(closure, &mut cache);
-    }
-    if !cache.is_empty() {
-        let config = resolver.config(&ident);
-        let cache = LdCache {
-            entries: cache
-                .into_iter()
-                .map(|(name, path)| ldcache::Entry {
-                    flags: config.cache_flags,
-                    name,
-                    path,
-                    hwcap: 0,
-                    hwcaps_subdir: None,
-                })
-                .collect(),
-        };
-        let at = PathBuf::from("/etc/ld.so.cache");
-        insert(
-            &mut plan,
-            &at,
-            EntryKind::Data { bytes: cache.to_bytes(), mode: 0o644 },
-            Why::LdCache,
-        )
-        .map_err(|e| {
-            anyhow::anyhow!("{e}")
-                .context("/etc/ld.so.cache is written by the build; the spec cannot provide it")
-        })?;
-    }
-
-    plan.inputs.extend(resolver.consulted_dirs().iter().map(|d| sysroot.host(d)));
+/// Sorts every entry's reasons, and checks that every path is text: the
+/// manifest is JSON.
+fn finish(plan: &mut Plan) -> Result<()> {
     for entry in plan.entries.values_mut() {
         entry.why.sort_unstable();
         entry.why.dedup();
     }
-    // The manifest is JSON: every path in it must be text.
     for (path, entry) in &plan.entries {
         let others = match &entry.kind {
             EntryKind::File { host, .. } => vec![host.as_path()],
@@ -409,197 +255,7 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
             );
         }
     }
-    Ok(plan)
-}
-
-fn short_location(at: &crate::spec::Location) -> String {
-    format!("{}:{}", at.source.name.display(), at.line_column().0)
-}
-
-/// Names found the way ldconfig would have indexed them (cache, default
-/// directories), with where they were found.
-fn collect_cache_entries(closure: &Closure, cache: &mut BTreeMap<String, PathBuf>) {
-    for opened in &closure.files {
-        if let Reason::Needed { name, .. } | Reason::Requested { name } = &opened.reason
-            && matches!(opened.via, Via::Cache | Via::Default)
-        {
-            cache.entry(name.clone()).or_insert_with(|| opened.path.clone());
-        }
-    }
-}
-
-/// Adds every file of a closure with the symlinks that lead to it.
-fn add_closure(
-    plan: &mut Plan,
-    resolver: &Resolver,
-    closure: &Closure,
-    keep_setuid: bool,
-) -> Result<()> {
-    for opened in &closure.files {
-        let why = Why::Loaded(opened.reason.clone());
-        add_located(plan, resolver, &opened.path, &opened.located, &why, keep_setuid)?;
-    }
     Ok(())
-}
-
-/// Adds a host file found at `path`: the symlinks crossed, then the real
-/// file, each with its parents.
-fn add_located(
-    plan: &mut Plan,
-    resolver: &Resolver,
-    path: &Path,
-    located: &Located,
-    why: &Why,
-    keep_setuid: bool,
-) -> Result<()> {
-    let sysroot = resolver.sysroot();
-    for link in &located.links {
-        let host = sysroot.host(&link.path);
-        plan.inputs.insert(host.clone());
-        let kind = EntryKind::Symlink { target: link.target.clone(), host: Some(host) };
-        insert(plan, &link.path, kind.clone(), why.clone()).map_err(anyhow::Error::msg)?;
-        insert(plan, &link.path, kind, Why::OnTheWay(located.real.clone()))
-            .map_err(anyhow::Error::msg)?;
-    }
-    let host = sysroot.host(&located.real);
-    let meta =
-        std::fs::metadata(&host).with_context(|| format!("failed to stat `{}`", host.display()))?;
-    let mut mode = meta.mode() & 0o7777;
-    if !keep_setuid {
-        mode &= !0o6000;
-    }
-    plan.inputs.insert(host.clone());
-    let kind = if located.is_dir {
-        EntryKind::Dir { mode }
-    } else {
-        EntryKind::File { host, mode, size: meta.size() }
-    };
-    let _ = path;
-    insert(plan, &located.real, kind, why.clone()).map_err(anyhow::Error::msg)
-}
-
-/// A skeleton directory, mirroring the host's layout: on a merged-`/usr`
-/// sysroot `/bin` is the same symlink into `usr/` as on the host.
-fn add_skeleton(plan: &mut Plan, resolver: &Resolver, path: &Path, mode: u32) -> Result<()> {
-    let sysroot = resolver.sysroot();
-    match sysroot.locate(path) {
-        Ok(located) if located.is_dir && !located.links.is_empty() => {
-            for link in &located.links {
-                let host = sysroot.host(&link.path);
-                plan.inputs.insert(host.clone());
-                let kind = EntryKind::Symlink { target: link.target.clone(), host: Some(host) };
-                insert(plan, &link.path, kind, Why::Skeleton).map_err(anyhow::Error::msg)?;
-            }
-            insert(plan, &located.real, EntryKind::Dir { mode: 0o755 }, Why::Skeleton)
-                .map_err(anyhow::Error::msg)
-        }
-        _ => insert(plan, path, EntryKind::Dir { mode }, Why::Skeleton).map_err(anyhow::Error::msg),
-    }
-}
-
-/// The spec's own symlinks, directories and files, resolved through the
-/// plan's symlinks.
-fn add_spec_entries(plan: &mut Plan, spec: &Spec) -> Result<()> {
-    // Symlinks first, so that directories and files can be placed through
-    // them, as they would be written through them on a running system.
-    for link in &spec.symlinks {
-        let at = &link.at;
-        let real = place(plan, &link.value.path, false, at, "a symlink")?;
-        let why = Why::Spec { key: "symlinks", at: short_location(at) };
-        let kind = EntryKind::Symlink { target: link.value.target.clone(), host: None };
-        insert(plan, &real, kind, why).map_err(|e| conflict(at, &link.value.path, &real, e))?;
-    }
-    for dir in &spec.dirs {
-        let at = &dir.at;
-        let real = place(plan, &dir.value.path, true, at, "a directory")?;
-        let why = Why::Spec { key: "dirs", at: short_location(at) };
-        match plan.entries.get_mut(&real) {
-            Some(Entry { kind: EntryKind::Dir { mode }, why: whys }) => {
-                if let Some(m) = dir.value.mode {
-                    *mode = m;
-                }
-                whys.push(why);
-            }
-            _ => {
-                let kind = EntryKind::Dir { mode: dir.value.mode.unwrap_or(0o755) };
-                insert(plan, &real, kind, why)
-                    .map_err(|e| conflict(at, &dir.value.path, &real, e))?;
-            }
-        }
-    }
-    for file in &spec.files {
-        let at = &file.at;
-        let real = place(plan, &file.value.dest, false, at, "a file")?;
-        let why = Why::Spec { key: "files", at: short_location(at) };
-        let kind = match &file.value.source {
-            FileSource::Host(host) => {
-                let src_at = file.value.src_at.as_ref().unwrap_or(at);
-                let meta = std::fs::metadata(host).map_err(|e| {
-                    SpecError::at(src_at, format!("cannot read `{}`: {e}", host.display()))
-                        .help("`src` is a host path, absolute or relative to the spec file")
-                })?;
-                if !meta.is_file() {
-                    return Err(SpecError::at(src_at, format!("`{}` is not a regular file", host.display()))
-                        .help("`src` must name one file; list each file of a directory as its own [[files]] entry")
-                        .into());
-                }
-                // The real path, so that the same host file given under
-                // another name (`/bin/cat`, `/usr/bin/cat`) is the same copy.
-                // The path as given is an input too: pointing a symlink
-                // there elsewhere changes what is copied.
-                plan.inputs.insert(host.clone());
-                let host = std::fs::canonicalize(host).unwrap_or_else(|_| host.clone());
-                plan.inputs.insert(host.clone());
-                let host_mode = meta.mode() & 0o7777;
-                let kept = if spec.keep_setuid { host_mode } else { host_mode & !0o6000 };
-                EntryKind::File { host, mode: file.value.mode.unwrap_or(kept), size: meta.size() }
-            }
-            FileSource::Content(text) => EntryKind::Data {
-                bytes: text.as_bytes().to_vec(),
-                mode: file.value.mode.unwrap_or(0o644),
-            },
-        };
-        insert(plan, &real, kind, why).map_err(|e| conflict(at, &file.value.dest, &real, e))?;
-    }
-    Ok(())
-}
-
-/// Where a spec path lands in the rootfs, refusing the paths the build
-/// writes itself.
-fn place(
-    plan: &Plan,
-    path: &Path,
-    follow_last: bool,
-    at: &Location,
-    what: &str,
-) -> Result<PathBuf> {
-    let real = resolve_in_plan(plan, path, follow_last).map_err(|e| {
-        SpecError::at(at, e).help(
-            "every parent of the path must be a directory (or a symlink to one) in the rootfs",
-        )
-    })?;
-    if real.starts_with("/etc/ld.so.cache") {
-        return Err(SpecError::at(at, "`/etc/ld.so.cache` is written by the build")
-            .help("remove this entry: the build writes a loader cache for exactly the libraries it copies")
-            .into());
-    }
-    let accounts = real.starts_with("/etc/passwd") || real.starts_with("/etc/group");
-    if accounts && (what != "a file" || real.parent() != Some(Path::new("/etc"))) {
-        return Err(SpecError::at(at, format!("`{}` is written by the build from [[users]] and [[groups]]; {what} cannot be there", real.display()))
-            .help(format!("provide `{}` as a [[files]] entry instead, or remove this entry", real.display()))
-            .into());
-    }
-    Ok(real)
-}
-
-/// A conflict with what is already planned, said from the spec's side.
-fn conflict(at: &Location, path: &Path, real: &Path, message: String) -> anyhow::Error {
-    let message = if path == real {
-        message
-    } else {
-        format!("`{}` is `{}` in the rootfs: {message}", path.display(), real.display())
-    };
-    SpecError::at(at, message).help("choose another path, or remove one of the two entries").into()
 }
 
 /// What an entry is and why it is there, for conflict messages: "a copy
@@ -630,7 +286,7 @@ fn describe(kind: &EntryKind) -> String {
 /// Resolves a root path through the plan's symlinks as the kernel would
 /// inside a chroot: absolute targets restart at the rootfs root and `..`
 /// stops there. The last component is followed only when `follow_last`.
-pub fn resolve_in_plan(plan: &Plan, path: &Path, follow_last: bool) -> Result<PathBuf, String> {
+pub fn resolve_in_plan(plan: &Plan, path: &Path, follow_last: bool) -> Result<PathBuf, PlanError> {
     /// One step still to take, owned because symlink targets add steps.
     enum Step {
         Root,
@@ -661,18 +317,12 @@ pub fn resolve_in_plan(plan: &Plan, path: &Path, follow_last: bool) -> Result<Pa
                     Some(EntryKind::Symlink { target, .. }) if !is_last || follow_last => {
                         followed += 1;
                         if followed > MAX_SYMLINKS {
-                            return Err(format!(
-                                "too many levels of symlinks resolving `{}`",
-                                path.display()
-                            ));
+                            return Err(PlanError::SymlinkLoop { path: path.to_path_buf() });
                         }
                         pending.extend(steps(target).rev());
                     }
                     Some(EntryKind::File { .. } | EntryKind::Data { .. }) if !is_last => {
-                        return Err(format!(
-                            "`{}` is a file in the rootfs, not a directory",
-                            next.display()
-                        ));
+                        return Err(PlanError::FileInPath { path: path.to_path_buf(), file: next });
                     }
                     _ => current = next,
                 }
@@ -689,65 +339,61 @@ pub(crate) fn insert(
     path: &Path,
     kind: EntryKind,
     why: Why,
-) -> Result<(), String> {
-    match plan.entries.get_mut(path) {
-        None => {
-            // The parents of an entry are always entries: walk up only to
-            // the nearest one that exists, then add the missing ones.
-            let mut missing = Vec::new();
-            for ancestor in path.ancestors().skip(1) {
-                if ancestor == Path::new("/") {
-                    break;
-                }
-                match plan.entries.get(ancestor) {
-                    Some(Entry { kind: EntryKind::Dir { .. }, .. }) => break,
-                    Some(other) => {
-                        return Err(format!(
-                            "`{}` needs `{}` to be a directory, but it is {}",
-                            path.display(),
-                            ancestor.display(),
-                            describe_entry(other)
-                        ));
-                    }
-                    None => missing.push(ancestor),
-                }
+) -> Result<(), PlanError> {
+    let Some(existing) = plan.entries.get_mut(path) else {
+        add_parents(plan, path)?;
+        plan.entries.insert(path.to_path_buf(), Entry { kind, why: vec![why] });
+        return Ok(());
+    };
+    let same = match (&existing.kind, &kind) {
+        // A directory created as a parent takes the mode asked for.
+        (EntryKind::Dir { .. }, EntryKind::Dir { .. }) => {
+            if existing.why.len() == 1 && existing.why.contains(&Why::Parent) {
+                existing.kind = kind.clone();
+                existing.why.clear();
             }
-            for ancestor in missing.into_iter().rev() {
-                let parent = Entry { kind: EntryKind::Dir { mode: 0o755 }, why: vec![Why::Parent] };
-                plan.entries.insert(ancestor.to_path_buf(), parent);
-            }
-            plan.entries.insert(path.to_path_buf(), Entry { kind, why: vec![why] });
-            Ok(())
+            true
         }
-        Some(existing) => {
-            let same = match (&existing.kind, &kind) {
-                // A directory created as a parent takes the mode asked for.
-                (EntryKind::Dir { .. }, EntryKind::Dir { .. }) => {
-                    if existing.why.len() == 1 && existing.why.contains(&Why::Parent) {
-                        existing.kind = kind.clone();
-                        existing.why.clear();
-                    }
-                    true
-                }
-                (
-                    EntryKind::File { host: a, mode: ma, .. },
-                    EntryKind::File { host: b, mode: mb, .. },
-                ) => a == b && ma == mb,
-                (EntryKind::Symlink { target: a, .. }, EntryKind::Symlink { target: b, .. }) => {
-                    a == b
-                }
-                (a, b) => a == b,
-            };
-            if !same {
-                return Err(format!(
-                    "`{}` is already {}, so it cannot also be {}",
-                    path.display(),
-                    describe_entry(existing),
-                    describe(&kind)
-                ));
+        (EntryKind::File { host: a, mode: ma, .. }, EntryKind::File { host: b, mode: mb, .. }) => {
+            a == b && ma == mb
+        }
+        (EntryKind::Symlink { target: a, .. }, EntryKind::Symlink { target: b, .. }) => a == b,
+        (a, b) => a == b,
+    };
+    if !same {
+        return Err(PlanError::Conflict {
+            path: path.to_path_buf(),
+            existing: describe_entry(existing),
+            wanted: describe(&kind),
+        });
+    }
+    existing.why.push(why);
+    Ok(())
+}
+
+/// The parents of an entry are always entries: walks up only to the
+/// nearest one that exists, then adds the missing ones.
+fn add_parents(plan: &mut Plan, path: &Path) -> Result<(), PlanError> {
+    let mut missing = Vec::new();
+    for ancestor in path.ancestors().skip(1) {
+        if ancestor == Path::new("/") {
+            break;
+        }
+        match plan.entries.get(ancestor) {
+            Some(Entry { kind: EntryKind::Dir { .. }, .. }) => break,
+            Some(other) => {
+                return Err(PlanError::NotADirectory {
+                    path: path.to_path_buf(),
+                    parent: ancestor.to_path_buf(),
+                    existing: describe_entry(other),
+                });
             }
-            existing.why.push(why);
-            Ok(())
+            None => missing.push(ancestor),
         }
     }
+    for ancestor in missing.into_iter().rev() {
+        let parent = Entry { kind: EntryKind::Dir { mode: 0o755 }, why: vec![Why::Parent] };
+        plan.entries.insert(ancestor.to_path_buf(), parent);
+    }
+    Ok(())
 }

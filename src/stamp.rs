@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// What `lstat(2)` says about a path, enough to notice any change: equal
 /// states mean an unchanged file (see the module's notes on ctime).
@@ -48,6 +47,12 @@ impl FileState {
     pub fn read(path: &Path) -> Option<FileState> {
         std::fs::symlink_metadata(path).ok().map(|m| FileState::of(&m))
     }
+
+    /// Whether both states are of the same file (device and inode), whatever
+    /// happened to its content.
+    pub fn same_file(&self, other: &FileState) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -66,12 +71,7 @@ pub struct Stamp {
 
 /// Where the stamp of the rootfs at `out` lives.
 pub fn path_for(out: &Path) -> PathBuf {
-    crate::manifest::sibling(out, ".stamp.json")
-}
-
-/// sha256 of some bytes, as hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::install::hex(&Sha256::digest(bytes))
+    crate::fsutil::sibling(out, ".stamp.json")
 }
 
 impl Stamp {
@@ -80,9 +80,17 @@ impl Stamp {
         serde_json::from_slice(&text).ok()
     }
 
-    pub fn write(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_vec(self).context("serialising the stamp")?;
-        crate::install::write_file_atomically(path, &text)
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).context("serialising the stamp")
+    }
+
+    /// Whether this stamp was written for the very tree folder now at `out`
+    /// (same device and inode) and the manifest file now at `manifest`.
+    pub fn describes(&self, out: &Path, manifest: &Path) -> bool {
+        let tree = self.outputs.get(Path::new(""));
+        let now = FileState::read(out);
+        let tree_matches = matches!((tree, &now), (Some(a), Some(b)) if a.same_file(b));
+        tree_matches && self.manifest.is_some() && FileState::read(manifest) == self.manifest
     }
 
     /// The first reason the build at `out` is stale, or `None` when it is up

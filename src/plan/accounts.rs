@@ -6,46 +6,52 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::{EntryKind, Plan, Why, insert, resolve_in_plan};
-use crate::spec::{Spec, SpecError};
+use crate::spec::{File, Item, Spec, SpecError};
 
 /// Adds the account files and the users' home directories. A spec that
 /// provides its own `/etc/passwd` or `/etc/group` as a file keeps it, unless
 /// it also lists users or groups, which would be silently lost.
 pub fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
-    // A file placed there by the spec, however its `dest` is spelled.
-    let provided = |path: &str| {
-        spec.files.iter().find(|f| {
-            resolve_in_plan(plan, &f.value.dest, false).is_ok_and(|real| real == Path::new(path))
-        })
-    };
-    let (passwd_file, group_file) = (provided("/etc/passwd"), provided("/etc/group"));
-    if let Some(file) = passwd_file
-        && let Some(user) = spec.users.first()
-    {
-        return Err(SpecError::at(
-            &user.at,
-            "the spec provides /etc/passwd as a file and also lists users",
-        )
-        .help(format!(
-            "list every account as [[users]] and drop the file at {}, or drop the users",
-            file.at
-        ))
-        .into());
+    let passwd_file = provided(plan, spec, "/etc/passwd");
+    let group_file = provided(plan, spec, "/etc/group");
+    refuse_both(passwd_file, spec.users.first().map(|u| &u.at), "/etc/passwd", "users", "account")?;
+    refuse_both(group_file, spec.groups.first().map(|g| &g.at), "/etc/group", "groups", "group")?;
+    if passwd_file.is_none() {
+        write(plan, "/etc/passwd", passwd(plan, spec))?;
     }
-    if let Some(file) = group_file
-        && let Some(group) = spec.groups.first()
-    {
-        return Err(SpecError::at(
-            &group.at,
-            "the spec provides /etc/group as a file and also lists groups",
-        )
-        .help(format!(
-            "list every group as [[groups]] and drop the file at {}, or drop the groups",
-            file.at
-        ))
-        .into());
+    if group_file.is_none() {
+        write(plan, "/etc/group", group(spec)?)?;
     }
+    add_homes(plan, spec)
+}
 
+/// A file placed at `path` by the spec, however its `dest` is spelled.
+fn provided<'a>(plan: &Plan, spec: &'a Spec, path: &str) -> Option<&'a Item<File>> {
+    spec.files.iter().find(|f| {
+        resolve_in_plan(plan, &f.value.dest, false).is_ok_and(|real| real == Path::new(path))
+    })
+}
+
+/// A provided account file and a list of accounts cannot go together: one
+/// of them would be silently lost.
+fn refuse_both(
+    file: Option<&Item<File>>,
+    first: Option<&crate::spec::Location>,
+    path: &str,
+    key: &str,
+    what: &str,
+) -> Result<()> {
+    let (Some(file), Some(first)) = (file, first) else { return Ok(()) };
+    Err(SpecError::at(first, format!("the spec provides {path} as a file and also lists {key}"))
+        .help(format!(
+            "list every {what} as [[{key}]] and drop the file at {}, or drop the {key}",
+            file.at
+        ))
+        .into())
+}
+
+/// `/etc/passwd`: root, then the spec's users, by uid.
+fn passwd(plan: &Plan, spec: &Spec) -> String {
     let shell = ["/bin/sh", "/bin/bash", "/bin/ash"]
         .into_iter()
         .find(|s| {
@@ -53,11 +59,11 @@ pub fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
                 .is_ok_and(|real| plan.entries.contains_key(&real))
         })
         .unwrap_or("/bin/sh");
-    let mut passwd: BTreeMap<u32, String> =
+    let mut lines: BTreeMap<u32, String> =
         BTreeMap::from([(0, format!("root:x:0:0:root:/root:{shell}"))]);
     for user in &spec.users {
         let u = &user.value;
-        passwd.insert(
+        lines.insert(
             u.uid,
             format!(
                 "{}:x:{}:{}:{}:{}:{}",
@@ -70,9 +76,12 @@ pub fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
             ),
         );
     }
+    lines.values().map(|l| format!("{l}\n")).collect()
+}
 
-    // Groups: root, the spec's groups, and a group named after each user
-    // for a primary gid that no spec group has.
+/// `/etc/group`: root, the spec's groups, and a group named after each
+/// user for a primary gid that no spec group has.
+fn group(spec: &Spec) -> Result<String> {
     let mut groups: BTreeMap<u32, (String, Vec<String>)> =
         BTreeMap::from([(0, ("root".to_string(), Vec::new()))]);
     for group in &spec.groups {
@@ -100,37 +109,26 @@ pub fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
         }
         groups.insert(u.gid, (u.name.clone(), Vec::new()));
     }
+    Ok(groups
+        .iter()
+        .map(|(gid, (name, members))| format!("{name}:x:{gid}:{}\n", members.join(",")))
+        .collect())
+}
 
-    if passwd_file.is_none() {
-        let text: String = passwd.values().map(|l| format!("{l}\n")).collect();
-        insert(
-            plan,
-            Path::new("/etc/passwd"),
-            EntryKind::Data { bytes: text.into_bytes(), mode: 0o644 },
-            Why::Accounts,
-        )
-        .map_err(anyhow::Error::msg)?;
-    }
-    if group_file.is_none() {
-        let text: String = groups
-            .iter()
-            .map(|(gid, (name, members))| format!("{name}:x:{gid}:{}\n", members.join(",")))
-            .collect();
-        insert(
-            plan,
-            Path::new("/etc/group"),
-            EntryKind::Data { bytes: text.into_bytes(), mode: 0o644 },
-            Why::Accounts,
-        )
-        .map_err(anyhow::Error::msg)?;
-    }
+fn write(plan: &mut Plan, path: &str, text: String) -> Result<()> {
+    let kind = EntryKind::Data { bytes: text.into_bytes(), mode: 0o644 };
+    insert(plan, Path::new(path), kind, Why::Accounts)?;
+    Ok(())
+}
+
+/// A home that is already a directory gains a reason; anything else there
+/// is a conflict.
+fn add_homes(plan: &mut Plan, spec: &Spec) -> Result<()> {
     for user in &spec.users {
         let home: PathBuf = resolve_in_plan(plan, &user.value.home, true)
-            .map_err(|e| SpecError::at(&user.at, e))?;
-        // A home that is already a directory gains a reason; anything else
-        // there is a conflict.
+            .map_err(|e| SpecError::at(&user.at, e.to_string()))?;
         insert(plan, &home, EntryKind::Dir { mode: 0o755 }, Why::Accounts)
-            .map_err(|e| SpecError::at(&user.at, e))?;
+            .map_err(|e| SpecError::at(&user.at, e.to_string()))?;
     }
     Ok(())
 }

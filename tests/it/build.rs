@@ -55,7 +55,7 @@ fn every_shipped_spec_builds_and_the_loader_finds_every_library_inside() {
             .unwrap_or_else(|e| panic!("{}: {}", spec.display(), rootfs::render_error(&e)));
         assert!(!built.manifest.commands.is_empty(), "{}", spec.display());
         for command in &built.manifest.commands {
-            if command.kind != "dynamic" {
+            if command.kind != rootfs::manifest::CommandKind::Dynamic {
                 // A static program would run for real under the trace flag.
                 continue;
             }
@@ -106,7 +106,7 @@ fn the_default_spec_is_the_classic_set_with_merged_usr_mirrored() {
                 "{dir}"
             );
         } else {
-            assert_eq!(entry.kind, "dir");
+            assert_eq!(entry.kind, rootfs::manifest::EntryType::Dir);
         }
     }
     assert_eq!(m.entry(Path::new("/tmp")).unwrap().mode, "1777");
@@ -119,7 +119,7 @@ fn the_default_spec_is_the_classic_set_with_merged_usr_mirrored() {
     })
     .collect();
     let last = chain.last().unwrap();
-    assert_eq!(m.entry(last).unwrap().kind, "file");
+    assert_eq!(m.entry(last).unwrap().kind, rootfs::manifest::EntryType::File);
     assert_eq!(std::fs::canonicalize("/usr/bin/vim").unwrap(), *last);
     let passwd = std::fs::read_to_string(built.out.join("etc/passwd")).unwrap();
     assert!(
@@ -295,7 +295,7 @@ fn an_output_replaced_by_a_symlink_is_refused_and_its_target_untouched() {
     let spec = write_spec(d, "name = \"t\"\ncommands = [\"cat\"]\n");
     let err = build(&options(&spec, &d.join("out/t"))).unwrap_err();
     assert!(
-        rootfs::render_error(&err).contains("is not a folder"),
+        rootfs::render_error(&err).contains("it is a symlink"),
         "{}",
         rootfs::render_error(&err)
     );
@@ -352,7 +352,7 @@ fn the_manifest_says_why_each_path_is_there() {
     sorted.sort();
     assert_eq!(paths, sorted, "entries are sorted");
     let libc = manifest.entry(Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6")).unwrap();
-    assert_eq!(libc.kind, "file");
+    assert_eq!(libc.kind, rootfs::manifest::EntryType::File);
     assert_eq!(libc.sha256.as_ref().unwrap().len(), 64);
     assert!(
         libc.why.iter().any(|w| w.starts_with("needed by /usr/bin/bash as libc.so.6")),

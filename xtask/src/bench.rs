@@ -242,7 +242,7 @@ fn measure(sh: &Shell, exe: &Path, work: &Path, list: &List, options: &Options) 
     ensure!(status.success(), "the first build of `{}` failed", list.name);
     let built = rootfs::manifest::Manifest::read(&manifest)?;
     let files: Vec<&rootfs::manifest::ManifestEntry> =
-        built.entries.iter().filter(|e| e.kind == "file").collect();
+        built.entries.iter().filter(|e| e.kind == rootfs::manifest::EntryType::File).collect();
     let bytes: u64 = files.iter().filter_map(|e| e.size).sum();
     let sources: String = files
         .iter()

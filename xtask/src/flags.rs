@@ -306,13 +306,7 @@ impl Why {
         let options = target.build_options()?;
         let spec = rootfs::spec::load(&options.spec)?;
         let out = rootfs::build::out_dir(&options, &spec);
-        let manifest_path = rootfs::manifest::path_for(&out);
-        let manifest = rootfs::manifest::Manifest::read(&manifest_path).with_context(|| {
-            format!(
-                "no build of `{}` yet: run `cargo xtask rootfs build` first",
-                options.spec.display()
-            )
-        })?;
+        let manifest = rootfs::build::Beside::of(&out).current_manifest()?;
         match manifest.why(&self.path) {
             Some(text) => {
                 print!("{text}");

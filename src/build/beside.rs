@@ -1,0 +1,118 @@
+//! The files beside a tree (manifest, stamp, digest cache), written as pending files before the tree is swapped in and renamed into place after it, so that the manifest and stamp in place always describe the tree in place.
+//!
+//! The order of a build's last steps, and what an interruption leaves:
+//! 1. the tree is complete in its staging folder; `<out>.manifest.json.pending`
+//!    and `<out>.stamp.json.pending` are written for it (the stamp records the
+//!    staging folder's device and inode, which the rename keeps);
+//! 2. the tree is swapped in;
+//! 3. the pending manifest, then the pending stamp, are renamed into place.
+//!
+//! Interrupted before 2, the old tree is in place with its own manifest and
+//! stamp. Interrupted between 2 and 3, the stamp in place names another tree
+//! folder, so the next build rebuilds, and [`Beside::current_manifest`]
+//! takes the pending manifest, whose stamp does name the tree in place.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::fsutil;
+use crate::manifest::{self, Manifest};
+use crate::output::{self, Refusal};
+use crate::stamp::{self, FileState, Stamp};
+
+/// The paths of a tree and of the files beside it.
+#[derive(Clone, Debug)]
+pub struct Beside {
+    pub out: PathBuf,
+    pub manifest: PathBuf,
+    pub stamp: PathBuf,
+    /// The digest cache, shared by every tree in the same folder.
+    pub digests: PathBuf,
+}
+
+fn pending(path: &Path) -> PathBuf {
+    fsutil::sibling(path, ".pending")
+}
+
+impl Beside {
+    pub fn of(out: &Path) -> Beside {
+        Beside {
+            out: out.to_path_buf(),
+            manifest: manifest::path_for(out),
+            stamp: stamp::path_for(out),
+            digests: crate::digest_cache::path_for(out),
+        }
+    }
+
+    /// Refuses, before anything is written, when the tree folder or any
+    /// file beside it holds something this tool did not write.
+    pub fn claim(&self) -> Result<(), Refusal> {
+        let is_manifest = |b: &[u8]| Manifest::parse(b).is_ok();
+        let is_stamp = |b: &[u8]| serde_json::from_slice::<Stamp>(b).is_ok();
+        output::check_file(&self.manifest, "a manifest", is_manifest)?;
+        output::check_file(&pending(&self.manifest), "a manifest", is_manifest)?;
+        output::check_file(&self.stamp, "a stamp", is_stamp)?;
+        output::check_file(&pending(&self.stamp), "a stamp", is_stamp)?;
+        output::check_file(&self.digests, "a digest cache", crate::digest_cache::recognise)?;
+        let manifests: Vec<Manifest> = [&self.manifest, &pending(&self.manifest)]
+            .into_iter()
+            .filter_map(|path| Manifest::read(path).ok())
+            .collect();
+        let manifests: Vec<&Manifest> = manifests.iter().collect();
+        output::check_tree(&self.out, &manifests)?;
+        Ok(())
+    }
+
+    /// Writes the manifest of the staged tree as pending; returns the state
+    /// of the file, which the rename into place keeps.
+    pub fn write_pending_manifest(&self, manifest: &Manifest) -> Result<FileState> {
+        let path = pending(&self.manifest);
+        fsutil::write_file_atomically(&path, manifest.to_json()?.as_bytes())?;
+        FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
+    }
+
+    pub fn write_pending_stamp(&self, stamp: &Stamp) -> Result<()> {
+        fsutil::write_file_atomically(&pending(&self.stamp), &stamp.to_json()?)
+    }
+
+    /// Renames the pending manifest, then the pending stamp, into place.
+    pub fn commit(&self) -> Result<()> {
+        for path in [&self.manifest, &self.stamp] {
+            std::fs::rename(pending(path), path)
+                .with_context(|| format!("failed to write `{}`", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Removes pending files of a build that failed.
+    pub fn discard_pending(&self) {
+        for path in [&self.manifest, &self.stamp] {
+            let _ = std::fs::remove_file(pending(path));
+        }
+    }
+
+    /// The manifest that describes the tree now at `out`: the one in place,
+    /// or the pending one of a build interrupted after its swap. An error
+    /// when neither does, rather than an answer from an older manifest.
+    pub fn current_manifest(&self) -> Result<Manifest> {
+        for (manifest, stamp) in [
+            (self.manifest.clone(), self.stamp.clone()),
+            (pending(&self.manifest), pending(&self.stamp)),
+        ] {
+            if Stamp::read(&stamp).is_some_and(|s| s.describes(&self.out, &manifest)) {
+                return Manifest::read(&manifest);
+            }
+        }
+        if !self.out.exists() {
+            anyhow::bail!(
+                "no build at `{}` yet: run `cargo xtask rootfs build` first",
+                self.out.display()
+            );
+        }
+        anyhow::bail!(
+            "the manifest beside `{}` does not describe the tree there (it was moved, copied, or changed by an interrupted build): run `cargo xtask rootfs build` again",
+            self.out.display()
+        )
+    }
+}

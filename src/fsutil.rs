@@ -1,0 +1,146 @@
+//! File helpers with no dependency inside the crate: atomic writes, removal that never follows a symlink, sibling paths, sha256 digests.
+//!
+//! `install`, `stamp`, `digest_cache`, `manifest` and `output` all call these;
+//! keeping them here is what lets those modules not depend on each other.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rustix::fs::{AtFlags, Mode, OFlags};
+use sha2::{Digest, Sha256};
+
+/// sha256 of some bytes, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// A finished hasher's digest, as lowercase hex.
+pub fn hex_digest(hasher: Sha256) -> String {
+    format!("{:x}", hasher.finalize())
+}
+
+/// `<path><suffix>`, beside `path`: `target/rootfs/default` and
+/// `.manifest.json` give `target/rootfs/default.manifest.json`.
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// The folder holding `path` (`.` for a bare name).
+pub fn parent_dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and
+/// a rename, so readers see the old or the new file, never half of one.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    // A fresh, randomly named file created with O_EXCL: a symlink planted
+    // under a predictable name cannot redirect the write.
+    let parent = parent_dir(path);
+    let mut tmp = tempfile::NamedTempFile::new_in(parent)
+        .with_context(|| format!("failed to create a temporary file in `{}`", parent.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("failed to write `{}`", tmp.path().display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    Ok(())
+}
+
+/// Removes a file, a symlink or a whole tree without ever following a
+/// symlink: every directory is opened with `O_NOFOLLOW` relative to its
+/// parent's descriptor, made writable through that descriptor (a mode like
+/// `/proc`'s 0555 would stop the removal of its content), emptied, then
+/// removed. A path that does not exist is not an error.
+pub fn remove_tree(path: &Path) -> Result<()> {
+    let context = || format!("failed to remove `{}`", path.display());
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(context),
+        Ok(meta) if !meta.is_dir() => return std::fs::remove_file(path).with_context(context),
+        Ok(_) => {}
+    }
+    let dir = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(context)?;
+    empty_dir(&dir).with_context(context)?;
+    drop(dir);
+    std::fs::remove_dir(path).with_context(context)
+}
+
+fn empty_dir(dir: &OwnedFd) -> Result<()> {
+    let _ = rustix::fs::fchmod(dir, Mode::from_raw_mode(0o700));
+    for name in dir_names(dir)? {
+        let shown = || name.to_string_lossy().into_owned();
+        let stat = rustix::fs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .with_context(|| format!("inspecting `{}`", shown()))?;
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory {
+            let child = rustix::fs::openat(
+                dir,
+                name.as_c_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .with_context(|| format!("opening `{}`", shown()))?;
+            empty_dir(&child).with_context(|| format!("in `{}`", shown()))?;
+            rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR)
+                .with_context(|| format!("removing `{}`", shown()))?;
+        } else {
+            rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::empty())
+                .with_context(|| format!("removing `{}`", shown()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The names in an open directory, `.` and `..` left out.
+fn dir_names(dir: &OwnedFd) -> Result<Vec<std::ffi::CString>> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir).context("listing a directory")? {
+        let entry = entry.context("listing a directory")?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_lowercase_hex() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn removal_never_follows_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep"), b"x").unwrap();
+        let tree = tmp.path().join("tree");
+        std::fs::create_dir_all(tree.join("ro")).unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("link")).unwrap();
+        std::fs::write(tree.join("ro/file"), b"y").unwrap();
+        std::fs::set_permissions(
+            tree.join("ro"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o555),
+        )
+        .unwrap();
+        remove_tree(&tree).unwrap();
+        assert!(!tree.exists());
+        assert_eq!(std::fs::read(outside.join("keep")).unwrap(), b"x");
+        assert_eq!(sibling(Path::new("/a/b"), ".json"), Path::new("/a/b.json"));
+    }
+}

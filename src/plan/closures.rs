@@ -1,0 +1,320 @@
+//! The plan's share of what the loader opens: the FHS skeleton mirrored from the sysroot, each command and extra library with its closure, every miss collected, and the rootfs's own `ld.so.cache`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::{Command, EntryKind, Plan, SKELETON, Why, insert};
+use crate::elf::Ident;
+use crate::ldcache::{self, LdCache};
+use crate::manifest::CommandKind;
+use crate::resolve::{Closure, InputKind, Missing, Reason, Resolver, Via};
+use crate::spec::{Item, Spec};
+use crate::sysroot::Located;
+
+/// What a build could not find: every miss, reported together.
+#[derive(Debug, Default)]
+pub struct Unresolved {
+    /// One description per miss, in the spec's order; continuation lines
+    /// are indented.
+    pub misses: Vec<String>,
+}
+
+impl fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.misses.len();
+        writeln!(
+            f,
+            "{n} {} the rootfs needs could not be found:",
+            if n == 1 { "thing" } else { "things" }
+        )?;
+        for miss in &self.misses {
+            writeln!(f, "  {}", miss.replace('\n', "\n    "))?;
+        }
+        write!(
+            f,
+            "help: install the missing files on the host (or in the sysroot), or remove them from the spec"
+        )
+    }
+}
+
+impl std::error::Error for Unresolved {}
+
+impl Unresolved {
+    fn library(&mut self, miss: &Missing, what: &str) {
+        let chain: Vec<String> = miss
+            .chain
+            .iter()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut text = if chain.is_empty() {
+            format!("{what}: not found")
+        } else {
+            format!("{} for {what}: not found, needed by {}", miss.name, chain.join(" -> "))
+        };
+        if !miss.searched.is_empty() {
+            let dirs: Vec<String> = miss.searched.iter().map(|p| p.display().to_string()).collect();
+            text.push_str(&format!("\nsearched {}", dirs.join(", ")));
+        }
+        if let Some(note) = &miss.note {
+            text.push_str(&format!("\n{note}"));
+        }
+        self.misses.push(text);
+    }
+}
+
+/// The closures whose libraries go into the rootfs's loader cache.
+pub(super) struct Loaded {
+    closures: Vec<Closure>,
+    /// The class and machine of the programs, for the extra libraries and
+    /// for closures that carry none.
+    ident: Ident,
+}
+
+/// The skeleton directories, mirroring the sysroot's layout: on a
+/// merged-`/usr` sysroot `/bin` is the same symlink into `usr/` as there.
+pub(super) fn add_skeleton(plan: &mut Plan, resolver: &Resolver) -> Result<()> {
+    let sysroot = resolver.sysroot();
+    for (path, mode) in SKELETON {
+        let path = Path::new(path);
+        match sysroot.locate(path) {
+            Ok(located) if located.is_dir && !located.links.is_empty() => {
+                for link in &located.links {
+                    let host = sysroot.host(&link.path);
+                    plan.inputs.insert(host.clone());
+                    let kind = EntryKind::Symlink { target: link.target.clone(), host: Some(host) };
+                    insert(plan, &link.path, kind, Why::Skeleton)?;
+                }
+                insert(plan, &located.real, EntryKind::Dir { mode: 0o755 }, Why::Skeleton)?;
+            }
+            _ => insert(plan, path, EntryKind::Dir { mode: *mode }, Why::Skeleton)?,
+        }
+    }
+    Ok(())
+}
+
+/// Every command and extra library with its closure; all misses together
+/// are one [`Unresolved`] error.
+pub(super) fn add_commands_and_libraries(
+    plan: &mut Plan,
+    spec: &Spec,
+    resolver: &Resolver,
+) -> Result<Loaded> {
+    let mut unresolved = Unresolved::default();
+    let found = find_commands(spec, resolver, &mut unresolved);
+    let inputs: Vec<String> = found.iter().map(|(_, p)| p.display().to_string()).collect();
+    let mut closures = resolver.resolve_all(&inputs);
+    let mut ident = None;
+    for ((item, path), closure) in found.iter().zip(&closures) {
+        ident = ident.or(closure.ident);
+        add_command(plan, spec, resolver, item, path, closure, &mut unresolved)?;
+    }
+    let ident = ident.unwrap_or(Ident { class: 2, data: 1, machine: 62 });
+    for library in &spec.libraries {
+        if let Some(closure) = add_library(plan, spec, resolver, library, ident, &mut unresolved)? {
+            closures.push(closure);
+        }
+    }
+    if !unresolved.misses.is_empty() {
+        return Err(unresolved.into());
+    }
+    Ok(Loaded { closures, ident })
+}
+
+/// Each command's path on the sysroot's `PATH` (or as given); a command
+/// that is not there is a miss.
+fn find_commands<'a>(
+    spec: &'a Spec,
+    resolver: &Resolver,
+    unresolved: &mut Unresolved,
+) -> Vec<(&'a Item<String>, PathBuf)> {
+    let mut found = Vec::new();
+    for command in &spec.commands {
+        let path = if command.value.starts_with('/') {
+            Some(PathBuf::from(&command.value))
+        } else {
+            resolver.find_on_path(&command.value)
+        };
+        match path {
+            Some(p) if resolver.sysroot().locate(&p).is_ok() => found.push((command, p)),
+            Some(p) => unresolved.misses.push(format!(
+                "command `{}` ({}): no such file `{}` in `{}`",
+                command.value,
+                command.at,
+                p.display(),
+                resolver.sysroot().root().display()
+            )),
+            None => unresolved.misses.push(format!(
+                "command `{}` ({}): not found on PATH {}",
+                command.value,
+                command.at,
+                crate::resolve::DEFAULT_PATH.join(":")
+            )),
+        }
+    }
+    found
+}
+
+fn add_command(
+    plan: &mut Plan,
+    spec: &Spec,
+    resolver: &Resolver,
+    item: &Item<String>,
+    path: &Path,
+    closure: &Closure,
+    unresolved: &mut Unresolved,
+) -> Result<()> {
+    let name = &item.value;
+    if let Some(error) = &closure.error {
+        unresolved.misses.push(format!("command `{name}` ({}): {error}", item.at));
+        return Ok(());
+    }
+    let why = Why::Command(name.clone());
+    if let Some(located) = &closure.located {
+        add_located(plan, resolver, located, &why, spec.keep_setuid)?;
+    }
+    add_closure(plan, resolver, closure, spec.keep_setuid)?;
+    for miss in &closure.missing {
+        unresolved.library(miss, &format!("command `{name}`"));
+    }
+    let kind = match closure.kind {
+        InputKind::Static => CommandKind::Static,
+        InputKind::Script => CommandKind::Script,
+        _ => CommandKind::Dynamic,
+    };
+    plan.commands.push(Command { name: name.clone(), path: path.to_path_buf(), kind });
+    Ok(())
+}
+
+/// A library the programs `dlopen`: by soname, searched as the loader
+/// would for a program of class `ident`, or by path.
+fn add_library(
+    plan: &mut Plan,
+    spec: &Spec,
+    resolver: &Resolver,
+    library: &Item<String>,
+    ident: Ident,
+    unresolved: &mut Unresolved,
+) -> Result<Option<Closure>> {
+    let why = Why::Spec { key: "libraries", at: short_location(&library.at) };
+    let closure = if library.value.starts_with('/') {
+        let closure = resolver.resolve(&library.value);
+        if let Some(located) = &closure.located {
+            add_located(plan, resolver, located, &why, spec.keep_setuid)?;
+        }
+        closure
+    } else {
+        resolver.resolve_library(&library.value, ident)
+    };
+    let what = format!("library `{}` ({})", library.value, library.at);
+    if let Some(error) = &closure.error {
+        unresolved.misses.push(format!("{what}: {error}"));
+        return Ok(None);
+    }
+    for opened in closure.files.iter().filter(|o| matches!(o.reason, Reason::Requested { .. })) {
+        add_located(plan, resolver, &opened.located, &why, spec.keep_setuid)?;
+    }
+    add_closure(plan, resolver, &closure, spec.keep_setuid)?;
+    for miss in &closure.missing {
+        unresolved.library(miss, &what);
+    }
+    Ok(Some(closure))
+}
+
+pub(super) fn short_location(at: &crate::spec::Location) -> String {
+    format!("{}:{}", at.source.name.display(), at.line_column().0)
+}
+
+/// Adds every file of a closure with the symlinks that lead to it.
+fn add_closure(
+    plan: &mut Plan,
+    resolver: &Resolver,
+    closure: &Closure,
+    keep_setuid: bool,
+) -> Result<()> {
+    for opened in &closure.files {
+        let why = Why::Loaded(opened.reason.clone());
+        add_located(plan, resolver, &opened.located, &why, keep_setuid)?;
+    }
+    Ok(())
+}
+
+/// Adds a host file found in the sysroot: the symlinks crossed, then the
+/// real file, each with its parents.
+fn add_located(
+    plan: &mut Plan,
+    resolver: &Resolver,
+    located: &Located,
+    why: &Why,
+    keep_setuid: bool,
+) -> Result<()> {
+    let sysroot = resolver.sysroot();
+    for link in &located.links {
+        let host = sysroot.host(&link.path);
+        plan.inputs.insert(host.clone());
+        let kind = EntryKind::Symlink { target: link.target.clone(), host: Some(host) };
+        insert(plan, &link.path, kind.clone(), why.clone())?;
+        insert(plan, &link.path, kind, Why::OnTheWay(located.real.clone()))?;
+    }
+    let host = sysroot.host(&located.real);
+    let meta =
+        std::fs::metadata(&host).with_context(|| format!("failed to stat `{}`", host.display()))?;
+    let mut mode = meta.mode() & 0o7777;
+    if !keep_setuid {
+        mode &= !0o6000;
+    }
+    plan.inputs.insert(host.clone());
+    let kind = if located.is_dir {
+        EntryKind::Dir { mode }
+    } else {
+        EntryKind::File { host, mode, size: meta.size() }
+    };
+    insert(plan, &located.real, kind, why.clone())?;
+    Ok(())
+}
+
+/// A loader cache, so the libraries found through the sysroot's cache are
+/// found the same way inside the rootfs, wherever they live. Each entry
+/// carries the flags of its own library's class and machine, so a spec
+/// mixing 32-bit and 64-bit programs gets a cache both loaders use.
+pub(super) fn add_loader_cache(
+    plan: &mut Plan,
+    resolver: &Resolver,
+    loaded: &Loaded,
+) -> Result<()> {
+    let mut cache: BTreeMap<(String, i32), PathBuf> = BTreeMap::new();
+    for closure in &loaded.closures {
+        let flags = resolver.config(&closure.ident.unwrap_or(loaded.ident)).cache_flags;
+        for opened in &closure.files {
+            if let Reason::Needed { name, .. } | Reason::Requested { name } = &opened.reason
+                && matches!(opened.via, Via::Cache | Via::Default)
+            {
+                cache.entry((name.clone(), flags)).or_insert_with(|| opened.path.clone());
+            }
+        }
+    }
+    if cache.is_empty() {
+        return Ok(());
+    }
+    let cache = LdCache {
+        entries: cache
+            .into_iter()
+            .map(|((name, flags), path)| ldcache::Entry {
+                flags,
+                name,
+                path,
+                hwcap: 0,
+                hwcaps_subdir: None,
+            })
+            .collect(),
+    };
+    let kind = EntryKind::Data { bytes: cache.to_bytes(), mode: 0o644 };
+    insert(plan, Path::new("/etc/ld.so.cache"), kind, Why::LdCache).map_err(|e| {
+        anyhow::Error::new(e)
+            .context("/etc/ld.so.cache is written by the build; the spec cannot provide it")
+    })
+}
