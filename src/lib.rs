@@ -13,6 +13,7 @@ pub mod ldcache;
 pub mod ldconf;
 pub mod ldso;
 pub mod resolve;
+pub mod sandbox;
 pub mod sysroot;
 
 /// The exit status for an error that reached the top: 2 for a usage or spec

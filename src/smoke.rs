@@ -1,26 +1,40 @@
-//! Smoke tests: every command of a built rootfs, and the spec's checks, run inside it in fresh namespaces, in parallel, each with a timeout.
+//! Smoke tests: every command of a built rootfs, and the spec's checks, run inside it in fresh namespaces, in parallel, each with its timeout and limits; a command's default probe is judged against the same probe run on the sysroot.
 
-mod enter;
+mod capture;
+mod compare;
 mod report;
+mod runner;
 
-use std::io::{Read, Seek};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 
-pub use self::enter::{DEV_NODES, Enter, cannot_enter_reason};
 pub use self::report::Report;
+pub use self::runner::{End, Ran};
 use crate::manifest::Manifest;
-use crate::spec::Spec;
+use crate::sandbox::{self, Cgroups, RootKind, Sandbox};
+pub use crate::sandbox::{DEV_NODES, cannot_enter_reason};
+use crate::spec::{Limits, Spec};
 
-/// `PATH` inside the rootfs.
-pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// At most this much of a check's output is kept for the report.
-const OUTPUT_LIMIT: u64 = 64 * 1024;
+/// What decides whether a check passes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// A command's default probe, `--version`: with a reference, it passes
+    /// when the tree behaves as the reference does (exit status and output),
+    /// with `fallback` (`--help`) run instead exactly when the reference's
+    /// `--version` fails; without one, when `--version` or else the fallback
+    /// exits 0.
+    Probe { fallback: Vec<String> },
+    /// An exit status, and a text the output must contain.
+    Exit { code: i32, contains: Option<String> },
+    /// The same exit status and output as on the reference, and what is
+    /// asked besides.
+    SameAsHost { exit: Option<i32>, contains: Option<String> },
+}
 
 /// One thing to run inside the rootfs and what it must show.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,12 +42,22 @@ pub struct Check {
     /// How the report names it: the command's name, or the check's command line.
     pub name: String,
     pub argv: Vec<String>,
-    /// Tried when `argv` fails: a command run with the default `--version`
-    /// falls back to `--help`.
-    pub fallback: Option<Vec<String>>,
-    pub exit: i32,
-    pub contains: Option<String>,
+    pub expect: Expect,
     pub timeout: Duration,
+    pub limits: Limits,
+}
+
+impl Check {
+    /// A check that `argv` exits 0, with the default limits.
+    pub fn exits_zero(argv: &[&str], timeout: Duration) -> Check {
+        Check {
+            name: argv.join(" "),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            expect: Expect::Exit { code: 0, contains: None },
+            timeout,
+            limits: Limits::default(),
+        }
+    }
 }
 
 /// How a check ended.
@@ -53,13 +77,26 @@ pub enum Outcome {
 pub struct Outcomes {
     pub check: Check,
     pub outcome: Outcome,
-    /// The command line that ran last (the fallback, if it was tried).
+    /// The command line that ran last in the tree (the fallback, if it was
+    /// tried).
     pub ran: Vec<String>,
-    /// Exit status; 128 + N for a signal.
+    /// Exit status in the tree; 128 + N for a signal.
     pub status: Option<i32>,
-    /// Standard output and error, interleaved, cut at 64 KiB.
+    /// Standard output and error, interleaved: its head and tail.
     pub output: String,
+    /// The same probe on the reference, when there is one.
+    pub host: Option<HostRun>,
+    /// A short unified diff of the reference's output against the tree's,
+    /// when they differ.
+    pub diff: Option<String>,
     pub elapsed: Duration,
+}
+
+/// The reference's run of a check.
+#[derive(Clone, Debug)]
+pub struct HostRun {
+    pub status: Option<i32>,
+    pub output: String,
 }
 
 /// How to run the checks.
@@ -69,159 +106,213 @@ pub struct Options {
     pub jobs: usize,
     /// The hostname inside (the spec's name by default).
     pub hostname: String,
+    /// The sysroot the tree was built from, to judge probes against; `None`
+    /// judges them by their exit status alone.
+    pub reference: Option<PathBuf>,
 }
 
 /// The checks a spec asks for: each command not skipped, run with its
-/// arguments from `[smoke.args]` (default `--version`, falling back to
+/// arguments from `[smoke.args]` (default: the probe, `--version` then
 /// `--help`), then every `[[smoke.checks]]` entry.
 pub fn checks(spec: &Spec, manifest: &Manifest) -> Vec<Check> {
     let timeout = Duration::from_secs_f64(spec.smoke.timeout);
+    let limits = spec.smoke.limits;
     let mut checks = Vec::new();
     for command in &manifest.commands {
         if spec.smoke.skip.iter().any(|s| s.value == command.name) {
             continue;
         }
         let path = command.path.display().to_string();
-        let (argv, fallback) = match spec.smoke.args.get(&command.name) {
-            Some(args) => (std::iter::once(path).chain(args.value.iter().cloned()).collect(), None),
+        let (argv, expect) = match spec.smoke.args.get(&command.name) {
+            Some(args) => (
+                std::iter::once(path).chain(args.value.iter().cloned()).collect(),
+                Expect::Exit { code: 0, contains: None },
+            ),
             None => (
                 vec![path.clone(), "--version".to_string()],
-                Some(vec![path, "--help".to_string()]),
+                Expect::Probe { fallback: vec![path, "--help".to_string()] },
             ),
         };
-        checks.push(Check {
-            name: command.name.clone(),
-            argv,
-            fallback,
-            exit: 0,
-            contains: None,
-            timeout,
-        });
+        checks.push(Check { name: command.name.clone(), argv, expect, timeout, limits });
     }
     for (i, item) in spec.smoke.checks.iter().enumerate() {
         let check = &item.value;
+        let expect = if check.same_as_host {
+            Expect::SameAsHost { exit: check.exit, contains: check.contains.clone() }
+        } else {
+            Expect::Exit { code: check.exit.unwrap_or(0), contains: check.contains.clone() }
+        };
         checks.push(Check {
             name: format!("check {}: {}", i + 1, shell_words(&check.run)),
             argv: check.run.clone(),
-            fallback: None,
-            exit: check.exit,
-            contains: check.contains.clone(),
+            expect,
             timeout: check.timeout.map_or(timeout, Duration::from_secs_f64),
+            limits: check.limits.apply(limits),
         });
     }
     checks
 }
 
-/// Runs `checks` inside the rootfs at `root`, `options.jobs` at a time.
-/// Results come in the order of `checks`.
-pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
-    if let Some(reason) = cannot_enter_reason() {
-        anyhow::bail!(reason);
+/// The reference a spec's probes are judged against: the sysroot, unless
+/// the spec says `reference = "none"` or the sysroot's programs cannot run
+/// on this machine (then with a note saying so).
+pub fn reference(
+    spec: &Spec,
+    manifest: &Manifest,
+    tree: &Path,
+    sysroot: &Path,
+) -> (Option<PathBuf>, Option<String>) {
+    if spec.smoke.reference == crate::spec::Reference::None {
+        return (None, None);
     }
-    let enter = Arc::new(Enter::new(root, &options.hostname, false)?);
-    enter.preflight()?;
+    let foreign = manifest.commands.iter().find(|c| {
+        let host = tree.join(c.path.strip_prefix("/").unwrap_or(&c.path));
+        match crate::elf::read(&host) {
+            Ok(crate::elf::FileKind::Elf(object)) => {
+                object.ident.is_some_and(|ident| !runs_here(ident.machine))
+            }
+            _ => false,
+        }
+    });
+    match foreign {
+        Some(command) => (
+            None,
+            Some(format!(
+                "note: `{}` is built for another machine, so probes are judged by their exit status, not against the sysroot",
+                command.name
+            )),
+        ),
+        None => (Some(sysroot.to_path_buf()), None),
+    }
+}
+
+/// Whether programs for ELF machine `machine` run on this one.
+fn runs_here(machine: u16) -> bool {
+    use goblin::elf::header::{EM_386, EM_AARCH64, EM_ARM, EM_X86_64};
+    match std::env::consts::ARCH {
+        "x86_64" => machine == EM_X86_64 || machine == EM_386,
+        "x86" => machine == EM_386,
+        "aarch64" => machine == EM_AARCH64 || machine == EM_ARM,
+        _ => true,
+    }
+}
+
+/// The sandboxes of one run: the tree, the reference, and the limits.
+struct Sandboxes {
+    tree: Arc<Sandbox>,
+    reference: Option<Arc<Sandbox>>,
+    cgroups: Cgroups,
+    env: Vec<(String, String)>,
+}
+
+/// Runs `checks` inside the rootfs at `root`, `options.jobs` at a time.
+/// Results come in the order of `checks`. One line on standard error says
+/// when limits are rlimits only. Interrupted (SIGINT, SIGTERM), it kills and
+/// reaps the running checks, runs no more, and returns an error.
+pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
+    let sandboxes = enter_all(root, options)?;
+    if let Some(note) = sandboxes.cgroups.note() {
+        eprintln!("{note}");
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.max(1))
         .thread_name(|i| format!("smoke-{i}"))
         .build()
         .context("starting the smoke-test threads")?;
+    let _signals = Interruptible::new()?;
     let started = Instant::now();
-    let results = pool
-        .install(|| checks.par_iter().map(|check| run_check(&enter, check)).collect::<Vec<_>>());
+    let results = pool.install(|| {
+        checks.par_iter().map(|check| run_check(&sandboxes, check)).collect::<Vec<_>>()
+    });
+    if runner::INTERRUPTED.load(Ordering::Relaxed) {
+        anyhow::bail!("interrupted: the running checks were killed, the others not started");
+    }
     Ok(Report { results, elapsed: started.elapsed() })
+}
+
+fn enter_all(root: &Path, options: &Options) -> Result<Sandboxes> {
+    if let Some(reason) = cannot_enter_reason() {
+        anyhow::bail!(reason);
+    }
+    let enter = |root: &Path, kind| -> Result<Arc<Sandbox>> {
+        let sandbox = Arc::new(Sandbox::new(&sandbox::Options {
+            root: root.to_path_buf(),
+            kind,
+            hostname: options.hostname.clone(),
+            interactive: false,
+        })?);
+        sandbox.preflight()?;
+        Ok(sandbox)
+    };
+    let tree = enter(root, RootKind::Tree)?;
+    let reference =
+        options.reference.as_deref().map(|r| enter(r, RootKind::Reference)).transpose()?;
+    Ok(Sandboxes { tree, reference, cgroups: Cgroups::create(), env: environment(None) })
+}
+
+/// SIGINT and SIGTERM set the interrupted flag while a run is going on,
+/// instead of killing the tool with its cgroups left behind.
+struct Interruptible {
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Interruptible {
+    fn new() -> Result<Interruptible> {
+        runner::INTERRUPTED.store(false, Ordering::Relaxed);
+        let mut ids = Vec::new();
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // SAFETY: the handler only stores to an atomic.
+            let id = unsafe {
+                signal_hook::low_level::register(signal, || {
+                    runner::INTERRUPTED.store(true, Ordering::Relaxed)
+                })
+            }
+            .context("installing a signal handler")?;
+            ids.push(id);
+        }
+        Ok(Interruptible { ids })
+    }
+}
+
+impl Drop for Interruptible {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+fn run_check(sandboxes: &Sandboxes, check: &Check) -> Outcomes {
+    let started = Instant::now();
+    let mut outcomes = if runner::INTERRUPTED.load(Ordering::Relaxed) {
+        skipped(check)
+    } else {
+        compare::judge(sandboxes, check)
+    };
+    outcomes.elapsed = started.elapsed();
+    outcomes
+}
+
+fn skipped(check: &Check) -> Outcomes {
+    Outcomes {
+        check: check.clone(),
+        outcome: Outcome::Error("not run: interrupted".to_string()),
+        ran: check.argv.clone(),
+        status: None,
+        output: String::new(),
+        host: None,
+        diff: None,
+        elapsed: Duration::ZERO,
+    }
 }
 
 /// The minimal environment of every command inside.
 pub fn environment(term: Option<&str>) -> Vec<(String, String)> {
     vec![
         ("HOME".to_string(), "/root".to_string()),
-        ("PATH".to_string(), PATH.to_string()),
+        ("PATH".to_string(), crate::resolve::DEFAULT_PATH.join(":")),
         ("TERM".to_string(), term.unwrap_or("xterm").to_string()),
     ]
-}
-
-fn run_check(enter: &Arc<Enter>, check: &Check) -> Outcomes {
-    let started = Instant::now();
-    let mut result = run_argv(enter, check, &check.argv);
-    if let (Some(fallback), Outcome::Fail(_)) = (&check.fallback, &result.outcome) {
-        let second = run_argv(enter, check, fallback);
-        if second.outcome == Outcome::Pass {
-            result = second;
-        }
-    }
-    result.elapsed = started.elapsed();
-    result
-}
-
-fn run_argv(enter: &Arc<Enter>, check: &Check, argv: &[String]) -> Outcomes {
-    let started = Instant::now();
-    let mut outcomes = Outcomes {
-        check: check.clone(),
-        outcome: Outcome::Pass,
-        ran: argv.to_vec(),
-        status: None,
-        output: String::new(),
-        elapsed: Duration::ZERO,
-    };
-    let spawned = (|| -> Result<_> {
-        // Output goes to an unnamed temporary file, not a pipe in memory, so
-        // a command that prints without end cannot exhaust our memory.
-        let sink = tempfile::tempfile().context("creating a file for the output")?;
-        let (expression, log) = enter.command(argv, &environment(None))?;
-        let handle = expression
-            .stdin_null()
-            .stderr_to_stdout()
-            .stdout_file(sink.try_clone().context("duplicating the output file")?)
-            .unchecked()
-            .start()
-            .map_err(|e| anyhow::anyhow!("{e} (while {})", log.step()))?;
-        Ok((handle, sink))
-    })();
-    let (handle, mut sink) = match spawned {
-        Ok(spawned) => spawned,
-        Err(e) => {
-            outcomes.outcome = Outcome::Error(format!("cannot run inside the rootfs: {e:#}"));
-            outcomes.elapsed = started.elapsed();
-            return outcomes;
-        }
-    };
-    let waited = handle.wait_timeout(check.timeout);
-    let status = match waited {
-        Ok(Some(output)) => Some(output.status),
-        Ok(None) => {
-            // Killing the keeper kills PID 1 and with it the whole namespace.
-            let _ = handle.kill();
-            outcomes.outcome = Outcome::TimedOut;
-            None
-        }
-        Err(e) => {
-            outcomes.outcome = Outcome::Error(format!("waiting for it failed: {e}"));
-            None
-        }
-    };
-    outcomes.elapsed = started.elapsed();
-    let mut bytes = Vec::new();
-    if sink.rewind().is_ok() {
-        let _ = (&mut sink).take(OUTPUT_LIMIT).read_to_end(&mut bytes);
-    }
-    outcomes.output = String::from_utf8_lossy(&bytes).into_owned();
-    if let Some(status) = status {
-        use std::os::unix::process::ExitStatusExt;
-        let code = status.code().or_else(|| status.signal().map(|s| 128 + s));
-        outcomes.status = code;
-        let expected = check.exit;
-        if code != Some(expected) {
-            outcomes.outcome = Outcome::Fail(match status.signal() {
-                Some(s) => format!("killed by signal {s}, expected exit {expected}"),
-                None => format!("exit {}, expected {expected}", code.unwrap_or(-1)),
-            });
-        } else if let Some(text) = &check.contains
-            && !outcomes.output.contains(text.as_str())
-        {
-            outcomes.outcome = Outcome::Fail(format!("output does not contain {text:?}"));
-        }
-    }
-    outcomes
 }
 
 /// Runs one command inside the rootfs attached to this terminal, and
@@ -231,10 +322,16 @@ pub fn run_interactive(root: &Path, hostname: &str, argv: &[String]) -> Result<i
     if let Some(reason) = cannot_enter_reason() {
         anyhow::bail!(reason);
     }
-    let enter = Arc::new(Enter::new(root, hostname, true)?);
-    enter.preflight()?;
+    let sandbox = Arc::new(Sandbox::new(&sandbox::Options {
+        root: root.to_path_buf(),
+        kind: RootKind::Tree,
+        hostname: hostname.to_string(),
+        interactive: true,
+    })?);
+    sandbox.preflight()?;
     let term = std::env::var("TERM").ok();
-    let (expression, log) = enter.command(argv, &environment(term.as_deref()))?;
+    let launch = Arc::new(sandbox::Launch::new(None, Limits::default().tmp_size));
+    let (expression, log) = sandbox.command(argv, &environment(term.as_deref()), launch)?;
     // SAFETY: setting a signal disposition; restored below.
     let previous = unsafe {
         (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN))
@@ -246,7 +343,11 @@ pub fn run_interactive(root: &Path, hostname: &str, argv: &[String]) -> Result<i
         libc::signal(libc::SIGQUIT, previous.1);
     }
     let output = result.map_err(|e| {
-        anyhow::anyhow!("cannot run `{}` inside the rootfs: {e} (while {})", argv[0], log.step())
+        anyhow::anyhow!(
+            "cannot run `{}` inside the rootfs: {e} (while {})",
+            argv[0],
+            log.step().words()
+        )
     })?;
     use std::os::unix::process::ExitStatusExt;
     Ok(output.status.code().or_else(|| output.status.signal().map(|s| 128 + s)).unwrap_or(1))

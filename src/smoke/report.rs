@@ -56,14 +56,7 @@ impl Report {
                 r.elapsed.as_secs_f64()
             );
             if r.outcome != Outcome::Pass {
-                let _ = writeln!(out, "    $ {}", super::shell_words(&r.ran));
-                let lines: Vec<&str> = r.output.lines().collect();
-                for line in lines.iter().take(SHOWN_LINES) {
-                    let _ = writeln!(out, "    | {line}");
-                }
-                if lines.len() > SHOWN_LINES {
-                    let _ = writeln!(out, "    | ... ({} more lines)", lines.len() - SHOWN_LINES);
-                }
+                details(&mut out, r);
             }
         }
         let _ = writeln!(out, "{} passed, {} failed", self.passed(), self.failed());
@@ -71,7 +64,7 @@ impl Report {
     }
 
     /// JUnit XML, one test case per check.
-    pub fn junit(&self, suite_name: &str) -> String {
+    pub fn junit(&self, suite_name: &str) -> anyhow::Result<String> {
         let mut suite = TestSuite::new(suite_name);
         suite.set_time(self.elapsed);
         for r in &self.results {
@@ -101,6 +94,25 @@ impl Report {
         let mut report = quick_junit::Report::new("rootfs smoke");
         report.set_time(self.elapsed);
         report.add_test_suite(suite);
-        report.to_string().unwrap_or_default()
+        use anyhow::Context;
+        report.to_string().context("writing the JUnit report")
+    }
+}
+
+/// The command line, then the diff against the host or the output.
+fn details(out: &mut String, r: &Outcomes) {
+    let _ = writeln!(out, "    $ {}", super::shell_words(&r.ran));
+    if let Some(diff) = &r.diff {
+        for line in diff.lines() {
+            let _ = writeln!(out, "    | {line}");
+        }
+        return;
+    }
+    let lines: Vec<&str> = r.output.lines().collect();
+    for line in lines.iter().take(SHOWN_LINES) {
+        let _ = writeln!(out, "    | {line}");
+    }
+    if lines.len() > SHOWN_LINES {
+        let _ = writeln!(out, "    | ... ({} more lines)", lines.len() - SHOWN_LINES);
     }
 }

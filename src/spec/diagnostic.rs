@@ -34,10 +34,6 @@ impl Location {
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         (line, column)
     }
-
-    pub fn file(&self) -> &Path {
-        &self.source.path
-    }
 }
 
 impl fmt::Display for Location {
@@ -55,34 +51,16 @@ pub struct SpecError {
     pub at: Option<Location>,
     /// The file, when there is no span to point at (it cannot be read).
     pub file: Option<PathBuf>,
-    pub label: Option<String>,
     pub help: Option<String>,
 }
 
 impl SpecError {
     pub fn at(at: &Location, message: impl Into<String>) -> SpecError {
-        SpecError {
-            message: message.into(),
-            at: Some(at.clone()),
-            file: None,
-            label: None,
-            help: None,
-        }
+        SpecError { message: message.into(), at: Some(at.clone()), file: None, help: None }
     }
 
     pub fn in_file(file: &Path, message: impl Into<String>) -> SpecError {
-        SpecError {
-            message: message.into(),
-            at: None,
-            file: Some(file.to_path_buf()),
-            label: None,
-            help: None,
-        }
-    }
-
-    pub fn label(mut self, label: impl Into<String>) -> SpecError {
-        self.label = Some(label.into());
-        self
+        SpecError { message: message.into(), at: None, file: Some(file.to_path_buf()), help: None }
     }
 
     pub fn help(mut self, help: impl Into<String>) -> SpecError {
@@ -104,10 +82,7 @@ impl SpecError {
                 span.end += 1;
             }
             let path = at.source.path.display().to_string();
-            let mut annotation = AnnotationKind::Primary.span(span);
-            if let Some(label) = &self.label {
-                annotation = annotation.label(label);
-            }
+            let annotation = AnnotationKind::Primary.span(span);
             report.push(Level::ERROR.primary_title(&title).element(
                 Snippet::source(text.as_str()).line_start(1).path(path).annotation(annotation),
             ));
@@ -138,3 +113,33 @@ impl fmt::Display for SpecError {
 }
 
 impl std::error::Error for SpecError {}
+
+/// A TOML or type error from the parser, in the words of the spec: Rust
+/// type names replaced, and help that fits the kind of mistake.
+pub(super) fn toml_error(e: &toml::de::Error, at: Location) -> SpecError {
+    let message = e
+        .message()
+        .trim_end_matches('\n')
+        .replace("expected f64", "expected a number of seconds")
+        .replace("expected u32", "expected a whole number from 0 to 4294967295")
+        .replace("expected i32", "expected a whole number");
+    let line =
+        at.source.text[at.span.start.min(at.source.text.len())..].lines().next().unwrap_or("");
+    let line_start =
+        at.source.text[..at.span.start.min(at.source.text.len())].rsplit('\n').next().unwrap_or("");
+    let key = format!("{line_start}{line}");
+    let key = key.trim_start();
+    let help = if key.starts_with("mode") {
+        "write the mode in octal, as a string: mode = \"0644\""
+    } else if key.starts_with("timeout") {
+        "write a number of seconds: timeout = 10"
+    } else if message.contains("unknown field")
+        || message.contains("missing field")
+        || message.contains("invalid type")
+    {
+        "see rootfs-spec/README.md for every key and its type"
+    } else {
+        "this is not valid TOML; see https://toml.io for the syntax"
+    };
+    SpecError::at(&at, message).help(help)
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rootfs::build::{Built, Options, build};
-use rootfs::smoke::{self, Check, Outcome};
+use rootfs::smoke::{self, Check, Expect, Outcome};
 
 use crate::support::{project_root, shipped_specs, tree_listing, xtask_binary};
 
@@ -27,18 +27,11 @@ fn built(spec: &Path, out_root: &Path) -> Built {
 }
 
 fn options(name: &str) -> smoke::Options {
-    smoke::Options { jobs: 2, hostname: name.to_string() }
+    smoke::Options { jobs: 2, hostname: name.to_string(), reference: None }
 }
 
 fn check(argv: &[&str], timeout: f64) -> Check {
-    Check {
-        name: argv.join(" "),
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        fallback: None,
-        exit: 0,
-        contains: None,
-        timeout: Duration::from_secs_f64(timeout),
-    }
+    Check::exits_zero(argv, Duration::from_secs_f64(timeout))
 }
 
 fn mountinfo() -> String {
@@ -98,8 +91,7 @@ fn a_failing_command_and_a_deleted_library_are_reported_with_their_output() {
     let mut failing = check(&["ls", "/no-such-dir"], 10.0);
     failing.name = "ls of a missing dir".into();
     let mut wrong_text = check(&["cat", "/etc/hostname-does-not-exist"], 10.0);
-    wrong_text.exit = 1;
-    wrong_text.contains = Some("this text is not there".into());
+    wrong_text.expect = Expect::Exit { code: 1, contains: Some("this text is not there".into()) };
     let report = smoke::run(&built.out, &[failing, wrong_text], &options("default")).unwrap();
     let table = report.table();
     assert_eq!(report.failed(), 2, "{table}");
@@ -111,7 +103,7 @@ fn a_failing_command_and_a_deleted_library_are_reported_with_their_output() {
     );
     assert!(table.contains("output does not contain \"this text is not there\""), "{table}");
     assert!(table.ends_with("0 passed, 2 failed\n"), "{table}");
-    let junit = report.junit("rootfs.default");
+    let junit = report.junit("rootfs.default").unwrap();
     assert!(
         junit.contains("<testsuite name=\"rootfs.default\" tests=\"2\"")
             && junit.contains("failures=\"2\""),

@@ -83,6 +83,10 @@ pub struct Smoke {
     /// Checks run at once [default: the number of cores].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Smoke the tree as it stands, without building or rebuilding it first
+    /// (a tree changed or built elsewhere).
+    #[arg(long)]
+    pub no_build: bool,
 }
 
 #[derive(Args, Debug)]
@@ -180,7 +184,13 @@ impl Xtask {
                 Some(RootfsCommand::Smoke(smoke)) => smoke.run(),
                 Some(RootfsCommand::Shell(shell)) => shell.run(),
                 Some(RootfsCommand::Run(run)) => run.run(),
-                None => Smoke { target: Target::default_spec(), junit: None, jobs: None }.run(),
+                None => Smoke {
+                    target: Target::default_spec(),
+                    junit: None,
+                    jobs: None,
+                    no_build: false,
+                }
+                .run(),
             },
             Command::Test(test) => crate::test::run(&test.args).map(|()| ExitCode::SUCCESS),
             Command::Bench(bench) => {
@@ -252,18 +262,32 @@ impl Target {
 
 impl Smoke {
     fn run(self) -> Result<ExitCode> {
-        let built = self.target.ensure_built()?;
-        let checks = rootfs::smoke::checks(&built.spec, &built.manifest);
+        let (spec, out, manifest) = if self.no_build {
+            let options = self.target.build_options()?;
+            let spec = rootfs::spec::load(&options.spec)?;
+            let out = rootfs::build::out_dir(&options, &spec);
+            let manifest = rootfs::build::Beside::of(&out).current_manifest()?;
+            (spec, out, manifest)
+        } else {
+            let built = self.target.ensure_built()?;
+            (built.spec, built.out, built.manifest)
+        };
+        let checks = rootfs::smoke::checks(&spec, &manifest);
+        let (reference, note) =
+            rootfs::smoke::reference(&spec, &manifest, &out, &self.target.sysroot);
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
         let jobs = self
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let options = rootfs::smoke::Options { jobs, hostname: built.spec.name.clone() };
-        let report = rootfs::smoke::run(&built.out, &checks, &options)?;
+        let options = rootfs::smoke::Options { jobs, hostname: spec.name.clone(), reference };
+        let report = rootfs::smoke::run(&out, &checks, &options)?;
         print!("{}", report.table());
         if let Some(path) = &self.junit {
-            let xml = report.junit(&format!("rootfs.{}", built.spec.name));
-            std::fs::write(path, xml)
-                .with_context(|| format!("failed to write `{}`", path.display()))?;
+            let xml = report.junit(&format!("rootfs.{}", spec.name))?;
+            rootfs::fsutil::write_file_atomically(path, xml.as_bytes())
+                .with_context(|| format!("writing the JUnit report `{}`", path.display()))?;
         }
         Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }

@@ -1,0 +1,120 @@
+//! The keeper: the process forked by the tool for one command. It joins the command's limits, unshares the namespaces, forks PID 1 of the new PID namespace, waits for it and leaves the same way.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use rustix::thread::UnshareFlags;
+
+use super::{Launch, Sandbox, Step, StepLog, pid1};
+
+/// Runs in the forked child before `exec`; returns only in PID 1, which
+/// goes on to execute the command.
+pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Result<()> {
+    log.set(Step::ParentDeathSignal);
+    let parent = rustix::process::getppid();
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    if rustix::process::getppid() != parent {
+        // The tool died before we asked to die with it.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(1) };
+    }
+    join_limits(launch, log)?;
+    log.set(Step::Unsharing);
+    let flags = UnshareFlags::NEWUSER
+        | UnshareFlags::NEWNS
+        | UnshareFlags::NEWPID
+        | UnshareFlags::NEWUTS
+        | UnshareFlags::NEWIPC
+        | UnshareFlags::NEWNET;
+    // SAFETY: this process is single-threaded (fresh from fork), so
+    // unsharing cannot surprise another thread.
+    unsafe { rustix::thread::unshare_unsafe(flags) }?;
+    log.set(Step::WritingUserMaps);
+    pid1::write_user_maps(&sandbox.user_maps.0, &sandbox.user_maps.1)?;
+    if sandbox.interactive {
+        ignore_terminal_signals(true);
+    }
+    log.set(Step::ForkingPid1);
+    // A pipe whose write end only the keeper holds: PID 1 sees it close if
+    // the keeper died before PID 1 could ask to die with it.
+    let (alive_read, alive_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // SAFETY: fork in a single-threaded process; the child only makes
+    // async-signal-safe calls until exec.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        drop(alive_write);
+        return pid1::run(sandbox, launch, log, alive_read);
+    }
+    drop(alive_read);
+    log.set_pid1(pid);
+    keep(pid, &alive_write, log)
+}
+
+/// Joins the check's cgroups (writing `0` to `cgroup.procs` moves the
+/// writer, `cgroups(7)`), or sets its rlimits when there are none.
+fn join_limits(launch: &Launch, log: &StepLog) -> io::Result<()> {
+    log.set(Step::JoiningCgroups);
+    for &fd in &launch.join_fds {
+        // SAFETY: write(2) on a descriptor opened before the fork.
+        if unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    log.set(Step::SettingRlimits);
+    for rlimit in &launch.rlimits {
+        let limit =
+            rustix::process::Rlimit { current: Some(rlimit.value), maximum: Some(rlimit.value) };
+        rustix::process::setrlimit(rlimit.resource, limit)?;
+    }
+    Ok(())
+}
+
+/// SIGINT and SIGQUIT ignored (`ignore`) or back to their defaults.
+pub(super) fn ignore_terminal_signals(ignore: bool) {
+    let disposition = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+    // SAFETY: signal(2) is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, disposition);
+        libc::signal(libc::SIGQUIT, disposition);
+    }
+}
+
+/// Closes every descriptor the keeper does not need (among them the pipe
+/// `std` uses to report a failed exec, so the parent's `spawn` returns as
+/// soon as PID 1 has executed), waits for PID 1 and leaves the same way.
+fn keep(pid: libc::pid_t, alive: &OwnedFd, log: &StepLog) -> ! {
+    let keep_fd = alive.as_raw_fd() as libc::c_uint;
+    // SAFETY: only system calls from here to _exit.
+    unsafe {
+        if keep_fd > 3 {
+            libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, keep_fd - 1, 0 as libc::c_uint);
+        }
+        libc::syscall(libc::SYS_close_range, keep_fd + 1, libc::c_uint::MAX, 0 as libc::c_uint);
+        let mut status = 0;
+        loop {
+            let r = libc::waitpid(pid, &mut status, 0);
+            if r == pid {
+                break;
+            }
+            if r < 0 && *libc::__errno_location() != libc::EINTR {
+                libc::_exit(125);
+            }
+        }
+        log.set_pid1(0);
+        if libc::WIFEXITED(status) {
+            libc::_exit(libc::WEXITSTATUS(status));
+        }
+        let signal = libc::WTERMSIG(status);
+        // Die the same way, but without leaving a core of this process in
+        // the tool's working directory.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        libc::signal(signal, libc::SIG_DFL);
+        libc::kill(libc::getpid(), signal);
+        libc::_exit(128 + signal);
+    }
+}

@@ -1,0 +1,216 @@
+//! PID 1 of the new namespaces, before `exec`: the mounts, `pivot_root`, the hostname, the loopback interface and the nested user namespace that locks it all.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::OwnedFd;
+
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::thread::UnshareFlags;
+
+use super::{Launch, SAFE, Sandbox, Step, StepLog, keeper};
+
+/// `AT_RECURSIVE` for `mount_setattr(2)`.
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+pub(super) fn run(
+    sandbox: &Sandbox,
+    launch: &Launch,
+    log: &StepLog,
+    alive: OwnedFd,
+) -> io::Result<()> {
+    die_with_keeper(log, alive)?;
+    mount_root(sandbox, log)?;
+    mount_proc(sandbox, log)?;
+    mount_dev(sandbox, log)?;
+    log.set(Step::MountingTmp);
+    rustix::mount::mount(
+        c"tmpfs",
+        sandbox.tmp_dir.as_c_str(),
+        c"tmpfs",
+        SAFE,
+        launch.tmp_options.as_c_str(),
+    )?;
+    log.set(Step::MaskingHostDirs);
+    for dir in &sandbox.masked {
+        rustix::mount::mount(
+            c"tmpfs",
+            dir.as_c_str(),
+            c"tmpfs",
+            SAFE | MountFlags::RDONLY | MountFlags::NOEXEC,
+            c"mode=0755,size=4k",
+        )?;
+    }
+    pivot(sandbox, log)?;
+    log.set(Step::SettingHostname);
+    rustix::system::sethostname(&sandbox.hostname)?;
+    loopback_up();
+    lock(log)?;
+    if sandbox.interactive {
+        // The program gets the default dispositions back.
+        keeper::ignore_terminal_signals(false);
+    }
+    log.set(Step::Executing);
+    Ok(())
+}
+
+/// Asks to die with the keeper, and leaves if it is already gone: nobody
+/// would reap or time us out.
+fn die_with_keeper(log: &StepLog, alive: OwnedFd) -> io::Result<()> {
+    log.set(Step::ParentDeathSignal);
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    let mut poll = [rustix::event::PollFd::new(&alive, rustix::event::PollFlags::IN)];
+    if rustix::event::poll(&mut poll, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 }))? > 0
+    {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(1) };
+    }
+    Ok(())
+}
+
+/// Private propagation first (`mount_namespaces(7)`), then the root bound
+/// on its mount point with everything under it, all read-only
+/// (`mount_setattr(2)` with `AT_RECURSIVE`).
+fn mount_root(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
+    log.set(Step::MakingMountsPrivate);
+    rustix::mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
+    log.set(Step::BindMountingRoot);
+    rustix::mount::mount_bind_recursive(sandbox.root.as_c_str(), sandbox.mount_point.as_c_str())?;
+    log.set(Step::MakingRootReadOnly);
+    read_only_recursive(&sandbox.mount_point)
+}
+
+fn read_only_recursive(path: &CStr) -> io::Result<()> {
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr(2) reads `attr` of the given size; the path is
+    // a valid C string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+fn mount_proc(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
+    log.set(Step::MountingProc);
+    rustix::mount::mount(
+        c"proc",
+        sandbox.proc_dir.as_c_str(),
+        c"proc",
+        SAFE | MountFlags::NOEXEC,
+        None,
+    )?;
+    for path in &sandbox.proc_read_only {
+        match rustix::mount::mount_bind(path.as_c_str(), path.as_c_str()) {
+            Err(rustix::io::Errno::NOENT) => continue,
+            other => other?,
+        }
+        rustix::mount::mount_remount(
+            path.as_c_str(),
+            MountFlags::BIND | MountFlags::RDONLY | SAFE | MountFlags::NOEXEC,
+            c"",
+        )?;
+    }
+    Ok(())
+}
+
+fn mount_dev(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
+    log.set(Step::MountingDev);
+    rustix::mount::mount(
+        c"tmpfs",
+        sandbox.dev_dir.as_c_str(),
+        c"tmpfs",
+        SAFE | MountFlags::NOEXEC,
+        c"mode=0755,size=64k",
+    )?;
+    log.set(Step::PopulatingDev);
+    for (host, target) in &sandbox.dev_nodes {
+        let fd = rustix::fs::open(
+            target.as_c_str(),
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::from_raw_mode(0o666),
+        )?;
+        drop(fd);
+        rustix::mount::mount_bind(host.as_c_str(), target.as_c_str())?;
+    }
+    for (target, link) in &sandbox.dev_links {
+        rustix::fs::symlink(target.as_c_str(), link.as_c_str())?;
+    }
+    for dir in &sandbox.dev_dirs {
+        rustix::fs::mkdir(dir.as_c_str(), rustix::fs::Mode::from_raw_mode(0o755))?;
+        rustix::fs::chmod(dir.as_c_str(), rustix::fs::Mode::from_raw_mode(0o1777))?;
+    }
+    Ok(())
+}
+
+/// Into the root: `pivot_root(".", ".")` stacks the old root under the new
+/// one, and detaching it leaves only the new (`pivot_root(2)`, NOTES).
+fn pivot(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
+    log.set(Step::PivotingRoot);
+    rustix::process::chdir(sandbox.mount_point.as_c_str())?;
+    rustix::process::pivot_root(c".", c".")?;
+    rustix::mount::unmount(c".", UnmountFlags::DETACH)?;
+    rustix::process::chdir(c"/")?;
+    Ok(())
+}
+
+/// A nested user and mount namespace: the mounts copied into it are locked
+/// (`mount_namespaces(7)`, "Restrictions on mount namespaces"), so nothing
+/// inside can remount the root read-write, unmount /proc or /dev, or reach
+/// what they cover.
+fn lock(log: &StepLog) -> io::Result<()> {
+    log.set(Step::LockingMounts);
+    // SAFETY: single-threaded, as in the keeper.
+    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNS) }?;
+    write_user_maps(b"0 0 1\n", b"0 0 1\n")
+}
+
+/// Maps root of a new user namespace to `uid_map`/`gid_map`
+/// (`user_namespaces(7)`: setgroups must be denied before an unprivileged
+/// process may write its gid_map).
+pub(super) fn write_user_maps(uid_map: &[u8], gid_map: &[u8]) -> io::Result<()> {
+    write_proc(c"/proc/self/setgroups", b"deny")?;
+    write_proc(c"/proc/self/uid_map", uid_map)?;
+    write_proc(c"/proc/self/gid_map", gid_map)
+}
+
+fn write_proc(path: &CStr, bytes: &[u8]) -> io::Result<()> {
+    let fd = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    rustix::io::write(&fd, bytes)?;
+    Ok(())
+}
+
+/// Sets `IFF_UP` on `lo` (`netdevice(7)`, `SIOCSIFFLAGS`); best effort.
+fn loopback_up() {
+    // SAFETY: socket, ioctl and close are async-signal-safe; `ifr` is a
+    // zeroed plain C struct.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return;
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            ifr.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) == 0 {
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
+        }
+        libc::close(fd);
+    }
+}

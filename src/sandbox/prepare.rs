@@ -1,0 +1,74 @@
+//! Preparing a [`Sandbox`] before any fork: every path as a C string, the user namespace's maps, the `/dev` content.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::{DEV_NODES, Options, RootKind, Sandbox};
+
+fn c(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .with_context(|| format!("`{}` contains a NUL byte", path.display()))
+}
+
+pub(super) fn sandbox(options: &Options) -> Result<Sandbox> {
+    let root = std::path::absolute(&options.root)
+        .with_context(|| format!("failed to resolve `{}`", options.root.display()))?;
+    for dir in ["proc", "dev", "tmp"] {
+        let path = root.join(dir);
+        anyhow::ensure!(
+            path.is_dir() && !path.is_symlink(),
+            "`{}` is missing: the root needs a /{dir} directory to mount on",
+            path.display()
+        );
+    }
+    // `/` cannot be pivoted onto itself: it is bind-mounted on its own
+    // `/tmp` instead, which the check's own tmpfs then covers.
+    let mount_point = if root == Path::new("/") { root.join("tmp") } else { root.clone() };
+    let inside = |p: &str| mount_point.join(p);
+    let dev = inside("dev");
+    let dev_nodes = DEV_NODES
+        .iter()
+        .map(|n| Ok((c(&Path::new("/dev").join(n))?, c(&dev.join(n))?)))
+        .collect::<Result<Vec<_>>>()?;
+    let dev_links = [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ]
+    .iter()
+    .map(|(target, name)| Ok((c(Path::new(target))?, c(&dev.join(name))?)))
+    .collect::<Result<Vec<_>>>()?;
+    let masked = match options.kind {
+        RootKind::Tree => Vec::new(),
+        RootKind::Reference => ["sys", "run"]
+            .iter()
+            .filter(|d| root.join(d).is_dir())
+            .map(|d| c(&inside(d)))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let proc_read_only = ["sys", "sysrq-trigger", "irq", "bus", "fs"]
+        .iter()
+        .map(|p| c(&inside("proc").join(p)))
+        .collect::<Result<Vec<_>>>()?;
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    Ok(Sandbox {
+        root: c(&root)?,
+        proc_dir: c(&inside("proc"))?,
+        proc_read_only,
+        dev_dir: c(&dev)?,
+        tmp_dir: c(&inside("tmp"))?,
+        masked,
+        dev_nodes,
+        dev_links,
+        dev_dirs: vec![c(&dev.join("shm"))?, c(&dev.join("pts"))?],
+        hostname: options.hostname.as_bytes().to_vec(),
+        user_maps: (format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()),
+        interactive: options.interactive,
+        mount_point: c(&mount_point)?,
+    })
+}

@@ -1,0 +1,213 @@
+//! The verdict of one check: an exit status and a text for explicit checks, and for a command's default probe the same behaviour as the reference (the sysroot), with a short diff when they differ.
+
+use std::sync::Arc;
+
+use super::runner::{self, End, Ran, Setup};
+use super::{Check, Expect, HostRun, Outcome, Outcomes, Sandboxes};
+use crate::sandbox::Sandbox;
+
+/// Removed or added lines in a row shown in a report's diff.
+const DIFF_RUN: usize = 6;
+
+pub(super) fn judge(sandboxes: &Sandboxes, check: &Check) -> Outcomes {
+    match (&check.expect, &sandboxes.reference) {
+        (Expect::Probe { fallback }, Some(reference)) => {
+            probe_against(sandboxes, reference, check, fallback)
+        }
+        (Expect::Probe { fallback }, None) => probe_alone(sandboxes, check, fallback),
+        (Expect::Exit { code, contains }, _) => {
+            let ran = run_in(sandboxes, &sandboxes.tree, check, &check.argv, contains.as_deref());
+            let outcome = absolute(&ran, Some(*code), contains.as_deref());
+            outcomes(check, ran, outcome, None)
+        }
+        (Expect::SameAsHost { exit, contains }, Some(reference)) => {
+            let host = run_in(sandboxes, reference, check, &check.argv, None);
+            let ran = run_in(sandboxes, &sandboxes.tree, check, &check.argv, contains.as_deref());
+            let outcome = match absolute(&ran, *exit, contains.as_deref()) {
+                Outcome::Pass => against(&host, &ran),
+                other => other,
+            };
+            outcomes(check, ran, outcome, Some(&host))
+        }
+        (Expect::SameAsHost { .. }, None) => {
+            let mut outcomes = super::skipped(check);
+            outcomes.outcome = Outcome::Error(
+                "`same_as_host` needs a reference, and this run has none ([smoke] reference = \"none\", or the sysroot's programs cannot run here)"
+                    .to_string(),
+            );
+            outcomes
+        }
+    }
+}
+
+fn run_in(
+    sandboxes: &Sandboxes,
+    sandbox: &Arc<Sandbox>,
+    check: &Check,
+    argv: &[String],
+    contains: Option<&str>,
+) -> Ran {
+    let setup = Setup {
+        sandbox,
+        cgroups: &sandboxes.cgroups,
+        env: &sandboxes.env,
+        limits: check.limits,
+        timeout: check.timeout,
+        contains,
+    };
+    runner::run(&setup, argv)
+}
+
+/// `--version`, or `--help` exactly when the reference's `--version`
+/// fails; the tree must behave as the reference does.
+fn probe_against(
+    sandboxes: &Sandboxes,
+    reference: &Arc<Sandbox>,
+    check: &Check,
+    fallback: &[String],
+) -> Outcomes {
+    let mut host = run_in(sandboxes, reference, check, &check.argv, None);
+    let mut argv: &[String] = &check.argv;
+    if !(host.end == End::Exited && host.status == Some(0)) {
+        host = run_in(sandboxes, reference, check, fallback, None);
+        argv = fallback;
+    }
+    let ran = run_in(sandboxes, &sandboxes.tree, check, argv, None);
+    let outcome = against(&host, &ran);
+    outcomes(check, ran, outcome, Some(&host))
+}
+
+/// Without a reference: `--version`, else `--help`, must exit 0.
+fn probe_alone(sandboxes: &Sandboxes, check: &Check, fallback: &[String]) -> Outcomes {
+    let ran = run_in(sandboxes, &sandboxes.tree, check, &check.argv, None);
+    let outcome = absolute(&ran, Some(0), None);
+    if let Outcome::Fail(_) = outcome {
+        let second = run_in(sandboxes, &sandboxes.tree, check, fallback, None);
+        if absolute(&second, Some(0), None) == Outcome::Pass {
+            return outcomes(check, second, Outcome::Pass, None);
+        }
+    }
+    outcomes(check, ran, outcome, None)
+}
+
+/// An exit status (when one is asked for) and a text in the output.
+fn absolute(ran: &Ran, exit: Option<i32>, contains: Option<&str>) -> Outcome {
+    if let Some(outcome) = not_finished(ran) {
+        return outcome;
+    }
+    let status = ran.status.unwrap_or(-1);
+    if let Some(expected) = exit
+        && status != expected
+    {
+        if let Some(hit) = &ran.hit {
+            return Outcome::Fail(hit.to_string());
+        }
+        return Outcome::Fail(match ran.signal {
+            Some(s) => format!("killed by signal {s}, expected exit {expected}"),
+            None => format!("exit {status}, expected {expected}"),
+        });
+    }
+    if let Some(text) = contains
+        && !ran.output.found()
+    {
+        return Outcome::Fail(format!("output does not contain {text:?}"));
+    }
+    Outcome::Pass
+}
+
+/// The outcome of a run that did not end by itself.
+fn not_finished(ran: &Ran) -> Option<Outcome> {
+    match &ran.end {
+        End::Exited => None,
+        End::TimedOut => Some(Outcome::TimedOut),
+        End::Interrupted => Some(Outcome::Error("interrupted".to_string())),
+        End::NotStarted(why) => Some(Outcome::Error(why.clone())),
+    }
+}
+
+/// The tree's run judged against the reference's.
+fn against(host: &Ran, ran: &Ran) -> Outcome {
+    if let End::NotStarted(why) = &host.end {
+        return Outcome::Error(format!("the reference run failed: {why}"));
+    }
+    let same_end = host.end == ran.end;
+    let same_status = host.status == ran.status;
+    if same_end && same_status && host.output.text() == ran.output.text() {
+        return Outcome::Pass;
+    }
+    if let Some(outcome) = not_finished(ran) {
+        return outcome;
+    }
+    let status = |r: &Ran| match (&r.end, r.status) {
+        (End::TimedOut, _) => "a timeout".to_string(),
+        (_, Some(s)) => format!("exit {s}"),
+        _ => "no exit status".to_string(),
+    };
+    let mut why = if same_status {
+        "output differs from the host".to_string()
+    } else {
+        format!("differs from the host: {} here, {} on the host", status(ran), status(host))
+    };
+    if let Some(hit) = &ran.hit {
+        why = format!("{hit}; {why}");
+    }
+    Outcome::Fail(why)
+}
+
+fn outcomes(check: &Check, ran: Ran, outcome: Outcome, host: Option<&Ran>) -> Outcomes {
+    let output = ran.output.text();
+    let diff = host
+        .filter(|_| matches!(outcome, Outcome::Fail(_)))
+        .map(|h| h.output.text())
+        .filter(|h| *h != output)
+        .map(|h| unified_diff(&h, &output));
+    Outcomes {
+        check: check.clone(),
+        outcome,
+        ran: ran.argv,
+        status: ran.status,
+        output,
+        host: host.map(|h| HostRun { status: h.status, output: h.output.text() }),
+        diff,
+        elapsed: ran.elapsed,
+    }
+}
+
+/// The reference's output against the tree's, as a short unified diff:
+/// long runs of removed or added lines are cut, so that both sides show.
+fn unified_diff(host: &str, tree: &str) -> String {
+    let diff = similar::TextDiff::from_lines(host, tree);
+    let text = diff.unified_diff().context_radius(1).header("host", "tree").to_string();
+    let mut shown = String::new();
+    let mut run: Option<(char, usize)> = None;
+    let mut cut = 0;
+    let flush = |shown: &mut String, run: Option<(char, usize)>, cut: &mut usize| {
+        if *cut > 0 {
+            let side = if run.is_some_and(|(c, _)| c == '+') { "added" } else { "removed" };
+            shown.push_str(&format!("... ({} more {side} lines)\n", *cut));
+            *cut = 0;
+        }
+    };
+    for line in text.lines() {
+        let kind = line.chars().next().filter(|c| {
+            matches!(c, '+' | '-') && !line.starts_with("+++") && !line.starts_with("---")
+        });
+        match (kind, run) {
+            (Some(c), Some((r, n))) if c == r => {
+                run = Some((r, n + 1));
+                if n + 1 > DIFF_RUN {
+                    cut += 1;
+                    continue;
+                }
+            }
+            _ => {
+                flush(&mut shown, run, &mut cut);
+                run = kind.map(|c| (c, 1));
+            }
+        }
+        shown.push_str(line);
+        shown.push('\n');
+    }
+    flush(&mut shown, run, &mut cut);
+    shown
+}

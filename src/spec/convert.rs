@@ -1,0 +1,358 @@
+//! Each table of a spec file turned into checked items: paths inside the rootfs, modes, account names, sizes and timeouts, each error pointing at its value.
+
+use std::path::{Component, Path, PathBuf};
+
+use toml::Spanned;
+
+use super::raw::{
+    RawCheck, RawDir, RawFile, RawGroup, RawSize, RawSmoke, RawSpec, RawSymlink, RawUser,
+};
+use super::{
+    Check, Dir, File, FileSource, Group, Here, Item, LimitOverrides, Location, Reference, Spec,
+    SpecError, Symlink, User,
+};
+
+/// Merges one file's tables into `spec` (its includes are already merged);
+/// returns its `name`.
+pub(super) fn merge(
+    spec: &mut Spec,
+    raw: RawSpec,
+    here: &Here,
+) -> Result<Option<String>, SpecError> {
+    let command_example = "a name to look up on PATH, such as \"bash\"";
+    merge_names(&mut spec.commands, raw.commands, here, "command", command_example)?;
+    let library_example = "a soname, such as \"libnss_files.so.2\"";
+    merge_names(&mut spec.libraries, raw.libraries, here, "library", library_example)?;
+    for d in raw.dirs {
+        spec.dirs.push(dir(d, here)?);
+    }
+    for f in raw.files {
+        spec.files.push(file(f, here)?);
+    }
+    for s in raw.symlinks {
+        spec.symlinks.push(symlink(s.into_inner(), here)?);
+    }
+    for u in raw.users {
+        spec.users.push(user(u, here)?);
+    }
+    for g in raw.groups {
+        spec.groups.push(group(g, here)?);
+    }
+    if let Some(keep) = raw.keep_setuid {
+        spec.keep_setuid |= keep;
+    }
+    if let Some(raw_smoke) = raw.smoke {
+        smoke(spec, raw_smoke, here)?;
+    }
+    raw.name.map(|name| spec_name(name, here)).transpose()
+}
+
+/// Adds `commands` or `libraries` entries: a name, or an absolute path
+/// inside the rootfs; the first of duplicates is kept.
+fn merge_names(
+    items: &mut Vec<Item<String>>,
+    raw: Vec<Spanned<String>>,
+    here: &Here,
+    what: &str,
+    example: &str,
+) -> Result<(), SpecError> {
+    for name in raw {
+        let location = here.at(name.span());
+        let value = name.into_inner();
+        if value.is_empty() {
+            return Err(SpecError::at(&location, format!("empty {what} name"))
+                .help(format!("give {example}, or an absolute path")));
+        }
+        if value.contains('/') {
+            root_path(&value, &location, &format!("a {what} path"))?;
+        }
+        if !items.iter().any(|i| i.value == value) {
+            items.push(Item { value, at: location });
+        }
+    }
+    Ok(())
+}
+
+fn dir(raw: Spanned<RawDir>, here: &Here) -> Result<Item<Dir>, SpecError> {
+    let location = here.at(raw.span());
+    let (path, mode) = match raw.into_inner() {
+        RawDir::Path(p) => (p, None),
+        RawDir::Table(t) => (t.path, t.mode),
+    };
+    let path = root_path(&path, &location, "a directory")?;
+    let mode = mode.map(|m| parse_mode(&m, &location)).transpose()?;
+    Ok(Item { value: Dir { path, mode }, at: location })
+}
+
+fn file(raw: Spanned<RawFile>, here: &Here) -> Result<Item<File>, SpecError> {
+    let location = here.at(raw.span());
+    let f = raw.into_inner();
+    let mode = f.mode.as_ref().map(|m| parse_mode(m.get_ref(), &here.at(m.span()))).transpose()?;
+    let src_at = f.src.as_ref().map(|src| here.at(src.span()));
+    let (source, default_dest) = match (f.src, f.content) {
+        (Some(src), None) => {
+            let raw_src = PathBuf::from(src.get_ref());
+            let host =
+                if raw_src.is_absolute() { raw_src.clone() } else { here.dir.join(&raw_src) };
+            let default_dest = raw_src.is_absolute().then_some(raw_src);
+            (FileSource::Host(host), default_dest)
+        }
+        (None, Some(content)) => (FileSource::Content(content), None),
+        (Some(_), Some(_)) => {
+            return Err(SpecError::at(&location, "a file has both `src` and `content`")
+                .help("keep one of them"));
+        }
+        (None, None) => {
+            return Err(SpecError::at(&location, "a file needs `src` or `content`")
+                .help("`src` is a host path (absolute, or relative to this spec); `content` is inline text"));
+        }
+    };
+    let (dest, location) = match (f.dest, default_dest) {
+        (Some(dest), _) => {
+            let dest_at = here.at(dest.span());
+            (root_path(dest.get_ref(), &dest_at, "a destination")?, dest_at)
+        }
+        (None, Some(dest)) => {
+            (root_path(&dest.to_string_lossy(), &location, "a destination")?, location)
+        }
+        (None, None) => {
+            return Err(SpecError::at(&location, "missing key `dest`")
+                .help("`dest` may be left out only when `src` is an absolute path"));
+        }
+    };
+    Ok(Item { value: File { source, dest, mode, src_at }, at: location })
+}
+
+fn symlink(s: RawSymlink, here: &Here) -> Result<Item<Symlink>, SpecError> {
+    let location = here.at(s.path.span());
+    let path = root_path(s.path.get_ref(), &location, "a symlink path")?;
+    if s.target.get_ref().is_empty() {
+        return Err(SpecError::at(&here.at(s.target.span()), "empty symlink target"));
+    }
+    Ok(Item { value: Symlink { path, target: PathBuf::from(s.target.into_inner()) }, at: location })
+}
+
+fn user(raw: Spanned<RawUser>, here: &Here) -> Result<Item<User>, SpecError> {
+    let location = here.at(raw.span());
+    let u = raw.into_inner();
+    let name = account_name(&u.name, &here.at(u.name.span()))?;
+    let home = match &u.home {
+        Some(h) => root_path(h.get_ref(), &here.at(h.span()), "a home directory")?,
+        None if u.uid == 0 => PathBuf::from("/root"),
+        None => PathBuf::from("/home").join(&name),
+    };
+    let shell = match &u.shell {
+        Some(s) => root_path(s.get_ref(), &here.at(s.span()), "a shell")?,
+        None => PathBuf::from("/bin/sh"),
+    };
+    let gecos = u.gecos.unwrap_or_else(|| name.clone());
+    if gecos.contains([':', '\n']) {
+        return Err(SpecError::at(&location, "`gecos` cannot contain `:` or a newline"));
+    }
+    for (key, value) in [("home", &home), ("shell", &shell)] {
+        if value.to_string_lossy().contains([':', '\n']) {
+            return Err(SpecError::at(
+                &location,
+                format!("`{key}` cannot contain `:` or a newline"),
+            )
+            .help("/etc/passwd separates its fields with `:`"));
+        }
+    }
+    Ok(Item { value: User { name, uid: u.uid, gid: u.gid, home, shell, gecos }, at: location })
+}
+
+fn group(raw: Spanned<RawGroup>, here: &Here) -> Result<Item<Group>, SpecError> {
+    let location = here.at(raw.span());
+    let g = raw.into_inner();
+    let name = account_name(&g.name, &here.at(g.name.span()))?;
+    let mut members = Vec::new();
+    for member in &g.members {
+        if !valid_account_name(member.get_ref()) {
+            return Err(SpecError::at(&here.at(member.span()), format!("invalid group member `{}`", member.get_ref()))
+                .help("members are user names: lowercase letters, digits, `_` or `-`, starting with a letter or `_`"));
+        }
+        members.push(member.get_ref().clone());
+    }
+    Ok(Item { value: Group { name, gid: g.gid, members }, at: location })
+}
+
+/// `[smoke]`: scalar keys override what an included file set; `args`,
+/// `skip` and `checks` add up.
+fn smoke(spec: &mut Spec, raw: RawSmoke, here: &Here) -> Result<(), SpecError> {
+    let smoke = &mut spec.smoke;
+    if let Some(timeout) = raw.timeout {
+        smoke.timeout = positive_seconds(&timeout, &here.at(timeout.span()))?;
+    }
+    if let Some(reference) = raw.reference {
+        smoke.reference = match reference.get_ref().as_str() {
+            "sysroot" => Reference::Sysroot,
+            "none" => Reference::None,
+            other => {
+                return Err(SpecError::at(&here.at(reference.span()), format!("invalid reference `{other}`"))
+                    .help("use \"sysroot\" (judge probes against the sysroot) or \"none\" (by their exit status)"));
+            }
+        };
+    }
+    let limits = limits(raw.pids, raw.memory, raw.tmp_size, here)?;
+    smoke.limits = limits.apply(smoke.limits);
+    for (name, args) in raw.args {
+        let location = here.at(args.span());
+        smoke.args.insert(name, Item { value: args.into_inner(), at: location });
+    }
+    for name in raw.skip {
+        let location = here.at(name.span());
+        smoke.skip.push(Item { value: name.into_inner(), at: location });
+    }
+    for raw_check in raw.checks {
+        smoke.checks.push(check(raw_check, here)?);
+    }
+    Ok(())
+}
+
+fn check(raw: Spanned<RawCheck>, here: &Here) -> Result<Item<Check>, SpecError> {
+    let location = here.at(raw.span());
+    let check = raw.into_inner();
+    if check.run.get_ref().is_empty() {
+        return Err(SpecError::at(&here.at(check.run.span()), "`run` is empty")
+            .help("give the command and its arguments"));
+    }
+    let timeout =
+        check.timeout.as_ref().map(|t| positive_seconds(t, &here.at(t.span()))).transpose()?;
+    let limits = limits(check.pids, check.memory, check.tmp_size, here)?;
+    let value = Check {
+        run: check.run.into_inner(),
+        exit: check.exit,
+        contains: check.contains,
+        same_as_host: check.same_as_host,
+        timeout,
+        limits,
+    };
+    Ok(Item { value, at: location })
+}
+
+/// `pids`, `memory` and `tmp_size`, as given.
+fn limits(
+    pids: Option<Spanned<i64>>,
+    memory: Option<Spanned<RawSize>>,
+    tmp_size: Option<Spanned<RawSize>>,
+    here: &Here,
+) -> Result<LimitOverrides, SpecError> {
+    let pids = pids
+        .map(|p| match *p.get_ref() {
+            n @ 1..=4_194_304 => Ok(n as u64),
+            n => Err(SpecError::at(&here.at(p.span()), format!("invalid `pids` {n}"))
+                .help("give the most processes a check may run at once: from 1 to 4194304")),
+        })
+        .transpose()?;
+    let size = |raw: Option<Spanned<RawSize>>, key: &str, least: u64| {
+        raw.map(|s| parse_size(s.get_ref(), &here.at(s.span()), key, least)).transpose()
+    };
+    Ok(LimitOverrides {
+        pids,
+        memory: size(memory, "memory", 1 << 20)?,
+        tmp_size: size(tmp_size, "tmp_size", 4096)?,
+    })
+}
+
+/// Bytes, from a number or a string with a binary `K`, `M` or `G` suffix.
+fn parse_size(raw: &RawSize, at: &Location, key: &str, least: u64) -> Result<u64, SpecError> {
+    let bytes = match raw {
+        RawSize::Bytes(n) => u64::try_from(*n).ok(),
+        RawSize::Text(text) => {
+            let text = text.trim();
+            let (digits, shift) = match text.char_indices().last() {
+                Some((i, 'K' | 'k')) => (&text[..i], 10),
+                Some((i, 'M' | 'm')) => (&text[..i], 20),
+                Some((i, 'G' | 'g')) => (&text[..i], 30),
+                _ => (text, 0),
+            };
+            digits.trim().parse::<u64>().ok().and_then(|n| n.checked_mul(1 << shift))
+        }
+    };
+    let shown = match raw {
+        RawSize::Bytes(n) => n.to_string(),
+        RawSize::Text(t) => format!("\"{t}\""),
+    };
+    match bytes {
+        Some(n) if n >= least => Ok(n),
+        _ => Err(SpecError::at(at, format!("invalid `{key}` {shown}")).help(format!(
+            "give a number of bytes or a size such as \"256M\" or \"2G\", at least {least} bytes"
+        ))),
+    }
+}
+
+fn spec_name(name: Spanned<String>, here: &Here) -> Result<String, SpecError> {
+    let location = here.at(name.span());
+    let value = name.into_inner();
+    // The name is also the hostname inside smoke tests: at most 64 bytes.
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && !value.starts_with('.')
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        return Err(SpecError::at(&location, format!("invalid name `{value}`"))
+            .help("use at most 64 letters, digits, `-`, `_` and `.`, not starting with `.`: it names target/rootfs/<name>/"));
+    }
+    Ok(value)
+}
+
+/// Checks a path meant for the inside of the rootfs: absolute, no `..`, not
+/// `/` itself. Returns it normalised (no `.`, no trailing slash).
+pub(super) fn root_path(text: &str, at: &Location, what: &str) -> Result<PathBuf, SpecError> {
+    let path = Path::new(text);
+    if !path.is_absolute() {
+        return Err(SpecError::at(
+            at,
+            format!("{what} must be an absolute path inside the rootfs, got `{text}`"),
+        )
+        .help(format!(
+            "write it from the rootfs root, like `/{}`",
+            text.trim_start_matches("./")
+        )));
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(SpecError::at(at, format!("{what} must not contain `..`, got `{text}`"))
+            .help("write the path without `..`; paths are resolved inside the rootfs and may not climb out"));
+    }
+    let normal: PathBuf = path.components().collect();
+    if normal == Path::new("/") {
+        return Err(SpecError::at(at, format!("{what} cannot be `/` itself")));
+    }
+    Ok(normal)
+}
+
+fn parse_mode(text: &str, at: &Location) -> Result<u32, SpecError> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    let octal = !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if octal && mode <= 0o7777 => Ok(mode),
+        _ => Err(SpecError::at(at, format!("invalid mode `{text}`"))
+            .help("write the mode in octal, as a string: `\"0644\"`")),
+    }
+}
+
+fn positive_seconds(value: &Spanned<f64>, at: &Location) -> Result<f64, SpecError> {
+    let v = *value.get_ref();
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(v)
+    } else {
+        Err(SpecError::at(at, format!("invalid timeout `{v}`"))
+            .help("give a number of seconds, more than 0 and at most 86400"))
+    }
+}
+
+fn valid_account_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
+        && name.len() <= 32
+}
+
+fn account_name(name: &Spanned<String>, at: &Location) -> Result<String, SpecError> {
+    if valid_account_name(name.get_ref()) {
+        Ok(name.get_ref().clone())
+    } else {
+        Err(SpecError::at(at, format!("invalid account name `{}`", name.get_ref()))
+            .help("start with a lowercase letter or `_`, then lowercase letters, digits, `_` or `-` (at most 32)"))
+    }
+}
