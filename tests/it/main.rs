@@ -7,3 +7,4 @@ mod smoke;
 mod spec_errors;
 mod support;
 mod tidy;
+mod trace;
