@@ -202,21 +202,40 @@ fn a_program_executed_by_the_traced_one_is_found() {
         cc(&dir.join("helper"), "int main(void) { return 0; }\n", &[]);
         cc(
             &dir.join("executor"),
-            "#include <unistd.h>\nint main(int argc, char **argv) { execl(argv[1], \"helper\", (char *)0); return 127; }\n",
+            r#"#include <fcntl.h>
+#include <unistd.h>
+extern char **environ;
+int main(int argc, char **argv) {
+    char *args[] = {"helper", 0};
+    if (argc > 2) {
+        /* fexecve: execveat(fd, "", ..., AT_EMPTY_PATH), the file by its descriptor. */
+        int fd = open(argv[1], O_RDONLY);
+        fexecve(fd, args, environ);
+    } else {
+        execv(argv[1], args);
+    }
+    return 127;
+}
+"#,
             &[],
         );
     };
     each_way("trace::a_program_executed_by_the_traced_one_is_found", build, |dir, who| {
-        let mut command = Command::new(dir.join("executor"));
-        command.arg(dir.join("helper"));
-        let run = traced(command, who, no_setup);
-        run.assert_success();
-        let helper = run.event(&dir.join("helper"), Access::Exec);
-        assert_file(helper, FileType::Regular);
-        assert_eq!(
-            helper.found,
-            Found::File { file_type: FileType::Regular, canonical: Some(dir.join("helper")) }
-        );
+        for by_descriptor in [false, true] {
+            let mut command = Command::new(dir.join("executor"));
+            command.arg(dir.join("helper"));
+            if by_descriptor {
+                command.arg("fexecve");
+            }
+            let run = traced(command, who, no_setup);
+            run.assert_success();
+            let helper = run.event(&dir.join("helper"), Access::Exec);
+            assert_eq!(
+                helper.found,
+                Found::File { file_type: FileType::Regular, canonical: Some(dir.join("helper")) },
+                "fexecve: {by_descriptor}"
+            );
+        }
     });
 }
 
@@ -280,13 +299,16 @@ fn a_directory_listed_with_readdir_is_found() {
         cc(
             &dir.join("lister"),
             r#"#include <dirent.h>
+#include <fcntl.h>
 int main(int argc, char **argv) {
     DIR *d = opendir(argv[1]);
     if (!d) return 1;
     int n = 0;
     while (readdir(d)) n++;
+    /* A path relative to the directory's descriptor. */
+    int fd = openat(dirfd(d), "entry", O_RDONLY);
     closedir(d);
-    return n > 2 ? 0 : 2;
+    return n > 2 && fd >= 0 ? 0 : 2;
 }
 "#,
             &[],
@@ -300,6 +322,7 @@ int main(int argc, char **argv) {
         let run = traced(command, who, no_setup);
         run.assert_success();
         assert_file(run.event(&dir.join("listed"), Access::OpenDirectory), FileType::Directory);
+        assert_file(run.event(&dir.join("listed/entry"), Access::Open), FileType::Regular);
         let list = run.event(&dir.join("listed"), Access::List);
         assert_eq!(
             list.found,
@@ -434,12 +457,22 @@ int main(void) {
 }
 "#;
 
+/// How a traced process gets into its own root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Entry {
+    Chroot,
+    PivotRoot,
+    /// As the sandbox does: a keeper unshares a PID namespace too and forks
+    /// PID 1, which pivots into the tree and installs the filter, while the
+    /// keeper waits for it.
+    ForkedPid1,
+}
+
 /// Enters `root` in new user and mount namespaces (`uid` and `gid` as root
-/// inside), by chroot or by pivot_root, as the sandbox does. The maps are
-/// formatted before the fork.
+/// inside), as `entry` says. The maps are formatted before the fork.
 fn enter_root(
     root: &Path,
-    pivot: bool,
+    entry: Entry,
     (uid, gid): (u32, u32),
 ) -> impl Fn() -> io::Result<()> + Send + Sync + 'static {
     use rustix::mount::{MountPropagationFlags, UnmountFlags};
@@ -448,8 +481,12 @@ fn enter_root(
     let uid_map = format!("0 {uid} 1\n").into_bytes();
     let gid_map = format!("0 {gid} 1\n").into_bytes();
     move || {
+        let mut flags = UnshareFlags::NEWUSER | UnshareFlags::NEWNS;
+        if entry == Entry::ForkedPid1 {
+            flags |= UnshareFlags::NEWPID;
+        }
         // SAFETY: the child is single-threaded.
-        unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNS) }?;
+        unsafe { rustix::thread::unshare_unsafe(flags) }?;
         for (path, bytes) in [
             (c"/proc/self/setgroups", &b"deny"[..]),
             (c"/proc/self/uid_map", &uid_map),
@@ -458,7 +495,12 @@ fn enter_root(
             let fd = rustix::fs::open(path, rustix::fs::OFlags::WRONLY, rustix::fs::Mode::empty())?;
             rustix::io::write(&fd, bytes)?;
         }
-        if pivot {
+        if entry == Entry::ForkedPid1 {
+            keep_pid1()?;
+        }
+        if entry == Entry::Chroot {
+            rustix::process::chroot(root.as_c_str())?;
+        } else {
             rustix::mount::mount_change(
                 c"/",
                 MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
@@ -467,11 +509,36 @@ fn enter_root(
             rustix::process::chdir(root.as_c_str())?;
             rustix::process::pivot_root(c".", c".")?;
             rustix::mount::unmount(c".", UnmountFlags::DETACH)?;
-        } else {
-            rustix::process::chroot(root.as_c_str())?;
         }
         rustix::process::chdir(c"/")?;
         Ok(())
+    }
+}
+
+/// Forks PID 1 of the new PID namespace and returns in it; the keeper
+/// closes its descriptors (among them the pipe through which `spawn` learns
+/// of the exec), waits for PID 1 and exits with its status.
+fn keep_pid1() -> io::Result<()> {
+    // SAFETY: fork in the single-threaded child; both sides make only
+    // system calls until exec or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        return Ok(());
+    }
+    // SAFETY: system calls only, then _exit.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        );
+        let mut status = 0;
+        while libc::waitpid(pid, &mut status, 0) < 0 {}
+        libc::_exit(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 });
     }
 }
 
@@ -492,16 +559,18 @@ fn a_process_in_another_root_is_seen_as_it_sees_itself() {
         std::os::unix::fs::symlink("/real", root.join("data/link")).unwrap();
     };
     each_way("trace::a_process_in_another_root_is_seen_as_it_sees_itself", build, |dir, who| {
-        for pivot in [false, true] {
+        for entry in [Entry::Chroot, Entry::PivotRoot, Entry::ForkedPid1] {
             let ids = match who {
                 Who::Nobody => (NOBODY, NOBODY),
                 _ => (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw()),
             };
             let run =
-                traced(Command::new("/bin/prog"), who, enter_root(&dir.join("root"), pivot, ids));
+                traced(Command::new("/bin/prog"), who, enter_root(&dir.join("root"), entry, ids));
             run.assert_success();
-            let what = if pivot { "pivot_root" } else { "chroot" };
+            let what = format!("{who:?} {entry:?}");
             let exec = run.event(Path::new("/bin/prog"), Access::Exec);
+            // Numbered in our PID namespace, not as PID 1 of its own.
+            assert_ne!(exec.pid, 1, "{what}");
             assert_eq!(
                 exec.found,
                 Found::File { file_type: FileType::Regular, canonical: Some("/bin/prog".into()) },
