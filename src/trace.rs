@@ -34,6 +34,16 @@
 //! - Lookups run as the supervisor, inside the target's root
 //!   (`RESOLVE_IN_ROOT`), with the supervisor's permissions: a directory the
 //!   target may search and we may not gives `Unknown` (`EACCES`).
+//! - Reading a thread's memory and descriptors needs ptrace access to it
+//!   (`ptrace(2)`, "Ptrace access mode checking"): the same uid and a
+//!   dumpable process, or `CAP_SYS_PTRACE` in its user namespace, which the
+//!   owner of that namespace holds: a rootless caller tracing its own
+//!   sandbox passes. Yama's `ptrace_scope` 1 allows it too, since the traced
+//!   tree descends from the supervisor's process; at 2 only root can trace.
+//!   A thread we may not read gives `Unknown` (`EACCES`), never a hang.
+//! - The lookup must not wait for the traced tree: a FUSE file system served
+//!   by a traced process, whose server thread is itself stopped in a traced
+//!   call, would deadlock it. Nothing here uses FUSE.
 //! - A relative path is joined to the directory its descriptor or the
 //!   working directory names *at the time of the call*; a descriptor that
 //!   was closed (or a call that races with another thread's `chdir`) gives
