@@ -62,3 +62,4 @@ pub mod plan;
 pub mod smoke;
 pub mod spec;
 pub mod stamp;
+pub mod trace;

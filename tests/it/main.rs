@@ -8,3 +8,4 @@ mod smoke;
 mod spec_errors;
 mod support;
 mod tidy;
+mod trace;
