@@ -129,9 +129,9 @@ pub fn build(options: &Options) -> Result<Built> {
     output::Guard::new(&options.sysroot).check(&beside.out)?;
     let key = stamp_key(options, &spec)?;
     let specs = spec_digests(&spec);
-    let reason = match stale_reason(options, &beside, &key, &specs) {
-        Ok(manifest) => return Ok(Built::new(spec, &beside, manifest, started)),
-        Err(reason) => reason,
+    let reason = match freshness(options, &beside, &key, &specs) {
+        Freshness::UpToDate(manifest) => return Ok(Built::new(spec, &beside, manifest, started)),
+        Freshness::Stale(reason) => reason,
     };
     beside.claim()?;
     let resolver = open_sysroot(&options.sysroot)?;
@@ -146,23 +146,32 @@ pub fn build(options: &Options) -> Result<Built> {
     Ok(built)
 }
 
-/// The manifest of an up-to-date build, or the first reason it is stale.
-fn stale_reason(
+/// Whether the tree in place is what a build would write now.
+enum Freshness {
+    UpToDate(Manifest),
+    /// The first reason it is not, for people.
+    Stale(String),
+}
+
+fn freshness(
     options: &Options,
     beside: &Beside,
     key: &str,
     specs: &BTreeMap<PathBuf, String>,
-) -> Result<Manifest, String> {
+) -> Freshness {
     if options.force {
-        return Err("--force".to_string());
+        return Freshness::Stale("--force".to_string());
     }
     let Some(stamp) = Stamp::read(&beside.stamp) else {
-        return Err("no previous build".to_string());
+        return Freshness::Stale("no previous build".to_string());
     };
     if let Some(reason) = stamp.stale_reason(key, specs, &beside.out) {
-        return Err(reason);
+        return Freshness::Stale(reason);
     }
-    Manifest::read(&beside.manifest).map_err(|_| "the manifest is unreadable".to_string())
+    match Manifest::read(&beside.manifest) {
+        Ok(manifest) => Freshness::UpToDate(manifest),
+        Err(_) => Freshness::Stale("the manifest is unreadable".to_string()),
+    }
 }
 
 fn open_sysroot(sysroot: &Path) -> Result<Resolver> {

@@ -11,6 +11,8 @@ pub const FOR_TESTS: &[&str] = &[
     "busybox-static",
     "coreutils",
     "gcc",
+    // `cc -m32`, for the fixture that mixes 32-bit and 64-bit programs.
+    "gcc-multilib",
     "grep",
     "gzip",
     "hostname",
