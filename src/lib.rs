@@ -15,6 +15,7 @@ pub mod ldso;
 pub mod resolve;
 pub mod sandbox;
 pub mod sysroot;
+pub mod terminfo;
 
 /// The exit status for an error that reached the top: 2 for a usage or spec
 /// mistake, 1 for anything else.

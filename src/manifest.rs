@@ -117,11 +117,27 @@ impl Manifest {
     /// Answers "why is PATH in the rootfs": the entry's reasons and origin,
     /// after every symlink crossed on the way (each with its own reasons).
     pub fn why(&self, path: &Path) -> Option<String> {
-        let mut out = String::new();
+        let (links, entry) = self.walk(path)?;
+        let mut out: String = links.iter().map(|l| describe(l)).collect();
+        if let Some(entry) = entry {
+            out.push_str(&describe(entry));
+        }
+        Some(out)
+    }
+
+    /// The entry a path leads to inside the tree, following its symlinks as
+    /// a chroot would.
+    pub fn lookup(&self, path: &Path) -> Option<&ManifestEntry> {
+        self.walk(path).and_then(|(_, entry)| entry)
+    }
+
+    /// The symlinks crossed on the way to `path` and the entry there
+    /// (`None` for `/` itself); `None` when the path is not in the tree.
+    fn walk(&self, path: &Path) -> Option<(Vec<&ManifestEntry>, Option<&ManifestEntry>)> {
+        let mut links = Vec::new();
         let mut current = PathBuf::from("/");
         let mut pending: Vec<PathBuf> =
             path.components().rev().map(|c| PathBuf::from(c.as_os_str())).collect();
-        let mut hops = 0;
         while let Some(step) = pending.pop() {
             if step == Path::new("/") {
                 current = PathBuf::from("/");
@@ -137,11 +153,10 @@ impl Manifest {
             let next = current.join(&step);
             let entry = self.entry(&next)?;
             if let Some(target) = &entry.target {
-                hops += 1;
-                if hops > 40 {
+                links.push(entry);
+                if links.len() > 40 {
                     return None;
                 }
-                out.push_str(&describe(entry));
                 if target.is_absolute() {
                     current = PathBuf::from("/");
                 }
@@ -150,10 +165,8 @@ impl Manifest {
             }
             current = next;
         }
-        if current != Path::new("/") {
-            out.push_str(&describe(self.entry(&current)?));
-        }
-        Some(out)
+        let entry = if current == Path::new("/") { None } else { Some(self.entry(&current)?) };
+        Some((links, entry))
     }
 }
 

@@ -315,10 +315,10 @@ pub fn environment(term: Option<&str>) -> Vec<(String, String)> {
     ]
 }
 
-/// Runs one command inside the rootfs attached to this terminal, and
-/// returns its exit status (128 + N for a signal). Ctrl-C goes to the
-/// command, not to this process.
-pub fn run_interactive(root: &Path, hostname: &str, argv: &[String]) -> Result<i32> {
+/// Runs one command inside the rootfs attached to this terminal, with
+/// `TERM` set to `term`, and returns its exit status (128 + N for a
+/// signal). Ctrl-C goes to the command, not to this process.
+pub fn run_interactive(root: &Path, hostname: &str, argv: &[String], term: &str) -> Result<i32> {
     if let Some(reason) = cannot_enter_reason() {
         anyhow::bail!(reason);
     }
@@ -329,9 +329,8 @@ pub fn run_interactive(root: &Path, hostname: &str, argv: &[String]) -> Result<i
         interactive: true,
     })?);
     sandbox.preflight()?;
-    let term = std::env::var("TERM").ok();
     let launch = Arc::new(sandbox::Launch::new(None, Limits::default().tmp_size));
-    let (expression, log) = sandbox.command(argv, &environment(term.as_deref()), launch)?;
+    let (expression, log) = sandbox.command(argv, &environment(Some(term)), launch)?;
     // SAFETY: setting a signal disposition; restored below.
     let previous = unsafe {
         (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN))

@@ -297,7 +297,12 @@ impl Shell {
     fn run(self) -> Result<ExitCode> {
         let built = self.target.ensure_built()?;
         let shell = rootfs::smoke::shell_of(&built.manifest);
-        let code = rootfs::smoke::run_interactive(&built.out, &built.spec.name, &[shell])?;
+        let host_term = std::env::var("TERM").ok();
+        let (term, note) = rootfs::terminfo::term_for(&built.manifest, host_term.as_deref());
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
+        let code = rootfs::smoke::run_interactive(&built.out, &built.spec.name, &[shell], &term)?;
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
     }
 }
@@ -305,7 +310,10 @@ impl Shell {
 impl Run {
     fn run(self) -> Result<ExitCode> {
         let built = self.target.ensure_built()?;
-        let code = rootfs::smoke::run_interactive(&built.out, &built.spec.name, &self.command)?;
+        let host_term = std::env::var("TERM").ok();
+        let (term, _) = rootfs::terminfo::term_for(&built.manifest, host_term.as_deref());
+        let code =
+            rootfs::smoke::run_interactive(&built.out, &built.spec.name, &self.command, &term)?;
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
     }
 }
