@@ -1,20 +1,21 @@
 //! What the dynamic loader reads from a file: the ELF identity, `PT_INTERP` and the dynamic section, or a `#!` line.
 //!
-//! Only the headers, the program headers, the dynamic section and its string
-//! table are touched: the file is memory-mapped, so the pages holding code and
-//! data are never read from disk.
+//! Only the headers, the program headers, the dynamic section and the few
+//! strings it names are read, piece by piece with `pread(2)`: the pages
+//! holding code and data are never read from disk.
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail, ensure};
-use goblin::container::{Container, Ctx, Endian};
+use anyhow::{Context, Result, ensure};
+use goblin::container::Ctx;
 use goblin::elf::dynamic::{
     DF_1_NODEFLIB, DF_1_PIE, DT_FLAGS_1, DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ,
     DT_STRTAB, Dynamic,
 };
+use goblin::elf::header::header64::SIZEOF_EHDR;
 use goblin::elf::header::{self, Header};
 use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, ProgramHeader};
 
@@ -74,12 +75,6 @@ impl Object {
         self.interp.is_none()
             && self.needed.is_empty()
             && (self.e_type == header::ET_EXEC || self.pie || !self.dynamic)
-    }
-
-    /// A program (not a library): has an interpreter, or is `ET_EXEC`, or is
-    /// marked as a PIE.
-    pub fn is_program(&self) -> bool {
-        self.interp.is_some() || self.e_type == header::ET_EXEC || self.pie
     }
 }
 
@@ -141,7 +136,11 @@ pub fn read(host_path: &Path) -> Result<FileKind> {
 /// first, so a file shorter than an ELF64 header is "too short"
 /// (`open_verify` in `elf/dl-load.c`).
 pub fn not_elf(len: u64) -> String {
-    if len < 64 { "file too short".to_string() } else { "invalid ELF header".to_string() }
+    if len < SIZEOF_EHDR as u64 {
+        "file too short".to_string()
+    } else {
+        "invalid ELF header".to_string()
+    }
 }
 
 /// Splits a `#!` line as `fs/binfmt_script.c` does.
@@ -239,62 +238,88 @@ fn exact<'a, S: Source + ?Sized>(
 
 fn parse_source<S: Source + ?Sized>(src: &S) -> Object {
     let mut object = Object::default();
-    let head = match src.read_at(0, 64) {
+    let head = match src.read_at(0, SIZEOF_EHDR) {
         Ok(head) => head,
         Err(e) => {
             object.malformed = Some(format!("reading the ELF header: {e}"));
             return object;
         }
     };
-    let bytes: &[u8] = &head;
-    if let Some(e_ident) = bytes.get(..header::SIZEOF_IDENT) {
-        let machine = bytes.get(18..20).map(|m| match e_ident[header::EI_DATA] {
-            header::ELFDATA2MSB => u16::from_be_bytes([m[0], m[1]]),
-            _ => u16::from_le_bytes([m[0], m[1]]),
-        });
-        object.ident = Some(Ident {
-            class: e_ident[header::EI_CLASS],
-            data: e_ident[header::EI_DATA],
-            machine: machine.unwrap_or(0),
-        });
-        object.osabi = e_ident[header::EI_OSABI];
-    }
-    if let Err(e) = parse_into(src, bytes, &mut object) {
+    let (ident, osabi) = read_ident(&head).unzip();
+    object.ident = ident;
+    object.osabi = osabi.unwrap_or_default();
+    if let Err(e) = parse_into(src, &head, &mut object) {
         object.malformed = Some(format!("{e:#}"));
     }
     object
 }
 
+/// The identity bytes and `e_machine`, read without goblin so that they
+/// survive a header goblin rejects: the loader compares them first.
+fn read_ident(head: &[u8]) -> Option<(Ident, u8)> {
+    let e_ident = head.get(..header::SIZEOF_IDENT)?;
+    // `e_machine` follows `e_ident` and the two bytes of `e_type` in both
+    // classes, in the file's byte order.
+    let at = header::SIZEOF_IDENT + 2;
+    let machine = head.get(at..at + 2).map(|m| match e_ident[header::EI_DATA] {
+        header::ELFDATA2MSB => u16::from_be_bytes([m[0], m[1]]),
+        _ => u16::from_le_bytes([m[0], m[1]]),
+    });
+    let ident = Ident {
+        class: e_ident[header::EI_CLASS],
+        data: e_ident[header::EI_DATA],
+        machine: machine.unwrap_or(0),
+    };
+    Some((ident, e_ident[header::EI_OSABI]))
+}
+
+/// The steps of reading what the loader reads, in the loader's order.
 fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> Result<()> {
-    let header: Header = goblin::elf::Elf::parse_header(head).context("reading the ELF header")?;
-    let container = match header.e_ident[header::EI_CLASS] {
-        header::ELFCLASS32 => Container::Little,
-        header::ELFCLASS64 => Container::Big,
-        class => bail!("unknown ELF class {class}"),
-    };
-    let endian = match header.e_ident[header::EI_DATA] {
-        header::ELFDATA2LSB => Endian::Little,
-        header::ELFDATA2MSB => Endian::Big,
-        data => bail!("unknown ELF data encoding {data}"),
-    };
-    let ctx = Ctx::new(container, endian);
-    let phnum = header.e_phnum as usize;
-    let table = exact(
-        src,
-        header.e_phoff,
-        (phnum * ProgramHeader::size(ctx)) as u64,
-        "the program headers",
-    )?;
-    let phdrs =
-        ProgramHeader::parse(&table, 0, phnum, ctx).context("reading the program headers")?;
+    let (header, ctx) = read_header(head)?;
+    let phdrs = read_program_headers(src, &header, ctx)?;
     object.e_type = header.e_type;
-    for phdr in &phdrs {
-        if phdr.p_type == PT_INTERP {
-            let raw = exact(src, phdr.p_offset, phdr.p_filesz, "PT_INTERP")?;
-            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-            object.interp = Some(String::from_utf8_lossy(&raw[..end]).into_owned());
-        }
+    object.interp = read_interp(src, &phdrs)?;
+    read_dynamic(src, &phdrs, ctx, object)
+}
+
+/// The ELF header, and the class and byte order it gives everything else.
+fn read_header(head: &[u8]) -> Result<(Header, Ctx)> {
+    let header: Header = goblin::elf::Elf::parse_header(head).context("reading the ELF header")?;
+    let container = header.container().context("reading the ELF header")?;
+    let endian = header.endianness().context("reading the ELF header")?;
+    Ok((header, Ctx::new(container, endian)))
+}
+
+fn read_program_headers<S: Source + ?Sized>(
+    src: &S,
+    header: &Header,
+    ctx: Ctx,
+) -> Result<Vec<ProgramHeader>> {
+    let phnum = header.e_phnum as usize;
+    let size = (phnum * ProgramHeader::size(ctx)) as u64;
+    let table = exact(src, header.e_phoff, size, "the program headers")?;
+    ProgramHeader::parse(&table, 0, phnum, ctx).context("reading the program headers")
+}
+
+/// `PT_INTERP`: the program interpreter, up to its NUL.
+fn read_interp<S: Source + ?Sized>(src: &S, phdrs: &[ProgramHeader]) -> Result<Option<String>> {
+    let mut interp = None;
+    for phdr in phdrs.iter().filter(|p| p.p_type == PT_INTERP) {
+        let raw = exact(src, phdr.p_offset, phdr.p_filesz, "PT_INTERP")?;
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        interp = Some(String::from_utf8_lossy(&raw[..end]).into_owned());
     }
+    Ok(interp)
+}
+
+/// The dynamic section: flags, and the names it points to in its string
+/// table (`DT_NEEDED`, `DT_SONAME`, `DT_RPATH`, `DT_RUNPATH`).
+fn read_dynamic<S: Source + ?Sized>(
+    src: &S,
+    phdrs: &[ProgramHeader],
+    ctx: Ctx,
+    object: &mut Object,
+) -> Result<()> {
     let Some(dynamic_phdr) = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC) else {
         return Ok(());
     };
@@ -308,14 +333,12 @@ fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> 
         return Ok(());
     };
     object.dynamic = true;
-    // The string table is addressed by a virtual address; find the file
-    // offset through the PT_LOAD segment that maps it.
     let mut strtab_addr = None;
-    let mut strsz = 0usize;
+    let mut strsz = 0u64;
     for d in &dynamic.dyns {
         match d.d_tag {
             DT_STRTAB => strtab_addr = Some(d.d_val),
-            DT_STRSZ => strsz = d.d_val as usize,
+            DT_STRSZ => strsz = d.d_val,
             DT_FLAGS_1 => {
                 object.nodeflib = d.d_val & DF_1_NODEFLIB != 0;
                 object.pie = d.d_val & DF_1_PIE != 0;
@@ -326,21 +349,52 @@ fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> 
     let Some(strtab_addr) = strtab_addr else {
         return Ok(());
     };
-    let strtab_offset =
-        vm_to_offset(&phdrs, strtab_addr).context("DT_STRTAB is not inside any PT_LOAD segment")?;
-    // Only the few strings the dynamic entries name are read: goblin's
-    // `Strtab::parse` would split and check every symbol name of a big
-    // library first.
-    let string = |offset: u64| -> Result<String> {
-        let start = (strtab_offset as u64).saturating_add(offset);
-        let in_file = src.size().saturating_sub(start);
-        let available =
-            (strsz as u64).checked_sub(offset).map(|n| n.min(in_file)).filter(|n| *n > 0);
+    // The string table is addressed by a virtual address; find the file
+    // offset through the PT_LOAD segment that maps it.
+    let offset =
+        vm_to_offset(phdrs, strtab_addr).context("DT_STRTAB is not inside any PT_LOAD segment")?;
+    let strings = DynStrings { src, offset, size: strsz };
+    let mut rpath = None;
+    for d in &dynamic.dyns {
+        match d.d_tag {
+            DT_NEEDED => object.needed.push(strings.get(d.d_val)?),
+            DT_SONAME => object.soname = Some(strings.get(d.d_val)?),
+            DT_RPATH => rpath = Some(strings.get(d.d_val)?),
+            DT_RUNPATH => object.runpath = Some(strings.get(d.d_val)?),
+            _ => {}
+        }
+    }
+    if object.runpath.is_none() {
+        object.rpath = rpath;
+    }
+    Ok(())
+}
+
+/// The dynamic string table, read a string at a time: goblin's
+/// `Strtab::parse` would split and check every symbol name of a big library
+/// first, where the loader needs only the few the dynamic entries name.
+struct DynStrings<'a, S: ?Sized> {
+    src: &'a S,
+    /// File offset of the table.
+    offset: u64,
+    /// `DT_STRSZ`.
+    size: u64,
+}
+
+impl<S: Source + ?Sized> DynStrings<'_, S> {
+    /// The NUL-terminated string at `offset` in the table.
+    fn get(&self, offset: u64) -> Result<String> {
+        let start = self.offset.saturating_add(offset);
+        let in_file = self.src.size().saturating_sub(start);
+        let available = self.size.checked_sub(offset).map(|n| n.min(in_file)).filter(|n| *n > 0);
         let available = available
             .with_context(|| format!("dynamic string at offset {offset} is out of range"))?;
+        // Most names are short: read a little, and more only when the NUL
+        // is not there yet.
         let mut want = 256u64.min(available);
         loop {
-            let piece = src.read_at(start, want as usize).context("reading a dynamic string")?;
+            let piece =
+                self.src.read_at(start, want as usize).context("reading a dynamic string")?;
             if let Ok(text) = std::ffi::CStr::from_bytes_until_nul(&piece) {
                 return text
                     .to_str()
@@ -353,24 +407,10 @@ fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> 
             );
             want = (want * 4).min(available);
         }
-    };
-    let mut rpath = None;
-    for d in &dynamic.dyns {
-        match d.d_tag {
-            DT_NEEDED => object.needed.push(string(d.d_val)?),
-            DT_SONAME => object.soname = Some(string(d.d_val)?),
-            DT_RPATH => rpath = Some(string(d.d_val)?),
-            DT_RUNPATH => object.runpath = Some(string(d.d_val)?),
-            _ => {}
-        }
     }
-    if object.runpath.is_none() {
-        object.rpath = rpath;
-    }
-    Ok(())
 }
 
-fn vm_to_offset(phdrs: &[ProgramHeader], addr: u64) -> Option<usize> {
+fn vm_to_offset(phdrs: &[ProgramHeader], addr: u64) -> Option<u64> {
     phdrs
         .iter()
         .filter(|p| p.p_type == PT_LOAD)
@@ -378,7 +418,6 @@ fn vm_to_offset(phdrs: &[ProgramHeader], addr: u64) -> Option<usize> {
             addr >= p.p_vaddr && p.p_vaddr.checked_add(p.p_filesz).is_some_and(|end| addr < end)
         })
         .and_then(|p| (addr - p.p_vaddr).checked_add(p.p_offset))
-        .and_then(|offset| usize::try_from(offset).ok())
 }
 
 #[cfg(test)]
