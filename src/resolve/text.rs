@@ -17,7 +17,7 @@ pub fn render_json(closures: &[Closure]) -> String {
             "missing": c.missing_names(),
         });
         if let Some(e) = &c.error {
-            entry["error"] = Value::String(e.clone());
+            entry["error"] = Value::String(e.to_string());
         }
         map.insert(c.input.clone(), entry);
     }
