@@ -12,6 +12,7 @@ pub mod ldcache;
 pub mod ldconf;
 pub mod ldso;
 pub mod resolve;
+pub mod rootpath;
 pub mod sysroot;
 
 /// The exit status for an error that reached the top: 2 for a usage or spec
