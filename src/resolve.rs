@@ -214,9 +214,17 @@ impl Resolver {
         inputs.par_iter().map(|i| self.resolve(i.as_ref())).collect()
     }
 
-    /// The closure of one input: a path to a program, script or shared object.
+    /// The closure of one input: a path to a program, script or shared
+    /// object, or the name of a command, found on [`DEFAULT_PATH`].
     pub fn resolve(&self, input: &str) -> Closure {
-        let path = self.input_path(input);
+        let path = match self.input_path(input) {
+            Ok(path) => path,
+            Err(e) => {
+                let mut closure = Closure::new(input, input.into(), input.into());
+                closure.error = Some(e);
+                return closure;
+            }
+        };
         let mut closure = Closure::new(input, path.clone(), path.clone());
         match self.probe(&path).as_ref() {
             Err(source) => {
@@ -570,14 +578,21 @@ impl Resolver {
         process.closure.missing.push(Missing { name: name.to_string(), chain, searched, note });
     }
 
-    fn input_path(&self, input: &str) -> PathBuf {
+    /// The root path of an input. A name without a slash is a command, found
+    /// on `PATH` as `execvp(3)` (and `which`) would find it, like the
+    /// commands of a spec; another relative path is taken from the working
+    /// directory, or from `/` inside a sysroot.
+    fn input_path(&self, input: &str) -> Result<PathBuf, InputError> {
         let path = Path::new(input);
-        if path.is_absolute() {
-            path.to_path_buf()
+        if !input.contains('/') {
+            self.find_on_path(input)
+                .ok_or_else(|| InputError::NotOnPath { name: input.to_string() })
+        } else if path.is_absolute() {
+            Ok(path.to_path_buf())
         } else if self.sysroot.is_host() {
-            self.options.cwd.join(path)
+            Ok(self.options.cwd.join(path))
         } else {
-            Path::new("/").join(path)
+            Ok(Path::new("/").join(path))
         }
     }
 

@@ -87,6 +87,8 @@ pub enum InputError {
     Malformed { path: PathBuf, why: String },
     /// More nested `#!` interpreters than `execve(2)` follows.
     TooManyInterpreters { path: PathBuf },
+    /// A command named without a slash that no directory of `PATH` holds.
+    NotOnPath { name: String },
 }
 
 impl fmt::Display for InputError {
@@ -101,6 +103,9 @@ impl fmt::Display for InputError {
             }
             InputError::TooManyInterpreters { path } => {
                 write!(f, "`{}`: too many levels of `#!` interpreters", path.display())
+            }
+            InputError::NotOnPath { name } => {
+                write!(f, "`{name}` not found on PATH {}", super::default_path_var())
             }
         }
     }

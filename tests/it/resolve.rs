@@ -366,3 +366,44 @@ fn a_crlf_shebang_names_an_interpreter_that_does_not_exist() {
     let closure = resolve(&script);
     assert_eq!(closure.missing_names(), ["/bin/sh\r"]);
 }
+
+/// `deps NAME` finds NAME on `PATH` as the spec's commands and `which` do;
+/// a relative path with a slash is still taken from the working directory.
+#[test]
+fn a_name_without_a_slash_is_a_command_found_on_path() {
+    let first_on_path = rootfs::resolve::DEFAULT_PATH
+        .iter()
+        .map(|dir| Path::new(dir).join("cat"))
+        .find(|p| p.is_file())
+        .unwrap();
+    // On Debian's merged /usr, /usr/bin comes before /bin.
+    assert_eq!(first_on_path, Path::new("/usr/bin/cat"));
+    let options = Options::default();
+    let closure = Resolver::new(options.clone()).unwrap().resolve("cat");
+    assert_eq!(closure.path, first_on_path);
+    assert!(closure.is_complete() && !closure.files.is_empty(), "{closure:#?}");
+    let by_name = rootfs::deps::run(&options, &["cat".to_string()], true).unwrap();
+    let by_path = rootfs::deps::run(&options, &["/usr/bin/cat".to_string()], true).unwrap();
+    assert_eq!(by_name.exit, 0, "{}", by_name.stderr);
+    assert_eq!(by_name.stdout.replace("\"cat\"", "\"/usr/bin/cat\""), by_path.stdout);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let name = "rootfs-test-not-on-path";
+    program(&tmp.path().join("bin").join(name), &[], &[]);
+    let options = Options { cwd: tmp.path().to_path_buf(), ..Options::default() };
+    let resolver = Resolver::new(options.clone()).unwrap();
+    for relative in [format!("./bin/{name}"), format!("bin/{name}")] {
+        let closure = resolver.resolve(&relative);
+        assert!(closure.is_complete(), "{relative}: {closure:#?}");
+        assert_eq!(closure.path, tmp.path().join(&relative));
+    }
+    let report = rootfs::deps::run(&options, &[name.to_string()], false).unwrap();
+    assert_eq!(report.exit, 1);
+    assert_eq!(
+        report.stdout,
+        format!(
+            "{name} (error: `{name}` not found on PATH \
+             /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)\n"
+        )
+    );
+}
