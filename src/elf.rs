@@ -5,8 +5,8 @@
 //! holding code and data are never read from disk.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
@@ -17,7 +17,9 @@ use goblin::elf::dynamic::{
 };
 use goblin::elf::header::header64::SIZEOF_EHDR;
 use goblin::elf::header::{self, Header};
-use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, ProgramHeader};
+use goblin::elf::note::NoteDataIterator;
+use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE, ProgramHeader};
+use serde::Deserialize;
 
 /// The fields of the ELF header that the loader compares before it accepts a
 /// candidate library (`open_verify` in glibc's `elf/dl-load.c`).
@@ -67,6 +69,56 @@ pub struct Object {
     /// Why the file is not a usable ELF object although its identity bytes
     /// could be read (the loader checks those first).
     pub malformed: Option<String>,
+    /// The libraries the object declares it may `dlopen(3)`, from its
+    /// `.note.dlopen` notes, in file order.
+    pub dlopen: Vec<DlopenEntry>,
+    /// What was wrong with those notes: the loader never reads them, so a
+    /// broken one is only reported, and the object stays usable.
+    pub dlopen_warnings: Vec<String>,
+}
+
+/// The note type of the FDO "ELF dlopen metadata" notes (owner `FDO`,
+/// section `.note.dlopen`): <https://systemd.io/ELF_DLOPEN_METADATA/>.
+pub const NT_FDO_DLOPEN: u32 = 0x407c_0c0a;
+
+/// The owner (note name) of the dlopen metadata notes.
+const FDO_OWNER: &str = "FDO";
+
+/// How much an object needs a library it declares it may `dlopen`, most
+/// needed first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DlopenPriority {
+    /// "Core functionality needs the dependency, the binary will not work
+    /// if it cannot be found."
+    Required,
+    /// "The binary will work but in most cases the dependency should be
+    /// provided": what the format assumes when a note says nothing.
+    #[default]
+    Recommended,
+    /// "Only needed for full-featured installations."
+    Suggested,
+}
+
+impl fmt::Display for DlopenPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DlopenPriority::Required => "required",
+            DlopenPriority::Recommended => "recommended",
+            DlopenPriority::Suggested => "suggested",
+        })
+    }
+}
+
+/// One object of a `.note.dlopen` JSON array.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DlopenEntry {
+    pub feature: Option<String>,
+    pub description: Option<String>,
+    pub priority: DlopenPriority,
+    /// Alternatives, most preferred first: a program tries them in turn
+    /// and uses the first that loads. Never empty.
+    pub sonames: Vec<String>,
 }
 
 impl Object {
@@ -105,31 +157,24 @@ const SHEBANG_MAX: usize = 256;
 pub fn read(host_path: &Path) -> Result<FileKind> {
     let file = File::open(host_path)
         .with_context(|| format!("failed to open `{}`", host_path.display()))?;
-    let len =
+    let size =
         file.metadata().with_context(|| format!("failed to stat `{}`", host_path.display()))?.len();
-    if len < 4 {
-        return Ok(FileKind::Other(not_elf(len)));
+    if size < 4 {
+        return Ok(FileKind::Other(not_elf(size)));
     }
-    let mut magic = [0u8; 4];
-    (&file)
-        .read_exact(&mut magic)
+    let src = FileSource::new(&file, size)
         .with_context(|| format!("failed to read `{}`", host_path.display()))?;
-    if magic.starts_with(b"#!") {
-        let mut buf = vec![0u8; SHEBANG_MAX];
-        let mut line = magic.to_vec();
-        let n = (&file)
-            .read(&mut buf[..SHEBANG_MAX - 4])
-            .with_context(|| format!("failed to read `{}`", host_path.display()))?;
-        line.extend_from_slice(&buf[..n]);
-        return Ok(match parse_shebang(&line) {
+    let head = &src.head;
+    if head.starts_with(b"#!") {
+        return Ok(match parse_shebang(&head[..head.len().min(SHEBANG_MAX)]) {
             Some(shebang) => FileKind::Script(shebang),
             None => FileKind::Other("`#!` line names no interpreter".to_string()),
         });
     }
-    if &magic != header::ELFMAG {
-        return Ok(FileKind::Other(not_elf(len)));
+    if !head.starts_with(header::ELFMAG) {
+        return Ok(FileKind::Other(not_elf(size)));
     }
-    Ok(FileKind::Elf(parse_source(&file)))
+    Ok(FileKind::Elf(parse_source(&src)))
 }
 
 /// The loader's complaint about a file that is not ELF: it reads the header
@@ -192,29 +237,64 @@ impl Source for [u8] {
     }
 }
 
-impl Source for File {
+/// A file read with `pread(2)`, its first page read once: the ELF header,
+/// the program headers, `PT_INTERP` and the notes normally all lie there,
+/// so that most files cost two or three reads in all.
+struct FileSource<'a> {
+    file: &'a File,
+    /// The size when the file was opened.
+    size: u64,
+    /// The first [`HEAD_SIZE`] bytes (all of a smaller file).
+    head: Vec<u8>,
+}
+
+/// How much of a file is read at once first: one page.
+const HEAD_SIZE: u64 = 4096;
+
+impl<'a> FileSource<'a> {
+    fn new(file: &'a File, size: u64) -> std::io::Result<FileSource<'a>> {
+        let head = pread(file, 0, size.min(HEAD_SIZE) as usize)?;
+        Ok(FileSource { file, size, head })
+    }
+}
+
+impl Source for FileSource<'_> {
     fn size(&self) -> u64 {
-        self.metadata().map_or(0, |m| m.len())
+        self.size
     }
 
     fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>> {
-        let mut buf = vec![0u8; len];
-        let mut filled = 0;
-        while filled < len {
-            match std::os::unix::fs::FileExt::read_at(
-                self,
-                &mut buf[filled..],
-                offset + filled as u64,
-            ) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        let whole_file = self.head.len() as u64 >= self.size;
+        if let Ok(start) = usize::try_from(offset)
+            && start <= self.head.len()
+        {
+            let end = start.saturating_add(len);
+            if end <= self.head.len() {
+                return Ok(Cow::Borrowed(&self.head[start..end]));
+            }
+            if whole_file {
+                return Ok(Cow::Borrowed(&self.head[start..]));
             }
         }
-        buf.truncate(filled);
-        Ok(Cow::Owned(buf))
+        pread(self.file, offset, len).map(Cow::Owned)
     }
+}
+
+/// Up to `len` bytes at `offset`, fewer only at the end of the file.
+fn pread(file: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match std::os::unix::fs::FileExt::read_at(file, &mut buf[filled..], offset + filled as u64)
+        {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 /// Reads exactly `len` bytes at `offset`, or says what lies outside the file.
@@ -279,7 +359,9 @@ fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> 
     let phdrs = read_program_headers(src, &header, ctx)?;
     object.e_type = header.e_type;
     object.interp = read_interp(src, &phdrs)?;
-    read_dynamic(src, &phdrs, ctx, object)
+    read_dynamic(src, &phdrs, ctx, object)?;
+    read_notes(src, &phdrs, ctx, object);
+    Ok(())
 }
 
 /// The ELF header, and the class and byte order it gives everything else.
@@ -410,6 +492,93 @@ impl<S: Source + ?Sized> DynStrings<'_, S> {
     }
 }
 
+/// The `.note.dlopen` notes, from the `PT_NOTE` segments (the format asks
+/// for allocated note sections, which the linker puts there). Nothing here
+/// fails: a note that cannot be read is a warning on the object.
+fn read_notes<S: Source + ?Sized>(src: &S, phdrs: &[ProgramHeader], ctx: Ctx, object: &mut Object) {
+    for phdr in phdrs.iter().filter(|p| p.p_type == PT_NOTE) {
+        let bytes = match exact(src, phdr.p_offset, phdr.p_filesz, "a PT_NOTE segment") {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                object.dlopen_warnings.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        // Each note is a header of three 4-byte words, then the name and
+        // the descriptor, each padded to the segment's alignment (at least 4).
+        let alignment = usize::try_from(phdr.p_align).unwrap_or(usize::MAX);
+        let notes =
+            NoteDataIterator { data: &bytes, size: bytes.len(), offset: 0, ctx: (alignment, ctx) };
+        for note in notes {
+            match note {
+                Ok(note) if note.n_type == NT_FDO_DLOPEN && note.name == FDO_OWNER => {
+                    let (entries, warnings) = dlopen_entries(note.desc);
+                    object.dlopen.extend(entries);
+                    object.dlopen_warnings.extend(warnings);
+                }
+                Ok(_) => {}
+                // goblin ends the segment's notes at the first it cannot read.
+                Err(e) => object.dlopen_warnings.push(format!("reading a PT_NOTE segment: {e}")),
+            }
+        }
+    }
+}
+
+/// The entries of one `.note.dlopen` descriptor: a NUL-terminated JSON array
+/// of objects (a single object, as the format's first version had, is taken
+/// too). An entry that does not fit the format is left out with a warning;
+/// keys the format does not define are ignored, as it asks.
+fn dlopen_entries(desc: &[u8]) -> (Vec<DlopenEntry>, Vec<String>) {
+    /// `soname` is an array; the format's first version had a string.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Sonames {
+        Many(Vec<String>),
+        One(String),
+    }
+    #[derive(Deserialize)]
+    struct Raw {
+        soname: Sonames,
+        feature: Option<String>,
+        description: Option<String>,
+        #[serde(default)]
+        priority: DlopenPriority,
+    }
+    let end = desc.iter().position(|&b| b == 0).unwrap_or(desc.len());
+    let items = match serde_json::from_slice::<serde_json::Value>(&desc[..end]) {
+        Ok(serde_json::Value::Array(items)) => items,
+        Ok(object @ serde_json::Value::Object(_)) => vec![object],
+        Ok(_) => return (Vec::new(), vec!["`.note.dlopen` is not a JSON array".to_string()]),
+        Err(e) => return (Vec::new(), vec![format!("`.note.dlopen` is not valid JSON: {e}")]),
+    };
+    let mut entries = Vec::new();
+    let mut warnings = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let raw = match serde_json::from_value::<Raw>(item) {
+            Ok(raw) => raw,
+            Err(e) => {
+                warnings.push(format!("`.note.dlopen` entry {i}: {e}"));
+                continue;
+            }
+        };
+        let sonames = match raw.soname {
+            Sonames::Many(names) => names,
+            Sonames::One(name) => vec![name],
+        };
+        if sonames.is_empty() {
+            warnings.push(format!("`.note.dlopen` entry {i}: `soname` is empty"));
+            continue;
+        }
+        entries.push(DlopenEntry {
+            feature: raw.feature,
+            description: raw.description,
+            priority: raw.priority,
+            sonames,
+        });
+    }
+    (entries, warnings)
+}
+
 fn vm_to_offset(phdrs: &[ProgramHeader], addr: u64) -> Option<u64> {
     phdrs
         .iter()
@@ -449,6 +618,47 @@ mod tests {
         let mut many = good.clone();
         many[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
         assert!(parse(&many).malformed.is_some());
+    }
+
+    #[test]
+    fn dlopen_notes_are_read_leniently_and_never_fail() {
+        let (entries, warnings) = dlopen_entries(
+            br#"[{"feature":"xkb","description":"keymaps","priority":"suggested","soname":["libxkbcommon.so.0"]},
+                {"soname":["libbpf.so.1","libbpf.so.0"],"future-key":1},
+                {"soname":"libold.so.1"},
+                {"soname":[]},
+                {"soname":["libx.so"],"priority":"important"},
+                {"feature":"no soname"}]
+            "#,
+        );
+        let names: Vec<Vec<&str>> =
+            entries.iter().map(|e| e.sonames.iter().map(String::as_str).collect()).collect();
+        assert_eq!(
+            names,
+            [vec!["libxkbcommon.so.0"], vec!["libbpf.so.1", "libbpf.so.0"], vec!["libold.so.1"]]
+        );
+        assert_eq!(entries[0].priority, DlopenPriority::Suggested);
+        assert_eq!(entries[0].feature.as_deref(), Some("xkb"));
+        assert_eq!(entries[0].description.as_deref(), Some("keymaps"));
+        // Without a priority, the format says to assume "recommended".
+        assert_eq!(entries[1].priority, DlopenPriority::Recommended);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("`.note.dlopen` entry 3: `soname` is empty"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("entry 4") && warnings[1].contains("important"),
+            "{warnings:?}"
+        );
+        assert!(warnings[2].contains("entry 5") && warnings[2].contains("soname"), "{warnings:?}");
+
+        let (entries, warnings) = dlopen_entries(b"[{\"soname\":[\"liba.so\"]}]\0\0\0");
+        assert_eq!((entries.len(), warnings.len()), (1, 0), "padding after the NUL is ignored");
+        for bad in [&b"not json"[..], b"42", b"[1]", b"", b"[{\"soname\": 7}]"] {
+            let (entries, warnings) = dlopen_entries(bad);
+            assert!(entries.is_empty() && warnings.len() == 1, "{bad:?}: {warnings:?}");
+        }
     }
 
     #[test]
