@@ -90,6 +90,9 @@ impl fmt::Display for Why {
             Why::Loaded(Reason::Requested { name }) => {
                 write!(f, "library {name} asked for by the spec")
             }
+            Why::Loaded(Reason::Dlopen { by, name, priority, .. }) => {
+                write!(f, "dlopen {name} declared ({priority}) in .note.dlopen of {}", by.display())
+            }
             Why::OnTheWay(to) => write!(f, "symlink on the way to {}", to.display()),
             Why::Spec { key, at } => write!(f, "{key} entry at {at}"),
             Why::Accounts => f.write_str("users and groups of the spec"),
@@ -420,7 +423,9 @@ fn short_location(at: &crate::spec::Location) -> String {
 /// directories), with where they were found.
 fn collect_cache_entries(closure: &Closure, cache: &mut BTreeMap<String, PathBuf>) {
     for opened in &closure.files {
-        if let Reason::Needed { name, .. } | Reason::Requested { name } = &opened.reason
+        if let Reason::Needed { name, .. }
+        | Reason::Requested { name }
+        | Reason::Dlopen { name, .. } = &opened.reason
             && matches!(opened.via, Via::Cache | Via::Default)
         {
             cache.entry(name.clone()).or_insert_with(|| opened.path.clone());

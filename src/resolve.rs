@@ -16,7 +16,11 @@
 //!   [`search`](self::search) holds that order;
 //! - in each directory the hwcaps subdirectories come first;
 //! - a candidate of the wrong ELF class or machine is skipped; one with a
-//!   broken header stops the load, as `open_verify` does.
+//!   broken header stops the load, as `open_verify` does;
+//! - then the libraries each loaded object declares in its `.note.dlopen`
+//!   notes (the FDO "ELF dlopen metadata"), down to [`Options::dlopen`], are
+//!   loaded as `dlopen(3)` from that object would load them, each with its
+//!   own closure (see `dlopen.rs`).
 //!
 //! A library that cannot be found is data: it is collected with the chain of
 //! objects that needed it and the directories searched.
@@ -25,9 +29,11 @@
 //! need it, and programs are resolved in parallel.
 //!
 //! The result types are in `closure.rs`, the search order in `search.rs`,
-//! dynamic string tokens in `dst.rs`, and the output of `deps` in `text.rs`.
+//! dynamic string tokens in `dst.rs`, the declared `dlopen` libraries in
+//! `dlopen.rs`, and the output of `deps` in `text.rs`.
 
 mod closure;
+mod dlopen;
 mod dst;
 mod search;
 mod text;
@@ -41,7 +47,10 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use anyhow::Result;
 use rayon::prelude::*;
 
-pub use self::closure::{Closure, Edge, InputError, InputKind, Missing, Node, Opened, Reason, Via};
+pub use self::closure::{
+    Closure, Edge, InputError, InputKind, Missing, Node, Opened, Reason, Skip, SkippedDlopen, Via,
+};
+pub use self::dlopen::{DlopenLevel, UnknownDlopenLevel};
 pub use self::dst::{expand_dst, expand_path_list};
 use self::search::{Found, Search};
 pub use self::text::{render_json, render_tree};
@@ -74,6 +83,9 @@ pub struct Options {
     pub library_path: Vec<String>,
     /// Where a relative input is taken from, when the sysroot is `/`.
     pub cwd: PathBuf,
+    /// Which libraries declared in `.note.dlopen` notes are loaded: those
+    /// of this priority and above.
+    pub dlopen: DlopenLevel,
 }
 
 impl Default for Options {
@@ -82,6 +94,7 @@ impl Default for Options {
             sysroot: PathBuf::from("/"),
             library_path: Vec::new(),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+            dlopen: DlopenLevel::default(),
         }
     }
 }
@@ -403,15 +416,25 @@ impl Resolver {
         self.run_queue(&mut process);
     }
 
-    /// Loads the `DT_NEEDED` entries breadth-first, as objects are loaded.
+    /// Loads the `DT_NEEDED` entries breadth-first, as objects are loaded;
+    /// then, object by object in load order, the libraries each declares it
+    /// may `dlopen`, each followed by the `DT_NEEDED` closure it brings.
     fn run_queue(&self, process: &mut Process) {
-        let mut next = 0;
-        while next < process.maps.len() {
-            let needed = process.maps[next].object.needed.clone();
-            for name in &needed {
-                self.map_object(process, next, name);
+        let mut needed = 0;
+        let mut declared = 0;
+        loop {
+            while needed < process.maps.len() {
+                let names = process.maps[needed].object.needed.clone();
+                for name in &names {
+                    self.map_object(process, needed, name);
+                }
+                needed += 1;
             }
-            next += 1;
+            if declared == process.maps.len() {
+                break;
+            }
+            self.dlopen_declared(process, declared);
+            declared += 1;
         }
     }
 
@@ -456,7 +479,9 @@ impl Resolver {
 
     /// `_dl_map_object` for a `DT_NEEDED` entry `name` of the object `loader`.
     fn map_object(&self, process: &mut Process, loader: usize, name: &str) {
-        let Some(name) = self.expand_name(process, loader, name) else {
+        let Some(name) = expand_name(process, loader, name) else {
+            let note = Some("$ORIGIN cannot be expanded".to_string());
+            self.record_missing(process, loader, name, Vec::new(), note);
             return;
         };
         let mut search = Search::default();
@@ -469,7 +494,7 @@ impl Resolver {
                 } else {
                     Reason::Needed { by, name: name.clone() }
                 };
-                self.attach(process, loader, &name, mapped, reason);
+                self.attach(process, loader, &name, &name, mapped, reason);
             }
             None => {
                 let (searched, note) = search.into_report();
@@ -477,20 +502,6 @@ impl Resolver {
                 process.closure.add_edge(from, &name, None);
             }
         }
-    }
-
-    /// A requested name with its dynamic string tokens expanded; `None`
-    /// (and a miss recorded) when `$ORIGIN` is unknown.
-    fn expand_name(&self, process: &mut Process, loader: usize, name: &str) -> Option<String> {
-        if !name.contains('$') {
-            return Some(name.to_string());
-        }
-        let expanded = expand_dst(name, process.maps[loader].origin.as_deref(), &process.config);
-        if expanded.is_none() {
-            let note = Some("$ORIGIN cannot be expanded".to_string());
-            self.record_missing(process, loader, name, Vec::new(), note);
-        }
-        expanded
     }
 
     /// What `_dl_map_object` finds for `name` (already expanded): an object
@@ -519,12 +530,13 @@ impl Resolver {
     }
 
     /// Loads what [`find`](Self::find) found for `name` as a dependency of
-    /// `loader`, with its node in the tree.
+    /// `loader`, with its node in the tree, reached by a request `label`.
     fn attach(
         &self,
         process: &mut Process,
         loader: usize,
         name: &str,
+        label: &str,
         mapped: Mapped,
         reason: Reason,
     ) {
@@ -534,7 +546,7 @@ impl Resolver {
                 if !process.maps[i].names.iter().any(|n| n == name) {
                     process.maps[i].names.push(name.to_string());
                 }
-                process.closure.add_edge(from, name, Some(process.maps[i].node));
+                process.closure.add_edge(from, label, Some(process.maps[i].node));
                 return;
             }
             Mapped::New(found) => found,
@@ -545,10 +557,10 @@ impl Resolver {
         // (`_dl_map_object_from_fd` compares device and inode).
         if let Some(i) = process.maps.iter().position(|m| m.id == id) {
             process.maps[i].names.push(name.to_string());
-            process.closure.add_edge(from, name, Some(process.maps[i].node));
+            process.closure.add_edge(from, label, Some(process.maps[i].node));
             return;
         }
-        let node = process.closure.add_node(from, name, &found.path);
+        let node = process.closure.add_node(from, label, &found.path);
         process.maps.push(Map {
             names: vec![name.to_string()],
             origin: found.path.parent().map(Path::to_path_buf),
@@ -633,6 +645,15 @@ impl Resolver {
             .clone();
         Ok((located, kind))
     }
+}
+
+/// A requested name with its dynamic string tokens expanded from the
+/// object `loader`; `None` when `$ORIGIN` is needed but unknown.
+fn expand_name(process: &Process, loader: usize, name: &str) -> Option<String> {
+    if !name.contains('$') {
+        return Some(name.to_string());
+    }
+    expand_dst(name, process.maps[loader].origin.as_deref(), &process.config)
 }
 
 /// What an input is, from what its file holds.

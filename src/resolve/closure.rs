@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::elf::Ident;
+use crate::elf::{DlopenEntry, DlopenPriority, Ident};
 use crate::sysroot::Located;
 
 /// Why a file is in a closure.
@@ -20,6 +20,10 @@ pub enum Reason {
     Env { of: PathBuf },
     /// Asked for by name, as a library a program will `dlopen`.
     Requested { name: String },
+    /// Declared in a `.note.dlopen` note of `by` (one of the entry's
+    /// sonames, `name`, the first found), and loaded as `dlopen(3)` from
+    /// `by` would load it.
+    Dlopen { by: PathBuf, name: String, feature: Option<String>, priority: DlopenPriority },
 }
 
 /// Which step of the search found a file.
@@ -72,6 +76,30 @@ pub enum InputKind {
     Script,
     /// An ELF object with no `PT_DYNAMIC` and no `PT_INTERP` that is not an executable.
     NotDynamic,
+}
+
+/// A library declared in a `.note.dlopen` note that is not in the closure,
+/// and is not a miss either: it is optional, or below the level asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedDlopen {
+    /// The object whose note declares it.
+    pub by: PathBuf,
+    pub entry: DlopenEntry,
+    pub why: Skip,
+}
+
+/// Why a declared library was left out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Its priority is below the level of the options.
+    BelowLevel { level: super::DlopenLevel },
+    /// Recommended or suggested, and none of its sonames was found.
+    NotFound {
+        /// The directories searched for every soname, in order.
+        searched: Vec<PathBuf>,
+        /// Why a file that exists was not used, when one was seen.
+        note: Option<String>,
+    },
 }
 
 /// Why an input cannot be resolved at all. Its text names the path and the
@@ -129,7 +157,8 @@ pub struct Node {
     pub parent: Option<usize>,
 }
 
-/// A request from one node: a `DT_NEEDED` name, `interpreter`, `#!` or `env`.
+/// A request from one node: a `DT_NEEDED` name, `interpreter`, `#!`, `env`,
+/// or `dlopen NAME` for a library declared in a `.note.dlopen` note.
 #[derive(Clone, Debug)]
 pub struct Edge {
     pub label: String,
@@ -157,6 +186,11 @@ pub struct Closure {
     pub nodes: Vec<Node>,
     /// Class and machine of the dynamically linked program, if it is one.
     pub ident: Option<Ident>,
+    /// Libraries declared in `.note.dlopen` notes that were left out, and why.
+    pub skipped_dlopen: Vec<SkippedDlopen>,
+    /// Problems worth a word that do not stop anything: a `.note.dlopen`
+    /// note that cannot be read, with the object it is in.
+    pub warnings: Vec<String>,
 }
 
 impl Closure {
@@ -172,6 +206,8 @@ impl Closure {
             error: None,
             nodes: vec![Node { path: root, edges: Vec::new(), parent: None }],
             ident: None,
+            skipped_dlopen: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 

@@ -83,6 +83,18 @@ pub(super) struct Search {
 }
 
 impl Search {
+    /// Adds what a later search (for another name) saw to what this one
+    /// saw; a directory searched again is listed once.
+    pub fn absorb(&mut self, later: Search) {
+        for dir in later.searched {
+            if !self.searched.contains(&dir) {
+                self.searched.push(dir);
+            }
+        }
+        self.other_class = self.other_class.take().or(later.other_class);
+        self.fatal = self.fatal.take().or(later.fatal);
+    }
+
     /// The directories searched, and why nothing was found when a file that
     /// exists was seen.
     pub fn into_report(self) -> (Vec<PathBuf>, Option<String>) {
