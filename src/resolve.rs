@@ -13,7 +13,7 @@
 //!   has no `DT_RUNPATH`), then `LD_LIBRARY_PATH` (only when the caller passes
 //!   one), then the loading object's own `DT_RUNPATH`, then `ld.so.cache`, then
 //!   the trusted directories (the last two skipped under `DF_1_NODEFLIB`);
-//!   [`search`](self::search) holds that order;
+//!   `search.rs` holds that order;
 //! - in each directory the hwcaps subdirectories come first;
 //! - a candidate of the wrong ELF class or machine is skipped; one with a
 //!   broken header stops the load, as `open_verify` does;

@@ -4,7 +4,7 @@
 //! <https://systemd.io/ELF_DLOPEN_METADATA/>): a program calls `dlopen` when
 //! it needs a feature. A rootfs that must offer the feature needs the
 //! library, so after the `DT_NEEDED` closure each loaded object's declared
-//! libraries are loaded, in load order, down to [`Options::dlopen`]
+//! libraries are loaded, in load order, down to [`Options::dlopen`](super::Options::dlopen)
 //! (required, then recommended, then suggested).
 //!
 //! `dlopen(3)` from an object is glibc's `_dl_map_object` with that object as
