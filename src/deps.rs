@@ -13,6 +13,8 @@ pub struct Report {
     pub exit: u8,
 }
 
+/// Resolves `inputs`: paths inside the sysroot, or command names (without a
+/// slash) found on [`resolve::DEFAULT_PATH`] as the spec's commands are.
 pub fn run(options: &Options, inputs: &[String], json: bool) -> Result<Report> {
     let sysroot = &options.sysroot;
     anyhow::ensure!(sysroot.is_dir(), "sysroot `{}` is not a directory", sysroot.display());

@@ -1,22 +1,25 @@
 //! What the dynamic loader reads from a file: the ELF identity, `PT_INTERP` and the dynamic section, or a `#!` line.
 //!
-//! Only the headers, the program headers, the dynamic section and its string
-//! table are touched: the file is memory-mapped, so the pages holding code and
-//! data are never read from disk.
+//! Only the headers, the program headers, the dynamic section and the few
+//! strings it names are read, piece by piece with `pread(2)`: the pages
+//! holding code and data are never read from disk.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail, ensure};
-use goblin::container::{Container, Ctx, Endian};
+use anyhow::{Context, Result, ensure};
+use goblin::container::Ctx;
 use goblin::elf::dynamic::{
     DF_1_NODEFLIB, DF_1_PIE, DT_FLAGS_1, DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ,
     DT_STRTAB, Dynamic,
 };
+use goblin::elf::header::header64::SIZEOF_EHDR;
 use goblin::elf::header::{self, Header};
-use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, ProgramHeader};
+use goblin::elf::note::NoteDataIterator;
+use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE, ProgramHeader};
+use serde::Deserialize;
 
 /// The fields of the ELF header that the loader compares before it accepts a
 /// candidate library (`open_verify` in glibc's `elf/dl-load.c`).
@@ -66,6 +69,56 @@ pub struct Object {
     /// Why the file is not a usable ELF object although its identity bytes
     /// could be read (the loader checks those first).
     pub malformed: Option<String>,
+    /// The libraries the object declares it may `dlopen(3)`, from its
+    /// `.note.dlopen` notes, in file order.
+    pub dlopen: Vec<DlopenEntry>,
+    /// What was wrong with those notes: the loader never reads them, so a
+    /// broken one is only reported, and the object stays usable.
+    pub dlopen_warnings: Vec<String>,
+}
+
+/// The note type of the FDO "ELF dlopen metadata" notes (owner `FDO`,
+/// section `.note.dlopen`): <https://systemd.io/ELF_DLOPEN_METADATA/>.
+pub const NT_FDO_DLOPEN: u32 = 0x407c_0c0a;
+
+/// The owner (note name) of the dlopen metadata notes.
+const FDO_OWNER: &str = "FDO";
+
+/// How much an object needs a library it declares it may `dlopen`, most
+/// needed first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DlopenPriority {
+    /// "Core functionality needs the dependency, the binary will not work
+    /// if it cannot be found."
+    Required,
+    /// "The binary will work but in most cases the dependency should be
+    /// provided": what the format assumes when a note says nothing.
+    #[default]
+    Recommended,
+    /// "Only needed for full-featured installations."
+    Suggested,
+}
+
+impl fmt::Display for DlopenPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DlopenPriority::Required => "required",
+            DlopenPriority::Recommended => "recommended",
+            DlopenPriority::Suggested => "suggested",
+        })
+    }
+}
+
+/// One object of a `.note.dlopen` JSON array.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DlopenEntry {
+    pub feature: Option<String>,
+    pub description: Option<String>,
+    pub priority: DlopenPriority,
+    /// Alternatives, most preferred first: a program tries them in turn
+    /// and uses the first that loads. Never empty.
+    pub sonames: Vec<String>,
 }
 
 impl Object {
@@ -74,12 +127,6 @@ impl Object {
         self.interp.is_none()
             && self.needed.is_empty()
             && (self.e_type == header::ET_EXEC || self.pie || !self.dynamic)
-    }
-
-    /// A program (not a library): has an interpreter, or is `ET_EXEC`, or is
-    /// marked as a PIE.
-    pub fn is_program(&self) -> bool {
-        self.interp.is_some() || self.e_type == header::ET_EXEC || self.pie
     }
 }
 
@@ -110,38 +157,35 @@ const SHEBANG_MAX: usize = 256;
 pub fn read(host_path: &Path) -> Result<FileKind> {
     let file = File::open(host_path)
         .with_context(|| format!("failed to open `{}`", host_path.display()))?;
-    let len =
+    let size =
         file.metadata().with_context(|| format!("failed to stat `{}`", host_path.display()))?.len();
-    if len < 4 {
-        return Ok(FileKind::Other(not_elf(len)));
+    if size < 4 {
+        return Ok(FileKind::Other(not_elf(size)));
     }
-    let mut magic = [0u8; 4];
-    (&file)
-        .read_exact(&mut magic)
+    let src = FileSource::new(&file, size)
         .with_context(|| format!("failed to read `{}`", host_path.display()))?;
-    if magic.starts_with(b"#!") {
-        let mut buf = vec![0u8; SHEBANG_MAX];
-        let mut line = magic.to_vec();
-        let n = (&file)
-            .read(&mut buf[..SHEBANG_MAX - 4])
-            .with_context(|| format!("failed to read `{}`", host_path.display()))?;
-        line.extend_from_slice(&buf[..n]);
-        return Ok(match parse_shebang(&line) {
+    let head = &src.head;
+    if head.starts_with(b"#!") {
+        return Ok(match parse_shebang(&head[..head.len().min(SHEBANG_MAX)]) {
             Some(shebang) => FileKind::Script(shebang),
             None => FileKind::Other("`#!` line names no interpreter".to_string()),
         });
     }
-    if &magic != header::ELFMAG {
-        return Ok(FileKind::Other(not_elf(len)));
+    if !head.starts_with(header::ELFMAG) {
+        return Ok(FileKind::Other(not_elf(size)));
     }
-    Ok(FileKind::Elf(parse_source(&file)))
+    Ok(FileKind::Elf(parse_source(&src)))
 }
 
 /// The loader's complaint about a file that is not ELF: it reads the header
 /// first, so a file shorter than an ELF64 header is "too short"
 /// (`open_verify` in `elf/dl-load.c`).
 pub fn not_elf(len: u64) -> String {
-    if len < 64 { "file too short".to_string() } else { "invalid ELF header".to_string() }
+    if len < SIZEOF_EHDR as u64 {
+        "file too short".to_string()
+    } else {
+        "invalid ELF header".to_string()
+    }
 }
 
 /// Splits a `#!` line as `fs/binfmt_script.c` does.
@@ -193,29 +237,64 @@ impl Source for [u8] {
     }
 }
 
-impl Source for File {
+/// A file read with `pread(2)`, its first page read once: the ELF header,
+/// the program headers, `PT_INTERP` and the notes normally all lie there,
+/// so that most files cost two or three reads in all.
+struct FileSource<'a> {
+    file: &'a File,
+    /// The size when the file was opened.
+    size: u64,
+    /// The first [`HEAD_SIZE`] bytes (all of a smaller file).
+    head: Vec<u8>,
+}
+
+/// How much of a file is read at once first: one page.
+const HEAD_SIZE: u64 = 4096;
+
+impl<'a> FileSource<'a> {
+    fn new(file: &'a File, size: u64) -> std::io::Result<FileSource<'a>> {
+        let head = pread(file, 0, size.min(HEAD_SIZE) as usize)?;
+        Ok(FileSource { file, size, head })
+    }
+}
+
+impl Source for FileSource<'_> {
     fn size(&self) -> u64 {
-        self.metadata().map_or(0, |m| m.len())
+        self.size
     }
 
     fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Cow<'_, [u8]>> {
-        let mut buf = vec![0u8; len];
-        let mut filled = 0;
-        while filled < len {
-            match std::os::unix::fs::FileExt::read_at(
-                self,
-                &mut buf[filled..],
-                offset + filled as u64,
-            ) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        let whole_file = self.head.len() as u64 >= self.size;
+        if let Ok(start) = usize::try_from(offset)
+            && start <= self.head.len()
+        {
+            let end = start.saturating_add(len);
+            if end <= self.head.len() {
+                return Ok(Cow::Borrowed(&self.head[start..end]));
+            }
+            if whole_file {
+                return Ok(Cow::Borrowed(&self.head[start..]));
             }
         }
-        buf.truncate(filled);
-        Ok(Cow::Owned(buf))
+        pread(self.file, offset, len).map(Cow::Owned)
     }
+}
+
+/// Up to `len` bytes at `offset`, fewer only at the end of the file.
+fn pread(file: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match std::os::unix::fs::FileExt::read_at(file, &mut buf[filled..], offset + filled as u64)
+        {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 /// Reads exactly `len` bytes at `offset`, or says what lies outside the file.
@@ -239,62 +318,90 @@ fn exact<'a, S: Source + ?Sized>(
 
 fn parse_source<S: Source + ?Sized>(src: &S) -> Object {
     let mut object = Object::default();
-    let head = match src.read_at(0, 64) {
+    let head = match src.read_at(0, SIZEOF_EHDR) {
         Ok(head) => head,
         Err(e) => {
             object.malformed = Some(format!("reading the ELF header: {e}"));
             return object;
         }
     };
-    let bytes: &[u8] = &head;
-    if let Some(e_ident) = bytes.get(..header::SIZEOF_IDENT) {
-        let machine = bytes.get(18..20).map(|m| match e_ident[header::EI_DATA] {
-            header::ELFDATA2MSB => u16::from_be_bytes([m[0], m[1]]),
-            _ => u16::from_le_bytes([m[0], m[1]]),
-        });
-        object.ident = Some(Ident {
-            class: e_ident[header::EI_CLASS],
-            data: e_ident[header::EI_DATA],
-            machine: machine.unwrap_or(0),
-        });
-        object.osabi = e_ident[header::EI_OSABI];
-    }
-    if let Err(e) = parse_into(src, bytes, &mut object) {
+    let (ident, osabi) = read_ident(&head).unzip();
+    object.ident = ident;
+    object.osabi = osabi.unwrap_or_default();
+    if let Err(e) = parse_into(src, &head, &mut object) {
         object.malformed = Some(format!("{e:#}"));
     }
     object
 }
 
+/// The identity bytes and `e_machine`, read without goblin so that they
+/// survive a header goblin rejects: the loader compares them first.
+fn read_ident(head: &[u8]) -> Option<(Ident, u8)> {
+    let e_ident = head.get(..header::SIZEOF_IDENT)?;
+    // `e_machine` follows `e_ident` and the two bytes of `e_type` in both
+    // classes, in the file's byte order.
+    let at = header::SIZEOF_IDENT + 2;
+    let machine = head.get(at..at + 2).map(|m| match e_ident[header::EI_DATA] {
+        header::ELFDATA2MSB => u16::from_be_bytes([m[0], m[1]]),
+        _ => u16::from_le_bytes([m[0], m[1]]),
+    });
+    let ident = Ident {
+        class: e_ident[header::EI_CLASS],
+        data: e_ident[header::EI_DATA],
+        machine: machine.unwrap_or(0),
+    };
+    Some((ident, e_ident[header::EI_OSABI]))
+}
+
+/// The steps of reading what the loader reads, in the loader's order.
 fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> Result<()> {
-    let header: Header = goblin::elf::Elf::parse_header(head).context("reading the ELF header")?;
-    let container = match header.e_ident[header::EI_CLASS] {
-        header::ELFCLASS32 => Container::Little,
-        header::ELFCLASS64 => Container::Big,
-        class => bail!("unknown ELF class {class}"),
-    };
-    let endian = match header.e_ident[header::EI_DATA] {
-        header::ELFDATA2LSB => Endian::Little,
-        header::ELFDATA2MSB => Endian::Big,
-        data => bail!("unknown ELF data encoding {data}"),
-    };
-    let ctx = Ctx::new(container, endian);
-    let phnum = header.e_phnum as usize;
-    let table = exact(
-        src,
-        header.e_phoff,
-        (phnum * ProgramHeader::size(ctx)) as u64,
-        "the program headers",
-    )?;
-    let phdrs =
-        ProgramHeader::parse(&table, 0, phnum, ctx).context("reading the program headers")?;
+    let (header, ctx) = read_header(head)?;
+    let phdrs = read_program_headers(src, &header, ctx)?;
     object.e_type = header.e_type;
-    for phdr in &phdrs {
-        if phdr.p_type == PT_INTERP {
-            let raw = exact(src, phdr.p_offset, phdr.p_filesz, "PT_INTERP")?;
-            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-            object.interp = Some(String::from_utf8_lossy(&raw[..end]).into_owned());
-        }
+    object.interp = read_interp(src, &phdrs)?;
+    read_dynamic(src, &phdrs, ctx, object)?;
+    read_notes(src, &phdrs, ctx, object);
+    Ok(())
+}
+
+/// The ELF header, and the class and byte order it gives everything else.
+fn read_header(head: &[u8]) -> Result<(Header, Ctx)> {
+    let header: Header = goblin::elf::Elf::parse_header(head).context("reading the ELF header")?;
+    let container = header.container().context("reading the ELF header")?;
+    let endian = header.endianness().context("reading the ELF header")?;
+    Ok((header, Ctx::new(container, endian)))
+}
+
+fn read_program_headers<S: Source + ?Sized>(
+    src: &S,
+    header: &Header,
+    ctx: Ctx,
+) -> Result<Vec<ProgramHeader>> {
+    let phnum = header.e_phnum as usize;
+    let size = (phnum * ProgramHeader::size(ctx)) as u64;
+    let table = exact(src, header.e_phoff, size, "the program headers")?;
+    ProgramHeader::parse(&table, 0, phnum, ctx).context("reading the program headers")
+}
+
+/// `PT_INTERP`: the program interpreter, up to its NUL.
+fn read_interp<S: Source + ?Sized>(src: &S, phdrs: &[ProgramHeader]) -> Result<Option<String>> {
+    let mut interp = None;
+    for phdr in phdrs.iter().filter(|p| p.p_type == PT_INTERP) {
+        let raw = exact(src, phdr.p_offset, phdr.p_filesz, "PT_INTERP")?;
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        interp = Some(String::from_utf8_lossy(&raw[..end]).into_owned());
     }
+    Ok(interp)
+}
+
+/// The dynamic section: flags, and the names it points to in its string
+/// table (`DT_NEEDED`, `DT_SONAME`, `DT_RPATH`, `DT_RUNPATH`).
+fn read_dynamic<S: Source + ?Sized>(
+    src: &S,
+    phdrs: &[ProgramHeader],
+    ctx: Ctx,
+    object: &mut Object,
+) -> Result<()> {
     let Some(dynamic_phdr) = phdrs.iter().find(|p| p.p_type == PT_DYNAMIC) else {
         return Ok(());
     };
@@ -308,14 +415,12 @@ fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> 
         return Ok(());
     };
     object.dynamic = true;
-    // The string table is addressed by a virtual address; find the file
-    // offset through the PT_LOAD segment that maps it.
     let mut strtab_addr = None;
-    let mut strsz = 0usize;
+    let mut strsz = 0u64;
     for d in &dynamic.dyns {
         match d.d_tag {
             DT_STRTAB => strtab_addr = Some(d.d_val),
-            DT_STRSZ => strsz = d.d_val as usize,
+            DT_STRSZ => strsz = d.d_val,
             DT_FLAGS_1 => {
                 object.nodeflib = d.d_val & DF_1_NODEFLIB != 0;
                 object.pie = d.d_val & DF_1_PIE != 0;
@@ -326,21 +431,52 @@ fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> 
     let Some(strtab_addr) = strtab_addr else {
         return Ok(());
     };
-    let strtab_offset =
-        vm_to_offset(&phdrs, strtab_addr).context("DT_STRTAB is not inside any PT_LOAD segment")?;
-    // Only the few strings the dynamic entries name are read: goblin's
-    // `Strtab::parse` would split and check every symbol name of a big
-    // library first.
-    let string = |offset: u64| -> Result<String> {
-        let start = (strtab_offset as u64).saturating_add(offset);
-        let in_file = src.size().saturating_sub(start);
-        let available =
-            (strsz as u64).checked_sub(offset).map(|n| n.min(in_file)).filter(|n| *n > 0);
+    // The string table is addressed by a virtual address; find the file
+    // offset through the PT_LOAD segment that maps it.
+    let offset =
+        vm_to_offset(phdrs, strtab_addr).context("DT_STRTAB is not inside any PT_LOAD segment")?;
+    let strings = DynStrings { src, offset, size: strsz };
+    let mut rpath = None;
+    for d in &dynamic.dyns {
+        match d.d_tag {
+            DT_NEEDED => object.needed.push(strings.get(d.d_val)?),
+            DT_SONAME => object.soname = Some(strings.get(d.d_val)?),
+            DT_RPATH => rpath = Some(strings.get(d.d_val)?),
+            DT_RUNPATH => object.runpath = Some(strings.get(d.d_val)?),
+            _ => {}
+        }
+    }
+    if object.runpath.is_none() {
+        object.rpath = rpath;
+    }
+    Ok(())
+}
+
+/// The dynamic string table, read a string at a time: goblin's
+/// `Strtab::parse` would split and check every symbol name of a big library
+/// first, where the loader needs only the few the dynamic entries name.
+struct DynStrings<'a, S: ?Sized> {
+    src: &'a S,
+    /// File offset of the table.
+    offset: u64,
+    /// `DT_STRSZ`.
+    size: u64,
+}
+
+impl<S: Source + ?Sized> DynStrings<'_, S> {
+    /// The NUL-terminated string at `offset` in the table.
+    fn get(&self, offset: u64) -> Result<String> {
+        let start = self.offset.saturating_add(offset);
+        let in_file = self.src.size().saturating_sub(start);
+        let available = self.size.checked_sub(offset).map(|n| n.min(in_file)).filter(|n| *n > 0);
         let available = available
             .with_context(|| format!("dynamic string at offset {offset} is out of range"))?;
+        // Most names are short: read a little, and more only when the NUL
+        // is not there yet.
         let mut want = 256u64.min(available);
         loop {
-            let piece = src.read_at(start, want as usize).context("reading a dynamic string")?;
+            let piece =
+                self.src.read_at(start, want as usize).context("reading a dynamic string")?;
             if let Ok(text) = std::ffi::CStr::from_bytes_until_nul(&piece) {
                 return text
                     .to_str()
@@ -353,24 +489,97 @@ fn parse_into<S: Source + ?Sized>(src: &S, head: &[u8], object: &mut Object) -> 
             );
             want = (want * 4).min(available);
         }
-    };
-    let mut rpath = None;
-    for d in &dynamic.dyns {
-        match d.d_tag {
-            DT_NEEDED => object.needed.push(string(d.d_val)?),
-            DT_SONAME => object.soname = Some(string(d.d_val)?),
-            DT_RPATH => rpath = Some(string(d.d_val)?),
-            DT_RUNPATH => object.runpath = Some(string(d.d_val)?),
-            _ => {}
-        }
     }
-    if object.runpath.is_none() {
-        object.rpath = rpath;
-    }
-    Ok(())
 }
 
-fn vm_to_offset(phdrs: &[ProgramHeader], addr: u64) -> Option<usize> {
+/// The `.note.dlopen` notes, from the `PT_NOTE` segments (the format asks
+/// for allocated note sections, which the linker puts there). Nothing here
+/// fails: a note that cannot be read is a warning on the object.
+fn read_notes<S: Source + ?Sized>(src: &S, phdrs: &[ProgramHeader], ctx: Ctx, object: &mut Object) {
+    for phdr in phdrs.iter().filter(|p| p.p_type == PT_NOTE) {
+        let bytes = match exact(src, phdr.p_offset, phdr.p_filesz, "a PT_NOTE segment") {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                object.dlopen_warnings.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        // Each note is a header of three 4-byte words, then the name and
+        // the descriptor, each padded to the segment's alignment (at least 4).
+        let alignment = usize::try_from(phdr.p_align).unwrap_or(usize::MAX);
+        let notes =
+            NoteDataIterator { data: &bytes, size: bytes.len(), offset: 0, ctx: (alignment, ctx) };
+        for note in notes {
+            match note {
+                Ok(note) if note.n_type == NT_FDO_DLOPEN && note.name == FDO_OWNER => {
+                    let (entries, warnings) = dlopen_entries(note.desc);
+                    object.dlopen.extend(entries);
+                    object.dlopen_warnings.extend(warnings);
+                }
+                Ok(_) => {}
+                // goblin ends the segment's notes at the first it cannot read.
+                Err(e) => object.dlopen_warnings.push(format!("reading a PT_NOTE segment: {e}")),
+            }
+        }
+    }
+}
+
+/// The entries of one `.note.dlopen` descriptor: a NUL-terminated JSON array
+/// of objects (a single object, as the format's first version had, is taken
+/// too). An entry that does not fit the format is left out with a warning;
+/// keys the format does not define are ignored, as it asks.
+fn dlopen_entries(desc: &[u8]) -> (Vec<DlopenEntry>, Vec<String>) {
+    /// `soname` is an array; the format's first version had a string.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Sonames {
+        Many(Vec<String>),
+        One(String),
+    }
+    #[derive(Deserialize)]
+    struct Raw {
+        soname: Sonames,
+        feature: Option<String>,
+        description: Option<String>,
+        #[serde(default)]
+        priority: DlopenPriority,
+    }
+    let end = desc.iter().position(|&b| b == 0).unwrap_or(desc.len());
+    let items = match serde_json::from_slice::<serde_json::Value>(&desc[..end]) {
+        Ok(serde_json::Value::Array(items)) => items,
+        Ok(object @ serde_json::Value::Object(_)) => vec![object],
+        Ok(_) => return (Vec::new(), vec!["`.note.dlopen` is not a JSON array".to_string()]),
+        Err(e) => return (Vec::new(), vec![format!("`.note.dlopen` is not valid JSON: {e}")]),
+    };
+    let mut entries = Vec::new();
+    let mut warnings = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let raw = match serde_json::from_value::<Raw>(item) {
+            Ok(raw) => raw,
+            Err(e) => {
+                warnings.push(format!("`.note.dlopen` entry {i}: {e}"));
+                continue;
+            }
+        };
+        let sonames = match raw.soname {
+            Sonames::Many(names) => names,
+            Sonames::One(name) => vec![name],
+        };
+        if sonames.is_empty() {
+            warnings.push(format!("`.note.dlopen` entry {i}: `soname` is empty"));
+            continue;
+        }
+        entries.push(DlopenEntry {
+            feature: raw.feature,
+            description: raw.description,
+            priority: raw.priority,
+            sonames,
+        });
+    }
+    (entries, warnings)
+}
+
+fn vm_to_offset(phdrs: &[ProgramHeader], addr: u64) -> Option<u64> {
     phdrs
         .iter()
         .filter(|p| p.p_type == PT_LOAD)
@@ -378,7 +587,6 @@ fn vm_to_offset(phdrs: &[ProgramHeader], addr: u64) -> Option<usize> {
             addr >= p.p_vaddr && p.p_vaddr.checked_add(p.p_filesz).is_some_and(|end| addr < end)
         })
         .and_then(|p| (addr - p.p_vaddr).checked_add(p.p_offset))
-        .and_then(|offset| usize::try_from(offset).ok())
 }
 
 #[cfg(test)]
@@ -410,6 +618,47 @@ mod tests {
         let mut many = good.clone();
         many[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
         assert!(parse(&many).malformed.is_some());
+    }
+
+    #[test]
+    fn dlopen_notes_are_read_leniently_and_never_fail() {
+        let (entries, warnings) = dlopen_entries(
+            br#"[{"feature":"xkb","description":"keymaps","priority":"suggested","soname":["libxkbcommon.so.0"]},
+                {"soname":["libbpf.so.1","libbpf.so.0"],"future-key":1},
+                {"soname":"libold.so.1"},
+                {"soname":[]},
+                {"soname":["libx.so"],"priority":"important"},
+                {"feature":"no soname"}]
+            "#,
+        );
+        let names: Vec<Vec<&str>> =
+            entries.iter().map(|e| e.sonames.iter().map(String::as_str).collect()).collect();
+        assert_eq!(
+            names,
+            [vec!["libxkbcommon.so.0"], vec!["libbpf.so.1", "libbpf.so.0"], vec!["libold.so.1"]]
+        );
+        assert_eq!(entries[0].priority, DlopenPriority::Suggested);
+        assert_eq!(entries[0].feature.as_deref(), Some("xkb"));
+        assert_eq!(entries[0].description.as_deref(), Some("keymaps"));
+        // Without a priority, the format says to assume "recommended".
+        assert_eq!(entries[1].priority, DlopenPriority::Recommended);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("`.note.dlopen` entry 3: `soname` is empty"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("entry 4") && warnings[1].contains("important"),
+            "{warnings:?}"
+        );
+        assert!(warnings[2].contains("entry 5") && warnings[2].contains("soname"), "{warnings:?}");
+
+        let (entries, warnings) = dlopen_entries(b"[{\"soname\":[\"liba.so\"]}]\0\0\0");
+        assert_eq!((entries.len(), warnings.len()), (1, 0), "padding after the NUL is ignored");
+        for bad in [&b"not json"[..], b"42", b"[1]", b"", b"[{\"soname\": 7}]"] {
+            let (entries, warnings) = dlopen_entries(bad);
+            assert!(entries.is_empty() && warnings.len() == 1, "{bad:?}: {warnings:?}");
+        }
     }
 
     #[test]

@@ -9,15 +9,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use goblin::elf::header::{ELFCLASS64, EM_386, EM_AARCH64, EM_X86_64};
 
 use crate::elf::Ident;
 use crate::ldcache::{self, LdCache};
 use crate::sysroot::Sysroot;
-
-const EM_386: u16 = 3;
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
-const ELFCLASS64: u8 = 2;
 
 /// What the loader of one target (class and machine) searches, and how.
 #[derive(Clone, Debug)]

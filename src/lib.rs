@@ -13,6 +13,7 @@ pub mod ldcache;
 pub mod ldconf;
 pub mod ldso;
 pub mod resolve;
+pub mod rootpath;
 pub mod sandbox;
 pub mod sysroot;
 pub mod terminfo;

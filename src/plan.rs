@@ -90,6 +90,9 @@ impl fmt::Display for Why {
             Why::Loaded(Reason::Requested { name }) => {
                 write!(f, "library {name} asked for by the spec")
             }
+            Why::Loaded(Reason::Dlopen { by, name, priority, .. }) => {
+                write!(f, "dlopen {name} declared ({priority}) in .note.dlopen of {}", by.display())
+            }
             Why::OnTheWay(to) => write!(f, "symlink on the way to {}", to.display()),
             Why::Spec { key, at } => write!(f, "{key} entry at {at}"),
             Why::Accounts => f.write_str("users and groups of the spec"),

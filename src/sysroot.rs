@@ -6,30 +6,21 @@
 //! - a *host path* is where that file lives on the machine running the tool,
 //!   `sysroot.host(root_path)`.
 //!
-//! Symlinks are followed inside the root only: an absolute target restarts at
-//! the sysroot, and `..` stops at it, as with `openat2(2)`'s
-//! `RESOLVE_IN_ROOT`. Every symlink crossed is recorded, because a rootfs
-//! built from these paths must recreate the same chain.
+//! Symlinks are followed inside the root only, by the walker of
+//! `rootpath.rs`: an absolute target restarts at the sysroot, and `..` stops
+//! at it, as with `openat2(2)`'s `RESOLVE_IN_ROOT`. Every symlink crossed is
+//! recorded, because a rootfs built from these paths must recreate the same
+//! chain.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::fs::Metadata;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-/// The kernel gives up after this many symlinks in one lookup (`ELOOP`,
-/// `path_resolution(7)`).
-const MAX_SYMLINKS: usize = 40;
-
-/// One symlink crossed while resolving a path.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Link {
-    /// Root path of the symlink itself; its parent directories are real.
-    pub path: PathBuf,
-    /// The link's text, exactly as `readlink(2)` returns it.
-    pub target: PathBuf,
-}
+pub use crate::rootpath::Link;
+use crate::rootpath::{self, Node, Walk, WalkError, Walked};
 
 /// A path resolved inside a sysroot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,10 +38,37 @@ pub struct Located {
 
 /// A host directory treated as `/`, with a cache of resolved directories so
 /// that a directory searched for many libraries is resolved once.
+///
+/// A directory is always resolved from `/` (its parents from the cache),
+/// never from the middle of another lookup's chain of symlinks; it is cached
+/// with the symlinks crossed to reach it, which count toward the limit of a
+/// walk that goes on from there. A lookup therefore gets the answer a walk
+/// from `/` would give, whatever other lookups ran before it, on whatever
+/// thread. `ELOOP` and I/O errors are not cached at all.
 #[derive(Debug)]
 pub struct Sysroot {
     root: PathBuf,
-    dirs: RwLock<HashMap<PathBuf, Arc<io::Result<Located>>>>,
+    /// Root path of a directory as asked (not normalised) -> where it leads.
+    dirs: RwLock<HashMap<PathBuf, Result<Arc<Walked>, Absent>>>,
+}
+
+/// Why a directory leads nowhere, kept in the cache: a missing component
+/// or a file on the way, which no count of symlinks changes. A directory
+/// searched for many names (a hwcaps subdirectory that does not exist) is
+/// looked up once.
+#[derive(Clone, Debug)]
+enum Absent {
+    NotFound(PathBuf),
+    NotADirectory(PathBuf),
+}
+
+impl From<Absent> for WalkError {
+    fn from(absent: Absent) -> WalkError {
+        match absent {
+            Absent::NotFound(p) => WalkError::NotFound(p),
+            Absent::NotADirectory(p) => WalkError::NotADirectory(p),
+        }
+    }
 }
 
 impl Sysroot {
@@ -74,93 +92,105 @@ impl Sysroot {
     }
 
     /// Resolves `path` (a root path; relative paths are taken from `/`)
-    /// following every symlink inside the sysroot.
+    /// following every symlink inside the sysroot. The error is the one the
+    /// kernel would give (`ENOENT`, `ENOTDIR`, `ELOOP`, or that of `lstat`).
     pub fn locate(&self, path: &Path) -> io::Result<Located> {
-        self.locate_depth(path, 0)
+        Ok(self.locate_walked(path)?)
     }
 
-    fn locate_depth(&self, path: &Path, depth: usize) -> io::Result<Located> {
-        let mut components: Vec<Component> = path.components().collect();
-        while components
-            .first()
-            .is_some_and(|c| matches!(c, Component::RootDir | Component::Prefix(_)))
-        {
-            components.remove(0);
-        }
-        // `/usr/lib/.` resolves like `/usr/lib`: Path::components drops the
-        // inner `.`; a trailing slash is kept out of the way too.
-        let Some(last) = components.pop() else {
-            return self.stat_real(PathBuf::from("/"), Vec::new());
+    fn locate_walked(&self, path: &Path) -> Result<Located, WalkError> {
+        let (parent, last) = split_last(path);
+        let dir = self.locate_dir(&parent)?;
+        // The lstat of the last path looked up: the real file's identity
+        // when the walk ends there, as it does unless it ends with `..`.
+        let mut seen: Option<(PathBuf, Metadata)> = None;
+        let walked = match last {
+            None => dir.as_ref().clone(),
+            Some(last) => rootpath::walk_from(&dir, Path::new(&last), Walk::FOLLOW, |p| {
+                let (node, meta) = self.lookup(p)?;
+                seen = meta.map(|m| (p.to_path_buf(), m));
+                Ok(node)
+            })?,
         };
-        let parent: PathBuf =
-            std::iter::once(Component::RootDir).chain(components.iter().copied()).collect();
-        let dir = self.locate_dir(&parent, depth)?;
-        if !dir.is_dir {
-            return Err(io::Error::from(io::ErrorKind::NotADirectory));
-        }
-        let name = match last {
-            Component::Normal(name) => name.to_os_string(),
-            Component::ParentDir => {
-                let real = dir.real.parent().unwrap_or(Path::new("/")).to_path_buf();
-                return self.stat_real(real, dir.links.clone());
-            }
-            _ => return Ok(dir.as_ref().clone()),
+        let meta = match seen {
+            Some((path, meta)) if path == walked.real => meta,
+            _ => std::fs::metadata(self.host(&walked.real))
+                .map_err(|e| WalkError::Io(walked.real.clone(), e))?,
         };
-        self.step(&dir, name, depth)
-    }
-
-    /// Resolves one more name inside an already resolved directory.
-    fn step(&self, dir: &Located, name: OsString, depth: usize) -> io::Result<Located> {
-        let candidate = dir.real.join(&name);
-        let host = self.host(&candidate);
-        let meta = std::fs::symlink_metadata(&host)?;
-        if meta.file_type().is_symlink() {
-            if depth >= MAX_SYMLINKS {
-                return Err(io::Error::from_raw_os_error(rustix::io::Errno::LOOP.raw_os_error()));
-            }
-            let target = std::fs::read_link(&host)?;
-            let next = if target.is_absolute() { target.clone() } else { dir.real.join(&target) };
-            let mut links = dir.links.clone();
-            links.push(Link { path: candidate, target });
-            let mut rest = self.locate_depth(&next, depth + 1)?;
-            links.append(&mut rest.links);
-            rest.links = links;
-            return Ok(rest);
-        }
         Ok(Located {
-            real: candidate,
-            links: dir.links.clone(),
+            real: walked.real,
+            links: walked.links,
             dev: meta.dev(),
             ino: meta.ino(),
             is_dir: meta.is_dir(),
         })
     }
 
-    fn locate_dir(&self, dir: &Path, depth: usize) -> io::Result<Arc<Located>> {
-        if let Some(found) = self.dirs.read().expect("sysroot cache poisoned").get(dir) {
-            return clone_result(found);
+    /// Resolves a directory, from the cache when it was resolved before.
+    fn locate_dir(&self, dir: &Path) -> Result<Arc<Walked>, WalkError> {
+        let (parent, last) = split_last(dir);
+        let Some(last) = last else {
+            return Ok(Arc::new(Walked::root()));
+        };
+        if let Some(cached) = self.dirs.read().expect("sysroot cache poisoned").get(dir) {
+            return cached.clone().map_err(WalkError::from);
         }
-        let found = Arc::new(self.locate_depth(dir, depth));
-        self.dirs.write().expect("sysroot cache poisoned").insert(dir.to_path_buf(), found.clone());
-        clone_result(&found)
+        let up = self.locate_dir(&parent)?;
+        let walked = rootpath::walk_from(&up, Path::new(&last), Walk::FOLLOW, |p| {
+            self.lookup(p).map(|(node, _)| node)
+        })
+        .and_then(|walked| match walked.node {
+            Node::Dir => Ok(Arc::new(walked)),
+            _ => Err(WalkError::NotADirectory(walked.real)),
+        });
+        let cached = match &walked {
+            Ok(walked) => Ok(walked.clone()),
+            Err(WalkError::NotFound(p)) => Err(Absent::NotFound(p.clone())),
+            Err(WalkError::NotADirectory(p)) => Err(Absent::NotADirectory(p.clone())),
+            // Never kept: `ELOOP` and I/O errors.
+            Err(_) => return walked,
+        };
+        self.dirs.write().expect("sysroot cache poisoned").insert(dir.to_path_buf(), cached);
+        walked
     }
 
-    fn stat_real(&self, real: PathBuf, links: Vec<Link>) -> io::Result<Located> {
-        let meta = std::fs::metadata(self.host(&real))?;
-        Ok(Located { real, links, dev: meta.dev(), ino: meta.ino(), is_dir: meta.is_dir() })
+    /// What a root path is, with `lstat(2)` and `readlink(2)` on its host
+    /// path, and the `lstat` result when there is one.
+    fn lookup(&self, path: &Path) -> io::Result<(Node, Option<Metadata>)> {
+        let host = self.host(path);
+        let meta = match std::fs::symlink_metadata(&host) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Node::Missing, None)),
+            Err(e) => return Err(e),
+        };
+        let node = if meta.file_type().is_symlink() {
+            Node::Symlink(std::fs::read_link(&host)?)
+        } else if meta.is_dir() {
+            Node::Dir
+        } else {
+            Node::File
+        };
+        Ok((node, Some(meta)))
     }
 }
 
-fn clone_result(found: &Arc<io::Result<Located>>) -> io::Result<Arc<Located>> {
-    match found.as_ref() {
-        Ok(located) => Ok(Arc::new(located.clone())),
-        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-    }
+/// A root path as its parent directory and its last component: `/usr/lib/.`
+/// is `/usr` and `lib` (`Path::components` drops the inner `.`, and a
+/// trailing slash), `/` has no last component.
+fn split_last(path: &Path) -> (PathBuf, Option<PathBuf>) {
+    let mut components: Vec<Component> = path
+        .components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
+        .collect();
+    let last = components.pop().map(|c| PathBuf::from(c.as_os_str()));
+    let parent = std::iter::once(Component::RootDir).chain(components).collect();
+    (parent, last)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rootpath::MAX_SYMLINKS;
     use std::os::unix::fs::symlink;
 
     #[test]
@@ -201,5 +231,46 @@ mod tests {
         symlink("a", tmp.path().join("b")).unwrap();
         let err = Sysroot::new(tmp.path()).locate(Path::new("/a")).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(rustix::io::Errno::LOOP.raw_os_error()));
+    }
+
+    fn is_loop(result: io::Result<Located>) -> bool {
+        result.is_err_and(|e| e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()))
+    }
+
+    /// A directory met at the end of a long chain of symlinks fails there
+    /// (`ELOOP`), but a short lookup of the same directory must still
+    /// succeed, before or after, whichever ran first: the cache resolves a
+    /// directory from `/`, keeps it with the links that led to it, and
+    /// never keeps a loop.
+    #[test]
+    fn a_loop_found_deep_in_a_chain_is_not_cached_for_shallow_lookups() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("d/real")).unwrap();
+        std::fs::write(root.join("d/real/y"), b"y").unwrap();
+        symlink("real", root.join("d/sub")).unwrap();
+        symlink("sub", root.join("d/sub2")).unwrap();
+        // /c0 -> /c1 -> ... -> /c39 -> /d/sub/y: the 41st link is `sub`.
+        for i in 0..MAX_SYMLINKS {
+            let next =
+                if i + 1 == MAX_SYMLINKS { "/d/sub/y".to_string() } else { format!("c{}", i + 1) };
+            symlink(next, root.join(format!("c{i}"))).unwrap();
+        }
+        let sysroot = Sysroot::new(root);
+        assert!(is_loop(sysroot.locate(Path::new("/c0"))));
+        assert!(is_loop(sysroot.locate(Path::new("/c0/../d/sub/y"))));
+        let found = sysroot.locate(Path::new("/d/sub/y")).unwrap();
+        assert_eq!(found.real, Path::new("/d/real/y"));
+        assert!(is_loop(sysroot.locate(Path::new("/c0"))));
+
+        // A cached directory brings its links along: /c1 is 39 links away
+        // from /d, so one more link is allowed below it, and two are not.
+        let sysroot = Sysroot::new(root);
+        std::fs::remove_file(root.join("c39")).unwrap();
+        symlink("/d", root.join("c39")).unwrap();
+        assert_eq!(sysroot.locate(Path::new("/c1/real/y")).unwrap().links.len(), 39);
+        assert_eq!(sysroot.locate(Path::new("/c1/sub/y")).unwrap().links.len(), 40);
+        assert!(is_loop(sysroot.locate(Path::new("/c1/sub2/y"))));
+        assert_eq!(sysroot.locate(Path::new("/d/sub2/y")).unwrap().links.len(), 2);
     }
 }

@@ -290,7 +290,9 @@ pub(super) fn add_loader_cache(
     for closure in &loaded.closures {
         let flags = resolver.config(&closure.ident.unwrap_or(loaded.ident)).cache_flags;
         for opened in &closure.files {
-            if let Reason::Needed { name, .. } | Reason::Requested { name } = &opened.reason
+            if let Reason::Needed { name, .. }
+            | Reason::Requested { name }
+            | Reason::Dlopen { name, .. } = &opened.reason
                 && matches!(opened.via, Via::Cache | Via::Default)
             {
                 cache.entry((name.clone(), flags)).or_insert_with(|| opened.path.clone());

@@ -3,7 +3,8 @@
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use rootfs::resolve::{Closure, InputKind, Options, Reason, Resolver};
+use rootfs::elf::DlopenPriority;
+use rootfs::resolve::{Closure, DlopenLevel, InputKind, Options, Reason, Resolver, Skip, Via};
 
 use crate::support::{canonical, cc, loader_trace, program, shared_lib};
 
@@ -11,9 +12,11 @@ fn resolve(path: &Path) -> Closure {
     Resolver::new(Options::default()).unwrap().resolve(path.to_str().unwrap())
 }
 
-/// Our answer equals what the loader does on a real exec of `path`.
+/// Our answer equals what the loader does on a real exec of `path`. The
+/// loader never reads `.note.dlopen`, so neither do we here.
 fn assert_matches_loader(path: &Path) -> Closure {
-    let closure = resolve(path);
+    let options = Options { dlopen: DlopenLevel::None, ..Options::default() };
+    let closure = Resolver::new(options).unwrap().resolve(path.to_str().unwrap());
     let (files, missing) = loader_trace(path);
     assert_eq!(canonical(&closure.file_paths()), files, "files of {}", path.display());
     let ours: std::collections::BTreeSet<String> =
@@ -365,4 +368,224 @@ fn a_crlf_shebang_names_an_interpreter_that_does_not_exist() {
     std::fs::write(&script, "#!/bin/sh\r\necho hi\r\n").unwrap();
     let closure = resolve(&script);
     assert_eq!(closure.missing_names(), ["/bin/sh\r"]);
+}
+
+/// `deps NAME` finds NAME on `PATH` as the spec's commands and `which` do;
+/// a relative path with a slash is still taken from the working directory.
+#[test]
+fn a_name_without_a_slash_is_a_command_found_on_path() {
+    let first_on_path = rootfs::resolve::DEFAULT_PATH
+        .iter()
+        .map(|dir| Path::new(dir).join("cat"))
+        .find(|p| p.is_file())
+        .unwrap();
+    // On Debian's merged /usr, /usr/bin comes before /bin.
+    assert_eq!(first_on_path, Path::new("/usr/bin/cat"));
+    let options = Options::default();
+    let closure = Resolver::new(options.clone()).unwrap().resolve("cat");
+    assert_eq!(closure.path, first_on_path);
+    assert!(closure.is_complete() && !closure.files.is_empty(), "{closure:#?}");
+    let by_name = rootfs::deps::run(&options, &["cat".to_string()], true).unwrap();
+    let by_path = rootfs::deps::run(&options, &["/usr/bin/cat".to_string()], true).unwrap();
+    assert_eq!(by_name.exit, 0, "{}", by_name.stderr);
+    assert_eq!(by_name.stdout.replace("\"cat\"", "\"/usr/bin/cat\""), by_path.stdout);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let name = "rootfs-test-not-on-path";
+    program(&tmp.path().join("bin").join(name), &[], &[]);
+    let options = Options { cwd: tmp.path().to_path_buf(), ..Options::default() };
+    let resolver = Resolver::new(options.clone()).unwrap();
+    for relative in [format!("./bin/{name}"), format!("bin/{name}")] {
+        let closure = resolver.resolve(&relative);
+        assert!(closure.is_complete(), "{relative}: {closure:#?}");
+        assert_eq!(closure.path, tmp.path().join(&relative));
+    }
+    let report = rootfs::deps::run(&options, &[name.to_string()], false).unwrap();
+    assert_eq!(report.exit, 1);
+    assert_eq!(
+        report.stdout,
+        format!(
+            "{name} (error: `{name}` not found on PATH \
+             /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)\n"
+        )
+    );
+}
+
+/// A `.note.dlopen` note, emitted with inline assembly as systemd's
+/// `ELF_NOTE_DLOPEN` emits it: owner `FDO`, type 0x407c0c0a, a NUL-terminated
+/// JSON array, each part 4-byte aligned. `#json` turns the C string literal
+/// into an assembler string with its quotes escaped.
+const DLOPEN_NOTE_MACRO: &str = r#"
+#define DLOPEN_NOTE(json)                                   \
+    __asm__(".pushsection .note.dlopen,\"a\",@note\n"       \
+            ".balign 4\n"                                   \
+            ".long 4\n"           /* namesz: FDO and NUL */ \
+            ".long 2f - 1f\n"     /* descsz */              \
+            ".long 0x407c0c0a\n"  /* type */                \
+            ".asciz \"FDO\"\n"                              \
+            "1: .asciz " #json "\n"                         \
+            "2: .balign 4\n"                                \
+            ".popsection\n")
+"#;
+
+/// `prog`, whose notes declare libraries of every kind, in `lib/`:
+/// - `core`: required `libreq.so`, which needs `libdep.so` and itself
+///   declares a required `libplugin.so`, found only through its own
+///   RUNPATH (`$ORIGIN/plugins`);
+/// - `alt`: `libalt.so.2` or else `libalt.so.1` (no priority: recommended),
+///   of which only the second exists;
+/// - `extra`: suggested `libsugg.so`, which exists;
+/// - `gone`: required `libgone.so`, and `opt`: recommended `libnothere.so`,
+///   neither of which exists;
+/// - and a note that is not JSON.
+fn dlopen_fixture(d: &Path) -> PathBuf {
+    let lib = d.join("lib");
+    shared_lib(&lib, "dep", &[], &[]);
+    shared_lib(&lib.join("plugins"), "plugin", &[], &[]);
+    shared_lib(&lib, "sugg", &[], &[]);
+    // cc -o lib/libalt.so.1 lib/libalt.so.1.c -shared -fPIC
+    cc(&lib.join("libalt.so.1"), "int alt(void) { return 1; }\n", &["-shared", "-fPIC"]);
+    let libreq = [
+        DLOPEN_NOTE_MACRO,
+        r#"DLOPEN_NOTE("[{\"feature\":\"plugin\",\"priority\":\"required\",\"soname\":[\"libplugin.so\"]}]");
+int dep(void);
+int req(void) { return dep(); }
+"#,
+    ]
+    .concat();
+    // cc -o lib/libreq.so lib/libreq.so.c -shared -fPIC -Llib -ldep
+    //    -Wl,-rpath,$ORIGIN:$ORIGIN/plugins
+    let lib_flag = format!("-L{}", lib.display());
+    let flags = ["-shared", "-fPIC", &lib_flag, "-ldep", "-Wl,-rpath,$ORIGIN:$ORIGIN/plugins"];
+    cc(&lib.join("libreq.so"), &libreq, &flags);
+    let prog = [
+        DLOPEN_NOTE_MACRO,
+        r#"DLOPEN_NOTE("[{\"feature\":\"core\",\"description\":\"the core\",\"priority\":\"required\",\"soname\":[\"libreq.so\"]},{\"feature\":\"alt\",\"soname\":[\"libalt.so.2\",\"libalt.so.1\"]}]");
+DLOPEN_NOTE("[{\"feature\":\"extra\",\"priority\":\"suggested\",\"soname\":[\"libsugg.so\"]}]");
+DLOPEN_NOTE("[{\"feature\":\"gone\",\"priority\":\"required\",\"soname\":[\"libgone.so\"]},{\"feature\":\"opt\",\"priority\":\"recommended\",\"soname\":[\"libnothere.so\"]}]");
+DLOPEN_NOTE("not json");
+int main(void) { return 0; }
+"#,
+    ]
+    .concat();
+    // cc -o prog prog.c -Wl,-rpath,<d>/lib
+    let rpath = format!("-Wl,-rpath,{}", lib.display());
+    let out = d.join("prog");
+    cc(&out, &prog, &[&rpath]);
+    out
+}
+
+fn resolve_at(path: &Path, level: DlopenLevel) -> Closure {
+    let options = Options { dlopen: level, ..Options::default() };
+    Resolver::new(options).unwrap().resolve(path.to_str().unwrap())
+}
+
+fn opened<'a>(closure: &'a Closure, path: &Path) -> &'a rootfs::resolve::Opened {
+    closure.files.iter().find(|f| f.path == path).unwrap_or_else(|| panic!("{closure:#?}"))
+}
+
+#[test]
+fn libraries_declared_in_dlopen_notes_are_loaded_as_dlopen_would() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let lib = d.join("lib");
+    let prog = dlopen_fixture(d);
+    let closure = resolve_at(&prog, DlopenLevel::Recommended);
+
+    // A required library that exists, with its own dependencies.
+    let req = opened(&closure, &lib.join("libreq.so"));
+    assert_eq!(
+        req.reason,
+        Reason::Dlopen {
+            by: prog.clone(),
+            name: "libreq.so".into(),
+            feature: Some("core".into()),
+            priority: DlopenPriority::Required,
+        }
+    );
+    assert_eq!(req.via, Via::Runpath);
+    let dep = opened(&closure, &lib.join("libdep.so"));
+    assert_eq!(dep.reason, Reason::Needed { by: lib.join("libreq.so"), name: "libdep.so".into() });
+    // Declared by a library: searched with that library's RUNPATH.
+    let plugin = opened(&closure, &lib.join("plugins/libplugin.so"));
+    assert!(
+        matches!(&plugin.reason, Reason::Dlopen { by, .. } if *by == lib.join("libreq.so")),
+        "{plugin:?}"
+    );
+    // Of two alternatives, the first found.
+    let alt = opened(&closure, &lib.join("libalt.so.1"));
+    assert!(matches!(&alt.reason, Reason::Dlopen { name, .. } if name == "libalt.so.1"));
+
+    // A suggested library is left out at the level `recommended`, and an
+    // optional one that is missing is no miss; both are reported.
+    assert!(!closure.files.iter().any(|f| f.path.ends_with("libsugg.so")), "{closure:#?}");
+    let skipped: Vec<(&str, &Skip)> =
+        closure.skipped_dlopen.iter().map(|s| (s.entry.sonames[0].as_str(), &s.why)).collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert_eq!(skipped[0], ("libsugg.so", &Skip::BelowLevel { level: DlopenLevel::Recommended }));
+    assert!(
+        matches!(skipped[1], ("libnothere.so", Skip::NotFound { searched, .. }) if searched.contains(&lib)),
+        "{skipped:?}"
+    );
+    // A required library that is missing is a miss, as any other.
+    assert_eq!(closure.missing_names(), ["libgone.so"]);
+    assert_eq!(closure.missing[0].chain, std::slice::from_ref(&prog));
+    assert!(!closure.is_complete());
+    // The note that is not JSON is a warning, and nothing else.
+    assert_eq!(closure.warnings.len(), 1, "{:?}", closure.warnings);
+    assert!(closure.warnings[0].contains("not valid JSON"), "{:?}", closure.warnings);
+
+    let text = rootfs::resolve::render_tree(std::slice::from_ref(&closure));
+    for line in [
+        format!("    dlopen libreq.so => {}/libreq.so", lib.display()),
+        format!("        libdep.so => {}/libdep.so", lib.display()),
+        format!("        dlopen libplugin.so => {}/plugins/libplugin.so", lib.display()),
+        format!("    dlopen libalt.so.1 => {}/libalt.so.1", lib.display()),
+        "    dlopen libgone.so => not found".to_string(),
+        format!(
+            "    skipped dlopen libsugg.so (suggested for feature `extra`) of {}: below the level recommended",
+            prog.display()
+        ),
+        format!(
+            "    skipped dlopen libnothere.so (recommended for feature `opt`) of {}: not found, and optional",
+            prog.display()
+        ),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&rootfs::resolve::render_json(std::slice::from_ref(&closure)))
+            .unwrap();
+    let entry = &json[prog.to_str().unwrap()];
+    let dlopened: Vec<&str> =
+        entry["dlopen"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    // Sorted by path: lib/libalt.so.1, lib/libreq.so, lib/plugins/libplugin.so.
+    assert_eq!(dlopened, ["libalt.so.1", "libreq.so", "libplugin.so"]);
+    assert_eq!(entry["dlopen"][1]["priority"], "required");
+    assert_eq!(entry["missing"], serde_json::json!(["libgone.so"]));
+    assert_eq!(entry["skipped_dlopen"][1]["why"], "not found");
+}
+
+#[test]
+fn the_dlopen_level_chooses_which_declared_libraries_come() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let lib = d.join("lib");
+    let prog = dlopen_fixture(d);
+
+    let all = resolve_at(&prog, DlopenLevel::Suggested);
+    assert!(opened(&all, &lib.join("libsugg.so")).via == Via::Runpath);
+    assert!(all.skipped_dlopen.iter().all(|s| matches!(s.why, Skip::NotFound { .. })));
+
+    let required = resolve_at(&prog, DlopenLevel::Required);
+    assert!(has_file(&required, &lib.join("libreq.so")));
+    assert!(has_file(&required, &lib.join("plugins/libplugin.so")));
+    assert!(!has_file(&required, &lib.join("libalt.so.1")));
+    assert_eq!(required.missing_names(), ["libgone.so"]);
+
+    // Without notes, exactly what the loader loads.
+    let none = resolve_at(&prog, DlopenLevel::None);
+    assert!(none.is_complete(), "{none:#?}");
+    assert_eq!(canonical(&none.file_paths()), loader_trace(&prog).0);
+    assert_eq!(none.skipped_dlopen.len(), 5);
 }
