@@ -32,6 +32,10 @@ pub const FLAGS_AARCH64: i32 = 0x0a03;
 /// `FLAG_ELF_LIBC6`, the flags of 32-bit x86 and of most other targets.
 pub const FLAGS_LIBC6: i32 = 0x0003;
 
+/// `FLAG_ELF`: an ELF library of unknown libc (ldconfig's mark for one that
+/// needs no libc).
+pub const FLAG_ELF: i32 = 0x0001;
+
 /// `DL_CACHE_HWCAP_EXTENSION`: the entry lives in a `glibc-hwcaps/<name>`
 /// subdirectory, whose name is found through the low 32 bits.
 const HWCAP_EXTENSION: u64 = 1 << 62;
@@ -118,7 +122,12 @@ impl LdCache {
     /// expected `flags`, the best usable `glibc-hwcaps` entry (the earliest in
     /// `hwcaps_priority`), else the first plain entry without legacy hwcap
     /// bits.
-    pub fn lookup(&self, name: &str, flags: i32, hwcaps_priority: &[String]) -> Option<&Path> {
+    pub fn lookup(
+        &self,
+        name: &str,
+        accepts: impl Fn(i32) -> bool,
+        hwcaps_priority: &[String],
+    ) -> Option<&Path> {
         // Entries are sorted by decreasing libcmp, so a binary search finds
         // the block of equal names.
         let start = self.entries.partition_point(|e| libcmp(&e.name, name) == Ordering::Greater);
@@ -126,7 +135,7 @@ impl LdCache {
         for entry in
             self.entries[start..].iter().take_while(|e| libcmp(&e.name, name) == Ordering::Equal)
         {
-            if entry.flags != flags {
+            if !accepts(entry.flags) {
                 continue;
             }
             match &entry.hwcaps_subdir {
@@ -298,11 +307,11 @@ mod tests {
         }
         for n in names {
             assert_eq!(
-                back.lookup(n, FLAGS_X86_64, &[]),
+                back.lookup(n, |f| f == FLAGS_X86_64, &[]),
                 Some(Path::new(&format!("/opt/lib/{n}")))
             );
-            assert_eq!(back.lookup(n, FLAGS_LIBC6, &[]), None);
+            assert_eq!(back.lookup(n, |f| f == FLAGS_LIBC6, &[]), None);
         }
-        assert_eq!(back.lookup("libnothere.so.1", FLAGS_X86_64, &[]), None);
+        assert_eq!(back.lookup("libnothere.so.1", |f| f == FLAGS_X86_64, &[]), None);
     }
 }

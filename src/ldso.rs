@@ -29,8 +29,21 @@ pub struct LoaderConfig {
     /// Every subdirectory tried inside a search directory, in order,
     /// ending with the directory itself (`""`).
     pub subdirs: Vec<String>,
-    /// The `flags` an ld.so.cache entry must carry for this target.
+    /// The `flags` of this target's ld.so.cache entries, as ldconfig writes
+    /// them (`_DL_CACHE_DEFAULT_ID`).
     pub cache_flags: i32,
+    /// Whether plain `FLAG_ELF` entries are accepted too: glibc's generic
+    /// `_dl_cache_check_flags` takes `1` or the default id, the x86_64 and
+    /// AArch64 ones only the default id (`sysdeps/.../dl-cache.h`).
+    pub accepts_plain_elf: bool,
+}
+
+impl LoaderConfig {
+    /// Whether the loader uses a cache entry with these flags
+    /// (`_dl_cache_check_flags`).
+    pub fn accepts_cache_flags(&self, flags: i32) -> bool {
+        flags == self.cache_flags || (self.accepts_plain_elf && flags == ldcache::FLAG_ELF)
+    }
 }
 
 /// Debian's multiarch tuple for a target, the name of its library directory.
@@ -64,12 +77,19 @@ impl LoaderConfig {
             None if ident.class == ELFCLASS64 => {
                 (vec![PathBuf::from("/lib64"), PathBuf::from("/usr/lib64")], "lib64".to_string())
             }
+            // Debian's biarch `libc6-i386` on a 64-bit host is built with
+            // slibdir=/lib32 and libdir=/usr/lib32.
+            None if ident.machine == EM_386
+                && sysroot.locate(Path::new("/lib32")).is_ok_and(|l| l.is_dir) =>
+            {
+                (vec![PathBuf::from("/lib32"), PathBuf::from("/usr/lib32")], "lib32".to_string())
+            }
             None => (vec![PathBuf::from("/lib"), PathBuf::from("/usr/lib")], "lib".to_string()),
         };
-        let cache_flags = match (ident.class, ident.machine) {
-            (ELFCLASS64, EM_X86_64) => ldcache::FLAGS_X86_64,
-            (ELFCLASS64, EM_AARCH64) => ldcache::FLAGS_AARCH64,
-            _ => ldcache::FLAGS_LIBC6,
+        let (cache_flags, accepts_plain_elf) = match (ident.class, ident.machine) {
+            (ELFCLASS64, EM_X86_64) => (ldcache::FLAGS_X86_64, false),
+            (ELFCLASS64, EM_AARCH64) => (ldcache::FLAGS_AARCH64, false),
+            _ => (ldcache::FLAGS_LIBC6, true),
         };
         let cpu = if ident.class == ELFCLASS64 && ident.machine == EM_X86_64 {
             x86_64_cpu()
@@ -85,6 +105,7 @@ impl LoaderConfig {
             glibc_hwcaps: cpu.glibc_hwcaps,
             subdirs,
             cache_flags,
+            accepts_plain_elf,
         }
     }
 }

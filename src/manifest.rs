@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::rootpath::{self, Node, Walk};
+
 /// Bumped when the format changes incompatibly.
 pub const FORMAT: u32 = 1;
 
@@ -134,38 +136,20 @@ impl Manifest {
     /// The symlinks crossed on the way to `path` and the entry there
     /// (`None` for `/` itself); `None` when the path is not in the tree.
     fn walk(&self, path: &Path) -> Option<(Vec<&ManifestEntry>, Option<&ManifestEntry>)> {
-        let mut links = Vec::new();
-        let mut current = PathBuf::from("/");
-        let mut pending: Vec<PathBuf> =
-            path.components().rev().map(|c| PathBuf::from(c.as_os_str())).collect();
-        while let Some(step) = pending.pop() {
-            if step == Path::new("/") {
-                current = PathBuf::from("/");
-                continue;
-            }
-            if step == Path::new("..") {
-                current.pop();
-                continue;
-            }
-            if step == Path::new(".") {
-                continue;
-            }
-            let next = current.join(&step);
-            let entry = self.entry(&next)?;
-            if let Some(target) = &entry.target {
-                links.push(entry);
-                if links.len() > 40 {
-                    return None;
-                }
-                if target.is_absolute() {
-                    current = PathBuf::from("/");
-                }
-                pending.extend(target.components().rev().map(|c| PathBuf::from(c.as_os_str())));
-                continue;
-            }
-            current = next;
-        }
-        let entry = if current == Path::new("/") { None } else { Some(self.entry(&current)?) };
+        let lookup = |p: &Path| {
+            Ok(match self.entry(p) {
+                None => Node::Missing,
+                Some(e) => match (&e.kind, &e.target) {
+                    (EntryType::Dir, _) => Node::Dir,
+                    (EntryType::Symlink, Some(target)) => Node::Symlink(target.clone()),
+                    _ => Node::File,
+                },
+            })
+        };
+        let walked = rootpath::walk(path, Walk::FOLLOW, lookup).ok()?;
+        let links = walked.links.iter().filter_map(|l| self.entry(&l.path)).collect();
+        let entry =
+            if walked.real == Path::new("/") { None } else { Some(self.entry(&walked.real)?) };
         Some((links, entry))
     }
 }

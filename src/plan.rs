@@ -12,13 +12,14 @@ mod spec_entries;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 pub use self::closures::Unresolved;
 use crate::manifest::{CommandKind, EntryType};
 use crate::resolve::{Reason, Resolver};
+use crate::rootpath::{self, Node, Walk, WalkError};
 use crate::spec::Spec;
 
 /// The directories of the classic FHS skeleton, with the modes a real system
@@ -44,9 +45,6 @@ pub const SKELETON: &[(&str, u32)] = &[
     ("/usr", 0o755),
     ("/var", 0o755),
 ];
-
-/// The kernel gives up after this many symlinks (`path_resolution(7)`).
-const MAX_SYMLINKS: usize = 40;
 
 /// Why a path is in the rootfs.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -185,7 +183,7 @@ pub enum PlanError {
     NotADirectory { path: PathBuf, parent: PathBuf, existing: String },
     /// A file of the plan is used as a directory on the way to the path.
     FileInPath { path: PathBuf, file: PathBuf },
-    /// More than [`MAX_SYMLINKS`] symlinks on the way.
+    /// More than [`rootpath::MAX_SYMLINKS`] symlinks on the way.
     SymlinkLoop { path: PathBuf },
 }
 
@@ -287,52 +285,26 @@ fn describe(kind: &EntryKind) -> String {
 }
 
 /// Resolves a root path through the plan's symlinks as the kernel would
-/// inside a chroot: absolute targets restart at the rootfs root and `..`
-/// stops there. The last component is followed only when `follow_last`.
+/// inside a chroot (`rootpath`): absolute targets restart at the rootfs
+/// root and `..` stops there; a missing directory will be created. The last
+/// component is followed only when `follow_last`.
 pub fn resolve_in_plan(plan: &Plan, path: &Path, follow_last: bool) -> Result<PathBuf, PlanError> {
-    /// One step still to take, owned because symlink targets add steps.
-    enum Step {
-        Root,
-        Up,
-        Name(std::ffi::OsString),
-    }
-    fn steps(path: &Path) -> impl DoubleEndedIterator<Item = Step> + '_ {
-        path.components().filter_map(|c| match c {
-            Component::RootDir | Component::Prefix(_) => Some(Step::Root),
-            Component::CurDir => None,
-            Component::ParentDir => Some(Step::Up),
-            Component::Normal(name) => Some(Step::Name(name.to_os_string())),
+    let lookup = |p: &Path| {
+        Ok(match plan.entries.get(p).map(|e| &e.kind) {
+            None => Node::Missing,
+            Some(EntryKind::Dir { .. }) => Node::Dir,
+            Some(EntryKind::File { .. } | EntryKind::Data { .. }) => Node::File,
+            Some(EntryKind::Symlink { target, .. }) => Node::Symlink(target.clone()),
         })
-    }
-    let mut pending: Vec<Step> = steps(path).rev().collect();
-    let mut current = PathBuf::from("/");
-    let mut followed = 0;
-    while let Some(step) = pending.pop() {
-        match step {
-            Step::Root => current = PathBuf::from("/"),
-            Step::Up => {
-                current.pop();
-            }
-            Step::Name(name) => {
-                let next = current.join(&name);
-                let is_last = pending.is_empty();
-                match plan.entries.get(&next).map(|e| &e.kind) {
-                    Some(EntryKind::Symlink { target, .. }) if !is_last || follow_last => {
-                        followed += 1;
-                        if followed > MAX_SYMLINKS {
-                            return Err(PlanError::SymlinkLoop { path: path.to_path_buf() });
-                        }
-                        pending.extend(steps(target).rev());
-                    }
-                    Some(EntryKind::File { .. } | EntryKind::Data { .. }) if !is_last => {
-                        return Err(PlanError::FileInPath { path: path.to_path_buf(), file: next });
-                    }
-                    _ => current = next,
-                }
-            }
+    };
+    let how = Walk { follow_last, missing_ok: true };
+    match rootpath::walk(path, how, lookup) {
+        Ok(walked) => Ok(walked.real),
+        Err(WalkError::Loop(_)) => Err(PlanError::SymlinkLoop { path: path.to_path_buf() }),
+        Err(e) => {
+            Err(PlanError::FileInPath { path: path.to_path_buf(), file: e.path().to_path_buf() })
         }
     }
-    Ok(current)
 }
 
 /// Inserts an entry and the directories above it; an entry that is already

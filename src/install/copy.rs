@@ -90,7 +90,7 @@ fn copy_host_file(
         return Ok(WrittenFile { mode, size: meta.len(), sha256, state: Some(state) });
     }
     let mut dest = File::from(create(dir, name)?);
-    let sha256 = copy_with_digest(&source, &mut dest, known, reflink)
+    let sha256 = copy_with_digest(&source, &mut dest, meta.len(), known, reflink)
         .with_context(|| format!("failed to copy `{}`", host.display()))?;
     // A file that changed while it was copied: the digest is of what was
     // copied, but its recorded state is not the one it was hashed with.
@@ -102,10 +102,12 @@ fn copy_host_file(
 }
 
 /// Copies `source` into the empty `dest` and returns the sha256 of the
-/// bytes in `dest`.
+/// bytes in `dest`. At most `size` bytes, its size when it was opened, are
+/// copied: a file that keeps growing (a log) cannot make the copy endless.
 fn copy_with_digest(
     source: &File,
     dest: &mut File,
+    size: u64,
     known: Option<String>,
     reflink: &AtomicBool,
 ) -> Result<String> {
@@ -119,14 +121,13 @@ fn copy_with_digest(
     if known.is_some() {
         // `std::io::copy` between files is `copy_file_range(2)`: the bytes
         // stay in the kernel.
-        let mut reader = source;
-        std::io::copy(&mut reader, dest).context("copy_file_range")?;
+        std::io::copy(&mut source.take(size), dest).context("copy_file_range")?;
         return digest_after_kernel_copy(source, dest, known, before);
     }
     // No digest yet: one read of the host file, hashed as it is written.
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; BLOCK];
-    let mut reader = source;
+    let mut reader = source.take(size);
     loop {
         let n = match reader.read(&mut buffer) {
             Ok(0) => break,

@@ -88,6 +88,7 @@ mod tests {
             glibc_hwcaps: Vec::new(),
             subdirs: vec![String::new()],
             cache_flags: 0x303,
+            accepts_plain_elf: false,
         }
     }
 

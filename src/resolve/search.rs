@@ -185,7 +185,8 @@ impl Resolver {
         let in_default = |path: &Path| config.default_dirs.iter().any(|d| path.starts_with(d));
         match &self.cache {
             CacheSource::Cache(cache) => {
-                let path = cache.lookup(name, config.cache_flags, &config.glibc_hwcaps);
+                let path =
+                    cache.lookup(name, |f| config.accepts_cache_flags(f), &config.glibc_hwcaps);
                 // glibc compares the cached path with each trusted directory
                 // as a prefix, so their subdirectories count as trusted.
                 vec![Place::Cached(

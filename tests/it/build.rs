@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rootfs::build::{Built, Options, build};
 use rootfs::manifest::Manifest;
 
-use crate::support::{program, project_root, shared_lib, shipped_specs, tree_listing};
+use crate::support::{cc, program, project_root, shared_lib, shipped_specs, tree_listing};
 
 fn options(spec: &Path, out: &Path) -> Options {
     let mut options = Options::new(spec, out.parent().unwrap());
@@ -304,6 +304,122 @@ fn an_output_replaced_by_a_symlink_is_refused_and_its_target_untouched() {
     let leftovers: Vec<_> =
         std::fs::read_dir(d.join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, ["t"], "no staging folder is left behind");
+}
+
+/// The rootfs's `ld.so.cache` gives each library its own flags: in a
+/// sysroot whose cache holds a 64-bit and a 32-bit `libmix.so.1`, each
+/// outside every default directory, a 64-bit and a 32-bit program that
+/// need it both find their own inside the built tree.
+#[test]
+fn a_spec_mixing_32_and_64_bit_programs_runs_both() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root (chroot)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().join("sysroot");
+    copy_sysroot(&sysroot);
+    if let Err(why) = add_32_bit_libc(&sysroot) {
+        eprintln!("skipped: no 32-bit libc to build with (install gcc-multilib): {why}");
+        return;
+    }
+    // Built with: cc [-m32] -shared -fPIC -Wl,-soname,libmix.so.1 and
+    // cc [-m32] prog.c -L DIR -lmix, for each word size.
+    let lib = "const char *mix(void) { return BITS; }\n";
+    let prog =
+        "#include <stdio.h>\nconst char *mix(void);\nint main(void) { puts(mix()); return 0; }\n";
+    for (bits, flag) in [("64", None), ("32", Some("-m32"))] {
+        let dir = sysroot.join(format!("opt/m{bits}"));
+        let flags: Vec<&str> = flag.into_iter().collect();
+        let define = format!("-DBITS=\"{bits} bits\"");
+        let mut lib_flags = flags.clone();
+        lib_flags.extend(["-shared", "-fPIC", "-Wl,-soname,libmix.so.1", define.as_str()]);
+        cc(&dir.join("libmix.so.1"), lib, &lib_flags);
+        let mut prog_flags = flags.clone();
+        let link = format!("-L{}", dir.display());
+        prog_flags.extend([link.as_str(), "-l:libmix.so.1"]);
+        cc(&sysroot.join(format!("usr/bin/prog{bits}")), prog, &prog_flags);
+    }
+    std::fs::write(sysroot.join("etc/ld.so.conf"), "/opt/m64\n/opt/m32\n").unwrap();
+    let status = std::process::Command::new("ldconfig").arg("-r").arg(&sysroot).status().unwrap();
+    assert!(status.success(), "ldconfig -r failed");
+    let spec = write_spec(tmp.path(), "name = \"mixed\"\ncommands = [\"prog64\", \"prog32\"]\n");
+    let out = tmp.path().join("out/mixed");
+    let mut opts = options(&spec, &out);
+    opts.sysroot = sysroot.clone();
+    build(&opts).unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
+    for bits in ["64", "32"] {
+        let (code, text) = in_chroot(&out, &[&format!("/usr/bin/prog{bits}")], &[]);
+        assert_eq!((code, text.trim()), (0, format!("{bits} bits").as_str()), "prog{bits}");
+    }
+}
+
+/// The host's 32-bit loader and libc (from `libc6-i386`) in a sysroot, as
+/// on the host: `/lib/ld-linux.so.2 -> /lib32/ld-linux.so.2`.
+fn add_32_bit_libc(sysroot: &Path) -> Result<(), String> {
+    let host = Path::new("/usr/lib32");
+    for name in ["ld-linux.so.2", "libc.so.6"] {
+        if !host.join(name).is_file() {
+            return Err(format!("`{}` is missing", host.join(name).display()));
+        }
+    }
+    let lib32 = sysroot.join("usr/lib32");
+    std::fs::create_dir_all(&lib32).unwrap();
+    for name in ["ld-linux.so.2", "libc.so.6"] {
+        std::fs::copy(host.join(name), lib32.join(name)).unwrap();
+    }
+    symlink("usr/lib32", sysroot.join("lib32")).unwrap();
+    symlink("/lib32/ld-linux.so.2", sysroot.join("usr/lib/ld-linux.so.2")).unwrap();
+    std::fs::create_dir_all(sysroot.join("etc")).unwrap();
+    Ok(())
+}
+
+/// A host file that grows while it is copied: the digest in the manifest
+/// is always the digest of the bytes that landed in the tree.
+#[test]
+fn a_file_changing_during_the_build_has_the_digest_of_its_copy() {
+    use sha2::Digest;
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let growing = d.join("growing.bin");
+    std::fs::write(&growing, vec![7u8; 32 << 20]).unwrap();
+    let spec = write_spec(
+        d,
+        &format!(
+            "name = \"g\"\n[[files]]\nsrc = \"{}\"\ndest = \"/data/growing.bin\"\n",
+            growing.display()
+        ),
+    );
+    let out = d.join("out/g");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (growing, stop) = (growing.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut file = std::fs::OpenOptions::new().append(true).open(&growing).unwrap();
+            // At most 64 MiB more, whatever happens.
+            for _ in 0..(16 << 10) {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                file.write_all(&[9u8; 4096]).unwrap();
+            }
+        })
+    };
+    for _ in 0..3 {
+        let mut opts = options(&spec, &out);
+        opts.force = true;
+        let built = build(&opts).unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
+        let entry = built.manifest.entry(Path::new("/data/growing.bin")).unwrap();
+        let copy = std::fs::read(out.join("data/growing.bin")).unwrap();
+        assert_eq!(entry.size, Some(copy.len() as u64));
+        assert_eq!(
+            entry.sha256.as_deref(),
+            Some(format!("{:x}", sha2::Sha256::digest(&copy)).as_str())
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
 }
 
 #[test]
