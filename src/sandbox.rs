@@ -122,6 +122,9 @@ pub struct Launch {
     rlimits: Vec<limits::Rlimit>,
     /// Mount options of its `/tmp`, with the size.
     tmp_options: CString,
+    /// A seccomp tracer installed as the very last step before `exec`
+    /// (`rootfs trace`).
+    tracer: Option<Arc<crate::trace::Filter>>,
 }
 
 impl Launch {
@@ -133,7 +136,15 @@ impl Launch {
             join_fds: limits.map(|l| l.join_fds()).unwrap_or_default(),
             rlimits: limits.map(|l| l.rlimits().to_vec()).unwrap_or_default(),
             tmp_options,
+            tracer: None,
         }
+    }
+
+    /// The same, with every path the command's process tree uses recorded
+    /// by `tracer`'s supervisor.
+    pub fn traced(mut self, tracer: Arc<crate::trace::Filter>) -> Launch {
+        self.tracer = Some(tracer);
+        self
     }
 }
 

@@ -49,6 +49,10 @@ pub(super) fn run(
         // The program gets the default dispositions back.
         keeper::ignore_terminal_signals(false);
     }
+    if let Some(tracer) = &launch.tracer {
+        log.set(Step::InstallingTracer);
+        tracer.install_in_child()?;
+    }
     log.set(Step::Executing);
     Ok(())
 }
