@@ -134,11 +134,12 @@ pub fn build(options: &Options) -> Result<Built> {
         Freshness::Stale(reason) => reason,
     };
     beside.claim()?;
-    let resolver = open_sysroot(&options.sysroot)?;
+    let resolver = open_sysroot(&options.sysroot, spec.dlopen)?;
     let plan = plan::plan(&spec, &resolver)
         .with_context(|| format!("planning `{}`", options.spec.display()))?;
     let inputs = input_states(&plan, &beside.out);
-    let (manifest, warnings) = install_and_commit(options, &beside, &plan, key, specs, inputs)?;
+    let (manifest, mut warnings) = install_and_commit(options, &beside, &plan, key, specs, inputs)?;
+    warnings.splice(0..0, plan.warnings.iter().cloned());
     let mut built = Built::new(spec, &beside, manifest, started);
     built.up_to_date = false;
     built.reason = Some(reason);
@@ -174,9 +175,9 @@ fn freshness(
     }
 }
 
-fn open_sysroot(sysroot: &Path) -> Result<Resolver> {
+fn open_sysroot(sysroot: &Path, dlopen: resolve::DlopenLevel) -> Result<Resolver> {
     anyhow::ensure!(sysroot.is_dir(), "sysroot `{}` is not a directory", sysroot.display());
-    Resolver::new(resolve::Options { sysroot: sysroot.to_path_buf(), ..Default::default() })
+    Resolver::new(resolve::Options { sysroot: sysroot.to_path_buf(), dlopen, ..Default::default() })
         .with_context(|| format!("reading the loader configuration of `{}`", sysroot.display()))
 }
 

@@ -119,7 +119,7 @@ impl Manifest {
     /// Answers "why is PATH in the rootfs": the entry's reasons and origin,
     /// after every symlink crossed on the way (each with its own reasons).
     pub fn why(&self, path: &Path) -> Option<String> {
-        let (links, entry) = self.walk(path)?;
+        let (links, entry) = self.walk(path, Walk::FOLLOW)?;
         let mut out: String = links.iter().map(|l| describe(l)).collect();
         if let Some(entry) = entry {
             out.push_str(&describe(entry));
@@ -130,12 +130,22 @@ impl Manifest {
     /// The entry a path leads to inside the tree, following its symlinks as
     /// a chroot would.
     pub fn lookup(&self, path: &Path) -> Option<&ManifestEntry> {
-        self.walk(path).and_then(|(_, entry)| entry)
+        self.walk(path, Walk::FOLLOW).and_then(|(_, entry)| entry)
+    }
+
+    /// The entry a path names inside the tree, its parents' symlinks
+    /// followed but not a symlink in its last component (`lstat(2)`).
+    pub fn lookup_link(&self, path: &Path) -> Option<&ManifestEntry> {
+        self.walk(path, Walk::NO_FOLLOW).and_then(|(_, entry)| entry)
     }
 
     /// The symlinks crossed on the way to `path` and the entry there
     /// (`None` for `/` itself); `None` when the path is not in the tree.
-    fn walk(&self, path: &Path) -> Option<(Vec<&ManifestEntry>, Option<&ManifestEntry>)> {
+    fn walk(
+        &self,
+        path: &Path,
+        how: Walk,
+    ) -> Option<(Vec<&ManifestEntry>, Option<&ManifestEntry>)> {
         let lookup = |p: &Path| {
             Ok(match self.entry(p) {
                 None => Node::Missing,
@@ -146,7 +156,7 @@ impl Manifest {
                 },
             })
         };
-        let walked = rootpath::walk(path, Walk::FOLLOW, lookup).ok()?;
+        let walked = rootpath::walk(path, how, lookup).ok()?;
         let links = walked.links.iter().filter_map(|l| self.entry(&l.path)).collect();
         let entry =
             if walked.real == Path::new("/") { None } else { Some(self.entry(&walked.real)?) };

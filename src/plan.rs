@@ -9,6 +9,7 @@
 mod accounts;
 mod closures;
 mod spec_entries;
+mod trees;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 pub use self::closures::Unresolved;
+pub use self::trees::excluded;
 use crate::manifest::{CommandKind, EntryType};
 use crate::resolve::{Reason, Resolver};
 use crate::rootpath::{self, Node, Walk, WalkError};
@@ -62,6 +64,8 @@ pub enum Why {
     /// An entry of the spec (`dirs`, `files`, `symlinks`, `libraries`), at
     /// `file:line`.
     Spec { key: &'static str, at: String },
+    /// Part of a spec's `[[trees]]` entry copied from `src`, at `file:line`.
+    Tree { src: PathBuf, at: String },
     /// Written from the spec's users and groups.
     Accounts,
     /// The loader's cache, written so that libraries outside the default
@@ -93,6 +97,7 @@ impl fmt::Display for Why {
             }
             Why::OnTheWay(to) => write!(f, "symlink on the way to {}", to.display()),
             Why::Spec { key, at } => write!(f, "{key} entry at {at}"),
+            Why::Tree { src, at } => write!(f, "tree {} (trees entry at {at})", src.display()),
             Why::Accounts => f.write_str("users and groups of the spec"),
             Why::LdCache => f.write_str("loader cache for the libraries of the rootfs"),
         }
@@ -163,6 +168,9 @@ pub struct Plan {
     /// Host paths whose state the plan depends on: copied files, mirrored
     /// symlinks, directories searched.
     pub inputs: BTreeSet<PathBuf>,
+    /// What is worth telling people without failing the build (a module of
+    /// a tree that needs a library the sysroot lacks).
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -221,9 +229,11 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
         entries: HashMap::new(),
         commands: Vec::new(),
         inputs: BTreeSet::new(),
+        warnings: Vec::new(),
     };
     closures::add_skeleton(&mut plan, resolver)?;
-    let loaded = closures::add_commands_and_libraries(&mut plan, spec, resolver)?;
+    let mut loaded = closures::add_commands_and_libraries(&mut plan, spec, resolver)?;
+    loaded.closures.extend(trees::add(&mut plan, spec, resolver)?);
     spec_entries::add(&mut plan, spec)?;
     accounts::add(&mut plan, spec)?;
     closures::add_loader_cache(&mut plan, resolver, &loaded)?;

@@ -4,6 +4,7 @@ mod capture;
 mod compare;
 mod report;
 mod runner;
+mod traced;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use rayon::prelude::*;
 
 pub use self::report::Report;
 pub use self::runner::{End, Ran};
+pub use self::traced::{Traced, trace_checks};
 use crate::manifest::Manifest;
 use crate::sandbox::{self, Cgroups, RootKind, Sandbox};
 pub use crate::sandbox::{DEV_NODES, cannot_enter_reason};

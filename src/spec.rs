@@ -61,6 +61,29 @@ pub struct Symlink {
     pub target: PathBuf,
 }
 
+/// Where a tree's files come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TreeSource {
+    /// A directory of the sysroot (an absolute `src`).
+    Sysroot(PathBuf),
+    /// A host directory (a relative `src`, joined to the spec's folder).
+    Host(PathBuf),
+}
+
+/// A directory copied recursively, with what it leaves out.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    pub source: TreeSource,
+    /// Where it goes inside the rootfs.
+    pub dest: PathBuf,
+    /// Globs matched against paths relative to the tree's root.
+    pub exclude: Vec<glob::Pattern>,
+}
+
+/// How far the `.note.dlopen` declarations of the copied objects are
+/// followed; see [`crate::resolve::DlopenLevel`].
+pub use crate::resolve::DlopenLevel;
+
 /// A line of `/etc/passwd`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -172,6 +195,8 @@ pub struct Spec {
     pub symlinks: Vec<Item<Symlink>>,
     pub users: Vec<Item<User>>,
     pub groups: Vec<Item<Group>>,
+    pub trees: Vec<Item<Tree>>,
+    pub dlopen: DlopenLevel,
     pub keep_setuid: bool,
     pub smoke: Smoke,
 }
@@ -217,6 +242,8 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
         symlinks: Vec::new(),
         users: Vec::new(),
         groups: Vec::new(),
+        trees: Vec::new(),
+        dlopen: DlopenLevel::default(),
         keep_setuid: false,
         smoke: Smoke {
             timeout: DEFAULT_TIMEOUT,

@@ -69,7 +69,7 @@ impl Unresolved {
 
 /// The closures whose libraries go into the rootfs's loader cache.
 pub(super) struct Loaded {
-    closures: Vec<Closure>,
+    pub closures: Vec<Closure>,
     /// The class and machine of the programs, for the extra libraries and
     /// for closures that carry none.
     ident: Ident,
@@ -230,7 +230,7 @@ pub(super) fn short_location(at: &crate::spec::Location) -> String {
 }
 
 /// Adds every file of a closure with the symlinks that lead to it.
-fn add_closure(
+pub(super) fn add_closure(
     plan: &mut Plan,
     resolver: &Resolver,
     closure: &Closure,
@@ -245,7 +245,7 @@ fn add_closure(
 
 /// Adds a host file found in the sysroot: the symlinks crossed, then the
 /// real file, each with its parents.
-fn add_located(
+pub(super) fn add_located(
     plan: &mut Plan,
     resolver: &Resolver,
     located: &Located,

@@ -54,6 +54,7 @@ fn run_in(
         limits: check.limits,
         timeout: check.timeout,
         contains,
+        tracer: None,
     };
     runner::run(&setup, argv)
 }

@@ -50,6 +50,8 @@ pub(super) struct Setup<'a> {
     pub limits: Limits,
     pub timeout: Duration,
     pub contains: Option<&'a str>,
+    /// Record what the run uses with this tracer.
+    pub tracer: Option<Arc<crate::trace::Filter>>,
 }
 
 /// Runs `argv` and waits for it, its output read as it comes.
@@ -73,7 +75,11 @@ pub(super) fn run(setup: &Setup, argv: &[String]) -> Ran {
 
 fn run_limited(setup: &Setup, ran: &mut Ran) -> Result<()> {
     let limits = setup.cgroups.for_check(setup.limits)?;
-    let launch = Arc::new(Launch::new(Some(&limits), setup.limits.tmp_size));
+    let mut launch = Launch::new(Some(&limits), setup.limits.tmp_size);
+    if let Some(tracer) = &setup.tracer {
+        launch = launch.traced(tracer.clone());
+    }
+    let launch = Arc::new(launch);
     let result = spawn_and_wait(setup, ran, launch);
     ran.hit = limits.hit();
     limits.remove();

@@ -5,11 +5,11 @@ use std::path::{Component, Path, PathBuf};
 use toml::Spanned;
 
 use super::raw::{
-    RawCheck, RawDir, RawFile, RawGroup, RawSize, RawSmoke, RawSpec, RawSymlink, RawUser,
+    RawCheck, RawDir, RawFile, RawGroup, RawSize, RawSmoke, RawSpec, RawSymlink, RawTree, RawUser,
 };
 use super::{
     Check, Dir, File, FileSource, Group, Here, Item, LimitOverrides, Location, Reference, Spec,
-    SpecError, Symlink, User,
+    SpecError, Symlink, Tree, TreeSource, User,
 };
 
 /// Merges one file's tables into `spec` (its includes are already merged);
@@ -37,6 +37,18 @@ pub(super) fn merge(
     }
     for g in raw.groups {
         spec.groups.push(group(g, here)?);
+    }
+    for t in raw.trees {
+        spec.trees.push(tree(t, here)?);
+    }
+    if let Some(level) = raw.dlopen {
+        spec.dlopen = level.get_ref().parse().map_err(|_| {
+            SpecError::at(
+                &here.at(level.span()),
+                format!("invalid dlopen level `{}`", level.get_ref()),
+            )
+            .help("use \"required\", \"recommended\", \"suggested\" or \"none\"")
+        })?;
     }
     if let Some(keep) = raw.keep_setuid {
         spec.keep_setuid |= keep;
@@ -130,6 +142,44 @@ fn symlink(s: RawSymlink, here: &Here) -> Result<Item<Symlink>, SpecError> {
         return Err(SpecError::at(&here.at(s.target.span()), "empty symlink target"));
     }
     Ok(Item { value: Symlink { path, target: PathBuf::from(s.target.into_inner()) }, at: location })
+}
+
+fn tree(raw: Spanned<RawTree>, here: &Here) -> Result<Item<Tree>, SpecError> {
+    let location = here.at(raw.span());
+    let t = raw.into_inner();
+    let src_at = here.at(t.src.span());
+    let src = PathBuf::from(t.src.get_ref());
+    if t.src.get_ref().is_empty() {
+        return Err(SpecError::at(&src_at, "empty tree `src`")
+            .help("give a directory: absolute for one of the sysroot, or relative to this spec"));
+    }
+    let source = if src.is_absolute() {
+        TreeSource::Sysroot(root_path(t.src.get_ref(), &src_at, "a tree's `src`")?)
+    } else {
+        TreeSource::Host(here.dir.join(&src))
+    };
+    let dest = match (&t.dest, &source) {
+        (Some(dest), _) => root_path(dest.get_ref(), &here.at(dest.span()), "a tree's `dest`")?,
+        (None, TreeSource::Sysroot(path)) => path.clone(),
+        (None, TreeSource::Host(_)) => {
+            return Err(SpecError::at(&location, "missing key `dest`")
+                .help("`dest` may be left out only when `src` is an absolute path"));
+        }
+    };
+    let mut exclude = Vec::new();
+    for pattern in &t.exclude {
+        let compiled = glob::Pattern::new(pattern.get_ref()).map_err(|e| {
+            SpecError::at(
+                &here.at(pattern.span()),
+                format!("invalid glob `{}`: {}", pattern.get_ref(), e.msg),
+            )
+            .help(
+                "globs match paths relative to the tree, such as \"**/__pycache__\" or \"test/**\"",
+            )
+        })?;
+        exclude.push(compiled);
+    }
+    Ok(Item { value: Tree { source, dest, exclude }, at: location })
 }
 
 fn user(raw: Spanned<RawUser>, here: &Here) -> Result<Item<User>, SpecError> {

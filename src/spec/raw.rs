@@ -25,6 +25,9 @@ pub(super) struct RawSpec {
     pub users: Vec<Spanned<RawUser>>,
     #[serde(default)]
     pub groups: Vec<Spanned<RawGroup>>,
+    #[serde(default)]
+    pub trees: Vec<Spanned<RawTree>>,
+    pub dlopen: Option<Spanned<String>>,
     pub keep_setuid: Option<bool>,
     pub smoke: Option<RawSmoke>,
 }
@@ -77,6 +80,15 @@ pub(super) struct RawFile {
 pub(super) struct RawSymlink {
     pub path: Spanned<String>,
     pub target: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTree {
+    pub src: Spanned<String>,
+    pub dest: Option<Spanned<String>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

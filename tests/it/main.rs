@@ -2,6 +2,7 @@
 
 mod build;
 mod cli;
+mod findings;
 mod limits;
 mod output;
 mod parity;

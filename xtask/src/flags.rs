@@ -71,6 +71,24 @@ pub enum RootfsCommand {
     Shell(Shell),
     /// Run one command inside the rootfs, isolated, and pass its exit status back.
     Run(Run),
+    /// Run the spec's checks (or one command) on the sysroot under a tracer,
+    /// and say what they used that the tree lacks.
+    Trace(Trace),
+}
+
+#[derive(Args, Debug)]
+pub struct Trace {
+    #[command(flatten)]
+    pub target: Target,
+    /// Write what the tree lacks as a spec fragment to include.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Checks traced at once [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Trace this command instead of the spec's checks, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -184,6 +202,7 @@ impl Xtask {
                 Some(RootfsCommand::Smoke(smoke)) => smoke.run(),
                 Some(RootfsCommand::Shell(shell)) => shell.run(),
                 Some(RootfsCommand::Run(run)) => run.run(),
+                Some(RootfsCommand::Trace(trace)) => trace.run(),
                 None => Smoke {
                     target: Target::default_spec(),
                     junit: None,
@@ -315,6 +334,47 @@ impl Run {
         let code =
             rootfs::smoke::run_interactive(&built.out, &built.spec.name, &self.command, &term)?;
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    }
+}
+
+impl Trace {
+    fn run(self) -> Result<ExitCode> {
+        let built = self.target.ensure_built()?;
+        let checks = if self.command.is_empty() {
+            rootfs::smoke::checks(&built.spec, &built.manifest)
+        } else {
+            let timeout = std::time::Duration::from_secs_f64(built.spec.smoke.timeout);
+            let argv: Vec<&str> = self.command.iter().map(String::as_str).collect();
+            vec![rootfs::smoke::Check::exits_zero(&argv, timeout)]
+        };
+        let options = rootfs::smoke::Options {
+            jobs: self
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            hostname: built.spec.name.clone(),
+            reference: None,
+        };
+        let traced = rootfs::smoke::trace_checks(&self.target.sysroot, &checks, &options)?;
+        let sysroot = rootfs::sysroot::Sysroot::new(&self.target.sysroot);
+        let findings = rootfs::findings::find(&traced, &built.manifest, &built.spec, &sysroot);
+        print!("{}", rootfs::findings::report(&findings, traced.len()));
+        if let Some(path) = &self.write {
+            let file_name =
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let text = rootfs::findings::render(&findings, &built.spec.name, &file_name);
+            rootfs::output::check_file(path, "a fragment written by `rootfs trace`", |b| {
+                b.starts_with(rootfs::findings::HEADER.as_bytes())
+            })?;
+            rootfs::fsutil::write_file_atomically(path, text.as_bytes())
+                .with_context(|| format!("writing the fragment `{}`", path.display()))?;
+            eprintln!("wrote {}", path.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Ok(if findings.is_empty() && findings.errors.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     }
 }
 

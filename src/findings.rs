@@ -1,0 +1,271 @@
+//! What a traced run of a spec's checks used on the sysroot that the built tree lacks, grouped as the spec entries that would add it (commands, libraries, dirs, files, symlinks, trees), each with the checks that needed it.
+//!
+//! Only paths that existed when they were used count. Paths under `/proc`,
+//! `/sys`, `/dev`, `/tmp` and `/run` are the sandbox's own, not the tree's,
+//! and those under `/root` and `/home` are the sysroot's users' own files
+//! (a `.gitconfig`), which a tree should not get by accident: they are
+//! noted, never proposed. A path a spec tree leaves out on purpose (its
+//! `exclude`) is not proposed either.
+
+mod fragment;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+pub use self::fragment::{HEADER, render};
+use crate::elf::FileKind;
+use crate::manifest::Manifest;
+use crate::smoke::Traced;
+use crate::spec::Spec;
+use crate::sysroot::Sysroot;
+use crate::trace::{Access, Event, FileType};
+
+/// The spec entry a finding would become.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Group {
+    /// A program some check executed: `commands`.
+    Commands,
+    /// An ELF shared object some check opened (`dlopen`): `libraries`.
+    Libraries,
+    /// A directory some check looked at: `dirs`.
+    Dirs,
+    /// A regular file: `[[files]]`.
+    Files,
+    /// A symlink used on the way to something else, or read itself:
+    /// `[[symlinks]]`.
+    Symlinks,
+    /// A directory some check listed: `[[trees]]`.
+    Trees,
+}
+
+impl Group {
+    pub const ALL: [Group; 6] = [
+        Group::Commands,
+        Group::Libraries,
+        Group::Dirs,
+        Group::Files,
+        Group::Symlinks,
+        Group::Trees,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Group::Commands => "commands",
+            Group::Libraries => "libraries",
+            Group::Dirs => "dirs",
+            Group::Files => "files",
+            Group::Symlinks => "symlinks",
+            Group::Trees => "trees",
+        }
+    }
+}
+
+/// One thing the tree lacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub group: Group,
+    /// A root path of the sysroot.
+    pub path: PathBuf,
+    /// A symlink's target text.
+    pub target: Option<PathBuf>,
+    /// The names of the checks that used it, sorted.
+    pub needed_by: BTreeSet<String>,
+}
+
+/// Everything one trace found.
+#[derive(Clone, Debug, Default)]
+pub struct Findings {
+    /// By group, then path.
+    pub missing: BTreeMap<(Group, PathBuf), Finding>,
+    /// Paths of the sandbox's own mounts that checks used, with the checks.
+    pub noted: BTreeMap<PathBuf, BTreeSet<String>>,
+    /// Checks that could not be traced, and why.
+    pub errors: Vec<String>,
+}
+
+impl Findings {
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
+/// The findings for people: each group with its paths and the checks that
+/// needed them, the noted paths, the errors, and a closing count.
+pub fn report(findings: &Findings, checks: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for group in Group::ALL {
+        let items: Vec<&Finding> = findings.missing.values().filter(|f| f.group == group).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{} ({}):", group.key(), items.len());
+        for item in items {
+            let target =
+                item.target.as_ref().map(|t| format!(" -> {}", t.display())).unwrap_or_default();
+            let needed: Vec<&str> = item.needed_by.iter().map(String::as_str).collect();
+            let _ = writeln!(
+                out,
+                "  {}{target}\n      needed by {}",
+                item.path.display(),
+                needed.join("; ")
+            );
+        }
+    }
+    if !findings.noted.is_empty() {
+        let paths: Vec<String> = findings.noted.keys().map(|p| p.display().to_string()).collect();
+        let _ = writeln!(out, "noted, never proposed ({}): {}", paths.len(), paths.join(", "));
+    }
+    for error in &findings.errors {
+        let _ = writeln!(out, "error: {error}");
+    }
+    let _ = writeln!(
+        out,
+        "{checks} checks traced: the tree lacks {} {}",
+        findings.missing.len(),
+        if findings.missing.len() == 1 { "path" } else { "paths" }
+    );
+    out
+}
+
+/// Folders of the sandbox itself, and of the sysroot's users: never
+/// proposed.
+const SANDBOX_DIRS: &[&str] = &["/proc", "/sys", "/dev", "/tmp", "/run", "/root", "/home"];
+
+/// Compares what the checks used on the sysroot with the tree's manifest.
+pub fn find(traced: &[Traced], manifest: &Manifest, spec: &Spec, sysroot: &Sysroot) -> Findings {
+    let mut findings = Findings::default();
+    for one in traced {
+        let name = &one.check.name;
+        let trace = match &one.trace {
+            Ok(trace) => trace,
+            Err(e) => {
+                findings.errors.push(format!("{name}: {e:#}"));
+                continue;
+            }
+        };
+        for event in trace.events.iter().filter(|e| e.exists()) {
+            classify(&mut findings, event, name, manifest, spec, sysroot);
+        }
+    }
+    prune(&mut findings);
+    findings
+}
+
+fn classify(
+    findings: &mut Findings,
+    event: &Event,
+    check: &str,
+    manifest: &Manifest,
+    spec: &Spec,
+    sysroot: &Sysroot,
+) {
+    let path = lexical(&event.path);
+    if !event.path.is_absolute() {
+        return;
+    }
+    if SANDBOX_DIRS.iter().any(|d| path.starts_with(d)) {
+        findings.noted.entry(path).or_default().insert(check.to_string());
+        return;
+    }
+    if excluded_by_spec(spec, &path) {
+        return;
+    }
+    let link_itself = event.file_type() == Some(FileType::Symlink);
+    let in_tree = path == Path::new("/")
+        || if link_itself {
+            manifest.lookup_link(&path).is_some()
+        } else {
+            manifest.lookup(&path).is_some()
+        };
+    if in_tree {
+        return;
+    }
+    let mut add = |group: Group, path: &Path, target: Option<PathBuf>| {
+        let finding = findings.missing.entry((group, path.to_path_buf())).or_insert_with(|| {
+            Finding { group, path: path.to_path_buf(), target, needed_by: BTreeSet::new() }
+        });
+        finding.needed_by.insert(check.to_string());
+    };
+    if link_itself {
+        if let Ok(target) = std::fs::read_link(sysroot.host(&path)) {
+            add(Group::Symlinks, &path, Some(target));
+        }
+        return;
+    }
+    let Ok(located) = sysroot.locate(&path) else { return };
+    let (group, at) = match event.access {
+        Access::Exec => (Group::Commands, path.clone()),
+        Access::List => (Group::Trees, located.real.clone()),
+        _ if located.is_dir => (Group::Dirs, located.real.clone()),
+        _ if is_library(&sysroot.host(&located.real)) => (Group::Libraries, path.clone()),
+        _ => (Group::Files, located.real.clone()),
+    };
+    // Commands and libraries bring the symlinks on their way themselves.
+    if matches!(group, Group::Dirs | Group::Files | Group::Trees) {
+        for link in &located.links {
+            if manifest.lookup_link(&link.path).is_none() {
+                add(Group::Symlinks, &link.path, Some(link.target.clone()));
+            }
+        }
+    }
+    add(group, &at, None);
+}
+
+/// A shared object, not a program: what a `dlopen` opens.
+fn is_library(host: &Path) -> bool {
+    matches!(
+        crate::elf::read(host),
+        Ok(FileKind::Elf(object)) if object.dynamic && object.interp.is_none() && !object.pie
+            && object.e_type == goblin::elf::header::ET_DYN
+    )
+}
+
+/// Whether a spec tree covers `path` and leaves it out on purpose.
+fn excluded_by_spec(spec: &Spec, path: &Path) -> bool {
+    spec.trees.iter().any(|tree| {
+        path.strip_prefix(&tree.value.dest)
+            .is_ok_and(|rel| crate::plan::excluded(&tree.value.exclude, rel))
+    })
+}
+
+/// What a proposed tree already brings is not proposed again, and a folder
+/// is proposed only when nothing proposed creates it.
+fn prune(findings: &mut Findings) {
+    let trees: Vec<PathBuf> = findings
+        .missing
+        .keys()
+        .filter(|(g, _)| *g == Group::Trees)
+        .map(|(_, p)| p.clone())
+        .collect();
+    let under_tree = |group: Group, path: &Path| {
+        trees.iter().any(|t| path.starts_with(t) && !(group == Group::Trees && path == t))
+    };
+    let others: Vec<PathBuf> = findings
+        .missing
+        .keys()
+        .filter(|(g, _)| *g != Group::Dirs)
+        .map(|(_, p)| p.clone())
+        .collect();
+    findings.missing.retain(|(group, path), _| {
+        if under_tree(*group, path) {
+            return false;
+        }
+        *group != Group::Dirs || !others.iter().any(|o| o.starts_with(path) && o != path)
+    });
+}
+
+/// `.` and `..` taken out without touching the disk: the tracer keeps `..`.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+            _ => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,80 @@
+//! The spec fragment `rootfs trace --write` writes: the findings as spec entries, sorted, each with the checks that needed it in a comment, so a rerun on an unchanged host writes the same bytes.
+
+use std::fmt::Write;
+
+use super::{Finding, Findings, Group};
+
+/// The first line of every fragment: how a later run knows the file is its
+/// own to replace.
+pub const HEADER: &str = "# Written by `cargo xtask rootfs trace`";
+
+/// The fragment for `findings` of the spec named `name`.
+pub fn render(findings: &Findings, name: &str, file_name: &str) -> String {
+    let mut out = format!(
+        "{HEADER} for `{name}`: what its checks used on the sysroot and the tree lacked.\n\
+         # Include it from the spec (include = [\"{file_name}\"]) and build again; run\n\
+         # the trace again to update it. With everything present it holds no entries.\n"
+    );
+    if !findings.noted.is_empty() {
+        out.push_str("#\n# Noted, never proposed (the sandbox's own /proc, /sys, /dev, /tmp and /run,\n# and the sysroot's users' own files under /root and /home):\n");
+        for (path, checks) in &findings.noted {
+            let _ = writeln!(out, "#   {} ({})", path.display(), joined(checks));
+        }
+    }
+    let of = |group: Group| findings.missing.values().filter(move |f| f.group == group);
+    for group in [Group::Commands, Group::Libraries, Group::Dirs] {
+        let items: Vec<&Finding> = of(group).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{} = [", group.key());
+        for item in items {
+            let _ = writeln!(
+                out,
+                "  {}, # {}",
+                quoted(&item.path.to_string_lossy()),
+                joined(&item.needed_by)
+            );
+        }
+        out.push_str("]\n");
+    }
+    for item in of(Group::Files) {
+        let _ = writeln!(
+            out,
+            "\n# {}\n[[files]]\nsrc = {}",
+            joined(&item.needed_by),
+            quoted(&item.path.to_string_lossy())
+        );
+    }
+    for item in of(Group::Symlinks) {
+        let target =
+            item.target.as_ref().map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "\n# {}\n[[symlinks]]\npath = {}\ntarget = {}",
+            joined(&item.needed_by),
+            quoted(&item.path.to_string_lossy()),
+            quoted(&target)
+        );
+    }
+    for item in of(Group::Trees) {
+        let _ = writeln!(
+            out,
+            "\n# {}\n[[trees]]\nsrc = {}",
+            joined(&item.needed_by),
+            quoted(&item.path.to_string_lossy())
+        );
+    }
+    out
+}
+
+/// A TOML basic string.
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+/// Check names on one comment line.
+fn joined(checks: &std::collections::BTreeSet<String>) -> String {
+    let names: Vec<String> = checks.iter().map(|c| c.replace('\n', " ")).collect();
+    format!("needed by {}", names.join("; "))
+}

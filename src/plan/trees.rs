@@ -1,0 +1,290 @@
+//! The spec's `[[trees]]`: directories copied recursively with their modes, their symlinks kept (and what they point to outside the tree brought in), and every ELF program or library inside resolved with its own dependencies.
+//!
+//! A library of a runtime tree may need a soname that no search path finds
+//! and still load, because its program loaded that soname first by full
+//! path (the JDK's `libjava.so` needs `libjvm.so`, which the `java` launcher
+//! opens from `lib/server/`): glibc then matches the request by soname
+//! (`_dl_map_object` compares `l_soname`). So a name no search finds is
+//! satisfied when an object of the same tree has that `DT_SONAME`, and only
+//! the rest are misses. Those are reported as warnings, not errors: a tree
+//! is a runtime's whole directory, and a module of it that needs a library
+//! the sysroot does not have cannot load on the sysroot either.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::closures::{add_closure, add_located, short_location};
+use super::{EntryKind, Plan, Why, insert};
+use crate::elf::FileKind;
+use crate::resolve::{Closure, Resolver};
+use crate::spec::{Item, Spec, SpecError, Tree, TreeSource};
+
+/// Adds every tree; returns the closures of their ELF objects, for the
+/// loader cache.
+pub(super) fn add(plan: &mut Plan, spec: &Spec, resolver: &Resolver) -> Result<Vec<Closure>> {
+    let mut closures = Vec::new();
+    for tree in &spec.trees {
+        closures.extend(add_tree(plan, spec, resolver, tree)?);
+    }
+    Ok(closures)
+}
+
+/// What walking one tree found.
+#[derive(Default)]
+struct Walked {
+    /// Root paths (in the sysroot) of the ELF objects, to resolve.
+    elves: Vec<PathBuf>,
+    /// Soname -> the object of the tree that has it.
+    sonames: BTreeMap<String, PathBuf>,
+    /// Symlinks of the tree whose target lies outside it (root paths).
+    outside: BTreeSet<PathBuf>,
+}
+
+fn add_tree(
+    plan: &mut Plan,
+    spec: &Spec,
+    resolver: &Resolver,
+    item: &Item<Tree>,
+) -> Result<Vec<Closure>> {
+    let tree = &item.value;
+    let (host_root, root_path) = locate_source(resolver, item)?;
+    let why = Why::Tree { src: host_root.clone(), at: short_location(&item.at) };
+    let dest = super::resolve_in_plan(plan, &tree.dest, true)
+        .map_err(|e| SpecError::at(&item.at, e.to_string()))?;
+    let mode = std::fs::metadata(&host_root)
+        .with_context(|| format!("failed to stat `{}`", host_root.display()))?
+        .mode()
+        & 0o7777;
+    insert(plan, &dest, EntryKind::Dir { mode }, why.clone())
+        .map_err(|e| SpecError::at(&item.at, e.to_string()))?;
+    plan.inputs.insert(host_root.clone());
+    let mut walked = Walked::default();
+    walk(plan, spec, item, &host_root, root_path.as_deref(), &dest, &why, &mut walked)?;
+    for target in &walked.outside {
+        // Best effort: a dangling link stays a dangling link, as on the host.
+        if let Ok(located) = resolver.sysroot().locate(target) {
+            add_located(plan, resolver, &located, &why, spec.keep_setuid)?;
+        }
+    }
+    let inputs: Vec<String> = walked.elves.iter().map(|p| p.display().to_string()).collect();
+    let closures = resolver.resolve_all(&inputs);
+    for closure in &closures {
+        add_closure(plan, resolver, closure, spec.keep_setuid)?;
+        for miss in &closure.missing {
+            if !walked.sonames.contains_key(&miss.name) {
+                plan.warnings.push(format!(
+                    "tree `{}` ({}): {} needs {}, which is not found on the sysroot either (searched {})",
+                    tree.dest.display(),
+                    short_location(&item.at),
+                    closure.input,
+                    miss.name,
+                    miss.searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+    }
+    Ok(closures)
+}
+
+/// The tree's folder on the host, and its root path when it is in the
+/// sysroot (where its ELF objects are resolved).
+fn locate_source(resolver: &Resolver, item: &Item<Tree>) -> Result<(PathBuf, Option<PathBuf>)> {
+    let not_a_dir = |what: String| {
+        SpecError::at(&item.at, what)
+            .help("`src` names a directory: absolute in the sysroot, or relative to the spec")
+    };
+    match &item.value.source {
+        TreeSource::Sysroot(path) => {
+            let located = resolver.sysroot().locate(path).map_err(|e| {
+                not_a_dir(format!(
+                    "tree `{}`: {e} in `{}`",
+                    path.display(),
+                    resolver.sysroot().root().display()
+                ))
+            })?;
+            if !located.is_dir {
+                return Err(
+                    not_a_dir(format!("tree `{}` is not a directory", path.display())).into()
+                );
+            }
+            Ok((resolver.sysroot().host(&located.real), Some(located.real)))
+        }
+        TreeSource::Host(path) => {
+            let meta = std::fs::metadata(path)
+                .map_err(|e| not_a_dir(format!("tree `{}`: {e}", path.display())))?;
+            if !meta.is_dir() {
+                return Err(
+                    not_a_dir(format!("tree `{}` is not a directory", path.display())).into()
+                );
+            }
+            let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            // Its programs and libraries can be resolved as the sysroot's
+            // only when the sysroot is this host.
+            let root = resolver.sysroot().is_host().then(|| real.clone());
+            Ok((real, root))
+        }
+    }
+}
+
+/// Walks the tree in sorted order, adding each entry under `dest`.
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    plan: &mut Plan,
+    spec: &Spec,
+    item: &Item<Tree>,
+    host_root: &Path,
+    root_path: Option<&Path>,
+    dest: &Path,
+    why: &Why,
+    walked: &mut Walked,
+) -> Result<()> {
+    let mut pending = vec![PathBuf::new()];
+    while let Some(rel) = pending.pop() {
+        let dir = host_root.join(&rel);
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .with_context(|| format!("failed to list `{}`", dir.display()))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("failed to list `{}`", dir.display()))?;
+        names.sort();
+        let mut subdirs = Vec::new();
+        for name in names {
+            let child = rel.join(&name);
+            if excluded(&item.value.exclude, &child) {
+                continue;
+            }
+            if let Some(subdir) =
+                add_entry(plan, spec, item, host_root, root_path, dest, &child, why, walked)?
+            {
+                subdirs.push(subdir);
+            }
+        }
+        // Depth-first in name order: pushed in reverse so the first pops first.
+        pending.extend(subdirs.into_iter().rev());
+    }
+    Ok(())
+}
+
+/// Adds one entry of the tree; returns it when it is a directory to walk.
+#[allow(clippy::too_many_arguments)]
+fn add_entry(
+    plan: &mut Plan,
+    spec: &Spec,
+    item: &Item<Tree>,
+    host_root: &Path,
+    root_path: Option<&Path>,
+    dest: &Path,
+    rel: &Path,
+    why: &Why,
+    walked: &mut Walked,
+) -> Result<Option<PathBuf>> {
+    let host = host_root.join(rel);
+    let meta = std::fs::symlink_metadata(&host)
+        .with_context(|| format!("failed to inspect `{}`", host.display()))?;
+    let at = dest.join(rel);
+    plan.inputs.insert(host.clone());
+    let conflict = |e: super::PlanError| anyhow::Error::new(SpecError::at(&item.at, e.to_string()));
+    let mut mode = meta.mode() & 0o7777;
+    if !spec.keep_setuid {
+        mode &= !0o6000;
+    }
+    if meta.is_dir() {
+        insert(plan, &at, EntryKind::Dir { mode }, why.clone()).map_err(conflict)?;
+        return Ok(Some(rel.to_path_buf()));
+    }
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(&host)
+            .with_context(|| format!("failed to read the symlink `{}`", host.display()))?;
+        if let Some(root) = root_path {
+            let resolved = if target.is_absolute() {
+                target.clone()
+            } else {
+                root.join(rel).parent().unwrap_or(root).join(&target)
+            };
+            if !normal(&resolved).starts_with(root) {
+                walked.outside.insert(resolved);
+            }
+        }
+        let kind = EntryKind::Symlink { target, host: Some(host) };
+        insert(plan, &at, kind, why.clone()).map_err(conflict)?;
+        return Ok(None);
+    }
+    if !meta.is_file() {
+        plan.warnings.push(format!(
+            "tree `{}`: `{}` is not a file, folder or symlink; left out",
+            item.value.dest.display(),
+            host.display()
+        ));
+        return Ok(None);
+    }
+    if let Some(root) = root_path
+        && is_elf(&host)
+        && let Ok(FileKind::Elf(object)) = crate::elf::read(&host)
+        && object.ident.is_some()
+    {
+        let path = root.join(rel);
+        if let Some(soname) = &object.soname {
+            walked.sonames.entry(soname.clone()).or_insert_with(|| path.clone());
+        }
+        walked.elves.push(path);
+    }
+    let kind = EntryKind::File { host, mode, size: meta.size() };
+    insert(plan, &at, kind, why.clone()).map_err(conflict)?;
+    Ok(None)
+}
+
+/// Whether a path of the tree (relative to its root) is left out: a glob
+/// matches it, or matches it as a folder (`test/**` leaves out `test`).
+pub fn excluded(patterns: &[glob::Pattern], rel: &Path) -> bool {
+    let options = glob::MatchOptions { require_literal_separator: true, ..Default::default() };
+    let text = rel.to_string_lossy();
+    patterns.iter().any(|p| {
+        p.matches_with(&text, options)
+            || p.as_str().strip_suffix("/**").is_some_and(|dir| {
+                glob::Pattern::new(dir).is_ok_and(|d| d.matches_with(&text, options))
+            })
+    })
+}
+
+/// `..` and `.` taken out lexically, for "is it inside the tree".
+fn normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(name) => out.push(name),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The first four bytes are ELF's magic: the cheap test before parsing.
+fn is_elf(host: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(host).and_then(|mut f| f.read_exact(&mut magic)).is_ok()
+        && &magic == b"\x7fELF"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excludes_match_at_any_depth_and_whole_folders() {
+        let p = |s: &str| glob::Pattern::new(s).unwrap();
+        let patterns = [p("**/__pycache__"), p("test/**")];
+        assert!(excluded(&patterns, Path::new("__pycache__")));
+        assert!(excluded(&patterns, Path::new("a/b/__pycache__")));
+        assert!(excluded(&patterns, Path::new("test")));
+        assert!(excluded(&patterns, Path::new("test/x.py")));
+        assert!(!excluded(&patterns, Path::new("a/test/x.py")));
+        assert!(!excluded(&patterns, Path::new("json/__init__.py")));
+    }
+}

@@ -1,0 +1,189 @@
+//! `rootfs trace` on compiled fixtures: a library opened with `dlopen` under a name built at run time, a helper it executes, a data file, a listed directory and a file opened by a second thread are each found missing from the tree, as root and as an unprivileged user; the fragment it writes completes the tree.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{cc, xtask_binary};
+
+/// The fixture's C source. Built with:
+/// `cc -o bin/traced traced.c -pthread` (dlopen is in libc since glibc 2.34).
+const TRACED_C: &str = r#"
+#include <dirent.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *base;
+
+static void *opener(void *arg) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data/thread.txt", base);
+    FILE *f = fopen(path, "r");
+    if (f) fclose(f);
+    return arg;
+}
+
+int main(int argc, char **argv) {
+    base = argc > 1 ? argv[1] : "/nonexistent";
+    char path[4096];
+    /* A library named only at run time: no header names it. */
+    snprintf(path, sizeof path, "%s/lib/lib%s.so", base, "plug");
+    void *plug = dlopen(path, RTLD_NOW);
+    snprintf(path, sizeof path, "%s/data/data.txt", base);
+    FILE *f = fopen(path, "r");
+    if (f) fclose(f);
+    snprintf(path, sizeof path, "%s/share/listed", base);
+    DIR *d = opendir(path);
+    if (d) { while (readdir(d)) {} closedir(d); }
+    pthread_t thread;
+    pthread_create(&thread, NULL, opener, NULL);
+    pthread_join(thread, NULL);
+    snprintf(path, sizeof path, "%s/bin/helper", base);
+    pid_t pid = fork();
+    if (pid == 0) { execl(path, path, (char *)NULL); _exit(127); }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    printf("plug=%s helper=%d\n", plug ? "loaded" : "missing", WEXITSTATUS(status));
+    return 0;
+}
+"#;
+
+/// Builds the fixture under `dir` (outside `/tmp`, which the sandbox
+/// replaces with its own) and returns the spec that names it.
+fn fixture(dir: &Path) -> PathBuf {
+    cc(&dir.join("bin/traced"), TRACED_C, &["-pthread"]);
+    cc(&dir.join("bin/helper"), "int main(void) { return 3; }\n", &[]);
+    cc(&dir.join("lib/libplug.so"), "int plug(void) { return 1; }\n", &["-shared", "-fPIC"]);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/data.txt"), "data\n").unwrap();
+    std::fs::write(dir.join("data/thread.txt"), "thread\n").unwrap();
+    std::fs::create_dir_all(dir.join("share/listed")).unwrap();
+    std::fs::write(dir.join("share/listed/one"), "1\n").unwrap();
+    for sub in ["bin", "lib", "data", "share", "share/listed"] {
+        let path = dir.join(sub);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let spec = dir.join("traced.toml");
+    let text = format!(
+        "name = \"traced\"\ncommands = [\"{traced}\"]\n[smoke.args]\ntraced = [\"{base}\"]\n",
+        traced = dir.join("bin/traced").display(),
+        base = dir.display()
+    );
+    std::fs::write(&spec, text).unwrap();
+    spec
+}
+
+/// A fresh folder under the target directory, readable by everyone.
+fn work_dir(name: &str) -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    dir
+}
+
+fn trace(spec: &Path, out: &Path, write: Option<&Path>, as_nobody: bool) -> (i32, String, String) {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(xtask_binary());
+    command.args(["rootfs", "trace"]).arg(spec).arg("--out").arg(out);
+    if let Some(write) = write {
+        command.arg("--write").arg(write);
+    }
+    if as_nobody {
+        command.env_clear().env("PATH", "/usr/bin:/bin");
+        // SAFETY: setgroups, setgid and setuid are async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(65534) != 0
+                    || libc::setuid(65534) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn finds_everything(as_nobody: bool) {
+    let dir = work_dir(if as_nobody { "trace-nobody" } else { "trace-root" });
+    let spec = fixture(&dir);
+    let out = dir.join("out/traced");
+    let (code, stdout, stderr) = trace(&spec, &out, None, as_nobody);
+    assert_eq!(code, 1, "something is missing, so the exit status is 1:\n{stdout}{stderr}");
+    let d = dir.display();
+    for (group, path) in [
+        ("libraries", format!("{d}/lib/libplug.so")),
+        ("commands", format!("{d}/bin/helper")),
+        ("files", format!("{d}/data/data.txt")),
+        ("files", format!("{d}/data/thread.txt")),
+        ("trees", format!("{d}/share/listed")),
+    ] {
+        let section = stdout.split(&format!("{group} (")).nth(1).unwrap_or("");
+        assert!(
+            section.contains(&format!("  {path}\n")),
+            "{path} not in {group}:\n{stdout}{stderr}"
+        );
+    }
+    // What the fragment adds completes the tree: a second trace finds
+    // nothing, and the fragment it writes has no entries.
+    let fragment = dir.join("traced.traced.toml");
+    let (code, stdout, stderr) = trace(&spec, &out, Some(&fragment), as_nobody);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(
+        &spec,
+        text.replacen(
+            "name = \"traced\"\n",
+            "name = \"traced\"\ninclude = [\"traced.traced.toml\"]\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = trace(&spec, &out, Some(&fragment), as_nobody);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.ends_with("the tree lacks 0 paths\n"), "{stdout}{stderr}");
+    let entries: Vec<String> = std::fs::read_to_string(&fragment)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    assert!(entries.is_empty(), "the fragment still has entries: {entries:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn trace_finds_what_a_program_uses_as_root() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root (the rootless run of this test switches to uid 65534)");
+        return;
+    }
+    finds_everything(false);
+}
+
+#[test]
+fn trace_finds_what_a_program_uses_rootless() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to switch to uid 65534");
+        return;
+    }
+    if let Some(reason) = rootfs::smoke::cannot_enter_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    finds_everything(true);
+}
