@@ -78,6 +78,8 @@ pub struct Tree {
     pub dest: PathBuf,
     /// Globs matched against paths relative to the tree's root.
     pub exclude: Vec<glob::Pattern>,
+    /// Where `src` is written.
+    pub src_at: Location,
 }
 
 /// How far the `.note.dlopen` declarations of the copied objects are

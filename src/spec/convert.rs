@@ -179,7 +179,7 @@ fn tree(raw: Spanned<RawTree>, here: &Here) -> Result<Item<Tree>, SpecError> {
         })?;
         exclude.push(compiled);
     }
-    Ok(Item { value: Tree { source, dest, exclude }, at: location })
+    Ok(Item { value: Tree { source, dest, exclude, src_at }, at: location })
 }
 
 fn user(raw: Spanned<RawUser>, here: &Here) -> Result<Item<User>, SpecError> {

@@ -51,6 +51,7 @@ fn the_spec_reference_documents_every_key() {
         "name = \"x\"\n[[symlinks]]\nnot_a_key = 1\n",
         "name = \"x\"\n[[users]]\nnot_a_key = 1\n",
         "name = \"x\"\n[[groups]]\nnot_a_key = 1\n",
+        "name = \"x\"\n[[trees]]\nnot_a_key = 1\n",
         "name = \"x\"\n[smoke]\nnot_a_key = 1\n",
         "name = \"x\"\n[[smoke.checks]]\nnot_a_key = 1\n",
         "name = \"x\"\ndirs = [{ not_a_key = 1 }]\n",
