@@ -93,17 +93,22 @@ fn add_tree(
 /// sysroot (where its ELF objects are resolved).
 fn locate_source(resolver: &Resolver, item: &Item<Tree>) -> Result<(PathBuf, Option<PathBuf>)> {
     let not_a_dir = |what: String| {
-        SpecError::at(&item.at, what)
+        SpecError::at(&item.value.src_at, what)
             .help("`src` names a directory: absolute in the sysroot, or relative to the spec")
     };
     match &item.value.source {
         TreeSource::Sysroot(path) => {
             let located = resolver.sysroot().locate(path).map_err(|e| {
-                not_a_dir(format!(
-                    "tree `{}`: {e} in `{}`",
-                    path.display(),
-                    resolver.sysroot().root().display()
-                ))
+                let sysroot = resolver.sysroot().root().display();
+                not_a_dir(match e.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        format!(
+                            "tree `{}` does not exist in the sysroot `{sysroot}`",
+                            path.display()
+                        )
+                    }
+                    _ => format!("tree `{}` in the sysroot `{sysroot}`: {e}", path.display()),
+                })
             })?;
             if !located.is_dir {
                 return Err(
