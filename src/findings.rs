@@ -133,7 +133,14 @@ pub fn report(findings: &Findings, checks: usize) -> String {
 const SANDBOX_DIRS: &[&str] = &["/proc", "/sys", "/dev", "/tmp", "/run", "/root", "/home"];
 
 /// Compares what the checks used on the sysroot with the tree's manifest.
-pub fn find(traced: &[Traced], manifest: &Manifest, spec: &Spec, sysroot: &Sysroot) -> Findings {
+pub fn find(
+    traced: &[Traced],
+    manifest: &Manifest,
+    spec: &Spec,
+    sysroot: &Sysroot,
+    fragment: Option<&Path>,
+) -> Findings {
+    let tree = TreeView::new(manifest, spec, fragment);
     let mut findings = Findings::default();
     for one in traced {
         let name = &one.check.name;
@@ -144,8 +151,29 @@ pub fn find(traced: &[Traced], manifest: &Manifest, spec: &Spec, sysroot: &Sysro
                 continue;
             }
         };
+        // A program that lists a folder and then looks at each entry walks
+        // the folder; it does not ask for those files. What it opens or runs
+        // still counts.
+        let listed: BTreeSet<PathBuf> = trace
+            .events
+            .iter()
+            .filter(|e| e.access == Access::List)
+            .map(|e| lexical(&e.path))
+            .collect();
+        let opened: BTreeSet<PathBuf> = trace
+            .events
+            .iter()
+            .filter(|e| !matches!(e.access, Access::Stat | Access::Readlink))
+            .map(|e| lexical(&e.path))
+            .collect();
         for event in trace.events.iter().filter(|e| e.exists()) {
-            classify(&mut findings, event, name, manifest, spec, sysroot);
+            let path = lexical(&event.path);
+            let walked = matches!(event.access, Access::Stat | Access::Readlink)
+                && path.parent().is_some_and(|p| listed.contains(p))
+                && !opened.contains(&path);
+            if !walked {
+                classify(&mut findings, event, name, &tree, spec, sysroot);
+            }
         }
     }
     prune(&mut findings);
@@ -156,7 +184,7 @@ fn classify(
     findings: &mut Findings,
     event: &Event,
     check: &str,
-    manifest: &Manifest,
+    tree: &TreeView,
     spec: &Spec,
     sysroot: &Sysroot,
 ) {
@@ -172,12 +200,7 @@ fn classify(
         return;
     }
     let link_itself = event.file_type() == Some(FileType::Symlink);
-    let in_tree = path == Path::new("/")
-        || if link_itself {
-            manifest.lookup_link(&path).is_some()
-        } else {
-            manifest.lookup(&path).is_some()
-        };
+    let in_tree = path == Path::new("/") || tree.has(&path, link_itself);
     if in_tree {
         return;
     }
@@ -204,12 +227,65 @@ fn classify(
     // Commands and libraries bring the symlinks on their way themselves.
     if matches!(group, Group::Dirs | Group::Files | Group::Trees) {
         for link in &located.links {
-            if manifest.lookup_link(&link.path).is_none() {
+            if !tree.has(&link.path, true) {
                 add(Group::Symlinks, &link.path, Some(link.target.clone()));
             }
         }
     }
     add(group, &at, None);
+}
+
+/// The built tree as the trace judges it: what it holds, except what only
+/// the fragment being written puts there. That fragment is rewritten as a
+/// whole, so what it provides and the checks still use is proposed again,
+/// and a rerun on an unchanged host writes the same bytes.
+struct TreeView<'a> {
+    manifest: &'a Manifest,
+    /// How the manifest names the fragment's entries: `entry at NAME:`.
+    fragment: Option<String>,
+    /// Commands the fragment lists.
+    fragment_commands: BTreeSet<String>,
+}
+
+impl<'a> TreeView<'a> {
+    fn new(manifest: &'a Manifest, spec: &Spec, fragment: Option<&Path>) -> TreeView<'a> {
+        let canonical = fragment.and_then(|f| std::fs::canonicalize(f).ok());
+        let source = spec
+            .sources
+            .iter()
+            .find(|s| canonical.is_some() && std::fs::canonicalize(&s.path).ok() == canonical);
+        let fragment_commands = spec
+            .commands
+            .iter()
+            .filter(|c| source.is_some_and(|s| std::sync::Arc::ptr_eq(&c.at.source, s)))
+            .map(|c| c.value.clone())
+            .collect();
+        let fragment = source.map(|s| format!("entry at {}:", s.name.display()));
+        TreeView { manifest, fragment, fragment_commands }
+    }
+
+    /// Whether the tree has `path` (the symlink itself when `link_itself`)
+    /// from something else than the fragment.
+    fn has(&self, path: &Path, link_itself: bool) -> bool {
+        let entry =
+            if link_itself { self.manifest.lookup_link(path) } else { self.manifest.lookup(path) };
+        entry.is_some_and(|e| !self.only_from_fragment(&e.why))
+    }
+
+    /// Whether every reason for an entry is the fragment's (a parent folder
+    /// or a symlink on the way to something counts for nobody).
+    fn only_from_fragment(&self, why: &[String]) -> bool {
+        let Some(fragment) = &self.fragment else { return false };
+        let neutral = |w: &str| w == "parent directory" || w.starts_with("symlink on the way to ");
+        let from_fragment = |w: &str| {
+            w.contains(fragment.as_str())
+                || w.strip_prefix("command `")
+                    .and_then(|rest| rest.strip_suffix('`'))
+                    .is_some_and(|name| self.fragment_commands.contains(name))
+        };
+        let counted: Vec<&String> = why.iter().filter(|w| !neutral(w)).collect();
+        !counted.is_empty() && counted.iter().all(|w| from_fragment(w))
+    }
 }
 
 /// A shared object, not a program: what a `dlopen` opens.

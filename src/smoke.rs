@@ -145,7 +145,8 @@ pub fn checks(spec: &Spec, manifest: &Manifest) -> Vec<Check> {
             Expect::Exit { code: check.exit.unwrap_or(0), contains: check.contains.clone() }
         };
         checks.push(Check {
-            name: format!("check {}: {}", i + 1, shell_words(&check.run)),
+            // One line, however the script was written.
+            name: format!("check {}: {}", i + 1, shell_words(&check.run).replace('\n', "\\n")),
             argv: check.run.clone(),
             expect,
             timeout: check.timeout.map_or(timeout, Duration::from_secs_f64),

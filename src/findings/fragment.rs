@@ -11,14 +11,27 @@ pub const HEADER: &str = "# Written by `cargo xtask rootfs trace`";
 /// The fragment for `findings` of the spec named `name`.
 pub fn render(findings: &Findings, name: &str, file_name: &str) -> String {
     let mut out = format!(
-        "{HEADER} for `{name}`: what its checks used on the sysroot and the tree lacked.\n\
-         # Include it from the spec (include = [\"{file_name}\"]) and build again; run\n\
-         # the trace again to update it. With everything present it holds no entries.\n"
+        "{HEADER} for `{name}`: what its checks used on the sysroot that the\n\
+         # rest of the spec does not provide. Include it from the spec (include =\n\
+         # [\"{file_name}\"]) and build again; a trace that rewrites it keeps what only\n\
+         # it provides and the checks still use, so an unchanged host gives the same\n\
+         # bytes. Once the rest of the spec provides everything, it holds no entries.\n"
     );
     if !findings.noted.is_empty() {
-        out.push_str("#\n# Noted, never proposed (the sandbox's own /proc, /sys, /dev, /tmp and /run,\n# and the sysroot's users' own files under /root and /home):\n");
+        // By folder only: what a check writes in /tmp has random names,
+        // and the fragment must not change when nothing else did.
+        let mut by_folder: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            std::collections::BTreeMap::new();
         for (path, checks) in &findings.noted {
-            let _ = writeln!(out, "#   {} ({})", path.display(), joined(checks));
+            let folder = path.components().take(2).collect::<std::path::PathBuf>();
+            by_folder
+                .entry(folder.display().to_string())
+                .or_default()
+                .extend(checks.iter().cloned());
+        }
+        out.push_str("#\n# Noted, never proposed (the sandbox's own /proc, /sys, /dev, /tmp and /run,\n# and the sysroot's users' own files under /root and /home):\n");
+        for (folder, checks) in &by_folder {
+            let _ = writeln!(out, "#   {folder} ({})", joined(checks));
         }
     }
     let of = |group: Group| findings.missing.values().filter(move |f| f.group == group);
@@ -35,6 +48,18 @@ pub fn render(findings: &Findings, name: &str, file_name: &str) -> String {
                 quoted(&item.path.to_string_lossy()),
                 joined(&item.needed_by)
             );
+        }
+        out.push_str("]\n");
+    }
+    // Programs found because another one ran them: they are needed by
+    // the checks that ran them, not probed on their own.
+    let helpers: Vec<&Finding> = of(Group::Commands).collect();
+    if !helpers.is_empty() {
+        out.push_str(
+            "\n[smoke]\n# Run by other programs; the checks that need them test them.\nskip = [\n",
+        );
+        for item in helpers {
+            let _ = writeln!(out, "  {},", quoted(&item.path.to_string_lossy()));
         }
         out.push_str("]\n");
     }

@@ -1,6 +1,6 @@
 //! The plan's share of what the loader opens: the FHS skeleton mirrored from the sysroot, each command and extra library with its closure, every miss collected, and the rootfs's own `ld.so.cache`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -113,11 +113,15 @@ pub(super) fn add_commands_and_libraries(
         ident = ident.or(closure.ident);
         add_command(plan, spec, resolver, item, path, closure, &mut unresolved)?;
     }
-    let ident = ident.unwrap_or(Ident { class: 2, data: 1, machine: 62 });
+    let ident = ident.unwrap_or(Ident {
+        class: goblin::elf::header::ELFCLASS64,
+        data: goblin::elf::header::ELFDATA2LSB,
+        machine: goblin::elf::header::EM_X86_64,
+    });
+    let by_path = sonames_loaded_by_path(spec, resolver);
     for library in &spec.libraries {
-        if let Some(closure) = add_library(plan, spec, resolver, library, ident, &mut unresolved)? {
-            closures.push(closure);
-        }
+        let added = add_library(plan, spec, resolver, library, ident, &by_path, &mut unresolved)?;
+        closures.extend(added);
     }
     if !unresolved.misses.is_empty() {
         return Err(unresolved.into());
@@ -190,14 +194,33 @@ fn add_command(
     Ok(())
 }
 
+/// The `DT_SONAME`s of the `libraries` given by path: a program that
+/// `dlopen`s a library by its full path makes its soname known to the
+/// loader, which then matches later requests for that name without a
+/// search (`_dl_map_object` compares `l_soname`): the JDK's launcher opens
+/// `lib/server/libjvm.so`, and `libjava.so` then finds `libjvm.so`.
+fn sonames_loaded_by_path(spec: &Spec, resolver: &Resolver) -> BTreeSet<String> {
+    spec.libraries
+        .iter()
+        .filter(|l| l.value.starts_with('/'))
+        .filter_map(|l| resolver.sysroot().locate(Path::new(&l.value)).ok())
+        .filter_map(|located| match crate::elf::read(&resolver.sysroot().host(&located.real)) {
+            Ok(crate::elf::FileKind::Elf(object)) => object.soname,
+            _ => None,
+        })
+        .collect()
+}
+
 /// A library the programs `dlopen`: by soname, searched as the loader
-/// would for a program of class `ident`, or by path.
+/// would for a program of class `ident`, or by path. A name no search finds
+/// is satisfied by a library of `by_path` that has it as its soname.
 fn add_library(
     plan: &mut Plan,
     spec: &Spec,
     resolver: &Resolver,
     library: &Item<String>,
     ident: Ident,
+    by_path: &BTreeSet<String>,
     unresolved: &mut Unresolved,
 ) -> Result<Option<Closure>> {
     let why = Why::Spec { key: "libraries", at: short_location(&library.at) };
@@ -219,7 +242,7 @@ fn add_library(
         add_located(plan, resolver, &opened.located, &why, spec.keep_setuid)?;
     }
     add_closure(plan, resolver, &closure, spec.keep_setuid)?;
-    for miss in &closure.missing {
+    for miss in closure.missing.iter().filter(|m| !by_path.contains(&m.name)) {
         unresolved.library(miss, &what);
     }
     Ok(Some(closure))

@@ -245,12 +245,16 @@ fn add_entry(
 /// matches it, or matches it as a folder (`test/**` leaves out `test`).
 pub fn excluded(patterns: &[glob::Pattern], rel: &Path) -> bool {
     let options = glob::MatchOptions { require_literal_separator: true, ..Default::default() };
-    let text = rel.to_string_lossy();
-    patterns.iter().any(|p| {
-        p.matches_with(&text, options)
-            || p.as_str().strip_suffix("/**").is_some_and(|dir| {
-                glob::Pattern::new(dir).is_ok_and(|d| d.matches_with(&text, options))
-            })
+    // The path itself, or a folder holding it (the walk never enters an
+    // excluded folder; a path from elsewhere is judged the same way).
+    rel.ancestors().filter(|a| !a.as_os_str().is_empty()).any(|at| {
+        let text = at.to_string_lossy();
+        patterns.iter().any(|p| {
+            p.matches_with(&text, options)
+                || p.as_str().strip_suffix("/**").is_some_and(|dir| {
+                    glob::Pattern::new(dir).is_ok_and(|d| d.matches_with(&text, options))
+                })
+        })
     })
 }
 
@@ -291,5 +295,6 @@ mod tests {
         assert!(excluded(&patterns, Path::new("test/x.py")));
         assert!(!excluded(&patterns, Path::new("a/test/x.py")));
         assert!(!excluded(&patterns, Path::new("json/__init__.py")));
+        assert!(excluded(&patterns, Path::new("json/__pycache__/decoder.cpython-311.pyc")));
     }
 }

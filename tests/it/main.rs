@@ -6,6 +6,7 @@ mod findings;
 mod limits;
 mod output;
 mod parity;
+mod presets;
 mod resolve;
 mod smoke;
 mod spec_errors;

@@ -356,7 +356,13 @@ impl Trace {
         };
         let traced = rootfs::smoke::trace_checks(&self.target.sysroot, &checks, &options)?;
         let sysroot = rootfs::sysroot::Sysroot::new(&self.target.sysroot);
-        let findings = rootfs::findings::find(&traced, &built.manifest, &built.spec, &sysroot);
+        let findings = rootfs::findings::find(
+            &traced,
+            &built.manifest,
+            &built.spec,
+            &sysroot,
+            self.write.as_deref(),
+        );
         print!("{}", rootfs::findings::report(&findings, traced.len()));
         if let Some(path) = &self.write {
             let file_name =

@@ -25,6 +25,14 @@ pub const FOR_TESTS: &[&str] = &[
     "util-linux",
     "vim",
     "findutils",
+    // What the presets and the workloads test run, and compare with.
+    "ca-certificates",
+    "curl",
+    "git",
+    "openjdk-17-jdk-headless",
+    "openssl",
+    "perl",
+    "python3",
 ];
 
 /// The peers the benchmark compares against.
