@@ -10,7 +10,7 @@ mod accounts;
 mod closures;
 mod spec_entries;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -163,6 +163,10 @@ pub struct Plan {
     /// Host paths whose state the plan depends on: copied files, mirrored
     /// symlinks, directories searched.
     pub inputs: BTreeSet<PathBuf>,
+    /// Each command's closure, by the spec's name for it: its program (the
+    /// root path found on `PATH`), then every file opened for it, as the
+    /// loader names them, in load order. The lock records these.
+    pub closures: BTreeMap<String, Vec<PathBuf>>,
 }
 
 impl Plan {
@@ -221,6 +225,7 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
         entries: HashMap::new(),
         commands: Vec::new(),
         inputs: BTreeSet::new(),
+        closures: BTreeMap::new(),
     };
     closures::add_skeleton(&mut plan, resolver)?;
     let loaded = closures::add_commands_and_libraries(&mut plan, spec, resolver)?;
