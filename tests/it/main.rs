@@ -2,10 +2,13 @@
 
 mod build;
 mod cli;
+mod image_sysroot;
 mod limits;
+mod lock;
 mod output;
 mod parity;
 mod resolve;
+mod sbom;
 mod smoke;
 mod spec_errors;
 mod support;

@@ -25,6 +25,11 @@ pub const FOR_TESTS: &[&str] = &[
     "util-linux",
     "vim",
     "findutils",
+    // Image layouts for the SBOM artifact and image sysroot tests, and the
+    // virtual environment that holds the SPDX validator.
+    "umoci",
+    "skopeo",
+    "python3-venv",
 ];
 
 /// The peers the benchmark compares against.
