@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 pub use self::beside::Beside;
-use crate::digest_cache;
+use crate::digest_cache::{self, Digests};
 use crate::install::{self, InstallOptions, LinkMode};
+use crate::lock::{self, Lock};
 use crate::manifest::Manifest;
 use crate::output;
 use crate::plan::{self, Plan};
 use crate::resolve::{self, Resolver};
+use crate::sbom;
 use crate::spec::{self, Spec};
 use crate::stamp::{FileState, Stamp};
 
@@ -38,6 +40,12 @@ pub struct Options {
     /// Rebuild even when nothing changed.
     pub force: bool,
     pub progress: bool,
+    /// Refuse to write anything when the inputs differ from the lock
+    /// beside the spec (`--locked`).
+    pub locked: bool,
+    /// The digest of the image `sysroot` was unpacked from
+    /// ([`crate::image_sysroot::prepare`]), recorded in the lock.
+    pub image: Option<String>,
 }
 
 impl Options {
@@ -52,6 +60,8 @@ impl Options {
             epoch: DEFAULT_EPOCH,
             force: false,
             progress: false,
+            locked: false,
+            image: None,
         }
     }
 }
@@ -73,6 +83,8 @@ pub struct Built {
     pub reason: Option<String>,
     /// What went wrong without making the tree wrong, for people.
     pub warnings: Vec<String>,
+    /// What the build did to the lock; `None` when it was up to date.
+    pub lock: Option<lock::Update>,
 }
 
 impl Built {
@@ -89,6 +101,7 @@ impl Built {
             up_to_date: true,
             reason: None,
             warnings: Vec::new(),
+            lock: None,
         }
     }
 
@@ -126,25 +139,69 @@ pub fn build(options: &Options) -> Result<Built> {
     let started = Instant::now();
     let spec = spec::load(&options.spec)?;
     let beside = Beside::of(&out_dir(options, &spec));
+    let lock_path = lock::path_for(&options.spec);
     output::Guard::new(&options.sysroot).check(&beside.out)?;
     let key = stamp_key(options, &spec)?;
     let specs = spec_digests(&spec);
-    let reason = match freshness(options, &beside, &key, &specs) {
+    let reason = match freshness(options, &beside, &lock_path, &key, &specs) {
         Freshness::UpToDate(manifest) => return Ok(Built::new(spec, &beside, manifest, started)),
         Freshness::Stale(reason) => reason,
     };
     beside.claim()?;
+    let previous_lock = lock::read(&lock_path)?;
     let resolver = open_sysroot(&options.sysroot, spec.dlopen)?;
     let plan = plan::plan(&spec, &resolver)
         .with_context(|| format!("planning `{}`", options.spec.display()))?;
-    let inputs = input_states(&plan, &beside.out);
-    let (manifest, mut warnings) = install_and_commit(options, &beside, &plan, key, specs, inputs)?;
+    let mut inputs = input_states(&plan, &beside.out);
+    // A package upgraded, removed or installed changes the lock and SBOM.
+    let status = resolver.sysroot().host(Path::new(crate::dpkg::STATUS));
+    inputs.insert(status.clone(), FileState::read(&status));
+    let known_digests = digest_cache::read(&beside.digests);
+    let computed =
+        lock::compute(&plan, resolver.sysroot(), options.image.as_deref(), &known_digests)
+            .with_context(|| format!("computing the lock of `{}`", options.spec.display()))?;
+    // `--locked` stops here, before anything is written, on any difference.
+    let update =
+        check_lock(options, &lock_path, previous_lock.as_ref().map(|p| &p.lock), &computed.lock)?;
+    let lock_text = computed.lock.render()?;
+    let lock_digest = match (&previous_lock, options.locked) {
+        (Some(previous), true) => previous.sha256.clone(),
+        _ => crate::fsutil::sha256_hex(lock_text.as_bytes()),
+    };
+    let record = Record {
+        key,
+        specs,
+        inputs,
+        known_digests: known_digests.into_iter().chain(computed.digests).collect(),
+        lock_digest: lock_digest.clone(),
+        sbom: sbom::Input::new(&spec.name, options.epoch, computed.owners, resolver.sysroot()),
+    };
+    let (manifest, mut warnings) = install_and_commit(options, &beside, &plan, record)?;
     warnings.splice(0..0, plan.warnings.iter().cloned());
+    if previous_lock.is_none_or(|p| p.sha256 != lock_digest) {
+        lock::write(&lock_path, &lock_text)?;
+    }
     let mut built = Built::new(spec, &beside, manifest, started);
     built.up_to_date = false;
     built.reason = Some(reason);
     built.warnings = warnings;
+    built.lock = Some(update);
     Ok(built)
+}
+
+/// The differences from the lock there was; with `--locked`, any of them
+/// (or no lock at all) is a [`lock::Mismatch`].
+fn check_lock(
+    options: &Options,
+    path: &Path,
+    previous: Option<&Lock>,
+    now: &Lock,
+) -> Result<lock::Update> {
+    let changes = previous.map(|p| lock::diff(p, now)).unwrap_or_default();
+    if options.locked && (previous.is_none() || !changes.is_empty()) {
+        return Err(lock::Mismatch { lock: path.to_path_buf(), changes }.into());
+    }
+    Ok(lock::Update { path: path.to_path_buf(), created: previous.is_none(), changes })
 }
 
 /// Whether the tree in place is what a build would write now.
@@ -157,6 +214,7 @@ enum Freshness {
 fn freshness(
     options: &Options,
     beside: &Beside,
+    lock_path: &Path,
     key: &str,
     specs: &BTreeMap<PathBuf, String>,
 ) -> Freshness {
@@ -168,6 +226,12 @@ fn freshness(
     };
     if let Some(reason) = stamp.stale_reason(key, specs, &beside.out) {
         return Freshness::Stale(reason);
+    }
+    if let Some(reason) = lock::stale_reason(lock_path, stamp.lock.as_deref()) {
+        return Freshness::Stale(reason);
+    }
+    if stamp.sbom.is_none() || FileState::read(&beside.sbom) != stamp.sbom {
+        return Freshness::Stale("the SBOM changed".to_string());
     }
     match Manifest::read(&beside.manifest) {
         Ok(manifest) => Freshness::UpToDate(manifest),
@@ -190,6 +254,18 @@ fn input_states(plan: &Plan, out: &Path) -> BTreeMap<PathBuf, Option<FileState>>
     plan.inputs.iter().filter(|p| !own(p)).map(|p| (p.clone(), FileState::read(p))).collect()
 }
 
+/// What the files beside the tree are made of, besides the tree itself.
+struct Record {
+    key: String,
+    specs: BTreeMap<PathBuf, String>,
+    inputs: BTreeMap<PathBuf, Option<FileState>>,
+    /// The digest cache with the digests the lock computed.
+    known_digests: Digests,
+    /// sha256 of the lock file the build leaves.
+    lock_digest: String,
+    sbom: sbom::Input,
+}
+
 /// Stages the tree, writes the files beside it as pending, swaps the tree
 /// in, then commits the files beside it: at every point the manifest and
 /// stamp in place describe the tree in place. Returns the new manifest.
@@ -197,11 +273,9 @@ fn install_and_commit(
     options: &Options,
     beside: &Beside,
     plan: &Plan,
-    key: String,
-    specs: BTreeMap<PathBuf, String>,
-    inputs: BTreeMap<PathBuf, Option<FileState>>,
+    record: Record,
 ) -> Result<(Manifest, Vec<String>)> {
-    let known_digests = digest_cache::read(&beside.digests);
+    let Record { key, specs, inputs, known_digests, lock_digest, sbom } = record;
     let install_options = InstallOptions {
         epoch: options.epoch,
         link: options.link,
@@ -213,12 +287,16 @@ fn install_and_commit(
         .with_context(|| format!("writing `{}`", out.display()))?;
     let swapped = (|| -> Result<Option<PathBuf>> {
         let manifest_state = beside.write_pending_manifest(&staged.manifest)?;
+        let sbom_bytes = sbom::render(&sbom, &staged.manifest, &staged.path)?;
+        let sbom_state = beside.write_pending_sbom(&sbom_bytes)?;
         let stamp = Stamp {
             key,
             specs,
             inputs,
             outputs: crate::stamp::outputs(&staged.path, &staged.manifest),
             manifest: Some(manifest_state),
+            lock: Some(lock_digest),
+            sbom: Some(sbom_state),
         };
         beside.write_pending_stamp(&stamp)?;
         // The last look before replacing: the folder may have gained files

@@ -16,6 +16,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
+/// sha256 of a file's content, read in large pieces, as lowercase hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(hex_digest(hasher));
+        }
+        hasher.update(&buffer[..n]);
+    }
+}
+
 /// A finished hasher's digest, as lowercase hex.
 pub fn hex_digest(hasher: Sha256) -> String {
     format!("{:x}", hasher.finalize())
@@ -73,33 +88,43 @@ pub fn remove_tree(path: &Path) -> Result<()> {
     std::fs::remove_dir(path).with_context(context)
 }
 
+/// Removes `name` in the open directory `dir` (a file, a symlink, or a
+/// whole tree) without following any symlink, as [`remove_tree`] does. A
+/// name that does not exist is not an error.
+pub fn remove_tree_at(dir: &OwnedFd, name: &std::ffi::CStr) -> Result<()> {
+    let shown = || name.to_string_lossy().into_owned();
+    let stat = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => stat,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("inspecting `{}`", shown())),
+    };
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory {
+        let child = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening `{}`", shown()))?;
+        empty_dir(&child).with_context(|| format!("in `{}`", shown()))?;
+        rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+            .with_context(|| format!("removing `{}`", shown()))
+    } else {
+        rustix::fs::unlinkat(dir, name, AtFlags::empty())
+            .with_context(|| format!("removing `{}`", shown()))
+    }
+}
+
 fn empty_dir(dir: &OwnedFd) -> Result<()> {
     let _ = rustix::fs::fchmod(dir, Mode::from_raw_mode(0o700));
     for name in dir_names(dir)? {
-        let shown = || name.to_string_lossy().into_owned();
-        let stat = rustix::fs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
-            .with_context(|| format!("inspecting `{}`", shown()))?;
-        if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory {
-            let child = rustix::fs::openat(
-                dir,
-                name.as_c_str(),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .with_context(|| format!("opening `{}`", shown()))?;
-            empty_dir(&child).with_context(|| format!("in `{}`", shown()))?;
-            rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR)
-                .with_context(|| format!("removing `{}`", shown()))?;
-        } else {
-            rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::empty())
-                .with_context(|| format!("removing `{}`", shown()))?;
-        }
+        remove_tree_at(dir, &name)?;
     }
     Ok(())
 }
 
 /// The names in an open directory, `.` and `..` left out.
-fn dir_names(dir: &OwnedFd) -> Result<Vec<std::ffi::CString>> {
+pub fn dir_names(dir: &OwnedFd) -> Result<Vec<std::ffi::CString>> {
     let mut names = Vec::new();
     for entry in rustix::fs::Dir::read_from(dir).context("listing a directory")? {
         let entry = entry.context("listing a directory")?;

@@ -7,15 +7,19 @@
 
 pub mod deps;
 pub mod digest_cache;
+pub mod dpkg;
 pub mod elf;
 pub mod findings;
 pub mod fsutil;
+pub mod image_sysroot;
 pub mod ldcache;
 pub mod ldconf;
 pub mod ldso;
+pub mod lock;
 pub mod resolve;
 pub mod rootpath;
 pub mod sandbox;
+pub mod sbom;
 pub mod sysroot;
 pub mod terminfo;
 

@@ -11,7 +11,7 @@ mod closures;
 mod spec_entries;
 mod trees;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -171,6 +171,13 @@ pub struct Plan {
     /// What is worth telling people without failing the build (a module of
     /// a tree that needs a library the sysroot lacks).
     pub warnings: Vec<String>,
+    /// Each command's closure, by the spec's name for it: its program (the
+    /// root path found on `PATH`), then every file opened for it, as the
+    /// loader names them, in load order. The lock records these.
+    pub closures: BTreeMap<String, Vec<PathBuf>>,
+    /// Each `[[trees]]` entry's folder in the tree, with every path it put
+    /// there. The lock records a digest of each listing.
+    pub trees: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
 }
 
 impl Plan {
@@ -230,6 +237,8 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
         commands: Vec::new(),
         inputs: BTreeSet::new(),
         warnings: Vec::new(),
+        closures: BTreeMap::new(),
+        trees: BTreeMap::new(),
     };
     closures::add_skeleton(&mut plan, resolver)?;
     let mut loaded = closures::add_commands_and_libraries(&mut plan, spec, resolver)?;

@@ -67,6 +67,12 @@ pub struct Stamp {
     /// tree itself), as written.
     pub outputs: BTreeMap<PathBuf, FileState>,
     pub manifest: Option<FileState>,
+    /// sha256 of the lock file as the build left it beside the spec.
+    #[serde(default)]
+    pub lock: Option<String>,
+    /// State of the SBOM beside the tree.
+    #[serde(default)]
+    pub sbom: Option<FileState>,
 }
 
 /// Where the stamp of the rootfs at `out` lives.

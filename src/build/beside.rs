@@ -1,4 +1,4 @@
-//! The files beside a tree (manifest, stamp, digest cache), written as pending files before the tree is swapped in and renamed into place after it, so that the manifest and stamp in place always describe the tree in place.
+//! The files beside a tree (manifest, SBOM, stamp, digest cache), written as pending files before the tree is swapped in and renamed into place after it, so that the manifest and stamp in place always describe the tree in place.
 //!
 //! The order of a build's last steps, and what an interruption leaves:
 //! 1. the tree is complete in its staging folder; `<out>.manifest.json.pending`
@@ -26,6 +26,8 @@ use crate::stamp::{self, FileState, Stamp};
 pub struct Beside {
     pub out: PathBuf,
     pub manifest: PathBuf,
+    /// `<out>.spdx.json`, written and committed with the manifest.
+    pub sbom: PathBuf,
     pub stamp: PathBuf,
     /// The digest cache, shared by every tree in the same folder.
     pub digests: PathBuf,
@@ -40,6 +42,7 @@ impl Beside {
         Beside {
             out: out.to_path_buf(),
             manifest: manifest::path_for(out),
+            sbom: crate::sbom::path_for(out),
             stamp: stamp::path_for(out),
             digests: crate::digest_cache::path_for(out),
         }
@@ -52,6 +55,8 @@ impl Beside {
         let is_stamp = |b: &[u8]| serde_json::from_slice::<Stamp>(b).is_ok();
         output::check_file(&self.manifest, "a manifest", is_manifest)?;
         output::check_file(&pending(&self.manifest), "a manifest", is_manifest)?;
+        output::check_file(&self.sbom, "an SBOM", crate::sbom::recognise)?;
+        output::check_file(&pending(&self.sbom), "an SBOM", crate::sbom::recognise)?;
         output::check_file(&self.stamp, "a stamp", is_stamp)?;
         output::check_file(&pending(&self.stamp), "a stamp", is_stamp)?;
         output::check_file(&self.digests, "a digest cache", crate::digest_cache::recognise)?;
@@ -72,13 +77,22 @@ impl Beside {
         FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
     }
 
+    /// Writes the SBOM of the staged tree as pending; returns the state of
+    /// the file, which the rename into place keeps.
+    pub fn write_pending_sbom(&self, bytes: &[u8]) -> Result<FileState> {
+        let path = pending(&self.sbom);
+        fsutil::write_file_atomically(&path, bytes)?;
+        FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
+    }
+
     pub fn write_pending_stamp(&self, stamp: &Stamp) -> Result<()> {
         fsutil::write_file_atomically(&pending(&self.stamp), &stamp.to_json()?)
     }
 
-    /// Renames the pending manifest, then the pending stamp, into place.
+    /// Renames the pending manifest and SBOM, then the pending stamp, into
+    /// place.
     pub fn commit(&self) -> Result<()> {
-        for path in [&self.manifest, &self.stamp] {
+        for path in [&self.manifest, &self.sbom, &self.stamp] {
             std::fs::rename(pending(path), path)
                 .with_context(|| format!("failed to write `{}`", path.display()))?;
         }
@@ -87,7 +101,7 @@ impl Beside {
 
     /// Removes pending files of a build that failed.
     pub fn discard_pending(&self) {
-        for path in [&self.manifest, &self.stamp] {
+        for path in [&self.manifest, &self.sbom, &self.stamp] {
             let _ = std::fs::remove_file(pending(path));
         }
     }

@@ -190,6 +190,8 @@ fn add_command(
         InputKind::Script => CommandKind::Script,
         _ => CommandKind::Dynamic,
     };
+    let opened = closure.files.iter().map(|o| o.path.clone());
+    plan.closures.insert(name.clone(), std::iter::once(path.to_path_buf()).chain(opened).collect());
     plan.commands.push(Command { name: name.clone(), path: path.to_path_buf(), kind });
     Ok(())
 }

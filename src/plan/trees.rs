@@ -41,6 +41,8 @@ struct Walked {
     sonames: BTreeMap<String, PathBuf>,
     /// Symlinks of the tree whose target lies outside it (root paths).
     outside: BTreeSet<PathBuf>,
+    /// Every path placed in the rootfs.
+    placed: BTreeSet<PathBuf>,
 }
 
 fn add_tree(
@@ -63,6 +65,7 @@ fn add_tree(
     plan.inputs.insert(host_root.clone());
     let mut walked = Walked::default();
     walk(plan, spec, item, &host_root, root_path.as_deref(), &dest, &why, &mut walked)?;
+    plan.trees.entry(dest.clone()).or_default().extend(walked.placed.iter().cloned());
     for target in &walked.outside {
         // Best effort: a dangling link stays a dangling link, as on the host.
         if let Ok(located) = resolver.sysroot().locate(target) {
@@ -190,6 +193,7 @@ fn add_entry(
     let meta = std::fs::symlink_metadata(&host)
         .with_context(|| format!("failed to inspect `{}`", host.display()))?;
     let at = dest.join(rel);
+    walked.placed.insert(at.clone());
     plan.inputs.insert(host.clone());
     let conflict = |e: super::PlanError| anyhow::Error::new(SpecError::at(&item.at, e.to_string()));
     let mut mode = meta.mode() & 0o7777;

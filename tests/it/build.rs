@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use rootfs::build::{Built, Options, build};
 use rootfs::manifest::Manifest;
 
-use crate::support::{cc, program, project_root, shared_lib, shipped_specs, tree_listing};
+use crate::support::{
+    cc, copy_sysroot, in_chroot, program, project_root, shared_lib, shipped_specs, tree_listing,
+};
 
 fn options(spec: &Path, out: &Path) -> Options {
     let mut options = Options::new(spec, out.parent().unwrap());
@@ -18,27 +20,6 @@ fn write_spec(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("spec.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Runs `argv` inside `root` with `chroot(2)` and an empty environment but
-/// `env`; returns exit status and output.
-fn in_chroot(root: &Path, argv: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    use std::os::unix::process::CommandExt;
-    let root = root.to_path_buf();
-    let mut command = std::process::Command::new(argv[0]);
-    command.args(&argv[1..]).env_clear().envs(env.iter().copied());
-    // SAFETY: chroot and chdir are async-signal-safe system calls.
-    unsafe {
-        command.pre_exec(move || {
-            rustix::process::chroot(&root)?;
-            rustix::process::chdir("/")?;
-            Ok(())
-        });
-    }
-    let out = command.output().unwrap();
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
 }
 
 #[test]
@@ -524,36 +505,6 @@ fn hard_link_mode_shares_host_inodes_except_where_the_mode_differs() {
     let copied = build(&opts).unwrap();
     assert!(!copied.up_to_date, "changing the link mode rebuilds");
     assert_eq!(digest(&copied), digest(&built));
-}
-
-/// A sysroot assembled from copies of host files, whose absolute symlinks
-/// would point at the host if followed outside it.
-fn copy_sysroot(root: &Path) {
-    let lib = root.join("usr/lib/x86_64-linux-gnu");
-    std::fs::create_dir_all(&lib).unwrap();
-    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
-    std::fs::create_dir_all(root.join("usr/lib64")).unwrap();
-    let options = fs_extra::dir::CopyOptions::new();
-    for soname in ["ld-linux-x86-64.so.2", "libc.so.6", "libtinfo.so.6"] {
-        // The real file, with the soname as a symlink to it when they differ
-        // (libtinfo.so.6 -> libtinfo.so.6.4), as on the host.
-        let real =
-            std::fs::canonicalize(Path::new("/usr/lib/x86_64-linux-gnu").join(soname)).unwrap();
-        fs_extra::copy_items(&[&real], &lib, &options).unwrap();
-        let name = real.file_name().unwrap();
-        if name != soname {
-            symlink(name, lib.join(soname)).unwrap();
-        }
-    }
-    fs_extra::copy_items(&["/usr/bin/bash"], root.join("usr/bin"), &options).unwrap();
-    symlink("usr/bin", root.join("bin")).unwrap();
-    symlink("usr/lib", root.join("lib")).unwrap();
-    symlink("usr/lib64", root.join("lib64")).unwrap();
-    symlink(
-        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-        root.join("usr/lib64/ld-linux-x86-64.so.2"),
-    )
-    .unwrap();
 }
 
 #[test]

@@ -3,11 +3,14 @@
 mod build;
 mod cli;
 mod findings;
+mod image_sysroot;
 mod limits;
+mod lock;
 mod output;
 mod parity;
 mod presets;
 mod resolve;
+mod sbom;
 mod smoke;
 mod spec_errors;
 mod support;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: compiling tiny C fixtures, and asking glibc's own loader what it loads.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use xshell::{Shell, cmd};
@@ -148,4 +149,118 @@ pub fn xtask_binary() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Runs `argv` inside `root` with `chroot(2)` and an empty environment but
+/// `env`; returns exit status and output.
+pub fn in_chroot(root: &Path, argv: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    use std::os::unix::process::CommandExt;
+    let root = root.to_path_buf();
+    let mut command = std::process::Command::new(argv[0]);
+    command.args(&argv[1..]).env_clear().envs(env.iter().copied());
+    // SAFETY: chroot and chdir are async-signal-safe system calls.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::chroot(&root)?;
+            rustix::process::chdir("/")?;
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A sysroot assembled from copies of host files, whose absolute symlinks
+/// would point at the host if followed outside it.
+pub fn copy_sysroot(root: &Path) {
+    let lib = root.join("usr/lib/x86_64-linux-gnu");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(root.join("usr/lib64")).unwrap();
+    let options = fs_extra::dir::CopyOptions::new();
+    for soname in ["ld-linux-x86-64.so.2", "libc.so.6", "libtinfo.so.6"] {
+        // The real file, with the soname as a symlink to it when they differ
+        // (libtinfo.so.6 -> libtinfo.so.6.4), as on the host.
+        let real =
+            std::fs::canonicalize(Path::new("/usr/lib/x86_64-linux-gnu").join(soname)).unwrap();
+        fs_extra::copy_items(&[&real], &lib, &options).unwrap();
+        let name = real.file_name().unwrap();
+        if name != soname {
+            symlink(name, lib.join(soname)).unwrap();
+        }
+    }
+    fs_extra::copy_items(&["/usr/bin/bash"], root.join("usr/bin"), &options).unwrap();
+    symlink("usr/bin", root.join("bin")).unwrap();
+    symlink("usr/lib", root.join("lib")).unwrap();
+    symlink("usr/lib64", root.join("lib64")).unwrap();
+    symlink(
+        "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        root.join("usr/lib64/ld-linux-x86-64.so.2"),
+    )
+    .unwrap();
+}
+
+/// Gives a sysroot a dpkg database: each package (name, version) owns the
+/// paths listed, spelled as the package ships them (`/lib/...` on a
+/// merged-`/usr` sysroot, as Debian's packages still do).
+pub fn add_dpkg(root: &Path, packages: &[(&str, &str, &[&str])]) {
+    let info = root.join("var/lib/dpkg/info");
+    std::fs::create_dir_all(&info).unwrap();
+    let mut status = String::new();
+    for (name, version, paths) in packages {
+        status.push_str(&format!(
+            "Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nMulti-Arch: same\nVersion: {version}\nDescription: {name}\n\n"
+        ));
+        let list: String = paths.iter().map(|p| format!("{p}\n")).collect();
+        std::fs::write(info.join(format!("{name}:amd64.list")), list).unwrap();
+    }
+    std::fs::write(root.join("var/lib/dpkg/status"), status).unwrap();
+}
+
+/// `target/`, or `$CARGO_TARGET_DIR`, as `cargo xtask test` sees it.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
+/// A program the tests need from the host, or `None` after saying in one
+/// line that the test is skipped (`cargo xtask test` installs them all).
+pub fn host_tool(name: &str, why: &str) -> Option<PathBuf> {
+    let found = ["/usr/bin", "/usr/sbin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        eprintln!("skipped: {why}: `{name}` is not installed (`cargo xtask test` installs it)");
+    }
+    found
+}
+
+/// The SPDX project's validator, from the virtual environment `cargo xtask
+/// test` creates, or `None` after one `skipped:` line.
+pub fn pyspdxtools() -> Option<PathBuf> {
+    let path = target_dir().join("venv/bin/pyspdxtools");
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipped: validating the SBOM: `{}` is missing (`cargo xtask test` installs spdx-tools there)",
+            path.display()
+        );
+        None
+    }
+}
+
+/// An OCI image layout at `layout` whose image `latest` holds `tree` as its
+/// only layer. Made with umoci until this tool's own exporter lands: switch
+/// this one call to it then.
+pub fn oci_image_of(tree: &Path, layout: &Path) {
+    let sh = Shell::new().unwrap();
+    let image = format!("{}:latest", layout.display());
+    cmd!(sh, "umoci init --layout {layout}").quiet().run().unwrap();
+    cmd!(sh, "umoci new --image {image}").quiet().run().unwrap();
+    cmd!(sh, "umoci insert --image {image} {tree} /").quiet().ignore_stdout().run().unwrap();
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rootfs::UsageError;
+use rootfs::image_sysroot::SysrootSource;
 
 use crate::{out_root, project_root};
 
@@ -131,17 +132,28 @@ pub struct Target {
     /// The output folder [default: target/rootfs/<name>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Take programs and libraries from this directory instead of `/`.
+    /// Take programs and libraries from this directory instead of `/`, or
+    /// from an image: oci:DIR[:TAG] (an OCI image layout) or tar:FILE.
     #[arg(long, value_name = "DIR", default_value = "/")]
-    pub sysroot: PathBuf,
+    pub sysroot: SysrootSource,
     /// How files get into the tree.
     #[arg(long, value_enum, default_value_t = Link::Copy)]
     pub link: Link,
+    /// Refuse to build when the inputs differ from the lock beside the spec
+    /// (exit status 1, one line per difference, nothing written).
+    #[arg(long)]
+    pub locked: bool,
 }
 
 impl Target {
     fn default_spec() -> Target {
-        Target { spec: None, out: None, sysroot: PathBuf::from("/"), link: Link::Copy }
+        Target {
+            spec: None,
+            out: None,
+            sysroot: SysrootSource::Dir(PathBuf::from("/")),
+            link: Link::Copy,
+            locked: false,
+        }
     }
 }
 
@@ -228,6 +240,9 @@ fn warn(built: &rootfs::build::Built) {
     for warning in &built.warnings {
         eprintln!("warning: {warning}");
     }
+    if let Some(text) = built.lock.as_ref().and_then(|update| update.summary()) {
+        eprintln!("{text}");
+    }
 }
 
 /// The timestamp of every file: `SOURCE_DATE_EPOCH` when set.
@@ -247,7 +262,12 @@ impl Target {
             self.spec.clone().unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
         let mut options = rootfs::build::Options::new(spec, out_root());
         options.out = self.out.clone();
-        options.sysroot = self.sysroot.clone();
+        // An image is unpacked once into target/rootfs/.sysroots/<digest>/.
+        let prepared = rootfs::image_sysroot::prepare(&self.sysroot, &out_root().join(".sysroots"))
+            .with_context(|| format!("preparing the sysroot `{}`", self.sysroot))?;
+        options.sysroot = prepared.dir;
+        options.image = prepared.image;
+        options.locked = self.locked;
         options.link = match self.link {
             Link::Copy => rootfs::install::LinkMode::Copy,
             Link::Hard => rootfs::install::LinkMode::Hard,
@@ -272,7 +292,11 @@ impl Build {
 impl Target {
     /// Builds the tree first when it is missing or stale (a no-op otherwise).
     fn ensure_built(&self) -> Result<rootfs::build::Built> {
-        let built = rootfs::build::build(&self.build_options()?)?;
+        Target::built(&self.build_options()?)
+    }
+
+    fn built(options: &rootfs::build::Options) -> Result<rootfs::build::Built> {
+        let built = rootfs::build::build(options)?;
         warn(&built);
         eprintln!("{}", built.summary());
         Ok(built)
@@ -281,19 +305,18 @@ impl Target {
 
 impl Smoke {
     fn run(self) -> Result<ExitCode> {
+        let options = self.target.build_options()?;
         let (spec, out, manifest) = if self.no_build {
-            let options = self.target.build_options()?;
             let spec = rootfs::spec::load(&options.spec)?;
             let out = rootfs::build::out_dir(&options, &spec);
             let manifest = rootfs::build::Beside::of(&out).current_manifest()?;
             (spec, out, manifest)
         } else {
-            let built = self.target.ensure_built()?;
+            let built = Target::built(&options)?;
             (built.spec, built.out, built.manifest)
         };
         let checks = rootfs::smoke::checks(&spec, &manifest);
-        let (reference, note) =
-            rootfs::smoke::reference(&spec, &manifest, &out, &self.target.sysroot);
+        let (reference, note) = rootfs::smoke::reference(&spec, &manifest, &out, &options.sysroot);
         if let Some(note) = note {
             eprintln!("{note}");
         }
@@ -339,7 +362,8 @@ impl Run {
 
 impl Trace {
     fn run(self) -> Result<ExitCode> {
-        let built = self.target.ensure_built()?;
+        let build_options = self.target.build_options()?;
+        let built = Target::built(&build_options)?;
         let checks = if self.command.is_empty() {
             rootfs::smoke::checks(&built.spec, &built.manifest)
         } else {
@@ -354,8 +378,8 @@ impl Trace {
             hostname: built.spec.name.clone(),
             reference: None,
         };
-        let traced = rootfs::smoke::trace_checks(&self.target.sysroot, &checks, &options)?;
-        let sysroot = rootfs::sysroot::Sysroot::new(&self.target.sysroot);
+        let traced = rootfs::smoke::trace_checks(&build_options.sysroot, &checks, &options)?;
+        let sysroot = rootfs::sysroot::Sysroot::new(&build_options.sysroot);
         let findings = rootfs::findings::find(
             &traced,
             &built.manifest,

@@ -30,10 +30,14 @@ pub fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `target`, or `$CARGO_TARGET_DIR`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
 /// `target/rootfs`, or `$CARGO_TARGET_DIR/rootfs`.
 pub fn out_root() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"));
-    target.join("rootfs")
+    target_dir().join("rootfs")
 }

@@ -33,6 +33,11 @@ pub const FOR_TESTS: &[&str] = &[
     "openssl",
     "perl",
     "python3",
+    // Image layouts for the SBOM artifact and image sysroot tests, and the
+    // virtual environment that holds the SPDX validator.
+    "umoci",
+    "skopeo",
+    "python3-venv",
 ];
 
 /// The peers the benchmark compares against.

@@ -1,0 +1,312 @@
+//! A sysroot taken from an image, `--sysroot oci:DIR[:TAG]` (an OCI image layout) or `--sysroot tar:FILE` (a root filesystem archive): unpacked once into a cache folder named by the image's digest, then used exactly as a directory sysroot.
+//!
+//! The cache is `<cache_root>/sha256-<hex>/` (the build passes
+//! `target/rootfs/.sysroots`), where `<hex>` is the digest of the image
+//! manifest, or of the archive file. A folder there is complete: it is
+//! filled under a temporary name beside it and renamed when every layer is
+//! in, so an interrupted unpack leaves nothing that a later build reuses.
+//! While the image is unchanged its folder is reused without reading a
+//! layer; the resolver then reads its `ld.so.cache` and loader
+//! configuration as it would a directory's.
+//!
+//! An image layout's blobs are checked against their digests before they
+//! are used, and a digest is only ever a `sha256:` and 64 hex digits, so no
+//! name read from the layout can point outside its `blobs/sha256/`. How a
+//! layer is applied, and why no entry can write outside the cache folder,
+//! is in `layer.rs`.
+
+mod layer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail};
+use rustix::fs::{Mode, OFlags};
+use serde_json::Value;
+
+pub use self::layer::relative;
+use crate::fsutil;
+
+/// Where the programs and libraries of a build come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SysrootSource {
+    /// A host directory seen as `/`.
+    Dir(PathBuf),
+    /// An OCI image layout, with the tag (`org.opencontainers.image.ref.name`)
+    /// of the image; without one, the layout's only image.
+    Oci { layout: PathBuf, tag: Option<String> },
+    /// A tar archive (plain, gzip or zstd) of a root filesystem.
+    Tar(PathBuf),
+}
+
+/// A `--sysroot` value that names nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadSysroot(pub String);
+
+impl fmt::Display for BadSysroot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` names no sysroot: use DIR, oci:DIR[:TAG] or tar:FILE", self.0)
+    }
+}
+
+impl std::error::Error for BadSysroot {}
+
+impl FromStr for SysrootSource {
+    type Err = BadSysroot;
+
+    /// `oci:DIR:TAG` splits at the last `:` when what follows holds no
+    /// `/`, so `oci:/images/a:b/c` is a layout without a tag.
+    fn from_str(text: &str) -> Result<SysrootSource, BadSysroot> {
+        let bad = || BadSysroot(text.to_string());
+        if let Some(rest) = text.strip_prefix("oci:") {
+            let (layout, tag) = match rest.rsplit_once(':') {
+                Some((dir, tag)) if !dir.is_empty() && !tag.is_empty() && !tag.contains('/') => {
+                    (dir, Some(tag.to_string()))
+                }
+                _ => (rest, None),
+            };
+            if layout.is_empty() {
+                return Err(bad());
+            }
+            return Ok(SysrootSource::Oci { layout: PathBuf::from(layout), tag });
+        }
+        if let Some(file) = text.strip_prefix("tar:") {
+            return if file.is_empty() { Err(bad()) } else { Ok(SysrootSource::Tar(file.into())) };
+        }
+        if text.is_empty() {
+            return Err(bad());
+        }
+        Ok(SysrootSource::Dir(PathBuf::from(text)))
+    }
+}
+
+impl fmt::Display for SysrootSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SysrootSource::Dir(dir) => write!(f, "{}", dir.display()),
+            SysrootSource::Oci { layout, tag: Some(tag) } => {
+                write!(f, "oci:{}:{tag}", layout.display())
+            }
+            SysrootSource::Oci { layout, tag: None } => write!(f, "oci:{}", layout.display()),
+            SysrootSource::Tar(file) => write!(f, "tar:{}", file.display()),
+        }
+    }
+}
+
+/// A sysroot ready for the resolver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    /// The directory to use as `/`.
+    pub dir: PathBuf,
+    /// `sha256:<hex>` of the image manifest or archive, for an image.
+    pub image: Option<String>,
+    /// Whether the image was unpacked now (rather than found in the cache).
+    pub unpacked: bool,
+}
+
+/// The directory a source stands for, unpacking an image into
+/// `cache_root` unless it is there already.
+pub fn prepare(source: &SysrootSource, cache_root: &Path) -> Result<Prepared> {
+    match source {
+        SysrootSource::Dir(dir) => Ok(Prepared { dir: dir.clone(), image: None, unpacked: false }),
+        SysrootSource::Oci { layout, tag } => {
+            let image = select(layout, tag.as_deref())
+                .with_context(|| format!("reading the image layout `{}`", layout.display()))?;
+            cached(cache_root, &image.digest, |root, dirs| {
+                for digest in &image.layers {
+                    let blob = blob_path(layout, digest)?;
+                    let file = std::fs::File::open(&blob)
+                        .with_context(|| format!("failed to open `{}`", blob.display()))?;
+                    layer::apply(root, file, dirs)
+                        .with_context(|| format!("applying layer {digest} of `{source}`"))?;
+                }
+                Ok(())
+            })
+        }
+        SysrootSource::Tar(file) => {
+            let hex = fsutil::sha256_file(file)
+                .with_context(|| format!("failed to read `{}`", file.display()))?;
+            cached(cache_root, &format!("sha256:{hex}"), |root, dirs| {
+                let reader = std::fs::File::open(file)
+                    .with_context(|| format!("failed to open `{}`", file.display()))?;
+                layer::apply(root, reader, dirs).with_context(|| format!("unpacking `{source}`"))
+            })
+        }
+    }
+}
+
+/// The cache folder of `digest`, filled by `fill` when it is not there.
+fn cached(
+    cache_root: &Path,
+    digest: &str,
+    fill: impl FnOnce(&std::os::fd::OwnedFd, &mut layer::DirModes) -> Result<()>,
+) -> Result<Prepared> {
+    let name = digest.replace(':', "-");
+    let dir = cache_root.join(&name);
+    let prepared =
+        |unpacked| Prepared { dir: dir.clone(), image: Some(digest.to_string()), unpacked };
+    if dir.is_dir() {
+        return Ok(prepared(false));
+    }
+    std::fs::create_dir_all(cache_root)
+        .with_context(|| format!("failed to create `{}`", cache_root.display()))?;
+    let partial = cache_root.join(format!(".{name}.partial-{}", std::process::id()));
+    fsutil::remove_tree(&partial)?;
+    std::fs::create_dir(&partial)
+        .with_context(|| format!("failed to create `{}`", partial.display()))?;
+    let filled = (|| {
+        let root = rustix::fs::open(
+            &partial,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("failed to open `{}`", partial.display()))?;
+        let mut dirs = layer::DirModes::new();
+        fill(&root, &mut dirs)?;
+        layer::finish(&root, &dirs)?;
+        // The image's root keeps the mode a root directory has.
+        rustix::fs::fchmod(&root, Mode::from_raw_mode(0o755))?;
+        Ok(())
+    })();
+    if let Err(e) = filled {
+        let _ = fsutil::remove_tree(&partial);
+        return Err(e);
+    }
+    if let Err(e) = std::fs::rename(&partial, &dir) {
+        let _ = fsutil::remove_tree(&partial);
+        // Another build unpacked the same image meanwhile.
+        if !dir.is_dir() {
+            return Err(e).with_context(|| format!("failed to create `{}`", dir.display()));
+        }
+    }
+    Ok(prepared(true))
+}
+
+/// An image of a layout: its manifest's digest and its layers in order.
+struct Image {
+    digest: String,
+    layers: Vec<String>,
+}
+
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The image tagged `tag` (or the only image) of the layout at `layout`,
+/// through one level of image index for a multi-platform image.
+fn select(layout: &Path, tag: Option<&str>) -> Result<Image> {
+    let index = read_json(&layout.join("index.json"))?;
+    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let candidates: Vec<&Value> = manifests
+        .iter()
+        .filter(|d| match tag {
+            Some(tag) => d["annotations"][REF_NAME] == tag,
+            // Artifacts (an SBOM attached to the image) are not images.
+            None => d.get("artifactType").is_none(),
+        })
+        .collect();
+    let descriptor = match (candidates.as_slice(), tag) {
+        ([one], _) => *one,
+        ([], Some(tag)) => bail!("no image is tagged `{tag}`"),
+        ([], None) => bail!("the layout holds no image"),
+        (_, _) => bail!("the layout holds several images: name one with oci:DIR:TAG"),
+    };
+    let digest = descriptor["digest"].as_str().context("a descriptor without a digest")?;
+    let mut manifest = read_blob_json(layout, digest)?;
+    let mut digest = digest.to_string();
+    if manifest["manifests"].is_array() {
+        let inner = platform_manifest(&manifest)?;
+        manifest = read_blob_json(layout, &inner)?;
+        digest = inner;
+    }
+    let layers = manifest["layers"]
+        .as_array()
+        .context("the image manifest has no layers")?
+        .iter()
+        .map(|l| l["digest"].as_str().map(str::to_string).context("a layer without a digest"))
+        .collect::<Result<Vec<_>>>()?;
+    for layer in &layers {
+        let path = blob_path(layout, layer)?;
+        let hex = fsutil::sha256_file(&path)
+            .with_context(|| format!("failed to read `{}`", path.display()))?;
+        anyhow::ensure!(
+            format!("sha256:{hex}") == *layer,
+            "layer {layer} does not match its digest"
+        );
+    }
+    Ok(Image { digest, layers })
+}
+
+/// The manifest of this machine's platform in an image index.
+fn platform_manifest(index: &Value) -> Result<String> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    };
+    let manifests = index["manifests"].as_array().context("an empty image index")?;
+    let chosen = manifests
+        .iter()
+        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == arch)
+        .or(if manifests.len() == 1 { manifests.first() } else { None })
+        .with_context(|| format!("the image index has no linux/{arch} image"))?;
+    chosen["digest"].as_str().map(str::to_string).context("a descriptor without a digest")
+}
+
+/// `blobs/sha256/<hex>` of a digest, refusing anything but sha256 and hex.
+fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf> {
+    match digest.strip_prefix("sha256:") {
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(layout.join("blobs/sha256").join(hex))
+        }
+        _ => bail!("`{digest}` is not a sha256 digest"),
+    }
+}
+
+fn read_blob_json(layout: &Path, digest: &str) -> Result<Value> {
+    let path = blob_path(layout, digest)?;
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+    anyhow::ensure!(
+        format!("sha256:{}", fsutil::sha256_hex(&bytes)) == digest,
+        "blob {digest} does not match its digest"
+    );
+    serde_json::from_slice(&bytes).with_context(|| format!("failed to parse `{}`", path.display()))
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("failed to parse `{}`", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysroot_flags_parse_into_sources() {
+        let parse = |s: &str| s.parse::<SysrootSource>();
+        assert_eq!(parse("/"), Ok(SysrootSource::Dir("/".into())));
+        assert_eq!(
+            parse("oci:/img:latest"),
+            Ok(SysrootSource::Oci { layout: "/img".into(), tag: Some("latest".into()) })
+        );
+        assert_eq!(parse("oci:img"), Ok(SysrootSource::Oci { layout: "img".into(), tag: None }));
+        assert_eq!(
+            parse("oci:/a:b/c"),
+            Ok(SysrootSource::Oci { layout: "/a:b/c".into(), tag: None })
+        );
+        assert_eq!(parse("tar:x.tar.gz"), Ok(SysrootSource::Tar("x.tar.gz".into())));
+        assert!(parse("oci:").is_err());
+        assert!(parse("tar:").is_err());
+        assert_eq!(parse("oci:/img:latest").unwrap().to_string(), "oci:/img:latest");
+    }
+
+    #[test]
+    fn digests_never_name_a_path_outside_the_blobs() {
+        assert!(blob_path(Path::new("/l"), "sha256:../../etc/passwd").is_err());
+        assert!(blob_path(Path::new("/l"), &format!("sha512:{}", "a".repeat(64))).is_err());
+        assert!(blob_path(Path::new("/l"), &format!("sha256:{}", "a".repeat(64))).is_ok());
+    }
+}

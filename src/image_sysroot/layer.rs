@@ -1,0 +1,222 @@
+//! Applying one image layer (a tar stream, plain, gzip or zstd) to an unpacked root, whiteouts included, without any write landing outside that root.
+//!
+//! The rules, as the OCI image specification's "Applying Changesets" gives
+//! them:
+//! - an entry replaces whatever is at its path, except that a directory
+//!   over a directory merges;
+//! - `.wh.NAME` removes `NAME` of the layers below; `.wh..wh..opq` in a
+//!   directory removes everything the layers below put in it (entries of
+//!   this layer stay, wherever the marker comes in the stream).
+//!
+//! Safety: every entry's path is relative, and one with a `..` component is
+//! refused. Its parent directory is opened from the root's descriptor with
+//! `openat2(2)` and `RESOLVE_IN_ROOT`, so a symlink an earlier entry made
+//! (`etc -> /etc`, `x -> ../../..`) resolves inside the root as it would in
+//! a chroot, never outside; the last component is then created relative to
+//! that descriptor with `O_EXCL | O_NOFOLLOW` (files), `mkdirat`,
+//! `symlinkat` or `linkat`, and what was there is removed with
+//! `unlinkat`, never by a path. Whiteouts resolve their directory with
+//! `RESOLVE_NO_SYMLINKS` too: they name paths of the layers below, not
+//! places reached through links.
+//!
+//! Owners, timestamps, extended attributes and device nodes are not kept:
+//! the build only reads the sysroot's files, their modes and symlinks.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{CString, OsStr};
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::fsutil;
+
+const OPAQUE: &str = ".wh..wh..opq";
+const WHITEOUT: &str = ".wh.";
+
+/// The exact mode of every directory made, applied once all layers are in
+/// (directories are made writable while they are filled).
+pub type DirModes = BTreeMap<PathBuf, u32>;
+
+/// Applies the layer read from `reader` to the root open at `root`.
+pub fn apply(root: &OwnedFd, reader: impl Read, dirs: &mut DirModes) -> Result<()> {
+    let mut archive = tar::Archive::new(decompress(reader)?);
+    let mut added: HashSet<PathBuf> = HashSet::new();
+    let mut opaque: Vec<PathBuf> = Vec::new();
+    for entry in archive.entries().context("reading the layer")? {
+        let mut entry = entry.context("reading the layer")?;
+        let rel = relative(&entry.path().context("reading an entry's path")?)?;
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else { continue };
+        let text = name.to_string_lossy();
+        if text == OPAQUE {
+            opaque.push(parent.to_path_buf());
+        } else if let Some(hidden) = text.strip_prefix(WHITEOUT) {
+            if let Some(dir) = open_dir(root, parent, false, true)? {
+                fsutil::remove_tree_at(&dir, &c_name(OsStr::new(hidden))?)?;
+            }
+        } else {
+            let dir = open_dir(root, parent, true, false)?.context("no parent")?;
+            write_entry(root, &dir, name, &mut entry, dirs)
+                .with_context(|| format!("unpacking `{}`", rel.display()))?;
+            // With its parents, so an opaque directory keeps them too.
+            added.extend(rel.ancestors().map(Path::to_path_buf));
+        }
+    }
+    for dir in opaque {
+        clear_below(root, &dir, &added)?;
+    }
+    Ok(())
+}
+
+/// A plain, gzip or zstd stream, told apart by its first bytes.
+fn decompress<'a>(reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    let mut reader = BufReader::new(reader);
+    let head = reader.fill_buf().context("reading the layer")?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(reader))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(reader).context("reading zstd")?)
+    } else {
+        Box::new(reader)
+    })
+}
+
+/// An entry's path relative to the root: `./`, `/` and `.` dropped, `..`
+/// refused.
+pub fn relative(path: &Path) -> Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => out.push(name),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                bail!("`{}` in the image leads outside its root", path.display())
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn c_name(name: &OsStr) -> Result<CString> {
+    CString::new(name.as_bytes()).context("a name with a NUL byte")
+}
+
+/// Opens the directory `rel` of the root, resolved inside it (the module's
+/// rules), creating missing directories when `create`. `None` when it does
+/// not exist and is not to be created.
+fn open_dir(root: &OwnedFd, rel: &Path, create: bool, literal: bool) -> Result<Option<OwnedFd>> {
+    let mut resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    if literal {
+        resolve |= ResolveFlags::NO_SYMLINKS;
+    }
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let path = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    match rustix::fs::openat2(root, path, flags, Mode::empty(), resolve) {
+        Ok(fd) => return Ok(Some(fd)),
+        Err(Errno::NOENT) if create => {}
+        Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) if !create => return Ok(None),
+        Err(e) => {
+            return Err(e).with_context(|| format!("opening `{}` in the image", rel.display()));
+        }
+    }
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        bail!("the image's root cannot be opened");
+    };
+    let up = open_dir(root, parent, true, literal)?.context("no parent")?;
+    match rustix::fs::mkdirat(&up, &c_name(name)?, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(e).with_context(|| format!("creating `{}`", rel.display())),
+    }
+    let fd = rustix::fs::openat2(root, path, flags, Mode::empty(), resolve)
+        .with_context(|| format!("opening `{}` in the image", rel.display()))?;
+    Ok(Some(fd))
+}
+
+/// Writes one entry as `name` in `dir`, replacing what is there.
+fn write_entry<R: Read>(
+    root: &OwnedFd,
+    dir: &OwnedFd,
+    name: &OsStr,
+    entry: &mut tar::Entry<R>,
+    dirs: &mut DirModes,
+) -> Result<()> {
+    let c = c_name(name)?;
+    let header = entry.header();
+    let mode = header.mode().unwrap_or(0o644) & 0o7777;
+    let kind = header.entry_type();
+    let existing = rustix::fs::statat(dir, c.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).ok();
+    let is_dir = existing.as_ref().is_some_and(|s| {
+        rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Directory
+    });
+    if kind.is_dir() {
+        if !is_dir {
+            fsutil::remove_tree_at(dir, &c)?;
+            rustix::fs::mkdirat(dir, c.as_c_str(), Mode::from_raw_mode(0o700))?;
+        }
+        let rel = relative(&entry.path()?)?;
+        dirs.insert(rel, mode);
+        return Ok(());
+    }
+    if !(kind.is_file() || kind.is_symlink() || kind.is_hard_link()) {
+        // Devices, fifos: nothing a build copies.
+        return Ok(());
+    }
+    if existing.is_some() {
+        fsutil::remove_tree_at(dir, &c)?;
+    }
+    if kind.is_symlink() {
+        let target = entry.link_name()?.context("a symlink without a target")?;
+        rustix::fs::symlinkat(target.as_os_str().as_bytes(), dir, c.as_c_str())?;
+    } else if kind.is_hard_link() {
+        let target = relative(&entry.link_name()?.context("a hard link without a target")?)?;
+        let (Some(parent), Some(target_name)) = (target.parent(), target.file_name()) else {
+            bail!("a hard link to the root");
+        };
+        let from = open_dir(root, parent, false, false)?
+            .with_context(|| format!("the hard link target `{}` is missing", target.display()))?;
+        rustix::fs::linkat(
+            &from,
+            c_name(target_name)?.as_c_str(),
+            dir,
+            c.as_c_str(),
+            AtFlags::empty(),
+        )
+        .with_context(|| format!("linking to `{}`", target.display()))?;
+    } else {
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(dir, c.as_c_str(), flags, Mode::from_raw_mode(0o600))?;
+        let mut file = std::fs::File::from(fd);
+        std::io::copy(entry, &mut file)?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// An opaque directory: removes what the layers below left in it, keeping
+/// this layer's entries.
+fn clear_below(root: &OwnedFd, dir: &Path, added: &HashSet<PathBuf>) -> Result<()> {
+    let Some(fd) = open_dir(root, dir, false, true)? else { return Ok(()) };
+    for name in fsutil::dir_names(&fd)? {
+        let rel = dir.join(OsStr::from_bytes(name.as_bytes()));
+        if !added.contains(&rel) {
+            fsutil::remove_tree_at(&fd, &name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives every directory made its exact mode, deepest first.
+pub fn finish(root: &OwnedFd, dirs: &DirModes) -> Result<()> {
+    for (rel, mode) in dirs.iter().rev() {
+        if let Some(fd) = open_dir(root, rel, false, true)? {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode))
+                .with_context(|| format!("setting the mode of `{}`", rel.display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,711 @@
+//! The lock file `<spec-stem>.lock` beside the top spec: every input a build read, recorded so that the same tree can be asked for on another machine, and its differences from the inputs of now.
+//!
+//! What it records, all sorted, in TOML:
+//! - `name`, and `image`: the digest of the image the sysroot was unpacked
+//!   from, when it was one (`--sysroot oci:DIR` or `tar:FILE`);
+//! - `[commands.NAME]`: the program found on `PATH`, then `opens`, the files
+//!   the kernel and the loader open for it, in the order they are loaded;
+//! - `[files."PATH"]`: every file copied from the sysroot, by its path in
+//!   the sysroot (which is its path in the tree), with sha256, size, mode,
+//!   and the Debian package, version and architecture that own it when the
+//!   sysroot's dpkg database says so (`dpkg.rs`);
+//! - `[links."PATH"]`: every symlink of the sysroot the tree mirrors;
+//! - `[spec_files."PATH"]`: every host file a `[[files]]` entry copies, by
+//!   its path in the tree;
+//! - `[trees."PATH"]`: each `[[trees]]` root (its folder in the tree) with
+//!   a digest of its listing: paths, types, modes, content digests.
+//!
+//! The lock never records a host path, the machine's name, the output
+//! folder or a time: two copies of one sysroot at two places give the same
+//! bytes. Digests come from the digest cache while a file's state is the
+//! one recorded there, so only changed files are read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::digest_cache::Digests;
+use crate::dpkg::{Database, Package};
+use crate::fsutil;
+use crate::output::{self, Found};
+use crate::plan::{EntryKind, Plan};
+use crate::stamp::FileState;
+use crate::sysroot::Sysroot;
+
+/// Bumped when the format changes incompatibly.
+pub const FORMAT: u32 = 1;
+
+const HEADER: &str = "# The inputs of this spec's rootfs, written by `cargo xtask rootfs build`.\n\
+# Commit it: `build --locked` refuses to build when the inputs differ from it.\n";
+
+/// Where the lock of the spec file `spec` lives: beside it, `default.toml`
+/// giving `default.lock`.
+pub fn path_for(spec: &Path) -> PathBuf {
+    spec.with_extension("lock")
+}
+
+/// The whole lock file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    pub format: u32,
+    /// The spec's name.
+    pub name: String,
+    /// The digest of the image the sysroot was unpacked from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub commands: BTreeMap<String, Command>,
+    #[serde(default)]
+    pub files: BTreeMap<PathBuf, File>,
+    #[serde(default)]
+    pub links: BTreeMap<PathBuf, Link>,
+    #[serde(default)]
+    pub spec_files: BTreeMap<PathBuf, File>,
+    /// `[[trees]]` roots, by their path in the tree.
+    #[serde(default)]
+    pub trees: BTreeMap<PathBuf, Tree>,
+}
+
+/// A command's closure.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// Its path in the sysroot, as found on `PATH` or as given.
+    pub program: PathBuf,
+    /// The files opened for it, as the loader names them, in load order.
+    pub opens: Vec<PathBuf>,
+}
+
+/// A file read from the sysroot or named by the spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct File {
+    pub sha256: String,
+    pub size: u64,
+    /// Octal permission bits of the file read, as `"0755"`.
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub target: PathBuf,
+}
+
+/// The digest of each `[[trees]]` listing: one line per path of the tree,
+/// relative to its root and sorted, with its type, mode, and content digest
+/// or link target.
+fn tree_digests(
+    plan: &Plan,
+    facts: &BTreeMap<PathBuf, (FileState, String)>,
+) -> BTreeMap<PathBuf, Tree> {
+    let mut trees = BTreeMap::new();
+    for (root, paths) in &plan.trees {
+        let mut listing = String::new();
+        for path in paths {
+            let Some(entry) = plan.entries.get(path) else { continue };
+            let rel = path.strip_prefix(root).unwrap_or(path).display().to_string();
+            let line = match &entry.kind {
+                EntryKind::Dir { mode } => format!("{rel}\tdir\t{mode:04o}"),
+                EntryKind::File { host, mode, .. } => {
+                    let sha256 = facts.get(host).map(|(_, d)| d.as_str()).unwrap_or("");
+                    format!("{rel}\tfile\t{mode:04o}\t{sha256}")
+                }
+                EntryKind::Data { bytes, mode } => {
+                    format!("{rel}\tfile\t{mode:04o}\t{}", crate::fsutil::sha256_hex(bytes))
+                }
+                EntryKind::Symlink { target, .. } => {
+                    format!("{rel}\tsymlink\t{}", target.display())
+                }
+            };
+            listing.push_str(&line);
+            listing.push('\n');
+        }
+        trees.insert(root.clone(), Tree { digest: crate::fsutil::sha256_hex(listing.as_bytes()) });
+    }
+    trees
+}
+
+/// A `[[trees]]` root: the sha256 of its sorted listing (paths, types,
+/// modes, digests).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    pub digest: String,
+}
+
+impl Lock {
+    /// The text written to disk.
+    pub fn render(&self) -> Result<String> {
+        let body = toml::to_string_pretty(self).context("writing the lock as TOML")?;
+        Ok(format!("{HEADER}{body}"))
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Lock> {
+        let text = std::str::from_utf8(bytes).context("the lock is not UTF-8")?;
+        let lock: Lock = toml::from_str(text)?;
+        anyhow::ensure!(lock.format == FORMAT, "lock format {} is not {FORMAT}", lock.format);
+        Ok(lock)
+    }
+}
+
+/// Whether `bytes` are a lock file of this tool.
+pub fn recognise(bytes: &[u8]) -> bool {
+    Lock::parse(bytes).is_ok()
+}
+
+/// A lock as found on disk.
+#[derive(Clone, Debug)]
+pub struct OnDisk {
+    pub lock: Lock,
+    /// sha256 of the file's bytes.
+    pub sha256: String,
+}
+
+/// The lock at `path`: `None` when there is none; an [`output::Refusal`] when the
+/// file there is not a lock of this tool (the lock lives in the user's
+/// repository, so nothing else is ever replaced).
+pub fn read(path: &Path) -> Result<Option<OnDisk>> {
+    match output::check_file(path, "a lock file", recognise)? {
+        Found::Nothing | Found::EmptyDir => Ok(None),
+        Found::Ours => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("failed to read `{}`", path.display()))?;
+            let sha256 = fsutil::sha256_hex(&bytes);
+            Ok(Some(OnDisk { lock: Lock::parse(&bytes)?, sha256 }))
+        }
+    }
+}
+
+/// Why a build the stamp calls fresh must still run for its lock: the lock
+/// is missing, or is not the one the build left (`recorded`, its sha256).
+pub fn stale_reason(path: &Path, recorded: Option<&str>) -> Option<String> {
+    let now = std::fs::read(path).ok().map(|b| fsutil::sha256_hex(&b));
+    match (now.as_deref(), recorded) {
+        (Some(now), Some(recorded)) if now == recorded => None,
+        (None, _) => Some(format!("`{}` is missing", path.display())),
+        _ => Some(format!("`{}` changed", path.display())),
+    }
+}
+
+/// Writes the lock atomically, after checking again that the path holds
+/// nothing but a lock of this tool.
+pub fn write(path: &Path, text: &str) -> Result<()> {
+    output::check_file(path, "a lock file", recognise)?;
+    fsutil::write_file_atomically(path, text.as_bytes())?;
+    // Meant to be committed and read by everyone, as a spec is.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .with_context(|| format!("failed to set the mode of `{}`", path.display()))
+}
+
+/// A lock computed from a plan, with what was learnt on the way.
+#[derive(Debug)]
+pub struct Computed {
+    pub lock: Lock,
+    /// Digests computed now (host path -> state, sha256), for the installer
+    /// and the digest cache.
+    pub digests: Digests,
+    /// The package owning each copied sysroot file (root paths).
+    pub owners: BTreeMap<PathBuf, Package>,
+}
+
+/// The lock of a plan: hashes every file copied (from `known` while its
+/// state is unchanged), and asks the sysroot's dpkg database who owns it.
+pub fn compute(
+    plan: &Plan,
+    sysroot: &Sysroot,
+    image: Option<&str>,
+    known: &Digests,
+) -> Result<Computed> {
+    let mut sysroot_files = BTreeMap::new();
+    let mut spec_files = BTreeMap::new();
+    let mut links = BTreeMap::new();
+    for (path, entry) in &plan.entries {
+        match &entry.kind {
+            EntryKind::File { host, .. } if *host == sysroot.host(path) => {
+                sysroot_files.insert(path.clone(), host.clone());
+            }
+            EntryKind::File { host, .. } => {
+                spec_files.insert(path.clone(), host.clone());
+            }
+            EntryKind::Symlink { target, host: Some(_) } => {
+                links.insert(path.clone(), Link { target: target.clone() });
+            }
+            _ => {}
+        }
+    }
+    let hosts: BTreeSet<&PathBuf> = sysroot_files.values().chain(spec_files.values()).collect();
+    let hashed: Vec<(PathBuf, FileState, String, bool)> =
+        hosts.into_par_iter().map(|host| hash(host, known)).collect::<Result<_>>()?;
+    let mut digests = Digests::new();
+    let mut facts = BTreeMap::new();
+    for (host, state, sha256, fresh) in hashed {
+        if fresh {
+            digests.insert(host.clone(), (state.clone(), sha256.clone()));
+        }
+        facts.insert(host, (state, sha256));
+    }
+    let wanted: BTreeSet<PathBuf> = sysroot_files.keys().cloned().collect();
+    let owners = match Database::read(sysroot)? {
+        Some(db) => db.owners(sysroot, &wanted),
+        None => BTreeMap::new(),
+    };
+    let file = |host: &PathBuf, owner: Option<&Package>| {
+        let (state, sha256) = &facts[host];
+        File {
+            sha256: sha256.clone(),
+            size: state.size,
+            mode: format!("{:04o}", state.mode & 0o7777),
+            package: owner.map(|p| p.name.clone()),
+            version: owner.map(|p| p.version.clone()),
+            arch: owner.map(|p| p.arch.clone()),
+        }
+    };
+    let lock = Lock {
+        format: FORMAT,
+        name: plan.name.clone(),
+        image: image.map(str::to_string),
+        commands: plan
+            .closures
+            .iter()
+            .map(|(name, files)| {
+                let (program, opens) = files.split_first().map_or_else(
+                    || (PathBuf::new(), Vec::new()),
+                    |(p, rest)| (p.clone(), rest.to_vec()),
+                );
+                (name.clone(), Command { program, opens })
+            })
+            .collect(),
+        files: sysroot_files.iter().map(|(p, h)| (p.clone(), file(h, owners.get(p)))).collect(),
+        links,
+        spec_files: spec_files.iter().map(|(p, h)| (p.clone(), file(h, None))).collect(),
+        trees: tree_digests(plan, &facts),
+    };
+    Ok(Computed { lock, digests, owners })
+}
+
+/// One host file's state and sha256, and whether the digest was computed
+/// now (rather than taken from `known`).
+fn hash(host: &Path, known: &Digests) -> Result<(PathBuf, FileState, String, bool)> {
+    let state =
+        FileState::read(host).with_context(|| format!("failed to inspect `{}`", host.display()))?;
+    if let Some((_, sha256)) = known.get(host).filter(|(s, _)| *s == state) {
+        return Ok((host.to_path_buf(), state, sha256.clone(), false));
+    }
+    let sha256 = fsutil::sha256_file(host)
+        .with_context(|| format!("failed to read `{}`", host.display()))?;
+    Ok((host.to_path_buf(), state, sha256, true))
+}
+
+/// Which recorded thing a [`Change`] is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A file of the sysroot, by its path there.
+    File(PathBuf),
+    /// A host file named by a `[[files]]` entry, by its path in the tree.
+    SpecFile(PathBuf),
+    /// A symlink of the sysroot.
+    Link(PathBuf),
+    /// A `[[trees]]` root.
+    Tree(PathBuf),
+}
+
+impl fmt::Display for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::File(p) => write!(f, "{}", p.display()),
+            Input::SpecFile(p) => write!(f, "{} (a [[files]] entry)", p.display()),
+            Input::Link(p) => write!(f, "symlink {}", p.display()),
+            Input::Tree(p) => write!(f, "tree {}", p.display()),
+        }
+    }
+}
+
+/// One difference between a lock and the inputs of now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The spec's name is not the one locked.
+    Name {
+        was: String,
+        now: String,
+    },
+    /// The sysroot image (or its absence) is not the one locked.
+    Image {
+        was: Option<String>,
+        now: Option<String>,
+    },
+    Sha256 {
+        input: Input,
+        was: String,
+        now: String,
+    },
+    Mode {
+        input: Input,
+        was: String,
+        now: String,
+    },
+    /// In the lock, and not read any more.
+    Gone {
+        input: Input,
+    },
+    /// Read now, and not in the lock.
+    New {
+        input: Input,
+    },
+    /// Another package (or none) owns the file.
+    Owner {
+        input: Input,
+        was: Option<String>,
+        now: Option<String>,
+    },
+    /// The versions of a package that own locked files.
+    Version {
+        package: String,
+        was: String,
+        now: String,
+    },
+    LinkTarget {
+        path: PathBuf,
+        was: PathBuf,
+        now: PathBuf,
+    },
+    TreeDigest {
+        root: PathBuf,
+        was: String,
+        now: String,
+    },
+    CommandNew {
+        name: String,
+    },
+    CommandGone {
+        name: String,
+    },
+    /// The program, or the files opened for it, or their order.
+    Closure {
+        command: String,
+        added: Vec<PathBuf>,
+        removed: Vec<PathBuf>,
+    },
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
+fn or_none(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("none")
+}
+
+fn paths(list: &[PathBuf]) -> String {
+    list.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Name { was, now } => write!(f, "name changed: locked {was}, now {now}"),
+            Change::Image { was, now } => {
+                let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "a directory".into());
+                write!(f, "sysroot image changed: locked {}, now {}", show(was), show(now))
+            }
+            Change::Sha256 { input, was, now } => {
+                write!(f, "changed sha256: {input} (locked {}, now {})", short(was), short(now))
+            }
+            Change::Mode { input, was, now } => {
+                write!(f, "changed mode: {input} (locked {was}, now {now})")
+            }
+            Change::Gone { input: input @ Input::Link(_) } => write!(f, "symlink gone: {input}"),
+            Change::Gone { input: input @ Input::Tree(_) } => write!(f, "tree gone: {input}"),
+            Change::Gone { input } => write!(f, "file gone: {input}"),
+            Change::New { input } => write!(f, "new dependency: {input}"),
+            Change::Owner { input, was, now } => write!(
+                f,
+                "changed package: {input} (locked {}, now {})",
+                or_none(was),
+                or_none(now)
+            ),
+            Change::Version { package, was, now } => {
+                write!(f, "package version changed: {package} {was} -> {now}")
+            }
+            Change::LinkTarget { path, was, now } => write!(
+                f,
+                "changed symlink: {} (locked -> {}, now -> {})",
+                path.display(),
+                was.display(),
+                now.display()
+            ),
+            Change::TreeDigest { root, was, now } => write!(
+                f,
+                "changed tree: {} (locked {}, now {})",
+                root.display(),
+                short(was),
+                short(now)
+            ),
+            Change::CommandNew { name } => write!(f, "new command: {name}"),
+            Change::CommandGone { name } => write!(f, "command gone: {name}"),
+            Change::Closure { command, added, removed } => {
+                write!(f, "changed closure of {command}:")?;
+                if !added.is_empty() {
+                    write!(f, " + {}", paths(added))?;
+                }
+                if !removed.is_empty() {
+                    write!(f, " - {}", paths(removed))?;
+                }
+                if added.is_empty() && removed.is_empty() {
+                    write!(f, " the same files in another order")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Every difference between the lock `was` and the lock of now, in a
+/// stable order: name, image, commands, files, spec files, links, trees,
+/// package versions.
+pub fn diff(was: &Lock, now: &Lock) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if was.name != now.name {
+        changes.push(Change::Name { was: was.name.clone(), now: now.name.clone() });
+    }
+    if was.image != now.image {
+        changes.push(Change::Image { was: was.image.clone(), now: now.image.clone() });
+    }
+    diff_commands(&was.commands, &now.commands, &mut changes);
+    diff_files(&was.files, &now.files, Input::File, &mut changes);
+    diff_files(&was.spec_files, &now.spec_files, Input::SpecFile, &mut changes);
+    diff_maps(&was.links, &now.links, Input::Link, &mut changes, |path, a, b| Change::LinkTarget {
+        path: path.clone(),
+        was: a.target.clone(),
+        now: b.target.clone(),
+    });
+    diff_maps(&was.trees, &now.trees, Input::Tree, &mut changes, |root, a, b| Change::TreeDigest {
+        root: root.clone(),
+        was: a.digest.clone(),
+        now: b.digest.clone(),
+    });
+    diff_versions(was, now, &mut changes);
+    changes
+}
+
+fn diff_commands(
+    was: &BTreeMap<String, Command>,
+    now: &BTreeMap<String, Command>,
+    changes: &mut Vec<Change>,
+) {
+    for name in was.keys().filter(|n| !now.contains_key(*n)) {
+        changes.push(Change::CommandGone { name: name.clone() });
+    }
+    for (name, command) in now {
+        let Some(old) = was.get(name) else {
+            changes.push(Change::CommandNew { name: name.clone() });
+            continue;
+        };
+        if old == command {
+            continue;
+        }
+        let all = |c: &Command| -> Vec<PathBuf> {
+            std::iter::once(c.program.clone()).chain(c.opens.iter().cloned()).collect()
+        };
+        let (old_all, new_all) = (all(old), all(command));
+        let added = new_all.iter().filter(|p| !old_all.contains(p)).cloned().collect();
+        let removed = old_all.iter().filter(|p| !new_all.contains(p)).cloned().collect();
+        changes.push(Change::Closure { command: name.clone(), added, removed });
+    }
+}
+
+/// New and gone keys, and `changed` for a key in both with another value.
+fn diff_maps<V: PartialEq>(
+    was: &BTreeMap<PathBuf, V>,
+    now: &BTreeMap<PathBuf, V>,
+    input: fn(PathBuf) -> Input,
+    changes: &mut Vec<Change>,
+    changed: impl Fn(&PathBuf, &V, &V) -> Change,
+) {
+    let keys: BTreeSet<&PathBuf> = was.keys().chain(now.keys()).collect();
+    for key in keys {
+        match (was.get(key), now.get(key)) {
+            (Some(_), None) => changes.push(Change::Gone { input: input(key.clone()) }),
+            (None, Some(_)) => changes.push(Change::New { input: input(key.clone()) }),
+            (Some(a), Some(b)) if a != b => changes.push(changed(key, a, b)),
+            _ => {}
+        }
+    }
+}
+
+fn diff_files(
+    was: &BTreeMap<PathBuf, File>,
+    now: &BTreeMap<PathBuf, File>,
+    input: fn(PathBuf) -> Input,
+    changes: &mut Vec<Change>,
+) {
+    let mut found = Vec::new();
+    diff_maps(was, now, input, &mut found, |path, a, b| {
+        // One change per file: the content first, then the mode, then
+        // the owner (a version alone is reported per package).
+        let input = input(path.clone());
+        if a.sha256 != b.sha256 || a.size != b.size {
+            Change::Sha256 { input, was: a.sha256.clone(), now: b.sha256.clone() }
+        } else if a.mode != b.mode {
+            Change::Mode { input, was: a.mode.clone(), now: b.mode.clone() }
+        } else {
+            Change::Owner { input, was: a.package.clone(), now: b.package.clone() }
+        }
+    });
+    // A file whose only difference is its package's version is reported
+    // once, as the package's version change.
+    found.retain(|c| !matches!(c, Change::Owner { was, now, .. } if was == now));
+    changes.extend(found);
+}
+
+/// Each package whose set of versions among the locked files changed.
+fn diff_versions(was: &Lock, now: &Lock, changes: &mut Vec<Change>) {
+    let versions = |lock: &Lock| {
+        let mut map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for file in lock.files.values() {
+            if let (Some(package), Some(version)) = (&file.package, &file.version) {
+                map.entry(package.clone()).or_default().insert(version.clone());
+            }
+        }
+        map
+    };
+    let (old, new) = (versions(was), versions(now));
+    for (package, versions) in &new {
+        if let Some(before) = old.get(package)
+            && before != versions
+        {
+            let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+            changes.push(Change::Version {
+                package: package.clone(),
+                was: join(before),
+                now: join(versions),
+            });
+        }
+    }
+}
+
+/// `build --locked` found inputs that differ from the lock: nothing was
+/// written. One line per difference.
+#[derive(Debug)]
+pub struct Mismatch {
+    pub lock: PathBuf,
+    /// Empty when there is no lock at all.
+    pub changes: Vec<Change>,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.changes.is_empty() {
+            return write!(
+                f,
+                "--locked: there is no lock `{}` yet; build once without --locked to write it",
+                self.lock.display()
+            );
+        }
+        let n = self.changes.len();
+        writeln!(
+            f,
+            "--locked: the inputs differ from `{}` in {n} {}, so nothing was written:",
+            self.lock.display(),
+            if n == 1 { "way" } else { "ways" }
+        )?;
+        for change in &self.changes {
+            writeln!(f, "  {change}")?;
+        }
+        write!(f, "help: build without --locked to update the lock, then review and commit it")
+    }
+}
+
+impl std::error::Error for Mismatch {}
+
+/// What a build did to the lock, for people.
+#[derive(Clone, Debug)]
+pub struct Update {
+    pub path: PathBuf,
+    /// There was no lock before.
+    pub created: bool,
+    /// The differences from the lock there was.
+    pub changes: Vec<Change>,
+}
+
+impl Update {
+    /// One line, then one per change; `None` when the lock did not change.
+    pub fn summary(&self) -> Option<String> {
+        if self.created {
+            return Some(format!("wrote the lock `{}`", self.path.display()));
+        }
+        if self.changes.is_empty() {
+            return None;
+        }
+        let mut text = format!(
+            "updated the lock `{}` ({} {}):",
+            self.path.display(),
+            self.changes.len(),
+            if self.changes.len() == 1 { "change" } else { "changes" }
+        );
+        for change in &self.changes {
+            text.push_str(&format!("\n  {change}"));
+        }
+        Some(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(sha: &str, version: &str) -> File {
+        File {
+            sha256: sha.repeat(64),
+            size: 1,
+            mode: "0644".into(),
+            package: Some("libc6".into()),
+            version: Some(version.into()),
+            arch: Some("amd64".into()),
+        }
+    }
+
+    #[test]
+    fn differences_are_named_one_per_line() {
+        let mut was = Lock { format: FORMAT, name: "x".into(), ..Lock::default() };
+        was.files.insert("/lib/a".into(), file("a", "1"));
+        was.files.insert("/lib/gone".into(), file("a", "1"));
+        let mut now = was.clone();
+        now.files.remove(Path::new("/lib/gone"));
+        now.files.insert("/lib/a".into(), file("b", "2"));
+        now.files.insert("/lib/new".into(), file("c", "2"));
+        let shown: Vec<String> = diff(&was, &now).iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "changed sha256: /lib/a (locked aaaaaaaaaaaa, now bbbbbbbbbbbb)",
+                "file gone: /lib/gone",
+                "new dependency: /lib/new",
+                "package version changed: libc6 1 -> 2",
+            ]
+        );
+        assert!(diff(&was, &was).is_empty());
+    }
+
+    #[test]
+    fn the_lock_is_sorted_toml_that_reads_back() {
+        let mut lock = Lock { format: FORMAT, name: "x".into(), ..Lock::default() };
+        lock.files.insert("/usr/lib/b".into(), file("b", "1"));
+        lock.files.insert("/usr/lib/a".into(), file("a", "1"));
+        lock.commands.insert(
+            "bash".into(),
+            Command { program: "/usr/bin/bash".into(), opens: vec!["/lib/a".into()] },
+        );
+        let text = lock.render().unwrap();
+        assert!(text.starts_with("# "), "{text}");
+        assert!(text.find("\"/usr/lib/a\"").unwrap() < text.find("\"/usr/lib/b\"").unwrap());
+        assert_eq!(Lock::parse(text.as_bytes()).unwrap(), lock);
+        assert!(!recognise(b"format = 2\nname = \"x\"\n"));
+    }
+}

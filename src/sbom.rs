@@ -1,0 +1,382 @@
+//! The SBOM beside a built rootfs (`<out>.spdx.json`): SPDX 2.3 JSON from the manifest and the sysroot's dpkg database, and the same document attached to an OCI image layout as an artifact.
+//!
+//! The document:
+//! - one package for the rootfs itself, which the document `DESCRIBES`
+//!   and which `CONTAINS` each Debian package below;
+//! - one package per Debian package owning at least one file of the tree:
+//!   its name, `versionInfo` from the dpkg database, a purl
+//!   `pkg:deb/debian/NAME@VERSION?arch=ARCH` (the version percent-encoded
+//!   as the purl specification asks, so `+` is `%2B`), and the license its
+//!   machine-readable copyright file declares (`dpkg/copyright.rs`), else
+//!   `NOASSERTION`; it `CONTAINS` each of its files;
+//! - one file per regular file of the tree, `fileName` its tree path
+//!   (`./usr/bin/bash`: SPDX names files relative to the package root),
+//!   with SHA1 (which SPDX requires) and SHA256 checksums. Files no package
+//!   owns (the spec's own, `/etc/passwd`, the written `ld.so.cache`) are
+//!   listed with no package.
+//!
+//! It is deterministic: every list sorted, JSON keys sorted, `created` from
+//! `SOURCE_DATE_EPOCH` (or 0), and a `documentNamespace` made from a digest
+//! of the rest of the document, not a random one.
+//!
+//! [`attach_to_oci`] adds a document to an OCI image layout as an OCI 1.1
+//! artifact (an image manifest with `artifactType: application/spdx+json`,
+//! the empty config, one layer holding the document, and `subject` naming
+//! the image manifest), so that tools following the referrers of an image
+//! find it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use serde_json::{Value, json};
+use sha1::{Digest, Sha1};
+
+use crate::dpkg::Package;
+use crate::dpkg::copyright::{self, Declared};
+use crate::fsutil;
+use crate::manifest::{EntryType, Manifest};
+use crate::output;
+use crate::sysroot::Sysroot;
+
+/// The media type of an SPDX JSON document, used as the artifact type.
+pub const MEDIA_TYPE: &str = "application/spdx+json";
+const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Where the SBOM of the rootfs at `out` lives.
+pub fn path_for(out: &Path) -> PathBuf {
+    fsutil::sibling(out, ".spdx.json")
+}
+
+fn creator() -> String {
+    format!("Tool: rootfs-{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Whether `bytes` are an SBOM this tool wrote.
+pub fn recognise(bytes: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else { return false };
+    value["spdxVersion"] == "SPDX-2.3"
+        && value["creationInfo"]["creators"].as_array().is_some_and(|c| {
+            c.iter().any(|c| c.as_str().is_some_and(|c| c.starts_with("Tool: rootfs-")))
+        })
+}
+
+/// What the SBOM needs besides the manifest and the tree.
+#[derive(Clone, Debug, Default)]
+pub struct Input {
+    /// The spec's name.
+    pub name: String,
+    /// `SOURCE_DATE_EPOCH`.
+    pub epoch: i64,
+    /// The Debian package owning each tree path.
+    pub owners: BTreeMap<PathBuf, Package>,
+    /// The declared license of each package, by name.
+    pub licenses: BTreeMap<String, Declared>,
+}
+
+impl Input {
+    /// Reads the declared license of every owning package from the sysroot.
+    pub fn new(
+        name: &str,
+        epoch: i64,
+        owners: BTreeMap<PathBuf, Package>,
+        sysroot: &Sysroot,
+    ) -> Input {
+        let names: BTreeSet<&str> = owners.values().map(|p| p.name.as_str()).collect();
+        let licenses =
+            names.into_iter().map(|n| (n.to_string(), copyright::declared(sysroot, n))).collect();
+        Input { name: name.to_string(), epoch, owners, licenses }
+    }
+}
+
+/// The SBOM of the tree at `tree` (which `manifest` describes), as the
+/// bytes written to disk.
+pub fn render(input: &Input, manifest: &Manifest, tree: &Path) -> Result<Vec<u8>> {
+    let mut document = document(input, manifest, tree)?;
+    let digest = fsutil::sha256_hex(&serde_json::to_vec(&document)?);
+    document["documentNamespace"] =
+        json!(format!("https://rootfs.invalid/spdx/{}-{digest}", input.name));
+    let mut bytes = serde_json::to_vec_pretty(&document).context("writing the SBOM as JSON")?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// One regular file of the tree.
+struct TreeFile {
+    path: PathBuf,
+    sha1: String,
+    sha256: String,
+}
+
+fn document(input: &Input, manifest: &Manifest, tree: &Path) -> Result<Value> {
+    let files: Vec<TreeFile> = manifest
+        .entries
+        .par_iter()
+        .filter(|e| e.kind == EntryType::File)
+        .map(|e| {
+            let host = tree.join(e.path.strip_prefix("/").unwrap_or(&e.path));
+            let sha1 =
+                sha1_file(&host).with_context(|| format!("failed to read `{}`", host.display()))?;
+            let sha256 = match &e.sha256 {
+                Some(digest) => digest.clone(),
+                None => fsutil::sha256_file(&host)?,
+            };
+            Ok(TreeFile { path: e.path.clone(), sha1, sha256 })
+        })
+        .collect::<Result<_>>()?;
+    let mut by_package: BTreeMap<&Package, Vec<&TreeFile>> = BTreeMap::new();
+    for file in &files {
+        if let Some(package) = input.owners.get(&file.path) {
+            by_package.entry(package).or_default().push(file);
+        }
+    }
+    let mut relationships = vec![relationship("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Rootfs")];
+    let mut packages = vec![json!({
+        "SPDXID": "SPDXRef-Rootfs",
+        "name": input.name,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "primaryPackagePurpose": "OPERATING-SYSTEM",
+        "comment": "A root filesystem built by `cargo xtask rootfs build`.",
+    })];
+    let mut references = BTreeMap::new();
+    for (package, owned) in &by_package {
+        let id = package_id(package);
+        relationships.push(relationship("SPDXRef-Rootfs", "CONTAINS", &id));
+        for file in owned {
+            relationships.push(relationship(&id, "CONTAINS", &file_id(&file.path)));
+        }
+        let declared = input.licenses.get(&package.name).cloned().unwrap_or_default();
+        for (license, (name, text)) in &declared.references {
+            references.entry(license.clone()).or_insert_with(
+                || json!({ "licenseId": license, "name": name, "extractedText": text }),
+            );
+        }
+        packages.push(deb_package(package, owned, &declared));
+    }
+    let files: Vec<Value> = files
+        .iter()
+        .map(|f| {
+            json!({
+                "SPDXID": file_id(&f.path),
+                "fileName": format!(".{}", f.path.display()),
+                "checksums": [
+                    { "algorithm": "SHA1", "checksumValue": f.sha1 },
+                    { "algorithm": "SHA256", "checksumValue": f.sha256 },
+                ],
+            })
+        })
+        .collect();
+    Ok(json!({
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": format!("rootfs-{}", input.name),
+        "documentNamespace": "",
+        "creationInfo": { "created": timestamp(input.epoch), "creators": [creator()] },
+        "packages": packages,
+        "files": files,
+        "relationships": relationships,
+        "hasExtractedLicensingInfos": references.into_values().collect::<Vec<_>>(),
+    }))
+}
+
+fn deb_package(package: &Package, owned: &[&TreeFile], declared: &Declared) -> Value {
+    // SPDX 2.3, 7.9: the SHA1 of the sorted SHA1s of the package's files.
+    let mut sha1s: Vec<&str> = owned.iter().map(|f| f.sha1.as_str()).collect();
+    sha1s.sort_unstable();
+    let code = format!("{:x}", Sha1::digest(sha1s.concat().as_bytes()));
+    json!({
+        "SPDXID": package_id(package),
+        "name": package.name,
+        "versionInfo": package.version,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": true,
+        "packageVerificationCode": { "packageVerificationCodeValue": code },
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": declared.expression.as_deref().unwrap_or("NOASSERTION"),
+        "copyrightText": "NOASSERTION",
+        "externalRefs": [{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": purl(package),
+        }],
+    })
+}
+
+/// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, with the version
+/// percent-encoded (the purl specification keeps only letters, digits and
+/// `.-_~` as they are).
+pub fn purl(package: &Package) -> String {
+    let version: String = package
+        .version
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("pkg:deb/debian/{}@{version}?arch={}", package.name, package.arch)
+}
+
+fn relationship(from: &str, kind: &str, to: &str) -> Value {
+    json!({ "spdxElementId": from, "relationshipType": kind, "relatedSpdxElement": to })
+}
+
+/// `SPDXRef-Package-NAME.ARCH`: Debian names are lowercase letters, digits
+/// and `+-.`, architectures have no `.`; `+` becomes `P`, which no Debian
+/// name holds, so two packages never share an id.
+fn package_id(package: &Package) -> String {
+    format!("SPDXRef-Package-{}.{}", package.name.replace('+', "P"), package.arch)
+}
+
+/// `SPDXRef-File-` and the tree path's letters, then a digest of the path
+/// so that paths differing only in other characters stay apart.
+fn file_id(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let readable: String = text
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
+        .collect();
+    format!("SPDXRef-File-{readable}-{}", &fsutil::sha256_hex(text.as_bytes())[..8])
+}
+
+fn sha1_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha1::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(format!("{:x}", hasher.finalize()));
+        }
+        hasher.update(&buffer[..n]);
+    }
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ` of a Unix time (Howard Hinnant's
+/// `civil_from_days`).
+pub fn timestamp(epoch: i64) -> String {
+    let (days, secs) = (epoch.div_euclid(86_400), epoch.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Adds `sbom` to the OCI image layout at `layout` as an artifact whose
+/// `subject` is the image manifest tagged `reference`, and lists it in
+/// `index.json` (keys sorted). An SBOM attached earlier to the same image
+/// is replaced in the index. Returns the artifact manifest's digest.
+pub fn attach_to_oci(layout: &Path, reference: &str, sbom: &[u8]) -> Result<String> {
+    let index_path = layout.join("index.json");
+    output::check_file(&index_path, "an OCI image index", |b| {
+        serde_json::from_slice::<Value>(b).is_ok_and(|v| v["manifests"].is_array())
+    })?;
+    let text = std::fs::read(&index_path)
+        .with_context(|| format!("failed to read `{}`", index_path.display()))?;
+    let mut index: Value = serde_json::from_slice(&text)
+        .with_context(|| format!("failed to parse `{}`", index_path.display()))?;
+    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let subject = manifests
+        .iter()
+        .find(|d| d["annotations"][REF_NAME] == reference)
+        .with_context(|| format!("`{}` has no image tagged `{reference}`", layout.display()))?;
+    let subject = json!({
+        "mediaType": subject["mediaType"].as_str().unwrap_or(IMAGE_MANIFEST),
+        "digest": subject["digest"],
+        "size": subject["size"],
+    });
+    let config = write_blob(layout, b"{}")?;
+    let layer = write_blob(layout, sbom)?;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": IMAGE_MANIFEST,
+        "artifactType": MEDIA_TYPE,
+        "config": { "mediaType": EMPTY, "digest": config.0, "size": config.1, "data": "e30=" },
+        "layers": [{ "mediaType": MEDIA_TYPE, "digest": layer.0, "size": layer.1 }],
+        "subject": subject,
+    });
+    let (digest, size) = write_blob(layout, &serde_json::to_vec(&manifest)?)?;
+    let mut kept: Vec<Value> = manifests
+        .into_iter()
+        .filter(|d| !(d["artifactType"] == MEDIA_TYPE && refers_to(layout, d, &subject["digest"])))
+        .collect();
+    kept.push(json!({
+        "mediaType": IMAGE_MANIFEST,
+        "artifactType": MEDIA_TYPE,
+        "digest": digest,
+        "size": size,
+    }));
+    index["manifests"] = Value::Array(kept);
+    let mut bytes = serde_json::to_vec(&index)?;
+    bytes.push(b'\n');
+    fsutil::write_file_atomically(&index_path, &bytes)?;
+    Ok(digest)
+}
+
+/// Whether the manifest a descriptor names has `subject` as its subject.
+fn refers_to(layout: &Path, descriptor: &Value, subject: &Value) -> bool {
+    let Some(hex) = descriptor["digest"].as_str().and_then(|d| d.strip_prefix("sha256:")) else {
+        return false;
+    };
+    std::fs::read(layout.join("blobs/sha256").join(hex))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|m| m["subject"]["digest"] == *subject)
+}
+
+/// Writes a blob under `blobs/sha256/` (once: blobs are named by their
+/// content); returns its digest and size.
+fn write_blob(layout: &Path, bytes: &[u8]) -> Result<(String, u64)> {
+    let hex = fsutil::sha256_hex(bytes);
+    let dir = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let path = dir.join(&hex);
+    if std::fs::read(&path).ok().is_none_or(|b| fsutil::sha256_hex(&b) != hex) {
+        fsutil::write_file_atomically(&path, bytes)?;
+    }
+    Ok((format!("sha256:{hex}"), bytes.len() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_purls_are_spelled_as_spdx_and_purl_want() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        let package = Package {
+            name: "libc6".into(),
+            version: "1:2.36-9+deb12u7".into(),
+            arch: "amd64".into(),
+        };
+        assert_eq!(purl(&package), "pkg:deb/debian/libc6@1%3A2.36-9%2Bdeb12u7?arch=amd64");
+        let plus = Package { name: "libstdc++6".into(), ..package };
+        assert_eq!(package_id(&plus), "SPDXRef-Package-libstdcPP6.amd64");
+    }
+}

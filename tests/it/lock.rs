@@ -1,0 +1,204 @@
+//! The lock beside a spec: `--locked` passes on unchanged inputs, names every difference and writes nothing on a changed one, a plain build updates it and says so, and two machines' worth of the same inputs give the same bytes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rootfs::build::{Options, build};
+use rootfs::lock::{Lock, Mismatch};
+
+use crate::support::{add_dpkg, copy_sysroot, tree_listing, xtask_binary};
+
+const LIBC: &str = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+
+/// A sysroot with bash and a dpkg database listing libc and bash the way
+/// Debian's packages do, under `/lib` and `/bin` of a merged-`/usr` tree.
+fn sysroot_at(root: &Path, libc_version: &str) {
+    copy_sysroot(root);
+    add_dpkg(
+        root,
+        &[
+            ("bash", "5.2.15-2+b2", &["/bin", "/bin/bash"]),
+            ("libc6", libc_version, &["/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu/libc.so.6"]),
+        ],
+    );
+}
+
+fn spec_in(dir: &Path, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let spec = dir.join("s.toml");
+    std::fs::write(&spec, text).unwrap();
+    spec
+}
+
+fn cli_build(spec: &Path, out: &Path, sysroot: &Path, extra: &[&str]) -> Output {
+    Command::new(xtask_binary())
+        .args(["rootfs", "build"])
+        .arg(spec)
+        .arg("--out")
+        .arg(out)
+        .arg("--sysroot")
+        .arg(sysroot)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Everything a `--locked` refusal must leave as it was.
+fn snapshot(out: &Path, lock: &Path) -> (Vec<String>, Vec<u8>, Vec<u8>, Vec<u8>) {
+    (
+        tree_listing(out),
+        std::fs::read(lock).unwrap(),
+        std::fs::read(rootfs::manifest::path_for(out)).unwrap(),
+        std::fs::read(rootfs::sbom::path_for(out)).unwrap(),
+    )
+}
+
+#[test]
+fn a_library_changed_by_one_byte_fails_locked_and_a_plain_build_records_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().join("sysroot");
+    sysroot_at(&sysroot, "2.36-9+deb12u7");
+    let spec = spec_in(&tmp.path().join("repo"), "name = \"s\"\ncommands = [\"bash\"]\n");
+    let lock = spec.with_extension("lock");
+    let out = tmp.path().join("out/s");
+
+    let first = cli_build(&spec, &out, &sysroot, &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stderr(&first).contains("wrote the lock"), "{}", stderr(&first));
+    let locked = Lock::parse(&std::fs::read(&lock).unwrap()).unwrap();
+    // dpkg lists /lib/x86_64-linux-gnu/libc.so.6; the tree holds it under /usr.
+    let libc = &locked.files[Path::new(LIBC)];
+    assert_eq!(libc.package.as_deref(), Some("libc6"));
+    assert_eq!(libc.version.as_deref(), Some("2.36-9+deb12u7"));
+    assert_eq!(locked.files[Path::new("/usr/bin/bash")].package.as_deref(), Some("bash"));
+    assert_eq!(locked.commands["bash"].program, Path::new("/usr/bin/bash"));
+
+    let again = cli_build(&spec, &out, &sysroot, &["--locked"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+
+    let before = snapshot(&out, &lock);
+    let mut file = std::fs::OpenOptions::new().append(true).open(sysroot.join(&LIBC[1..])).unwrap();
+    file.write_all(b"\0").unwrap();
+    drop(file);
+    let refused = cli_build(&spec, &out, &sysroot, &["--locked"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let text = stderr(&refused);
+    assert!(text.contains(&format!("  changed sha256: {LIBC} (locked ")), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("  ")).count(), 1, "{text}");
+    assert!(snapshot(&out, &lock) == before, "--locked wrote something");
+
+    let updated = cli_build(&spec, &out, &sysroot, &[]);
+    assert!(updated.status.success(), "{}", stderr(&updated));
+    let text = stderr(&updated);
+    assert!(text.contains("updated the lock"), "{text}");
+    assert!(text.contains(&format!("changed sha256: {LIBC}")), "{text}");
+    let relocked = Lock::parse(&std::fs::read(&lock).unwrap()).unwrap();
+    assert_ne!(relocked.files[Path::new(LIBC)].sha256, libc.sha256);
+    assert_eq!(relocked.files[Path::new(LIBC)].size, libc.size + 1);
+    let passes = cli_build(&spec, &out, &sysroot, &["--locked"]);
+    assert!(passes.status.success(), "{}", stderr(&passes));
+}
+
+#[test]
+fn new_and_gone_inputs_and_package_versions_are_each_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().join("sysroot");
+    sysroot_at(&sysroot, "2.36-1");
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("motd"), b"hello\n").unwrap();
+    std::fs::write(repo.join("issue"), b"welcome\n").unwrap();
+    let spec = spec_in(
+        &repo,
+        "name = \"s\"\ncommands = [\"bash\"]\n[[files]]\nsrc = \"motd\"\ndest = \"/etc/motd\"\n",
+    );
+    let out = tmp.path().join("out/s");
+    let mut options = Options::new(&spec, out.parent().unwrap());
+    options.out = Some(out.clone());
+    options.sysroot = sysroot.clone();
+    build(&options).unwrap();
+    let before = snapshot(&out, &spec.with_extension("lock"));
+
+    add_dpkg(
+        &sysroot,
+        &[
+            ("bash", "5.2.15-2+b2", &["/bin/bash"]),
+            ("libc6", "2.36-2", &["/lib/x86_64-linux-gnu/libc.so.6"]),
+        ],
+    );
+    std::fs::write(
+        &spec,
+        "name = \"s\"\ncommands = [\"bash\"]\n[[files]]\nsrc = \"issue\"\ndest = \"/etc/issue\"\n",
+    )
+    .unwrap();
+    options.locked = true;
+    let err = build(&options).unwrap_err();
+    assert_eq!(rootfs::exit_code(&err), 1);
+    let mismatch = err.downcast_ref::<Mismatch>().expect("a lock mismatch");
+    let shown: Vec<String> = mismatch.changes.iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "new dependency: /etc/issue (a [[files]] entry)",
+            "file gone: /etc/motd (a [[files]] entry)",
+            "package version changed: libc6 2.36-1 -> 2.36-2",
+        ]
+    );
+    assert!(snapshot(&out, &spec.with_extension("lock")) == before, "--locked wrote something");
+}
+
+#[test]
+fn two_copies_of_a_sysroot_give_byte_identical_locks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut locks = Vec::new();
+    for place in ["a", "b/deeper/still"] {
+        let base = tmp.path().join(place);
+        let sysroot = base.join("sysroot");
+        sysroot_at(&sysroot, "2.36-9+deb12u7");
+        let spec = spec_in(&base.join("repo"), "name = \"s\"\ncommands = [\"bash\"]\n");
+        let mut options = Options::new(&spec, base.join("out"));
+        options.sysroot = sysroot;
+        build(&options).unwrap();
+        locks.push(std::fs::read_to_string(spec.with_extension("lock")).unwrap());
+    }
+    assert_eq!(locks[0], locks[1]);
+    let host = tmp.path().to_str().unwrap();
+    assert!(!locks[0].contains(host), "the lock names a host path:\n{}", locks[0]);
+}
+
+#[test]
+fn an_unchanged_build_stays_a_no_op_and_a_foreign_lock_is_never_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().join("sysroot");
+    sysroot_at(&sysroot, "2.36-1");
+    let spec = spec_in(&tmp.path().join("repo"), "name = \"s\"\ncommands = [\"bash\"]\n");
+    let lock = spec.with_extension("lock");
+    let mut options = Options::new(&spec, tmp.path().join("out"));
+    options.sysroot = sysroot;
+    build(&options).unwrap();
+    options.locked = true;
+    let again = build(&options).unwrap();
+    assert!(again.up_to_date, "{:?}", again.reason);
+    assert!(again.lock.is_none());
+
+    // A lock removed is written again, by a build that says why.
+    options.locked = false;
+    std::fs::remove_file(&lock).unwrap();
+    let rebuilt = build(&options).unwrap();
+    assert!(
+        rebuilt.reason.as_deref().is_some_and(|r| r.contains("is missing")),
+        "{:?}",
+        rebuilt.reason
+    );
+    assert!(lock.is_file());
+
+    std::fs::write(&lock, b"my notes\n").unwrap();
+    let err = build(&options).unwrap_err();
+    assert_eq!(rootfs::exit_code(&err), 2, "{}", rootfs::render_error(&err));
+    assert_eq!(std::fs::read(&lock).unwrap(), b"my notes\n");
+}
