@@ -8,6 +8,7 @@
 pub mod deps;
 pub mod digest_cache;
 pub mod elf;
+pub mod export;
 pub mod fsutil;
 pub mod ldcache;
 pub mod ldconf;

@@ -5,6 +5,7 @@
 //! file, line and column (see [`SpecError`]).
 
 mod diagnostic;
+pub mod image;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -116,6 +117,8 @@ pub struct Spec {
     pub groups: Vec<Item<Group>>,
     pub keep_setuid: bool,
     pub smoke: Smoke,
+    /// How exports present the tree as a container image.
+    pub image: image::Image,
 }
 
 /// Default smoke timeout, in seconds.
@@ -146,6 +149,7 @@ struct RawSpec {
     groups: Vec<Spanned<RawGroup>>,
     keep_setuid: Option<bool>,
     smoke: Option<RawSmoke>,
+    image: Option<image::RawImage>,
 }
 
 enum RawDir {
@@ -260,6 +264,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
             skip: Vec::new(),
             checks: Vec::new(),
         },
+        image: image::Image::default(),
     };
     let mut stack = Vec::new();
     let mut merged = Vec::new();
@@ -492,6 +497,7 @@ fn load_into(
             });
         }
     }
+    image::merge(&mut spec.image, raw.image, &at)?;
     if let Some(name) = &raw.name {
         let location = at(name.span());
         let value = name.get_ref();

@@ -71,6 +71,50 @@ pub enum RootfsCommand {
     Shell(Shell),
     /// Run one command inside the rootfs, isolated, and pass its exit status back.
     Run(Run),
+    /// Ship the rootfs as an OCI image, a docker archive, a runtime bundle,
+    /// a tar or an initramfs, beside the tree (building it first if needed).
+    Export(Export),
+}
+
+#[derive(Args, Debug)]
+pub struct Export {
+    #[command(flatten)]
+    pub target: Target,
+    /// What to write.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Where to write it [default: beside the tree: target/rootfs/<name>.oci/,
+    /// <name>.docker.tar, <name>.bundle/, <name>.tar, <name>.cpio.gz].
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// How layers and archives are compressed [default: gzip for oci and
+    /// cpio, none for docker-archive and tar; a bundle is never compressed].
+    #[arg(long, value_enum)]
+    pub compression: Option<ExportCompression>,
+    /// Rebuild the tree and write the export again, reusing no layer.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// An OCI image layout (image-spec 1.1), for skopeo, podman, umoci.
+    Oci,
+    /// A `docker save` archive, for `docker load` and `podman load`.
+    DockerArchive,
+    /// An OCI runtime bundle (config.json and rootfs/), for `runc run`.
+    Bundle,
+    /// The tree as one tar, for `docker import`, `machinectl import-tar`.
+    Tar,
+    /// A newc initramfs; the spec must provide /init.
+    Cpio,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportCompression {
+    Gzip,
+    Zstd,
+    None,
 }
 
 #[derive(Args, Debug)]
@@ -180,6 +224,7 @@ impl Xtask {
                 Some(RootfsCommand::Smoke(smoke)) => smoke.run(),
                 Some(RootfsCommand::Shell(shell)) => shell.run(),
                 Some(RootfsCommand::Run(run)) => run.run(),
+                Some(RootfsCommand::Export(export)) => export.run(),
                 None => Smoke { target: Target::default_spec(), junit: None, jobs: None }.run(),
             },
             Command::Test(test) => crate::test::run(&test.args).map(|()| ExitCode::SUCCESS),
@@ -243,7 +288,14 @@ impl Build {
 impl Target {
     /// Builds the tree first when it is missing or stale (a no-op otherwise).
     fn ensure_built(&self) -> Result<rootfs::build::Built> {
-        let built = rootfs::build::build(&self.build_options()?)?;
+        self.ensure_built_with(false)
+    }
+
+    /// The same, rebuilding anyway when `force`.
+    fn ensure_built_with(&self, force: bool) -> Result<rootfs::build::Built> {
+        let mut options = self.build_options()?;
+        options.force = force;
+        let built = rootfs::build::build(&options)?;
         warn(&built);
         eprintln!("{}", built.summary());
         Ok(built)
@@ -283,6 +335,34 @@ impl Run {
         let built = self.target.ensure_built()?;
         let code = rootfs::smoke::run_interactive(&built.out, &built.spec.name, &self.command)?;
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    }
+}
+
+impl Export {
+    fn run(self) -> Result<ExitCode> {
+        let built = self.target.ensure_built_with(self.force)?;
+        let target = self.target.build_options()?;
+        let options = rootfs::export::Options {
+            format: match self.format {
+                ExportFormat::Oci => rootfs::export::Format::Oci,
+                ExportFormat::DockerArchive => rootfs::export::Format::DockerArchive,
+                ExportFormat::Bundle => rootfs::export::Format::Bundle,
+                ExportFormat::Tar => rootfs::export::Format::Tar,
+                ExportFormat::Cpio => rootfs::export::Format::Cpio,
+            },
+            output: self.output,
+            compression: self.compression.map(|c| match c {
+                ExportCompression::Gzip => rootfs::export::Compression::Gzip,
+                ExportCompression::Zstd => rootfs::export::Compression::Zstd,
+                ExportCompression::None => rootfs::export::Compression::None,
+            }),
+            epoch: target.epoch,
+            force: self.force,
+            sysroot: target.sysroot.clone(),
+        };
+        let exported = rootfs::export::export(&built, &options)?;
+        println!("{}", exported.summary());
+        Ok(ExitCode::SUCCESS)
     }
 }
 
