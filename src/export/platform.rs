@@ -1,5 +1,6 @@
 //! The platform of an image (`architecture`, `variant`, `os`), read from the ELF headers of the tree's commands and named as the OCI image spec and Go's `GOARCH` name them.
 
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Result, bail};
@@ -8,7 +9,7 @@ use goblin::elf::header::{
     EM_S390, EM_X86_64,
 };
 
-use crate::elf::{self, FileKind, Ident};
+use crate::elf::{self, Ident};
 use crate::manifest::CommandEntry;
 use crate::sysroot::Sysroot;
 
@@ -52,8 +53,7 @@ pub fn of_tree(tree: &Path, commands: &[CommandEntry]) -> Result<Platform> {
     let mut found: Vec<(Platform, &CommandEntry)> = Vec::new();
     for command in commands {
         let Ok(located) = sysroot.locate(&command.path) else { continue };
-        let Ok(FileKind::Elf(object)) = elf::read(&sysroot.host(&located.real)) else { continue };
-        let Some(ident) = object.ident else { continue };
+        let Some(ident) = ident_of(&sysroot.host(&located.real)) else { continue };
         let Some(platform) = of_ident(ident) else {
             bail!(
                 "`{}` is an {} program, which has no OCI architecture name",
@@ -80,6 +80,18 @@ pub fn of_tree(tree: &Path, commands: &[CommandEntry]) -> Result<Platform> {
             bail!("cannot tell the image's architecture: no command of the spec is an ELF program")
         }
     }
+}
+
+/// The ELF identity of a file, from its first 64 bytes alone (the ELF
+/// header): one read per command, where `elf::read` would also read the
+/// program headers and the dynamic section.
+fn ident_of(path: &Path) -> Option<Ident> {
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
+    if !head[..n].starts_with(goblin::elf::header::ELFMAG) {
+        return None;
+    }
+    elf::parse(&head[..n]).ident
 }
 
 #[cfg(test)]

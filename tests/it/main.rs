@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area, all driving the `rootfs` library.
 
 mod build;
+mod export;
 mod output;
 mod parity;
 mod resolve;
