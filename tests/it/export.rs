@@ -506,21 +506,58 @@ fn two_exports_are_byte_identical_and_another_epoch_changes_only_timestamps() {
     let (first, second) = (tmp.path().join("t0.tar"), tmp.path().join("t1.tar"));
     export::export(built, &options(0, first.clone())).unwrap();
     export::export(&later, &options(1_700_000_000, second.clone())).unwrap();
-    let (first, second) = (tar_members(&first), tar_members(&second));
+    same_but_mtimes(&std::fs::read(&first).unwrap(), &std::fs::read(&second).unwrap());
+    // The image too: its configuration differs only in `created` (and in
+    // the layers' digests), its layers only in their mtimes.
+    let (first, second) = (tmp.path().join("e0.oci"), tmp.path().join("e1.oci"));
+    export::export(built, &export::Options { format: Format::Oci, ..options(0, first.clone()) })
+        .unwrap();
+    let later_options =
+        export::Options { format: Format::Oci, ..options(1_700_000_000, second.clone()) };
+    export::export(&later, &later_options).unwrap();
+    let (m0, m1) = (manifest(&first), manifest(&second));
+    let config = |oci: &Path, m: &serde_json::Value, created: &str| {
+        let text = std::fs::read_to_string(blob(oci, &m["config"])).unwrap();
+        let mut config: serde_json::Value =
+            serde_json::from_str(&text.replace(created, "CREATED")).unwrap();
+        config["rootfs"]["diff_ids"] = serde_json::Value::Null;
+        config
+    };
+    assert_eq!(
+        config(&first, &m0, "1970-01-01T00:00:00Z"),
+        config(&second, &m1, "2023-11-14T22:13:20Z")
+    );
+    let gunzip = |path: PathBuf| {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
+            &mut out,
+        )
+        .unwrap();
+        out
+    };
+    let layers = |m: &serde_json::Value| m["layers"].as_array().unwrap().clone();
+    for (l0, l1) in layers(&m0).iter().zip(&layers(&m1)) {
+        same_but_mtimes(&gunzip(blob(&first, l0)), &gunzip(blob(&second, l1)));
+    }
+}
+
+/// Two archives of the same entries, the first at epoch 0, the second at
+/// 1700000000: equal but for the mtimes and the checksums.
+fn same_but_mtimes(first: &[u8], second: &[u8]) {
+    let (first, second) = (tar_members(first), tar_members(second));
     assert_eq!(first.len(), second.len());
     for ((name, header, content), (name2, header2, content2)) in first.iter().zip(&second) {
         assert_eq!(name, name2);
         assert_eq!(content, content2, "{name}");
         assert_eq!(&header[136..148], b"00000000000\0", "{name}");
         assert_eq!(&header2[136..148], format!("{:011o}\0", 1_700_000_000).as_bytes(), "{name}");
-        // Everything but the mtime and the checksum.
         assert_eq!((&header[..136], &header[156..]), (&header2[..136], &header2[156..]), "{name}");
     }
 }
 
 /// The members of a ustar archive: name, header block, content.
-fn tar_members(path: &Path) -> Vec<(String, Vec<u8>, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
+fn tar_members(bytes: &[u8]) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     let mut members = Vec::new();
     let mut at = 0;
     while at + 512 <= bytes.len() && bytes[at..at + 512].iter().any(|&b| b != 0) {
