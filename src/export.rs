@@ -139,8 +139,10 @@ impl Exported {
         if let Some(layers) = self.layers {
             what.push(format!("{layers} layer{}", if layers == 1 { "" } else { "s" }));
         }
-        if self.format != Format::Bundle {
-            what.push(self.compression.name().to_string());
+        match (self.format, self.compression) {
+            (Format::Bundle, _) => {}
+            (_, Compression::None) => what.push("uncompressed".to_string()),
+            (_, compression) => what.push(compression.name().to_string()),
         }
         what.push(indicatif::HumanBytes(self.bytes).to_string());
         match (&self.digest, self.format) {

@@ -56,11 +56,12 @@ pub fn split(tree: &Tree, commands: &[CommandEntry], count: u32) -> Result<Vec<L
     let graph = Graph::of(&closures);
     let mut claimed = vec![false; tree.entries.len()];
     let mut layers = Vec::new();
+    let hard_links = tree.hard_link_groups();
     for group in groups(tree, commands, &closures, &graph) {
         if layers.len() + 1 == count as usize {
             break;
         }
-        let entries = claim(tree, &group.paths, &mut claimed);
+        let entries = claim(tree, &hard_links, &group.paths, &mut claimed);
         if !entries.is_empty() {
             layers.push(Layer { entries: with_parents(tree, entries), comment: group.comment });
         }
@@ -200,8 +201,7 @@ fn groups(
 
 /// The entries at `paths` not claimed yet (directories never are, and a
 /// file's other hard-linked names come with it); marks them claimed.
-fn claim(tree: &Tree, paths: &[PathBuf], claimed: &mut [bool]) -> Vec<usize> {
-    let links = tree.hard_link_groups();
+fn claim(tree: &Tree, links: &[Vec<usize>], paths: &[PathBuf], claimed: &mut [bool]) -> Vec<usize> {
     let mut out = Vec::new();
     for path in paths {
         let Some(i) = tree.find(path) else { continue };
