@@ -101,7 +101,7 @@ pub fn swap_in(staged: &Path, out: &Path) -> Result<Option<PathBuf>> {
 }
 
 /// `.<name>.staging-<pid>` beside `out`.
-fn staging_path(out: &Path) -> Result<PathBuf> {
+pub fn staging_path(out: &Path) -> Result<PathBuf> {
     let name = out
         .file_name()
         .with_context(|| format!("output `{}` has no folder name", out.display()))?;
@@ -113,7 +113,7 @@ fn staging_path(out: &Path) -> Result<PathBuf> {
 
 /// Staging folders of builds of `out` that were killed. One that cannot be
 /// removed is a warning, not a reason to refuse building.
-fn remove_stale_staging(out: &Path, warnings: &mut Vec<String>) -> Result<()> {
+pub fn remove_stale_staging(out: &Path, warnings: &mut Vec<String>) -> Result<()> {
     let parent = fsutil::parent_dir(out);
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let prefix = format!(".{name}.staging-");

@@ -9,6 +9,7 @@ pub mod deps;
 pub mod digest_cache;
 pub mod dpkg;
 pub mod elf;
+pub mod export;
 pub mod findings;
 pub mod fsutil;
 pub mod image_sysroot;

@@ -181,6 +181,19 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan of nothing yet, named `name`.
+    pub fn empty(name: &str) -> Plan {
+        Plan {
+            name: name.to_string(),
+            entries: HashMap::new(),
+            commands: Vec::new(),
+            inputs: BTreeSet::new(),
+            warnings: Vec::new(),
+            closures: BTreeMap::new(),
+            trees: BTreeMap::new(),
+        }
+    }
+
     /// The entries sorted by path: a directory before what it holds.
     pub fn sorted(&self) -> Vec<(&PathBuf, &Entry)> {
         let mut sorted: Vec<(&PathBuf, &Entry)> = self.entries.iter().collect();
@@ -231,15 +244,7 @@ impl std::error::Error for PlanError {}
 /// The plan for a spec: resolves every command and library inside the
 /// resolver's sysroot and lays out the tree.
 pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
-    let mut plan = Plan {
-        name: spec.name.clone(),
-        entries: HashMap::new(),
-        commands: Vec::new(),
-        inputs: BTreeSet::new(),
-        warnings: Vec::new(),
-        closures: BTreeMap::new(),
-        trees: BTreeMap::new(),
-    };
+    let mut plan = Plan::empty(&spec.name);
     closures::add_skeleton(&mut plan, resolver)?;
     let mut loaded = closures::add_commands_and_libraries(&mut plan, spec, resolver)?;
     loaded.closures.extend(trees::add(&mut plan, spec, resolver)?);

@@ -313,7 +313,7 @@ fn skipped(check: &Check) -> Outcomes {
 pub fn environment(term: Option<&str>) -> Vec<(String, String)> {
     vec![
         ("HOME".to_string(), "/root".to_string()),
-        ("PATH".to_string(), crate::resolve::DEFAULT_PATH.join(":")),
+        ("PATH".to_string(), crate::resolve::default_path_var()),
         ("TERM".to_string(), term.unwrap_or("xterm").to_string()),
     ]
 }

@@ -9,6 +9,7 @@
 mod checks;
 mod convert;
 mod diagnostic;
+pub mod image;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -201,6 +202,8 @@ pub struct Spec {
     pub dlopen: DlopenLevel,
     pub keep_setuid: bool,
     pub smoke: Smoke,
+    /// How exports present the tree as a container image.
+    pub image: image::Image,
 }
 
 /// Default smoke timeout, in seconds.
@@ -255,6 +258,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
             checks: Vec::new(),
             limits: Limits::default(),
         },
+        image: image::Image::default(),
     };
     let name = load_into(&mut spec, path, &mut Reading::default())?;
     let Some(name) = name else {

@@ -56,6 +56,7 @@ pub(super) fn merge(
     if let Some(raw_smoke) = raw.smoke {
         smoke(spec, raw_smoke, here)?;
     }
+    super::image::merge(&mut spec.image, raw.image, &|span| here.at(span))?;
     raw.name.map(|name| spec_name(name, here)).transpose()
 }
 
@@ -391,7 +392,7 @@ fn positive_seconds(value: &Spanned<f64>, at: &Location) -> Result<f64, SpecErro
     }
 }
 
-fn valid_account_name(name: &str) -> bool {
+pub(super) fn valid_account_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))

@@ -30,6 +30,7 @@ pub(super) struct RawSpec {
     pub dlopen: Option<Spanned<String>>,
     pub keep_setuid: Option<bool>,
     pub smoke: Option<RawSmoke>,
+    pub image: Option<super::image::RawImage>,
 }
 
 pub(super) enum RawDir {

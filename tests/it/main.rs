@@ -2,6 +2,7 @@
 
 mod build;
 mod cli;
+mod export;
 mod findings;
 mod image_sysroot;
 mod limits;

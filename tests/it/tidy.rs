@@ -55,6 +55,7 @@ fn the_spec_reference_documents_every_key() {
         "name = \"x\"\n[smoke]\nnot_a_key = 1\n",
         "name = \"x\"\n[[smoke.checks]]\nnot_a_key = 1\n",
         "name = \"x\"\ndirs = [{ not_a_key = 1 }]\n",
+        "name = \"x\"\n[image]\nnot_a_key = 1\n",
     ];
     let mut undocumented = Vec::new();
     for table in tables {

@@ -17,6 +17,8 @@ use xshell::{Shell, cmd};
 
 use crate::{packages, project_root};
 
+mod export;
+
 /// Settings of one benchmark run.
 pub struct Options {
     /// Timed runs per measurement (after one untimed warm-up).
@@ -91,7 +93,13 @@ pub fn run(options: &Options) -> Result<()> {
     std::fs::remove_dir_all(&trash)
         .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
         .with_context(|| format!("failed to remove `{}`", trash.display()))?;
-    let report = render(&rows, options.runs);
+    let mut report = render(&rows, options.runs);
+    // The export benchmark, on the all-N list: with the others, or alone
+    // with `--only export`.
+    if options.only.as_deref().is_none_or(|o| o == "export") {
+        let all = lists.last().context("no list of all executables")?;
+        report.push_str(&export::run(&exe, &work, &all.programs, options.runs)?);
+    }
     let path = work.join("results.md");
     std::fs::write(&path, &report)
         .with_context(|| format!("failed to write `{}`", path.display()))?;

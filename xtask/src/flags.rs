@@ -36,7 +36,8 @@ pub struct Bench {
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Only the command lists whose name contains this (classic-9,
-    /// coreutils-30, spread-100, all-N).
+    /// coreutils-30, spread-100, all-N), or only the export benchmark
+    /// (export).
     #[arg(long, value_name = "NAME")]
     pub only: Option<String>,
     /// Leave out the classic recipe, lddtree, dracut-install and jk_cp.
@@ -75,6 +76,9 @@ pub enum RootfsCommand {
     /// Run the spec's checks (or one command) on the sysroot under a tracer,
     /// and say what they used that the tree lacks.
     Trace(Trace),
+    /// Ship the rootfs as an OCI image, a docker archive, a runtime bundle,
+    /// a tar or an initramfs, beside the tree (building it first if needed).
+    Export(Export),
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +94,47 @@ pub struct Trace {
     /// Trace this command instead of the spec's checks, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Export {
+    #[command(flatten)]
+    pub target: Target,
+    /// What to write.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Where to write it [default: beside the tree: target/rootfs/<name>.oci/,
+    /// <name>.docker.tar, <name>.bundle/, <name>.tar, <name>.cpio.gz].
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// How layers and archives are compressed [default: gzip for oci and
+    /// cpio, none for docker-archive and tar; a bundle is never compressed].
+    #[arg(long, value_enum)]
+    pub compression: Option<ExportCompression>,
+    /// Rebuild the tree and write the export again, reusing no layer.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// An OCI image layout (image-spec 1.1), for skopeo, podman, umoci.
+    Oci,
+    /// A `docker save` archive, for `docker load` and `podman load`.
+    DockerArchive,
+    /// An OCI runtime bundle (config.json and rootfs/), for `runc run`.
+    Bundle,
+    /// The tree as one tar, for `docker import`, `machinectl import-tar`.
+    Tar,
+    /// A newc initramfs; the spec must provide /init.
+    Cpio,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportCompression {
+    Gzip,
+    Zstd,
+    None,
 }
 
 #[derive(Args, Debug)]
@@ -215,6 +260,7 @@ impl Xtask {
                 Some(RootfsCommand::Shell(shell)) => shell.run(),
                 Some(RootfsCommand::Run(run)) => run.run(),
                 Some(RootfsCommand::Trace(trace)) => trace.run(),
+                Some(RootfsCommand::Export(export)) => export.run(),
                 None => Smoke {
                     target: Target::default_spec(),
                     junit: None,
@@ -405,6 +451,35 @@ impl Trace {
         } else {
             ExitCode::FAILURE
         })
+    }
+}
+
+impl Export {
+    fn run(self) -> Result<ExitCode> {
+        let mut target = self.target.build_options()?;
+        target.force = self.force;
+        let built = Target::built(&target)?;
+        let options = rootfs::export::Options {
+            format: match self.format {
+                ExportFormat::Oci => rootfs::export::Format::Oci,
+                ExportFormat::DockerArchive => rootfs::export::Format::DockerArchive,
+                ExportFormat::Bundle => rootfs::export::Format::Bundle,
+                ExportFormat::Tar => rootfs::export::Format::Tar,
+                ExportFormat::Cpio => rootfs::export::Format::Cpio,
+            },
+            output: self.output,
+            compression: self.compression.map(|c| match c {
+                ExportCompression::Gzip => rootfs::export::Compression::Gzip,
+                ExportCompression::Zstd => rootfs::export::Compression::Zstd,
+                ExportCompression::None => rootfs::export::Compression::None,
+            }),
+            epoch: target.epoch,
+            force: self.force,
+            sysroot: target.sysroot.clone(),
+        };
+        let exported = rootfs::export::export(&built, &options)?;
+        println!("{}", exported.summary());
+        Ok(ExitCode::SUCCESS)
     }
 }
 

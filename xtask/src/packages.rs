@@ -4,8 +4,10 @@ use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
 /// What the integration tests use besides the toolchain: the programs of
-/// the shipped specs, the C compiler for fixtures, and the tools compared
-/// against.
+/// the shipped specs, the C compiler for fixtures, the tools compared
+/// against, and the tools that consume exports (skopeo, umoci, podman,
+/// runc, tar, cpio, pigz, zstd, and qemu with a stock kernel for the
+/// initramfs).
 pub const FOR_TESTS: &[&str] = &[
     "bash",
     "busybox-static",
@@ -38,10 +40,20 @@ pub const FOR_TESTS: &[&str] = &[
     "umoci",
     "skopeo",
     "python3-venv",
+    // The real tools the export tests drive.
+    "cpio",
+    "linux-image-amd64",
+    "pigz",
+    "podman",
+    "qemu-system-x86",
+    "runc",
+    "zstd",
 ];
 
-/// The peers the benchmark compares against.
-pub const FOR_BENCH: &[&str] = &["pax-utils", "dracut-core", "jailkit", "hyperfine"];
+/// The peers the benchmark compares against, and the export floor's
+/// compressors.
+pub const FOR_BENCH: &[&str] =
+    &["pax-utils", "dracut-core", "jailkit", "hyperfine", "pigz", "zstd"];
 
 /// Installs whichever of `packages` is missing.
 pub fn ensure(sh: &Shell, packages: &[&str]) -> Result<()> {

@@ -1,0 +1,56 @@
+//! An image before it is written, shared by the OCI layout and the docker archive: its platform, process and layers, each layer with its cache key.
+
+use anyhow::Result;
+
+use super::Job;
+use super::blobs::{self, LayerBlob};
+use super::digest::Digested;
+use super::layers::{self, Layer};
+use super::platform::{self, Platform};
+use super::process::Process;
+
+pub struct ImagePlan {
+    pub platform: Platform,
+    pub process: Process,
+    pub layers: Vec<Layer>,
+    /// The cache key of each layer.
+    pub keys: Vec<String>,
+}
+
+impl ImagePlan {
+    pub fn new(job: &Job) -> Result<ImagePlan> {
+        let spec = &job.built.spec;
+        let process = Process::of_spec(spec)?;
+        let platform = platform::of_tree(&job.tree.root, &job.built.manifest.commands)?;
+        let layers = layers::split(&job.tree, &job.built.manifest.commands, spec.image.layers())?;
+        let keys = layers.iter().map(|l| blobs::key(&job.tree, &l.entries)).collect();
+        Ok(ImagePlan { platform, process, layers, keys })
+    }
+
+    /// The image configuration, for layers with these digests.
+    pub fn config(&self, job: &Job, diff_ids: &[&Digested]) -> Result<Vec<u8>> {
+        let layers: Vec<(String, String)> = diff_ids
+            .iter()
+            .zip(&self.layers)
+            .enumerate()
+            .map(|(i, (d, layer))| {
+                let comment =
+                    format!("layer {} of {}: {}", i + 1, self.layers.len(), layer.comment);
+                (d.oci(), comment)
+            })
+            .collect();
+        super::config::image_config(
+            self.platform,
+            &self.process,
+            &job.built.spec.image,
+            &layers,
+            job.tree.epoch,
+        )
+    }
+
+    /// The configuration for these layer blobs.
+    pub fn config_for(&self, job: &Job, blobs: &[LayerBlob]) -> Result<Vec<u8>> {
+        let diff_ids: Vec<&Digested> = blobs.iter().map(|b| &b.diff_id).collect();
+        self.config(job, &diff_ids)
+    }
+}

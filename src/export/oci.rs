@@ -1,0 +1,274 @@
+//! The OCI image layout (image-spec 1.1): `oci-layout`, `index.json` naming the tag, and `blobs/sha256/` with the layers, the configuration and the manifest; a layer whose content did not change is linked from the previous export instead of compressed again, and an export with nothing to change writes nothing.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::blobs::{self, Cache, LayerBlob};
+use super::compress::Compression;
+use super::digest::Digested;
+use super::image::ImagePlan;
+use super::{Exported, Job, place};
+
+const LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// The media type of a layer compressed this way.
+fn layer_media_type(compression: Compression) -> &'static str {
+    match compression {
+        Compression::None => "application/vnd.oci.image.layer.v1.tar",
+        Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    media_type: &'static str,
+    digest: String,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<PlatformField>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<&'static str, String>,
+}
+
+#[derive(Serialize)]
+struct PlatformField {
+    architecture: &'static str,
+    os: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'static str>,
+}
+
+impl Descriptor {
+    fn of(media_type: &'static str, digest: &Digested) -> Descriptor {
+        Descriptor {
+            media_type,
+            digest: digest.oci(),
+            size: digest.size,
+            platform: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    schema_version: u32,
+    media_type: &'static str,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+    annotations: BTreeMap<&'static str, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Index {
+    schema_version: u32,
+    media_type: &'static str,
+    manifests: Vec<Descriptor>,
+}
+
+/// The small files of a layout, for layers with known blobs.
+struct Layout {
+    config: Vec<u8>,
+    manifest: Vec<u8>,
+    index: Vec<u8>,
+}
+
+impl Layout {
+    fn new(job: &Job, plan: &ImagePlan, blobs: &[LayerBlob]) -> Result<Layout> {
+        let config = plan.config_for(job, blobs)?;
+        let media_type = layer_media_type(job.compression);
+        let spec = &job.built.spec;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: MANIFEST,
+            config: Descriptor::of(CONFIG, &Digested::of(&config)),
+            layers: blobs.iter().map(|b| Descriptor::of(media_type, &b.blob)).collect(),
+            annotations: BTreeMap::from([
+                ("org.opencontainers.image.created", super::config::rfc3339(job.tree.epoch)),
+                ("org.opencontainers.image.title", spec.name.clone()),
+            ]),
+        };
+        let manifest =
+            serde_json::to_vec(&manifest).context("writing the image manifest as JSON")?;
+        let mut entry = Descriptor::of(MANIFEST, &Digested::of(&manifest));
+        entry.platform = Some(PlatformField {
+            architecture: plan.platform.architecture,
+            os: plan.platform.os,
+            variant: plan.platform.variant,
+        });
+        entry.annotations.insert("org.opencontainers.image.ref.name", spec.image.tag().to_string());
+        let index = Index { schema_version: 2, media_type: INDEX, manifests: vec![entry] };
+        let index = serde_json::to_vec(&index).context("writing the image index as JSON")?;
+        Ok(Layout { config, manifest, index })
+    }
+
+    /// Every blob of the layout: its digest.
+    fn blobs<'a>(&'a self, layers: &'a [LayerBlob]) -> Vec<Digested> {
+        let mut all: Vec<Digested> = layers.iter().map(|b| b.blob.clone()).collect();
+        all.push(Digested::of(&self.config));
+        all.push(Digested::of(&self.manifest));
+        all
+    }
+}
+
+/// Writes the OCI image layout of the job's tree.
+pub fn write(job: &Job) -> Result<Exported> {
+    let plan = ImagePlan::new(job)?;
+    let cache_path = Cache::path_for(&job.built.out);
+    let mut cache = if job.force { Cache::default() } else { Cache::read(&cache_path) };
+    let known: Option<Vec<LayerBlob>> =
+        plan.keys.iter().map(|k| cache.get(k, job.compression)).collect();
+    if let Some(blobs) = known.as_ref().filter(|_| !job.force) {
+        let layout = Layout::new(job, &plan, blobs)?;
+        if is_current(&job.output, &layout, blobs) {
+            return Ok(exported(job, &plan, &layout, blobs, true));
+        }
+    }
+    let staging = place::staging_dir(&job.output)?;
+    let written = write_layout(job, &plan, &mut cache, &staging);
+    let (layout, blobs) = match written {
+        Ok(done) => done,
+        Err(e) => {
+            place::discard(&staging);
+            return Err(e);
+        }
+    };
+    place::commit_dir(&staging, &job.output)?;
+    cache.write(&cache_path)?;
+    Ok(exported(job, &plan, &layout, &blobs, false))
+}
+
+/// Fills the staging folder: every layer blob (reused or compressed), the
+/// configuration, the manifest, `index.json` and `oci-layout`.
+fn write_layout(
+    job: &Job,
+    plan: &ImagePlan,
+    cache: &mut Cache,
+    staging: &Path,
+) -> Result<(Layout, Vec<LayerBlob>)> {
+    let dir = staging.join("blobs/sha256");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let mut blobs = Vec::new();
+    for (layer, key) in plan.layers.iter().zip(&plan.keys) {
+        let reused = cache.get(key, job.compression).filter(|_| !job.force).filter(|blob| {
+            reuse(&job.output.join("blobs/sha256").join(&blob.blob.sha256), blob, &dir)
+        });
+        let blob = match reused {
+            Some(blob) => blob,
+            None => {
+                let blob = compress_layer(job, &layer.entries, &dir)?;
+                cache.put(key, job.compression, &blob);
+                blob
+            }
+        };
+        blobs.push(blob);
+    }
+    let layout = Layout::new(job, plan, &blobs)?;
+    for bytes in [&layout.config, &layout.manifest] {
+        let path = dir.join(Digested::of(bytes).sha256);
+        std::fs::write(&path, bytes)
+            .with_context(|| format!("failed to write `{}`", path.display()))?;
+    }
+    for (name, bytes) in [("index.json", &layout.index[..]), ("oci-layout", LAYOUT)] {
+        let path = staging.join(name);
+        std::fs::write(&path, bytes)
+            .with_context(|| format!("failed to write `{}`", path.display()))?;
+    }
+    Ok((layout, blobs))
+}
+
+/// Links a blob of the previous export into the staging folder: a file
+/// named by its digest, with the size recorded for that digest.
+fn reuse(previous: &Path, blob: &LayerBlob, dir: &Path) -> bool {
+    let fits =
+        std::fs::symlink_metadata(previous).is_ok_and(|m| m.is_file() && m.len() == blob.blob.size);
+    let target = dir.join(&blob.blob.sha256);
+    fits && (std::fs::hard_link(previous, &target).is_ok()
+        || std::fs::copy(previous, &target).is_ok())
+}
+
+/// Compresses one layer into `dir`, under its digest.
+fn compress_layer(job: &Job, entries: &[usize], dir: &Path) -> Result<LayerBlob> {
+    let partial = dir.join(".layer.partial");
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("failed to create `{}`", partial.display()))?;
+    let out = BufWriter::with_capacity(1 << 20, file);
+    let (blob, out) = blobs::write_layer(&job.tree, entries, job.compression, out)
+        .with_context(|| format!("writing a layer of `{}`", job.output.display()))?;
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|mut f| f.flush())
+        .with_context(|| format!("failed to write `{}`", partial.display()))?;
+    let path = dir.join(&blob.blob.sha256);
+    std::fs::rename(&partial, &path)
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    Ok(blob)
+}
+
+/// Whether the layout at `output` already holds exactly these files: then
+/// there is nothing to write. Blobs are named by their digests; a blob is
+/// taken to be what its name says when its size is the one recorded.
+fn is_current(output: &Path, layout: &Layout, layers: &[LayerBlob]) -> bool {
+    let read = |name: &str| std::fs::read(output.join(name)).ok();
+    if read("index.json").as_deref() != Some(&layout.index[..])
+        || read("oci-layout").as_deref() != Some(LAYOUT)
+    {
+        return false;
+    }
+    let expected: BTreeMap<String, u64> =
+        layout.blobs(layers).into_iter().map(|d| (d.sha256, d.size)).collect();
+    let top: Vec<String> = names(output);
+    let Ok(found) = std::fs::read_dir(output.join("blobs/sha256")) else { return false };
+    let mut seen = 0;
+    for entry in found.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let size = entry.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+        if expected.get(&name).copied() != size {
+            return false;
+        }
+        seen += 1;
+    }
+    seen == expected.len()
+        && top == ["blobs", "index.json", "oci-layout"]
+        && names(&output.join("blobs")) == ["sha256"]
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn exported(
+    job: &Job,
+    plan: &ImagePlan,
+    layout: &Layout,
+    blobs: &[LayerBlob],
+    up_to_date: bool,
+) -> Exported {
+    let bytes = layout.blobs(blobs).iter().map(|d| d.size).sum::<u64>()
+        + (layout.index.len() + LAYOUT.len()) as u64;
+    Exported {
+        digest: Some(Digested::of(&layout.manifest).oci()),
+        layers: Some(plan.layers.len()),
+        up_to_date,
+        ..Exported::new(job, bytes)
+    }
+}

@@ -1,0 +1,73 @@
+//! What a container of the tree runs: `[image]`'s entrypoint and cmd, environment, workdir and user, with the user resolved to a uid and gid through `[[users]]`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::spec::image::User;
+use crate::spec::{Spec, SpecError};
+
+/// The process of an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    /// `NAME=value`, sorted by name; `PATH` is always set (to the smoke
+    /// tests' `PATH` unless `[image.env]` gives one).
+    pub env: Vec<String>,
+    pub workdir: Option<PathBuf>,
+    /// uid and gid, when `[image] user` is given.
+    pub user: Option<(u32, u32)>,
+}
+
+impl Process {
+    /// The process a spec describes. A user name that is neither `root`
+    /// nor a `[[users]]` entry is a mistake in the spec.
+    pub fn of_spec(spec: &Spec) -> Result<Process, SpecError> {
+        let image = &spec.image;
+        let path = crate::resolve::default_path_var();
+        let mut env: BTreeMap<&str, &str> =
+            image.env.iter().map(|(k, v)| (k.as_str(), v.value.as_str())).collect();
+        env.entry("PATH").or_insert(path.as_str());
+        let user = image.user.as_ref().map(|item| match &item.value {
+            User::Name(name) if name == "root" => Ok((0, 0)),
+            User::Name(name) => spec
+                .users
+                .iter()
+                .find(|u| u.value.name == *name)
+                .map(|u| (u.value.uid, u.value.gid))
+                .ok_or_else(|| {
+                    let names: Vec<&str> = std::iter::once("root")
+                        .chain(spec.users.iter().map(|u| u.value.name.as_str()))
+                        .collect();
+                    SpecError::at(
+                        &item.at,
+                        format!("[image] user `{name}` is not a user of this spec"),
+                    )
+                    .help(format!("the users are: {}; or give a uid", names.join(", ")))
+                }),
+            User::Id(uid) => Ok(spec
+                .users
+                .iter()
+                .find(|u| u.value.uid == *uid)
+                .map_or((*uid, 0), |u| (u.value.uid, u.value.gid))),
+        });
+        Ok(Process {
+            entrypoint: image.entrypoint.as_ref().map(|e| e.value.clone()),
+            cmd: image.cmd.as_ref().map(|c| c.value.clone()),
+            env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            workdir: image.workdir.as_ref().map(|w| w.value.clone()),
+            user: user.transpose()?,
+        })
+    }
+
+    /// The command line a runtime runs: entrypoint, then cmd.
+    pub fn args(&self) -> Vec<String> {
+        let entrypoint = self.entrypoint.iter().flatten();
+        entrypoint.chain(self.cmd.iter().flatten()).cloned().collect()
+    }
+
+    /// `uid:gid`, as the image configuration's `User` writes it.
+    pub fn user_field(&self) -> Option<String> {
+        self.user.map(|(uid, gid)| format!("{uid}:{gid}"))
+    }
+}

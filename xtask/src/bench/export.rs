@@ -1,0 +1,170 @@
+//! `cargo xtask bench`, exports: the tree of every dynamically linked host program exported as an OCI image, against the floor of the same compressor in a pipe (`tar --sort=name | pigz -n -p2 | sha256sum`, or `zstd -T0 -3`), and an unchanged re-export.
+//!
+//! The floor reads the tree, compresses it and hashes the result, which an
+//! export must do too; an export also hashes the uncompressed layer (its
+//! `diff_id`), writes the blob and the small files, and checks the tree is
+//! up to date first. Contenders run round-robin (run 1 of each, then run
+//! 2, ...) after a sync and a pause, as the other benchmarks do, so that
+//! what drifts over the run weighs on both alike.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+
+/// One thing timed.
+struct Contender {
+    label: &'static str,
+    /// Moves the previous output and the layer cache aside, when it writes.
+    fresh: bool,
+    command: Command,
+    times: Vec<Duration>,
+}
+
+/// Runs the export benchmark on `programs`; returns its section of the
+/// results, in Markdown.
+pub fn run(exe: &Path, work: &Path, programs: &[PathBuf], runs: usize) -> Result<String> {
+    let dir = work.join("export");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let spec = dir.join("spec.toml");
+    let mut text = "name = \"export-all\"\ncommands = [\n".to_string();
+    for p in programs {
+        let _ = writeln!(text, "  \"{}\",", p.display());
+    }
+    text.push_str("]\n");
+    std::fs::write(&spec, text).with_context(|| format!("failed to write `{}`", spec.display()))?;
+    let tree = dir.join("tree");
+    let export = |compression: &str, output: &Path| {
+        let mut c = Command::new(exe);
+        c.args(["rootfs", "export"]).arg(&spec).arg("--out").arg(&tree);
+        c.args(["--format", "oci", "--compression", compression, "--output"]).arg(output);
+        c
+    };
+    let floor = |compressor: &str| {
+        let mut c = Command::new("bash");
+        c.arg("-c")
+            .arg(format!(
+                "set -o pipefail; tar --sort=name -C \"$0\" -cf - . | {compressor} | sha256sum"
+            ))
+            .arg(&tree);
+        c
+    };
+    // The tree, once, untimed; its size for the table.
+    let status = export("gzip", &dir.join("warm.oci"))
+        .stdout(Stdio::null())
+        .status()
+        .context("building the tree")?;
+    ensure!(status.success(), "the first export failed");
+    let manifest = rootfs::manifest::Manifest::read(&rootfs::manifest::path_for(&tree))?;
+    let (files, bytes) = manifest.file_totals();
+
+    let contender = |label, fresh, command| Contender { label, fresh, command, times: Vec::new() };
+    let mut contenders = vec![
+        contender("floor: tar \\| pigz -n -p2 \\| sha256sum", false, floor("pigz -n -p2")),
+        contender(
+            "export --compression gzip (nothing cached)",
+            true,
+            export("gzip", &dir.join("gzip.oci")),
+        ),
+        contender("floor: tar \\| zstd -T0 -3 \\| sha256sum", false, floor("zstd -q -T0 -3")),
+        contender(
+            "export --compression zstd (nothing cached)",
+            true,
+            export("zstd", &dir.join("zstd.oci")),
+        ),
+    ];
+    let trash = work.join("trash/export");
+    let mut moved = 0;
+    for round in 0..=runs {
+        for c in &mut contenders {
+            if c.fresh {
+                for path in
+                    [dir.join("gzip.oci"), dir.join("zstd.oci"), dir.join(".rootfs-layers.json")]
+                {
+                    moved += 1;
+                    std::fs::create_dir_all(&trash).context("creating the trash folder")?;
+                    let _ = std::fs::rename(&path, trash.join(moved.to_string()));
+                }
+            }
+            rustix::fs::sync();
+            std::thread::sleep(Duration::from_secs(3));
+            let elapsed = time(&mut c.command).with_context(|| c.label.to_string())?;
+            if round > 0 {
+                c.times.push(elapsed);
+            }
+        }
+    }
+    // An unchanged re-export: the layout and the cache are in place.
+    let kept = dir.join("kept.oci");
+    let mut again = export("gzip", &kept);
+    time(&mut again).context("the first export to keep")?;
+    let mut unchanged = contender("unchanged re-export (gzip)", false, export("gzip", &kept));
+    for _ in 0..=runs {
+        let elapsed = time(&mut unchanged.command)?;
+        unchanged.times.push(elapsed);
+    }
+    unchanged.times.remove(0);
+    let _ = std::fs::remove_dir_all(&trash);
+    Ok(render(&contenders, &unchanged, programs.len(), files, bytes, runs))
+}
+
+/// The wall time of one run of `command`, which must succeed.
+fn time(command: &mut Command) -> Result<Duration> {
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    let started = Instant::now();
+    let out = command.output().context("starting a benchmark command")?;
+    let elapsed = started.elapsed();
+    ensure!(
+        out.status.success(),
+        "failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim_end()
+    );
+    Ok(elapsed)
+}
+
+/// Median, min and max, in seconds.
+fn stats(times: &[Duration]) -> (f64, f64, f64) {
+    let mut sorted: Vec<f64> = times.iter().map(Duration::as_secs_f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    (sorted[sorted.len() / 2], sorted[0], sorted[sorted.len() - 1])
+}
+
+fn render(
+    contenders: &[Contender],
+    unchanged: &Contender,
+    programs: usize,
+    files: usize,
+    bytes: u64,
+    runs: usize,
+) -> String {
+    let mut out = String::new();
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    let _ =
+        writeln!(out, "### export: OCI image of all-{programs} ({files} files, {mib:.1} MiB)\n");
+    let _ = writeln!(
+        out,
+        "Medians of {runs} runs (after one warm-up), wall time of the whole process.\n"
+    );
+    let _ = writeln!(out, "| what | median | min–max |\n|---|---|---|");
+    for c in contenders.iter().chain([unchanged]) {
+        let (median, min, max) = stats(&c.times);
+        let _ = writeln!(out, "| {} | {median:.3} s | {min:.3}–{max:.3} s |", c.label);
+    }
+    let median = |i: usize| stats(&contenders[i].times).0;
+    let _ = writeln!(out);
+    let _ =
+        writeln!(out, "- gzip export / floor: {:.2}x (target at most 1.1x)", median(1) / median(0));
+    let _ =
+        writeln!(out, "- zstd export / floor: {:.2}x (target at most 1.1x)", median(3) / median(2));
+    let _ = writeln!(
+        out,
+        "- unchanged re-export: {:.0} ms (target under 100 ms)\n",
+        stats(&unchanged.times).0 * 1000.0
+    );
+    out
+}
