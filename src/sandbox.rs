@@ -35,7 +35,9 @@
 //! [`Launch`]), nothing allocates, and which step failed is reported through
 //! a shared page ([`StepLog`]) rather than formatted text.
 
+mod access;
 mod keeper;
+mod layer;
 pub mod limits;
 mod pid1;
 mod prepare;
@@ -50,6 +52,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use rustix::mount::MountFlags;
 
+pub use self::access::{Access, Bind, BindError, Ids, resolve_item};
 pub use self::limits::{Cgroups, CheckLimits, LimitHit};
 pub use self::steps::{Step, StepLog};
 
@@ -111,6 +114,8 @@ pub struct Sandbox {
     /// (`/proc/sys`, device nodes, the host's mounts).
     user_maps: (Vec<u8>, Vec<u8>),
     interactive: bool,
+    /// Binds, the writable layer, the network and the user inside.
+    access: access::Prepared,
 }
 
 /// What one command gets besides the sandbox: its limits and its `/tmp`.
@@ -149,9 +154,15 @@ impl Launch {
 }
 
 impl Sandbox {
-    /// Prepares entering `options.root`.
+    /// Prepares entering `options.root` as a smoke check does.
     pub fn new(options: &Options) -> Result<Sandbox> {
-        prepare::sandbox(options)
+        prepare::sandbox(options, &Access::default())
+    }
+
+    /// Prepares entering `options.root` with `access`: binds, a writable
+    /// layer, the host's network, another user.
+    pub fn with_access(options: &Options, access: &Access) -> Result<Sandbox> {
+        prepare::sandbox(options, access)
     }
 
     /// The root, as a host path.
@@ -199,9 +210,16 @@ impl Sandbox {
             Err(e) if e.kind() == io::ErrorKind::NotFound && log.step() == Step::Executing => {
                 Ok(())
             }
-            Err(e) => Err(anyhow::anyhow!(
+            // Only the namespaces themselves depend on what the kernel
+            // allows users; a later step names its own cause.
+            Err(e) if (log.step() as u32) <= Step::ForkingPid1 as u32 => Err(anyhow::anyhow!(
                 "cannot enter `{}` ({} failed: {e}); entering needs root, or a kernel that allows \
                  unprivileged user namespaces",
+                self.root().display(),
+                log.step().words()
+            )),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot enter `{}`: {} failed: {e}",
                 self.root().display(),
                 log.step().words()
             )),
