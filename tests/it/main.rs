@@ -2,6 +2,7 @@
 
 mod build;
 mod cli;
+mod devenv;
 mod limits;
 mod output;
 mod parity;
@@ -9,5 +10,6 @@ mod resolve;
 mod smoke;
 mod spec_errors;
 mod support;
+mod terminal;
 mod tidy;
 mod trace;
