@@ -82,7 +82,7 @@ fn binds(
         if bind.dir && bind.source == cwd {
             implied_workdir = Some(bind.target.clone());
         }
-        flags.push((asked.dest.unwrap_or_else(|| bind.source.clone()), bind));
+        flags.push((asked.dest.unwrap_or_else(|| bind.target.clone()), bind));
     }
     let replaced = |dest: &Path| flags.iter().any(|(asked, b)| asked == dest || b.target == dest);
     let mut binds: Vec<sandbox::Bind> = Vec::new();

@@ -114,10 +114,11 @@ impl fmt::Display for BindError {
 impl std::error::Error for BindError {}
 
 impl Bind {
-    /// Binds host path `source` at `dest` inside `tree` (the source's own
-    /// canonical path when `None`), resolving `dest` in the tree as spec
-    /// paths are: `..` never climbs out, an absolute symlink restarts at
-    /// the tree's root.
+    /// Binds host path `source` at `dest` inside `tree` (by default at the
+    /// source's own absolute path, as given: `/etc/resolv.conf` even when
+    /// it is a symlink), resolving `dest` in the tree as spec paths are:
+    /// `..` never climbs out, an absolute symlink restarts at the tree's
+    /// root.
     pub fn resolve(
         tree: &Path,
         source: &Path,
@@ -128,8 +129,10 @@ impl Bind {
             .map_err(|e| BindError::Source(source.to_path_buf(), e))?;
         let meta = std::fs::metadata(&canonical)
             .map_err(|e| BindError::Source(source.to_path_buf(), e))?;
-        let dest = dest.unwrap_or(&canonical);
-        let inside = dest.is_absolute() && !dest.components().any(|c| c == Component::ParentDir);
+        let own = std::path::absolute(source).ok().filter(|p| !has_parent_dir(p));
+        let own = own.unwrap_or_else(|| canonical.clone());
+        let dest = dest.unwrap_or(&own);
+        let inside = dest.is_absolute() && !has_parent_dir(dest);
         if !inside || dest == Path::new("/") {
             return Err(BindError::NotInside(dest.to_path_buf()));
         }
@@ -153,6 +156,10 @@ impl Bind {
         };
         Ok(Bind { source: canonical, target: walked.real, read_only, dir: meta.is_dir(), layer })
     }
+}
+
+fn has_parent_dir(path: &Path) -> bool {
+    path.components().any(|c| c == Component::ParentDir)
 }
 
 /// A bind of the spec (`[shell]`, a smoke check) resolved for `tree`; a

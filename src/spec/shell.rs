@@ -38,7 +38,7 @@ pub struct Bind {
     /// spec) or the current directory (on the command line).
     pub source: PathBuf,
     /// The path inside, normalised; `None` means the source's own
-    /// (canonical) path.
+    /// absolute path.
     pub dest: Option<PathBuf>,
     pub read_only: bool,
 }

@@ -194,6 +194,13 @@ fn a_bind_is_written_as_the_caller_and_a_read_only_one_refuses_writes() {
         let bind = format!("{}:/bin/extra/note", fx.home.join("note").display());
         let out = stdout_of(fx.run(&["--bind", &bind], "cat /usr/bin/extra/note"));
         assert_eq!(out, "from the host\n");
+        // Without a path inside, a symlink is bound at its own path (as
+        // `--bind /etc/resolv.conf` must be), with what it leads to.
+        let link = fx.home.join("link");
+        std::os::unix::fs::symlink("note", &link).unwrap();
+        let link = link.display().to_string();
+        let out = stdout_of(fx.run(&["--bind", &format!("{link}:ro")], &format!("cat {link}")));
+        assert_eq!(out, "from the host\n");
 
         assert_eq!(fx.tree(), before, "{caller:?}: the tree on disk changed");
         assert_eq!(mountinfo(), mounts, "the host's mount table changed");
