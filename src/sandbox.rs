@@ -23,6 +23,16 @@
 //!    the program is executed;
 //! 3. the keeper exits with PID 1's status.
 //!
+//! An [`Access`] (`shell` and `run`, and smoke checks that ask) changes
+//! this in four places only (`sandbox/access.rs`, `sandbox/layer.rs`): PID 1
+//! takes the host paths to bind first, as detached mounts, right after
+//! making mounts private; with binds or writes it sees the tree through an
+//! overlay whose upper layer is a tmpfs, instead of the read-only bind,
+//! attaches the binds after `pivot_root` and then makes the overlay
+//! read-only (unless writes are asked for); the nested user namespace maps
+//! the user asked for, not root, to the caller; and the host's network is
+//! shared by not unsharing the network namespace at all.
+//!
 //! Killing PID 1 (a timeout) kills every process of the namespace
 //! (`pid_namespaces(7)`) and lets the keeper reap it and exit, so nothing is
 //! left; the tool dying kills the keeper, and PID 1 with it through

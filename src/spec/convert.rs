@@ -317,15 +317,16 @@ pub(super) fn root_path(text: &str, at: &Location, what: &str) -> Result<PathBuf
     root_path_rule(text, what).map_err(|rule| SpecError::at(at, rule.message).help(rule.help))
 }
 
-/// Why a path cannot be a path inside the rootfs, and the fix: the rule of
-/// [`root_path`], for values that are not in a spec file (flags).
+/// Why a path cannot be a path inside the rootfs, and the fix: the rule
+/// spec paths follow, for values that are not in a spec file (flags).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathRule {
     pub message: String,
     pub help: String,
 }
 
-/// The rule of [`root_path`], without a place in a file.
+/// The rule of spec paths inside the rootfs (absolute, no `..`, not `/`
+/// itself), without a place in a file; returns the path normalised.
 pub fn root_path_rule(text: &str, what: &str) -> Result<PathBuf, PathRule> {
     let path = Path::new(text);
     if !path.is_absolute() {
