@@ -63,6 +63,7 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 pub mod build;
+pub mod devenv;
 pub mod install;
 pub mod manifest;
 pub mod output;

@@ -23,6 +23,16 @@
 //!    the program is executed;
 //! 3. the keeper exits with PID 1's status.
 //!
+//! An [`Access`] (`shell` and `run`, and smoke checks that ask) changes
+//! this in four places only (`sandbox/access.rs`, `sandbox/layer.rs`): PID 1
+//! takes the host paths to bind first, as detached mounts, right after
+//! making mounts private; with binds or writes it sees the tree through an
+//! overlay whose upper layer is a tmpfs, instead of the read-only bind,
+//! attaches the binds after `pivot_root` and then makes the overlay
+//! read-only (unless writes are asked for); the nested user namespace maps
+//! the user asked for, not root, to the caller; and the host's network is
+//! shared by not unsharing the network namespace at all.
+//!
 //! Killing PID 1 (a timeout) kills every process of the namespace
 //! (`pid_namespaces(7)`) and lets the keeper reap it and exit, so nothing is
 //! left; the tool dying kills the keeper, and PID 1 with it through
@@ -35,7 +45,9 @@
 //! [`Launch`]), nothing allocates, and which step failed is reported through
 //! a shared page ([`StepLog`]) rather than formatted text.
 
+mod access;
 mod keeper;
+mod layer;
 pub mod limits;
 mod pid1;
 mod prepare;
@@ -50,6 +62,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use rustix::mount::MountFlags;
 
+pub use self::access::{Access, Bind, BindError, Ids, resolve_item};
 pub use self::limits::{Cgroups, CheckLimits, LimitHit};
 pub use self::steps::{Step, StepLog};
 
@@ -111,6 +124,8 @@ pub struct Sandbox {
     /// (`/proc/sys`, device nodes, the host's mounts).
     user_maps: (Vec<u8>, Vec<u8>),
     interactive: bool,
+    /// Binds, the writable layer, the network and the user inside.
+    access: access::Prepared,
 }
 
 /// What one command gets besides the sandbox: its limits and its `/tmp`.
@@ -149,9 +164,15 @@ impl Launch {
 }
 
 impl Sandbox {
-    /// Prepares entering `options.root`.
+    /// Prepares entering `options.root` as a smoke check does.
     pub fn new(options: &Options) -> Result<Sandbox> {
-        prepare::sandbox(options)
+        prepare::sandbox(options, &Access::default())
+    }
+
+    /// Prepares entering `options.root` with `access`: binds, a writable
+    /// layer, the host's network, another user.
+    pub fn with_access(options: &Options, access: &Access) -> Result<Sandbox> {
+        prepare::sandbox(options, access)
     }
 
     /// The root, as a host path.
@@ -199,9 +220,16 @@ impl Sandbox {
             Err(e) if e.kind() == io::ErrorKind::NotFound && log.step() == Step::Executing => {
                 Ok(())
             }
-            Err(e) => Err(anyhow::anyhow!(
+            // Only the namespaces themselves depend on what the kernel
+            // allows users; a later step names its own cause.
+            Err(e) if (log.step() as u32) <= Step::ForkingPid1 as u32 => Err(anyhow::anyhow!(
                 "cannot enter `{}` ({} failed: {e}); entering needs root, or a kernel that allows \
                  unprivileged user namespaces",
+                self.root().display(),
+                log.step().words()
+            )),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot enter `{}`: {} failed: {e}",
                 self.root().display(),
                 log.step().words()
             )),

@@ -18,9 +18,9 @@ pub use self::report::Report;
 pub use self::runner::{End, Ran};
 pub use self::traced::{Traced, trace_checks};
 use crate::manifest::Manifest;
-use crate::sandbox::{self, Cgroups, RootKind, Sandbox};
+use crate::sandbox::{self, Access, Cgroups, RootKind, Sandbox};
 pub use crate::sandbox::{DEV_NODES, cannot_enter_reason};
-use crate::spec::{Limits, Spec};
+use crate::spec::{Item, Limits, Network, Spec};
 
 /// What decides whether a check passes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +47,16 @@ pub struct Check {
     pub expect: Expect,
     pub timeout: Duration,
     pub limits: Limits,
+    /// What of the host it may use.
+    pub opens: Opens,
+}
+
+/// What of the host a check uses besides the tree (`[[smoke.checks]]`
+/// `binds` and `network`); by default, nothing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Opens {
+    pub binds: Vec<Item<crate::spec::Bind>>,
+    pub network: Network,
 }
 
 impl Check {
@@ -58,6 +68,7 @@ impl Check {
             expect: Expect::Exit { code: 0, contains: None },
             timeout,
             limits: Limits::default(),
+            opens: Opens::default(),
         }
     }
 }
@@ -135,7 +146,8 @@ pub fn checks(spec: &Spec, manifest: &Manifest) -> Vec<Check> {
                 Expect::Probe { fallback: vec![path, "--help".to_string()] },
             ),
         };
-        checks.push(Check { name: command.name.clone(), argv, expect, timeout, limits });
+        let name = command.name.clone();
+        checks.push(Check { name, argv, expect, timeout, limits, opens: Opens::default() });
     }
     for (i, item) in spec.smoke.checks.iter().enumerate() {
         let check = &item.value;
@@ -151,6 +163,7 @@ pub fn checks(spec: &Spec, manifest: &Manifest) -> Vec<Check> {
             expect,
             timeout: check.timeout.map_or(timeout, Duration::from_secs_f64),
             limits: check.limits.apply(limits),
+            opens: Opens { binds: check.binds.clone(), network: check.network },
         });
     }
     checks
@@ -203,9 +216,19 @@ fn runs_here(machine: u16) -> bool {
 /// The sandboxes of one run: the tree, the reference, and the limits.
 struct Sandboxes {
     tree: Arc<Sandbox>,
+    /// The tree for checks that open something of the host, by what.
+    opened: Vec<(Opens, Arc<Sandbox>)>,
     reference: Option<Arc<Sandbox>>,
     cgroups: Cgroups,
     env: Vec<(String, String)>,
+}
+
+impl Sandboxes {
+    /// The tree as `check` enters it.
+    fn tree_for(&self, check: &Check) -> &Arc<Sandbox> {
+        let opened = self.opened.iter().find(|(opens, _)| *opens == check.opens);
+        opened.map_or(&self.tree, |(_, sandbox)| sandbox)
+    }
 }
 
 /// Runs `checks` inside the rootfs at `root`, `options.jobs` at a time.
@@ -213,7 +236,7 @@ struct Sandboxes {
 /// when limits are rlimits only. Interrupted (SIGINT, SIGTERM), it kills and
 /// reaps the running checks, runs no more, and returns an error.
 pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
-    let sandboxes = enter_all(root, options)?;
+    let sandboxes = enter_all(root, checks, options)?;
     if let Some(note) = sandboxes.cgroups.note() {
         eprintln!("{note}");
     }
@@ -233,24 +256,42 @@ pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
     Ok(Report { results, elapsed: started.elapsed() })
 }
 
-fn enter_all(root: &Path, options: &Options) -> Result<Sandboxes> {
+fn enter_all(root: &Path, checks: &[Check], options: &Options) -> Result<Sandboxes> {
     if let Some(reason) = cannot_enter_reason() {
         anyhow::bail!(reason);
     }
-    let enter = |root: &Path, kind| -> Result<Arc<Sandbox>> {
-        let sandbox = Arc::new(Sandbox::new(&sandbox::Options {
+    let enter = |root: &Path, kind, access: &Access| -> Result<Arc<Sandbox>> {
+        let options = sandbox::Options {
             root: root.to_path_buf(),
             kind,
             hostname: options.hostname.clone(),
             interactive: false,
-        })?);
+        };
+        let sandbox = Arc::new(Sandbox::with_access(&options, access)?);
         sandbox.preflight()?;
         Ok(sandbox)
     };
-    let tree = enter(root, RootKind::Tree)?;
-    let reference =
-        options.reference.as_deref().map(|r| enter(r, RootKind::Reference)).transpose()?;
-    Ok(Sandboxes { tree, reference, cgroups: Cgroups::create(), env: environment(None) })
+    let tree = enter(root, RootKind::Tree, &Access::default())?;
+    let mut opened: Vec<(Opens, Arc<Sandbox>)> = Vec::new();
+    for check in checks {
+        if check.opens == Opens::default() || opened.iter().any(|(o, _)| *o == check.opens) {
+            continue;
+        }
+        let binds = check.opens.binds.iter().map(|b| sandbox::resolve_item(root, b));
+        let access = Access {
+            binds: binds.collect::<Result<_, _>>()?,
+            network: check.opens.network,
+            ..Access::default()
+        };
+        opened.push((check.opens.clone(), enter(root, RootKind::Tree, &access)?));
+    }
+    let reference = options
+        .reference
+        .as_deref()
+        .map(|r| enter(r, RootKind::Reference, &Access::default()))
+        .transpose()?;
+    let env = environment(None);
+    Ok(Sandboxes { tree, opened, reference, cgroups: Cgroups::create(), env })
 }
 
 /// SIGINT and SIGTERM set the interrupted flag while a run is going on,
@@ -322,18 +363,31 @@ pub fn environment(term: Option<&str>) -> Vec<(String, String)> {
 /// `TERM` set to `term`, and returns its exit status (128 + N for a
 /// signal). Ctrl-C goes to the command, not to this process.
 pub fn run_interactive(root: &Path, hostname: &str, argv: &[String], term: &str) -> Result<i32> {
+    run_attached(root, hostname, &Access::default(), argv, &environment(Some(term)))
+}
+
+/// [`run_interactive`] with `access` (binds, network, user, a writable
+/// layer, the working directory) and `env` as the whole environment.
+pub fn run_attached(
+    root: &Path,
+    hostname: &str,
+    access: &Access,
+    argv: &[String],
+    env: &[(String, String)],
+) -> Result<i32> {
     if let Some(reason) = cannot_enter_reason() {
         anyhow::bail!(reason);
     }
-    let sandbox = Arc::new(Sandbox::new(&sandbox::Options {
+    let options = sandbox::Options {
         root: root.to_path_buf(),
         kind: RootKind::Tree,
         hostname: hostname.to_string(),
         interactive: true,
-    })?);
+    };
+    let sandbox = Arc::new(Sandbox::with_access(&options, access)?);
     sandbox.preflight()?;
     let launch = Arc::new(sandbox::Launch::new(None, Limits::default().tmp_size));
-    let (expression, log) = sandbox.command(argv, &environment(Some(term)), launch)?;
+    let (expression, log) = sandbox.command(argv, env, launch)?;
     // SAFETY: setting a signal disposition; restored below.
     let previous = unsafe {
         (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN))

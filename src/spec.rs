@@ -11,13 +11,16 @@ mod convert;
 mod diagnostic;
 pub mod image;
 mod raw;
+mod shell;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use self::convert::{PathRule, root_path_rule};
 pub use self::diagnostic::{Location, Source, SpecError};
 use self::raw::RawSpec;
+pub use self::shell::{Bind, Network, Shell, UserSpec, valid_variable_name};
 
 /// The spec `cargo xtask rootfs` builds when given none.
 pub const DEFAULT_SPEC: &str = "rootfs-spec/default.toml";
@@ -27,6 +30,14 @@ pub const DEFAULT_SPEC: &str = "rootfs-spec/default.toml";
 pub struct Item<T> {
     pub value: T,
     pub at: Location,
+}
+
+/// Items compare by value: where a value was written does not change what
+/// it asks for.
+impl<T: PartialEq> PartialEq for Item<T> {
+    fn eq(&self, other: &Item<T>) -> bool {
+        self.value == other.value
+    }
 }
 
 /// A directory to create.
@@ -154,6 +165,9 @@ pub struct Check {
     pub same_as_host: bool,
     pub timeout: Option<f64>,
     pub limits: LimitOverrides,
+    /// Host paths mounted inside for this check (`[shell]`'s syntax).
+    pub binds: Vec<Item<Bind>>,
+    pub network: Network,
 }
 
 /// What a command's default probe is judged against.
@@ -204,6 +218,8 @@ pub struct Spec {
     pub smoke: Smoke,
     /// How exports present the tree as a container image.
     pub image: image::Image,
+    /// Defaults for `shell` and `run`.
+    pub shell: Shell,
 }
 
 /// Default smoke timeout, in seconds.
@@ -259,6 +275,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
             limits: Limits::default(),
         },
         image: image::Image::default(),
+        shell: Shell::default(),
     };
     let name = load_into(&mut spec, path, &mut Reading::default())?;
     let Some(name) = name else {
@@ -270,6 +287,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
     spec.name = name;
     checks::unique(&spec)?;
     checks::smoke_names(&mut spec)?;
+    shell::check(&spec)?;
     Ok(spec)
 }
 

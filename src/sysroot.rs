@@ -98,6 +98,12 @@ impl Sysroot {
         Ok(self.locate_walked(path)?)
     }
 
+    /// Resolves `path` from `/` as `how` says, without the cache of
+    /// directories: for a path asked about once (a mount point).
+    pub fn walk(&self, path: &Path, how: Walk) -> Result<Walked, WalkError> {
+        rootpath::walk(path, how, |p| self.lookup(p).map(|(node, _)| node))
+    }
+
     fn locate_walked(&self, path: &Path) -> Result<Located, WalkError> {
         let (parent, last) = split_last(path);
         let dir = self.locate_dir(&parent)?;

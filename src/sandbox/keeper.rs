@@ -20,12 +20,14 @@ pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Resu
     }
     join_limits(launch, log)?;
     log.set(Step::Unsharing);
-    let flags = UnshareFlags::NEWUSER
+    let mut flags = UnshareFlags::NEWUSER
         | UnshareFlags::NEWNS
         | UnshareFlags::NEWPID
         | UnshareFlags::NEWUTS
-        | UnshareFlags::NEWIPC
-        | UnshareFlags::NEWNET;
+        | UnshareFlags::NEWIPC;
+    if !sandbox.access.share_network {
+        flags |= UnshareFlags::NEWNET;
+    }
     // SAFETY: this process is single-threaded (fresh from fork), so
     // unsharing cannot surprise another thread.
     unsafe { rustix::thread::unshare_unsafe(flags) }?;

@@ -7,10 +7,10 @@ use std::os::fd::OwnedFd;
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
-use super::{Launch, SAFE, Sandbox, Step, StepLog, keeper};
+use super::{Launch, SAFE, Sandbox, Step, StepLog, keeper, layer};
 
 /// `AT_RECURSIVE` for `mount_setattr(2)`.
-const AT_RECURSIVE: libc::c_uint = 0x8000;
+pub(super) const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 pub(super) fn run(
     sandbox: &Sandbox,
@@ -19,7 +19,13 @@ pub(super) fn run(
     alive: OwnedFd,
 ) -> io::Result<()> {
     die_with_keeper(log, alive)?;
-    mount_root(sandbox, log)?;
+    log.set(Step::MakingMountsPrivate);
+    rustix::mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
+    layer::open_binds(&sandbox.access, log)?;
+    match &sandbox.access.layer {
+        Some(writable_layer) => layer::mount_layer(writable_layer, log)?,
+        None => mount_root(sandbox, log)?,
+    }
     mount_proc(sandbox, log)?;
     mount_dev(sandbox, log)?;
     log.set(Step::MountingTmp);
@@ -41,14 +47,18 @@ pub(super) fn run(
         )?;
     }
     pivot(sandbox, log)?;
+    layer::attach_binds(&sandbox.access, log)?;
     log.set(Step::SettingHostname);
     rustix::system::sethostname(&sandbox.hostname)?;
-    loopback_up();
-    lock(log)?;
+    if !sandbox.access.share_network {
+        loopback_up();
+    }
+    lock(&sandbox.access.inner_maps, log)?;
     if sandbox.interactive {
         // The program gets the default dispositions back.
         keeper::ignore_terminal_signals(false);
     }
+    layer::enter_workdir(&sandbox.access, log)?;
     if let Some(tracer) = &launch.tracer {
         log.set(Step::InstallingTracer);
         tracer.install_in_child()?;
@@ -71,12 +81,10 @@ fn die_with_keeper(log: &StepLog, alive: OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Private propagation first (`mount_namespaces(7)`), then the root bound
-/// on its mount point with everything under it, all read-only
+/// After private propagation (`mount_namespaces(7)`): the root bound on
+/// its mount point with everything under it, all read-only
 /// (`mount_setattr(2)` with `AT_RECURSIVE`).
 fn mount_root(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
-    log.set(Step::MakingMountsPrivate);
-    rustix::mount::mount_change(c"/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)?;
     log.set(Step::BindMountingRoot);
     rustix::mount::mount_bind_recursive(sandbox.root.as_c_str(), sandbox.mount_point.as_c_str())?;
     log.set(Step::MakingRootReadOnly);
@@ -84,20 +92,29 @@ fn mount_root(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
 }
 
 fn read_only_recursive(path: &CStr) -> io::Result<()> {
-    let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    mount_setattr(rustix::fs::CWD, path, AT_RECURSIVE, libc::MOUNT_ATTR_RDONLY, 0)
+}
+
+/// Sets `attr_set` (`MOUNT_ATTR_*`) and `propagation` (`MS_*`, or 0) on the
+/// mount at `path` from `dir` (`mount_setattr(2)`; `flags` may hold
+/// `AT_RECURSIVE` and `AT_EMPTY_PATH`).
+pub(super) fn mount_setattr(
+    dir: impl std::os::fd::AsFd,
+    path: &CStr,
+    flags: libc::c_uint,
+    attr_set: u64,
+    propagation: u64,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let attr = libc::mount_attr { attr_set, attr_clr: 0, propagation, userns_fd: 0 };
     // SAFETY: mount_setattr(2) reads `attr` of the given size; the path is
     // a valid C string.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
+            dir.as_fd().as_raw_fd(),
             path.as_ptr(),
-            AT_RECURSIVE,
+            flags,
             &attr as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
@@ -170,13 +187,17 @@ fn pivot(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
 
 /// A nested user and mount namespace: the mounts copied into it are locked
 /// (`mount_namespaces(7)`, "Restrictions on mount namespaces"), so nothing
-/// inside can remount the root read-write, unmount /proc or /dev, or reach
-/// what they cover.
-fn lock(log: &StepLog) -> io::Result<()> {
+/// inside can remount the root (or a read-only bind) read-write, unmount
+/// /proc or /dev, or reach what they cover. Its maps make the user inside
+/// (root, unless asked otherwise) the keeper's root, that is the caller:
+/// another user holds no capability once it executes (`capabilities(7)`),
+/// and what it writes on a bind belongs to the caller.
+fn lock(inner_maps: &(Vec<u8>, Vec<u8>), log: &StepLog) -> io::Result<()> {
     log.set(Step::LockingMounts);
     // SAFETY: single-threaded, as in the keeper.
     unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNS) }?;
-    write_user_maps(b"0 0 1\n", b"0 0 1\n")
+    log.set(Step::SwitchingUser);
+    write_user_maps(&inner_maps.0, &inner_maps.1)
 }
 
 /// Maps root of a new user namespace to `uid_map`/`gid_map`

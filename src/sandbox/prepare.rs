@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::access::{self, Access};
 use super::{DEV_NODES, Options, RootKind, Sandbox};
 
 fn c(path: &Path) -> Result<CString> {
@@ -13,7 +14,7 @@ fn c(path: &Path) -> Result<CString> {
         .with_context(|| format!("`{}` contains a NUL byte", path.display()))
 }
 
-pub(super) fn sandbox(options: &Options) -> Result<Sandbox> {
+pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
     let root = std::path::absolute(&options.root)
         .with_context(|| format!("failed to resolve `{}`", options.root.display()))?;
     for dir in ["proc", "dev", "tmp"] {
@@ -24,9 +25,20 @@ pub(super) fn sandbox(options: &Options) -> Result<Sandbox> {
             path.display()
         );
     }
+    anyhow::ensure!(
+        !access.needs_layer() || (options.kind == RootKind::Tree && root != Path::new("/")),
+        "binds and a writable layer are for a built tree, not `{}`",
+        root.display()
+    );
+    let access = access::prepare(&root, access)?;
     // `/` cannot be pivoted onto itself: it is bind-mounted on its own
-    // `/tmp` instead, which the check's own tmpfs then covers.
-    let mount_point = if root == Path::new("/") { root.join("tmp") } else { root.clone() };
+    // `/tmp` instead, which the check's own tmpfs then covers. A writable
+    // layer is mounted in a scratch folder that covers the tree.
+    let mount_point = match &access.layer {
+        Some(layer) => layer.root.clone(),
+        None if root == Path::new("/") => root.join("tmp"),
+        None => root.clone(),
+    };
     let inside = |p: &str| mount_point.join(p);
     let dev = inside("dev");
     let dev_nodes = DEV_NODES
@@ -70,5 +82,6 @@ pub(super) fn sandbox(options: &Options) -> Result<Sandbox> {
         user_maps: (format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()),
         interactive: options.interactive,
         mount_point: c(&mount_point)?,
+        access,
     })
 }

@@ -16,13 +16,25 @@ pub(super) fn judge(sandboxes: &Sandboxes, check: &Check) -> Outcomes {
         }
         (Expect::Probe { fallback }, None) => probe_alone(sandboxes, check, fallback),
         (Expect::Exit { code, contains }, _) => {
-            let ran = run_in(sandboxes, &sandboxes.tree, check, &check.argv, contains.as_deref());
+            let ran = run_in(
+                sandboxes,
+                sandboxes.tree_for(check),
+                check,
+                &check.argv,
+                contains.as_deref(),
+            );
             let outcome = absolute(&ran, Some(*code), contains.as_deref());
             outcomes(check, ran, outcome, None)
         }
         (Expect::SameAsHost { exit, contains }, Some(reference)) => {
             let host = run_in(sandboxes, reference, check, &check.argv, None);
-            let ran = run_in(sandboxes, &sandboxes.tree, check, &check.argv, contains.as_deref());
+            let ran = run_in(
+                sandboxes,
+                sandboxes.tree_for(check),
+                check,
+                &check.argv,
+                contains.as_deref(),
+            );
             let outcome = match absolute(&ran, *exit, contains.as_deref()) {
                 Outcome::Pass => against(&host, &ran),
                 other => other,
@@ -73,17 +85,17 @@ fn probe_against(
         host = run_in(sandboxes, reference, check, fallback, None);
         argv = fallback;
     }
-    let ran = run_in(sandboxes, &sandboxes.tree, check, argv, None);
+    let ran = run_in(sandboxes, sandboxes.tree_for(check), check, argv, None);
     let outcome = against(&host, &ran);
     outcomes(check, ran, outcome, Some(&host))
 }
 
 /// Without a reference: `--version`, else `--help`, must exit 0.
 fn probe_alone(sandboxes: &Sandboxes, check: &Check, fallback: &[String]) -> Outcomes {
-    let ran = run_in(sandboxes, &sandboxes.tree, check, &check.argv, None);
+    let ran = run_in(sandboxes, sandboxes.tree_for(check), check, &check.argv, None);
     let outcome = absolute(&ran, Some(0), None);
     if let Outcome::Fail(_) = outcome {
-        let second = run_in(sandboxes, &sandboxes.tree, check, fallback, None);
+        let second = run_in(sandboxes, sandboxes.tree_for(check), check, fallback, None);
         if absolute(&second, Some(0), None) == Outcome::Pass {
             return outcomes(check, second, Outcome::Pass, None);
         }

@@ -26,7 +26,7 @@ pub struct Traced {
 pub fn trace_checks(sysroot: &Path, checks: &[Check], options: &Options) -> Result<Vec<Traced>> {
     let mut options = options.clone();
     options.reference = Some(sysroot.to_path_buf());
-    let sandboxes = super::enter_all(sysroot, &options)?;
+    let sandboxes = super::enter_all(sysroot, &[], &options)?;
     if let Some(note) = sandboxes.cgroups.note() {
         eprintln!("{note}");
     }

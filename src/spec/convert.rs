@@ -57,6 +57,9 @@ pub(super) fn merge(
         smoke(spec, raw_smoke, here)?;
     }
     super::image::merge(&mut spec.image, raw.image, &|span| here.at(span))?;
+    if let Some(raw_shell) = raw.shell {
+        super::shell::merge(&mut spec.shell, raw_shell, here)?;
+    }
     raw.name.map(|name| spec_name(name, here)).transpose()
 }
 
@@ -270,6 +273,16 @@ fn check(raw: Spanned<RawCheck>, here: &Here) -> Result<Item<Check>, SpecError> 
     let timeout =
         check.timeout.as_ref().map(|t| positive_seconds(t, &here.at(t.span()))).transpose()?;
     let limits = limits(check.pids, check.memory, check.tmp_size, here)?;
+    let binds = super::shell::binds(check.binds, here)?;
+    let network = check.network.as_ref().map(|n| super::shell::network_value(n, here));
+    let network = network.transpose()?.unwrap_or_default();
+    if check.same_as_host && (!binds.is_empty() || network != super::Network::None) {
+        return Err(SpecError::at(
+            &location,
+            "a check with `binds` or `network` cannot be `same_as_host`",
+        )
+        .help("the sysroot's run has neither; check the output with `contains` instead"));
+    }
     let value = Check {
         run: check.run.into_inner(),
         exit: check.exit,
@@ -277,6 +290,8 @@ fn check(raw: Spanned<RawCheck>, here: &Here) -> Result<Item<Check>, SpecError> 
         same_as_host: check.same_as_host,
         timeout,
         limits,
+        binds,
+        network,
     };
     Ok(Item { value, at: location })
 }
@@ -350,24 +365,42 @@ fn spec_name(name: Spanned<String>, here: &Here) -> Result<String, SpecError> {
 /// Checks a path meant for the inside of the rootfs: absolute, no `..`, not
 /// `/` itself. Returns it normalised (no `.`, no trailing slash).
 pub(super) fn root_path(text: &str, at: &Location, what: &str) -> Result<PathBuf, SpecError> {
+    root_path_rule(text, what).map_err(|rule| SpecError::at(at, rule.message).help(rule.help))
+}
+
+/// Why a path cannot be a path inside the rootfs, and the fix: the rule
+/// spec paths follow, for values that are not in a spec file (flags).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathRule {
+    pub message: String,
+    pub help: String,
+}
+
+/// The rule of spec paths inside the rootfs (absolute, no `..`, not `/`
+/// itself), without a place in a file; returns the path normalised.
+pub fn root_path_rule(text: &str, what: &str) -> Result<PathBuf, PathRule> {
     let path = Path::new(text);
     if !path.is_absolute() {
-        return Err(SpecError::at(
-            at,
-            format!("{what} must be an absolute path inside the rootfs, got `{text}`"),
-        )
-        .help(format!(
-            "write it from the rootfs root, like `/{}`",
-            text.trim_start_matches("./")
-        )));
+        return Err(PathRule {
+            message: format!("{what} must be an absolute path inside the rootfs, got `{text}`"),
+            help: format!(
+                "write it from the rootfs root, like `/{}`",
+                text.trim_start_matches("./")
+            ),
+        });
     }
     if path.components().any(|c| c == Component::ParentDir) {
-        return Err(SpecError::at(at, format!("{what} must not contain `..`, got `{text}`"))
-            .help("write the path without `..`; paths are resolved inside the rootfs and may not climb out"));
+        return Err(PathRule {
+            message: format!("{what} must not contain `..`, got `{text}`"),
+            help: "write the path without `..`; paths are resolved inside the rootfs and may not climb out".into(),
+        });
     }
     let normal: PathBuf = path.components().collect();
     if normal == Path::new("/") {
-        return Err(SpecError::at(at, format!("{what} cannot be `/` itself")));
+        return Err(PathRule {
+            message: format!("{what} cannot be `/` itself"),
+            help: "name a path below `/`".into(),
+        });
     }
     Ok(normal)
 }

@@ -31,6 +31,7 @@ pub(super) struct RawSpec {
     pub keep_setuid: Option<bool>,
     pub smoke: Option<RawSmoke>,
     pub image: Option<super::image::RawImage>,
+    pub shell: Option<super::shell::RawShell>,
 }
 
 pub(super) enum RawDir {
@@ -166,4 +167,7 @@ pub(super) struct RawCheck {
     pub pids: Option<Spanned<i64>>,
     pub memory: Option<Spanned<RawSize>>,
     pub tmp_size: Option<Spanned<RawSize>>,
+    #[serde(default)]
+    pub binds: Vec<Spanned<super::shell::RawBind>>,
+    pub network: Option<Spanned<String>>,
 }

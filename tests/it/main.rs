@@ -2,6 +2,7 @@
 
 mod build;
 mod cli;
+mod devenv;
 mod export;
 mod findings;
 mod image_sysroot;
@@ -15,5 +16,6 @@ mod sbom;
 mod smoke;
 mod spec_errors;
 mod support;
+mod terminal;
 mod tidy;
 mod trace;

@@ -157,15 +157,77 @@ pub struct Smoke {
 pub struct Shell {
     #[command(flatten)]
     pub target: Target,
+    #[command(flatten)]
+    pub devenv: Devenv,
 }
 
 #[derive(Args, Debug)]
 pub struct Run {
     #[command(flatten)]
     pub target: Target,
+    #[command(flatten)]
+    pub devenv: Devenv,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// What `shell` and `run` open for work, over the spec's `[shell]` table.
+#[derive(Args, Debug)]
+pub struct Devenv {
+    /// Bind-mount a host file or directory at PATH inside (default: the
+    /// same path), read-write unless `:ro`; may be repeated. `--bind .` also
+    /// makes the current directory the working directory.
+    #[arg(long = "bind", value_name = "HOST[:PATH][:ro]")]
+    pub binds: Vec<String>,
+    /// The working directory inside.
+    #[arg(long, value_name = "PATH")]
+    pub workdir: Option<String>,
+    /// Set a variable of the command's environment; may be repeated.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Pass this variable of your environment on, when it is set; may be
+    /// repeated.
+    #[arg(long = "env-pass", value_name = "KEY")]
+    pub env_pass: Vec<String>,
+    /// `none`: only a loopback of its own [default]; `host`: this
+    /// machine's network.
+    #[arg(long, value_enum, value_name = "NETWORK")]
+    pub network: Option<Network>,
+    /// Run as this user inside: a name of the spec's [[users]], `root`, or
+    /// UID[:GID] [default: your own uid and gid].
+    #[arg(long, value_name = "NAME|UID[:GID]")]
+    pub user: Option<String>,
+    /// Let writes anywhere in the tree go to a layer discarded at exit.
+    #[arg(long)]
+    pub writable: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Network {
+    None,
+    Host,
+}
+
+impl Devenv {
+    /// Runs `argv` in the built tree, attached to this terminal, with what
+    /// these flags and the spec's `[shell]` ask for.
+    fn enter(&self, built: &rootfs::build::Built, argv: &[String], term: &str) -> Result<i32> {
+        let request = rootfs::devenv::Request {
+            binds: self.binds.clone(),
+            workdir: self.workdir.clone(),
+            env: self.env.clone(),
+            env_pass: self.env_pass.clone(),
+            network: self.network.map(|n| match n {
+                Network::None => rootfs::spec::Network::None,
+                Network::Host => rootfs::spec::Network::Host,
+            }),
+            user: self.user.clone(),
+            writable: self.writable,
+        };
+        let devenv = rootfs::devenv::prepare(&built.spec, &built.out, &request, term)?;
+        rootfs::smoke::run_attached(&built.out, &built.spec.name, &devenv.access, argv, &devenv.env)
+    }
 }
 
 /// Where a spec's rootfs is: shared by every command that works on a tree.
@@ -390,7 +452,7 @@ impl Shell {
         if let Some(note) = note {
             eprintln!("{note}");
         }
-        let code = rootfs::smoke::run_interactive(&built.out, &built.spec.name, &[shell], &term)?;
+        let code = self.devenv.enter(&built, &[shell], &term)?;
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
     }
 }
@@ -400,8 +462,7 @@ impl Run {
         let built = self.target.ensure_built()?;
         let host_term = std::env::var("TERM").ok();
         let (term, _) = rootfs::terminfo::term_for(&built.manifest, host_term.as_deref());
-        let code =
-            rootfs::smoke::run_interactive(&built.out, &built.spec.name, &self.command, &term)?;
+        let code = self.devenv.enter(&built, &self.command, &term)?;
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
     }
 }

@@ -24,6 +24,8 @@ pub const FOR_TESTS: &[&str] = &[
     "procps",
     "sed",
     "tar",
+    // Drives `shell` on a real terminal.
+    "tmux",
     "util-linux",
     "vim",
     "findutils",

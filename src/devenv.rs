@@ -1,0 +1,270 @@
+//! What `shell` and `run` set up around a built tree, to work in it: host paths bound in, the working directory, the environment, the network, the user and a throwaway writable layer, from the spec's `[shell]` table with the command line over it.
+//!
+//! The command line overrides the table: `--workdir`, `--network`, `--user`
+//! replace its values, `--env` and `--env-pass` replace its variables of
+//! the same name, and a `--bind` replaces a bind of the table at the same
+//! path inside (the other binds stay). `--bind` of the current directory
+//! also makes its path inside the working directory, unless `--workdir`
+//! says otherwise. Mistakes are usage errors (exit 2): on the command line
+//! they name the flag, in the spec they point at the value.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::UsageError;
+use crate::rootpath::{Node, Walk};
+use crate::sandbox::{self, Access, Ids};
+use crate::spec::{self, Network, Spec, SpecError, UserSpec};
+
+/// What the command line asks for, as written.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// `--bind HOST[:PATH][:ro]`, in order.
+    pub binds: Vec<String>,
+    pub workdir: Option<String>,
+    /// `--env KEY=VALUE`.
+    pub env: Vec<String>,
+    /// `--env-pass KEY`: the variable of the caller's environment, when set.
+    pub env_pass: Vec<String>,
+    pub network: Option<Network>,
+    /// `--user NAME|UID[:GID]`; the caller's own ids when neither this nor
+    /// the table names one.
+    pub user: Option<String>,
+    pub writable: bool,
+}
+
+/// How `shell` or `run` enters the tree: the sandbox's access, and the
+/// whole environment of the command.
+#[derive(Clone, Debug)]
+pub struct Devenv {
+    pub access: Access,
+    pub env: Vec<(String, String)>,
+}
+
+/// The access and environment `request` asks for over `spec`'s `[shell]`,
+/// in the tree at `tree`, with `TERM` set to `term`.
+pub fn prepare(spec: &Spec, tree: &Path, request: &Request, term: &str) -> Result<Devenv> {
+    let shell = &spec.shell;
+    let (binds, implied_workdir) = binds(tree, shell, request)?;
+    let workdir = workdir(tree, shell, request, implied_workdir, &binds)?;
+    let (user, home) = user(spec, request.user.as_deref())?;
+    let network = request.network.or(shell.network).unwrap_or_default();
+    let writable = request.writable || shell.writable.unwrap_or(false);
+    let env = environment(shell, request, &home, term)?;
+    Ok(Devenv { access: Access { binds, network, user, writable, workdir }, env })
+}
+
+fn usage(message: String) -> anyhow::Error {
+    UsageError(message).into()
+}
+
+/// The table's binds, then the command line's; a later bind at the same
+/// path inside replaces an earlier one (a table's bind replaced by a flag is
+/// not even looked at). Also the path inside of a bind of the current
+/// directory, which becomes the working directory.
+fn binds(
+    tree: &Path,
+    shell: &spec::Shell,
+    request: &Request,
+) -> Result<(Vec<sandbox::Bind>, Option<PathBuf>)> {
+    let cwd = std::env::current_dir().and_then(std::fs::canonicalize);
+    let cwd = cwd.context("reading the current directory")?;
+    let mut flags: Vec<(PathBuf, sandbox::Bind)> = Vec::new();
+    let mut implied_workdir = None;
+    for text in &request.binds {
+        let asked = spec::Bind::parse(text)
+            .map_err(|rule| usage(format!("--bind `{text}`: {}", rule.message)))?;
+        let bind =
+            sandbox::Bind::resolve(tree, &asked.source, asked.dest.as_deref(), asked.read_only)
+                .map_err(|e| usage(format!("--bind `{text}`: {e}")))?;
+        if bind.dir && bind.source == cwd {
+            implied_workdir = Some(bind.target.clone());
+        }
+        flags.push((asked.dest.unwrap_or_else(|| bind.target.clone()), bind));
+    }
+    let replaced = |dest: &Path| flags.iter().any(|(asked, b)| asked == dest || b.target == dest);
+    let mut binds: Vec<sandbox::Bind> = Vec::new();
+    let mut add = |bind: sandbox::Bind| {
+        binds.retain(|b| b.target != bind.target);
+        binds.push(bind);
+    };
+    for item in &shell.binds {
+        if !item.value.dest.as_deref().is_some_and(replaced) {
+            add(sandbox::resolve_item(tree, item)?);
+        }
+    }
+    for (_, bind) in flags {
+        add(bind);
+    }
+    Ok((binds, implied_workdir))
+}
+
+/// `--workdir`, else a bind of the current directory, else the table's:
+/// a directory inside, in the tree or in a bind.
+fn workdir(
+    tree: &Path,
+    shell: &spec::Shell,
+    request: &Request,
+    implied: Option<PathBuf>,
+    binds: &[sandbox::Bind],
+) -> Result<Option<PathBuf>> {
+    if let Some(text) = &request.workdir {
+        let path =
+            inside_dir(text).map_err(|rule| usage(format!("--workdir: {}", rule.message)))?;
+        return match is_dir_inside(tree, &path, binds) {
+            true => Ok(Some(path)),
+            false => Err(usage(format!("--workdir: `{text}` is not a directory in the tree"))),
+        };
+    }
+    if implied.is_some() {
+        return Ok(implied);
+    }
+    match &shell.workdir {
+        Some(item) if !is_dir_inside(tree, &item.value, binds) => Err(SpecError::at(
+            &item.at,
+            format!(
+                "the working directory `{}` is not a directory in the tree",
+                item.value.display()
+            ),
+        )
+        .help("give a directory of the tree or of one of `binds`")
+        .into()),
+        Some(item) => Ok(Some(item.value.clone())),
+        None => Ok(None),
+    }
+}
+
+/// A working directory: `/`, or a path inside by the spec's rules.
+fn inside_dir(text: &str) -> Result<PathBuf, spec::PathRule> {
+    if Path::new(text).components().all(|c| c == std::path::Component::RootDir) && !text.is_empty()
+    {
+        return Ok(PathBuf::from("/"));
+    }
+    spec::root_path_rule(text, "a working directory")
+}
+
+/// Whether `path` is a directory inside: in a bind (the deepest one it is
+/// under), or in the tree.
+fn is_dir_inside(tree: &Path, path: &Path, binds: &[sandbox::Bind]) -> bool {
+    let how = Walk { follow_last: true, missing_ok: true };
+    let Ok(walked) = crate::sysroot::Sysroot::new(tree).walk(path, how) else { return false };
+    let under = binds
+        .iter()
+        .filter(|b| walked.real.starts_with(&b.target) || path.starts_with(&b.target))
+        .max_by_key(|b| b.target.components().count());
+    match under {
+        Some(bind) => {
+            let rest =
+                walked.real.strip_prefix(&bind.target).or_else(|_| path.strip_prefix(&bind.target));
+            rest.is_ok_and(|rest| bind.source.join(rest).is_dir())
+        }
+        None => walked.node == Node::Dir,
+    }
+}
+
+/// The ids inside and the home directory: `--user`, else the table's user,
+/// else the caller's own ids.
+fn user(spec: &Spec, flag: Option<&str>) -> Result<(Ids, PathBuf)> {
+    let asked = match flag {
+        Some(text) => Some(UserSpec::parse(text).ok_or_else(|| {
+            usage(format!(
+                "--user `{text}`: give a name of the spec's [[users]], `root`, a uid, or uid:gid"
+            ))
+        })?),
+        None => spec.shell.user.as_ref().map(|item| item.value.clone()),
+    };
+    let caller =
+        Ids { uid: rustix::process::geteuid().as_raw(), gid: rustix::process::getegid().as_raw() };
+    let ids = match asked {
+        None => caller,
+        Some(UserSpec::Name(name)) => match account(spec, |a| a.name == name) {
+            Some(found) => found.ids,
+            None => {
+                let names: Vec<String> = accounts(spec).into_iter().map(|a| a.name).collect();
+                return Err(usage(format!(
+                    "--user `{name}` is not a user of the spec; the users are: {}",
+                    names.join(", ")
+                )));
+            }
+        },
+        Some(UserSpec::Ids { uid, gid }) => {
+            let known = account(spec, |a| a.ids.uid == uid).map(|a| a.ids.gid);
+            Ids { uid, gid: gid.or(known).unwrap_or(caller.gid) }
+        }
+    };
+    let home =
+        account(spec, |a| a.ids.uid == ids.uid).map_or_else(|| PathBuf::from("/"), |a| a.home);
+    Ok((ids, home))
+}
+
+/// A line of the tree's `/etc/passwd`, as far as `--user` needs it.
+struct Account {
+    name: String,
+    ids: Ids,
+    home: PathBuf,
+}
+
+/// root (always there, unless `[[users]]` lists it), then `[[users]]`.
+fn accounts(spec: &Spec) -> Vec<Account> {
+    let mut accounts: Vec<Account> = spec
+        .users
+        .iter()
+        .map(|u| Account {
+            name: u.value.name.clone(),
+            ids: Ids { uid: u.value.uid, gid: u.value.gid },
+            home: u.value.home.clone(),
+        })
+        .collect();
+    if !accounts.iter().any(|a| a.name == "root") {
+        let root =
+            Account { name: "root".into(), ids: Ids::default(), home: PathBuf::from("/root") };
+        accounts.insert(0, root);
+    }
+    accounts
+}
+
+fn account(spec: &Spec, matches: impl Fn(&Account) -> bool) -> Option<Account> {
+    accounts(spec).into_iter().find(matches)
+}
+
+/// `HOME` (the user's), `PATH` and `TERM`, then the table's `env` and
+/// `env_pass`, then `--env-pass` and `--env`, each replacing a variable of
+/// the same name; sorted by name.
+fn environment(
+    shell: &spec::Shell,
+    request: &Request,
+    home: &Path,
+    term: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut env: BTreeMap<String, String> =
+        crate::smoke::environment(Some(term)).into_iter().collect();
+    env.insert("HOME".into(), home.display().to_string());
+    for (name, item) in &shell.env {
+        env.insert(name.clone(), item.value.clone());
+    }
+    let passed = shell.env_pass.iter().map(|i| &i.value).chain(&request.env_pass);
+    for name in passed {
+        if !spec::valid_variable_name(name) {
+            return Err(usage(format!("--env-pass `{name}`: not a variable name")));
+        }
+        match std::env::var(name) {
+            Ok(value) => {
+                env.insert(name.clone(), value);
+            }
+            Err(std::env::VarError::NotPresent) => {}
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(usage(format!("--env-pass `{name}`: its value is not UTF-8")));
+            }
+        }
+    }
+    for text in &request.env {
+        let (name, value) = text
+            .split_once('=')
+            .filter(|(name, value)| spec::valid_variable_name(name) && !value.contains('\0'))
+            .ok_or_else(|| usage(format!("--env `{text}`: write KEY=VALUE")))?;
+        env.insert(name.to_string(), value.to_string());
+    }
+    Ok(env.into_iter().collect())
+}

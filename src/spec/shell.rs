@@ -1,0 +1,313 @@
+//! The `[shell]` table (defaults for `shell` and `run`: binds, working directory, environment, network, user, a writable layer) and the `binds` and `network` keys it shares with `[[smoke.checks]]`; also the bind, user and variable syntax the command line uses.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::convert::{PathRule, root_path, root_path_rule};
+use super::{Here, Item, Location, Spec, SpecError};
+
+/// Whether a command shares the caller's network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Network {
+    /// A network namespace of its own, with only `lo`.
+    #[default]
+    None,
+    /// The caller's network namespace: what the host reaches, it reaches.
+    Host,
+}
+
+impl Network {
+    /// `none` or `host`, as the spec and the command line write it.
+    pub fn parse(text: &str) -> Option<Network> {
+        match text {
+            "none" => Some(Network::None),
+            "host" => Some(Network::Host),
+            _ => None,
+        }
+    }
+}
+
+/// A host file or directory to mount inside, as asked (not yet checked
+/// against the host or the tree).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    /// The host path: absolute, or relative to the spec's folder (in a
+    /// spec) or the current directory (on the command line).
+    pub source: PathBuf,
+    /// The path inside, normalised; `None` means the source's own
+    /// absolute path.
+    pub dest: Option<PathBuf>,
+    pub read_only: bool,
+}
+
+impl Bind {
+    /// `HOST[:PATH][:ro]` (`:rw` is the default and may be written). A PATH
+    /// starts with `/`, so `HOST:ro` is a read-only bind at HOST's path.
+    pub fn parse(text: &str) -> Result<Bind, PathRule> {
+        let (rest, read_only) = match text.rsplit_once(':') {
+            Some((rest, "ro")) => (rest, true),
+            Some((rest, "rw")) => (rest, false),
+            _ => (text, false),
+        };
+        let (source, dest) = match rest.rsplit_once(':') {
+            Some((source, dest)) if dest.starts_with('/') || dest.is_empty() => {
+                (source, Some(root_path_rule(dest, "a bind path")?))
+            }
+            _ => (rest, None),
+        };
+        if source.is_empty() {
+            return Err(PathRule {
+                message: format!("a bind needs a host path, got `{text}`"),
+                help: "write HOST[:PATH][:ro], such as `.:/src` or `/etc/resolv.conf:ro`".into(),
+            });
+        }
+        Ok(Bind { source: PathBuf::from(source), dest, read_only })
+    }
+}
+
+/// Who runs the command inside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserSpec {
+    /// A name of `[[users]]`, or `root`.
+    Name(String),
+    /// A uid, and a gid when given.
+    Ids { uid: u32, gid: Option<u32> },
+}
+
+impl UserSpec {
+    /// `NAME`, `UID` or `UID:GID`.
+    pub fn parse(text: &str) -> Option<UserSpec> {
+        let number = |t: &str| t.parse::<u32>().ok();
+        if text.starts_with(|c: char| c.is_ascii_digit()) {
+            return match text.split_once(':') {
+                Some((uid, gid)) => {
+                    Some(UserSpec::Ids { uid: number(uid)?, gid: Some(number(gid)?) })
+                }
+                None => Some(UserSpec::Ids { uid: number(text)?, gid: None }),
+            };
+        }
+        super::convert::valid_account_name(text).then(|| UserSpec::Name(text.to_string()))
+    }
+}
+
+/// Whether `name` can be the name of an environment variable: not empty,
+/// without `=` or NUL.
+pub fn valid_variable_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['=', '\0'])
+}
+
+/// The `[shell]` table, merged over includes: what `shell` and `run` use
+/// when the command line does not say otherwise.
+#[derive(Clone, Debug, Default)]
+pub struct Shell {
+    /// In the order given; a later bind at the same path replaces an
+    /// earlier one.
+    pub binds: Vec<Item<Bind>>,
+    pub workdir: Option<Item<PathBuf>>,
+    pub env: BTreeMap<String, Item<String>>,
+    pub env_pass: Vec<Item<String>>,
+    pub network: Option<Network>,
+    pub user: Option<Item<UserSpec>>,
+    pub writable: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawShell {
+    #[serde(default)]
+    binds: Vec<Spanned<RawBind>>,
+    workdir: Option<Spanned<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    env_pass: Vec<Spanned<String>>,
+    network: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    writable: Option<bool>,
+}
+
+/// A bind is a `HOST[:PATH][:ro]` string or a table.
+pub(super) enum RawBind {
+    Text(String),
+    Table(RawBindTable),
+}
+
+impl<'de> Deserialize<'de> for RawBind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawBind;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a string \"HOST[:PATH][:ro]\", or a table with `src`, `dest` and `read_only`",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawBind, E> {
+                Ok(RawBind::Text(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawBind, A::Error> {
+                RawBindTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawBind::Table)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBindTable {
+    src: String,
+    dest: Option<String>,
+    #[serde(default)]
+    read_only: bool,
+}
+
+/// Merges one file's `[shell]` into `shell`: scalar keys override what an
+/// included file set, `env` per variable; `binds` and `env_pass` add up.
+pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(), SpecError> {
+    for bind in binds(raw.binds, here)? {
+        add_bind(&mut shell.binds, bind);
+    }
+    if let Some(workdir) = raw.workdir {
+        let at = here.at(workdir.span());
+        let path = if Path::new(workdir.get_ref()) == Path::new("/") {
+            PathBuf::from("/")
+        } else {
+            root_path(workdir.get_ref(), &at, "a working directory")?
+        };
+        shell.workdir = Some(Item { value: path, at });
+    }
+    for (name, value) in raw.env {
+        let at = here.at(value.span());
+        if !valid_variable_name(&name) || value.get_ref().contains('\0') {
+            return Err(SpecError::at(&at, format!("invalid environment variable `{name}`"))
+                .help("a variable's name is not empty and has no `=`; neither name nor value has a NUL byte"));
+        }
+        shell.env.insert(name, Item { value: value.into_inner(), at });
+    }
+    for name in raw.env_pass {
+        let at = here.at(name.span());
+        if !valid_variable_name(name.get_ref()) {
+            return Err(SpecError::at(&at, format!("invalid environment variable `{}`", name.get_ref()))
+                .help("give the name of a variable of the caller's environment, such as \"SSH_AUTH_SOCK\""));
+        }
+        if !shell.env_pass.iter().any(|n| n.value == *name.get_ref()) {
+            shell.env_pass.push(Item { value: name.into_inner(), at });
+        }
+    }
+    if let Some(network) = raw.network {
+        shell.network = Some(network_value(&network, here)?);
+    }
+    if let Some(user) = raw.user {
+        let at = here.at(user.span());
+        let value = UserSpec::parse(user.get_ref()).ok_or_else(|| {
+            SpecError::at(&at, format!("invalid user `{}`", user.get_ref()))
+                .help("give a name of [[users]], `root`, a uid, or `uid:gid`")
+        })?;
+        shell.user = Some(Item { value, at });
+    }
+    if let Some(writable) = raw.writable {
+        shell.writable = Some(writable);
+    }
+    Ok(())
+}
+
+/// Adds a bind, replacing an earlier one at the same path inside.
+pub fn add_bind(binds: &mut Vec<Item<Bind>>, bind: Item<Bind>) {
+    let same = |b: &Item<Bind>| b.value.dest.is_some() && b.value.dest == bind.value.dest;
+    binds.retain(|b| !same(b));
+    binds.push(bind);
+}
+
+/// `binds` of `[shell]` or of a smoke check: each checked for its syntax,
+/// a relative source joined to the spec's folder.
+pub(super) fn binds(raw: Vec<Spanned<RawBind>>, here: &Here) -> Result<Vec<Item<Bind>>, SpecError> {
+    let mut binds = Vec::new();
+    for raw_bind in raw {
+        let at = here.at(raw_bind.span());
+        let rule = |r: PathRule| SpecError::at(&at, r.message).help(r.help);
+        let mut bind = match raw_bind.into_inner() {
+            RawBind::Text(text) => Bind::parse(&text).map_err(rule)?,
+            RawBind::Table(table) => Bind {
+                source: PathBuf::from(&table.src),
+                dest: table
+                    .dest
+                    .map(|d| root_path_rule(&d, "a bind path"))
+                    .transpose()
+                    .map_err(rule)?,
+                read_only: table.read_only,
+            },
+        };
+        if bind.source.as_os_str().is_empty() {
+            return Err(SpecError::at(&at, "a bind needs a host path in `src`"));
+        }
+        bind.source = here.dir.join(&bind.source);
+        binds.push(Item { value: bind, at });
+    }
+    Ok(binds)
+}
+
+/// `network = "none"` or `"host"`.
+pub(super) fn network_value(raw: &Spanned<String>, here: &Here) -> Result<Network, SpecError> {
+    Network::parse(raw.get_ref()).ok_or_else(|| {
+        SpecError::at(&here.at(raw.span()), format!("invalid network `{}`", raw.get_ref()))
+            .help("use \"none\" (only a loopback of its own) or \"host\" (the caller's network)")
+    })
+}
+
+/// Checks across the merged spec: the user `[shell]` names is root or one
+/// of `[[users]]`.
+pub(super) fn check(spec: &Spec) -> Result<(), SpecError> {
+    if let Some(Item { value: UserSpec::Name(name), at }) = &spec.shell.user
+        && name != "root"
+        && !spec.users.iter().any(|u| u.value.name == *name)
+    {
+        return Err(unknown_user(spec, name, at));
+    }
+    Ok(())
+}
+
+fn unknown_user(spec: &Spec, name: &str, at: &Location) -> SpecError {
+    let mut names: Vec<&str> = spec.users.iter().map(|u| u.value.name.as_str()).collect();
+    if !names.contains(&"root") {
+        names.insert(0, "root");
+    }
+    SpecError::at(at, format!("user `{name}` is not in [[users]]"))
+        .help(format!("the users are: {}; or give a uid", names.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_read_host_path_inside_and_mode() {
+        let bind = |dest: Option<&str>, read_only| Bind {
+            source: PathBuf::from(if dest.is_some() { "a:b" } else { "dir" }),
+            dest: dest.map(PathBuf::from),
+            read_only,
+        };
+        assert_eq!(Bind::parse("dir").unwrap(), bind(None, false));
+        assert_eq!(Bind::parse("dir:ro").unwrap(), bind(None, true));
+        assert_eq!(Bind::parse("a:b:/src/").unwrap(), bind(Some("/src"), false));
+        assert_eq!(Bind::parse("a:b:/src:rw").unwrap(), bind(Some("/src"), false));
+        assert_eq!(Bind::parse("a:b:/src:ro").unwrap(), bind(Some("/src"), true));
+        let err = Bind::parse("dir:/src/../etc").unwrap_err();
+        assert_eq!(err.message, "a bind path must not contain `..`, got `/src/../etc`");
+        assert!(Bind::parse(":/src").is_err());
+        assert!(Bind::parse("dir:/").is_err());
+    }
+
+    #[test]
+    fn users_are_names_or_numbers() {
+        assert_eq!(UserSpec::parse("app"), Some(UserSpec::Name("app".into())));
+        assert_eq!(UserSpec::parse("1000"), Some(UserSpec::Ids { uid: 1000, gid: None }));
+        assert_eq!(UserSpec::parse("1:2"), Some(UserSpec::Ids { uid: 1, gid: Some(2) }));
+        assert_eq!(UserSpec::parse("1:x"), None);
+        assert_eq!(UserSpec::parse("App"), None);
+    }
+}
