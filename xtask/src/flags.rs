@@ -21,7 +21,7 @@ pub struct Xtask {
 pub enum Command {
     /// Build a rootfs from a spec. With no subcommand: build the default
     /// spec, then smoke-test it.
-    Rootfs(Rootfs),
+    Rootfs(Box<Rootfs>),
     /// Install the Debian packages the tests need (when root), then run
     /// `cargo test --workspace`.
     Test(Test),
