@@ -1,4 +1,4 @@
-//! The SBOM beside a built rootfs (`<out>.spdx.json`): SPDX 2.3 JSON from the manifest and the sysroot's dpkg database, and the same document attached to an OCI image layout as an artifact.
+//! The SBOM beside a built rootfs (`<out>.spdx.json`): SPDX 2.3 JSON from the manifest and the sysroot's dpkg database (an OCI export carries it as an artifact of the image: `export/oci.rs`).
 //!
 //! The document:
 //! - one package for the rootfs itself, which the document `DESCRIBES`
@@ -18,12 +18,6 @@
 //! It is deterministic: every list sorted, JSON keys sorted, `created` from
 //! `SOURCE_DATE_EPOCH` (or 0), and a `documentNamespace` made from a digest
 //! of the rest of the document, not a random one.
-//!
-//! [`attach_to_oci`] adds a document to an OCI image layout as an OCI 1.1
-//! artifact (an image manifest with `artifactType: application/spdx+json`,
-//! the empty config, one layer holding the document, and `subject` naming
-//! the image manifest), so that tools following the referrers of an image
-//! find it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -37,14 +31,10 @@ use crate::dpkg::Package;
 use crate::dpkg::copyright::{self, Declared};
 use crate::fsutil;
 use crate::manifest::{EntryType, Manifest};
-use crate::output;
 use crate::sysroot::Sysroot;
 
 /// The media type of an SPDX JSON document, used as the artifact type.
 pub const MEDIA_TYPE: &str = "application/spdx+json";
-const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const EMPTY: &str = "application/vnd.oci.empty.v1+json";
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// Where the SBOM of the rootfs at `out` lives.
 pub fn path_for(out: &Path) -> PathBuf {
@@ -283,82 +273,6 @@ pub fn timestamp(epoch: i64) -> String {
         secs % 3600 / 60,
         secs % 60
     )
-}
-
-/// Adds `sbom` to the OCI image layout at `layout` as an artifact whose
-/// `subject` is the image manifest tagged `reference`, and lists it in
-/// `index.json` (keys sorted). An SBOM attached earlier to the same image
-/// is replaced in the index. Returns the artifact manifest's digest.
-pub fn attach_to_oci(layout: &Path, reference: &str, sbom: &[u8]) -> Result<String> {
-    let index_path = layout.join("index.json");
-    output::check_file(&index_path, "an OCI image index", |b| {
-        serde_json::from_slice::<Value>(b).is_ok_and(|v| v["manifests"].is_array())
-    })?;
-    let text = std::fs::read(&index_path)
-        .with_context(|| format!("failed to read `{}`", index_path.display()))?;
-    let mut index: Value = serde_json::from_slice(&text)
-        .with_context(|| format!("failed to parse `{}`", index_path.display()))?;
-    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
-    let subject = manifests
-        .iter()
-        .find(|d| d["annotations"][REF_NAME] == reference)
-        .with_context(|| format!("`{}` has no image tagged `{reference}`", layout.display()))?;
-    let subject = json!({
-        "mediaType": subject["mediaType"].as_str().unwrap_or(IMAGE_MANIFEST),
-        "digest": subject["digest"],
-        "size": subject["size"],
-    });
-    let config = write_blob(layout, b"{}")?;
-    let layer = write_blob(layout, sbom)?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": IMAGE_MANIFEST,
-        "artifactType": MEDIA_TYPE,
-        "config": { "mediaType": EMPTY, "digest": config.0, "size": config.1, "data": "e30=" },
-        "layers": [{ "mediaType": MEDIA_TYPE, "digest": layer.0, "size": layer.1 }],
-        "subject": subject,
-    });
-    let (digest, size) = write_blob(layout, &serde_json::to_vec(&manifest)?)?;
-    let mut kept: Vec<Value> = manifests
-        .into_iter()
-        .filter(|d| !(d["artifactType"] == MEDIA_TYPE && refers_to(layout, d, &subject["digest"])))
-        .collect();
-    kept.push(json!({
-        "mediaType": IMAGE_MANIFEST,
-        "artifactType": MEDIA_TYPE,
-        "digest": digest,
-        "size": size,
-    }));
-    index["manifests"] = Value::Array(kept);
-    let mut bytes = serde_json::to_vec(&index)?;
-    bytes.push(b'\n');
-    fsutil::write_file_atomically(&index_path, &bytes)?;
-    Ok(digest)
-}
-
-/// Whether the manifest a descriptor names has `subject` as its subject.
-fn refers_to(layout: &Path, descriptor: &Value, subject: &Value) -> bool {
-    let Some(hex) = descriptor["digest"].as_str().and_then(|d| d.strip_prefix("sha256:")) else {
-        return false;
-    };
-    std::fs::read(layout.join("blobs/sha256").join(hex))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .is_some_and(|m| m["subject"]["digest"] == *subject)
-}
-
-/// Writes a blob under `blobs/sha256/` (once: blobs are named by their
-/// content); returns its digest and size.
-fn write_blob(layout: &Path, bytes: &[u8]) -> Result<(String, u64)> {
-    let hex = fsutil::sha256_hex(bytes);
-    let dir = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("failed to create `{}`", dir.display()))?;
-    let path = dir.join(&hex);
-    if std::fs::read(&path).ok().is_none_or(|b| fsutil::sha256_hex(&b) != hex) {
-        fsutil::write_file_atomically(&path, bytes)?;
-    }
-    Ok((format!("sha256:{hex}"), bytes.len() as u64))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The OCI image layout (image-spec 1.1): `oci-layout`, `index.json` naming the tag, and `blobs/sha256/` with the layers, the configuration and the manifest; a layer whose content did not change is linked from the previous export instead of compressed again, and an export with nothing to change writes nothing.
+//! The OCI image layout (image-spec 1.1): `oci-layout`, `index.json` naming the tag, and `blobs/sha256/` with the layers, the configuration and the manifest, and the build's SBOM as an artifact whose `subject` is the image (an image manifest with `artifactType: application/spdx+json`, the empty config and the document as its one layer, which tools following an image's referrers find); a layer whose content did not change is linked from the previous export instead of compressed again, and an export with nothing to change writes nothing.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
@@ -31,6 +31,8 @@ fn layer_media_type(compression: Compression) -> &'static str {
 #[serde(rename_all = "camelCase")]
 struct Descriptor {
     media_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<&'static str>,
     digest: String,
     size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +53,7 @@ impl Descriptor {
     fn of(media_type: &'static str, digest: &Digested) -> Descriptor {
         Descriptor {
             media_type,
+            artifact_type: None,
             digest: digest.oci(),
             size: digest.size,
             platform: None,
@@ -64,9 +67,43 @@ impl Descriptor {
 struct Manifest {
     schema_version: u32,
     media_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact_type: Option<&'static str>,
     config: Descriptor,
     layers: Vec<Descriptor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<Descriptor>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     annotations: BTreeMap<&'static str, String>,
+}
+
+/// The empty configuration of an artifact (image-spec 1.1, "Guidelines for
+/// artifact usage").
+const EMPTY_CONFIG: &[u8] = b"{}";
+const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// The SBOM as an artifact of the image: a manifest whose `subject` is the
+/// image manifest, found by `oras discover`-style tools through the index.
+struct Artifact {
+    manifest: Vec<u8>,
+    sbom: Vec<u8>,
+}
+
+impl Artifact {
+    fn new(sbom: Vec<u8>, image_manifest: &[u8]) -> Result<Artifact> {
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: MANIFEST,
+            artifact_type: Some(crate::sbom::MEDIA_TYPE),
+            config: Descriptor::of(EMPTY, &Digested::of(EMPTY_CONFIG)),
+            layers: vec![Descriptor::of(crate::sbom::MEDIA_TYPE, &Digested::of(&sbom))],
+            subject: Some(Descriptor::of(MANIFEST, &Digested::of(image_manifest))),
+            annotations: BTreeMap::new(),
+        };
+        let manifest =
+            serde_json::to_vec(&manifest).context("writing the SBOM's manifest as JSON")?;
+        Ok(Artifact { manifest, sbom })
+    }
 }
 
 #[derive(Serialize)]
@@ -82,6 +119,7 @@ struct Layout {
     config: Vec<u8>,
     manifest: Vec<u8>,
     index: Vec<u8>,
+    artifact: Option<Artifact>,
 }
 
 impl Layout {
@@ -92,8 +130,10 @@ impl Layout {
         let manifest = Manifest {
             schema_version: 2,
             media_type: MANIFEST,
+            artifact_type: None,
             config: Descriptor::of(CONFIG, &Digested::of(&config)),
             layers: blobs.iter().map(|b| Descriptor::of(media_type, &b.blob)).collect(),
+            subject: None,
             annotations: BTreeMap::from([
                 ("org.opencontainers.image.created", super::config::rfc3339(job.tree.epoch)),
                 ("org.opencontainers.image.title", spec.name.clone()),
@@ -108,16 +148,36 @@ impl Layout {
             variant: plan.platform.variant,
         });
         entry.annotations.insert("org.opencontainers.image.ref.name", spec.image.tag().to_string());
-        let index = Index { schema_version: 2, media_type: INDEX, manifests: vec![entry] };
+        let mut manifests = vec![entry];
+        // The SBOM of the build, when it has one, goes along.
+        let sbom = std::fs::read(crate::sbom::path_for(&job.built.out)).ok();
+        let artifact = sbom.map(|bytes| Artifact::new(bytes, &manifest)).transpose()?;
+        if let Some(artifact) = &artifact {
+            let mut descriptor = Descriptor::of(MANIFEST, &Digested::of(&artifact.manifest));
+            descriptor.artifact_type = Some(crate::sbom::MEDIA_TYPE);
+            manifests.push(descriptor);
+        }
+        let index = Index { schema_version: 2, media_type: INDEX, manifests };
         let index = serde_json::to_vec(&index).context("writing the image index as JSON")?;
-        Ok(Layout { config, manifest, index })
+        Ok(Layout { config, manifest, index, artifact })
+    }
+
+    /// The small blobs of the layout, with their bytes: the configuration,
+    /// the manifest, and the SBOM artifact's.
+    fn small_blobs(&self) -> Vec<&[u8]> {
+        let mut all: Vec<&[u8]> = vec![&self.config, &self.manifest];
+        if let Some(artifact) = &self.artifact {
+            all.extend([EMPTY_CONFIG, &artifact.sbom[..], &artifact.manifest[..]]);
+        }
+        all
     }
 
     /// Every blob of the layout: its digest.
     fn blobs<'a>(&'a self, layers: &'a [LayerBlob]) -> Vec<Digested> {
         let mut all: Vec<Digested> = layers.iter().map(|b| b.blob.clone()).collect();
-        all.push(Digested::of(&self.config));
-        all.push(Digested::of(&self.manifest));
+        all.extend(self.small_blobs().into_iter().map(Digested::of));
+        all.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+        all.dedup_by(|a, b| a.sha256 == b.sha256);
         all
     }
 }
@@ -176,7 +236,7 @@ fn write_layout(
         blobs.push(blob);
     }
     let layout = Layout::new(job, plan, &blobs)?;
-    for bytes in [&layout.config, &layout.manifest] {
+    for bytes in layout.small_blobs() {
         let path = dir.join(Digested::of(bytes).sha256);
         std::fs::write(&path, bytes)
             .with_context(|| format!("failed to write `{}`", path.display()))?;

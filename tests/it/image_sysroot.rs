@@ -39,7 +39,7 @@ fn a_spec_built_from_an_image_of_its_own_tree_loads_everything_and_copies_nothin
     let spec = repo.join("default.toml");
     let first = build(&Options::new(&spec, tmp.path().join("from-host"))).unwrap();
     let layout = tmp.path().join("image");
-    oci_image_of(&first.out, &layout);
+    oci_image_of(&first, &layout);
 
     let source: SysrootSource = format!("oci:{}:latest", layout.display()).parse().unwrap();
     let cache = tmp.path().join("cache");

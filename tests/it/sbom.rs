@@ -101,34 +101,20 @@ fn the_default_specs_sbom_validates_and_matches_dpkg_and_the_tree() {
 }
 
 #[test]
-fn the_sbom_attached_to_an_oci_image_leaves_it_readable_by_skopeo() {
-    let (Some(_), Some(skopeo)) = (
-        host_tool("umoci", "attaching the SBOM to an OCI image"),
-        host_tool("skopeo", "attaching the SBOM to an OCI image"),
-    ) else {
-        return;
-    };
+fn an_oci_export_carries_the_sbom_as_an_artifact_that_skopeo_passes_by() {
+    let Some(skopeo) = host_tool("skopeo", "reading the exported image") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let spec = tmp.path().join("s.toml");
     std::fs::write(&spec, "name = \"s\"\ncommands = [\"bash\"]\n").unwrap();
     let built = build(&Options::new(&spec, tmp.path().join("out"))).unwrap();
     let layout = tmp.path().join("image");
-    oci_image_of(&built.out, &layout);
+    oci_image_of(&built, &layout);
     let sh = Shell::new().unwrap();
     let reference = format!("oci:{}:latest", layout.display());
-    let inspect = |sh: &Shell| -> Value {
-        serde_json::from_str(&cmd!(sh, "{skopeo} inspect {reference}").read().unwrap()).unwrap()
-    };
-    let before = inspect(&sh);
-
+    let inspect: Value =
+        serde_json::from_str(&cmd!(sh, "{skopeo} inspect {reference}").read().unwrap()).unwrap();
+    assert_eq!(inspect["Architecture"], "amd64");
     let sbom = std::fs::read(rootfs::sbom::path_for(&built.out)).unwrap();
-    rootfs::sbom::attach_to_oci(&layout, "latest", &sbom).unwrap();
-    // Attaching again replaces the artifact rather than adding another.
-    let digest = rootfs::sbom::attach_to_oci(&layout, "latest", &sbom).unwrap();
-    let after = inspect(&sh);
-    assert_eq!(after["Digest"], before["Digest"]);
-    assert_eq!(after["Layers"], before["Layers"]);
-
     let index_text = std::fs::read_to_string(layout.join("index.json")).unwrap();
     let index: Value = serde_json::from_str(&index_text).unwrap();
     let artifacts: Vec<&Value> = index["manifests"]
@@ -138,22 +124,14 @@ fn the_sbom_attached_to_an_oci_image_leaves_it_readable_by_skopeo() {
         .filter(|d| d["artifactType"] == rootfs::sbom::MEDIA_TYPE)
         .collect();
     assert_eq!(artifacts.len(), 1, "{index_text}");
-    assert_eq!(artifacts[0]["digest"], digest.as_str());
     let blob = |d: &Value| {
         let hex = d.as_str().unwrap().strip_prefix("sha256:").unwrap().to_string();
         std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap()
     };
     let manifest: Value = serde_json::from_slice(&blob(&artifacts[0]["digest"])).unwrap();
-    assert_eq!(manifest["subject"]["digest"], before["Digest"]);
+    assert_eq!(manifest["subject"]["digest"], inspect["Digest"]);
+    assert_eq!(manifest["artifactType"], rootfs::sbom::MEDIA_TYPE);
     assert_eq!(manifest["config"]["mediaType"], "application/vnd.oci.empty.v1+json");
     assert_eq!(blob(&manifest["config"]["digest"]), b"{}");
     assert_eq!(blob(&manifest["layers"][0]["digest"]), sbom);
-    // index.json keeps its keys sorted.
-    let keys: Vec<&String> = index.as_object().unwrap().keys().collect();
-    let mut sorted = keys.clone();
-    sorted.sort();
-    assert_eq!(keys, sorted);
-    assert!(
-        index_text.find("\"manifests\"").unwrap() < index_text.find("\"schemaVersion\"").unwrap()
-    );
 }

@@ -254,13 +254,17 @@ pub fn pyspdxtools() -> Option<PathBuf> {
     }
 }
 
-/// An OCI image layout at `layout` whose image `latest` holds `tree` as its
-/// only layer. Made with umoci until this tool's own exporter lands: switch
-/// this one call to it then.
-pub fn oci_image_of(tree: &Path, layout: &Path) {
-    let sh = Shell::new().unwrap();
-    let image = format!("{}:latest", layout.display());
-    cmd!(sh, "umoci init --layout {layout}").quiet().run().unwrap();
-    cmd!(sh, "umoci new --image {image}").quiet().run().unwrap();
-    cmd!(sh, "umoci insert --image {image} {tree} /").quiet().ignore_stdout().run().unwrap();
+/// The built tree exported by this tool as an OCI image layout at
+/// `layout`, tagged `latest`.
+pub fn oci_image_of(built: &rootfs::build::Built, layout: &Path) {
+    let options = rootfs::export::Options {
+        format: rootfs::export::Format::Oci,
+        output: Some(layout.to_path_buf()),
+        compression: None,
+        epoch: 0,
+        force: false,
+        sysroot: PathBuf::from("/"),
+    };
+    rootfs::export::export(built, &options)
+        .unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
 }
