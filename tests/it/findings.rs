@@ -78,10 +78,12 @@ fn fixture(dir: &Path) -> PathBuf {
     spec
 }
 
-/// A fresh folder under the target directory, readable by everyone.
+/// A fresh folder readable by everyone, in `/var/tmp`: the sandbox has
+/// its own `/tmp`, and the trace never proposes what lies in the users'
+/// homes, so a fixture there would be invisible or noted only, wherever the
+/// checkout is.
 fn work_dir(name: &str) -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let dir = PathBuf::from("/var/tmp").join(format!("rootfs-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();

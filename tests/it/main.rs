@@ -19,3 +19,4 @@ mod support;
 mod terminal;
 mod tidy;
 mod trace;
+mod wholehost;
