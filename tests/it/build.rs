@@ -25,9 +25,7 @@ fn write_spec(dir: &Path, text: &str) -> PathBuf {
 #[test]
 fn every_shipped_spec_builds_and_the_loader_finds_every_library_inside() {
     if !rustix::process::geteuid().is_root() {
-        eprintln!(
-            "skipped: checking with the loader inside the tree needs chroot(2), which needs root"
-        );
+        eprintln!("skipped: needs root (checking with the loader inside the tree uses chroot(2))");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -537,7 +535,7 @@ fn a_sysroot_build_takes_every_file_from_the_sysroot() {
         let (status, output) = in_chroot(&out, &["/bin/bash", "-c", "echo from the sysroot"], &[]);
         assert_eq!((status, output.trim()), (0, "from the sysroot"));
     } else {
-        eprintln!("skipped running bash inside: chroot(2) needs root");
+        eprintln!("skipped: needs root (running bash inside the tree uses chroot(2))");
     }
 }
 

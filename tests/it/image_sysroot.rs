@@ -61,7 +61,7 @@ fn a_spec_built_from_an_image_of_its_own_tree_loads_everything_and_copies_nothin
     assert!(lock.image.as_deref().is_some_and(|d| d.starts_with("sha256:")));
 
     if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: the loader inside the tree: chroot(2) needs root");
+        eprintln!("skipped: needs root (asking the loader inside the tree uses chroot(2))");
         return;
     }
     for command in second.manifest.commands.iter().filter(|c| c.kind == CommandKind::Dynamic) {

@@ -146,12 +146,14 @@ fn a_command_that_hangs_is_killed_with_its_children_at_its_timeout() {
     let elapsed = started.elapsed();
     assert_eq!(report.results[0].outcome, Outcome::TimedOut, "{}", report.table());
     assert!(report.table().contains("TIMEOUT  "), "{}", report.table());
+    // Killed at its timeout, not after the hour it asked for; the bound is
+    // generous for a loaded 2-core machine.
     assert!(
-        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(2),
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(15),
         "took {elapsed:?}"
     );
     // The whole namespace died with it.
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while !processes_with(&format!("sleep {marker}")).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -239,7 +241,7 @@ fn an_interrupted_run_leaves_no_process_and_no_mount_behind() {
     rustix::process::kill_process_group(group, rustix::process::Signal::INT).unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success());
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while !processes_with(&format!("sleep {marker}")).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -260,7 +262,7 @@ fn xtask_command() -> std::process::Command {
 #[test]
 fn a_normal_user_gets_a_user_namespace_or_one_clear_line() {
     if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: switching to an unprivileged user for this test needs root");
+        eprintln!("skipped: needs root (to switch to an unprivileged user)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -303,6 +305,12 @@ fn a_normal_user_gets_a_user_namespace_or_one_clear_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     if output.status.success() {
         assert!(stdout.contains(" passed, 0 failed"), "{stdout}\n{stderr}");
+        // The limits hold through cgroups, or one line says they are
+        // rlimits only (this user cannot make a cgroup here).
+        let notes = stderr.lines().filter(|l| l.contains("limited with rlimits only")).count();
+        let own_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        assert!(notes <= 1, "{stderr}");
+        assert!(notes == 1 || own_cgroup.contains("0::/user"), "no word on the limits:\n{stderr}");
         // Built by that user, the tree's files are root's inside.
         let owner = std::os::unix::fs::MetadataExt::uid(
             &std::fs::metadata(out.join("etc/passwd")).unwrap(),
