@@ -10,7 +10,7 @@
 mod fragment;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 pub use self::fragment::{HEADER, render};
 use crate::elf::FileKind;
@@ -158,16 +158,16 @@ pub fn find(
             .events
             .iter()
             .filter(|e| e.access == Access::List)
-            .map(|e| lexical(&e.path))
+            .map(|e| crate::rootpath::lexical(&e.path))
             .collect();
         let opened: BTreeSet<PathBuf> = trace
             .events
             .iter()
             .filter(|e| !matches!(e.access, Access::Stat | Access::Readlink))
-            .map(|e| lexical(&e.path))
+            .map(|e| crate::rootpath::lexical(&e.path))
             .collect();
         for event in trace.events.iter().filter(|e| e.exists()) {
-            let path = lexical(&event.path);
+            let path = crate::rootpath::lexical(&event.path);
             let walked = matches!(event.access, Access::Stat | Access::Readlink)
                 && path.parent().is_some_and(|p| listed.contains(p))
                 && !opened.contains(&path);
@@ -188,7 +188,7 @@ fn classify(
     spec: &Spec,
     sysroot: &Sysroot,
 ) {
-    let path = lexical(&event.path);
+    let path = crate::rootpath::lexical(&event.path);
     if !event.path.is_absolute() {
         return;
     }
@@ -329,19 +329,4 @@ fn prune(findings: &mut Findings) {
         }
         *group != Group::Dirs || !others.iter().any(|o| o.starts_with(path) && o != path)
     });
-}
-
-/// `.` and `..` taken out without touching the disk: the tracer keeps `..`.
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for component in path.components() {
-        match component {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(name) => out.push(name),
-            _ => {}
-        }
-    }
-    out
 }

@@ -1,4 +1,4 @@
-//! File helpers with no dependency inside the crate: atomic writes, removal that never follows a symlink, sibling paths, sha256 digests.
+//! File helpers with no dependency inside the crate: atomic writes, removal that never follows a symlink, sibling paths, digests, and the RFC 3339 time written into outputs.
 //!
 //! `install`, `stamp`, `digest_cache`, `manifest` and `output` all call these;
 //! keeping them here is what lets those modules not depend on each other.
@@ -18,17 +18,47 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// sha256 of a file's content, read in large pieces, as lowercase hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    digest_file::<Sha256>(path)
+}
+
+/// A file's digest with any RustCrypto hash (`Sha256`, `Sha1`), read in
+/// large pieces, as lowercase hex.
+pub fn digest_file<D: Digest>(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = D::new();
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
         let n = file.read(&mut buffer)?;
         if n == 0 {
-            return Ok(hex_digest(hasher));
+            let digest = hasher.finalize();
+            return Ok(digest.iter().map(|b| format!("{b:02x}")).collect());
         }
         hasher.update(&buffer[..n]);
     }
+}
+
+/// A Unix time as RFC 3339 UTC (`1970-01-01T00:00:00Z`), by Howard
+/// Hinnant's `civil_from_days`, so that no date library is needed: the
+/// `created` of images and SBOMs.
+pub fn rfc3339(epoch: i64) -> String {
+    let days = epoch.div_euclid(86_400);
+    let seconds = epoch.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
 }
 
 /// A finished hasher's digest, as lowercase hex.
@@ -139,6 +169,14 @@ pub fn dir_names(dir: &OwnedFd) -> Result<Vec<std::ffi::CString>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
 
     #[test]
     fn digests_are_lowercase_hex() {

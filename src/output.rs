@@ -19,13 +19,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::fsutil;
 use crate::manifest::{EntryType, Manifest};
@@ -109,16 +107,7 @@ impl Guard {
 /// last component is not followed: a symlink there is judged as a symlink.
 pub fn normalise(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut lexical = PathBuf::from("/");
-    for component in absolute.components() {
-        match component {
-            Component::ParentDir => {
-                lexical.pop();
-            }
-            Component::Normal(name) => lexical.push(name),
-            _ => {}
-        }
-    }
+    let lexical = crate::rootpath::lexical(&absolute);
     let (Some(parent), Some(name)) = (lexical.parent(), lexical.file_name()) else {
         return lexical;
     };
@@ -273,7 +262,7 @@ pub fn check_recorded(path: &Path) -> Result<Found, Refusal> {
     }
     match recorded {
         Some(Recorded::File { size, sha256 }) if meta.is_file() && meta.size() == *size => {
-            if file_sha256(path).is_ok_and(|digest| &digest == sha256) {
+            if fsutil::sha256_file(path).is_ok_and(|digest| &digest == sha256) {
                 Ok(Found::Ours)
             } else {
                 Err(refuse(path, "it changed since this tool wrote it"))
@@ -302,8 +291,8 @@ pub fn record(path: &Path) -> Result<()> {
         }
         Recorded::Dir { entries }
     } else {
-        let sha256 =
-            file_sha256(path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        let sha256 = fsutil::sha256_file(path)
+            .with_context(|| format!("failed to read `{}`", path.display()))?;
         Recorded::File { size: meta.size(), sha256 }
     };
     insert(path, recorded)
@@ -322,20 +311,6 @@ fn insert(path: &Path, recorded: Recorded) -> Result<()> {
     ledger.outputs.insert(file_key(path), recorded);
     let bytes = serde_json::to_vec_pretty(&ledger).context("serialising the ledger of outputs")?;
     fsutil::write_file_atomically(&ledger_path(path), &bytes)
-}
-
-fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(fsutil::hex_digest(hasher))
 }
 
 fn lstat(path: &Path) -> Result<Option<std::fs::Metadata>, Refusal> {

@@ -61,6 +61,23 @@ use std::path::{Component, Path, PathBuf};
 /// `ELOOP` (`path_resolution(7)`).
 pub const MAX_SYMLINKS: usize = 40;
 
+/// `path` with `.` and `..` taken out without looking at anything, `..`
+/// stopping at `/`: where a path leads when none of its components is a
+/// symlink (for paths a tracer saw, or a command line gave).
+pub fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// One symlink crossed while resolving a path.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Link {

@@ -169,7 +169,7 @@ fn document(input: &Input, manifest: &Manifest, tree: &Path) -> Result<Value> {
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": format!("rootfs-{}", input.name),
         "documentNamespace": "",
-        "creationInfo": { "created": timestamp(input.epoch), "creators": [creator()] },
+        "creationInfo": { "created": fsutil::rfc3339(input.epoch), "creators": [creator()] },
         "packages": packages,
         "files": files,
         "relationships": relationships,
@@ -241,38 +241,7 @@ fn file_id(path: &Path) -> String {
 }
 
 fn sha1_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha1::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            return Ok(format!("{:x}", hasher.finalize()));
-        }
-        hasher.update(&buffer[..n]);
-    }
-}
-
-/// `YYYY-MM-DDThh:mm:ssZ` of a Unix time (Howard Hinnant's
-/// `civil_from_days`).
-pub fn timestamp(epoch: i64) -> String {
-    let (days, secs) = (epoch.div_euclid(86_400), epoch.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    fsutil::digest_file::<Sha1>(path)
 }
 
 #[cfg(test)]
@@ -280,10 +249,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_and_purls_are_spelled_as_spdx_and_purl_want() {
-        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
-        assert_eq!(timestamp(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(timestamp(951_782_400), "2000-02-29T00:00:00Z");
+    fn purls_and_ids_are_spelled_as_purl_and_spdx_want() {
         let package = Package {
             name: "libc6".into(),
             version: "1:2.36-9+deb12u7".into(),

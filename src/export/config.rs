@@ -73,7 +73,7 @@ pub fn image_config(
     layers: &[(String, String)],
     epoch: i64,
 ) -> Result<Vec<u8>> {
-    let created = rfc3339(epoch);
+    let created = crate::fsutil::rfc3339(epoch);
     let config = ImageConfig {
         created: created.clone(),
         architecture: platform.architecture,
@@ -112,39 +112,4 @@ pub fn image_config(
             .collect(),
     };
     serde_json::to_vec(&config).context("writing the image configuration as JSON")
-}
-
-/// Seconds since the Unix epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`),
-/// by Howard Hinnant's `civil_from_days`, so that no date library is needed.
-pub fn rfc3339(epoch: i64) -> String {
-    let days = epoch.div_euclid(86_400);
-    let seconds = epoch.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
-
-    #[test]
-    fn epochs_are_rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
-    }
 }

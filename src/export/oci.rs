@@ -135,7 +135,7 @@ impl Layout {
             layers: blobs.iter().map(|b| Descriptor::of(media_type, &b.blob)).collect(),
             subject: None,
             annotations: BTreeMap::from([
-                ("org.opencontainers.image.created", super::config::rfc3339(job.tree.epoch)),
+                ("org.opencontainers.image.created", crate::fsutil::rfc3339(job.tree.epoch)),
                 ("org.opencontainers.image.title", spec.name.clone()),
             ]),
         };

@@ -213,7 +213,7 @@ fn add_entry(
             } else {
                 root.join(rel).parent().unwrap_or(root).join(&target)
             };
-            if !normal(&resolved).starts_with(root) {
+            if !crate::rootpath::lexical(&resolved).starts_with(root) {
                 walked.outside.insert(resolved);
             }
         }
@@ -260,21 +260,6 @@ pub fn excluded(patterns: &[glob::Pattern], rel: &Path) -> bool {
                 })
         })
     })
-}
-
-/// `..` and `.` taken out lexically, for "is it inside the tree".
-fn normal(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for component in path.components() {
-        match component {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::Normal(name) => out.push(name),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// The first four bytes are ELF's magic: the cheap test before parsing.

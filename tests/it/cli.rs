@@ -4,17 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::{project_root, xtask_binary};
-
-fn can_enter() -> bool {
-    match rootfs::smoke::cannot_enter_reason() {
-        None => true,
-        Some(reason) => {
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
+use crate::support::{can_enter, project_root, xtask_binary};
 
 fn xtask(args: &[&str], out: &Path) -> Command {
     let mut command = Command::new(xtask_binary());

@@ -4,17 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::findings::entries;
-use crate::support::{project_root, xtask_binary};
-
-fn can_enter() -> bool {
-    match rootfs::smoke::cannot_enter_reason() {
-        None => true,
-        Some(reason) => {
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
+use crate::support::{can_enter, project_root, xtask_binary};
 
 /// A folder under the target directory (the sandbox replaces `/tmp`).
 fn work_dir(name: &str) -> PathBuf {

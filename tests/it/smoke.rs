@@ -9,18 +9,7 @@ use std::time::{Duration, Instant};
 use rootfs::build::{Built, Options, build};
 use rootfs::smoke::{self, Check, Expect, Outcome};
 
-use crate::support::{project_root, shipped_specs, tree_listing, xtask_binary};
-
-/// Whether this process can enter a rootfs; prints why not.
-fn can_enter() -> bool {
-    match smoke::cannot_enter_reason() {
-        None => true,
-        Some(reason) => {
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
+use crate::support::{can_enter, project_root, shipped_specs, tree_listing, xtask_binary};
 
 fn built(spec: &Path, out_root: &Path) -> Built {
     build(&Options::new(spec, out_root)).unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)))

@@ -268,3 +268,15 @@ pub fn oci_image_of(built: &rootfs::build::Built, layout: &Path) {
     rootfs::export::export(built, &options)
         .unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
 }
+
+/// Whether this process can enter a rootfs (root, or an unprivileged user
+/// namespace); prints the one `skipped:` line when not.
+pub fn can_enter() -> bool {
+    match rootfs::smoke::cannot_enter_reason() {
+        None => true,
+        Some(reason) => {
+            eprintln!("skipped: {reason}");
+            false
+        }
+    }
+}
