@@ -347,3 +347,53 @@ fn run_passes_the_exit_status_back_and_shell_reads_its_input() {
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "inside default");
 }
+
+/// Programs that reject `--version` and `--help` (or ignore them) pass when
+/// they behave exactly as on the host; one whose library is gone fails,
+/// with both exit statuses and the diff.
+#[test]
+fn probes_are_judged_against_the_host() {
+    if !can_enter() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("eight.toml");
+    let commands = ["ip", "dash", "clear", "false", "infocmp", "chattr", "git-shell", "cat"];
+    let missing: Vec<&&str> = commands
+        .iter()
+        .filter(|c| !rootfs::resolve::DEFAULT_PATH.iter().any(|d| Path::new(d).join(c).exists()))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("skipped: {missing:?} not installed (`cargo xtask test` installs them)");
+        return;
+    }
+    let list: Vec<String> = commands.iter().map(|c| format!("\"{c}\"")).collect();
+    std::fs::write(&spec, format!("name = \"eight\"\ncommands = [{}]\n", list.join(", "))).unwrap();
+    let out = tmp.path().join("out/eight");
+    let smoke = |extra: &[&str]| {
+        let output = xtask_command()
+            .args(["rootfs", "smoke"])
+            .arg(&spec)
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let (code, table) = smoke(&[]);
+    assert_eq!(code, Some(0), "{table}");
+    assert!(table.ends_with("8 passed, 0 failed\n"), "{table}");
+    // A library `ip` needs, gone from the tree as it stands.
+    let libmnl = std::fs::canonicalize(out.join("usr/lib/x86_64-linux-gnu/libmnl.so.0")).unwrap();
+    std::fs::remove_file(&libmnl).unwrap();
+    let (code, table) = smoke(&["--no-build"]);
+    assert_eq!(code, Some(1), "{table}");
+    assert!(table.ends_with("7 passed, 1 failed\n"), "{table}");
+    let ip = table.lines().find(|l| l.starts_with("ip ")).unwrap();
+    assert!(ip.contains("FAIL") && ip.contains("differs from the host: exit 127 here"), "{table}");
+    assert!(
+        table.contains("| +/usr/sbin/ip: error while loading shared libraries: libmnl.so.0"),
+        "{table}"
+    );
+}

@@ -29,6 +29,10 @@ pub const FOR_TESTS: &[&str] = &[
     "util-linux",
     "vim",
     "findutils",
+    // clear and infocmp, which the probe test compares with the host.
+    "ncurses-bin",
+    // chattr.
+    "e2fsprogs",
     // What the presets and the workloads test run, and compare with.
     "ca-certificates",
     "curl",
