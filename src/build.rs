@@ -2,7 +2,7 @@
 
 mod beside;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use crate::output;
 use crate::plan::{self, Plan};
 use crate::resolve::{self, Resolver};
 use crate::sbom;
+use crate::sha1_cache;
 use crate::spec::{self, Spec};
 use crate::stamp::{FileState, Stamp};
 
@@ -283,11 +284,15 @@ fn install_and_commit(
         known_digests: known_digests.clone(),
     };
     let out = &beside.out;
+    let known_sha1s = sha1_cache::read(&beside.sha1s);
+    let mut fresh_sha1s = sha1_cache::Sha1s::new();
     let staged = install::stage(plan, out, &install_options)
         .with_context(|| format!("writing `{}`", out.display()))?;
     let swapped = (|| -> Result<Option<PathBuf>> {
         let manifest_state = beside.write_pending_manifest(&staged.manifest)?;
-        let sbom_bytes = sbom::render(&sbom, &staged.manifest, &staged.path)?;
+        let (sbom_bytes, sha1s) =
+            sbom::render(&sbom, &staged.manifest, &staged.path, &known_sha1s)?;
+        fresh_sha1s = sha1s;
         let sbom_state = beside.write_pending_sbom(&sbom_bytes)?;
         let stamp = Stamp {
             key,
@@ -313,6 +318,11 @@ fn install_and_commit(
         }
     };
     beside.commit()?;
+    let live: HashSet<&str> = (known_digests.values().chain(staged.digests.values()))
+        .map(|(_, sha256)| sha256.as_str())
+        .chain(staged.manifest.entries.iter().filter_map(|e| e.sha256.as_deref()))
+        .collect();
+    sha1_cache::update(&beside.sha1s, known_sha1s, fresh_sha1s, &live)?;
     digest_cache::update(&beside.digests, known_digests, staged.digests)?;
     // The previous tree goes last: failing to remove it cannot leave the
     // new one without its manifest and stamp.

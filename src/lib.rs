@@ -21,6 +21,7 @@ pub mod resolve;
 pub mod rootpath;
 pub mod sandbox;
 pub mod sbom;
+pub mod sha1_cache;
 pub mod sysroot;
 pub mod terminfo;
 

@@ -31,6 +31,7 @@ use crate::dpkg::Package;
 use crate::dpkg::copyright::{self, Declared};
 use crate::fsutil;
 use crate::manifest::{EntryType, Manifest};
+use crate::sha1_cache::Sha1s;
 use crate::sysroot::Sysroot;
 
 /// The media type of an SPDX JSON document, used as the artifact type.
@@ -83,15 +84,21 @@ impl Input {
 }
 
 /// The SBOM of the tree at `tree` (which `manifest` describes), as the
-/// bytes written to disk.
-pub fn render(input: &Input, manifest: &Manifest, tree: &Path) -> Result<Vec<u8>> {
-    let mut document = document(input, manifest, tree)?;
+/// bytes written to disk, and the SHA1 of each file content `known` did
+/// not have (by sha256: `sha1_cache.rs`).
+pub fn render(
+    input: &Input,
+    manifest: &Manifest,
+    tree: &Path,
+    known: &Sha1s,
+) -> Result<(Vec<u8>, Sha1s)> {
+    let (mut document, fresh) = document(input, manifest, tree, known)?;
     let digest = fsutil::sha256_hex(&serde_json::to_vec(&document)?);
     document["documentNamespace"] =
         json!(format!("https://rootfs.invalid/spdx/{}-{digest}", input.name));
     let mut bytes = serde_json::to_vec_pretty(&document).context("writing the SBOM as JSON")?;
     bytes.push(b'\n');
-    Ok(bytes)
+    Ok((bytes, fresh))
 }
 
 /// One regular file of the tree.
@@ -101,22 +108,39 @@ struct TreeFile {
     sha256: String,
 }
 
-fn document(input: &Input, manifest: &Manifest, tree: &Path) -> Result<Value> {
-    let files: Vec<TreeFile> = manifest
+fn document(
+    input: &Input,
+    manifest: &Manifest,
+    tree: &Path,
+    known: &Sha1s,
+) -> Result<(Value, Sha1s)> {
+    let files: Vec<(TreeFile, bool)> = manifest
         .entries
         .par_iter()
         .filter(|e| e.kind == EntryType::File)
         .map(|e| {
             let host = tree.join(e.path.strip_prefix("/").unwrap_or(&e.path));
-            let sha1 =
-                sha1_file(&host).with_context(|| format!("failed to read `{}`", host.display()))?;
             let sha256 = match &e.sha256 {
                 Some(digest) => digest.clone(),
                 None => fsutil::sha256_file(&host)?,
             };
-            Ok(TreeFile { path: e.path.clone(), sha1, sha256 })
+            let (sha1, fresh) = match known.get(&sha256) {
+                Some(sha1) => (sha1.clone(), false),
+                None => (
+                    sha1_file(&host)
+                        .with_context(|| format!("failed to read `{}`", host.display()))?,
+                    true,
+                ),
+            };
+            Ok((TreeFile { path: e.path.clone(), sha1, sha256 }, fresh))
         })
         .collect::<Result<_>>()?;
+    let fresh: Sha1s = files
+        .iter()
+        .filter(|(_, fresh)| *fresh)
+        .map(|(f, _)| (f.sha256.clone(), f.sha1.clone()))
+        .collect();
+    let files: Vec<TreeFile> = files.into_iter().map(|(f, _)| f).collect();
     let mut by_package: BTreeMap<&Package, Vec<&TreeFile>> = BTreeMap::new();
     for file in &files {
         if let Some(package) = input.owners.get(&file.path) {
@@ -163,7 +187,7 @@ fn document(input: &Input, manifest: &Manifest, tree: &Path) -> Result<Value> {
             })
         })
         .collect();
-    Ok(json!({
+    let document = json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
@@ -174,7 +198,8 @@ fn document(input: &Input, manifest: &Manifest, tree: &Path) -> Result<Value> {
         "files": files,
         "relationships": relationships,
         "hasExtractedLicensingInfos": references.into_values().collect::<Vec<_>>(),
-    }))
+    });
+    Ok((document, fresh))
 }
 
 fn deb_package(package: &Package, owned: &[&TreeFile], declared: &Declared) -> Value {

@@ -1,4 +1,4 @@
-//! The files beside a tree (manifest, SBOM, stamp, digest cache), written as pending files before the tree is swapped in and renamed into place after it, so that the manifest and stamp in place always describe the tree in place.
+//! The files beside a tree (manifest, SBOM, stamp, digest and SHA1 caches), written as pending files before the tree is swapped in and renamed into place after it, so that the manifest and stamp in place always describe the tree in place.
 //!
 //! The order of a build's last steps, and what an interruption leaves:
 //! 1. the tree is complete in its staging folder; `<out>.manifest.json.pending`
@@ -31,6 +31,8 @@ pub struct Beside {
     pub stamp: PathBuf,
     /// The digest cache, shared by every tree in the same folder.
     pub digests: PathBuf,
+    /// The SBOM's SHA1s by sha256, shared the same way.
+    pub sha1s: PathBuf,
 }
 
 fn pending(path: &Path) -> PathBuf {
@@ -45,6 +47,7 @@ impl Beside {
             sbom: crate::sbom::path_for(out),
             stamp: stamp::path_for(out),
             digests: crate::digest_cache::path_for(out),
+            sha1s: crate::sha1_cache::path_for(out),
         }
     }
 
@@ -60,6 +63,7 @@ impl Beside {
         output::check_file(&self.stamp, "a stamp", is_stamp)?;
         output::check_file(&pending(&self.stamp), "a stamp", is_stamp)?;
         output::check_file(&self.digests, "a digest cache", crate::digest_cache::recognise)?;
+        output::check_file(&self.sha1s, "a SHA1 cache", crate::sha1_cache::recognise)?;
         let manifests: Vec<Manifest> = [&self.manifest, &pending(&self.manifest)]
             .into_iter()
             .filter_map(|path| Manifest::read(path).ok())

@@ -54,17 +54,18 @@ fn the_default_specs_sbom_validates_and_matches_dpkg_and_the_tree() {
     let listed: BTreeSet<String> =
         files.iter().map(|f| f["fileName"].as_str().unwrap().to_string()).collect();
     assert_eq!(listed, tree_files);
+    let checksum = |file: &Value, algorithm: &str| {
+        let checksums = file["checksums"].as_array().unwrap();
+        let found = checksums.iter().find(|c| c["algorithm"] == algorithm).unwrap();
+        found["checksumValue"].as_str().unwrap().to_string()
+    };
     for file in files {
         let name = file["fileName"].as_str().unwrap();
-        let sha256 = file["checksums"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["algorithm"] == "SHA256")
-            .unwrap()["checksumValue"]
-            .clone();
-        let actual = rootfs::fsutil::sha256_file(&built.out.join(&name[2..])).unwrap();
-        assert_eq!(sha256.as_str(), Some(actual.as_str()), "{name}");
+        let in_tree = built.out.join(&name[2..]);
+        let sha256 = rootfs::fsutil::sha256_file(&in_tree).unwrap();
+        assert_eq!(checksum(file, "SHA256"), sha256, "{name}");
+        let sha1 = rootfs::fsutil::digest_file::<sha1::Sha1>(&in_tree).unwrap();
+        assert_eq!(checksum(file, "SHA1"), sha1, "{name}");
     }
 
     // dpkg lists libc under /lib; the tree holds it under /usr/lib.
@@ -78,6 +79,19 @@ fn the_default_specs_sbom_validates_and_matches_dpkg_and_the_tree() {
     for unowned in ["./etc/passwd", "./etc/group", "./etc/ld.so.cache"] {
         assert!(!contained.contains_key(by_name[unowned]), "{unowned} has a package");
     }
+
+    // The SHA1s come from the cache beside the tree on a rebuild, and make
+    // the same document.
+    let sha1s = rootfs::sha1_cache::read(&rootfs::sha1_cache::path_for(&built.out));
+    let contents: BTreeSet<String> = files.iter().map(|f| checksum(f, "SHA256")).collect();
+    assert_eq!(sha1s.len(), contents.len(), "one SHA1 per distinct content");
+    let mut options = Options::new(project_root().join("rootfs-spec/default.toml"), tmp.path());
+    options.force = true;
+    let rebuilt = build(&options).unwrap();
+    assert_eq!(
+        std::fs::read(rootfs::sbom::path_for(&rebuilt.out)).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
 
     // The same tree gives the same document, wherever it is written.
     let other = tempfile::tempdir().unwrap();

@@ -109,11 +109,18 @@ fn broken_specs_fail_with_their_message_and_leave_the_output_alone() {
     build(&options).unwrap();
 
     let before = Snapshot::take(&out);
-    // Nothing but the output, its manifest, SBOM and stamp, and the digest cache: a
+    // Nothing but the output, its manifest, SBOM and stamp, and the digest and SHA1 caches: a
     // staging folder left behind by a failed build would show as a new name here.
     assert_eq!(
         before.siblings,
-        [".rootfs-digests.json", "t", "t.manifest.json", "t.spdx.json", "t.stamp.json"]
+        [
+            ".rootfs-digests.json",
+            ".rootfs-sha1.json",
+            "t",
+            "t.manifest.json",
+            "t.spdx.json",
+            "t.stamp.json"
+        ]
     );
     let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
     let mut failures = String::new();
