@@ -456,7 +456,8 @@ fn the_manifest_says_why_each_path_is_there() {
         libc.why
     );
     let why = manifest.why(Path::new("/bin/vim")).unwrap();
-    for expected in ["/bin (symlink -> usr/bin", "/etc/alternatives/vim (symlink", "command `vim`"]
+    for expected in
+        ["/bin (symlink -> usr/bin", "/etc/alternatives/vim (symlink", "command `/usr/bin/vim`"]
     {
         assert!(why.contains(expected), "{why}");
     }
