@@ -80,6 +80,7 @@ struct Files {
     /// Our tree and the files beside it.
     out: PathBuf,
     manifest: PathBuf,
+    sbom: PathBuf,
     stamp: PathBuf,
     digests: PathBuf,
 }
@@ -103,6 +104,7 @@ impl Files {
             programs,
             copied: dir.join("copied.txt"),
             manifest: rootfs::manifest::path_for(&out),
+            sbom: rootfs::sbom::path_for(&out),
             stamp: rootfs::stamp::path_for(&out),
             digests: rootfs::digest_cache::path_for(&out),
             out,
@@ -147,15 +149,18 @@ fn ours<'a>(
     runs: usize,
 ) -> Vec<Contender<'a>> {
     let build = move || files.build(exe, &[]);
-    let (out, manifest, stamp) = (&files.out, &files.manifest, &files.stamp);
+    // A cold build starts from an empty folder: the tree and every file
+    // describing it (manifest, SBOM, stamp) moved aside; the digest cache
+    // stays, except for the very first build.
+    let (out, manifest, sbom, stamp) = (&files.out, &files.manifest, &files.sbom, &files.stamp);
     let mut changes = 0;
     vec![
         Contender::new("resolution", Side::Ours, runs, move || deps_command(exe, programs))
             .allow_exit_1(),
         Contender::new("first build (nothing cached)", Side::Ours, runs, build)
-            .prepare(move || trash.clear(&[out, manifest, stamp, &files.digests])),
+            .prepare(move || trash.clear(&[out, manifest, sbom, stamp, &files.digests])),
         Contender::new("cold build", Side::Ours, runs, build)
-            .prepare(move || trash.clear(&[out, manifest, stamp])),
+            .prepare(move || trash.clear(&[out, manifest, sbom, stamp])),
         Contender::new("no-op rebuild", Side::Ours, runs, build),
         // One input changed: the spec gains a comment, so everything is
         // planned and written again (digests of unchanged host files are
@@ -169,7 +174,7 @@ fn ours<'a>(
         })
         .prepare(move || {
             let _ = std::fs::write(&files.spec, &files.spec_text);
-            trash.clear(&[out, manifest, stamp]);
+            trash.clear(&[out, manifest, sbom, stamp]);
         })
         .tree(&files.out),
     ]
