@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: times our resolution and builds against the classic recipe, lddtree, dracut-install, jk_cp and the copy floor on command lists of growing size, and our exports against a compressor pipe.
+//! `cargo xtask bench`: times our resolution and builds against the classic recipe, lddtree, dracut-install, jk_cp and the copy floor on command lists of growing size, our exports against a compressor pipe, and our smoke runs against a plain `chroot` loop.
 //!
 //! Every timing is the median of several runs of a whole process (so start-up
 //! costs count), measured with `wait4(2)`, which also gives the peak memory
@@ -6,9 +6,9 @@
 //! the same machine measures the same work. Results go to
 //! `target/bench/results.md`, ready for BENCHMARKS.md.
 //!
-//! `bench/build.rs` measures builds, `bench/export.rs` exports;
-//! `bench/timing.rs` is how either times a process, `bench/report.rs` the
-//! build section of the results.
+//! `bench/build.rs` measures builds, `bench/export.rs` exports,
+//! `bench/smoke.rs` smoke runs; `bench/timing.rs` is how each of them times
+//! a process, `bench/report.rs` writes the build section of the results.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use crate::{packages, project_root};
 mod build;
 mod export;
 mod report;
+mod smoke;
 mod timing;
 
 /// Settings of one benchmark run.
@@ -28,7 +29,7 @@ pub struct Options {
     /// Timed runs per measurement (after one untimed warm-up).
     pub runs: usize,
     /// Only the lists whose name contains this, or only the benchmark of
-    /// this name (`export`).
+    /// this name (`export`, `smoke`).
     pub only: Option<String>,
     /// Skip the peers (classic recipe, lddtree, dracut-install, jk_cp).
     pub no_peers: bool,
@@ -71,6 +72,11 @@ pub fn run(options: &Options) -> Result<()> {
     let all = lists.last().context("no list of all executables")?;
     if options.runs_benchmark("export") {
         report.push_str(&export::run(&exe, &work, &all.programs, options.runs)?);
+    }
+    if options.runs_benchmark("smoke") {
+        let spread = lists.iter().find(|l| l.name == "spread-100");
+        let smoked: Vec<&List> = spread.into_iter().chain([all]).collect();
+        report.push_str(&smoke::run(&exe, &work, &smoked, options.runs)?);
     }
     let path = work.join("results.md");
     write_file(&path, &report)?;
