@@ -10,9 +10,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+
+use super::timing::{Timing, Trash, run_once, sync_and_settle};
 
 /// One thing timed.
 struct Contender {
@@ -31,12 +33,7 @@ pub fn run(exe: &Path, work: &Path, programs: &[PathBuf], runs: usize) -> Result
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let spec = dir.join("spec.toml");
-    let mut text = "name = \"export-all\"\ncommands = [\n".to_string();
-    for p in programs {
-        let _ = writeln!(text, "  \"{}\",", p.display());
-    }
-    text.push_str("]\n");
-    std::fs::write(&spec, text).with_context(|| format!("failed to write `{}`", spec.display()))?;
+    super::write_spec(&spec, "export-all", programs, "")?;
     let tree = dir.join("tree");
     let export = |compression: &str, output: &Path| {
         let mut c = Command::new(exe);
@@ -77,21 +74,17 @@ pub fn run(exe: &Path, work: &Path, programs: &[PathBuf], runs: usize) -> Result
             export("zstd", &dir.join("zstd.oci")),
         ),
     ];
-    let trash = work.join("trash/export");
-    let mut moved = 0;
+    let trash_dir = work.join("trash/export");
+    let trash = Trash::new(trash_dir.clone());
+    let outputs = [dir.join("gzip.oci"), dir.join("zstd.oci"), dir.join(".rootfs-layers.json")];
     for round in 0..=runs {
         for c in &mut contenders {
             if c.fresh {
-                for path in
-                    [dir.join("gzip.oci"), dir.join("zstd.oci"), dir.join(".rootfs-layers.json")]
-                {
-                    moved += 1;
-                    std::fs::create_dir_all(&trash).context("creating the trash folder")?;
-                    let _ = std::fs::rename(&path, trash.join(moved.to_string()));
-                }
+                let [gzip, zstd, layers] = &outputs;
+                trash.clear(&[gzip, zstd, layers]);
+            } else {
+                sync_and_settle();
             }
-            rustix::fs::sync();
-            std::thread::sleep(Duration::from_secs(3));
             let elapsed = time(&mut c.command).with_context(|| c.label.to_string())?;
             if round > 0 {
                 c.times.push(elapsed);
@@ -108,30 +101,20 @@ pub fn run(exe: &Path, work: &Path, programs: &[PathBuf], runs: usize) -> Result
         unchanged.times.push(elapsed);
     }
     unchanged.times.remove(0);
-    let _ = std::fs::remove_dir_all(&trash);
+    let _ = std::fs::remove_dir_all(&trash_dir);
     Ok(render(&contenders, &unchanged, programs.len(), files, bytes, runs))
 }
 
 /// The wall time of one run of `command`, which must succeed.
 fn time(command: &mut Command) -> Result<Duration> {
-    command.stdout(Stdio::null()).stderr(Stdio::piped());
-    let started = Instant::now();
-    let out = command.output().context("starting a benchmark command")?;
-    let elapsed = started.elapsed();
-    ensure!(
-        out.status.success(),
-        "failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim_end()
-    );
-    Ok(elapsed)
+    Ok(run_once(command, false)?.0)
 }
 
 /// Median, min and max, in seconds.
 fn stats(times: &[Duration]) -> (f64, f64, f64) {
-    let mut sorted: Vec<f64> = times.iter().map(Duration::as_secs_f64).collect();
-    sorted.sort_by(f64::total_cmp);
-    (sorted[sorted.len() / 2], sorted[0], sorted[sorted.len() - 1])
+    Timing::of(times).map_or((0.0, 0.0, 0.0), |t| {
+        (t.median.as_secs_f64(), t.min.as_secs_f64(), t.max.as_secs_f64())
+    })
 }
 
 fn render(
