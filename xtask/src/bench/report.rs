@@ -27,8 +27,17 @@ fn table(out: &mut String, row: &Row) {
         "### {} ({} programs, {} files, {:.1} MiB)\n",
         row.list, row.programs, row.files, row.mib
     );
+    timing_table(out, row.ours.iter().chain(&row.peers));
+}
+
+/// A table of timed contenders: median, range and peak RSS, or why a
+/// contender has no figures.
+pub fn timing_table<'a>(
+    out: &mut String,
+    measured: impl Iterator<Item = &'a (&'static str, Measured)>,
+) {
     let _ = writeln!(out, "| what | median | min–max | peak RSS |\n|---|---|---|---|");
-    for (label, m) in row.ours.iter().chain(&row.peers) {
+    for (label, m) in measured {
         let cells = match m {
             Ok(t) => format!(
                 "{:.3} s | {:.3}–{:.3} s | {:.0}",

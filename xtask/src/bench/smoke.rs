@@ -266,21 +266,7 @@ fn render(rows: &[Row], runs: usize) -> String {
             out,
             "Medians of {runs} runs (after one warm-up), wall time of the whole process; peak RSS in MiB.\n"
         );
-        let _ = writeln!(out, "| what | median | min–max | peak RSS |\n|---|---|---|---|");
-        for (label, m) in &row.contenders {
-            let cells = match m {
-                Ok(t) => format!(
-                    "{:.3} s | {:.3}–{:.3} s | {:.0}",
-                    t.median.as_secs_f64(),
-                    t.min.as_secs_f64(),
-                    t.max.as_secs_f64(),
-                    t.max_rss_kib as f64 / 1024.0
-                ),
-                Err(e) => format!("({e}) | | "),
-            };
-            let _ = writeln!(out, "| {label} | {cells} |");
-        }
-        let _ = writeln!(out);
+        super::report::timing_table(&mut out, row.contenders.iter());
         findings(&mut out, row);
     }
     out
