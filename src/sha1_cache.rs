@@ -23,18 +23,22 @@ fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The map in `bytes`, when they are a SHA1 cache of this tool.
+fn parse(bytes: &[u8]) -> Option<BTreeMap<String, String>> {
+    let map: BTreeMap<String, String> = serde_json::from_slice(bytes).ok()?;
+    map.iter().all(|(k, v)| is_hex(k, 64) && is_hex(v, 40)).then_some(map)
+}
+
 /// Whether `bytes` are a SHA1 cache of this tool.
 pub fn recognise(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<BTreeMap<String, String>>(bytes)
-        .is_ok_and(|map| map.iter().all(|(k, v)| is_hex(k, 64) && is_hex(v, 40)))
+    parse(bytes).is_some()
 }
 
 /// Reads the cache; a missing or unreadable one is empty.
 pub fn read(path: &Path) -> Sha1s {
     std::fs::read(path)
         .ok()
-        .filter(|bytes| recognise(bytes))
-        .and_then(|bytes| serde_json::from_slice::<BTreeMap<String, String>>(&bytes).ok())
+        .and_then(|bytes| parse(&bytes))
         .map(|map| map.into_iter().collect())
         .unwrap_or_default()
 }
