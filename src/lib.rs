@@ -5,6 +5,7 @@
 //! `ldcache`, `ldconf`) -> `plan` -> `install` -> `smoke` -> `report`.
 //! See ARCHITECTURE.md for the bird's-eye view.
 
+pub mod debian;
 pub mod deps;
 pub mod digest_cache;
 pub mod dpkg;

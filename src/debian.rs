@@ -1,0 +1,11 @@
+//! Debian packages as a sysroot: an archive's signed indexes fetched and verified, a package set resolved and its `.deb`s fetched into a content-addressed cache, then unpacked into a folder the resolver uses like any directory sysroot.
+//!
+//! The flow, each step in its own module:
+//! archive (`InRelease` checked against a keyring, indexes against its
+//! hashes) -> package selection (the `Depends`/`Pre-Depends` closure, as apt
+//! would choose) -> fetch (each `.deb` against its index `SHA256`, kept only
+//! once verified) -> unpack (merged-`/usr` layout, every write confined to
+//! the sysroot folder, the maintainer scripts' effects reproduced).
+//! [`package::FetchedDeb`] is the record handed from fetching to unpacking.
+
+pub mod package;
