@@ -37,6 +37,7 @@ mod dlopen;
 mod dst;
 mod search;
 mod text;
+mod versions;
 
 use std::collections::HashMap;
 use std::io;
@@ -48,7 +49,8 @@ use anyhow::Result;
 use rayon::prelude::*;
 
 pub use self::closure::{
-    Closure, Edge, InputError, InputKind, Missing, Node, Opened, Reason, Skip, SkippedDlopen, Via,
+    Closure, Edge, InputError, InputKind, Missing, Node, Opened, Reason, Skip, SkippedDlopen,
+    VersionMiss, Via,
 };
 pub use self::dlopen::{DlopenLevel, UnknownDlopenLevel};
 pub use self::dst::{expand_dst, expand_path_list};
@@ -414,6 +416,7 @@ impl Resolver {
             self.map_interpreter(&mut process, interp);
         }
         self.run_queue(&mut process);
+        versions::check(&mut process);
     }
 
     /// Loads the `DT_NEEDED` entries breadth-first, as objects are loaded;

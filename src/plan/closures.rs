@@ -185,6 +185,9 @@ fn add_command(
     for miss in &closure.missing {
         unresolved.library(miss, &format!("command `{name}`"));
     }
+    for miss in &closure.version_misses {
+        unresolved.misses.push(format!("command `{name}`: {miss}"));
+    }
     let kind = match closure.kind {
         InputKind::Static => CommandKind::Static,
         InputKind::Script => CommandKind::Script,
@@ -246,6 +249,9 @@ fn add_library(
     add_closure(plan, resolver, &closure, spec.keep_setuid)?;
     for miss in closure.missing.iter().filter(|m| !by_path.contains(&m.name)) {
         unresolved.library(miss, &what);
+    }
+    for miss in &closure.version_misses {
+        unresolved.misses.push(format!("{what}: {miss}"));
     }
     Ok(Some(closure))
 }
