@@ -153,7 +153,7 @@ pub struct Shebang {
 /// What kind of file the kernel would find when asked to execute it.
 #[derive(Clone, Debug)]
 pub enum FileKind {
-    Elf(Object),
+    Elf(std::sync::Arc<Object>),
     Script(Shebang),
     /// Neither ELF nor a script: a data file, or an ELF file too broken to read
     /// (the text says why).
@@ -186,7 +186,7 @@ pub fn read(host_path: &Path) -> Result<FileKind> {
     if !head.starts_with(header::ELFMAG) {
         return Ok(FileKind::Other(not_elf(size)));
     }
-    Ok(FileKind::Elf(parse_source(&src)))
+    Ok(FileKind::Elf(std::sync::Arc::new(parse_source(&src))))
 }
 
 /// The loader's complaint about a file that is not ELF: it reads the header

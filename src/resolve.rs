@@ -316,7 +316,7 @@ impl Resolver {
             }),
             FileKind::Elf(object) => {
                 if object.dynamic || object.interp.is_some() {
-                    self.load(closure, node, path, &located, Arc::new(object.clone()));
+                    self.load(closure, node, path, &located, object.clone());
                 }
                 Ok(())
             }
@@ -473,7 +473,7 @@ impl Resolver {
             names,
             path: path.clone(),
             origin: path.parent().map(Path::to_path_buf),
-            object: Arc::new(Object { needed: Vec::new(), ..object.clone() }),
+            object: Arc::new(Object { needed: Vec::new(), ..(**object).clone() }),
             loader: None,
             id: (located.dev, located.ino),
             node,

@@ -210,7 +210,7 @@ fn sonames_loaded_by_path(spec: &Spec, resolver: &Resolver) -> BTreeSet<String> 
         .filter(|l| l.value.starts_with('/'))
         .filter_map(|l| resolver.sysroot().locate(Path::new(&l.value)).ok())
         .filter_map(|located| match crate::elf::read(&resolver.sysroot().host(&located.real)) {
-            Ok(crate::elf::FileKind::Elf(object)) => object.soname,
+            Ok(crate::elf::FileKind::Elf(object)) => object.soname.clone(),
             _ => None,
         })
         .collect()
