@@ -15,6 +15,7 @@ use crate::lock::{self, Lock};
 use crate::manifest::Manifest;
 use crate::output;
 use crate::plan::{self, Plan};
+use crate::portability::Portability;
 use crate::resolve::{self, Resolver};
 use crate::sbom;
 use crate::sha1_cache;
@@ -169,7 +170,9 @@ pub fn build(options: &Options) -> Result<Built> {
         (Some(previous), true) => previous.sha256.clone(),
         _ => crate::fsutil::sha256_hex(lock_text.as_bytes()),
     };
+    let portability = tree_portability(&plan, &resolver);
     let record = Record {
+        portability,
         key,
         specs,
         inputs,
@@ -257,6 +260,7 @@ fn input_states(plan: &Plan, out: &Path) -> BTreeMap<PathBuf, Option<FileState>>
 
 /// What the files beside the tree are made of, besides the tree itself.
 struct Record {
+    portability: Portability,
     key: String,
     specs: BTreeMap<PathBuf, String>,
     inputs: BTreeMap<PathBuf, Option<FileState>>,
@@ -276,7 +280,7 @@ fn install_and_commit(
     plan: &Plan,
     record: Record,
 ) -> Result<(Manifest, Vec<String>)> {
-    let Record { key, specs, inputs, known_digests, lock_digest, sbom } = record;
+    let Record { portability, key, specs, inputs, known_digests, lock_digest, sbom } = record;
     let install_options = InstallOptions {
         epoch: options.epoch,
         link: options.link,
@@ -286,8 +290,9 @@ fn install_and_commit(
     let out = &beside.out;
     let known_sha1s = sha1_cache::read(&beside.sha1s);
     let mut fresh_sha1s = sha1_cache::Sha1s::new();
-    let staged = install::stage(plan, out, &install_options)
+    let mut staged = install::stage(plan, out, &install_options)
         .with_context(|| format!("writing `{}`", out.display()))?;
+    staged.manifest.portability = Some(portability);
     let swapped = (|| -> Result<Option<PathBuf>> {
         let manifest_state = beside.write_pending_manifest(&staged.manifest)?;
         let (sbom_bytes, sha1s) =
@@ -333,6 +338,25 @@ fn install_and_commit(
         warnings.push(format!("the previous tree was kept at `{}`: {e:#}", previous.display()));
     }
     Ok((staged.manifest, warnings))
+}
+
+/// What the tree's ELF objects need of the machine, read through the
+/// resolver so that files it already parsed are not read again.
+fn tree_portability(plan: &Plan, resolver: &Resolver) -> Portability {
+    use rayon::prelude::*;
+    let files: Vec<(&PathBuf, &Path)> = plan
+        .entries
+        .iter()
+        .filter_map(|(path, entry)| match &entry.kind {
+            plan::EntryKind::File { host, .. } => Some((path, host.as_path())),
+            _ => None,
+        })
+        .collect();
+    let objects: Vec<(PathBuf, std::sync::Arc<crate::elf::Object>)> = files
+        .par_iter()
+        .filter_map(|(path, host)| Some(((*path).clone(), resolver.object_at_host(host)?)))
+        .collect();
+    crate::portability::report(&objects)
 }
 
 fn spec_digests(spec: &Spec) -> BTreeMap<PathBuf, String> {

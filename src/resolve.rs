@@ -612,6 +612,26 @@ impl Resolver {
     }
 
     /// Looks a root path up once, and parses the file behind it once.
+    /// The ELF object at a host path, parsed once per file whether the
+    /// resolver met it through a search or is asked here; `None` for
+    /// anything that is not a readable ELF file.
+    pub fn object_at_host(&self, host: &Path) -> Option<Arc<Object>> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(host).ok().filter(std::fs::Metadata::is_file)?;
+        let cell = {
+            let mut parsed = self.parsed.write().expect("parse cache poisoned");
+            parsed.entry((meta.dev(), meta.ino())).or_default().clone()
+        };
+        let kind = cell.get_or_init(|| {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            Arc::new(elf::read(host).unwrap_or_else(|e| FileKind::Unreadable(format!("{e:#}"))))
+        });
+        match kind.as_ref() {
+            FileKind::Elf(object) => Some(object.clone()),
+            _ => None,
+        }
+    }
+
     fn probe(&self, path: &Path) -> Arc<Probe> {
         let cell = {
             let probes = self.probes.read().expect("probe cache poisoned");

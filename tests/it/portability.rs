@@ -74,3 +74,76 @@ fn a_weak_version_need_is_not_a_miss() {
     assert!(closure.version_misses.is_empty(), "{:?}", closure.version_misses);
     assert_eq!(loader_says(&prog), "", "the loader starts it too");
 }
+
+fn build_spec(dir: &Path, commands: &[&Path]) -> anyhow::Result<rootfs::build::Built> {
+    let list: Vec<String> = commands.iter().map(|c| format!("{:?}", c.to_str().unwrap())).collect();
+    let spec = dir.join("spec.toml");
+    std::fs::write(&spec, format!("name = \"p\"\ncommands = [{}]\n", list.join(", "))).unwrap();
+    let mut options = rootfs::build::Options::new(&spec, dir);
+    options.out = Some(dir.join("p"));
+    rootfs::build::build(&options)
+}
+
+#[test]
+fn a_build_with_a_missing_symbol_version_fails_before_touching_the_previous_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let good = d.join("good");
+    cc(&good, "int main(void) { return 0; }\n", &[]);
+    let first = build_spec(d, &[&good]).unwrap();
+    let listing = crate::support::tree_listing(&first.out);
+    let prog = versioned_fixture(d, false);
+    let err = build_spec(d, &[&good, &prog]).unwrap_err();
+    let text = rootfs::render_error(&err);
+    let expected = format!(
+        "{}: version `V2' not found (required by {})",
+        d.join("old/libv.so.1").display(),
+        prog.display()
+    );
+    assert!(text.contains(&expected), "{text}");
+    assert_eq!(rootfs::exit_code(&err), 1);
+    assert_eq!(crate::support::tree_listing(&first.out), listing, "the previous tree is intact");
+}
+
+#[test]
+fn the_report_names_the_cpu_level_kernel_and_glibc_the_objects_declare() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // `-z x86-64-v3` marks the program as needing x86-64-v3
+    // (GNU_PROPERTY_X86_ISA_1_NEEDED), as `-march=x86-64-v3` code would.
+    let v3 = d.join("v3");
+    cc(&v3, "int main(void) { return 0; }\n", &["-Wl,-z,x86-64-v3"]);
+    let plain = d.join("plain");
+    cc(&plain, "int main(void) { return 0; }\n", &[]);
+    let built = build_spec(d, &[&v3, &plain]).unwrap();
+    let report = built.manifest.portability.clone().unwrap();
+    assert_eq!(report.cpu, Some(rootfs::elf::IsaLevel::V3));
+    assert_eq!(report.cpu_levels["x86-64-v3"], [v3.clone()]);
+    let summary = report.summary();
+    assert!(summary.starts_with("needs: x86-64-v3 CPU, Linux >= "), "{summary}");
+    // The host's libc names its kernel and is needed at its newest version
+    // by no program this small, but every program needs some GLIBC_2.x.
+    assert!(report.libc_kernel.is_some());
+    let glibc = report.glibc.as_ref().unwrap();
+    assert!(glibc.version.starts_with("GLIBC_2."), "{glibc:?}");
+    // The manifest keeps the report: an up-to-date build gives it back.
+    let again = build_spec(d, &[&v3, &plain]).unwrap();
+    assert!(again.up_to_date);
+    assert_eq!(again.manifest.portability, Some(report.clone()));
+    let text = report.render(10);
+    assert!(text.contains("cpu: x86-64-v3\n  x86-64-v3: 1 objects\n"), "{text}");
+    assert!(text.contains("informational"), "{text}");
+    // The loader agrees where it can: it refuses the program on a CPU
+    // without v3 (`--glibc-hwcaps-mask` does not apply to ISA notes, so
+    // ask the loader what this CPU supports instead).
+    let supported = duct::cmd!("/lib64/ld-linux-x86-64.so.2", "--help")
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .unwrap();
+    let help = String::from_utf8_lossy(&supported.stdout);
+    if help.contains("x86-64-v3 (supported, searched)") {
+        let status = duct::cmd!(&v3).unchecked().run().unwrap().status;
+        assert!(status.success(), "this CPU runs x86-64-v3 code");
+    }
+}
