@@ -326,7 +326,9 @@ pub(super) fn add_loader_cache(
             | Reason::Dlopen { name, .. } = &opened.reason
                 && matches!(opened.via, Via::Cache | Via::Default)
             {
-                cache.entry((name.clone(), flags)).or_insert_with(|| opened.path.clone());
+                cache.entry((name.clone(), flags)).or_insert_with(|| {
+                    super::cpu_variants::baseline_for_cache(plan, resolver, &opened.path)
+                });
             }
         }
     }

@@ -147,3 +147,90 @@ fn the_report_names_the_cpu_level_kernel_and_glibc_the_objects_declare() {
         assert!(status.success(), "this CPU runs x86-64-v3 code");
     }
 }
+
+/// `lib/libbar.so.1` as a baseline build and as `glibc-hwcaps/x86-64-v2/`
+/// and `x86-64-v3/` builds, each returning its level; `lib/libonly.so.1`
+/// only as the two variants. The program, linked with an RPATH to `lib/`,
+/// prints the level of each library it got.
+///
+/// ```sh
+/// cc -shared -fPIC -o lib/[glibc-hwcaps/LEVEL/]libbar.so.1 -Wl,-soname,libbar.so.1 bar.c -DLEVEL=N
+/// cc -o prog prog.c lib/libbar.so.1 lib/glibc-hwcaps/x86-64-v2/libonly.so.1 -Wl,-rpath,<d>/lib
+/// ```
+fn hwcaps_fixture(d: &Path) -> PathBuf {
+    let lib = d.join("lib");
+    for (name, dir, level) in [
+        ("bar", lib.clone(), 1),
+        ("bar", lib.join("glibc-hwcaps/x86-64-v2"), 2),
+        ("bar", lib.join("glibc-hwcaps/x86-64-v3"), 3),
+        ("only", lib.join("glibc-hwcaps/x86-64-v2"), 2),
+        ("only", lib.join("glibc-hwcaps/x86-64-v3"), 3),
+    ] {
+        let soname = format!("-Wl,-soname,lib{name}.so.1");
+        let source = format!("int {name}(void) {{ return {level}; }}\n");
+        cc(&dir.join(format!("lib{name}.so.1")), &source, &["-shared", "-fPIC", &soname]);
+    }
+    let prog = d.join("prog");
+    let rpath = format!("-Wl,-rpath,{}", lib.display());
+    let bar = lib.join("libbar.so.1");
+    let only = lib.join("glibc-hwcaps/x86-64-v2/libonly.so.1");
+    cc(
+        &prog,
+        "#include <stdio.h>\nint bar(void); int only(void);\nint main(void) { printf(\"%d %d\\n\", bar(), only()); return 0; }\n",
+        &[bar.to_str().unwrap(), only.to_str().unwrap(), &rpath],
+    );
+    prog
+}
+
+/// What the loader in `root` makes of `prog` when the CPU offers only the
+/// glibc-hwcaps levels `mask` names (what an older CPU sees).
+fn run_masked(root: &Path, prog: &Path, mask: &str) -> (i32, String) {
+    let argv = ["/lib64/ld-linux-x86-64.so.2", "--glibc-hwcaps-mask", mask, prog.to_str().unwrap()];
+    crate::support::in_chroot(root, &argv, &[])
+}
+
+#[test]
+fn every_cpu_variant_of_a_library_is_kept_so_older_cpus_find_theirs() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root (running the loader inside the tree uses chroot(2))");
+        return;
+    }
+    let help = duct::cmd!("/lib64/ld-linux-x86-64.so.2", "--help").read().unwrap();
+    if !help.contains("x86-64-v3 (supported, searched)") {
+        eprintln!(
+            "skipped: this CPU does not run x86-64-v3 code, which the fixture's variants need"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let prog = hwcaps_fixture(d);
+    let built = build_spec(d, &[&prog]).unwrap();
+    let lib = d.join("lib");
+    for kept in [
+        "libbar.so.1",
+        "glibc-hwcaps/x86-64-v2/libbar.so.1",
+        "glibc-hwcaps/x86-64-v3/libbar.so.1",
+        "glibc-hwcaps/x86-64-v2/libonly.so.1",
+        "glibc-hwcaps/x86-64-v3/libonly.so.1",
+    ] {
+        let path = lib.join(kept);
+        assert!(built.out.join(path.strip_prefix("/").unwrap()).is_file(), "{kept} is kept");
+    }
+    let why = built.manifest.why(&lib.join("glibc-hwcaps/x86-64-v2/libbar.so.1")).unwrap();
+    assert!(why.contains("another CPU level's build of"), "{why}");
+    // The tree answers as the sysroot does, for each CPU level.
+    for (mask, expected) in [("x86-64-v3", "3 3\n"), ("x86-64-v2", "2 2\n")] {
+        let (status, out) = run_masked(&built.out, &prog, mask);
+        assert_eq!((status, out.as_str()), (0, expected), "mask {mask}");
+        let host = duct::cmd!("/lib64/ld-linux-x86-64.so.2", "--glibc-hwcaps-mask", mask, &prog)
+            .read()
+            .unwrap();
+        assert_eq!(format!("{host}\n"), expected, "the host agrees for mask {mask}");
+    }
+    // A CPU below v2 gets the baseline libbar, and no libonly at all, on
+    // the sysroot as in the tree.
+    let (status, out) = run_masked(&built.out, &prog, "");
+    assert_ne!(status, 0);
+    assert!(out.contains("libonly.so.1: cannot open shared object file"), "{out}");
+}
