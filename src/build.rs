@@ -146,7 +146,7 @@ pub fn build(options: &Options) -> Result<Built> {
     let key = stamp_key(options, &spec)?;
     let specs = spec_digests(&spec);
     let reason = match freshness(options, &beside, &lock_path, &key, &specs) {
-        Freshness::UpToDate(manifest) => return Ok(Built::new(spec, &beside, manifest, started)),
+        Freshness::UpToDate(manifest) => return Ok(Built::new(spec, &beside, *manifest, started)),
         Freshness::Stale(reason) => reason,
     };
     beside.claim()?;
@@ -210,7 +210,7 @@ fn check_lock(
 
 /// Whether the tree in place is what a build would write now.
 enum Freshness {
-    UpToDate(Manifest),
+    UpToDate(Box<Manifest>),
     /// The first reason it is not, for people.
     Stale(String),
 }
@@ -238,7 +238,7 @@ fn freshness(
         return Freshness::Stale("the SBOM changed".to_string());
     }
     match Manifest::read(&beside.manifest) {
-        Ok(manifest) => Freshness::UpToDate(manifest),
+        Ok(manifest) => Freshness::UpToDate(Box::new(manifest)),
         Err(_) => Freshness::Stale("the manifest is unreadable".to_string()),
     }
 }

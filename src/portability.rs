@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -83,11 +83,11 @@ pub fn report(objects: &[(PathBuf, Arc<Object>)]) -> Portability {
     report
 }
 
-fn keep_newest(best: &mut Option<([u32; 3], Vec<PathBuf>)>, tag: [u32; 3], path: &PathBuf) {
+fn keep_newest(best: &mut Option<([u32; 3], Vec<PathBuf>)>, tag: [u32; 3], path: &Path) {
     match best {
-        Some((newest, paths)) if *newest == tag => paths.push(path.clone()),
+        Some((newest, paths)) if *newest == tag => paths.push(path.to_path_buf()),
         Some((newest, _)) if *newest > tag => {}
-        _ => *best = Some((tag, vec![path.clone()])),
+        _ => *best = Some((tag, vec![path.to_path_buf()])),
     }
 }
 
