@@ -151,7 +151,7 @@ pub fn build(options: &Options) -> Result<Built> {
     };
     beside.claim()?;
     let previous_lock = lock::read(&lock_path)?;
-    let resolver = open_sysroot(&options.sysroot, spec.dlopen)?;
+    let resolver = open_sysroot(&options.sysroot, &spec)?;
     let plan = plan::plan(&spec, &resolver)
         .with_context(|| format!("planning `{}`", options.spec.display()))?;
     let mut inputs = input_states(&plan, &beside.out);
@@ -171,6 +171,7 @@ pub fn build(options: &Options) -> Result<Built> {
         _ => crate::fsutil::sha256_hex(lock_text.as_bytes()),
     };
     let portability = tree_portability(&plan, &resolver);
+    check_cpu(&spec, &portability)?;
     let record = Record {
         portability,
         key,
@@ -243,10 +244,17 @@ fn freshness(
     }
 }
 
-fn open_sysroot(sysroot: &Path, dlopen: resolve::DlopenLevel) -> Result<Resolver> {
+fn open_sysroot(sysroot: &Path, spec: &Spec) -> Result<Resolver> {
     anyhow::ensure!(sysroot.is_dir(), "sysroot `{}` is not a directory", sysroot.display());
-    Resolver::new(resolve::Options { sysroot: sysroot.to_path_buf(), dlopen, ..Default::default() })
-        .with_context(|| format!("reading the loader configuration of `{}`", sysroot.display()))
+    let cpu = spec.cpu.as_ref().map(|c| c.value);
+    let dlopen = spec.dlopen;
+    Resolver::new(resolve::Options {
+        sysroot: sysroot.to_path_buf(),
+        dlopen,
+        cpu,
+        ..Default::default()
+    })
+    .with_context(|| format!("reading the loader configuration of `{}`", sysroot.display()))
 }
 
 /// The state of every input, taken before anything is copied: a file that
@@ -357,6 +365,33 @@ fn tree_portability(plan: &Plan, resolver: &Resolver) -> Portability {
         .filter_map(|(path, host)| Some(((*path).clone(), resolver.object_at_host(host)?)))
         .collect();
     crate::portability::report(&objects)
+}
+
+/// The objects that need more than the spec's `cpu` level: the loader
+/// would refuse each of them on such a CPU ("CPU ISA level is lower than
+/// required"), so the build fails before writing anything.
+fn check_cpu(spec: &Spec, portability: &Portability) -> Result<()> {
+    let Some(cap) = &spec.cpu else { return Ok(()) };
+    let mut above = Vec::new();
+    for (level, objects) in &portability.cpu_levels {
+        if crate::elf::IsaLevel::parse(level).is_some_and(|l| l > cap.value) {
+            above.extend(objects.iter().map(|o| format!("  {} needs {level}", o.display())));
+        }
+    }
+    if above.is_empty() {
+        return Ok(());
+    }
+    above.sort();
+    let count = match above.len() {
+        1 => "1 object needs".to_string(),
+        n => format!("{n} objects need"),
+    };
+    anyhow::bail!(
+        "{count} more than the spec's cpu = \"{}\" ({}):\n{}\nhelp: raise `cpu`, or take these files from a build for that level",
+        cap.value.name(),
+        cap.at,
+        above.join("\n")
+    )
 }
 
 fn spec_digests(spec: &Spec) -> BTreeMap<PathBuf, String> {

@@ -253,7 +253,7 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
     closures::add_skeleton(&mut plan, resolver)?;
     let mut loaded = closures::add_commands_and_libraries(&mut plan, spec, resolver)?;
     loaded.closures.extend(trees::add(&mut plan, spec, resolver)?);
-    let variants = cpu_variants::add(&mut plan, resolver, &loaded.closures, spec.keep_setuid)?;
+    let variants = cpu_variants::add(&mut plan, resolver, &loaded.closures, spec)?;
     loaded.closures.extend(variants);
     spec_entries::add(&mut plan, spec)?;
     accounts::add(&mut plan, spec)?;

@@ -88,6 +88,9 @@ pub struct Options {
     /// Which libraries declared in `.note.dlopen` notes are loaded: those
     /// of this priority and above.
     pub dlopen: DlopenLevel,
+    /// Resolve as on a CPU of at most this x86-64 level (the spec's `cpu`),
+    /// rather than as on this machine's CPU.
+    pub cpu: Option<crate::elf::IsaLevel>,
 }
 
 impl Default for Options {
@@ -97,6 +100,7 @@ impl Default for Options {
             library_path: Vec::new(),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             dlopen: DlopenLevel::default(),
+            cpu: None,
         }
     }
 }
@@ -220,7 +224,9 @@ impl Resolver {
         let mut configs = self.configs.lock().expect("config cache poisoned");
         configs
             .entry(*ident)
-            .or_insert_with(|| Arc::new(LoaderConfig::for_target(&self.sysroot, ident)))
+            .or_insert_with(|| {
+                Arc::new(LoaderConfig::for_target(&self.sysroot, ident, self.options.cpu))
+            })
             .clone()
     }
 

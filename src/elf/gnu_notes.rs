@@ -41,6 +41,19 @@ impl IsaLevel {
         }
     }
 
+    /// The level a name such as `x86-64-v2` names.
+    pub fn parse(name: &str) -> Option<IsaLevel> {
+        [IsaLevel::V1, IsaLevel::V2, IsaLevel::V3, IsaLevel::V4]
+            .into_iter()
+            .find(|l| l.name() == name)
+    }
+
+    /// The `glibc-hwcaps` subdirectory names a CPU of this level searches
+    /// (none for the baseline).
+    pub fn allows_hwcaps(self, subdir: &str) -> bool {
+        IsaLevel::parse(subdir).is_none_or(|level| level <= self)
+    }
+
     /// The highest level whose bit is set in an `ISA_1_NEEDED` value
     /// (`GNU_PROPERTY_X86_ISA_1_BASELINE` is bit 0, `V2` bit 1, and so on).
     fn from_bits(bits: u32) -> Option<IsaLevel> {

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use super::closures::{add_closure, add_located};
 use super::{Plan, Why};
 use crate::resolve::{Closure, Resolver, Via};
+use crate::spec::Spec;
 
 /// The directory holding the variants' subdirectories.
 const HWCAPS: &str = "glibc-hwcaps";
@@ -37,8 +38,14 @@ pub(super) fn add(
     plan: &mut Plan,
     resolver: &Resolver,
     closures: &[Closure],
-    keep_setuid: bool,
+    spec: &Spec,
 ) -> Result<Vec<Closure>> {
+    let keep_setuid = spec.keep_setuid;
+    // A level above the spec's `cpu` is never searched there.
+    let allowed = |path: &Path| match (&spec.cpu, hwcaps_level(path)) {
+        (Some(cap), Some(level)) => cap.value.allows_hwcaps(level),
+        _ => true,
+    };
     // Each candidate once, with the first library it is a variant of.
     let mut found = std::collections::BTreeMap::new();
     for closure in closures {
@@ -55,7 +62,7 @@ pub(super) fn add(
                 continue;
             };
             for candidate in variants(resolver, dir, name)? {
-                if candidate != opened.path {
+                if candidate != opened.path && allowed(&candidate) {
                     found.entry(candidate).or_insert((opened.path.clone(), closure.ident));
                 }
             }
@@ -78,6 +85,13 @@ pub(super) fn add(
         added.push(closure);
     }
     Ok(added)
+}
+
+/// `LEVEL` of a path `D/glibc-hwcaps/LEVEL/name`.
+fn hwcaps_level(path: &Path) -> Option<&str> {
+    let dir = path.parent()?;
+    let hwcaps = dir.parent()?;
+    (hwcaps.file_name()? == HWCAPS).then(|| dir.file_name()?.to_str())?
 }
 
 /// `dir/name` and every `dir/glibc-hwcaps/*/name` that exists in the

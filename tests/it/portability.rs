@@ -234,3 +234,56 @@ fn every_cpu_variant_of_a_library_is_kept_so_older_cpus_find_theirs() {
     assert_ne!(status, 0);
     assert!(out.contains("libonly.so.1: cannot open shared object file"), "{out}");
 }
+
+fn build_spec_text(dir: &Path, text: &str) -> anyhow::Result<rootfs::build::Built> {
+    let spec = dir.join("spec.toml");
+    std::fs::write(&spec, text).unwrap();
+    let mut options = rootfs::build::Options::new(&spec, dir);
+    options.out = Some(dir.join("p"));
+    rootfs::build::build(&options)
+}
+
+#[test]
+fn a_spec_cpu_level_leaves_out_higher_variants_and_refuses_objects_that_need_more() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root (running the loader inside the tree uses chroot(2))");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let prog = hwcaps_fixture(d);
+    let text =
+        format!("name = \"p\"\ncpu = \"x86-64-v2\"\ncommands = [{:?}]\n", prog.to_str().unwrap());
+    let built = build_spec_text(d, &text).unwrap();
+    let in_tree = |p: &str| built.out.join(d.join("lib").join(p).strip_prefix("/").unwrap());
+    assert!(in_tree("libbar.so.1").is_file());
+    assert!(in_tree("glibc-hwcaps/x86-64-v2/libbar.so.1").is_file());
+    assert!(in_tree("glibc-hwcaps/x86-64-v2/libonly.so.1").is_file());
+    assert!(!in_tree("glibc-hwcaps/x86-64-v3/libbar.so.1").exists(), "v3 is above the level");
+    assert!(!in_tree("glibc-hwcaps/x86-64-v3/libonly.so.1").exists());
+    let (status, out) = run_masked(&built.out, &prog, "x86-64-v2");
+    assert_eq!((status, out.as_str()), (0, "2 2\n"));
+
+    let v3 = d.join("v3");
+    cc(&v3, "int main(void) { return 0; }\n", &["-Wl,-z,x86-64-v3"]);
+    let text = format!(
+        "name = \"p\"\ncpu = \"x86-64-v2\"\ncommands = [{:?}, {:?}]\n",
+        prog.to_str().unwrap(),
+        v3.to_str().unwrap()
+    );
+    let listing = crate::support::tree_listing(&built.out);
+    let err = build_spec_text(d, &text).unwrap_err();
+    let message = rootfs::render_error(&err);
+    assert!(
+        message.contains("1 object needs more than the spec's cpu = \"x86-64-v2\"")
+            && message.contains(&format!("{} needs x86-64-v3", v3.display()))
+            && message.contains("spec.toml:2:"),
+        "{message}"
+    );
+    assert_eq!(crate::support::tree_listing(&built.out), listing, "nothing was written");
+
+    let err = build_spec_text(d, "name = \"p\"\ncpu = \"pentium\"\n").unwrap_err();
+    let message = rootfs::render_error(&err);
+    assert!(message.contains("invalid cpu level `pentium`"), "{message}");
+    assert_eq!(rootfs::exit_code(&err), 2);
+}
