@@ -287,3 +287,41 @@ fn a_spec_cpu_level_leaves_out_higher_variants_and_refuses_objects_that_need_mor
     assert!(message.contains("invalid cpu level `pentium`"), "{message}");
     assert_eq!(rootfs::exit_code(&err), 2);
 }
+
+#[test]
+fn an_oci_export_names_the_cpu_level_as_its_variant_and_the_needs_as_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let v3 = d.join("v3");
+    cc(&v3, "int main(void) { return 0; }\n", &["-Wl,-z,x86-64-v3"]);
+    let text = format!(
+        "name = \"p\"\ncommands = [{:?}]\n[image]\nlabels = {{ \"rootfs.needs.glibc\" = \"mine\" }}\n",
+        v3.to_str().unwrap()
+    );
+    let built = build_spec_text(d, &text).unwrap();
+    let oci = d.join("p.oci");
+    let options = rootfs::export::Options {
+        format: rootfs::export::Format::Oci,
+        output: Some(oci.clone()),
+        compression: None,
+        epoch: 0,
+        force: false,
+        sysroot: PathBuf::from("/"),
+    };
+    rootfs::export::export(&built, &options).unwrap();
+    let read = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let blob = |digest: &serde_json::Value| {
+        oci.join("blobs/sha256").join(digest.as_str().unwrap().strip_prefix("sha256:").unwrap())
+    };
+    let index = read(oci.join("index.json"));
+    assert_eq!(index["manifests"][0]["platform"]["variant"], "v3", "{index}");
+    let manifest = read(blob(&index["manifests"][0]["digest"]));
+    let config = read(blob(&manifest["config"]["digest"]));
+    assert_eq!(config["variant"], "v3");
+    let labels = &config["config"]["Labels"];
+    assert_eq!(labels["rootfs.needs.cpu"], "x86-64-v3", "{labels}");
+    assert!(labels["rootfs.needs"].as_str().unwrap().starts_with("needs: x86-64-v3 CPU"));
+    assert_eq!(labels["rootfs.needs.glibc"], "mine", "the spec's own labels win");
+}
