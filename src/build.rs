@@ -15,6 +15,7 @@ use crate::lock::{self, Lock};
 use crate::manifest::Manifest;
 use crate::output;
 use crate::plan::{self, Plan};
+use crate::portability::Portability;
 use crate::resolve::{self, Resolver};
 use crate::sbom;
 use crate::sha1_cache;
@@ -145,12 +146,12 @@ pub fn build(options: &Options) -> Result<Built> {
     let key = stamp_key(options, &spec)?;
     let specs = spec_digests(&spec);
     let reason = match freshness(options, &beside, &lock_path, &key, &specs) {
-        Freshness::UpToDate(manifest) => return Ok(Built::new(spec, &beside, manifest, started)),
+        Freshness::UpToDate(manifest) => return Ok(Built::new(spec, &beside, *manifest, started)),
         Freshness::Stale(reason) => reason,
     };
     beside.claim()?;
     let previous_lock = lock::read(&lock_path)?;
-    let resolver = open_sysroot(&options.sysroot, spec.dlopen)?;
+    let resolver = open_sysroot(&options.sysroot, &spec)?;
     let plan = plan::plan(&spec, &resolver)
         .with_context(|| format!("planning `{}`", options.spec.display()))?;
     let mut inputs = input_states(&plan, &beside.out);
@@ -169,7 +170,10 @@ pub fn build(options: &Options) -> Result<Built> {
         (Some(previous), true) => previous.sha256.clone(),
         _ => crate::fsutil::sha256_hex(lock_text.as_bytes()),
     };
+    let portability = tree_portability(&plan, &resolver);
+    check_cpu(&spec, &portability)?;
     let record = Record {
+        portability,
         key,
         specs,
         inputs,
@@ -207,7 +211,7 @@ fn check_lock(
 
 /// Whether the tree in place is what a build would write now.
 enum Freshness {
-    UpToDate(Manifest),
+    UpToDate(Box<Manifest>),
     /// The first reason it is not, for people.
     Stale(String),
 }
@@ -235,15 +239,22 @@ fn freshness(
         return Freshness::Stale("the SBOM changed".to_string());
     }
     match Manifest::read(&beside.manifest) {
-        Ok(manifest) => Freshness::UpToDate(manifest),
+        Ok(manifest) => Freshness::UpToDate(Box::new(manifest)),
         Err(_) => Freshness::Stale("the manifest is unreadable".to_string()),
     }
 }
 
-fn open_sysroot(sysroot: &Path, dlopen: resolve::DlopenLevel) -> Result<Resolver> {
+fn open_sysroot(sysroot: &Path, spec: &Spec) -> Result<Resolver> {
     anyhow::ensure!(sysroot.is_dir(), "sysroot `{}` is not a directory", sysroot.display());
-    Resolver::new(resolve::Options { sysroot: sysroot.to_path_buf(), dlopen, ..Default::default() })
-        .with_context(|| format!("reading the loader configuration of `{}`", sysroot.display()))
+    let cpu = spec.cpu.as_ref().map(|c| c.value);
+    let dlopen = spec.dlopen;
+    Resolver::new(resolve::Options {
+        sysroot: sysroot.to_path_buf(),
+        dlopen,
+        cpu,
+        ..Default::default()
+    })
+    .with_context(|| format!("reading the loader configuration of `{}`", sysroot.display()))
 }
 
 /// The state of every input, taken before anything is copied: a file that
@@ -257,6 +268,7 @@ fn input_states(plan: &Plan, out: &Path) -> BTreeMap<PathBuf, Option<FileState>>
 
 /// What the files beside the tree are made of, besides the tree itself.
 struct Record {
+    portability: Portability,
     key: String,
     specs: BTreeMap<PathBuf, String>,
     inputs: BTreeMap<PathBuf, Option<FileState>>,
@@ -276,7 +288,7 @@ fn install_and_commit(
     plan: &Plan,
     record: Record,
 ) -> Result<(Manifest, Vec<String>)> {
-    let Record { key, specs, inputs, known_digests, lock_digest, sbom } = record;
+    let Record { portability, key, specs, inputs, known_digests, lock_digest, sbom } = record;
     let install_options = InstallOptions {
         epoch: options.epoch,
         link: options.link,
@@ -286,8 +298,9 @@ fn install_and_commit(
     let out = &beside.out;
     let known_sha1s = sha1_cache::read(&beside.sha1s);
     let mut fresh_sha1s = sha1_cache::Sha1s::new();
-    let staged = install::stage(plan, out, &install_options)
+    let mut staged = install::stage(plan, out, &install_options)
         .with_context(|| format!("writing `{}`", out.display()))?;
+    staged.manifest.portability = Some(portability);
     let swapped = (|| -> Result<Option<PathBuf>> {
         let manifest_state = beside.write_pending_manifest(&staged.manifest)?;
         let (sbom_bytes, sha1s) =
@@ -333,6 +346,52 @@ fn install_and_commit(
         warnings.push(format!("the previous tree was kept at `{}`: {e:#}", previous.display()));
     }
     Ok((staged.manifest, warnings))
+}
+
+/// What the tree's ELF objects need of the machine, read through the
+/// resolver so that files it already parsed are not read again.
+fn tree_portability(plan: &Plan, resolver: &Resolver) -> Portability {
+    use rayon::prelude::*;
+    let files: Vec<(&PathBuf, &Path)> = plan
+        .entries
+        .iter()
+        .filter_map(|(path, entry)| match &entry.kind {
+            plan::EntryKind::File { host, .. } => Some((path, host.as_path())),
+            _ => None,
+        })
+        .collect();
+    let objects: Vec<(PathBuf, std::sync::Arc<crate::elf::Object>)> = files
+        .par_iter()
+        .filter_map(|(path, host)| Some(((*path).clone(), resolver.object_at_host(host)?)))
+        .collect();
+    crate::portability::report(&objects)
+}
+
+/// The objects that need more than the spec's `cpu` level: the loader
+/// would refuse each of them on such a CPU ("CPU ISA level is lower than
+/// required"), so the build fails before writing anything.
+fn check_cpu(spec: &Spec, portability: &Portability) -> Result<()> {
+    let Some(cap) = &spec.cpu else { return Ok(()) };
+    let mut above = Vec::new();
+    for (level, objects) in &portability.cpu_levels {
+        if crate::elf::IsaLevel::parse(level).is_some_and(|l| l > cap.value) {
+            above.extend(objects.iter().map(|o| format!("  {} needs {level}", o.display())));
+        }
+    }
+    if above.is_empty() {
+        return Ok(());
+    }
+    above.sort();
+    let count = match above.len() {
+        1 => "1 object needs".to_string(),
+        n => format!("{n} objects need"),
+    };
+    anyhow::bail!(
+        "{count} more than the spec's cpu = \"{}\" ({}):\n{}\nhelp: raise `cpu`, or take these files from a build for that level",
+        cap.value.name(),
+        cap.at,
+        above.join("\n")
+    )
 }
 
 fn spec_digests(spec: &Spec) -> BTreeMap<PathBuf, String> {

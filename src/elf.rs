@@ -13,13 +13,19 @@ use anyhow::{Context, Result, ensure};
 use goblin::container::Ctx;
 use goblin::elf::dynamic::{
     DF_1_NODEFLIB, DF_1_PIE, DT_FLAGS_1, DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ,
-    DT_STRTAB, Dynamic,
+    DT_STRTAB, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM, Dynamic,
 };
 use goblin::elf::header::header64::SIZEOF_EHDR;
 use goblin::elf::header::{self, Header};
-use goblin::elf::note::NoteDataIterator;
+use goblin::elf::note::{NT_GNU_ABI_TAG, NT_GNU_PROPERTY_TYPE_0, NoteDataIterator};
 use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE, ProgramHeader};
 use serde::Deserialize;
+
+mod gnu_notes;
+mod versions;
+
+pub use self::gnu_notes::{IsaLevel, MachineNeeds};
+pub use self::versions::{Needed, NeededVersion};
 
 /// The fields of the ELF header that the loader compares before it accepts a
 /// candidate library (`open_verify` in glibc's `elf/dl-load.c`).
@@ -72,9 +78,15 @@ pub struct Object {
     /// The libraries the object declares it may `dlopen(3)`, from its
     /// `.note.dlopen` notes, in file order.
     pub dlopen: Vec<DlopenEntry>,
-    /// What was wrong with those notes: the loader never reads them, so a
+    /// What was wrong with those notes or the symbol version tables: a
     /// broken one is only reported, and the object stays usable.
-    pub dlopen_warnings: Vec<String>,
+    pub warnings: Vec<String>,
+    /// What the object's GNU notes say it needs of the CPU and kernel.
+    pub machine: MachineNeeds,
+    /// `DT_VERNEED`: the symbol versions it needs, library by library.
+    pub version_needs: Vec<Needed>,
+    /// `DT_VERDEF`: the versions it defines (the first is its own name).
+    pub version_defs: Vec<String>,
 }
 
 /// The note type of the FDO "ELF dlopen metadata" notes (owner `FDO`,
@@ -141,7 +153,7 @@ pub struct Shebang {
 /// What kind of file the kernel would find when asked to execute it.
 #[derive(Clone, Debug)]
 pub enum FileKind {
-    Elf(Object),
+    Elf(std::sync::Arc<Object>),
     Script(Shebang),
     /// Neither ELF nor a script: a data file, or an ELF file too broken to read
     /// (the text says why).
@@ -174,7 +186,7 @@ pub fn read(host_path: &Path) -> Result<FileKind> {
     if !head.starts_with(header::ELFMAG) {
         return Ok(FileKind::Other(not_elf(size)));
     }
-    Ok(FileKind::Elf(parse_source(&src)))
+    Ok(FileKind::Elf(std::sync::Arc::new(parse_source(&src))))
 }
 
 /// The loader's complaint about a file that is not ELF: it reads the header
@@ -417,10 +429,15 @@ fn read_dynamic<S: Source + ?Sized>(
     object.dynamic = true;
     let mut strtab_addr = None;
     let mut strsz = 0u64;
+    let mut tables = versions::Tables::default();
     for d in &dynamic.dyns {
         match d.d_tag {
             DT_STRTAB => strtab_addr = Some(d.d_val),
             DT_STRSZ => strsz = d.d_val,
+            DT_VERNEED => tables.verneed = Some(d.d_val),
+            DT_VERNEEDNUM => tables.verneednum = d.d_val,
+            DT_VERDEF => tables.verdef = Some(d.d_val),
+            DT_VERDEFNUM => tables.verdefnum = d.d_val,
             DT_FLAGS_1 => {
                 object.nodeflib = d.d_val & DF_1_NODEFLIB != 0;
                 object.pie = d.d_val & DF_1_PIE != 0;
@@ -448,6 +465,10 @@ fn read_dynamic<S: Source + ?Sized>(
     }
     if object.runpath.is_none() {
         object.rpath = rpath;
+    }
+    match versions::read(src, phdrs, ctx, tables, &strings) {
+        Ok((needs, defs)) => (object.version_needs, object.version_defs) = (needs, defs),
+        Err(e) => object.warnings.push(format!("reading its symbol versions: {e:#}")),
     }
     Ok(())
 }
@@ -492,15 +513,16 @@ impl<S: Source + ?Sized> DynStrings<'_, S> {
     }
 }
 
-/// The `.note.dlopen` notes, from the `PT_NOTE` segments (the format asks
-/// for allocated note sections, which the linker puts there). Nothing here
-/// fails: a note that cannot be read is a warning on the object.
+/// The `.note.dlopen` notes, and the GNU notes on the machine the object
+/// needs, from the `PT_NOTE` segments (the formats ask for allocated note
+/// sections, which the linker puts there). Nothing here fails: a note that
+/// cannot be read is a warning on the object.
 fn read_notes<S: Source + ?Sized>(src: &S, phdrs: &[ProgramHeader], ctx: Ctx, object: &mut Object) {
     for phdr in phdrs.iter().filter(|p| p.p_type == PT_NOTE) {
         let bytes = match exact(src, phdr.p_offset, phdr.p_filesz, "a PT_NOTE segment") {
             Ok(bytes) => bytes,
             Err(e) => {
-                object.dlopen_warnings.push(format!("{e:#}"));
+                object.warnings.push(format!("{e:#}"));
                 continue;
             }
         };
@@ -514,11 +536,17 @@ fn read_notes<S: Source + ?Sized>(src: &S, phdrs: &[ProgramHeader], ctx: Ctx, ob
                 Ok(note) if note.n_type == NT_FDO_DLOPEN && note.name == FDO_OWNER => {
                     let (entries, warnings) = dlopen_entries(note.desc);
                     object.dlopen.extend(entries);
-                    object.dlopen_warnings.extend(warnings);
+                    object.warnings.extend(warnings);
+                }
+                Ok(note) if note.name == "GNU" && note.n_type == NT_GNU_PROPERTY_TYPE_0 => {
+                    gnu_notes::read_properties(note.desc, ctx, &mut object.machine);
+                }
+                Ok(note) if note.name == "GNU" && note.n_type == NT_GNU_ABI_TAG => {
+                    gnu_notes::read_abi_tag(note.desc, ctx, &mut object.machine);
                 }
                 Ok(_) => {}
                 // goblin ends the segment's notes at the first it cannot read.
-                Err(e) => object.dlopen_warnings.push(format!("reading a PT_NOTE segment: {e}")),
+                Err(e) => object.warnings.push(format!("reading a PT_NOTE segment: {e}")),
             }
         }
     }
@@ -659,6 +687,27 @@ mod tests {
             let (entries, warnings) = dlopen_entries(bad);
             assert!(entries.is_empty() && warnings.len() == 1, "{bad:?}: {warnings:?}");
         }
+    }
+
+    /// What `readelf -V` and `readelf -n` show of the host's libc and of a
+    /// program linked against it.
+    #[test]
+    fn symbol_versions_and_the_abi_tag_are_read() {
+        let FileKind::Elf(libc) = read(Path::new("/lib/x86_64-linux-gnu/libc.so.6")).unwrap()
+        else {
+            panic!("libc.so.6 is not ELF")
+        };
+        assert!(libc.warnings.is_empty(), "{:?}", libc.warnings);
+        assert_eq!(libc.version_defs[0], "libc.so.6", "the base definition names the object");
+        for version in ["GLIBC_2.2.5", "GLIBC_2.34", "GLIBC_PRIVATE"] {
+            assert!(libc.version_defs.iter().any(|d| d == version), "{:?}", libc.version_defs);
+        }
+        assert_eq!(libc.machine.abi_tag, Some([3, 2, 0]));
+        let FileKind::Elf(tr) = read(Path::new("/usr/bin/true")).unwrap() else {
+            panic!("true is not ELF")
+        };
+        let from_libc = tr.version_needs.iter().find(|n| n.file == "libc.so.6").unwrap();
+        assert!(from_libc.versions.iter().any(|v| v.name == "GLIBC_2.34" && !v.weak));
     }
 
     #[test]

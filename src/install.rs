@@ -325,8 +325,13 @@ fn manifest_of(
         .iter()
         .map(|c| CommandEntry { name: c.name.clone(), path: c.path.clone(), kind: c.kind })
         .collect();
-    let manifest =
-        Manifest { format: crate::manifest::FORMAT, name: plan.name.clone(), commands, entries };
+    let manifest = Manifest {
+        format: crate::manifest::FORMAT,
+        name: plan.name.clone(),
+        commands,
+        entries,
+        portability: None,
+    };
     (manifest, digests)
 }
 

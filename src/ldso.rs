@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use goblin::elf::header::{ELFCLASS64, EM_386, EM_AARCH64, EM_X86_64};
 
 use crate::elf::Ident;
+use crate::elf::IsaLevel;
 use crate::ldcache::{self, LdCache};
 use crate::sysroot::Sysroot;
 
@@ -57,7 +58,10 @@ pub fn multiarch_tuple(ident: &Ident) -> Option<&'static str> {
 }
 
 impl LoaderConfig {
-    pub fn for_target(sysroot: &Sysroot, ident: &Ident) -> LoaderConfig {
+    /// With `cpu`, the loader of a CPU of at most that x86-64 level: the
+    /// `glibc-hwcaps` subdirectories above it are not searched, and the
+    /// refined platforms and legacy hwcaps that need more are dropped.
+    pub fn for_target(sysroot: &Sysroot, ident: &Ident, cpu_cap: Option<IsaLevel>) -> LoaderConfig {
         let tuple = multiarch_tuple(ident);
         let multiarch =
             tuple.filter(|t| sysroot.locate(&Path::new("/lib").join(t)).is_ok_and(|l| l.is_dir));
@@ -91,11 +95,21 @@ impl LoaderConfig {
             (ELFCLASS64, EM_AARCH64) => (ldcache::FLAGS_AARCH64, false),
             _ => (ldcache::FLAGS_LIBC6, true),
         };
-        let cpu = if ident.class == ELFCLASS64 && ident.machine == EM_X86_64 {
+        let mut cpu = if ident.class == ELFCLASS64 && ident.machine == EM_X86_64 {
             x86_64_cpu()
         } else {
             Cpu::default()
         };
+        if let Some(cap) = cpu_cap {
+            cpu.glibc_hwcaps.retain(|h| cap.allows_hwcaps(h));
+            // `haswell` needs AVX2 and `avx512_1` AVX-512: x86-64-v3 and v4.
+            if cap < IsaLevel::V3 {
+                cpu.platform = None;
+            }
+            if cap < IsaLevel::V4 {
+                cpu.legacy.retain(|l| l != "avx512_1");
+            }
+        }
         let platform = cpu.platform.clone().unwrap_or_else(|| default_platform(ident).to_string());
         let subdirs = subdirs(&cpu);
         LoaderConfig {

@@ -18,6 +18,7 @@ pub mod ldcache;
 pub mod ldconf;
 pub mod ldso;
 pub mod lock;
+pub mod portability;
 pub mod resolve;
 pub mod rootpath;
 pub mod sandbox;

@@ -41,6 +41,9 @@ pub struct Manifest {
     pub commands: Vec<CommandEntry>,
     /// Every path of the rootfs except `/`, sorted.
     pub entries: Vec<ManifestEntry>,
+    /// What the tree needs of the CPU and kernel beneath it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portability: Option<crate::portability::Portability>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod closures;
+mod cpu_variants;
 mod spec_entries;
 mod trees;
 
@@ -71,6 +72,9 @@ pub enum Why {
     /// The loader's cache, written so that libraries outside the default
     /// directories are found.
     LdCache,
+    /// Another CPU level's build (`glibc-hwcaps/<level>/`, or the baseline)
+    /// of a library the loader found at `of`.
+    CpuVariant { of: PathBuf },
 }
 
 impl fmt::Display for Why {
@@ -100,6 +104,7 @@ impl fmt::Display for Why {
             Why::Tree { src, at } => write!(f, "tree {} (trees entry at {at})", src.display()),
             Why::Accounts => f.write_str("users and groups of the spec"),
             Why::LdCache => f.write_str("loader cache for the libraries of the rootfs"),
+            Why::CpuVariant { of } => write!(f, "another CPU level's build of {}", of.display()),
         }
     }
 }
@@ -248,6 +253,8 @@ pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
     closures::add_skeleton(&mut plan, resolver)?;
     let mut loaded = closures::add_commands_and_libraries(&mut plan, spec, resolver)?;
     loaded.closures.extend(trees::add(&mut plan, spec, resolver)?);
+    let variants = cpu_variants::add(&mut plan, resolver, &loaded.closures, spec)?;
+    loaded.closures.extend(variants);
     spec_entries::add(&mut plan, spec)?;
     accounts::add(&mut plan, spec)?;
     closures::add_loader_cache(&mut plan, resolver, &loaded)?;

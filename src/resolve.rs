@@ -37,6 +37,7 @@ mod dlopen;
 mod dst;
 mod search;
 mod text;
+mod versions;
 
 use std::collections::HashMap;
 use std::io;
@@ -48,7 +49,8 @@ use anyhow::Result;
 use rayon::prelude::*;
 
 pub use self::closure::{
-    Closure, Edge, InputError, InputKind, Missing, Node, Opened, Reason, Skip, SkippedDlopen, Via,
+    Closure, Edge, InputError, InputKind, Missing, Node, Opened, Reason, Skip, SkippedDlopen,
+    VersionMiss, Via,
 };
 pub use self::dlopen::{DlopenLevel, UnknownDlopenLevel};
 pub use self::dst::{expand_dst, expand_path_list};
@@ -86,6 +88,9 @@ pub struct Options {
     /// Which libraries declared in `.note.dlopen` notes are loaded: those
     /// of this priority and above.
     pub dlopen: DlopenLevel,
+    /// Resolve as on a CPU of at most this x86-64 level (the spec's `cpu`),
+    /// rather than as on this machine's CPU.
+    pub cpu: Option<crate::elf::IsaLevel>,
 }
 
 impl Default for Options {
@@ -95,6 +100,7 @@ impl Default for Options {
             library_path: Vec::new(),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             dlopen: DlopenLevel::default(),
+            cpu: None,
         }
     }
 }
@@ -218,7 +224,9 @@ impl Resolver {
         let mut configs = self.configs.lock().expect("config cache poisoned");
         configs
             .entry(*ident)
-            .or_insert_with(|| Arc::new(LoaderConfig::for_target(&self.sysroot, ident)))
+            .or_insert_with(|| {
+                Arc::new(LoaderConfig::for_target(&self.sysroot, ident, self.options.cpu))
+            })
             .clone()
     }
 
@@ -314,7 +322,7 @@ impl Resolver {
             }),
             FileKind::Elf(object) => {
                 if object.dynamic || object.interp.is_some() {
-                    self.load(closure, node, path, &located, Arc::new(object.clone()));
+                    self.load(closure, node, path, &located, object.clone());
                 }
                 Ok(())
             }
@@ -414,6 +422,7 @@ impl Resolver {
             self.map_interpreter(&mut process, interp);
         }
         self.run_queue(&mut process);
+        versions::check(&mut process);
     }
 
     /// Loads the `DT_NEEDED` entries breadth-first, as objects are loaded;
@@ -470,7 +479,7 @@ impl Resolver {
             names,
             path: path.clone(),
             origin: path.parent().map(Path::to_path_buf),
-            object: Arc::new(Object { needed: Vec::new(), ..object.clone() }),
+            object: Arc::new(Object { needed: Vec::new(), ..(**object).clone() }),
             loader: None,
             id: (located.dev, located.ino),
             node,
@@ -609,6 +618,26 @@ impl Resolver {
     }
 
     /// Looks a root path up once, and parses the file behind it once.
+    /// The ELF object at a host path, parsed once per file whether the
+    /// resolver met it through a search or is asked here; `None` for
+    /// anything that is not a readable ELF file.
+    pub fn object_at_host(&self, host: &Path) -> Option<Arc<Object>> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(host).ok().filter(std::fs::Metadata::is_file)?;
+        let cell = {
+            let mut parsed = self.parsed.write().expect("parse cache poisoned");
+            parsed.entry((meta.dev(), meta.ino())).or_default().clone()
+        };
+        let kind = cell.get_or_init(|| {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            Arc::new(elf::read(host).unwrap_or_else(|e| FileKind::Unreadable(format!("{e:#}"))))
+        });
+        match kind.as_ref() {
+            FileKind::Elf(object) => Some(object.clone()),
+            _ => None,
+        }
+    }
+
     fn probe(&self, path: &Path) -> Arc<Probe> {
         let cell = {
             let probes = self.probes.read().expect("probe cache poisoned");

@@ -214,6 +214,9 @@ pub struct Spec {
     pub groups: Vec<Item<Group>>,
     pub trees: Vec<Item<Tree>>,
     pub dlopen: DlopenLevel,
+    /// The oldest x86-64 CPU level the tree must run on: variants above it
+    /// are left out, and an object that needs more fails the build.
+    pub cpu: Option<Item<crate::elf::IsaLevel>>,
     pub keep_setuid: bool,
     pub smoke: Smoke,
     /// How exports present the tree as a container image.
@@ -265,6 +268,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
         groups: Vec::new(),
         trees: Vec::new(),
         dlopen: DlopenLevel::default(),
+        cpu: None,
         keep_setuid: false,
         smoke: Smoke {
             timeout: DEFAULT_TIMEOUT,

@@ -70,6 +70,7 @@ pub fn image_config(
     platform: Platform,
     process: &Process,
     image: &Image,
+    extra_labels: &BTreeMap<String, String>,
     layers: &[(String, String)],
     epoch: i64,
 ) -> Result<Vec<u8>> {
@@ -95,7 +96,11 @@ pub fn image_config(
                 .map(|v| (v.value.display().to_string(), Empty {}))
                 .collect(),
             working_dir: process.workdir.as_ref().map(|w| w.display().to_string()),
-            labels: image.labels.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
+            labels: extra_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(image.labels.iter().map(|(k, v)| (k.clone(), v.value.clone())))
+                .collect(),
             stop_signal: image.stop_signal.as_ref().map(|s| s.value.clone()),
         },
         rootfs: RootFs {

@@ -46,6 +46,19 @@ pub fn of_ident(ident: Ident) -> Option<Platform> {
     Some(Platform { architecture, variant, os: "linux" })
 }
 
+/// The OCI `variant` of an amd64 image whose objects need `level`: `v2`,
+/// `v3` or `v4` as containerd and podman read it. The baseline is left
+/// unnamed, as containerd normalises `v1` away.
+pub fn amd64_variant(level: crate::elf::IsaLevel) -> Option<&'static str> {
+    use crate::elf::IsaLevel;
+    match level {
+        IsaLevel::V1 => None,
+        IsaLevel::V2 => Some("v2"),
+        IsaLevel::V3 => Some("v3"),
+        IsaLevel::V4 => Some("v4"),
+    }
+}
+
 /// The platform of the ELF commands of the tree at `tree` (found through
 /// the tree's own symlinks, never the host's). They must all agree.
 pub fn of_tree(tree: &Path, commands: &[CommandEntry]) -> Result<Platform> {

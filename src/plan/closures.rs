@@ -185,6 +185,9 @@ fn add_command(
     for miss in &closure.missing {
         unresolved.library(miss, &format!("command `{name}`"));
     }
+    for miss in &closure.version_misses {
+        unresolved.misses.push(format!("command `{name}`: {miss}"));
+    }
     let kind = match closure.kind {
         InputKind::Static => CommandKind::Static,
         InputKind::Script => CommandKind::Script,
@@ -207,7 +210,7 @@ fn sonames_loaded_by_path(spec: &Spec, resolver: &Resolver) -> BTreeSet<String> 
         .filter(|l| l.value.starts_with('/'))
         .filter_map(|l| resolver.sysroot().locate(Path::new(&l.value)).ok())
         .filter_map(|located| match crate::elf::read(&resolver.sysroot().host(&located.real)) {
-            Ok(crate::elf::FileKind::Elf(object)) => object.soname,
+            Ok(crate::elf::FileKind::Elf(object)) => object.soname.clone(),
             _ => None,
         })
         .collect()
@@ -246,6 +249,9 @@ fn add_library(
     add_closure(plan, resolver, &closure, spec.keep_setuid)?;
     for miss in closure.missing.iter().filter(|m| !by_path.contains(&m.name)) {
         unresolved.library(miss, &what);
+    }
+    for miss in &closure.version_misses {
+        unresolved.misses.push(format!("{what}: {miss}"));
     }
     Ok(Some(closure))
 }
@@ -320,7 +326,9 @@ pub(super) fn add_loader_cache(
             | Reason::Dlopen { name, .. } = &opened.reason
                 && matches!(opened.via, Via::Cache | Via::Default)
             {
-                cache.entry((name.clone(), flags)).or_insert_with(|| opened.path.clone());
+                cache.entry((name.clone(), flags)).or_insert_with(|| {
+                    super::cpu_variants::baseline_for_cache(plan, resolver, &opened.path)
+                });
             }
         }
     }

@@ -88,6 +88,13 @@ fn add_tree(
                 ));
             }
         }
+        for miss in &closure.version_misses {
+            plan.warnings.push(format!(
+                "tree `{}` ({}): {miss}",
+                tree.dest.display(),
+                short_location(&item.at)
+            ));
+        }
     }
     Ok(closures)
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use super::versions::VersionMiss;
 use crate::elf::{DlopenEntry, DlopenPriority, Ident};
 use crate::sysroot::Located;
 
@@ -179,6 +180,9 @@ pub struct Closure {
     /// each path once.
     pub files: Vec<Opened>,
     pub missing: Vec<Missing>,
+    /// Symbol versions needed of a loaded library that it does not
+    /// define: the loader refuses to start the program.
+    pub version_misses: Vec<VersionMiss>,
     /// Why the input itself cannot be resolved (it does not exist, it is not
     /// a program).
     pub error: Option<InputError>,
@@ -203,6 +207,7 @@ impl Closure {
             kind: InputKind::Dynamic,
             files: Vec::new(),
             missing: Vec::new(),
+            version_misses: Vec::new(),
             error: None,
             nodes: vec![Node { path: root, edges: Vec::new(), parent: None }],
             ident: None,
@@ -229,7 +234,7 @@ impl Closure {
 
     /// Whether everything was found.
     pub fn is_complete(&self) -> bool {
-        self.missing.is_empty() && self.error.is_none()
+        self.missing.is_empty() && self.version_misses.is_empty() && self.error.is_none()
     }
 
     /// Records a file opened, once per path.

@@ -98,7 +98,7 @@ impl Resolver {
     pub(super) fn dlopen_declared(&self, process: &mut Process, at: usize) {
         let object = process.maps[at].object.clone();
         let by = process.maps[at].path.clone();
-        for warning in &object.dlopen_warnings {
+        for warning in &object.warnings {
             process.closure.warnings.push(format!("`{}`: {warning}", by.display()));
         }
         for entry in &object.dlopen {

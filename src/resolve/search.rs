@@ -234,7 +234,7 @@ impl Resolver {
             Ok(()) => Some(Found {
                 path: path.to_path_buf(),
                 located: located.clone(),
-                object: Arc::new(object.clone()),
+                object: object.clone(),
                 via,
             }),
             Err(Rejection::Skip(why)) => {

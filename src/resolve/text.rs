@@ -12,7 +12,8 @@ use super::{Closure, InputKind, Missing, Reason, Skip, SkippedDlopen};
 /// `files` and `missing` (and `error`, when the input itself is unusable).
 /// Libraries declared in `.note.dlopen` notes add, when there are any,
 /// `dlopen` (those loaded, with their reason), `skipped_dlopen` (those left
-/// out, with why) and `warnings` (notes that cannot be read).
+/// out, with why) and `warnings` (notes that cannot be read); symbol
+/// versions a library lacks add `version_misses`, in the loader's words.
 pub fn render_json(closures: &[Closure]) -> String {
     let mut map = BTreeMap::new();
     for c in closures {
@@ -22,6 +23,10 @@ pub fn render_json(closures: &[Closure]) -> String {
         });
         if let Some(e) = &c.error {
             entry["error"] = Value::String(e.to_string());
+        }
+        if !c.version_misses.is_empty() {
+            let lines: Vec<String> = c.version_misses.iter().map(|v| v.to_string()).collect();
+            entry["version_misses"] = json!(lines);
         }
         let dlopened = dlopened_json(c);
         if !dlopened.is_empty() {
@@ -101,6 +106,9 @@ pub fn render_tree(closures: &[Closure]) -> String {
         walk(c, 0, 1, &mut seen, &mut out);
         for m in &c.missing {
             write_missing(m, &mut out);
+        }
+        for v in &c.version_misses {
+            let _ = writeln!(out, "    {v}");
         }
         for s in &c.skipped_dlopen {
             write_skipped(s, &mut out);

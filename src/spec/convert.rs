@@ -50,6 +50,14 @@ pub(super) fn merge(
             .help("use \"required\", \"recommended\", \"suggested\" or \"none\"")
         })?;
     }
+    if let Some(cpu) = raw.cpu {
+        let at = here.at(cpu.span());
+        let value = crate::elf::IsaLevel::parse(cpu.get_ref()).ok_or_else(|| {
+            SpecError::at(&at, format!("invalid cpu level `{}`", cpu.get_ref()))
+                .help("use \"x86-64-v1\", \"x86-64-v2\", \"x86-64-v3\" or \"x86-64-v4\"")
+        })?;
+        spec.cpu = Some(Item { value, at });
+    }
     if let Some(keep) = raw.keep_setuid {
         spec.keep_setuid |= keep;
     }

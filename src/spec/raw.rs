@@ -28,6 +28,7 @@ pub(super) struct RawSpec {
     #[serde(default)]
     pub trees: Vec<Spanned<RawTree>>,
     pub dlopen: Option<Spanned<String>>,
+    pub cpu: Option<Spanned<String>>,
     pub keep_setuid: Option<bool>,
     pub smoke: Option<RawSmoke>,
     pub image: Option<super::image::RawImage>,

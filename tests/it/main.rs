@@ -10,6 +10,7 @@ mod limits;
 mod lock;
 mod output;
 mod parity;
+mod portability;
 mod presets;
 mod resolve;
 mod sbom;

@@ -18,6 +18,7 @@ const DIR: &str = "tests/data/bad-specs";
 /// Each case and its exit status: 2 for a mistake in the spec, 1 for
 /// something the host does not have.
 const CASES: &[(&str, u8)] = &[
+    ("bad-cpu-level", 2),
     ("bad-mode", 2),
     ("command-absolute-missing", 1),
     ("command-not-found", 1),

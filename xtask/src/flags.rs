@@ -76,6 +76,9 @@ pub enum RootfsCommand {
     /// Run the spec's checks (or one command) on the sysroot under a tracer,
     /// and say what they used that the tree lacks.
     Trace(Trace),
+    /// Say what the rootfs needs of the machine beneath it: CPU level,
+    /// kernel, glibc symbol versions (building it first if needed).
+    Portability(PortabilityArgs),
     /// Ship the rootfs as an OCI image, a docker archive, a runtime bundle,
     /// a tar or an initramfs, beside the tree (building it first if needed).
     Export(Export),
@@ -94,6 +97,15 @@ pub struct Trace {
     /// Trace this command instead of the spec's checks, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PortabilityArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Print the whole report as JSON, every object named.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -322,6 +334,7 @@ impl Xtask {
                 Some(RootfsCommand::Shell(shell)) => shell.run(),
                 Some(RootfsCommand::Run(run)) => run.run(),
                 Some(RootfsCommand::Trace(trace)) => trace.run(),
+                Some(RootfsCommand::Portability(portability)) => portability.run(),
                 Some(RootfsCommand::Export(export)) => export.run(),
                 None => Smoke {
                     target: Target::default_spec(),
@@ -393,6 +406,23 @@ impl Build {
         let built = rootfs::build::build(&options)?;
         warn(&built);
         println!("{}", built.summary());
+        if let Some(portability) = &built.manifest.portability {
+            println!("{}", portability.summary());
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl PortabilityArgs {
+    fn run(self) -> Result<ExitCode> {
+        let built = self.target.ensure_built()?;
+        let portability = built.manifest.portability.unwrap_or_default();
+        if self.json {
+            print!("{}", portability.to_json()?);
+        } else {
+            println!("{}", portability.summary());
+            print!("{}", portability.render(10));
+        }
         Ok(ExitCode::SUCCESS)
     }
 }
