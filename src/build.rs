@@ -48,6 +48,9 @@ pub struct Options {
     /// The digest of the image `sysroot` was unpacked from
     /// ([`crate::image_sysroot::prepare`]), recorded in the lock.
     pub image: Option<String>,
+    /// Where the lock is read and written; `None`: beside the spec
+    /// ([`lock::path_for`]). A build script puts it under `OUT_DIR`.
+    pub lock: Option<PathBuf>,
 }
 
 impl Options {
@@ -64,6 +67,7 @@ impl Options {
             progress: false,
             locked: false,
             image: None,
+            lock: None,
         }
     }
 }
@@ -141,7 +145,7 @@ pub fn build(options: &Options) -> Result<Built> {
     let started = Instant::now();
     let spec = spec::load(&options.spec)?;
     let beside = Beside::of(&out_dir(options, &spec));
-    let lock_path = lock::path_for(&options.spec);
+    let lock_path = options.lock.clone().unwrap_or_else(|| lock::path_for(&options.spec));
     output::Guard::new(&options.sysroot).check(&beside.out)?;
     let key = stamp_key(options, &spec)?;
     let specs = spec_digests(&spec);

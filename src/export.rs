@@ -86,6 +86,21 @@ impl Format {
     }
 }
 
+impl Options {
+    /// An export in `format` beside the tree, with the format's default
+    /// compression, timestamps at the epoch 0, and the host as the sysroot.
+    pub fn new(format: Format) -> Options {
+        Options {
+            format,
+            output: None,
+            compression: None,
+            epoch: crate::build::DEFAULT_EPOCH,
+            force: false,
+            sysroot: PathBuf::from("/"),
+        }
+    }
+}
+
 /// How to export.
 #[derive(Clone, Debug)]
 pub struct Options {

@@ -4,6 +4,45 @@
 //! for) -> `resolve` (what the loader needs, using `elf`, `sysroot`, `ldso`,
 //! `ldcache`, `ldconf`) -> `plan` -> `install` -> `smoke` -> `report`.
 //! See ARCHITECTURE.md for the bird's-eye view.
+//!
+//! # Use it from your project
+//!
+//! Each command of `cargo xtask rootfs` is one call here, taking one
+//! options struct whose `new` sets every default. Build a spec into a
+//! folder of your choosing, smoke-test the tree, and ship it:
+//!
+//! ```
+//! # fn main() -> anyhow::Result<()> {
+//! use rootfs::export::{Format, Options as ExportOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let spec = dir.path().join("tiny.toml");
+//! std::fs::write(&spec, "name = \"tiny\"\ncommands = [\"cat\", \"ls\"]\n")?;
+//!
+//! // The tree goes to `<dir>/tiny`, its manifest, stamp and SBOM beside it.
+//! let built = rootfs::build::build(&rootfs::build::Options::new(&spec, dir.path()))?;
+//! assert!(built.manifest.commands.iter().any(|c| c.name == "cat"));
+//! println!("{}", built.summary());
+//!
+//! // Every command and check runs inside the tree, isolated, judged
+//! // against the same run on the host (it needs root or user namespaces).
+//! if rootfs::smoke::cannot_enter_reason().is_none() {
+//!     let smoked = rootfs::smoke::smoke_tree(&built, std::path::Path::new("/"))?;
+//!     assert_eq!(smoked.report.failed(), 0, "{}", smoked.report.table());
+//! }
+//!
+//! // A reproducible tar beside the tree, `<dir>/tiny.tar`.
+//! let exported = rootfs::export::export(&built, &ExportOptions::new(Format::Tar))?;
+//! assert!(exported.path.is_file());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Nothing here prints: warnings come back as data (`Built::warnings`), and
+//! errors as `anyhow::Error`s that [`render_error`] and [`exit_code`] turn
+//! into what the command line shows. From a build script,
+//! [`build_script::run`] builds under `OUT_DIR` and tells cargo every input,
+//! so `cargo build` reruns it exactly when one changes.
 
 pub mod debian;
 pub mod deps;
@@ -66,6 +105,7 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 pub mod build;
+pub mod build_script;
 pub mod devenv;
 pub mod install;
 pub mod manifest;

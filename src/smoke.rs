@@ -442,3 +442,24 @@ pub fn shell_words(argv: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// What [`smoke_tree`] found.
+#[derive(Debug)]
+pub struct Smoked {
+    pub report: Report,
+    /// Why probes are judged by their exit status alone, when they are.
+    pub notes: Vec<String>,
+}
+
+/// A built tree's own smoke test in one call, as `rootfs smoke` runs it:
+/// the spec's checks, as many at once as the machine has cores, each probe
+/// judged against `sysroot`, the folder the tree was built from (`/` for a
+/// host build).
+pub fn smoke_tree(built: &crate::build::Built, sysroot: &Path) -> Result<Smoked> {
+    let checks = checks(&built.spec, &built.manifest);
+    let (reference, note) = reference(&built.spec, &built.manifest, &built.out, sysroot);
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let options = Options { jobs, hostname: built.spec.name.clone(), reference };
+    let report = run(&built.out, &checks, &options)?;
+    Ok(Smoked { report, notes: note.into_iter().collect() })
+}
