@@ -2,7 +2,9 @@
 //!
 //! A command is started through a hook that runs between `fork` and `exec`
 //! (`Command::pre_exec`), in three processes:
-//! 1. the forked process, the *keeper* (`sandbox/keeper.rs`), joins the
+//! 1. the forked process, the *keeper* (`sandbox/keeper.rs`), puts every
+//!    signal back to its default action (it never executes, so it would
+//!    otherwise run the tool's own handlers, `signal(7)`), joins the
 //!    check's cgroups (or sets rlimits), unshares new user, mount, PID, UTS,
 //!    IPC and (unless the network is shared) network namespaces, mapping the
 //!    user (root too) to root inside (`user_namespaces(7)`), so nothing inside

@@ -13,6 +13,7 @@ mod parity;
 mod presets;
 mod resolve;
 mod sbom;
+mod signals;
 mod smoke;
 mod spec_errors;
 mod support;
