@@ -48,6 +48,7 @@
 //! a shared page ([`StepLog`]) rather than formatted text.
 
 mod access;
+mod init;
 mod keeper;
 mod layer;
 pub mod limits;
@@ -65,6 +66,7 @@ use anyhow::{Context, Result};
 use rustix::mount::MountFlags;
 
 pub use self::access::{Access, Bind, BindError, Ids, resolve_item};
+pub use self::init::{Forwarding, forward_to_pid1, take_terminal_back, terminal_is_ours};
 pub use self::limits::{Cgroups, CheckLimits, LimitHit};
 pub use self::steps::{Step, StepLog};
 
@@ -90,8 +92,10 @@ pub struct Options {
     pub kind: RootKind,
     /// The hostname inside.
     pub hostname: String,
-    /// Whether commands share the terminal: the keeper then ignores SIGINT
-    /// and SIGQUIT so that they reach the program only.
+    /// Whether commands are attached (`shell`, `run`): PID 1 is then an
+    /// init that runs the command as PID 2, forwards signals to it and
+    /// reaps orphans (`sandbox/init.rs`), and the keeper ignores the
+    /// signals forwarded.
     pub interactive: bool,
 }
 
@@ -142,6 +146,8 @@ pub struct Launch {
     /// A seccomp tracer installed as the very last step before `exec`
     /// (`rootfs trace`).
     tracer: Option<Arc<crate::trace::Filter>>,
+    /// An attached command takes the terminal on standard input.
+    foreground: bool,
 }
 
 impl Launch {
@@ -154,7 +160,15 @@ impl Launch {
             rlimits: limits.map(|l| l.rlimits().to_vec()).unwrap_or_default(),
             tmp_options,
             tracer: None,
+            foreground: false,
         }
+    }
+
+    /// The same, for an attached command that takes the terminal's
+    /// foreground (see [`terminal_is_ours`]).
+    pub fn in_foreground(mut self, foreground: bool) -> Launch {
+        self.foreground = foreground;
+        self
     }
 
     /// The same, with every path the command's process tree uses recorded

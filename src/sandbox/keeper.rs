@@ -35,7 +35,7 @@ pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Resu
     log.set(Step::WritingUserMaps);
     pid1::write_user_maps(&sandbox.user_maps.0, &sandbox.user_maps.1)?;
     if sandbox.interactive {
-        ignore_terminal_signals(true);
+        ignore_forwarded_signals(true);
     }
     log.set(Step::ForkingPid1);
     // A pipe whose write end only the keeper holds: PID 1 sees it close if
@@ -87,8 +87,9 @@ fn join_limits(launch: &Launch, log: &StepLog) -> io::Result<()> {
 /// (`pid_namespaces(7)`: a namespace's init gets no signal it has no
 /// handler for). PID 1 and the program inherit this clean state, whatever
 /// the tool's threads had installed, ignored or blocked. No signal can
-/// reach a handler before this: the keeper has no child yet, and the
-/// tool's SIGINT and SIGTERM handlers only set a flag.
+/// reach a handler before this that matters: the keeper has no child yet,
+/// and the tool's other handlers only set a flag or forward to a PID 1
+/// that is not forked yet.
 fn default_signals() {
     // SAFETY: sigaction(2) and sigprocmask(2) are async-signal-safe, on
     // zeroed plain C structs; the numbers glibc keeps for itself (32, 33)
@@ -108,13 +109,15 @@ fn default_signals() {
 /// One more than the highest signal number on Linux (`_NSIG`).
 const NSIG: libc::c_int = 65;
 
-/// SIGINT and SIGQUIT ignored (`ignore`) or back to their defaults.
-pub(super) fn ignore_terminal_signals(ignore: bool) {
+/// The signals PID 1 forwards (`init::FORWARDED`) ignored (`ignore`) or
+/// back to their defaults: the keeper of an attached command only waits,
+/// and what reaches it (the terminal's Ctrl-C when the command could not
+/// take the terminal, a hangup) reaches the command through the tool.
+pub(super) fn ignore_forwarded_signals(ignore: bool) {
     let disposition = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
-    // SAFETY: signal(2) is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, disposition);
-        libc::signal(libc::SIGQUIT, disposition);
+    for signal in super::init::FORWARDED {
+        // SAFETY: signal(2) is async-signal-safe.
+        unsafe { libc::signal(signal, disposition) };
     }
 }
 

@@ -7,7 +7,7 @@ use std::os::fd::OwnedFd;
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
-use super::{Launch, SAFE, Sandbox, Step, StepLog, keeper, layer};
+use super::{Launch, SAFE, Sandbox, Step, StepLog, init, keeper, layer};
 
 /// `AT_RECURSIVE` for `mount_setattr(2)`.
 pub(super) const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -56,12 +56,16 @@ pub(super) fn run(
     lock(&sandbox.access.inner_maps, log)?;
     if sandbox.interactive {
         // The program gets the default dispositions back.
-        keeper::ignore_terminal_signals(false);
+        keeper::ignore_forwarded_signals(false);
     }
     layer::enter_workdir(&sandbox.access, log)?;
     if let Some(tracer) = &launch.tracer {
         log.set(Step::InstallingTracer);
         tracer.install_in_child()?;
+    }
+    if sandbox.interactive {
+        log.set(Step::ForkingCommand);
+        init::start(launch.foreground)?;
     }
     log.set(Step::Executing);
     Ok(())

@@ -35,12 +35,13 @@ pub enum Step {
     SwitchingUser,
     ChangingDirectory,
     InstallingTracer,
+    ForkingCommand,
     Executing,
 }
 
 impl Step {
     /// Every step, by number.
-    const ALL: [Step; 27] = [
+    const ALL: [Step; 28] = [
         Step::Starting,
         Step::ParentDeathSignal,
         Step::JoiningCgroups,
@@ -67,6 +68,7 @@ impl Step {
         Step::SwitchingUser,
         Step::ChangingDirectory,
         Step::InstallingTracer,
+        Step::ForkingCommand,
         Step::Executing,
     ];
 
@@ -99,6 +101,7 @@ impl Step {
             Step::SwitchingUser => "switching to the user",
             Step::ChangingDirectory => "changing to the working directory",
             Step::InstallingTracer => "installing the tracer",
+            Step::ForkingCommand => "forking the command off PID 1",
             Step::Executing => "executing the command",
         }
     }

@@ -1,4 +1,4 @@
-//! Signals around a sandbox: the tool's own signal handlers never run in the processes it forks to enter a tree (the cause of an exit status 141 that smoke once reported for `tee --version`), under load as well as once.
+//! Signals around a sandbox: the tool's own signal handlers never run in the processes it forks to enter a tree (the cause of an exit status 141 that smoke once reported for `tee --version`), under load as well as once; `run` forwards signals to its command and reaps orphans, as an init does.
 //!
 //! These enter the tree, which needs root or an unprivileged user
 //! namespace; CI runs as root, so they run there.
@@ -6,12 +6,13 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rootfs::build::{Built, Options, build};
 use rootfs::smoke::{self, Check, Outcome};
 
-use crate::support::can_enter;
+use crate::devenv::{Caller, Fixture};
+use crate::support::{can_enter, has_process};
 
 fn tree(dir: &Path) -> Built {
     let spec = dir.join("signals.toml");
@@ -113,4 +114,45 @@ fn hundreds_of_short_checks_under_load_all_exit_zero() {
         checks.len(),
         failed.join("\n")
     );
+}
+
+/// `run` as `tini` runs a command: the command is PID 2, under an init
+/// that reaps the orphans it is given (none is left a zombie), and each of
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to `run` reaches the command,
+/// whose end `run` reports as a shell would, 128 + the signal.
+#[test]
+fn run_forwards_signals_to_its_command_and_reaps_orphans() {
+    let Some(caller) = Caller::all().first().copied() else { return };
+    let Some(fixture) = Fixture::new(caller, "") else { return };
+    let orphans = fixture.run(&[], "echo pid=$$; (sleep 0.2 &); sleep 1; cat /proc/[0-9]*/stat");
+    let stdout = String::from_utf8_lossy(&orphans.stdout);
+    assert!(orphans.status.success(), "{stdout}{}", String::from_utf8_lossy(&orphans.stderr));
+    assert!(stdout.starts_with("pid=2\n"), "{stdout}");
+    assert!(!stdout.lines().any(|l| l.contains(") Z ")), "a zombie is left:\n{stdout}");
+
+    for (signal, name) in [
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGQUIT, "SIGQUIT"),
+    ] {
+        let seconds = format!("47{signal:02}");
+        let cmdline = format!("sleep {seconds}");
+        let mut run = fixture
+            .xtask(&["run", "--", "sleep", &seconds])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !has_process(&cmdline) {
+            assert!(Instant::now() < deadline, "{cmdline} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: kill(2) on the pid of our own child, not yet reaped.
+        unsafe { libc::kill(run.id() as libc::pid_t, signal) };
+        let status = run.wait().unwrap();
+        assert_eq!(status.code(), Some(128 + signal), "{name}");
+        assert!(!has_process(&cmdline), "{cmdline} outlived {name}");
+    }
 }
