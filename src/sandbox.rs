@@ -16,8 +16,11 @@
 //!    under it read-only, mounts `/proc` (with `/proc/sys` and the other paths
 //!    that reach the host's kernel read-only), a tmpfs `/dev` holding bind
 //!    mounts of the host's `null`, `zero`, `full`, `random`, `urandom` and
-//!    `tty`, and a tmpfs `/tmp` of the check's size; a sysroot used as the
-//!    reference also gets empty `/sys` and `/run`, as a built tree has. Then
+//!    `tty`, a read-only sysfs on `/sys` (as container runtimes give one;
+//!    the host's `/sys`, read-only, when the network is the host's, whose
+//!    sysfs a user namespace cannot mount), and a tmpfs `/tmp` of the
+//!    check's size; a sysroot used as the reference also gets an empty
+//!    `/run`, as a built tree has. Then
 //!    it moves into the root with `pivot_root(".", ".")` and detaches the old
 //!    root (`pivot_root(2)`, NOTES), sets the hostname and brings `lo` up.
 //!    Last it enters a nested user and mount namespace, which locks every
@@ -79,8 +82,9 @@ pub enum RootKind {
     /// A built tree.
     Tree,
     /// The sysroot a tree was built from, as the reference a tree is
-    /// compared with: its own `/sys` and `/run` are hidden behind empty
-    /// read-only folders, as in a built tree.
+    /// compared with: its own `/run` is hidden behind an empty read-only
+    /// folder, as in a built tree, and its `/sys` is covered by the same
+    /// fresh sysfs the tree gets.
     Reference,
 }
 
@@ -116,8 +120,10 @@ pub struct Sandbox {
     dev_dir: CString,
     tmp_dir: CString,
     /// Folders hidden behind an empty read-only tmpfs (the reference's
-    /// `/sys` and `/run`).
+    /// `/run`).
     masked: Vec<CString>,
+    /// Where a read-only sysfs is mounted (`/sys`), when the root has it.
+    sys_dir: Option<CString>,
     /// (host node, mount point inside the new /dev).
     dev_nodes: Vec<(CString, CString)>,
     /// (target, link path) for /dev/fd, /dev/stdin, ...

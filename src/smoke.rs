@@ -90,6 +90,9 @@ pub enum Outcome {
 pub struct Outcomes {
     pub check: Check,
     pub outcome: Outcome,
+    /// It passed with the reference's output lines in another order (as
+    /// concurrent writers give), not the same text.
+    pub reordered: bool,
     /// The command line that ran last in the tree (the fallback, if it was
     /// tried).
     pub ran: Vec<String>,
@@ -341,6 +344,7 @@ fn skipped(check: &Check) -> Outcomes {
     Outcomes {
         check: check.clone(),
         outcome: Outcome::Error("not run: interrupted".to_string()),
+        reordered: false,
         ran: check.argv.clone(),
         status: None,
         output: String::new(),

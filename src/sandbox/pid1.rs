@@ -27,6 +27,7 @@ pub(super) fn run(
         None => mount_root(sandbox, log)?,
     }
     mount_proc(sandbox, log)?;
+    mount_sys(sandbox, log)?;
     mount_dev(sandbox, log)?;
     log.set(Step::MountingTmp);
     rustix::mount::mount(
@@ -147,6 +148,25 @@ fn mount_proc(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// A read-only sysfs on `/sys`, as container runtimes mount one: allowed
+/// in a user namespace that owns the network namespace (`sysfs(5)` shows
+/// the mounter's network namespace), so both sides of a probe see the same
+/// machine, with only `lo`. With the host's network there is none of ours:
+/// the host's `/sys` is bound instead, read-only with everything under it
+/// (`mount_setattr(2)`), as rootless runtimes do.
+fn mount_sys(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
+    let Some(dir) = &sandbox.sys_dir else { return Ok(()) };
+    log.set(Step::MountingSys);
+    let flags = SAFE | MountFlags::RDONLY | MountFlags::NOEXEC;
+    match rustix::mount::mount(c"sysfs", dir.as_c_str(), c"sysfs", flags, None) {
+        Err(rustix::io::Errno::PERM) if sandbox.access.share_network => {
+            rustix::mount::mount_bind_recursive(c"/sys", dir.as_c_str())?;
+            read_only_recursive(dir)
+        }
+        other => Ok(other?),
+    }
 }
 
 fn mount_dev(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {

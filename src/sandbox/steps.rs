@@ -22,6 +22,7 @@ pub enum Step {
     MakingRootReadOnly,
     MountingLayer,
     MountingProc,
+    MountingSys,
     MountingDev,
     PopulatingDev,
     MountingTmp,
@@ -41,7 +42,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, by number.
-    const ALL: [Step; 28] = [
+    const ALL: [Step; 29] = [
         Step::Starting,
         Step::ParentDeathSignal,
         Step::JoiningCgroups,
@@ -55,6 +56,7 @@ impl Step {
         Step::MakingRootReadOnly,
         Step::MountingLayer,
         Step::MountingProc,
+        Step::MountingSys,
         Step::MountingDev,
         Step::PopulatingDev,
         Step::MountingTmp,
@@ -88,10 +90,11 @@ impl Step {
             Step::MakingRootReadOnly => "making the rootfs read-only",
             Step::MountingLayer => "mounting the writable layer (an overlay on a tmpfs)",
             Step::MountingProc => "mounting /proc",
+            Step::MountingSys => "mounting a read-only /sys",
             Step::MountingDev => "mounting a tmpfs on /dev",
             Step::PopulatingDev => "populating /dev",
             Step::MountingTmp => "mounting a tmpfs on /tmp",
-            Step::MaskingHostDirs => "masking /sys and /run",
+            Step::MaskingHostDirs => "masking /run",
             Step::PivotingRoot => "pivot_root into the rootfs",
             Step::MakingMountPoint => "making a bind's mount point",
             Step::BindMounting => "bind-mounting a host path",

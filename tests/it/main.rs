@@ -12,6 +12,7 @@ mod output;
 mod parity;
 mod presets;
 mod resolve;
+mod sameview;
 mod sbom;
 mod signals;
 mod smoke;
