@@ -81,9 +81,11 @@ fn join_limits(launch: &Launch, log: &StepLog) -> io::Result<()> {
 /// inherits its parent's dispositions and mask; only `execve` resets
 /// handlers): the SIGCHLD handler of duct's waits (`sigchld`, through
 /// `signal-hook`) wrote a byte to the tool's pipe in the keeper when PID 1
-/// exited, and where no process held that pipe's reading end any more the
-/// write raised SIGPIPE, which killed the keeper: the check reported exit
-/// status 141, though PID 1 itself cannot die of SIGPIPE
+/// exited, and where no process held that pipe's reading end any more
+/// (the keeper between its two `close_range` calls in `keep`, the tool's
+/// thread done waiting) the write raised SIGPIPE, which killed the keeper:
+/// the check reported exit status 141, though PID 1 itself cannot die of
+/// SIGPIPE
 /// (`pid_namespaces(7)`: a namespace's init gets no signal it has no
 /// handler for). PID 1 and the program inherit this clean state, whatever
 /// the tool's threads had installed, ignored or blocked. No signal can
