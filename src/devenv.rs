@@ -52,8 +52,10 @@ pub fn prepare(spec: &Spec, tree: &Path, request: &Request, term: &str) -> Resul
     let (user, home) = user(spec, request.user.as_deref())?;
     let network = request.network.or(shell.network).unwrap_or_default();
     let writable = request.writable || shell.writable.unwrap_or(false);
+    let writable_size = shell.writable_size;
     let env = environment(shell, request, &home, term)?;
-    Ok(Devenv { access: Access { binds, network, user, writable, workdir }, env })
+    let access = Access { binds, network, user, writable, writable_size, workdir };
+    Ok(Devenv { access, env })
 }
 
 fn usage(message: String) -> anyhow::Error {

@@ -7,11 +7,13 @@
 //! noted, never proposed. A path a spec tree leaves out on purpose (its
 //! `exclude`) is not proposed either.
 
+mod accounts;
 mod fragment;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+pub use self::accounts::{Account, AccountKind};
 pub use self::fragment::{HEADER, render};
 use crate::elf::FileKind;
 use crate::manifest::Manifest;
@@ -77,6 +79,8 @@ pub struct Finding {
 pub struct Findings {
     /// By group, then path.
     pub missing: BTreeMap<(Group, PathBuf), Finding>,
+    /// Accounts of the sysroot that checks looked up and the tree lacks.
+    pub accounts: BTreeMap<(AccountKind, String), Account>,
     /// Paths of the sandbox's own mounts that checks used, with the checks.
     pub noted: BTreeMap<PathBuf, BTreeSet<String>>,
     /// Checks that could not be traced, and why.
@@ -85,7 +89,7 @@ pub struct Findings {
 
 impl Findings {
     pub fn is_empty(&self) -> bool {
-        self.missing.is_empty()
+        self.missing.is_empty() && self.accounts.is_empty()
     }
 }
 
@@ -112,6 +116,24 @@ pub fn report(findings: &Findings, checks: usize) -> String {
             );
         }
     }
+    for kind in [AccountKind::User, AccountKind::Group] {
+        let items: Vec<&Account> = findings.accounts.values().filter(|a| a.kind == kind).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{} ({}), from the sysroot's {}:",
+            kind.table(),
+            items.len(),
+            kind.file()
+        );
+        for item in items {
+            let needed: Vec<&str> = item.needed_by.iter().map(String::as_str).collect();
+            let _ =
+                writeln!(out, "  {}\n      needed by {}", item.fields.join(":"), needed.join("; "));
+        }
+    }
     if !findings.noted.is_empty() {
         let paths: Vec<String> = findings.noted.keys().map(|p| p.display().to_string()).collect();
         let _ = writeln!(out, "noted, never proposed ({}): {}", paths.len(), paths.join(", "));
@@ -119,9 +141,14 @@ pub fn report(findings: &Findings, checks: usize) -> String {
     for error in &findings.errors {
         let _ = writeln!(out, "error: {error}");
     }
+    let accounts = match findings.accounts.len() {
+        0 => String::new(),
+        1 => " and 1 account".to_string(),
+        n => format!(" and {n} accounts"),
+    };
     let _ = writeln!(
         out,
-        "{checks} checks traced: the tree lacks {} {}",
+        "{checks} checks traced: the tree lacks {} {}{accounts}",
         findings.missing.len(),
         if findings.missing.len() == 1 { "path" } else { "paths" }
     );
@@ -141,6 +168,7 @@ pub fn find(
     fragment: Option<&Path>,
 ) -> Findings {
     let tree = TreeView::new(manifest, spec, fragment);
+    let known = accounts::Known::new(spec, sysroot, |at| tree.is_fragment(at));
     let mut findings = Findings::default();
     for one in traced {
         let name = &one.check.name;
@@ -151,6 +179,7 @@ pub fn find(
                 continue;
             }
         };
+        accounts::find(&mut findings.accounts, &known, trace, name, sysroot);
         // A program that lists a folder and then looks at each entry walks
         // the folder; it does not ask for those files. What it opens or runs
         // still counts.
@@ -245,6 +274,8 @@ struct TreeView<'a> {
     fragment: Option<String>,
     /// Commands the fragment lists.
     fragment_commands: BTreeSet<String>,
+    /// The fragment as a source of the spec, when the spec includes it.
+    fragment_source: Option<std::sync::Arc<crate::spec::Source>>,
 }
 
 impl<'a> TreeView<'a> {
@@ -261,7 +292,12 @@ impl<'a> TreeView<'a> {
             .map(|c| c.value.clone())
             .collect();
         let fragment = source.map(|s| format!("entry at {}:", s.name.display()));
-        TreeView { manifest, fragment, fragment_commands }
+        TreeView { manifest, fragment, fragment_commands, fragment_source: source.cloned() }
+    }
+
+    /// Whether a spec value was written in the fragment.
+    fn is_fragment(&self, at: &crate::spec::Location) -> bool {
+        self.fragment_source.as_ref().is_some_and(|s| std::sync::Arc::ptr_eq(&at.source, s))
     }
 
     /// Whether the tree has `path` (the symlink itself when `link_itself`)

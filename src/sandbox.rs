@@ -2,7 +2,9 @@
 //!
 //! A command is started through a hook that runs between `fork` and `exec`
 //! (`Command::pre_exec`), in three processes:
-//! 1. the forked process, the *keeper* (`sandbox/keeper.rs`), joins the
+//! 1. the forked process, the *keeper* (`sandbox/keeper.rs`), puts every
+//!    signal back to its default action (it never executes, so it would
+//!    otherwise run the tool's own handlers, `signal(7)`), joins the
 //!    check's cgroups (or sets rlimits), unshares new user, mount, PID, UTS,
 //!    IPC and (unless the network is shared) network namespaces, mapping the
 //!    user (root too) to root inside (`user_namespaces(7)`), so nothing inside
@@ -14,8 +16,11 @@
 //!    under it read-only, mounts `/proc` (with `/proc/sys` and the other paths
 //!    that reach the host's kernel read-only), a tmpfs `/dev` holding bind
 //!    mounts of the host's `null`, `zero`, `full`, `random`, `urandom` and
-//!    `tty`, and a tmpfs `/tmp` of the check's size; a sysroot used as the
-//!    reference also gets empty `/sys` and `/run`, as a built tree has. Then
+//!    `tty`, a read-only sysfs on `/sys` (as container runtimes give one;
+//!    the host's `/sys`, read-only, when the network is the host's, whose
+//!    sysfs a user namespace cannot mount), and a tmpfs `/tmp` of the
+//!    check's size; a sysroot used as the reference also gets an empty
+//!    `/run`, as a built tree has. Then
 //!    it moves into the root with `pivot_root(".", ".")` and detaches the old
 //!    root (`pivot_root(2)`, NOTES), sets the hostname and brings `lo` up.
 //!    Last it enters a nested user and mount namespace, which locks every
@@ -46,6 +51,7 @@
 //! a shared page ([`StepLog`]) rather than formatted text.
 
 mod access;
+mod init;
 mod keeper;
 mod layer;
 pub mod limits;
@@ -63,6 +69,7 @@ use anyhow::{Context, Result};
 use rustix::mount::MountFlags;
 
 pub use self::access::{Access, Bind, BindError, Ids, resolve_item};
+pub use self::init::{Forwarding, forward_to_pid1, take_terminal_back, terminal_is_ours};
 pub use self::limits::{Cgroups, CheckLimits, LimitHit};
 pub use self::steps::{Step, StepLog};
 
@@ -75,8 +82,9 @@ pub enum RootKind {
     /// A built tree.
     Tree,
     /// The sysroot a tree was built from, as the reference a tree is
-    /// compared with: its own `/sys` and `/run` are hidden behind empty
-    /// read-only folders, as in a built tree.
+    /// compared with: its own `/run` is hidden behind an empty read-only
+    /// folder, as in a built tree, and its `/sys` is covered by the same
+    /// fresh sysfs the tree gets.
     Reference,
 }
 
@@ -88,8 +96,10 @@ pub struct Options {
     pub kind: RootKind,
     /// The hostname inside.
     pub hostname: String,
-    /// Whether commands share the terminal: the keeper then ignores SIGINT
-    /// and SIGQUIT so that they reach the program only.
+    /// Whether commands are attached (`shell`, `run`): PID 1 is then an
+    /// init that runs the command as PID 2, forwards signals to it and
+    /// reaps orphans (`sandbox/init.rs`), and the keeper ignores the
+    /// signals forwarded.
     pub interactive: bool,
 }
 
@@ -110,8 +120,10 @@ pub struct Sandbox {
     dev_dir: CString,
     tmp_dir: CString,
     /// Folders hidden behind an empty read-only tmpfs (the reference's
-    /// `/sys` and `/run`).
+    /// `/run`).
     masked: Vec<CString>,
+    /// Where a read-only sysfs is mounted (`/sys`), when the root has it.
+    sys_dir: Option<CString>,
     /// (host node, mount point inside the new /dev).
     dev_nodes: Vec<(CString, CString)>,
     /// (target, link path) for /dev/fd, /dev/stdin, ...
@@ -140,6 +152,8 @@ pub struct Launch {
     /// A seccomp tracer installed as the very last step before `exec`
     /// (`rootfs trace`).
     tracer: Option<Arc<crate::trace::Filter>>,
+    /// An attached command takes the terminal on standard input.
+    foreground: bool,
 }
 
 impl Launch {
@@ -152,7 +166,15 @@ impl Launch {
             rlimits: limits.map(|l| l.rlimits().to_vec()).unwrap_or_default(),
             tmp_options,
             tracer: None,
+            foreground: false,
         }
+    }
+
+    /// The same, for an attached command that takes the terminal's
+    /// foreground (see [`terminal_is_ours`]).
+    pub fn in_foreground(mut self, foreground: bool) -> Launch {
+        self.foreground = foreground;
+        self
     }
 
     /// The same, with every path the command's process tree uses recorded

@@ -90,6 +90,9 @@ pub enum Outcome {
 pub struct Outcomes {
     pub check: Check,
     pub outcome: Outcome,
+    /// It passed with the reference's output lines in another order (as
+    /// concurrent writers give), not the same text.
+    pub reordered: bool,
     /// The command line that ran last in the tree (the fallback, if it was
     /// tried).
     pub ran: Vec<String>,
@@ -341,6 +344,7 @@ fn skipped(check: &Check) -> Outcomes {
     Outcomes {
         check: check.clone(),
         outcome: Outcome::Error("not run: interrupted".to_string()),
+        reordered: false,
         ran: check.argv.clone(),
         status: None,
         output: String::new(),
@@ -361,7 +365,8 @@ pub fn environment(term: Option<&str>) -> Vec<(String, String)> {
 
 /// Runs one command inside the rootfs attached to this terminal, with
 /// `TERM` set to `term`, and returns its exit status (128 + N for a
-/// signal). Ctrl-C goes to the command, not to this process.
+/// signal). Ctrl-C goes to the command, not to this process; SIGINT,
+/// SIGTERM, SIGHUP and SIGQUIT sent to this process are forwarded to it.
 pub fn run_interactive(root: &Path, hostname: &str, argv: &[String], term: &str) -> Result<i32> {
     run_attached(root, hostname, &Access::default(), argv, &environment(Some(term)))
 }
@@ -386,17 +391,17 @@ pub fn run_attached(
     };
     let sandbox = Arc::new(Sandbox::with_access(&options, access)?);
     sandbox.preflight()?;
-    let launch = Arc::new(sandbox::Launch::new(None, Limits::default().tmp_size));
-    let (expression, log) = sandbox.command(argv, env, launch)?;
-    // SAFETY: setting a signal disposition; restored below.
-    let previous = unsafe {
-        (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN))
-    };
+    let foreground = sandbox::terminal_is_ours();
+    let launch = sandbox::Launch::new(None, Limits::default().tmp_size).in_foreground(foreground);
+    let (expression, log) = sandbox.command(argv, env, Arc::new(launch))?;
+    // The command runs as PID 2 under an init (`sandbox/init.rs`): the
+    // terminal's signals go to it directly, and those sent to this process
+    // reach it through PID 1.
+    let forwarding = sandbox::forward_to_pid1(log.clone())?;
     let result = expression.unchecked().run();
-    // SAFETY: as above.
-    unsafe {
-        libc::signal(libc::SIGINT, previous.0);
-        libc::signal(libc::SIGQUIT, previous.1);
+    drop(forwarding);
+    if foreground {
+        sandbox::take_terminal_back();
     }
     let output = result.map_err(|e| {
         anyhow::anyhow!(

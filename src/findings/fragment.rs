@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Finding, Findings, Group};
+use super::{AccountKind, Finding, Findings, Group};
 
 /// The first line of every fragment: how a later run knows the file is its
 /// own to replace.
@@ -81,6 +81,27 @@ pub fn render(findings: &Findings, name: &str, file_name: &str) -> String {
             quoted(&item.path.to_string_lossy()),
             quoted(&target)
         );
+    }
+    for account in findings.accounts.values() {
+        let _ = writeln!(out, "\n# {}\n[[{}]]", joined(&account.needed_by), account.kind.table());
+        let f = &account.fields;
+        match account.kind {
+            AccountKind::User => {
+                let _ = writeln!(
+                    out,
+                    "name = {}\nuid = {}\ngid = {}\nhome = {}\nshell = {}\ngecos = {}",
+                    quoted(&f[0]),
+                    f[2],
+                    f[3],
+                    quoted(&f[5]),
+                    quoted(&f[6]),
+                    quoted(&f[4])
+                );
+            }
+            AccountKind::Group => {
+                let _ = writeln!(out, "name = {}\ngid = {}", quoted(&f[0]), f[2]);
+            }
+        }
     }
     for item in of(Group::Trees) {
         let _ = writeln!(

@@ -44,7 +44,9 @@ pub type DirModes = BTreeMap<PathBuf, u32>;
 
 /// Applies the layer read from `reader` to the root open at `root`.
 pub fn apply(root: &OwnedFd, reader: impl Read, dirs: &mut DirModes) -> Result<()> {
-    let mut archive = tar::Archive::new(decompress(reader)?);
+    let mut stream = decompress(reader)?;
+    let first = first_block(&mut stream)?;
+    let mut archive = tar::Archive::new(std::io::Cursor::new(first).chain(stream));
     let mut added: HashSet<PathBuf> = HashSet::new();
     let mut opaque: Vec<PathBuf> = Vec::new();
     for entry in archive.entries().context("reading the layer")? {
@@ -83,6 +85,48 @@ fn decompress<'a>(reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     } else {
         Box::new(reader)
     })
+}
+
+/// The size of a tar block, and of a header (`tar(5)`).
+const BLOCK: usize = 512;
+
+/// The stream's first block, checked to be a tar header (or the zeros that
+/// end an empty archive) before the tar reader sees it: its messages about
+/// a header that does not parse quote the header's bytes, which for a file
+/// that is no archive (`/etc/passwd`) are the file's first lines.
+fn first_block(stream: &mut impl Read) -> Result<Vec<u8>> {
+    let mut block = Vec::with_capacity(BLOCK);
+    stream.take(BLOCK as u64).read_to_end(&mut block).context("reading the layer")?;
+    let header = block.len() == BLOCK && is_tar_header(&block);
+    if !block.is_empty() && !header {
+        bail!("not a tar archive (plain, gzip or zstd): its first {BLOCK} bytes are no tar header");
+    }
+    Ok(block)
+}
+
+/// Whether `block` is a tar header by its checksum, which every format
+/// (v7, ustar, GNU, pax) has: the octal sum of the block's bytes, the
+/// checksum field itself counted as spaces (`tar(5)`); or all zeros.
+fn is_tar_header(block: &[u8]) -> bool {
+    const FIELD: std::ops::Range<usize> = 148..156;
+    if block.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let field = &block[FIELD];
+    let digits: Vec<u8> = field
+        .iter()
+        .skip_while(|&&b| b == b' ')
+        .take_while(|&&b| b.is_ascii_digit())
+        .copied()
+        .collect();
+    let Ok(text) = std::str::from_utf8(&digits) else { return false };
+    let Ok(recorded) = u32::from_str_radix(text, 8) else { return false };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| if FIELD.contains(&i) { u32::from(b' ') } else { u32::from(b) })
+        .sum();
+    sum == recorded
 }
 
 /// An entry's path relative to the root: `./`, `/` and `.` dropped, `..`
@@ -219,4 +263,32 @@ pub fn finish(root: &OwnedFd, dirs: &DirModes) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tar_header_is_told_from_other_bytes_by_its_checksum() {
+        let mut header = tar::Header::new_gnu();
+        header.set_path("etc/passwd").unwrap();
+        header.set_size(0);
+        header.set_cksum();
+        assert!(is_tar_header(header.as_bytes()));
+        assert!(is_tar_header(&[0; BLOCK]));
+        let mut changed = header.as_bytes().to_vec();
+        changed[0] ^= 1;
+        assert!(!is_tar_header(&changed));
+        let mut text = b"root:x:0:0:root:/root:/bin/bash\n".repeat(20);
+        text.truncate(BLOCK);
+        assert!(!is_tar_header(&text));
+        let message = format!("{:#}", first_block(&mut &text[..]).unwrap_err());
+        assert_eq!(
+            message,
+            "not a tar archive (plain, gzip or zstd): its first 512 bytes are no tar header"
+        );
+        assert!(first_block(&mut &b"short"[..]).is_err());
+        assert!(first_block(&mut &b""[..]).unwrap().is_empty());
+    }
 }

@@ -32,6 +32,9 @@ pub struct Access {
     pub user: Ids,
     /// Writes anywhere in the tree go to a layer discarded at exit.
     pub writable: bool,
+    /// Bytes that layer may hold (a full layer says ENOSPC inside);
+    /// `None`: as much as `/tmp` holds by default.
+    pub writable_size: Option<u64>,
     /// The working directory inside; `/` when `None`.
     pub workdir: Option<PathBuf>,
 }
@@ -209,6 +212,9 @@ pub(super) struct Prepared {
 pub(super) struct Layer {
     /// The tree's host path, where the scratch is mounted.
     pub scratch: CString,
+    /// The scratch tmpfs's mount options, with its size: the bound of
+    /// what the upper layer holds.
+    pub scratch_options: CString,
     /// `upper`, `work` and `merged` in the scratch.
     pub dirs: Vec<CString>,
     /// What the upper folder holds before the overlay is mounted: mount
@@ -248,7 +254,8 @@ pub(super) fn prepare(tree: &Path, access: &Access) -> anyhow::Result<Prepared> 
     let mut binds = access.binds.clone();
     // Parents before what is mounted below them, whatever the order asked.
     binds.sort_by_key(|b| b.target.components().count());
-    let layer = access.needs_layer().then(|| layer(tree, &binds)).transpose()?;
+    let size = access.writable_size.unwrap_or(crate::spec::Limits::default().tmp_size);
+    let layer = access.needs_layer().then(|| layer(tree, &binds, size)).transpose()?;
     let binds = binds
         .iter()
         .map(|b| {
@@ -276,7 +283,7 @@ pub(super) fn prepare(tree: &Path, access: &Access) -> anyhow::Result<Prepared> 
     })
 }
 
-fn layer(tree: &Path, binds: &[Bind]) -> anyhow::Result<Layer> {
+fn layer(tree: &Path, binds: &[Bind], size: u64) -> anyhow::Result<Layer> {
     let upper = tree.join("upper");
     let mut entries: Vec<(CString, u32, bool)> = Vec::new();
     for bind in binds {
@@ -292,6 +299,8 @@ fn layer(tree: &Path, binds: &[Bind]) -> anyhow::Result<Layer> {
         format!("lowerdir=.,upperdir={},workdir={}", escape(&upper), escape(&tree.join("work")));
     Ok(Layer {
         scratch: c(tree)?,
+        scratch_options: CString::new(format!("mode=0700,size={size}"))
+            .expect("no NUL in formatted numbers"),
         dirs: ["upper", "work", "merged"]
             .iter()
             .map(|d| c(&tree.join(d)))

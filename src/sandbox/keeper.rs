@@ -10,6 +10,7 @@ use super::{Launch, Sandbox, Step, StepLog, pid1};
 /// Runs in the forked child before `exec`; returns only in PID 1, which
 /// goes on to execute the command.
 pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Result<()> {
+    default_signals();
     log.set(Step::ParentDeathSignal);
     let parent = rustix::process::getppid();
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
@@ -34,7 +35,7 @@ pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Resu
     log.set(Step::WritingUserMaps);
     pid1::write_user_maps(&sandbox.user_maps.0, &sandbox.user_maps.1)?;
     if sandbox.interactive {
-        ignore_terminal_signals(true);
+        ignore_forwarded_signals(true);
     }
     log.set(Step::ForkingPid1);
     // A pipe whose write end only the keeper holds: PID 1 sees it close if
@@ -74,13 +75,51 @@ fn join_limits(launch: &Launch, log: &StepLog) -> io::Result<()> {
     Ok(())
 }
 
-/// SIGINT and SIGQUIT ignored (`ignore`) or back to their defaults.
-pub(super) fn ignore_terminal_signals(ignore: bool) {
-    let disposition = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
-    // SAFETY: signal(2) is async-signal-safe.
+/// Every signal back to its default action, and none blocked, first thing
+/// after the fork. The keeper never executes anything, so without this it
+/// keeps the handlers the tool installed (`signal(7)`: a child of `fork`
+/// inherits its parent's dispositions and mask; only `execve` resets
+/// handlers): the SIGCHLD handler of duct's waits (`sigchld`, through
+/// `signal-hook`) wrote a byte to the tool's pipe in the keeper when PID 1
+/// exited, and where no process held that pipe's reading end any more
+/// (the keeper between its two `close_range` calls in `keep`, the tool's
+/// thread done waiting) the write raised SIGPIPE, which killed the keeper:
+/// the check reported exit status 141, though PID 1 itself cannot die of
+/// SIGPIPE
+/// (`pid_namespaces(7)`: a namespace's init gets no signal it has no
+/// handler for). PID 1 and the program inherit this clean state, whatever
+/// the tool's threads had installed, ignored or blocked. No signal can
+/// reach a handler before this that matters: the keeper has no child yet,
+/// and the tool's other handlers only set a flag or forward to a PID 1
+/// that is not forked yet.
+fn default_signals() {
+    // SAFETY: sigaction(2) and sigprocmask(2) are async-signal-safe, on
+    // zeroed plain C structs; the numbers glibc keeps for itself (32, 33)
+    // and SIGKILL and SIGSTOP fail with EINVAL, which changes nothing.
     unsafe {
-        libc::signal(libc::SIGINT, disposition);
-        libc::signal(libc::SIGQUIT, disposition);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        for signal in 1..NSIG {
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
+/// One more than the highest signal number on Linux (`_NSIG`).
+const NSIG: libc::c_int = 65;
+
+/// The signals PID 1 forwards (`init::FORWARDED`) ignored (`ignore`) or
+/// back to their defaults: the keeper of an attached command only waits,
+/// and what reaches it (the terminal's Ctrl-C when the command could not
+/// take the terminal, a hangup) reaches the command through the tool.
+pub(super) fn ignore_forwarded_signals(ignore: bool) {
+    let disposition = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+    for signal in super::init::FORWARDED {
+        // SAFETY: signal(2) is async-signal-safe.
+        unsafe { libc::signal(signal, disposition) };
     }
 }
 

@@ -52,8 +52,9 @@ pub(super) fn open_binds(access: &Prepared, log: &StepLog) -> io::Result<()> {
     Ok(())
 }
 
-/// The tree seen through an overlay whose upper layer is a tmpfs
-/// (`overlayfs(5)`; allowed in a user namespace): PID 1 keeps the tree as
+/// The tree seen through an overlay whose upper layer is a tmpfs of the
+/// layer's size (`overlayfs(5)`; allowed in a user namespace; a full
+/// tmpfs fails writes with ENOSPC, `tmpfs(5)`): PID 1 keeps the tree as
 /// its working directory, covers the tree's path with the scratch tmpfs,
 /// makes the mount points the tree lacks in the upper folder (so that their
 /// parents need not be writable for us in the tree), and mounts the
@@ -61,7 +62,13 @@ pub(super) fn open_binds(access: &Prepared, log: &StepLog) -> io::Result<()> {
 pub(super) fn mount_layer(layer: &Layer, log: &StepLog) -> io::Result<()> {
     log.set(Step::MountingLayer);
     rustix::process::chdir(layer.scratch.as_c_str())?;
-    rustix::mount::mount(c"tmpfs", layer.scratch.as_c_str(), c"tmpfs", SAFE, c"mode=0700")?;
+    rustix::mount::mount(
+        c"tmpfs",
+        layer.scratch.as_c_str(),
+        c"tmpfs",
+        SAFE,
+        layer.scratch_options.as_c_str(),
+    )?;
     for dir in &layer.dirs {
         rustix::fs::mkdir(dir.as_c_str(), Mode::from_raw_mode(0o755))?;
     }

@@ -7,7 +7,7 @@ use std::os::fd::OwnedFd;
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
-use super::{Launch, SAFE, Sandbox, Step, StepLog, keeper, layer};
+use super::{Launch, SAFE, Sandbox, Step, StepLog, init, keeper, layer};
 
 /// `AT_RECURSIVE` for `mount_setattr(2)`.
 pub(super) const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -27,6 +27,7 @@ pub(super) fn run(
         None => mount_root(sandbox, log)?,
     }
     mount_proc(sandbox, log)?;
+    mount_sys(sandbox, log)?;
     mount_dev(sandbox, log)?;
     log.set(Step::MountingTmp);
     rustix::mount::mount(
@@ -56,12 +57,16 @@ pub(super) fn run(
     lock(&sandbox.access.inner_maps, log)?;
     if sandbox.interactive {
         // The program gets the default dispositions back.
-        keeper::ignore_terminal_signals(false);
+        keeper::ignore_forwarded_signals(false);
     }
     layer::enter_workdir(&sandbox.access, log)?;
     if let Some(tracer) = &launch.tracer {
         log.set(Step::InstallingTracer);
         tracer.install_in_child()?;
+    }
+    if sandbox.interactive {
+        log.set(Step::ForkingCommand);
+        init::start(launch.foreground)?;
     }
     log.set(Step::Executing);
     Ok(())
@@ -143,6 +148,25 @@ fn mount_proc(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// A read-only sysfs on `/sys`, as container runtimes mount one: allowed
+/// in a user namespace that owns the network namespace (`sysfs(5)` shows
+/// the mounter's network namespace), so both sides of a probe see the same
+/// machine, with only `lo`. With the host's network there is none of ours:
+/// the host's `/sys` is bound instead, read-only with everything under it
+/// (`mount_setattr(2)`), as rootless runtimes do.
+fn mount_sys(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
+    let Some(dir) = &sandbox.sys_dir else { return Ok(()) };
+    log.set(Step::MountingSys);
+    let flags = SAFE | MountFlags::RDONLY | MountFlags::NOEXEC;
+    match rustix::mount::mount(c"sysfs", dir.as_c_str(), c"sysfs", flags, None) {
+        Err(rustix::io::Errno::PERM) if sandbox.access.share_network => {
+            rustix::mount::mount_bind_recursive(c"/sys", dir.as_c_str())?;
+            read_only_recursive(dir)
+        }
+        other => Ok(other?),
+    }
 }
 
 fn mount_dev(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {

@@ -56,12 +56,15 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
     .collect::<Result<Vec<_>>>()?;
     let masked = match options.kind {
         RootKind::Tree => Vec::new(),
-        RootKind::Reference => ["sys", "run"]
+        RootKind::Reference => ["run"]
             .iter()
             .filter(|d| root.join(d).is_dir())
             .map(|d| c(&inside(d)))
             .collect::<Result<Vec<_>>>()?,
     };
+    // Both sides of a probe get the same fresh, read-only `/sys`, where
+    // the root has the folder (a built tree has it from the skeleton).
+    let sys_dir = root.join("sys").is_dir().then(|| c(&inside("sys"))).transpose()?;
     let proc_read_only = ["sys", "sysrq-trigger", "irq", "bus", "fs"]
         .iter()
         .map(|p| c(&inside("proc").join(p)))
@@ -75,6 +78,7 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
         dev_dir: c(&dev)?,
         tmp_dir: c(&inside("tmp"))?,
         masked,
+        sys_dir,
         dev_nodes,
         dev_links,
         dev_dirs: vec![c(&dev.join("shm"))?, c(&dev.join("pts"))?],

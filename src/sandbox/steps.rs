@@ -22,6 +22,7 @@ pub enum Step {
     MakingRootReadOnly,
     MountingLayer,
     MountingProc,
+    MountingSys,
     MountingDev,
     PopulatingDev,
     MountingTmp,
@@ -35,12 +36,13 @@ pub enum Step {
     SwitchingUser,
     ChangingDirectory,
     InstallingTracer,
+    ForkingCommand,
     Executing,
 }
 
 impl Step {
     /// Every step, by number.
-    const ALL: [Step; 27] = [
+    const ALL: [Step; 29] = [
         Step::Starting,
         Step::ParentDeathSignal,
         Step::JoiningCgroups,
@@ -54,6 +56,7 @@ impl Step {
         Step::MakingRootReadOnly,
         Step::MountingLayer,
         Step::MountingProc,
+        Step::MountingSys,
         Step::MountingDev,
         Step::PopulatingDev,
         Step::MountingTmp,
@@ -67,6 +70,7 @@ impl Step {
         Step::SwitchingUser,
         Step::ChangingDirectory,
         Step::InstallingTracer,
+        Step::ForkingCommand,
         Step::Executing,
     ];
 
@@ -86,10 +90,11 @@ impl Step {
             Step::MakingRootReadOnly => "making the rootfs read-only",
             Step::MountingLayer => "mounting the writable layer (an overlay on a tmpfs)",
             Step::MountingProc => "mounting /proc",
+            Step::MountingSys => "mounting a read-only /sys",
             Step::MountingDev => "mounting a tmpfs on /dev",
             Step::PopulatingDev => "populating /dev",
             Step::MountingTmp => "mounting a tmpfs on /tmp",
-            Step::MaskingHostDirs => "masking /sys and /run",
+            Step::MaskingHostDirs => "masking /run",
             Step::PivotingRoot => "pivot_root into the rootfs",
             Step::MakingMountPoint => "making a bind's mount point",
             Step::BindMounting => "bind-mounting a host path",
@@ -99,6 +104,7 @@ impl Step {
             Step::SwitchingUser => "switching to the user",
             Step::ChangingDirectory => "changing to the working directory",
             Step::InstallingTracer => "installing the tracer",
+            Step::ForkingCommand => "forking the command off PID 1",
             Step::Executing => "executing the command",
         }
     }

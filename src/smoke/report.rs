@@ -43,6 +43,7 @@ impl Report {
                 r.check.name.clone()
             };
             let (result, detail) = match &r.outcome {
+                Outcome::Pass if r.reordered => ("pass", "same lines, other order".to_string()),
                 Outcome::Pass => ("pass", String::new()),
                 Outcome::Fail(why) => ("FAIL", why.clone()),
                 Outcome::TimedOut => {

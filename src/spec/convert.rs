@@ -329,7 +329,12 @@ fn limits(
 }
 
 /// Bytes, from a number or a string with a binary `K`, `M` or `G` suffix.
-fn parse_size(raw: &RawSize, at: &Location, key: &str, least: u64) -> Result<u64, SpecError> {
+pub(super) fn parse_size(
+    raw: &RawSize,
+    at: &Location,
+    key: &str,
+    least: u64,
+) -> Result<u64, SpecError> {
     let bytes = match raw {
         RawSize::Bytes(n) => u64::try_from(*n).ok(),
         RawSize::Text(text) => {

@@ -112,6 +112,8 @@ pub struct Shell {
     pub network: Option<Network>,
     pub user: Option<Item<UserSpec>>,
     pub writable: Option<bool>,
+    /// Bytes the writable layer may hold; `None`: as much as `/tmp`.
+    pub writable_size: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +129,7 @@ pub(super) struct RawShell {
     network: Option<Spanned<String>>,
     user: Option<Spanned<String>>,
     writable: Option<bool>,
+    writable_size: Option<Spanned<super::raw::RawSize>>,
 }
 
 /// A bind is a `HOST[:PATH][:ro]` string or a table.
@@ -166,8 +169,8 @@ pub(super) struct RawBindTable {
     read_only: bool,
 }
 
-/// Merges one file's `[shell]` into `shell`: scalar keys override what an
-/// included file set, `env` per variable; `binds` and `env_pass` add up.
+/// Merges one file's `[shell]` into `shell`: scalar keys (`writable_size`
+/// too) override what an included file set, `env` per variable; `binds` and `env_pass` add up.
 pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(), SpecError> {
     for bind in binds(raw.binds, here)? {
         add_bind(&mut shell.binds, bind);
@@ -212,6 +215,11 @@ pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(),
     }
     if let Some(writable) = raw.writable {
         shell.writable = Some(writable);
+    }
+    if let Some(size) = raw.writable_size {
+        let at = here.at(size.span());
+        shell.writable_size =
+            Some(super::convert::parse_size(size.get_ref(), &at, "writable_size", 4096)?);
     }
     Ok(())
 }

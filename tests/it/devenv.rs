@@ -325,6 +325,30 @@ fn a_writable_layer_takes_writes_and_the_tree_stays_as_it_was() {
     }
 }
 
+/// `[shell] writable_size` bounds the layer: `cat /dev/zero` into the tree
+/// ends in ENOSPC inside, after about that much, and the tree on disk
+/// stays as it was.
+#[test]
+fn a_full_writable_layer_says_no_space_left_and_the_host_is_untouched() {
+    for caller in Caller::all() {
+        let Some(fx) = Fixture::new(caller, "[shell]\nwritable_size = \"1M\"\n") else { continue };
+        let before = fx.tree();
+        let output =
+            fx.run(&["--writable"], "cat /dev/zero > /etc/big; echo status=$?; ls -ln /etc/big");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("No space left on device"), "{caller:?}: {stderr}");
+        let stdout = text(&output.stdout);
+        let mut lines = stdout.lines();
+        assert_eq!(lines.next(), Some("status=1"), "{caller:?}: {stdout}{stderr}");
+        // `-rw-r--r-- 1 0 0 SIZE ...`
+        let size = lines.next().and_then(|l| l.split_whitespace().nth(4));
+        let written: u64 = size.and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+        assert!(written <= 1 << 20, "{caller:?}: {written} bytes went into a 1M layer");
+        assert_eq!(fx.tree(), before, "{caller:?}: the tree on disk changed");
+        assert!(!fx.out.join("etc/big").exists());
+    }
+}
+
 const SHELL_TABLE: &str = "
 [shell]
 binds = [\"work:/src\", { src = \"notes\", dest = \"/srv/notes\", read_only = true }]

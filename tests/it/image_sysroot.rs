@@ -243,3 +243,34 @@ fn a_root_filesystem_archive_is_a_sysroot_too() {
     let host_libc = std::fs::canonicalize("/usr/lib/x86_64-linux-gnu/libc.so.6").unwrap();
     assert_eq!(libc.sha256, Some(rootfs::fsutil::sha256_file(&host_libc).unwrap()));
 }
+
+/// A file that is no archive, plain or compressed, is said to be so in one
+/// line that names it, without quoting its bytes (the tar reader's own
+/// message quoted `/etc/passwd`'s accounts); nothing is left in the cache.
+#[test]
+fn a_file_that_is_no_archive_says_so_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let passwd = tmp.path().join("passwd");
+    std::fs::write(&passwd, "root:x:0:0:root:/root:/bin/bash\n".repeat(40)).unwrap();
+    let gzipped = tmp.path().join("passwd.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gzipped).unwrap(),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(&std::fs::read(&passwd).unwrap()).unwrap();
+    encoder.finish().unwrap();
+    let cache = tmp.path().join("cache");
+    for file in [&passwd, &gzipped] {
+        let source: SysrootSource = format!("tar:{}", file.display()).parse().unwrap();
+        let message = format!("{:#}", prepare(&source, &cache).unwrap_err());
+        assert_eq!(
+            message,
+            format!(
+                "unpacking `tar:{}`: not a tar archive (plain, gzip or zstd): its first 512 bytes are no tar header",
+                file.display()
+            )
+        );
+    }
+    let left = std::fs::read_dir(&cache).map_or(0, |d| d.filter(|e| e.is_ok()).count());
+    assert_eq!(left, 0, "the cache keeps a failed unpacking");
+}

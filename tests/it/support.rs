@@ -280,3 +280,12 @@ pub fn can_enter() -> bool {
         }
     }
 }
+
+/// Whether a process of this host has exactly `cmdline` as its command
+/// line (arguments joined with spaces).
+pub fn has_process(cmdline: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == cmdline)
+    })
+}

@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::devenv::{Caller, Fixture};
-use crate::support::xtask_binary;
+use crate::support::{has_process, xtask_binary};
 
 /// A tmux server of its own (`-L`), killed when dropped.
 struct Tmux<'a> {
@@ -141,6 +141,38 @@ fn shell_keeps_a_working_terminal_in_tmux() {
             assert!(Instant::now() < deadline, "the shell did not exit:\n{}", tmux.screen());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// `run -- sleep` in a terminal: the command is not PID 1 of its namespace
+/// (which gets no default action for Ctrl-C) but PID 2 under an init, in
+/// the terminal's foreground, so Ctrl-C ends it and `run` says so with 130.
+#[test]
+fn ctrl_c_stops_run_of_sleep_with_status_130_in_tmux() {
+    if !has_tmux() {
+        return;
+    }
+    for caller in Caller::all() {
+        let Some(fixture) = Fixture::new(caller, "") else { continue };
+        let tmux = Tmux {
+            fixture: &fixture,
+            socket: format!("rootfs-it-run-{}-{caller:?}", std::process::id()),
+        };
+        let run = format!(
+            "{} rootfs run {} --out {} -- sleep 4711; echo status=$?; sleep 60",
+            xtask_binary().display(),
+            fixture.spec.display(),
+            fixture.out.display()
+        );
+        tmux.tmux(&["new-session", "-d", "-x", "120", "-y", "40", "-s", "t", &run]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !has_process("sleep 4711") {
+            assert!(Instant::now() < deadline, "sleep did not start:\n{}", tmux.screen());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tmux.keys(&["C-c"]);
+        tmux.wait_for("run to end with 130", |s| s.lines().any(|l| l.ends_with("status=130")));
+        assert!(!has_process("sleep 4711"), "sleep outlived Ctrl-C:\n{}", tmux.screen());
     }
 }
 
