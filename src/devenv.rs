@@ -147,7 +147,7 @@ fn inside_dir(text: &str) -> Result<PathBuf, spec::PathRule> {
 
 /// Whether `path` is a directory inside: in a bind (the deepest one it is
 /// under), or in the tree.
-fn is_dir_inside(tree: &Path, path: &Path, binds: &[sandbox::Bind]) -> bool {
+pub(crate) fn is_dir_inside(tree: &Path, path: &Path, binds: &[sandbox::Bind]) -> bool {
     let how = Walk { follow_last: true, missing_ok: true };
     let Ok(walked) = crate::sysroot::Sysroot::new(tree).walk(path, how) else { return false };
     let under = binds

@@ -5,13 +5,17 @@
 //! and those under `/root` and `/home` are the sysroot's users' own files
 //! (a `.gitconfig`), which a tree should not get by accident: they are
 //! noted, never proposed. A path a spec tree leaves out on purpose (its
-//! `exclude`) is not proposed either.
+//! `exclude`) is not proposed either, nor what lies under one of the
+//! check's binds (the host's own files, bound in), nor a path gone by the
+//! time the run ended (a temporary name a program made and removed).
 
+mod command;
 mod fragment;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+pub use self::command::{Options, Report, trace};
 pub use self::fragment::{HEADER, render};
 use crate::elf::FileKind;
 use crate::manifest::Manifest;
@@ -90,8 +94,9 @@ impl Findings {
 }
 
 /// The findings for people: each group with its paths and the checks that
-/// needed them, the noted paths, the errors, and a closing count.
-pub fn report(findings: &Findings, checks: usize) -> String {
+/// needed them, the noted paths, the errors, and a closing count that says
+/// how many checks failed on the sysroot.
+pub fn report(findings: &Findings, checks: usize, failed: usize) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for group in Group::ALL {
@@ -119,9 +124,13 @@ pub fn report(findings: &Findings, checks: usize) -> String {
     for error in &findings.errors {
         let _ = writeln!(out, "error: {error}");
     }
+    let failed = match failed {
+        0 => String::new(),
+        n => format!(", {n} failed on the sysroot"),
+    };
     let _ = writeln!(
         out,
-        "{checks} checks traced: the tree lacks {} {}",
+        "{checks} checks traced{failed}: the tree lacks {} {}",
         findings.missing.len(),
         if findings.missing.len() == 1 { "path" } else { "paths" }
     );
@@ -144,6 +153,7 @@ pub fn find(
     let mut findings = Findings::default();
     for one in traced {
         let name = &one.check.name;
+        let bound = one.check.bound(sysroot.root());
         let trace = match &one.trace {
             Ok(trace) => trace,
             Err(e) => {
@@ -171,7 +181,7 @@ pub fn find(
             let walked = matches!(event.access, Access::Stat | Access::Readlink)
                 && path.parent().is_some_and(|p| listed.contains(p))
                 && !opened.contains(&path);
-            if !walked {
+            if !walked && !bound.iter().any(|b| path.starts_with(b)) {
                 classify(&mut findings, event, name, &tree, spec, sysroot);
             }
         }

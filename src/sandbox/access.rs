@@ -38,9 +38,15 @@ pub struct Access {
 
 impl Access {
     /// Whether the tree is seen through a writable layer: for mount points
-    /// that the tree lacks, or for `writable`.
+    /// that the tree lacks, or for `writable`. Binds on paths the root has
+    /// are attached to the read-only root itself.
     pub fn needs_layer(&self) -> bool {
-        self.writable || !self.binds.is_empty()
+        self.writable || self.binds.iter().any(|b| !b.layer.is_empty())
+    }
+
+    /// The first bind whose mount point the root lacks.
+    pub fn lacking_mount_point(&self) -> Option<&Bind> {
+        self.binds.iter().find(|b| !b.layer.is_empty())
     }
 }
 

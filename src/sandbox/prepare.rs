@@ -25,11 +25,19 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
             path.display()
         );
     }
-    anyhow::ensure!(
-        !access.needs_layer() || (options.kind == RootKind::Tree && root != Path::new("/")),
-        "binds and a writable layer are for a built tree, not `{}`",
-        root.display()
-    );
+    // An overlay's lower layer is one filesystem: over the host's `/` (or
+    // a sysroot with mounts inside) it would hide every mount below it.
+    if access.needs_layer() && (options.kind != RootKind::Tree || root == Path::new("/")) {
+        match access.lacking_mount_point() {
+            Some(bind) => anyhow::bail!(
+                "`{}` has no `{}` to mount `{}` on: on a sysroot, a bind must land on a path it has",
+                root.display(),
+                bind.target.display(),
+                bind.source.display()
+            ),
+            None => anyhow::bail!("a writable layer is for a built tree, not `{}`", root.display()),
+        }
+    }
     let access = access::prepare(&root, access)?;
     // `/` cannot be pivoted onto itself: it is bind-mounted on its own
     // `/tmp` instead, which the check's own tmpfs then covers. A writable

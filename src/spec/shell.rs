@@ -173,21 +173,11 @@ pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(),
         add_bind(&mut shell.binds, bind);
     }
     if let Some(workdir) = raw.workdir {
-        let at = here.at(workdir.span());
-        let path = if Path::new(workdir.get_ref()) == Path::new("/") {
-            PathBuf::from("/")
-        } else {
-            root_path(workdir.get_ref(), &at, "a working directory")?
-        };
-        shell.workdir = Some(Item { value: path, at });
+        shell.workdir = Some(workdir_value(workdir, here)?);
     }
     for (name, value) in raw.env {
-        let at = here.at(value.span());
-        if !valid_variable_name(&name) || value.get_ref().contains('\0') {
-            return Err(SpecError::at(&at, format!("invalid environment variable `{name}`"))
-                .help("a variable's name is not empty and has no `=`; neither name nor value has a NUL byte"));
-        }
-        shell.env.insert(name, Item { value: value.into_inner(), at });
+        let value = env_value(&name, value, here)?;
+        shell.env.insert(name, value);
     }
     for name in raw.env_pass {
         let at = here.at(name.span());
@@ -214,6 +204,33 @@ pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(),
         shell.writable = Some(writable);
     }
     Ok(())
+}
+
+/// A working directory of `[shell]` or of a smoke check: `/`, or a path
+/// inside by the spec's rules.
+pub(super) fn workdir_value(raw: Spanned<String>, here: &Here) -> Result<Item<PathBuf>, SpecError> {
+    let at = here.at(raw.span());
+    let path = if Path::new(raw.get_ref()) == Path::new("/") {
+        PathBuf::from("/")
+    } else {
+        root_path(raw.get_ref(), &at, "a working directory")?
+    };
+    Ok(Item { value: path, at })
+}
+
+/// A variable of `[shell]` `env` or of a smoke check's `env`.
+pub(super) fn env_value(
+    name: &str,
+    value: Spanned<String>,
+    here: &Here,
+) -> Result<Item<String>, SpecError> {
+    let at = here.at(value.span());
+    if !valid_variable_name(name) || value.get_ref().contains('\0') {
+        return Err(SpecError::at(&at, format!("invalid environment variable `{name}`")).help(
+            "a variable's name is not empty and has no `=`; neither name nor value has a NUL byte",
+        ));
+    }
+    Ok(Item { value: value.into_inner(), at })
 }
 
 /// Adds a bind, replacing an earlier one at the same path inside.
