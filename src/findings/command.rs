@@ -139,7 +139,7 @@ fn failures(out: &mut String, traced: &[Traced], tails: bool) -> usize {
             }
         };
         failed += 1;
-        let _ = writeln!(out, "FAIL on the sysroot: {}: {why}", one.check.name);
+        let _ = writeln!(out, "FAIL on the sysroot: {}: {why}", super::short_name(&one.check.name));
         let Some(ran) = one.runs.last().filter(|_| tails) else { continue };
         let _ = writeln!(out, "    $ {}", smoke::shell_words(&ran.argv));
         let text = ran.output.text();

@@ -90,6 +90,17 @@ pub fn render(findings: &Findings, name: &str, file_name: &str) -> String {
             quoted(&item.path.to_string_lossy())
         );
     }
+    let binds: Vec<&Finding> = of(Group::ShellBinds).collect();
+    if !binds.is_empty() {
+        out.push_str(
+            "\n[shell]\n# This machine's own files: `shell` and `run` bind them, read-only, rather than\n# copy them into a tree that other machines may use.\nbinds = [\n",
+        );
+        for item in binds {
+            let bind = format!("{}:ro", item.path.to_string_lossy());
+            let _ = writeln!(out, "  {}, # {}", quoted(&bind), joined(&item.needed_by));
+        }
+        out.push_str("]\n");
+    }
     out
 }
 
@@ -98,8 +109,7 @@ fn quoted(text: &str) -> String {
     toml::Value::String(text.to_string()).to_string()
 }
 
-/// Check names on one comment line.
+/// Check names on one short comment line.
 fn joined(checks: &std::collections::BTreeSet<String>) -> String {
-    let names: Vec<String> = checks.iter().map(|c| c.replace('\n', " ")).collect();
-    format!("needed by {}", names.join("; "))
+    super::needed_by(checks)
 }
