@@ -97,6 +97,21 @@ impl Findings {
     pub fn is_empty(&self) -> bool {
         self.missing.is_empty()
     }
+
+    /// The noted paths by top folder, with the checks that used them: what
+    /// a check writes in `/tmp` has random names, and a report or fragment
+    /// must not change when nothing else did.
+    pub fn noted_folders(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut by_folder: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (path, checks) in &self.noted {
+            let folder = path.components().take(2).collect::<PathBuf>();
+            by_folder
+                .entry(folder.display().to_string())
+                .or_default()
+                .extend(checks.iter().cloned());
+        }
+        by_folder
+    }
 }
 
 /// The findings for people: each group with its paths and the checks that
@@ -123,8 +138,13 @@ pub fn report(findings: &Findings, checks: usize, failed: usize) -> String {
         }
     }
     if !findings.noted.is_empty() {
-        let paths: Vec<String> = findings.noted.keys().map(|p| p.display().to_string()).collect();
-        let _ = writeln!(out, "noted, never proposed ({}): {}", paths.len(), paths.join(", "));
+        let folders: Vec<String> = findings.noted_folders().into_keys().collect();
+        let _ = writeln!(
+            out,
+            "noted, never proposed ({} paths): under {}",
+            findings.noted.len(),
+            folders.join(", ")
+        );
     }
     for error in &findings.errors {
         let _ = writeln!(out, "error: {error}");

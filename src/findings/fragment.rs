@@ -18,17 +18,7 @@ pub fn render(findings: &Findings, name: &str, file_name: &str) -> String {
          # bytes. Once the rest of the spec provides everything, it holds no entries.\n"
     );
     if !findings.noted.is_empty() {
-        // By folder only: what a check writes in /tmp has random names,
-        // and the fragment must not change when nothing else did.
-        let mut by_folder: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
-            std::collections::BTreeMap::new();
-        for (path, checks) in &findings.noted {
-            let folder = path.components().take(2).collect::<std::path::PathBuf>();
-            by_folder
-                .entry(folder.display().to_string())
-                .or_default()
-                .extend(checks.iter().cloned());
-        }
+        let by_folder = findings.noted_folders();
         out.push_str("#\n# Noted, never proposed (the sandbox's own /proc, /sys, /dev, /tmp and /run,\n# and the sysroot's users' own files under /root and /home):\n");
         for (folder, checks) in &by_folder {
             let _ = writeln!(out, "#   {folder} ({})", joined(checks));

@@ -157,6 +157,9 @@ impl Bind {
         let layer = match walked.node {
             Node::Dir if !meta.is_dir() => return Err(kind_error()),
             Node::File if meta.is_dir() => return Err(kind_error()),
+            // `/tmp` is a fresh tmpfs inside, where PID 1 makes the mount
+            // point itself: no layer needed, on a tree or a sysroot.
+            Node::Missing if walked.real.starts_with("/tmp") => Vec::new(),
             Node::Missing => layer_entries(&sysroot, &walked.real, meta.is_dir()),
             _ => Vec::new(),
         };

@@ -262,7 +262,18 @@ pub(super) fn binds(raw: Vec<Spanned<RawBind>>, here: &Here) -> Result<Vec<Item<
         if bind.source.as_os_str().is_empty() {
             return Err(SpecError::at(&at, "a bind needs a host path in `src`"));
         }
-        bind.source = here.dir.join(&bind.source);
+        bind.source = match bind.source.strip_prefix("~") {
+            // The caller's home: a toolchain or a cache that `rustup` and
+            // `cargo` keep there, whoever runs the spec.
+            Ok(rest) => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+                Some(home) => PathBuf::from(home).join(rest),
+                None => {
+                    return Err(SpecError::at(&at, "`~` in a bind needs HOME to be set")
+                        .help("set HOME, or give the host path in full"));
+                }
+            },
+            Err(_) => here.dir.join(&bind.source),
+        };
         binds.push(Item { value: bind, at });
     }
     Ok(binds)
