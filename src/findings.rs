@@ -245,7 +245,10 @@ pub fn find(
             let walked = matches!(event.access, Access::Stat | Access::Readlink)
                 && path.parent().is_some_and(|p| listed.contains(p))
                 && !opened.contains(&path);
-            if !walked && !bound.iter().any(|b| path.starts_with(b)) {
+            // Under a bind, or on the way to one (whose folders the
+            // sandbox makes when the tree lacks them).
+            let by_bind = bound.iter().any(|b| path.starts_with(b) || b.starts_with(&path));
+            if !walked && !by_bind {
                 classify(&mut findings, event, name, &tree, spec, sysroot, &searched);
             }
         }

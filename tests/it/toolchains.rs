@@ -1,4 +1,4 @@
-//! Real builds in trees made by one trace of that work: a C project of the fixtures with its own autoconf-style `./configure` (tee, sed, cmp, expr, uname), `make` and `make test`, completed by one `trace --write`, then smoke-tested and built again with `run --bind`.
+//! Real builds in trees made for them: a C project of the fixtures with its own autoconf-style `./configure` (tee, sed, cmp, expr, uname), `make` and `make test`, completed by one `trace --write`, then smoke-tested and built again with `run --bind`; and this repository building and testing itself in the tree of `rootfs-spec/dev.toml`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -101,4 +101,50 @@ fn a_c_project_configures_builds_and_passes_its_tests_in_a_tree_made_by_one_trac
     let built = std::fs::metadata(project.join("libroots.so")).unwrap();
     assert_eq!(built.uid(), rustix::process::geteuid().as_raw(), "written as the caller");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The README's own command, `run rootfs-spec/dev.toml -- cargo test
+/// --offline --lib` from the checkout, as the caller, in the tree that
+/// `rootfs-spec/dev.toml` makes; then a trace of the same work finds
+/// nothing that tree lacks. It shares `target/` with the `cargo test`
+/// running it (which holds no lock while tests run): the same paths inside
+/// as outside keep cargo's fingerprints valid, so what `cargo xtask test`
+/// built is reused, and only what differs is built again.
+#[test]
+fn this_repository_builds_and_passes_its_tests_in_its_own_dev_environment() {
+    if !can_enter() {
+        return;
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    if !home.join(".rustup/toolchains").is_dir() || !home.join(".cargo/bin/cargo").is_file() {
+        eprintln!("skipped: dev.toml binds the caller's rustup toolchains, and HOME has none");
+        return;
+    }
+    let root = project_root();
+    let started = std::time::Instant::now();
+    let dev = |command: &str| {
+        let output = Command::new(xtask_binary())
+            .args(["rootfs", command, "rootfs-spec/dev.toml", "--"])
+            .args(["cargo", "test", "--offline", "--lib"])
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    };
+    let (code, text) = dev("run");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("test result: ok."), "{text}");
+    eprintln!("cargo test --offline --lib in dev.toml: {:.1} s", started.elapsed().as_secs_f64());
+    // The test binary cargo ran is the caller's, built inside or out.
+    let binary = text
+        .lines()
+        .find_map(|l| l.strip_prefix("     Running unittests src/lib.rs (")?.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no unit tests ran:\n{text}"));
+    let owner = std::fs::metadata(root.join(binary)).unwrap().uid();
+    assert_eq!(owner, rustix::process::geteuid().as_raw(), "{binary} is not the caller's");
+    let (code, text) = dev("trace");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("\n1 checks traced: the tree lacks 0 paths\n"), "{text}");
 }
