@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::UsageError;
-use crate::rootpath::{Node, Walk};
 use crate::sandbox::{self, Access, Ids};
 use crate::spec::{self, Network, Spec, SpecError, UserSpec};
 
@@ -127,7 +126,7 @@ fn workdir(
     if let Some(text) = &request.workdir {
         let path =
             inside_dir(text).map_err(|rule| usage(format!("--workdir: {}", rule.message)))?;
-        return match is_dir_inside(tree, &path, binds) {
+        return match sandbox::is_dir_inside(tree, &path, binds) {
             true => Ok(Some(path)),
             false => Err(usage(format!("--workdir: `{text}` is not a directory in the tree"))),
         };
@@ -136,7 +135,7 @@ fn workdir(
         return Ok(implied.by_flag);
     }
     match &shell.workdir {
-        Some(item) if !is_dir_inside(tree, &item.value, binds) => Err(SpecError::at(
+        Some(item) if !sandbox::is_dir_inside(tree, &item.value, binds) => Err(SpecError::at(
             &item.at,
             format!(
                 "the working directory `{}` is not a directory in the tree",
@@ -157,25 +156,6 @@ fn inside_dir(text: &str) -> Result<PathBuf, spec::PathRule> {
         return Ok(PathBuf::from("/"));
     }
     spec::root_path_rule(text, "a working directory")
-}
-
-/// Whether `path` is a directory inside: in a bind (the deepest one it is
-/// under), or in the tree.
-pub(crate) fn is_dir_inside(tree: &Path, path: &Path, binds: &[sandbox::Bind]) -> bool {
-    let how = Walk { follow_last: true, missing_ok: true };
-    let Ok(walked) = crate::sysroot::Sysroot::new(tree).walk(path, how) else { return false };
-    let under = binds
-        .iter()
-        .filter(|b| walked.real.starts_with(&b.target) || path.starts_with(&b.target))
-        .max_by_key(|b| b.target.components().count());
-    match under {
-        Some(bind) => {
-            let rest =
-                walked.real.strip_prefix(&bind.target).or_else(|_| path.strip_prefix(&bind.target));
-            rest.is_ok_and(|rest| bind.source.join(rest).is_dir())
-        }
-        None => walked.node == Node::Dir,
-    }
 }
 
 /// The ids inside and the home directory: `--user`, else the table's user,

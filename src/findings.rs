@@ -349,20 +349,7 @@ fn classify(
     }
     // Gone by now: a temporary name the program made and removed.
     let Ok(located) = sysroot.locate(&path) else { return };
-    let search_root = || searched.iter().filter(|d| path.starts_with(d)).max();
-    let (group, at) = match event.access {
-        Access::Exec => (Group::Commands, path.clone()),
-        Access::List => (Group::Trees, located.real.clone()),
-        _ if located.is_dir => (Group::Dirs, located.real.clone()),
-        _ if MACHINE_FILES.iter().any(|f| path == Path::new(f)) => {
-            (Group::ShellBinds, path.clone())
-        }
-        _ if is_library(&sysroot.host(&located.real)) => (Group::Libraries, path.clone()),
-        _ => match search_root() {
-            Some(dir) => (Group::Trees, dir.clone()),
-            None => (Group::Files, located.real.clone()),
-        },
-    };
+    let (group, at) = group_of(event.access, &path, &located, sysroot, searched);
     // Commands and libraries bring the symlinks on their way themselves; a
     // bind is made at the path as given.
     if matches!(group, Group::Dirs | Group::Files | Group::Trees) {
@@ -373,6 +360,31 @@ fn classify(
         }
     }
     add(group, &at, None);
+}
+
+/// The spec entry that would bring `path`, found at `located`, and the path
+/// it names.
+fn group_of(
+    access: Access,
+    path: &Path,
+    located: &crate::sysroot::Located,
+    sysroot: &Sysroot,
+    searched: &BTreeSet<PathBuf>,
+) -> (Group, PathBuf) {
+    let search_root = || searched.iter().filter(|d| path.starts_with(d)).max();
+    match access {
+        Access::Exec => (Group::Commands, path.to_path_buf()),
+        Access::List => (Group::Trees, located.real.clone()),
+        _ if located.is_dir => (Group::Dirs, located.real.clone()),
+        _ if MACHINE_FILES.iter().any(|f| path == Path::new(f)) => {
+            (Group::ShellBinds, path.to_path_buf())
+        }
+        _ if is_library(&sysroot.host(&located.real)) => (Group::Libraries, path.to_path_buf()),
+        _ => match search_root() {
+            Some(dir) => (Group::Trees, dir.clone()),
+            None => (Group::Files, located.real.clone()),
+        },
+    }
 }
 
 /// The built tree as the trace judges it: what it holds, except what only

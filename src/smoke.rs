@@ -370,7 +370,7 @@ fn access(root: &Path, opens: &Opens) -> Result<Access> {
     let binds = binds.iter().map(|b| sandbox::resolve_item(root, b));
     let binds: Vec<sandbox::Bind> = binds.collect::<Result<_, _>>()?;
     let workdir = match workdir {
-        Some(item) if !crate::devenv::is_dir_inside(root, &item.value, &binds) => {
+        Some(item) if !sandbox::is_dir_inside(root, &item.value, &binds) => {
             return Err(crate::spec::SpecError::at(
                 &item.at,
                 format!(

@@ -80,18 +80,23 @@ pub fn render(findings: &Findings, name: &str, file_name: &str) -> String {
             quoted(&item.path.to_string_lossy())
         );
     }
-    let binds: Vec<&Finding> = of(Group::ShellBinds).collect();
-    if !binds.is_empty() {
-        out.push_str(
-            "\n[shell]\n# This machine's own files: `shell` and `run` bind them, read-only, rather than\n# copy them into a tree that other machines may use.\nbinds = [\n",
-        );
-        for item in binds {
-            let bind = format!("{}:ro", item.path.to_string_lossy());
-            let _ = writeln!(out, "  {}, # {}", quoted(&bind), joined(&item.needed_by));
-        }
-        out.push_str("]\n");
-    }
+    shell_binds(&mut out, of(Group::ShellBinds).collect());
     out
+}
+
+/// This machine's own files, as `[shell]` binds.
+fn shell_binds(out: &mut String, binds: Vec<&Finding>) {
+    if binds.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n[shell]\n# This machine's own files: `shell` and `run` bind them, read-only, rather than\n# copy them into a tree that other machines may use.\nbinds = [\n",
+    );
+    for item in binds {
+        let bind = format!("{}:ro", item.path.to_string_lossy());
+        let _ = writeln!(out, "  {}, # {}", quoted(&bind), joined(&item.needed_by));
+    }
+    out.push_str("]\n");
 }
 
 /// A TOML basic string.

@@ -167,6 +167,25 @@ impl Bind {
     }
 }
 
+/// Whether `path` is a directory inside: in a bind (the deepest one it is
+/// under), or in the tree.
+pub fn is_dir_inside(tree: &Path, path: &Path, binds: &[Bind]) -> bool {
+    let how = Walk { follow_last: true, missing_ok: true };
+    let Ok(walked) = Sysroot::new(tree).walk(path, how) else { return false };
+    let under = binds
+        .iter()
+        .filter(|b| walked.real.starts_with(&b.target) || path.starts_with(&b.target))
+        .max_by_key(|b| b.target.components().count());
+    match under {
+        Some(bind) => {
+            let rest =
+                walked.real.strip_prefix(&bind.target).or_else(|_| path.strip_prefix(&bind.target));
+            rest.is_ok_and(|rest| bind.source.join(rest).is_dir())
+        }
+        None => walked.node == Node::Dir,
+    }
+}
+
 fn has_parent_dir(path: &Path) -> bool {
     path.components().any(|c| c == Component::ParentDir)
 }
