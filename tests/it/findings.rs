@@ -1,4 +1,4 @@
-//! `rootfs trace` on compiled fixtures: a library opened with `dlopen` under a name built at run time, a helper it executes, a data file, a listed directory and a file opened by a second thread are each found missing from the tree, as root and as an unprivileged user; the fragment it writes completes the tree. A check runs under `trace` with the bind, network, working directory and environment `smoke` gives it; a check that fails on the sysroot is reported and stops the fragment; `trace -- CMD` shows the command's output and status.
+//! `rootfs trace` on compiled fixtures: a library opened with `dlopen` under a name built at run time, a helper it executes, a data file, a listed directory and a file opened by a second thread are each found missing from the tree, as root and as an unprivileged user; the fragment it writes completes the tree. A check runs under `trace` with the bind, network, working directory and environment `smoke` gives it; a check that fails on the sysroot is reported and stops the fragment; `trace -- CMD` shows the command's output and status; this machine's files become `[shell]` binds, and a temporary name is never listed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -314,5 +314,38 @@ fn trace_of_a_command_shows_its_output_and_status_and_opens_what_run_opens() {
     let (code, stdout, stderr) = xtask("trace", &spec, &out, &["--", "nosuchtool"]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stdout.starts_with("`nosuchtool` did not start: "), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn machine_files_are_proposed_as_shell_binds_and_checks_named_in_one_short_line() {
+    if !crate::support::can_enter() {
+        return;
+    }
+    if !Path::new("/etc/resolv.conf").is_file() || !Path::new("/etc/hosts").is_file() {
+        eprintln!("skipped: this host has no /etc/resolv.conf or /etc/hosts to read");
+        return;
+    }
+    let dir = work_dir("trace-machine");
+    let spec = dir.join("machine.toml");
+    std::fs::write(
+        &spec,
+        "name = \"machine\"\ncommands = [\"sh\", \"cat\"]\n\n[[smoke.checks]]\n\
+         run = [\"sh\", \"-c\", \"\"\"\ncat /etc/resolv.conf /etc/hosts > /dev/null\n\
+         echo made > /tmp/scratch && cat /tmp/scratch && rm /tmp/scratch\n\"\"\"]\n",
+    )
+    .unwrap();
+    let out = dir.join("out/machine");
+    let fragment = dir.join("machine.traced.toml");
+    let (code, stdout, stderr) =
+        xtask("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let expected = "\n[shell]\n# This machine's own files: `shell` and `run` bind them, read-only, rather than\n\
+         # copy them into a tree that other machines may use.\nbinds = [\n\
+         \x20 \"/etc/hosts:ro\", # needed by check 1: sh -c 'cat /etc/resolv.conf /etc/hosts > /dev/null…\n\
+         \x20 \"/etc/resolv.conf:ro\", # needed by check 1: sh -c 'cat /etc/resolv.conf /etc/hosts > /dev/null…\n]\n";
+    let written = std::fs::read_to_string(&fragment).unwrap();
+    assert!(written.ends_with(expected), "{written}");
+    assert!(!written.contains("scratch") && !written.contains("[[files]]"), "{written}");
     let _ = std::fs::remove_dir_all(&dir);
 }
