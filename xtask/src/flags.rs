@@ -97,8 +97,8 @@ pub struct Trace {
     #[command(flatten)]
     pub opens: TraceOpens,
     /// Trace this command instead of the spec's checks, after `--`: it runs
-    /// as `run` would run it (the spec's `[shell]` with the flags above over
-    /// it), on the sysroot.
+    /// as `run` would run it (the spec's `[shell]` with `--bind`,
+    /// `--workdir`, `--env` and `--network` over it), on the sysroot.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
