@@ -350,6 +350,9 @@ fn classify(
     // Gone by now: a temporary name the program made and removed.
     let Ok(located) = sysroot.locate(&path) else { return };
     let (group, at) = group_of(event.access, &path, &located, sysroot, searched);
+    if group == Group::ShellBinds && tree.shell_bound.contains(&at) {
+        return;
+    }
     // Commands and libraries bring the symlinks on their way themselves; a
     // bind is made at the path as given.
     if matches!(group, Group::Dirs | Group::Files | Group::Trees) {
@@ -397,6 +400,9 @@ struct TreeView<'a> {
     fragment: Option<String>,
     /// Commands the fragment lists.
     fragment_commands: BTreeSet<String>,
+    /// Paths inside that the spec's `[shell]` binds, except the fragment's
+    /// own binds.
+    shell_bound: BTreeSet<PathBuf>,
 }
 
 impl<'a> TreeView<'a> {
@@ -412,8 +418,15 @@ impl<'a> TreeView<'a> {
             .filter(|c| source.is_some_and(|s| std::sync::Arc::ptr_eq(&c.at.source, s)))
             .map(|c| c.value.clone())
             .collect();
+        let shell_bound = spec
+            .shell
+            .binds
+            .iter()
+            .filter(|b| !source.is_some_and(|s| std::sync::Arc::ptr_eq(&b.at.source, s)))
+            .map(|b| b.value.dest.clone().unwrap_or_else(|| b.value.source.clone()))
+            .collect();
         let fragment = source.map(|s| format!("entry at {}:", s.name.display()));
-        TreeView { manifest, fragment, fragment_commands }
+        TreeView { manifest, fragment, fragment_commands, shell_bound }
     }
 
     /// Whether the tree has `path` (the symlink itself when `link_itself`)

@@ -347,5 +347,18 @@ fn machine_files_are_proposed_as_shell_binds_and_checks_named_in_one_short_line(
     let written = std::fs::read_to_string(&fragment).unwrap();
     assert!(written.ends_with(expected), "{written}");
     assert!(!written.contains("scratch") && !written.contains("[[files]]"), "{written}");
+    // Included, the fragment's binds count: a trace of the completed spec
+    // into another file proposes nothing, and rewriting it changes nothing.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let with_include = "name = \"machine\"\ninclude = [\"machine.traced.toml\"]\n";
+    std::fs::write(&spec, text.replacen("name = \"machine\"\n", with_include, 1)).unwrap();
+    let again = dir.join("again.toml");
+    let (code, stdout, stderr) = xtask("trace", &spec, &out, &["--write", again.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(entries(&again), Vec::<String>::new(), "{stdout}");
+    let (code, stdout, stderr) =
+        xtask("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(std::fs::read_to_string(&fragment).unwrap(), written, "a rerun changed it");
     let _ = std::fs::remove_dir_all(&dir);
 }
