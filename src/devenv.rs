@@ -5,7 +5,8 @@
 //! the same name, and a `--bind` replaces a bind of the table at the same
 //! path inside (the other binds stay). `--bind` of the current directory
 //! also makes its path inside the working directory, unless `--workdir`
-//! says otherwise. Mistakes are usage errors (exit 2): on the command line
+//! says otherwise; so does a bind of the current directory in the table,
+//! unless the table names a working directory. Mistakes are usage errors (exit 2): on the command line
 //! they name the flag, in the spec they point at the value.
 
 use std::collections::BTreeMap;
@@ -14,7 +15,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::UsageError;
-use crate::rootpath::{Node, Walk};
 use crate::sandbox::{self, Access, Ids};
 use crate::spec::{self, Network, Spec, SpecError, UserSpec};
 
@@ -47,8 +47,8 @@ pub struct Devenv {
 /// in the tree at `tree`, with `TERM` set to `term`.
 pub fn prepare(spec: &Spec, tree: &Path, request: &Request, term: &str) -> Result<Devenv> {
     let shell = &spec.shell;
-    let (binds, implied_workdir) = binds(tree, shell, request)?;
-    let workdir = workdir(tree, shell, request, implied_workdir, &binds)?;
+    let (binds, implied) = binds(tree, shell, request)?;
+    let workdir = workdir(tree, shell, request, implied, &binds)?;
     let (user, home) = user(spec, request.user.as_deref())?;
     let network = request.network.or(shell.network).unwrap_or_default();
     let writable = request.writable || shell.writable.unwrap_or(false);
@@ -64,17 +64,17 @@ fn usage(message: String) -> anyhow::Error {
 
 /// The table's binds, then the command line's; a later bind at the same
 /// path inside replaces an earlier one (a table's bind replaced by a flag is
-/// not even looked at). Also the path inside of a bind of the current
-/// directory, which becomes the working directory.
+/// not even looked at). Also the paths inside of a bind of the current
+/// directory, which may become the working directory.
 fn binds(
     tree: &Path,
     shell: &spec::Shell,
     request: &Request,
-) -> Result<(Vec<sandbox::Bind>, Option<PathBuf>)> {
+) -> Result<(Vec<sandbox::Bind>, Implied)> {
     let cwd = std::env::current_dir().and_then(std::fs::canonicalize);
     let cwd = cwd.context("reading the current directory")?;
     let mut flags: Vec<(PathBuf, sandbox::Bind)> = Vec::new();
-    let mut implied_workdir = None;
+    let mut implied = Implied::default();
     for text in &request.binds {
         let asked = spec::Bind::parse(text)
             .map_err(|rule| usage(format!("--bind `{text}`: {}", rule.message)))?;
@@ -82,7 +82,7 @@ fn binds(
             sandbox::Bind::resolve(tree, &asked.source, asked.dest.as_deref(), asked.read_only)
                 .map_err(|e| usage(format!("--bind `{text}`: {e}")))?;
         if bind.dir && bind.source == cwd {
-            implied_workdir = Some(bind.target.clone());
+            implied.by_flag = Some(bind.target.clone());
         }
         flags.push((asked.dest.unwrap_or_else(|| bind.target.clone()), bind));
     }
@@ -94,37 +94,50 @@ fn binds(
     };
     for item in &shell.binds {
         if !item.value.dest.as_deref().is_some_and(replaced) {
-            add(sandbox::resolve_item(tree, item)?);
+            let bind = sandbox::resolve_item(tree, item)?;
+            if bind.dir && bind.source == cwd {
+                implied.by_table = Some(bind.target.clone());
+            }
+            add(bind);
         }
     }
     for (_, bind) in flags {
         add(bind);
     }
-    Ok((binds, implied_workdir))
+    Ok((binds, implied))
 }
 
-/// `--workdir`, else a bind of the current directory, else the table's:
-/// a directory inside, in the tree or in a bind.
+/// Where a bind of the current directory is mounted: by `--bind`, or by
+/// the table (a checkout's own spec binding the checkout).
+#[derive(Default)]
+struct Implied {
+    by_flag: Option<PathBuf>,
+    by_table: Option<PathBuf>,
+}
+
+/// `--workdir`, else a `--bind` of the current directory, else the
+/// table's, else a bind of the current directory by the table: a directory
+/// inside, in the tree or in a bind.
 fn workdir(
     tree: &Path,
     shell: &spec::Shell,
     request: &Request,
-    implied: Option<PathBuf>,
+    implied: Implied,
     binds: &[sandbox::Bind],
 ) -> Result<Option<PathBuf>> {
     if let Some(text) = &request.workdir {
         let path =
             inside_dir(text).map_err(|rule| usage(format!("--workdir: {}", rule.message)))?;
-        return match is_dir_inside(tree, &path, binds) {
+        return match sandbox::is_dir_inside(tree, &path, binds) {
             true => Ok(Some(path)),
             false => Err(usage(format!("--workdir: `{text}` is not a directory in the tree"))),
         };
     }
-    if implied.is_some() {
-        return Ok(implied);
+    if implied.by_flag.is_some() {
+        return Ok(implied.by_flag);
     }
     match &shell.workdir {
-        Some(item) if !is_dir_inside(tree, &item.value, binds) => Err(SpecError::at(
+        Some(item) if !sandbox::is_dir_inside(tree, &item.value, binds) => Err(SpecError::at(
             &item.at,
             format!(
                 "the working directory `{}` is not a directory in the tree",
@@ -134,7 +147,7 @@ fn workdir(
         .help("give a directory of the tree or of one of `binds`")
         .into()),
         Some(item) => Ok(Some(item.value.clone())),
-        None => Ok(None),
+        None => Ok(implied.by_table),
     }
 }
 
@@ -145,25 +158,6 @@ fn inside_dir(text: &str) -> Result<PathBuf, spec::PathRule> {
         return Ok(PathBuf::from("/"));
     }
     spec::root_path_rule(text, "a working directory")
-}
-
-/// Whether `path` is a directory inside: in a bind (the deepest one it is
-/// under), or in the tree.
-fn is_dir_inside(tree: &Path, path: &Path, binds: &[sandbox::Bind]) -> bool {
-    let how = Walk { follow_last: true, missing_ok: true };
-    let Ok(walked) = crate::sysroot::Sysroot::new(tree).walk(path, how) else { return false };
-    let under = binds
-        .iter()
-        .filter(|b| walked.real.starts_with(&b.target) || path.starts_with(&b.target))
-        .max_by_key(|b| b.target.components().count());
-    match under {
-        Some(bind) => {
-            let rest =
-                walked.real.strip_prefix(&bind.target).or_else(|_| path.strip_prefix(&bind.target));
-            rest.is_ok_and(|rest| bind.source.join(rest).is_dir())
-        }
-        None => walked.node == Node::Dir,
-    }
 }
 
 /// The ids inside and the home directory: `--user`, else the table's user,

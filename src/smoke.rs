@@ -47,16 +47,31 @@ pub struct Check {
     pub expect: Expect,
     pub timeout: Duration,
     pub limits: Limits,
-    /// What of the host it may use.
+    /// What of the host it may use, and where it starts.
     pub opens: Opens,
+    /// Variables set over the smoke environment ([`environment`]), sorted.
+    pub env: Vec<(String, String)>,
 }
 
-/// What of the host a check uses besides the tree (`[[smoke.checks]]`
-/// `binds` and `network`); by default, nothing.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Opens {
-    pub binds: Vec<Item<crate::spec::Bind>>,
-    pub network: Network,
+/// What of the host a check uses besides the tree, and where it starts:
+/// each distinct value is a sandbox of its own. By default, nothing, in
+/// `/`, as root.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Opens {
+    /// A `[[smoke.checks]]` entry's `binds`, `network` and `workdir`,
+    /// resolved in whichever root the check runs in (the tree under
+    /// `smoke`, the sysroot under `trace`).
+    Spec { binds: Vec<Item<crate::spec::Bind>>, network: Network, workdir: Option<Item<PathBuf>> },
+    /// Access already resolved for the one root the check runs in: what
+    /// `run` would open (`[shell]` with the flags over it), for `trace --
+    /// CMD`.
+    Resolved(Access),
+}
+
+impl Default for Opens {
+    fn default() -> Opens {
+        Opens::Spec { binds: Vec::new(), network: Network::None, workdir: None }
+    }
 }
 
 impl Check {
@@ -69,6 +84,22 @@ impl Check {
             timeout,
             limits: Limits::default(),
             opens: Opens::default(),
+            env: Vec::new(),
+        }
+    }
+}
+
+impl Check {
+    /// The paths inside `root` where the check's binds are mounted: what it
+    /// uses there is the host's, not the root's.
+    pub fn bound(&self, root: &Path) -> Vec<PathBuf> {
+        match &self.opens {
+            Opens::Spec { binds, .. } => binds
+                .iter()
+                .filter_map(|b| sandbox::resolve_item(root, b).ok())
+                .map(|b| b.target)
+                .collect(),
+            Opens::Resolved(access) => access.binds.iter().map(|b| b.target.clone()).collect(),
         }
     }
 }
@@ -150,7 +181,8 @@ pub fn checks(spec: &Spec, manifest: &Manifest) -> Vec<Check> {
             ),
         };
         let name = command.name.clone();
-        checks.push(Check { name, argv, expect, timeout, limits, opens: Opens::default() });
+        let opens = Opens::default();
+        checks.push(Check { name, argv, expect, timeout, limits, opens, env: Vec::new() });
     }
     for (i, item) in spec.smoke.checks.iter().enumerate() {
         let check = &item.value;
@@ -166,7 +198,12 @@ pub fn checks(spec: &Spec, manifest: &Manifest) -> Vec<Check> {
             expect,
             timeout: check.timeout.map_or(timeout, Duration::from_secs_f64),
             limits: check.limits.apply(limits),
-            opens: Opens { binds: check.binds.clone(), network: check.network },
+            opens: Opens::Spec {
+                binds: check.binds.clone(),
+                network: check.network,
+                workdir: check.workdir.clone(),
+            },
+            env: check.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         });
     }
     checks
@@ -216,10 +253,11 @@ fn runs_here(machine: u16) -> bool {
     }
 }
 
-/// The sandboxes of one run: the tree, the reference, and the limits.
+/// The sandboxes of one run: the root the checks run in, with each
+/// check's [`Opens`], the reference, and the limits.
 struct Sandboxes {
     tree: Arc<Sandbox>,
-    /// The tree for checks that open something of the host, by what.
+    /// The root for checks that open something of the host, by what.
     opened: Vec<(Opens, Arc<Sandbox>)>,
     reference: Option<Arc<Sandbox>>,
     cgroups: Cgroups,
@@ -227,10 +265,19 @@ struct Sandboxes {
 }
 
 impl Sandboxes {
-    /// The tree as `check` enters it.
+    /// The root as `check` enters it.
     fn tree_for(&self, check: &Check) -> &Arc<Sandbox> {
         let opened = self.opened.iter().find(|(opens, _)| *opens == check.opens);
         opened.map_or(&self.tree, |(_, sandbox)| sandbox)
+    }
+
+    /// The whole environment of `check`: the smoke environment with the
+    /// check's own variables over it, sorted.
+    fn env_for(&self, check: &Check) -> Vec<(String, String)> {
+        let mut env: std::collections::BTreeMap<String, String> =
+            self.env.iter().cloned().collect();
+        env.extend(check.env.iter().cloned());
+        env.into_iter().collect()
     }
 }
 
@@ -239,27 +286,51 @@ impl Sandboxes {
 /// when limits are rlimits only. Interrupted (SIGINT, SIGTERM), it kills and
 /// reaps the running checks, runs no more, and returns an error.
 pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
-    let sandboxes = enter_all(root, checks, options)?;
+    let started = Instant::now();
+    let sandboxes = enter_all(root, RootKind::Tree, checks, options)?;
+    let results = drive(&sandboxes, checks, options.jobs, "smoke", run_check)?;
+    Ok(Report { results, elapsed: started.elapsed() })
+}
+
+/// The one check driver of `smoke` and `trace`: `each` for every check,
+/// `jobs` at a time, results in the order of `checks`, with SIGINT and
+/// SIGTERM turned into killing the running checks and starting no more (an
+/// error then).
+fn drive<T: Send>(
+    sandboxes: &Sandboxes,
+    checks: &[Check],
+    jobs: usize,
+    what: &str,
+    each: impl Fn(&Sandboxes, &Check) -> T + Sync,
+) -> Result<Vec<T>> {
     if let Some(note) = sandboxes.cgroups.note() {
         eprintln!("{note}");
     }
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.jobs.max(1))
-        .thread_name(|i| format!("smoke-{i}"))
+        .num_threads(jobs.max(1))
+        .thread_name({
+            let what = what.to_string();
+            move |i| format!("{what}-{i}")
+        })
         .build()
-        .context("starting the smoke-test threads")?;
+        .with_context(|| format!("starting the {what} threads"))?;
     let _signals = Interruptible::new()?;
-    let started = Instant::now();
-    let results = pool.install(|| {
-        checks.par_iter().map(|check| run_check(&sandboxes, check)).collect::<Vec<_>>()
-    });
+    let results =
+        pool.install(|| checks.par_iter().map(|check| each(sandboxes, check)).collect::<Vec<_>>());
     if runner::INTERRUPTED.load(Ordering::Relaxed) {
         anyhow::bail!("interrupted: the running checks were killed, the others not started");
     }
-    Ok(Report { results, elapsed: started.elapsed() })
+    Ok(results)
 }
 
-fn enter_all(root: &Path, checks: &[Check], options: &Options) -> Result<Sandboxes> {
+/// Enters `root` as `kind` once for the checks that open nothing and once
+/// for each distinct [`Opens`], and the reference when there is one.
+fn enter_all(
+    root: &Path,
+    kind: RootKind,
+    checks: &[Check],
+    options: &Options,
+) -> Result<Sandboxes> {
     if let Some(reason) = cannot_enter_reason() {
         anyhow::bail!(reason);
     }
@@ -274,19 +345,13 @@ fn enter_all(root: &Path, checks: &[Check], options: &Options) -> Result<Sandbox
         sandbox.preflight()?;
         Ok(sandbox)
     };
-    let tree = enter(root, RootKind::Tree, &Access::default())?;
+    let tree = enter(root, kind, &Access::default())?;
     let mut opened: Vec<(Opens, Arc<Sandbox>)> = Vec::new();
     for check in checks {
         if check.opens == Opens::default() || opened.iter().any(|(o, _)| *o == check.opens) {
             continue;
         }
-        let binds = check.opens.binds.iter().map(|b| sandbox::resolve_item(root, b));
-        let access = Access {
-            binds: binds.collect::<Result<_, _>>()?,
-            network: check.opens.network,
-            ..Access::default()
-        };
-        opened.push((check.opens.clone(), enter(root, RootKind::Tree, &access)?));
+        opened.push((check.opens.clone(), enter(root, kind, &access(root, &check.opens)?)?));
     }
     let reference = options
         .reference
@@ -295,6 +360,34 @@ fn enter_all(root: &Path, checks: &[Check], options: &Options) -> Result<Sandbox
         .transpose()?;
     let env = environment(None);
     Ok(Sandboxes { tree, opened, reference, cgroups: Cgroups::create(), env })
+}
+
+/// What a check's [`Opens`] ask of the sandbox of `root`: the binds
+/// resolved in it, the network, the working directory (a directory of
+/// the root or of a bind); root inside, as every check of a spec.
+fn access(root: &Path, opens: &Opens) -> Result<Access> {
+    let (binds, network, workdir) = match opens {
+        Opens::Spec { binds, network, workdir } => (binds, *network, workdir),
+        Opens::Resolved(access) => return Ok(access.clone()),
+    };
+    let binds = binds.iter().map(|b| sandbox::resolve_item(root, b));
+    let binds: Vec<sandbox::Bind> = binds.collect::<Result<_, _>>()?;
+    let workdir = match workdir {
+        Some(item) if !sandbox::is_dir_inside(root, &item.value, &binds) => {
+            return Err(crate::spec::SpecError::at(
+                &item.at,
+                format!(
+                    "the working directory `{}` is not a directory in the tree",
+                    item.value.display()
+                ),
+            )
+            .help("give a directory of the tree or of one of the check's `binds`")
+            .into());
+        }
+        Some(item) => Some(item.value.clone()),
+        None => None,
+    };
+    Ok(Access { binds, network, workdir, ..Access::default() })
 }
 
 /// SIGINT and SIGTERM set the interrupted flag while a run is going on,

@@ -168,6 +168,10 @@ pub struct Check {
     /// Host paths mounted inside for this check (`[shell]`'s syntax).
     pub binds: Vec<Item<Bind>>,
     pub network: Network,
+    /// The working directory inside (in the tree or a bind); `/` by default.
+    pub workdir: Option<Item<PathBuf>>,
+    /// Variables set over the smoke environment (`HOME`, `PATH`, `TERM`).
+    pub env: BTreeMap<String, String>,
 }
 
 /// What a command's default probe is judged against.

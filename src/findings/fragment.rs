@@ -18,17 +18,7 @@ pub fn render(findings: &Findings, name: &str, file_name: &str) -> String {
          # bytes. Once the rest of the spec provides everything, it holds no entries.\n"
     );
     if !findings.noted.is_empty() {
-        // By folder only: what a check writes in /tmp has random names,
-        // and the fragment must not change when nothing else did.
-        let mut by_folder: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
-            std::collections::BTreeMap::new();
-        for (path, checks) in &findings.noted {
-            let folder = path.components().take(2).collect::<std::path::PathBuf>();
-            by_folder
-                .entry(folder.display().to_string())
-                .or_default()
-                .extend(checks.iter().cloned());
-        }
+        let by_folder = findings.noted_folders();
         out.push_str("#\n# Noted, never proposed (the sandbox's own /proc, /sys, /dev, /tmp and /run,\n# and the sysroot's users' own files under /root and /home):\n");
         for (folder, checks) in &by_folder {
             let _ = writeln!(out, "#   {folder} ({})", joined(checks));
@@ -111,7 +101,23 @@ pub fn render(findings: &Findings, name: &str, file_name: &str) -> String {
             quoted(&item.path.to_string_lossy())
         );
     }
+    shell_binds(&mut out, of(Group::ShellBinds).collect());
     out
+}
+
+/// This machine's own files, as `[shell]` binds.
+fn shell_binds(out: &mut String, binds: Vec<&Finding>) {
+    if binds.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n[shell]\n# This machine's own files: `shell` and `run` bind them, read-only, rather than\n# copy them into a tree that other machines may use.\nbinds = [\n",
+    );
+    for item in binds {
+        let bind = format!("{}:ro", item.path.to_string_lossy());
+        let _ = writeln!(out, "  {}, # {}", quoted(&bind), joined(&item.needed_by));
+    }
+    out.push_str("]\n");
 }
 
 /// A TOML basic string.
@@ -119,8 +125,7 @@ fn quoted(text: &str) -> String {
     toml::Value::String(text.to_string()).to_string()
 }
 
-/// Check names on one comment line.
+/// Check names on one short comment line.
 fn joined(checks: &std::collections::BTreeSet<String>) -> String {
-    let names: Vec<String> = checks.iter().map(|c| c.replace('\n', " ")).collect();
-    format!("needed by {}", names.join("; "))
+    super::needed_by(checks)
 }

@@ -41,9 +41,15 @@ pub struct Access {
 
 impl Access {
     /// Whether the tree is seen through a writable layer: for mount points
-    /// that the tree lacks, or for `writable`.
+    /// that the tree lacks, or for `writable`. Binds on paths the root has
+    /// are attached to the read-only root itself.
     pub fn needs_layer(&self) -> bool {
-        self.writable || !self.binds.is_empty()
+        self.writable || self.binds.iter().any(|b| !b.layer.is_empty())
+    }
+
+    /// The first bind whose mount point the root lacks.
+    pub fn lacking_mount_point(&self) -> Option<&Bind> {
+        self.binds.iter().find(|b| !b.layer.is_empty())
     }
 }
 
@@ -154,10 +160,32 @@ impl Bind {
         let layer = match walked.node {
             Node::Dir if !meta.is_dir() => return Err(kind_error()),
             Node::File if meta.is_dir() => return Err(kind_error()),
+            // `/tmp` is a fresh tmpfs inside, where PID 1 makes the mount
+            // point itself: no layer needed, on a tree or a sysroot.
+            Node::Missing if walked.real.starts_with("/tmp") => Vec::new(),
             Node::Missing => layer_entries(&sysroot, &walked.real, meta.is_dir()),
             _ => Vec::new(),
         };
         Ok(Bind { source: canonical, target: walked.real, read_only, dir: meta.is_dir(), layer })
+    }
+}
+
+/// Whether `path` is a directory inside: in a bind (the deepest one it is
+/// under), or in the tree.
+pub fn is_dir_inside(tree: &Path, path: &Path, binds: &[Bind]) -> bool {
+    let how = Walk { follow_last: true, missing_ok: true };
+    let Ok(walked) = Sysroot::new(tree).walk(path, how) else { return false };
+    let under = binds
+        .iter()
+        .filter(|b| walked.real.starts_with(&b.target) || path.starts_with(&b.target))
+        .max_by_key(|b| b.target.components().count());
+    match under {
+        Some(bind) => {
+            let rest =
+                walked.real.strip_prefix(&bind.target).or_else(|_| path.strip_prefix(&bind.target));
+            rest.is_ok_and(|rest| bind.source.join(rest).is_dir())
+        }
+        None => walked.node == Node::Dir,
     }
 }
 

@@ -25,11 +25,7 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
             path.display()
         );
     }
-    anyhow::ensure!(
-        !access.needs_layer() || (options.kind == RootKind::Tree && root != Path::new("/")),
-        "binds and a writable layer are for a built tree, not `{}`",
-        root.display()
-    );
+    layer_allowed(options, &root, access)?;
     let access = access::prepare(&root, access)?;
     // `/` cannot be pivoted onto itself: it is bind-mounted on its own
     // `/tmp` instead, which the check's own tmpfs then covers. A writable
@@ -88,4 +84,22 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
         mount_point: c(&mount_point)?,
         access,
     })
+}
+
+/// An overlay's lower layer is one filesystem: over the host's `/` (or a
+/// sysroot with mounts inside) it would hide every mount below it, so only
+/// a built tree gets one.
+fn layer_allowed(options: &Options, root: &Path, access: &Access) -> Result<()> {
+    if !access.needs_layer() || (options.kind == RootKind::Tree && root != Path::new("/")) {
+        return Ok(());
+    }
+    match access.lacking_mount_point() {
+        Some(bind) => anyhow::bail!(
+            "`{}` has no `{}` to mount `{}` on: on a sysroot, a bind must land on a path it has",
+            root.display(),
+            bind.target.display(),
+            bind.source.display()
+        ),
+        None => anyhow::bail!("a writable layer is for a built tree, not `{}`", root.display()),
+    }
 }

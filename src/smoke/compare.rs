@@ -60,10 +60,11 @@ fn run_in(
     argv: &[String],
     contains: Option<&str>,
 ) -> Ran {
+    let env = sandboxes.env_for(check);
     let setup = Setup {
         sandbox,
         cgroups: &sandboxes.cgroups,
-        env: &sandboxes.env,
+        env: &env,
         limits: check.limits,
         timeout: check.timeout,
         contains,
@@ -117,7 +118,7 @@ fn probe_alone(sandboxes: &Sandboxes, check: &Check, fallback: &[String]) -> Out
 }
 
 /// An exit status (when one is asked for) and a text in the output.
-fn absolute(ran: &Ran, exit: Option<i32>, contains: Option<&str>) -> Outcome {
+pub(super) fn absolute(ran: &Ran, exit: Option<i32>, contains: Option<&str>) -> Outcome {
     if let Some(outcome) = not_finished(ran) {
         return outcome;
     }

@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use rayon::prelude::*;
 
 use super::runner::{self, End, Ran, Setup};
-use super::{Check, Expect, Options, Sandboxes};
+use super::{Check, Expect, Options, Outcome, Sandboxes};
+use crate::sandbox::RootKind;
 use crate::trace::Trace;
 
 /// One check run on the sysroot under a tracer.
@@ -18,42 +18,39 @@ pub struct Traced {
     pub runs: Vec<Ran>,
     /// What they used, together; an error when tracing failed.
     pub trace: Result<Trace>,
+    /// Whether the check did what it asks for on the sysroot: a probe
+    /// always does (the sysroot is what probes are judged against), unless
+    /// it could not start.
+    pub outcome: Outcome,
 }
 
 /// Runs every check on the sysroot at `sysroot` as the smoke test's
 /// reference would (a probe's `--help` only when its `--version` fails),
-/// each under its own tracer.
+/// each under its own tracer, through the same driver as the smoke test:
+/// each check with its binds, network, working directory, environment and
+/// limits, and Ctrl-C killing what runs.
 pub fn trace_checks(sysroot: &Path, checks: &[Check], options: &Options) -> Result<Vec<Traced>> {
-    let mut options = options.clone();
-    options.reference = Some(sysroot.to_path_buf());
-    let sandboxes = super::enter_all(sysroot, &[], &options)?;
-    if let Some(note) = sandboxes.cgroups.note() {
-        eprintln!("{note}");
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.jobs.max(1))
-        .thread_name(|i| format!("trace-{i}"))
-        .build()?;
-    let reference = sandboxes.reference.clone().expect("a reference was asked for");
-    Ok(pool.install(|| {
-        checks.par_iter().map(|check| trace_one(&sandboxes, &reference, check)).collect()
-    }))
+    let options = Options { reference: None, ..options.clone() };
+    let sandboxes = super::enter_all(sysroot, RootKind::Reference, checks, &options)?;
+    super::drive(&sandboxes, checks, options.jobs, "trace", trace_one)
 }
 
-fn trace_one(
-    sandboxes: &Sandboxes,
-    reference: &Arc<crate::sandbox::Sandbox>,
-    check: &Check,
-) -> Traced {
-    let mut traced = Traced { check: check.clone(), runs: Vec::new(), trace: Ok(Trace::default()) };
+fn trace_one(sandboxes: &Sandboxes, check: &Check) -> Traced {
+    let mut traced = Traced {
+        check: check.clone(),
+        runs: Vec::new(),
+        trace: Ok(Trace::default()),
+        outcome: Outcome::Pass,
+    };
     let argvs: Vec<&[String]> = match &check.expect {
         Expect::Probe { fallback } => vec![&check.argv, fallback],
         _ => vec![&check.argv],
     };
     for argv in argvs {
-        let (ran, found) = match run_traced(sandboxes, reference, check, argv) {
+        let (ran, found) = match run_traced(sandboxes, check, argv) {
             Ok(done) => done,
             Err(e) => {
+                traced.outcome = Outcome::Error(format!("cannot trace: {e:#}"));
                 traced.trace = Err(e);
                 return traced;
             }
@@ -80,24 +77,47 @@ fn trace_one(
         trace.events.sort();
         trace.events.dedup();
     }
+    if let Some(last) = traced.runs.last() {
+        traced.outcome = outcome(check, last);
+    }
     traced
+}
+
+/// What the check's last run shows against what the check asks for.
+fn outcome(check: &Check, ran: &Ran) -> Outcome {
+    match &check.expect {
+        Expect::Probe { .. } => match &ran.end {
+            End::NotStarted(why) => Outcome::Error(why.clone()),
+            _ => Outcome::Pass,
+        },
+        Expect::Exit { code, contains } => {
+            super::compare::absolute(ran, Some(*code), contains.as_deref())
+        }
+        Expect::SameAsHost { exit, contains } => {
+            super::compare::absolute(ran, *exit, contains.as_deref())
+        }
+    }
 }
 
 /// One run under a fresh tracer: what it did, and what it used.
 fn run_traced(
     sandboxes: &Sandboxes,
-    reference: &Arc<crate::sandbox::Sandbox>,
     check: &Check,
     argv: &[String],
 ) -> Result<(Ran, Result<Trace>)> {
     let (filter, supervisor) = crate::trace::start()?;
+    let env = sandboxes.env_for(check);
+    let contains = match &check.expect {
+        Expect::Probe { .. } => None,
+        Expect::Exit { contains, .. } | Expect::SameAsHost { contains, .. } => contains.as_deref(),
+    };
     let setup = Setup {
-        sandbox: reference,
+        sandbox: sandboxes.tree_for(check),
         cgroups: &sandboxes.cgroups,
-        env: &sandboxes.env,
+        env: &env,
         limits: check.limits,
         timeout: check.timeout,
-        contains: None,
+        contains,
         tracer: Some(Arc::new(filter)),
     };
     let ran = runner::run(&setup, argv);

@@ -1,5 +1,6 @@
 //! Each table of a spec file turned into checked items: paths inside the rootfs, modes, account names, sizes and timeouts, each error pointing at its value.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use toml::Spanned;
@@ -284,12 +285,20 @@ fn check(raw: Spanned<RawCheck>, here: &Here) -> Result<Item<Check>, SpecError> 
     let binds = super::shell::binds(check.binds, here)?;
     let network = check.network.as_ref().map(|n| super::shell::network_value(n, here));
     let network = network.transpose()?.unwrap_or_default();
-    if check.same_as_host && (!binds.is_empty() || network != super::Network::None) {
+    let workdir = check.workdir.map(|w| super::shell::workdir_value(w, here)).transpose()?;
+    let mut env = BTreeMap::new();
+    for (name, value) in check.env {
+        let value = super::shell::env_value(&name, value, here)?;
+        env.insert(name, value.value);
+    }
+    if check.same_as_host
+        && (!binds.is_empty() || network != super::Network::None || workdir.is_some())
+    {
         return Err(SpecError::at(
             &location,
-            "a check with `binds` or `network` cannot be `same_as_host`",
+            "a check with `binds`, `network` or `workdir` cannot be `same_as_host`",
         )
-        .help("the sysroot's run has neither; check the output with `contains` instead"));
+        .help("the sysroot's run has none of them; check the output with `contains` instead"));
     }
     let value = Check {
         run: check.run.into_inner(),
@@ -300,6 +309,8 @@ fn check(raw: Spanned<RawCheck>, here: &Here) -> Result<Item<Check>, SpecError> 
         limits,
         binds,
         network,
+        workdir,
+        env,
     };
     Ok(Item { value, at: location })
 }

@@ -171,4 +171,7 @@ pub(super) struct RawCheck {
     #[serde(default)]
     pub binds: Vec<Spanned<super::shell::RawBind>>,
     pub network: Option<Spanned<String>>,
+    pub workdir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
 }

@@ -176,21 +176,11 @@ pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(),
         add_bind(&mut shell.binds, bind);
     }
     if let Some(workdir) = raw.workdir {
-        let at = here.at(workdir.span());
-        let path = if Path::new(workdir.get_ref()) == Path::new("/") {
-            PathBuf::from("/")
-        } else {
-            root_path(workdir.get_ref(), &at, "a working directory")?
-        };
-        shell.workdir = Some(Item { value: path, at });
+        shell.workdir = Some(workdir_value(workdir, here)?);
     }
     for (name, value) in raw.env {
-        let at = here.at(value.span());
-        if !valid_variable_name(&name) || value.get_ref().contains('\0') {
-            return Err(SpecError::at(&at, format!("invalid environment variable `{name}`"))
-                .help("a variable's name is not empty and has no `=`; neither name nor value has a NUL byte"));
-        }
-        shell.env.insert(name, Item { value: value.into_inner(), at });
+        let value = env_value(&name, value, here)?;
+        shell.env.insert(name, value);
     }
     for name in raw.env_pass {
         let at = here.at(name.span());
@@ -224,6 +214,33 @@ pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(),
     Ok(())
 }
 
+/// A working directory of `[shell]` or of a smoke check: `/`, or a path
+/// inside by the spec's rules.
+pub(super) fn workdir_value(raw: Spanned<String>, here: &Here) -> Result<Item<PathBuf>, SpecError> {
+    let at = here.at(raw.span());
+    let path = if Path::new(raw.get_ref()) == Path::new("/") {
+        PathBuf::from("/")
+    } else {
+        root_path(raw.get_ref(), &at, "a working directory")?
+    };
+    Ok(Item { value: path, at })
+}
+
+/// A variable of `[shell]` `env` or of a smoke check's `env`.
+pub(super) fn env_value(
+    name: &str,
+    value: Spanned<String>,
+    here: &Here,
+) -> Result<Item<String>, SpecError> {
+    let at = here.at(value.span());
+    if !valid_variable_name(name) || value.get_ref().contains('\0') {
+        return Err(SpecError::at(&at, format!("invalid environment variable `{name}`")).help(
+            "a variable's name is not empty and has no `=`; neither name nor value has a NUL byte",
+        ));
+    }
+    Ok(Item { value: value.into_inner(), at })
+}
+
 /// Adds a bind, replacing an earlier one at the same path inside.
 pub fn add_bind(binds: &mut Vec<Item<Bind>>, bind: Item<Bind>) {
     let same = |b: &Item<Bind>| b.value.dest.is_some() && b.value.dest == bind.value.dest;
@@ -253,7 +270,18 @@ pub(super) fn binds(raw: Vec<Spanned<RawBind>>, here: &Here) -> Result<Vec<Item<
         if bind.source.as_os_str().is_empty() {
             return Err(SpecError::at(&at, "a bind needs a host path in `src`"));
         }
-        bind.source = here.dir.join(&bind.source);
+        bind.source = match bind.source.strip_prefix("~") {
+            // The caller's home: a toolchain or a cache that `rustup` and
+            // `cargo` keep there, whoever runs the spec.
+            Ok(rest) => match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+                Some(home) => PathBuf::from(home).join(rest),
+                None => {
+                    return Err(SpecError::at(&at, "`~` in a bind needs HOME to be set")
+                        .help("set HOME, or give the host path in full"));
+                }
+            },
+            Err(_) => here.dir.join(&bind.source),
+        };
         binds.push(Item { value: bind, at });
     }
     Ok(binds)

@@ -22,5 +22,6 @@ mod spec_errors;
 mod support;
 mod terminal;
 mod tidy;
+mod toolchains;
 mod trace;
 mod wholehost;

@@ -1,4 +1,4 @@
-//! The shipped presets and a new user's real workloads: each preset's checks do real work and pass, and a trace of it finds nothing missing; a spec of bare commands with real checks is completed by one `trace --write`.
+//! The shipped presets and a new user's real workloads: each preset's checks do real work and pass (the C toolchain builds with make and links a library of its own, Rust builds and tests a crate), and a trace of it finds nothing missing; a spec of bare commands with real checks is completed by one `trace --write`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,6 +85,23 @@ fn preset_vim_is_honest() {
 }
 
 #[test]
+fn preset_c_is_honest() {
+    preset_is_honest("c");
+}
+
+#[test]
+fn preset_rust_is_honest() {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    if !home.join(".rustup/toolchains").is_dir() || !home.join(".cargo/bin/cargo").is_file() {
+        eprintln!(
+            "skipped: the rust preset binds the caller's rustup toolchains, and HOME has none"
+        );
+        return;
+    }
+    preset_is_honest("rust");
+}
+
+#[test]
 fn every_preset_has_a_test_and_checks_that_do_work() {
     let dir = project_root().join("rootfs-spec/presets");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -94,7 +111,7 @@ fn every_preset_has_a_test_and_checks_that_do_work() {
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["certs", "git", "java", "locale", "python3", "vim"]);
+    assert_eq!(names, ["c", "certs", "git", "java", "locale", "python3", "rust", "vim"]);
     for name in &names {
         let text = std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap();
         assert!(text.contains("[[smoke.checks]]"), "preset {name} has no check of its own");

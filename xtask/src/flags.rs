@@ -94,7 +94,14 @@ pub struct Trace {
     /// Checks traced at once [default: the number of cores].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// Trace this command instead of the spec's checks, after `--`.
+    /// Write the fragment even when a check fails on the sysroot.
+    #[arg(long)]
+    pub keep_going: bool,
+    #[command(flatten)]
+    pub opens: TraceOpens,
+    /// Trace this command instead of the spec's checks, after `--`: it runs
+    /// as `run` would run it (the spec's `[shell]` with `--bind`,
+    /// `--workdir`, `--env` and `--network` over it), on the sysroot.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
@@ -184,6 +191,27 @@ pub struct Run {
     pub command: Vec<String>,
 }
 
+/// What `trace -- CMD` opens for the command, as `run` takes it.
+#[derive(Args, Debug)]
+pub struct TraceOpens {
+    /// Bind-mount a host file or directory at PATH inside (default: the
+    /// same path), read-write unless `:ro`; may be repeated. Only with a
+    /// command.
+    #[arg(long = "bind", value_name = "HOST[:PATH][:ro]", requires = "command")]
+    pub binds: Vec<String>,
+    /// The working directory inside. Only with a command.
+    #[arg(long, value_name = "PATH", requires = "command")]
+    pub workdir: Option<String>,
+    /// Set a variable of the command's environment; may be repeated. Only
+    /// with a command.
+    #[arg(long = "env", value_name = "KEY=VALUE", requires = "command")]
+    pub env: Vec<String>,
+    /// `none`: only a loopback of its own; `host`: this machine's network.
+    /// Only with a command.
+    #[arg(long, value_enum, value_name = "NETWORK", requires = "command")]
+    pub network: Option<Network>,
+}
+
 /// What `shell` and `run` open for work, over the spec's `[shell]` table.
 #[derive(Args, Debug)]
 pub struct Devenv {
@@ -221,6 +249,15 @@ pub enum Network {
     Host,
 }
 
+impl Network {
+    fn spec(self) -> rootfs::spec::Network {
+        match self {
+            Network::None => rootfs::spec::Network::None,
+            Network::Host => rootfs::spec::Network::Host,
+        }
+    }
+}
+
 impl Devenv {
     /// Runs `argv` in the built tree, attached to this terminal, with what
     /// these flags and the spec's `[shell]` ask for.
@@ -230,10 +267,7 @@ impl Devenv {
             workdir: self.workdir.clone(),
             env: self.env.clone(),
             env_pass: self.env_pass.clone(),
-            network: self.network.map(|n| match n {
-                Network::None => rootfs::spec::Network::None,
-                Network::Host => rootfs::spec::Network::Host,
-            }),
+            network: self.network.map(Network::spec),
             user: self.user.clone(),
             writable: self.writable,
         };
@@ -501,47 +535,26 @@ impl Trace {
     fn run(self) -> Result<ExitCode> {
         let build_options = self.target.build_options()?;
         let built = Target::built(&build_options)?;
-        let checks = if self.command.is_empty() {
-            rootfs::smoke::checks(&built.spec, &built.manifest)
-        } else {
-            let timeout = std::time::Duration::from_secs_f64(built.spec.smoke.timeout);
-            let argv: Vec<&str> = self.command.iter().map(String::as_str).collect();
-            vec![rootfs::smoke::Check::exits_zero(&argv, timeout)]
-        };
-        let options = rootfs::smoke::Options {
+        let options = rootfs::findings::Options {
+            sysroot: build_options.sysroot.clone(),
+            command: self.command,
+            request: rootfs::devenv::Request {
+                binds: self.opens.binds,
+                workdir: self.opens.workdir,
+                env: self.opens.env,
+                network: self.opens.network.map(Network::spec),
+                ..Default::default()
+            },
             jobs: self
                 .jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            hostname: built.spec.name.clone(),
-            reference: None,
+            write: self.write,
+            keep_going: self.keep_going,
         };
-        let traced = rootfs::smoke::trace_checks(&build_options.sysroot, &checks, &options)?;
-        let sysroot = rootfs::sysroot::Sysroot::new(&build_options.sysroot);
-        let findings = rootfs::findings::find(
-            &traced,
-            &built.manifest,
-            &built.spec,
-            &sysroot,
-            self.write.as_deref(),
-        );
-        print!("{}", rootfs::findings::report(&findings, traced.len()));
-        if let Some(path) = &self.write {
-            let file_name =
-                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let text = rootfs::findings::render(&findings, &built.spec.name, &file_name);
-            rootfs::output::check_file(path, "a fragment written by `rootfs trace`", |b| {
-                b.starts_with(rootfs::findings::HEADER.as_bytes())
-            })?;
-            rootfs::fsutil::write_file_atomically(path, text.as_bytes())
-                .with_context(|| format!("writing the fragment `{}`", path.display()))?;
-            eprintln!("wrote {}", path.display());
-            return Ok(ExitCode::SUCCESS);
-        }
-        Ok(if findings.is_empty() && findings.errors.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
+        let report = rootfs::findings::trace(&built, &options)?;
+        print!("{}", report.stdout);
+        eprint!("{}", report.stderr);
+        Ok(ExitCode::from(report.exit))
     }
 }
 

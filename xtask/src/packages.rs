@@ -33,6 +33,8 @@ pub const FOR_TESTS: &[&str] = &[
     "ncurses-bin",
     // chattr.
     "e2fsprogs",
+    // The c preset, and the C project of the fixtures built in a tree.
+    "make",
     // What the presets and the workloads test run, and compare with.
     "ca-certificates",
     "curl",
