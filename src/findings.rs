@@ -457,7 +457,13 @@ impl<'a> TreeView<'a> {
             .map(|b| b.value.dest.clone().unwrap_or_else(|| b.value.source.clone()))
             .collect();
         let fragment = source.map(|s| format!("entry at {}:", s.name.display()));
-        TreeView { manifest, fragment, fragment_commands, fragment_source: source.cloned(), shell_bound }
+        TreeView {
+            manifest,
+            fragment,
+            fragment_commands,
+            fragment_source: source.cloned(),
+            shell_bound,
+        }
     }
 
     /// Whether a spec value was written in the fragment.
