@@ -34,6 +34,12 @@ pub use self::compress::Compression;
 use crate::UsageError;
 use crate::build::Built;
 
+/// Where exports remember what the layers of the trees beside `out`
+/// compress to (`.rootfs/layers.json`).
+pub fn layer_cache_path(out: &Path) -> PathBuf {
+    self::blobs::Cache::path_for(out)
+}
+
 /// What an export writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {

@@ -198,10 +198,9 @@ pub fn stale_reason(path: &Path, recorded: Option<&str>) -> Option<String> {
 /// nothing but a lock of this tool.
 pub fn write(path: &Path, text: &str) -> Result<()> {
     output::check_file(path, "a lock file", recognise)?;
-    fsutil::write_file_atomically(path, text.as_bytes())?;
-    // Meant to be committed and read by everyone, as a spec is.
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .with_context(|| format!("failed to set the mode of `{}`", path.display()))
+    // Meant to be committed and read by everyone, as a spec is: the
+    // helper gives it the user's usual mode.
+    fsutil::write_file_atomically(path, text.as_bytes())
 }
 
 /// A lock computed from a plan, with what was learnt on the way.

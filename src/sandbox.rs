@@ -62,7 +62,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use rustix::mount::MountFlags;
 
-pub use self::access::{Access, Bind, BindError, Ids, resolve_item};
+pub use self::access::{Access, Bind, BindError, Ids, check_source, resolve_item};
 pub use self::limits::{Cgroups, CheckLimits, LimitHit};
 pub use self::steps::{Step, StepLog};
 

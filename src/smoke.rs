@@ -393,21 +393,78 @@ pub fn run_attached(
         (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN))
     };
     let result = expression.unchecked().run();
-    // SAFETY: as above.
+    // SAFETY: as above; then the terminal's foreground group back to ours,
+    // since PID 1 took it (SIGTTOU ignored: we are in the background now).
     unsafe {
         libc::signal(libc::SIGINT, previous.0);
         libc::signal(libc::SIGQUIT, previous.1);
+        if libc::isatty(0) == 1 {
+            let ttou = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            libc::tcsetpgrp(0, libc::getpgrp());
+            libc::signal(libc::SIGTTOU, ttou);
+        }
     }
-    let output = result.map_err(|e| {
-        anyhow::anyhow!(
+    let output = result.map_err(|e| match (log.step(), e.raw_os_error()) {
+        // The exec itself failed: the command is not there, or cannot be
+        // run, which a shell reports with 127 and 126.
+        (sandbox::Step::Executing, Some(libc::ENOENT)) => {
+            NotStarted { command: argv[0].clone(), kind: NotStartedKind::Missing }.into()
+        }
+        (sandbox::Step::Executing, Some(libc::EACCES)) => {
+            NotStarted { command: argv[0].clone(), kind: NotStartedKind::NotExecutable }.into()
+        }
+        _ => anyhow::anyhow!(
             "cannot run `{}` inside the rootfs: {e} (while {})",
             argv[0],
             log.step().words()
-        )
+        ),
     })?;
     use std::os::unix::process::ExitStatusExt;
     Ok(output.status.code().or_else(|| output.status.signal().map(|s| 128 + s)).unwrap_or(1))
 }
+
+/// Why a command given to `run` could not be started in the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotStartedKind {
+    /// Nothing of that name (on `PATH` inside, for a bare name): exit 127.
+    Missing,
+    /// Found, but not executable: exit 126.
+    NotExecutable,
+}
+
+/// A command `run` (or `shell`) could not start inside the tree, with the
+/// exit status a shell gives for the same mistake.
+#[derive(Debug)]
+pub struct NotStarted {
+    pub command: String,
+    pub kind: NotStartedKind,
+}
+
+impl NotStarted {
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            NotStartedKind::Missing => 127,
+            NotStartedKind::NotExecutable => 126,
+        }
+    }
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let command = &self.command;
+        match self.kind {
+            NotStartedKind::Missing => write!(
+                f,
+                "`{command}` is not in the tree\nhelp: add \"{command}\" to `commands` in the spec, then run again (the tree is rebuilt first)"
+            ),
+            NotStartedKind::NotExecutable => {
+                write!(f, "`{command}` is in the tree but cannot be executed (permission denied)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NotStarted {}
 
 /// The shell to open in a rootfs: the first of its commands that is a
 /// shell, else `/bin/sh`.

@@ -1,4 +1,4 @@
-//! The stamp beside a built rootfs (`<out>.stamp.json`): the state of every input and output at build time, so an unchanged rebuild is a cheap no-op.
+//! The stamp beside a built rootfs (`.rootfs/<name>.stamp.json` beside it): the state of every input and output at build time, so an unchanged rebuild is a cheap no-op.
 //!
 //! The check re-reads the spec files and `lstat`s every recorded path: each
 //! copied file and mirrored symlink, every directory the resolver searched
@@ -77,7 +77,7 @@ pub struct Stamp {
 
 /// Where the stamp of the rootfs at `out` lives.
 pub fn path_for(out: &Path) -> PathBuf {
-    crate::fsutil::sibling(out, ".stamp.json")
+    crate::fsutil::side_file(out, ".stamp.json")
 }
 
 impl Stamp {

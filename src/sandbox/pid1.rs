@@ -47,6 +47,7 @@ pub(super) fn run(
         )?;
     }
     pivot(sandbox, log)?;
+    layer::mount_home(&sandbox.access, launch, log)?;
     layer::attach_binds(&sandbox.access, log)?;
     log.set(Step::SettingHostname);
     rustix::system::sethostname(&sandbox.hostname)?;
@@ -57,6 +58,7 @@ pub(super) fn run(
     if sandbox.interactive {
         // The program gets the default dispositions back.
         keeper::ignore_terminal_signals(false);
+        take_terminal();
     }
     layer::enter_workdir(&sandbox.access, log)?;
     if let Some(tracer) = &launch.tracer {
@@ -65,6 +67,26 @@ pub(super) fn run(
     }
     log.set(Step::Executing);
     Ok(())
+}
+
+/// Makes PID 1 a process group of its own and the terminal's foreground
+/// one, when standard input is a terminal. A shell remembers the group in
+/// the foreground when it starts and gives the terminal back to it at
+/// exit; the tool's own group is outside the PID namespace, seen as 0
+/// inside (`pid_namespaces(7)`), so dash's exit said `Cannot set tty
+/// process group (No such process)`. The tool takes the terminal back
+/// when the command has ended. `tcsetpgrp(3)` from a background group
+/// raises SIGTTOU, ignored for the call.
+fn take_terminal() {
+    // SAFETY: isatty, setpgid, signal and tcsetpgrp are async-signal-safe.
+    unsafe {
+        if libc::isatty(0) != 1 || libc::setpgid(0, 0) != 0 {
+            return;
+        }
+        let previous = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+        libc::tcsetpgrp(0, libc::getpid());
+        libc::signal(libc::SIGTTOU, previous);
+    }
 }
 
 /// Asks to die with the keeper, and leaves if it is already gone: nobody

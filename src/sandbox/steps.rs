@@ -27,6 +27,7 @@ pub enum Step {
     MountingTmp,
     MaskingHostDirs,
     PivotingRoot,
+    MountingHome,
     MakingMountPoint,
     BindMounting,
     SealingRoot,
@@ -40,7 +41,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, by number.
-    const ALL: [Step; 27] = [
+    const ALL: [Step; 28] = [
         Step::Starting,
         Step::ParentDeathSignal,
         Step::JoiningCgroups,
@@ -59,6 +60,7 @@ impl Step {
         Step::MountingTmp,
         Step::MaskingHostDirs,
         Step::PivotingRoot,
+        Step::MountingHome,
         Step::MakingMountPoint,
         Step::BindMounting,
         Step::SealingRoot,
@@ -91,6 +93,7 @@ impl Step {
             Step::MountingTmp => "mounting a tmpfs on /tmp",
             Step::MaskingHostDirs => "masking /sys and /run",
             Step::PivotingRoot => "pivot_root into the rootfs",
+            Step::MountingHome => "mounting a tmpfs on the home directory",
             Step::MakingMountPoint => "making a bind's mount point",
             Step::BindMounting => "bind-mounting a host path",
             Step::SealingRoot => "making the rootfs read-only over its binds",

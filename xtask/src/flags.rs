@@ -213,7 +213,13 @@ impl Devenv {
     /// Runs `argv` in the built tree, attached to this terminal, with what
     /// these flags and the spec's `[shell]` ask for.
     fn enter(&self, built: &rootfs::build::Built, argv: &[String], term: &str) -> Result<i32> {
-        let request = rootfs::devenv::Request {
+        let devenv = rootfs::devenv::prepare(&built.spec, &built.out, &self.request(), term)?;
+        rootfs::smoke::run_attached(&built.out, &built.spec.name, &devenv.access, argv, &devenv.env)
+    }
+
+    /// These flags as the library takes them.
+    fn request(&self) -> rootfs::devenv::Request {
+        rootfs::devenv::Request {
             binds: self.binds.clone(),
             workdir: self.workdir.clone(),
             env: self.env.clone(),
@@ -224,9 +230,17 @@ impl Devenv {
             }),
             user: self.user.clone(),
             writable: self.writable,
-        };
-        let devenv = rootfs::devenv::prepare(&built.spec, &built.out, &request, term)?;
-        rootfs::smoke::run_attached(&built.out, &built.spec.name, &devenv.access, argv, &devenv.env)
+        }
+    }
+
+    /// Builds the tree when missing or stale, after checking what these
+    /// flags and the spec's `[shell]` ask for: a mistake there costs no
+    /// build.
+    fn checked_build(&self, target: &Target) -> Result<rootfs::build::Built> {
+        let options = target.build_options()?;
+        let spec = rootfs::spec::load(&options.spec)?;
+        rootfs::devenv::check(&spec, &self.request())?;
+        Target::built(&options)
     }
 }
 
@@ -398,11 +412,6 @@ impl Build {
 }
 
 impl Target {
-    /// Builds the tree first when it is missing or stale (a no-op otherwise).
-    fn ensure_built(&self) -> Result<rootfs::build::Built> {
-        Target::built(&self.build_options()?)
-    }
-
     fn built(options: &rootfs::build::Options) -> Result<rootfs::build::Built> {
         let built = rootfs::build::build(options)?;
         warn(&built);
@@ -445,8 +454,11 @@ impl Smoke {
 
 impl Shell {
     fn run(self) -> Result<ExitCode> {
-        let built = self.target.ensure_built()?;
-        let shell = rootfs::smoke::shell_of(&built.manifest);
+        let built = self.devenv.checked_build(&self.target)?;
+        let choice =
+            rootfs::devenv::shell_to_open(&built.spec, &built.out, &self.devenv.request())?;
+        eprintln!("{}", choice.describe());
+        let shell = choice.path.display().to_string();
         let host_term = std::env::var("TERM").ok();
         let (term, note) = rootfs::terminfo::term_for(&built.manifest, host_term.as_deref());
         if let Some(note) = note {
@@ -459,7 +471,7 @@ impl Shell {
 
 impl Run {
     fn run(self) -> Result<ExitCode> {
-        let built = self.target.ensure_built()?;
+        let built = self.devenv.checked_build(&self.target)?;
         let host_term = std::env::var("TERM").ok();
         let (term, _) = rootfs::terminfo::term_for(&built.manifest, host_term.as_deref());
         let code = self.devenv.enter(&built, &self.command, &term)?;
