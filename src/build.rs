@@ -338,12 +338,17 @@ fn install_and_commit(
 fn spec_digests(spec: &Spec) -> BTreeMap<PathBuf, String> {
     spec.sources
         .iter()
-        .map(|s| (absolute(&s.path), crate::fsutil::sha256_hex(s.text.as_bytes())))
+        .map(|s| (canonical(&s.path), crate::fsutil::sha256_hex(s.text.as_bytes())))
         .collect()
 }
 
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+/// The one spelling of a path the stamp records: `../dev.toml` from a
+/// subfolder, `dev.toml` from its own folder and a path through a symlink
+/// are the same spec, and must not look like a change.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Everything besides the inputs that decides the output: the tool's own
@@ -356,7 +361,7 @@ fn stamp_key(options: &Options, spec: &Spec) -> Result<String> {
     Ok(format!(
         "rootfs {} exe={exe_state} sysroot={} link={:?} epoch={} spec={} cpu={}",
         env!("CARGO_PKG_VERSION"),
-        absolute(&options.sysroot).display(),
+        canonical(&options.sysroot).display(),
         options.link,
         options.epoch,
         spec.name,

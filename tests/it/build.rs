@@ -211,6 +211,39 @@ fn an_unchanged_rebuild_is_a_no_op_and_any_changed_input_is_noticed() {
 }
 
 #[test]
+fn a_spec_spelled_another_way_is_the_same_spec_and_a_change_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    std::fs::write(d.join("part.toml"), "commands = [\"cat\"]\n").unwrap();
+    let spec = write_spec(d, "name = \"t\"\ninclude = [\"part.toml\"]\n");
+    let out = d.join("out/t");
+    let first = build(&options(&spec, &out)).unwrap();
+    assert!(!first.up_to_date);
+    // `sub/../spec.toml`, as `../spec.toml` from `sub/` gives it, and the
+    // same file through a symlinked folder.
+    symlink(d, d.join("link")).unwrap();
+    for other in [d.join("sub/../spec.toml"), d.join("link/spec.toml")] {
+        let built = build(&options(&other, &out)).unwrap();
+        assert!(built.up_to_date, "{}: {:?}", other.display(), built.reason);
+    }
+    let canonical = |name: &str| std::fs::canonicalize(d.join(name)).unwrap();
+    std::fs::write(d.join("part.toml"), "commands = [\"cat\", \"ls\"]\n").unwrap();
+    let built = build(&options(&spec, &out)).unwrap();
+    let expected = format!("`{}` changed", canonical("part.toml").display());
+    assert_eq!(built.reason.as_deref(), Some(expected.as_str()));
+    std::fs::write(d.join("more.toml"), "").unwrap();
+    std::fs::write(&spec, "name = \"t\"\ninclude = [\"part.toml\", \"more.toml\"]\n").unwrap();
+    let built = build(&options(&spec, &out)).unwrap();
+    let expected = format!("`{}` changed", canonical("spec.toml").display());
+    assert_eq!(built.reason.as_deref(), Some(expected.as_str()));
+    let mut hard = options(&spec, &out);
+    hard.link = rootfs::install::LinkMode::Hard;
+    let built = build(&hard).unwrap();
+    assert_eq!(built.reason.as_deref(), Some("`--link` changed"));
+}
+
+#[test]
 fn setuid_and_setgid_bits_are_dropped_unless_the_spec_keeps_them() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
