@@ -393,6 +393,45 @@ pub enum Change {
     },
 }
 
+/// What a [`Change`] does to the lock, for the counts of a summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// An entry that was not locked.
+    New,
+    /// A locked entry with another value.
+    Changed,
+    /// A locked entry no longer there.
+    Gone,
+}
+
+impl ChangeKind {
+    fn word(self) -> &'static str {
+        match self {
+            ChangeKind::New => "new",
+            ChangeKind::Changed => "changed",
+            ChangeKind::Gone => "gone",
+        }
+    }
+}
+
+impl Change {
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            Change::New { .. } | Change::CommandNew { .. } => ChangeKind::New,
+            Change::Gone { .. } | Change::CommandGone { .. } => ChangeKind::Gone,
+            Change::Name { .. }
+            | Change::Image { .. }
+            | Change::Sha256 { .. }
+            | Change::Mode { .. }
+            | Change::Owner { .. }
+            | Change::Version { .. }
+            | Change::LinkTarget { .. }
+            | Change::TreeDigest { .. }
+            | Change::Closure { .. } => ChangeKind::Changed,
+        }
+    }
+}
+
 fn short(digest: &str) -> &str {
     &digest[..digest.len().min(12)]
 }
@@ -633,23 +672,41 @@ pub struct Update {
     pub changes: Vec<Change>,
 }
 
+/// How many changes a build lists before it says how many more there are:
+/// one package upgrade can change hundreds of entries.
+pub const SUMMARY_LINES: usize = 10;
+
 impl Update {
-    /// One line, then one per change; `None` when the lock did not change.
-    pub fn summary(&self) -> Option<String> {
+    /// One line with the counts by kind, then one per change (the first
+    /// [`SUMMARY_LINES`] unless `verbose`, then how many more); `None` when
+    /// the lock did not change.
+    pub fn summary(&self, verbose: bool) -> Option<String> {
         if self.created {
             return Some(format!("wrote the lock `{}`", self.path.display()));
         }
         if self.changes.is_empty() {
             return None;
         }
+        let count = |kind: ChangeKind| self.changes.iter().filter(|c| c.kind() == kind).count();
+        let kinds: Vec<String> = [ChangeKind::New, ChangeKind::Changed, ChangeKind::Gone]
+            .into_iter()
+            .map(|kind| (count(kind), kind.word()))
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, word)| format!("{n} {word}"))
+            .collect();
+        let total = self.changes.len();
         let mut text = format!(
-            "updated the lock `{}` ({} {}):",
+            "updated the lock `{}` ({total} {}: {}):",
             self.path.display(),
-            self.changes.len(),
-            if self.changes.len() == 1 { "change" } else { "changes" }
+            if total == 1 { "change" } else { "changes" },
+            kinds.join(", ")
         );
-        for change in &self.changes {
+        let shown = if verbose { total } else { total.min(SUMMARY_LINES) };
+        for change in &self.changes[..shown] {
             text.push_str(&format!("\n  {change}"));
+        }
+        if shown < total {
+            text.push_str(&format!("\n  ... {} more, see `--verbose`", total - shown));
         }
         Some(text)
     }
@@ -668,6 +725,35 @@ mod tests {
             version: Some(version.into()),
             arch: Some("amd64".into()),
         }
+    }
+
+    #[test]
+    fn a_long_update_is_counted_by_kind_and_cut_at_ten_lines() {
+        let mut changes: Vec<Change> = (0..260)
+            .map(|i| Change::New { input: Input::File(format!("/usr/lib/f{i:03}").into()) })
+            .collect();
+        changes.extend((0..4).map(|i| Change::Sha256 {
+            input: Input::File(format!("/usr/lib/c{i}").into()),
+            was: "a".repeat(64),
+            now: "b".repeat(64),
+        }));
+        let update = Update { path: "x.lock".into(), created: false, changes };
+        let short = update.summary(false).unwrap();
+        let lines: Vec<&str> = short.lines().collect();
+        assert_eq!(lines[0], "updated the lock `x.lock` (264 changes: 260 new, 4 changed):");
+        assert_eq!(lines[1], "  new dependency: /usr/lib/f000");
+        assert_eq!(lines.len(), 1 + SUMMARY_LINES + 1, "{short}");
+        assert_eq!(lines[11], "  ... 254 more, see `--verbose`");
+        let long = update.summary(true).unwrap();
+        assert_eq!(long.lines().count(), 265);
+        assert!(
+            long.ends_with("changed sha256: /usr/lib/c3 (locked aaaaaaaaaaaa, now bbbbbbbbbbbb)")
+        );
+        let one = Update { changes: update.changes[..1].to_vec(), ..update };
+        assert_eq!(
+            one.summary(false).unwrap(),
+            "updated the lock `x.lock` (1 change: 1 new):\n  new dependency: /usr/lib/f000"
+        );
     }
 
     #[test]

@@ -240,7 +240,7 @@ impl Devenv {
         let options = target.build_options()?;
         let spec = rootfs::spec::load(&options.spec)?;
         rootfs::devenv::check(&spec, &self.request())?;
-        Target::built(&options)
+        target.built(&options)
     }
 }
 
@@ -264,6 +264,9 @@ pub struct Target {
     /// (exit status 1, one line per difference, nothing written).
     #[arg(long)]
     pub locked: bool,
+    /// List every change to the lock, not only the first ten.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 impl Target {
@@ -274,6 +277,7 @@ impl Target {
             sysroot: SysrootSource::Dir(PathBuf::from("/")),
             link: Link::Copy,
             locked: false,
+            verbose: false,
         }
     }
 }
@@ -358,11 +362,11 @@ impl Xtask {
     }
 }
 
-fn warn(built: &rootfs::build::Built) {
+fn warn(built: &rootfs::build::Built, verbose: bool) {
     for warning in &built.warnings {
         eprintln!("warning: {warning}");
     }
-    if let Some(text) = built.lock.as_ref().and_then(|update| update.summary()) {
+    if let Some(text) = built.lock.as_ref().and_then(|update| update.summary(verbose)) {
         eprintln!("{text}");
     }
 }
@@ -405,16 +409,16 @@ impl Build {
         let mut options = self.target.build_options()?;
         options.force = self.force;
         let built = rootfs::build::build(&options)?;
-        warn(&built);
+        warn(&built, self.target.verbose);
         println!("{}", built.summary());
         Ok(ExitCode::SUCCESS)
     }
 }
 
 impl Target {
-    fn built(options: &rootfs::build::Options) -> Result<rootfs::build::Built> {
+    fn built(&self, options: &rootfs::build::Options) -> Result<rootfs::build::Built> {
         let built = rootfs::build::build(options)?;
-        warn(&built);
+        warn(&built, self.verbose);
         eprintln!("{}", built.summary());
         Ok(built)
     }
@@ -429,7 +433,7 @@ impl Smoke {
             let manifest = rootfs::build::Beside::of(&out).current_manifest()?;
             (spec, out, manifest)
         } else {
-            let built = Target::built(&options)?;
+            let built = self.target.built(&options)?;
             (built.spec, built.out, built.manifest)
         };
         let checks = rootfs::smoke::checks(&spec, &manifest);
@@ -482,7 +486,7 @@ impl Run {
 impl Trace {
     fn run(self) -> Result<ExitCode> {
         let build_options = self.target.build_options()?;
-        let built = Target::built(&build_options)?;
+        let built = self.target.built(&build_options)?;
         let checks = if self.command.is_empty() {
             rootfs::smoke::checks(&built.spec, &built.manifest)
         } else {
@@ -531,7 +535,7 @@ impl Export {
     fn run(self) -> Result<ExitCode> {
         let mut target = self.target.build_options()?;
         target.force = self.force;
-        let built = Target::built(&target)?;
+        let built = self.target.built(&target)?;
         let options = rootfs::export::Options {
             format: match self.format {
                 ExportFormat::Oci => rootfs::export::Format::Oci,
