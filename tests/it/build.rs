@@ -244,6 +244,33 @@ fn a_spec_spelled_another_way_is_the_same_spec_and_a_change_is_named() {
 }
 
 #[test]
+fn a_command_in_usr_local_shadowing_one_in_usr_is_named_by_build_and_deps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().join("sysroot");
+    copy_sysroot(&sysroot);
+    std::fs::create_dir_all(sysroot.join("usr/local/bin")).unwrap();
+    std::fs::copy("/usr/bin/bash", sysroot.join("usr/local/bin/bash")).unwrap();
+    let spec = write_spec(tmp.path(), "name = \"t\"\ncommands = [\"bash\"]\n");
+    let mut opts = options(&spec, &tmp.path().join("out/t"));
+    opts.sysroot = sysroot.clone();
+    let built = build(&opts).unwrap();
+    let note = "`bash` is `/usr/local/bin/bash`, first on PATH; `/usr/bin/bash` is there too (write its path in `commands` to take that one)";
+    assert_eq!(built.warnings, [note]);
+    let deps = std::process::Command::new(crate::support::xtask_binary())
+        .args(["rootfs", "deps", "--sysroot"])
+        .arg(&sysroot)
+        .arg("bash")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&deps.stdout);
+    assert!(stdout.starts_with("bash => /usr/local/bin/bash\n"), "{stdout}");
+    assert!(stdout.contains(&format!("    warning: {note}\n")), "{stdout}");
+    // Written as a path, the command is what it says, with no note.
+    std::fs::write(&spec, "name = \"t\"\ncommands = [\"/usr/bin/bash\"]\n").unwrap();
+    assert!(build(&opts).unwrap().warnings.is_empty());
+}
+
+#[test]
 fn setuid_and_setgid_bits_are_dropped_unless_the_spec_keeps_them() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
