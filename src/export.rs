@@ -120,6 +120,9 @@ pub struct Exported {
     /// digest) of a docker archive.
     pub digest: Option<String>,
     pub layers: Option<usize>,
+    /// The command the export chose for an image or bundle whose `[image]`
+    /// names none, said in the summary.
+    pub default_cmd: Option<String>,
     /// Nothing had to be written.
     pub up_to_date: bool,
     pub elapsed: Duration,
@@ -134,6 +137,12 @@ impl Exported {
             bytes,
             digest: None,
             layers: None,
+            default_cmd: match job.format {
+                Format::Oci | Format::DockerArchive | Format::Bundle => {
+                    process::describe_default(&job.built.spec, &job.built.manifest)
+                }
+                Format::Tar | Format::Cpio => None,
+            },
             up_to_date: false,
             elapsed: job.started.elapsed(),
         }
@@ -151,6 +160,7 @@ impl Exported {
             (_, compression) => what.push(compression.name().to_string()),
         }
         what.push(indicatif::HumanBytes(self.bytes).to_string());
+        what.extend(self.default_cmd.clone());
         match (&self.digest, self.format) {
             (Some(digest), Format::Oci) => what.push(format!("manifest {digest}")),
             (Some(digest), _) => what.push(format!("image {digest}")),

@@ -466,24 +466,6 @@ impl std::fmt::Display for NotStarted {
 
 impl std::error::Error for NotStarted {}
 
-/// The shell to open in a rootfs: the first of its commands that is a
-/// shell, else `/bin/sh`.
-pub fn shell_of(manifest: &Manifest) -> String {
-    const SHELLS: &[&str] = &["bash", "sh", "dash", "ash", "zsh", "busybox"];
-    manifest
-        .commands
-        .iter()
-        .find(|c| c.path.file_name().and_then(|n| n.to_str()).is_some_and(|n| SHELLS.contains(&n)))
-        .map(|c| {
-            if c.path.ends_with("busybox") {
-                "/bin/sh".to_string()
-            } else {
-                c.path.display().to_string()
-            }
-        })
-        .unwrap_or_else(|| "/bin/sh".to_string())
-}
-
 /// A command line as a shell would need it typed, for messages.
 pub fn shell_words(argv: &[String]) -> String {
     argv.iter()

@@ -20,7 +20,7 @@ pub struct ImagePlan {
 impl ImagePlan {
     pub fn new(job: &Job) -> Result<ImagePlan> {
         let spec = &job.built.spec;
-        let process = Process::of_spec(spec)?;
+        let process = Process::of_spec(spec, &job.built.manifest)?;
         let platform = platform::of_tree(&job.tree.root, &job.built.manifest.commands)?;
         let layers = layers::split(&job.tree, &job.built.manifest.commands, spec.image.layers())?;
         let keys = layers.iter().map(|l| blobs::key(&job.tree, &l.entries)).collect();

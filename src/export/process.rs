@@ -3,8 +3,42 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::manifest::Manifest;
 use crate::spec::image::User;
 use crate::spec::{Spec, SpecError};
+
+/// Where the command of an image whose `[image]` names none comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultCmd {
+    /// `[shell] shell`.
+    Shell,
+    /// The spec's first command.
+    FirstCommand,
+}
+
+/// The command an image runs when `[image]` gives neither `entrypoint`
+/// nor `cmd`, so that `podman run IMAGE` runs something: the spec's
+/// `[shell] shell`, else its first command (its path in the tree).
+pub fn default_cmd(spec: &Spec, manifest: &Manifest) -> Option<(String, DefaultCmd)> {
+    if spec.image.entrypoint.is_some() || spec.image.cmd.is_some() {
+        return None;
+    }
+    if let Some(shell) = &spec.shell.shell {
+        return Some((shell.value.display().to_string(), DefaultCmd::Shell));
+    }
+    let first = manifest.commands.first()?;
+    Some((first.path.display().to_string(), DefaultCmd::FirstCommand))
+}
+
+/// The words an export's summary adds when it chose the command.
+pub fn describe_default(spec: &Spec, manifest: &Manifest) -> Option<String> {
+    let (program, source) = default_cmd(spec, manifest)?;
+    let from = match source {
+        DefaultCmd::Shell => "the spec's [shell] shell",
+        DefaultCmd::FirstCommand => "the spec's first command",
+    };
+    Some(format!("cmd `{program}`, {from}: set [image] cmd to choose"))
+}
 
 /// The process of an image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,9 +54,10 @@ pub struct Process {
 }
 
 impl Process {
-    /// The process a spec describes. A user name that is neither `root`
-    /// nor a `[[users]]` entry is a mistake in the spec.
-    pub fn of_spec(spec: &Spec) -> Result<Process, SpecError> {
+    /// The process a spec describes (with [`default_cmd`] when `[image]`
+    /// names no command). A user name that is neither `root` nor a
+    /// `[[users]]` entry is a mistake in the spec.
+    pub fn of_spec(spec: &Spec, manifest: &Manifest) -> Result<Process, SpecError> {
         let image = &spec.image;
         let path = crate::resolve::default_path_var();
         let mut env: BTreeMap<&str, &str> =
@@ -53,7 +88,11 @@ impl Process {
         });
         Ok(Process {
             entrypoint: image.entrypoint.as_ref().map(|e| e.value.clone()),
-            cmd: image.cmd.as_ref().map(|c| c.value.clone()),
+            cmd: image
+                .cmd
+                .as_ref()
+                .map(|c| c.value.clone())
+                .or_else(|| default_cmd(spec, manifest).map(|(program, _)| vec![program])),
             env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
             workdir: image.workdir.as_ref().map(|w| w.value.clone()),
             user: user.transpose()?,

@@ -716,3 +716,50 @@ fn an_image_user_that_is_not_in_the_spec_is_a_spec_error() {
     assert!(report.contains("spec.toml:5:8"), "{report}");
     assert!(!tmp.path().join("t.oci").exists());
 }
+
+#[test]
+fn an_image_whose_spec_names_no_command_runs_the_first_one_and_says_so() {
+    if needs_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("nocmd.toml");
+    std::fs::write(&spec, "name = \"nocmd\"\ncommands = [\"echo\", \"cat\"]\n").unwrap();
+    let built = build_into(&spec, &tmp.path().join("out/nocmd"), 0);
+    let oci = tmp.path().join("nocmd.oci");
+    let exported = export_to(&built, Format::Oci, None, &oci);
+    let summary = exported.summary();
+    assert!(
+        summary
+            .contains("cmd `/usr/bin/echo`, the spec's first command: set [image] cmd to choose"),
+        "{summary}"
+    );
+    let manifest = manifest(&oci);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&oci, &manifest["config"])).unwrap()).unwrap();
+    assert_eq!(config["config"]["Cmd"], serde_json::json!(["/usr/bin/echo"]));
+    // podman runs it with no command given.
+    let conf = containers_conf(tmp.path());
+    let (root, runroot) = (tmp.path().join("storage"), tmp.path().join("run"));
+    let env = [("CONTAINERS_CONF", conf.as_path())];
+    let storage = format!(
+        "containers-storage:[vfs@{}+{}]localhost/nocmd:latest",
+        root.display(),
+        runroot.display()
+    );
+    run(&[tool("skopeo"), "copy", "-q", &format!("oci:{}:latest", oci.display()), &storage], &env);
+    let podman = |args: &[&str]| {
+        let mut argv = vec![tool("podman"), "--root", root.to_str().unwrap()];
+        argv.extend_from_slice(&[
+            "--runroot",
+            runroot.to_str().unwrap(),
+            "--storage-driver",
+            "vfs",
+        ]);
+        argv.extend_from_slice(args);
+        run(&argv, &env)
+    };
+    let printed = podman(&["run", "--rm", "--network", "none", "localhost/nocmd:latest"]);
+    assert_eq!(printed, "\n");
+    podman(&["rmi", "-a", "-f"]);
+}
