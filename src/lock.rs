@@ -5,15 +5,19 @@
 //!   from, when it was one (`--sysroot oci:DIR` or `tar:FILE`);
 //! - `[commands.NAME]`: the program found on `PATH`, then `opens`, the files
 //!   the kernel and the loader open for it, in the order they are loaded;
-//! - `[files."PATH"]`: every file copied from the sysroot, by its path in
-//!   the sysroot (which is its path in the tree), with sha256, size, mode,
+//! - `[files."PATH"]`: every file copied from the sysroot outside the
+//!   `[[trees]]`, by its path in the sysroot (which is its path in the
+//!   tree), with sha256, size, mode,
 //!   and the Debian package, version and architecture that own it when the
 //!   sysroot's dpkg database says so (`dpkg.rs`);
 //! - `[links."PATH"]`: every symlink of the sysroot the tree mirrors;
 //! - `[spec_files."PATH"]`: every host file a `[[files]]` entry copies, by
 //!   its path in the tree;
 //! - `[trees."PATH"]`: each `[[trees]]` root (its folder in the tree) with
-//!   a digest of its listing: paths, types, modes, content digests.
+//!   a digest of its listing: paths, types, modes, content digests. Its
+//!   files are pinned by that digest alone, so the lock stays reviewable;
+//!   when it changes, the file-by-file detail comes from the tree in place
+//!   (built from the lock), in the error.
 //!
 //! The lock never records a host path, the machine's name, the output
 //! folder or a time: two copies of one sysroot at two places give the same
@@ -99,38 +103,109 @@ pub struct Link {
     pub target: PathBuf,
 }
 
-/// The digest of each `[[trees]]` listing: one line per path of the tree,
-/// relative to its root and sorted, with its type, mode, and content digest
-/// or link target.
-fn tree_digests(
+/// A `[[trees]]` listing: each path relative to the tree's root, sorted,
+/// with its line (type, mode, and content digest or link target).
+pub type Listing = BTreeMap<PathBuf, String>;
+
+/// One line of a tree's listing: the one format the lock's digest and the
+/// per-file detail of a changed tree are both made from.
+fn listing_line(rel: &Path, kind: &str, mode: &str, what: &str) -> String {
+    let rel = rel.display();
+    if what.is_empty() {
+        format!("{rel}\t{kind}\t{mode}")
+    } else {
+        format!("{rel}\t{kind}\t{mode}\t{what}")
+    }
+}
+
+/// The listing of each `[[trees]]` root, as the plan would write it.
+fn tree_listings(
     plan: &Plan,
     facts: &BTreeMap<PathBuf, (FileState, String)>,
-) -> BTreeMap<PathBuf, Tree> {
+) -> BTreeMap<PathBuf, Listing> {
     let mut trees = BTreeMap::new();
     for (root, paths) in &plan.trees {
-        let mut listing = String::new();
+        let mut listing = Listing::new();
         for path in paths {
             let Some(entry) = plan.entries.get(path) else { continue };
-            let rel = path.strip_prefix(root).unwrap_or(path).display().to_string();
+            let rel = path.strip_prefix(root).unwrap_or(path);
             let line = match &entry.kind {
-                EntryKind::Dir { mode } => format!("{rel}\tdir\t{mode:04o}"),
+                EntryKind::Dir { mode } => listing_line(rel, "dir", &format!("{mode:04o}"), ""),
                 EntryKind::File { host, mode, .. } => {
                     let sha256 = facts.get(host).map(|(_, d)| d.as_str()).unwrap_or("");
-                    format!("{rel}\tfile\t{mode:04o}\t{sha256}")
+                    listing_line(rel, "file", &format!("{mode:04o}"), sha256)
                 }
                 EntryKind::Data { bytes, mode } => {
-                    format!("{rel}\tfile\t{mode:04o}\t{}", crate::fsutil::sha256_hex(bytes))
+                    let sha256 = crate::fsutil::sha256_hex(bytes);
+                    listing_line(rel, "file", &format!("{mode:04o}"), &sha256)
                 }
                 EntryKind::Symlink { target, .. } => {
-                    format!("{rel}\tsymlink\t{}", target.display())
+                    listing_line(rel, "symlink", "", &target.display().to_string())
                 }
             };
-            listing.push_str(&line);
-            listing.push('\n');
+            listing.insert(rel.to_path_buf(), line);
         }
-        trees.insert(root.clone(), Tree { digest: crate::fsutil::sha256_hex(listing.as_bytes()) });
+        trees.insert(root.clone(), listing);
     }
     trees
+}
+
+/// The digest that pins a tree: sha256 of its lines, in order, each ended
+/// by a newline.
+fn listing_digest(listing: &Listing) -> String {
+    let mut text = String::new();
+    for line in listing.values() {
+        text.push_str(line);
+        text.push('\n');
+    }
+    crate::fsutil::sha256_hex(text.as_bytes())
+}
+
+/// The listing of the tree under `root` as a manifest describes it: what
+/// a build wrote there, to compare with what it would write now.
+pub fn listing_in_manifest(manifest: &crate::manifest::Manifest, root: &Path) -> Listing {
+    use crate::manifest::EntryType;
+    let mut listing = Listing::new();
+    for entry in &manifest.entries {
+        // The root folder itself is not part of a tree's listing.
+        let Some(rel) = entry.path.strip_prefix(root).ok().filter(|r| !r.as_os_str().is_empty())
+        else {
+            continue;
+        };
+        let line = match entry.kind {
+            EntryType::Dir => listing_line(rel, "dir", &entry.mode, ""),
+            EntryType::File => {
+                listing_line(rel, "file", &entry.mode, entry.sha256.as_deref().unwrap_or(""))
+            }
+            EntryType::Symlink => {
+                let target = entry.target.as_deref().unwrap_or(Path::new(""));
+                listing_line(rel, "symlink", "", &target.display().to_string())
+            }
+        };
+        listing.insert(rel.to_path_buf(), line);
+    }
+    listing
+}
+
+/// What differs between two listings of one tree, a line per path: `new`,
+/// `gone`, or `changed` with the two lines' last fields.
+pub fn listing_changes(was: &Listing, now: &Listing) -> Vec<String> {
+    let paths: BTreeSet<&PathBuf> = was.keys().chain(now.keys()).collect();
+    let last = |line: &str| line.rsplit('\t').next().unwrap_or("").to_string();
+    paths
+        .into_iter()
+        .filter_map(|path| match (was.get(path), now.get(path)) {
+            (None, Some(_)) => Some(format!("new: {}", path.display())),
+            (Some(_), None) => Some(format!("gone: {}", path.display())),
+            (Some(a), Some(b)) if a != b => Some(format!(
+                "changed: {} (was {}, now {})",
+                path.display(),
+                short(&last(a)),
+                short(&last(b))
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A `[[trees]]` root: the sha256 of its sorted listing (paths, types,
@@ -207,6 +282,8 @@ pub fn write(path: &Path, text: &str) -> Result<()> {
 #[derive(Debug)]
 pub struct Computed {
     pub lock: Lock,
+    /// The listing of each `[[trees]]` root, whose digest the lock keeps.
+    pub tree_listings: BTreeMap<PathBuf, Listing>,
     /// Digests computed now (host path -> state, sha256), for the installer
     /// and the digest cache.
     pub digests: Digests,
@@ -251,6 +328,7 @@ pub fn compute(
         facts.insert(host, (state, sha256));
     }
     let wanted: BTreeSet<PathBuf> = sysroot_files.keys().cloned().collect();
+    // The SBOM needs the owner of every file, those of trees too.
     let owners = match Database::read(sysroot)? {
         Some(db) => db.owners(sysroot, &wanted),
         None => BTreeMap::new(),
@@ -266,6 +344,13 @@ pub fn compute(
             arch: owner.map(|p| p.arch.clone()),
         }
     };
+    // What `[[trees]]` put in the tree is pinned by one digest per tree,
+    // not listed file by file: a tree of Python's library alone is
+    // thousands of entries, and the lock is meant to be read in review.
+    let in_tree: BTreeSet<&PathBuf> = plan.trees.values().flatten().collect();
+    sysroot_files.retain(|path, _| !in_tree.contains(path));
+    links.retain(|path, _| !in_tree.contains(path));
+    let tree_listings = tree_listings(plan, &facts);
     let lock = Lock {
         format: FORMAT,
         name: plan.name.clone(),
@@ -284,9 +369,12 @@ pub fn compute(
         files: sysroot_files.iter().map(|(p, h)| (p.clone(), file(h, owners.get(p)))).collect(),
         links,
         spec_files: spec_files.iter().map(|(p, h)| (p.clone(), file(h, None))).collect(),
-        trees: tree_digests(plan, &facts),
+        trees: tree_listings
+            .iter()
+            .map(|(root, listing)| (root.clone(), Tree { digest: listing_digest(listing) }))
+            .collect(),
     };
-    Ok(Computed { lock, digests, owners })
+    Ok(Computed { lock, tree_listings, digests, owners })
 }
 
 /// One host file's state and sha256, and whether the digest was computed
@@ -378,6 +466,9 @@ pub enum Change {
         root: PathBuf,
         was: String,
         now: String,
+        /// What changed in it, file by file, when a build of the locked
+        /// tree is there to compare with (see [`listing_changes`]).
+        detail: Vec<String>,
     },
     CommandNew {
         name: String,
@@ -478,13 +569,22 @@ impl fmt::Display for Change {
                 was.display(),
                 now.display()
             ),
-            Change::TreeDigest { root, was, now } => write!(
-                f,
-                "changed tree: {} (locked {}, now {})",
-                root.display(),
-                short(was),
-                short(now)
-            ),
+            Change::TreeDigest { root, was, now, detail } => {
+                write!(
+                    f,
+                    "changed tree: {} (locked {}, now {})",
+                    root.display(),
+                    short(was),
+                    short(now)
+                )?;
+                for line in detail.iter().take(SUMMARY_LINES) {
+                    write!(f, "\n      {line}")?;
+                }
+                if detail.len() > SUMMARY_LINES {
+                    write!(f, "\n      ... {} more", detail.len() - SUMMARY_LINES)?;
+                }
+                Ok(())
+            }
             Change::CommandNew { name } => write!(f, "new command: {name}"),
             Change::CommandGone { name } => write!(f, "command gone: {name}"),
             Change::Closure { command, added, removed } => {
@@ -527,6 +627,7 @@ pub fn diff(was: &Lock, now: &Lock) -> Vec<Change> {
         root: root.clone(),
         was: a.digest.clone(),
         now: b.digest.clone(),
+        detail: Vec::new(),
     });
     diff_versions(was, now, &mut changes);
     changes
