@@ -3,6 +3,7 @@
 mod build;
 mod cli;
 mod devenv;
+mod docs;
 mod export;
 mod findings;
 mod image_sysroot;
