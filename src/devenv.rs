@@ -71,18 +71,27 @@ pub fn check(spec: &Spec, request: &Request) -> Result<()> {
     }
     // A table's bind that a flag replaces is not looked at, as in `binds`.
     let replaced = |dest: &Option<PathBuf>| dest.is_some() && flag_dests.contains(dest);
-    for item in spec.shell.binds.iter().filter(|b| !replaced(&b.value.dest)) {
+    check_bind_sources(spec.shell.binds.iter().filter(|b| !replaced(&b.value.dest)))?;
+    if let Some(text) = &request.workdir {
+        inside_dir(text).map_err(|rule| usage(format!("--workdir: {}", rule.message)))?;
+    }
+    let (_, home) = user(spec, request.user.as_deref())?;
+    environment(&spec.shell, request, &home, "dumb")?;
+    Ok(())
+}
+
+/// That the host path of each bind of the spec (`[shell]`, a smoke check)
+/// exists, before there is a tree: a missing one points at the spec.
+pub fn check_bind_sources<'a>(
+    binds: impl Iterator<Item = &'a spec::Item<spec::Bind>>,
+) -> Result<()> {
+    for item in binds {
         sandbox::check_source(&item.value.source).map_err(|e| {
             SpecError::at(&item.at, e.to_string()).help(
                 "a bind is HOST[:PATH][:ro]: an existing host path, and a path inside the tree",
             )
         })?;
     }
-    if let Some(text) = &request.workdir {
-        inside_dir(text).map_err(|rule| usage(format!("--workdir: {}", rule.message)))?;
-    }
-    let (_, home) = user(spec, request.user.as_deref())?;
-    environment(&spec.shell, request, &home, "dumb")?;
     Ok(())
 }
 

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::manifest::Manifest;
-use crate::spec::image::User;
 use crate::spec::{Spec, SpecError};
 
 /// Where the command of an image whose `[image]` names none comes from.
@@ -63,29 +62,7 @@ impl Process {
         let mut env: BTreeMap<&str, &str> =
             image.env.iter().map(|(k, v)| (k.as_str(), v.value.as_str())).collect();
         env.entry("PATH").or_insert(path.as_str());
-        let user = image.user.as_ref().map(|item| match &item.value {
-            User::Name(name) if name == "root" => Ok((0, 0)),
-            User::Name(name) => spec
-                .users
-                .iter()
-                .find(|u| u.value.name == *name)
-                .map(|u| (u.value.uid, u.value.gid))
-                .ok_or_else(|| {
-                    let names: Vec<&str> = std::iter::once("root")
-                        .chain(spec.users.iter().map(|u| u.value.name.as_str()))
-                        .collect();
-                    SpecError::at(
-                        &item.at,
-                        format!("[image] user `{name}` is not a user of this spec"),
-                    )
-                    .help(format!("the users are: {}; or give a uid", names.join(", ")))
-                }),
-            User::Id(uid) => Ok(spec
-                .users
-                .iter()
-                .find(|u| u.value.uid == *uid)
-                .map_or((*uid, 0), |u| (u.value.uid, u.value.gid))),
-        });
+        let user = image.user.as_ref().map(|item| crate::spec::image::user_ids(spec, item));
         Ok(Process {
             entrypoint: image.entrypoint.as_ref().map(|e| e.value.clone()),
             cmd: image

@@ -492,7 +492,7 @@ fn shell_and_run_mistakes_are_found_before_any_build() {
     let tmp = tempfile::tempdir().unwrap();
     let default = project_root().join("rootfs-spec/default.toml");
     let spec = tmp.path().join("early.toml");
-    let table = "[shell]\nbinds = [\"/no/such/dir:/src\"]\n";
+    let table = "[shell]\nbinds = [\"/no/such/dir:/src\"]\n[[smoke.checks]]\nrun = [\"true\"]\nbinds = [\"/no/such/check-dir:/x\"]\n";
     let body =
         format!("name = \"early\"\ninclude = [{:?}]\n{table}", default.display().to_string());
     std::fs::write(&spec, body).unwrap();
@@ -505,6 +505,7 @@ fn shell_and_run_mistakes_are_found_before_any_build() {
     let cases: &[(&[&str], &str)] = &[
         (&["run", "--", "true"], "the host path `/no/such/dir` cannot be bound"),
         (&["shell"], "the host path `/no/such/dir` cannot be bound"),
+        (&["smoke"], "the host path `/no/such/check-dir` cannot be bound"),
         (
             &["run", "--bind", "/etc:../x", "--", "true"],
             "--bind `/etc:../x`: the path inside must be absolute, got `../x` in `/etc:../x`",

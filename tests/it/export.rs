@@ -700,21 +700,16 @@ fn an_image_user_that_is_not_in_the_spec_is_a_spec_error() {
         "name = \"t\"\ncommands = [\"cat\"]\n\n[image]\nuser = \"nobody\"\n",
     )
     .unwrap();
-    let built = build_into(&spec_path, &tmp.path().join("trees/t"), 0);
-    let options = export::Options {
-        format: Format::Oci,
-        output: Some(tmp.path().join("t.oci")),
-        compression: None,
-        epoch: 0,
-        force: false,
-        sysroot: PathBuf::from("/"),
-    };
-    let err = export::export(&built, &options).unwrap_err();
+    // Found when the spec is read: before any build, not at the export.
+    let out = tmp.path().join("trees/t");
+    let mut options = Options::new(&spec_path, out.parent().unwrap());
+    options.out = Some(out.clone());
+    let err = build(&options).unwrap_err();
     assert_eq!(rootfs::exit_code(&err), 2);
     let report = rootfs::render_error(&err);
     assert!(report.contains("[image] user `nobody` is not a user of this spec"), "{report}");
     assert!(report.contains("spec.toml:5:8"), "{report}");
-    assert!(!tmp.path().join("t.oci").exists());
+    assert!(!out.exists() && !tmp.path().join("spec.lock").exists());
 }
 
 #[test]

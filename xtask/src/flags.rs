@@ -427,6 +427,11 @@ impl Target {
 impl Smoke {
     fn run(self) -> Result<ExitCode> {
         let options = self.target.build_options()?;
+        // A check's bind whose host path is missing costs no build.
+        let loaded = rootfs::spec::load(&options.spec)?;
+        rootfs::devenv::check_bind_sources(
+            loaded.smoke.checks.iter().flat_map(|c| &c.value.binds),
+        )?;
         let (spec, out, manifest) = if self.no_build {
             let spec = rootfs::spec::load(&options.spec)?;
             let out = rootfs::build::out_dir(&options, &spec);
