@@ -44,5 +44,5 @@ pub fn update(path: &Path, mut known: Digests, fresh: Digests) -> Result<()> {
         .filter(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
         .collect();
     let bytes = serde_json::to_vec(&kept).context("serialising the digest cache")?;
-    crate::fsutil::write_file_atomically(path, &bytes)
+    crate::fsutil::write_side_file(path, &bytes)
 }

@@ -92,6 +92,22 @@ pub fn side_file(out: &Path, suffix: &str) -> PathBuf {
     side_dir(out).join(name)
 }
 
+/// [`write_file_atomically`] for a file of a [`side_dir`], which is made
+/// first when missing (only it: a path the user gives, such as a JUnit
+/// report's, never gets folders made for it).
+pub fn write_side_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = parent_dir(path);
+    if parent.file_name().is_some_and(|n| n == SIDE_DIR) {
+        match std::fs::create_dir(parent) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).with_context(|| format!("failed to create `{}`", parent.display()));
+            }
+            _ => {}
+        }
+    }
+    write_file_atomically(path, bytes)
+}
+
 /// The folder holding `path` (`.` for a bare name).
 pub fn parent_dir(path: &Path) -> &Path {
     path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
@@ -121,8 +137,6 @@ pub fn user_temp_file(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFil
 /// file gets [`USER_FILE_MODE`] under the umask.
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = parent_dir(path);
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("failed to create `{}`", parent.display()))?;
     let mut tmp = user_temp_file(parent, ".tmp")?;
     tmp.write_all(bytes).with_context(|| format!("failed to write `{}`", tmp.path().display()))?;
     tmp.persist(path)

@@ -311,7 +311,7 @@ fn insert(path: &Path, recorded: Recorded) -> Result<()> {
     let mut ledger = read_ledger(path).map_err(anyhow::Error::new)?;
     ledger.outputs.insert(file_key(path), recorded);
     let bytes = serde_json::to_vec_pretty(&ledger).context("serialising the ledger of outputs")?;
-    fsutil::write_file_atomically(&ledger_path(path), &bytes)
+    fsutil::write_side_file(&ledger_path(path), &bytes)
 }
 
 fn lstat(path: &Path) -> Result<Option<std::fs::Metadata>, Refusal> {

@@ -51,7 +51,7 @@ pub fn update(path: &Path, mut known: Sha1s, fresh: Sha1s, live: &HashSet<&str>)
     let kept: BTreeMap<String, String> =
         known.into_iter().filter(|(sha256, _)| live.contains(sha256.as_str())).collect();
     let bytes = serde_json::to_vec(&kept).context("serialising the SHA1 cache")?;
-    crate::fsutil::write_file_atomically(path, &bytes)
+    crate::fsutil::write_side_file(path, &bytes)
 }
 
 #[cfg(test)]

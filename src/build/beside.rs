@@ -77,7 +77,7 @@ impl Beside {
     /// of the file, which the rename into place keeps.
     pub fn write_pending_manifest(&self, manifest: &Manifest) -> Result<FileState> {
         let path = pending(&self.manifest);
-        fsutil::write_file_atomically(&path, manifest.to_json()?.as_bytes())?;
+        fsutil::write_side_file(&path, manifest.to_json()?.as_bytes())?;
         FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
     }
 
@@ -85,12 +85,12 @@ impl Beside {
     /// the file, which the rename into place keeps.
     pub fn write_pending_sbom(&self, bytes: &[u8]) -> Result<FileState> {
         let path = pending(&self.sbom);
-        fsutil::write_file_atomically(&path, bytes)?;
+        fsutil::write_side_file(&path, bytes)?;
         FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
     }
 
     pub fn write_pending_stamp(&self, stamp: &Stamp) -> Result<()> {
-        fsutil::write_file_atomically(&pending(&self.stamp), &stamp.to_json()?)
+        fsutil::write_side_file(&pending(&self.stamp), &stamp.to_json()?)
     }
 
     /// Renames the pending manifest and SBOM, then the pending stamp, into

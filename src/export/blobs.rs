@@ -130,6 +130,6 @@ impl Cache {
             return Ok(());
         }
         let bytes = serde_json::to_vec_pretty(self).context("writing the layer cache as JSON")?;
-        crate::fsutil::write_file_atomically(path, &bytes)
+        crate::fsutil::write_side_file(path, &bytes)
     }
 }
