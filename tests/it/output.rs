@@ -254,3 +254,36 @@ fn files_beside_a_tree_go_in_one_hidden_folder_with_the_users_umask() {
         assert_eq!(mode_of("spec.traced.toml"), Some(file_mode), "umask {umask:o}");
     }
 }
+
+#[test]
+fn a_tree_of_the_earlier_layout_is_still_ours_and_its_side_files_move_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let spec = write_spec(d, "spec.toml", SPEC);
+    let out = d.join("outs/t");
+    build(&options(&spec, &out)).unwrap();
+    // What an earlier version left: the files beside the tree, no folder.
+    let outs = d.join("outs");
+    let side = rootfs::fsutil::side_dir(&out);
+    for (now, was) in [
+        ("t.manifest.json", "t.manifest.json"),
+        ("t.spdx.json", "t.spdx.json"),
+        ("t.stamp.json", "t.stamp.json"),
+        ("digests.json", ".rootfs-digests.json"),
+        ("sha1.json", ".rootfs-sha1.json"),
+    ] {
+        std::fs::rename(side.join(now), outs.join(was)).unwrap();
+    }
+    std::fs::remove_dir(&side).unwrap();
+    std::fs::write(outs.join("notes.txt"), "mine\n").unwrap();
+    let built =
+        build(&options(&spec, &out)).unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
+    assert!(!built.up_to_date);
+    let mut names: Vec<String> = std::fs::read_dir(&outs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".rootfs", "notes.txt", "t"]);
+    assert!(build(&options(&spec, &out)).unwrap().up_to_date);
+}
