@@ -160,12 +160,12 @@ impl Exported {
             (_, compression) => what.push(compression.name().to_string()),
         }
         what.push(indicatif::HumanBytes(self.bytes).to_string());
-        what.extend(self.default_cmd.clone());
         match (&self.digest, self.format) {
             (Some(digest), Format::Oci) => what.push(format!("manifest {digest}")),
             (Some(digest), _) => what.push(format!("image {digest}")),
             (None, _) => {}
         }
+        what.extend(self.default_cmd.clone());
         let seconds = self.elapsed.as_secs_f64();
         if self.up_to_date {
             format!(
