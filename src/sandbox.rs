@@ -93,6 +93,13 @@ pub struct Options {
     pub interactive: bool,
 }
 
+/// Whether standard input is a terminal whose foreground process group is
+/// this process's.
+pub fn in_terminal_foreground() -> bool {
+    // SAFETY: isatty, tcgetpgrp and getpgrp only read.
+    unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() }
+}
+
 /// Everything needed to enter one root, prepared before any fork.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -124,6 +131,10 @@ pub struct Sandbox {
     /// (`/proc/sys`, device nodes, the host's mounts).
     user_maps: (Vec<u8>, Vec<u8>),
     interactive: bool,
+    /// Whether PID 1 takes the terminal's foreground: interactive, and the
+    /// tool itself in the foreground of the terminal on standard input (a
+    /// run in the background must not steal it from the user's shell).
+    take_terminal: bool,
     /// Binds, the writable layer, the network and the user inside.
     access: access::Prepared,
 }

@@ -388,6 +388,7 @@ pub fn run_attached(
     sandbox.preflight()?;
     let launch = Arc::new(sandbox::Launch::new(None, Limits::default().tmp_size));
     let (expression, log) = sandbox.command(argv, env, launch)?;
+    let foreground = sandbox::in_terminal_foreground();
     // SAFETY: setting a signal disposition; restored below.
     let previous = unsafe {
         (libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN))
@@ -398,7 +399,7 @@ pub fn run_attached(
     unsafe {
         libc::signal(libc::SIGINT, previous.0);
         libc::signal(libc::SIGQUIT, previous.1);
-        if libc::isatty(0) == 1 {
+        if foreground {
             let ttou = libc::signal(libc::SIGTTOU, libc::SIG_IGN);
             libc::tcsetpgrp(0, libc::getpgrp());
             libc::signal(libc::SIGTTOU, ttou);

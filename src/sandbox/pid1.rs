@@ -58,6 +58,8 @@ pub(super) fn run(
     if sandbox.interactive {
         // The program gets the default dispositions back.
         keeper::ignore_terminal_signals(false);
+    }
+    if sandbox.take_terminal {
         take_terminal();
     }
     layer::enter_workdir(&sandbox.access, log)?;
@@ -70,7 +72,7 @@ pub(super) fn run(
 }
 
 /// Makes PID 1 a process group of its own and the terminal's foreground
-/// one, when standard input is a terminal. A shell remembers the group in
+/// one (the tool was in the foreground: [`super::in_terminal_foreground`]). A shell remembers the group in
 /// the foreground when it starts and gives the terminal back to it at
 /// exit; the tool's own group is outside the PID namespace, seen as 0
 /// inside (`pid_namespaces(7)`), so dash's exit said `Cannot set tty
@@ -80,7 +82,7 @@ pub(super) fn run(
 fn take_terminal() {
     // SAFETY: isatty, setpgid, signal and tcsetpgrp are async-signal-safe.
     unsafe {
-        if libc::isatty(0) != 1 || libc::setpgid(0, 0) != 0 {
+        if libc::setpgid(0, 0) != 0 {
             return;
         }
         let previous = libc::signal(libc::SIGTTOU, libc::SIG_IGN);

@@ -81,6 +81,7 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
         hostname: options.hostname.as_bytes().to_vec(),
         user_maps: (format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()),
         interactive: options.interactive,
+        take_terminal: options.interactive && super::in_terminal_foreground(),
         mount_point: c(&mount_point)?,
         access,
     })
