@@ -291,6 +291,37 @@ pub struct Computed {
     pub owners: BTreeMap<PathBuf, Package>,
 }
 
+/// What a plan copies and mirrors, by path in the tree: sysroot files and
+/// `[[files]]` sources with their host paths, and the sysroot's symlinks.
+struct Sources {
+    sysroot_files: BTreeMap<PathBuf, PathBuf>,
+    spec_files: BTreeMap<PathBuf, PathBuf>,
+    links: BTreeMap<PathBuf, Link>,
+}
+
+fn sources(plan: &Plan, sysroot: &Sysroot) -> Sources {
+    let mut found = Sources {
+        sysroot_files: BTreeMap::new(),
+        spec_files: BTreeMap::new(),
+        links: BTreeMap::new(),
+    };
+    for (path, entry) in &plan.entries {
+        match &entry.kind {
+            EntryKind::File { host, .. } if *host == sysroot.host(path) => {
+                found.sysroot_files.insert(path.clone(), host.clone());
+            }
+            EntryKind::File { host, .. } => {
+                found.spec_files.insert(path.clone(), host.clone());
+            }
+            EntryKind::Symlink { target, host: Some(_) } => {
+                found.links.insert(path.clone(), Link { target: target.clone() });
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
 /// The lock of a plan: hashes every file copied (from `known` while its
 /// state is unchanged), and asks the sysroot's dpkg database who owns it.
 pub fn compute(
@@ -299,23 +330,7 @@ pub fn compute(
     image: Option<&str>,
     known: &Digests,
 ) -> Result<Computed> {
-    let mut sysroot_files = BTreeMap::new();
-    let mut spec_files = BTreeMap::new();
-    let mut links = BTreeMap::new();
-    for (path, entry) in &plan.entries {
-        match &entry.kind {
-            EntryKind::File { host, .. } if *host == sysroot.host(path) => {
-                sysroot_files.insert(path.clone(), host.clone());
-            }
-            EntryKind::File { host, .. } => {
-                spec_files.insert(path.clone(), host.clone());
-            }
-            EntryKind::Symlink { target, host: Some(_) } => {
-                links.insert(path.clone(), Link { target: target.clone() });
-            }
-            _ => {}
-        }
-    }
+    let Sources { mut sysroot_files, spec_files, mut links } = sources(plan, sysroot);
     let hosts: BTreeSet<&PathBuf> = sysroot_files.values().chain(spec_files.values()).collect();
     let hashed: Vec<(PathBuf, FileState, String, bool)> =
         hosts.into_par_iter().map(|host| hash(host, known)).collect::<Result<_>>()?;
@@ -535,6 +550,24 @@ fn paths(list: &[PathBuf]) -> String {
     list.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// A changed tree: its digests, then what changed in it, at most
+/// [`SUMMARY_LINES`] lines.
+fn write_tree_change(
+    f: &mut fmt::Formatter<'_>,
+    root: &Path,
+    (was, now): (&str, &str),
+    detail: &[String],
+) -> fmt::Result {
+    write!(f, "changed tree: {} (locked {}, now {})", root.display(), short(was), short(now))?;
+    for line in detail.iter().take(SUMMARY_LINES) {
+        write!(f, "\n      {line}")?;
+    }
+    if detail.len() > SUMMARY_LINES {
+        write!(f, "\n      ... {} more", detail.len() - SUMMARY_LINES)?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -570,20 +603,7 @@ impl fmt::Display for Change {
                 now.display()
             ),
             Change::TreeDigest { root, was, now, detail } => {
-                write!(
-                    f,
-                    "changed tree: {} (locked {}, now {})",
-                    root.display(),
-                    short(was),
-                    short(now)
-                )?;
-                for line in detail.iter().take(SUMMARY_LINES) {
-                    write!(f, "\n      {line}")?;
-                }
-                if detail.len() > SUMMARY_LINES {
-                    write!(f, "\n      ... {} more", detail.len() - SUMMARY_LINES)?;
-                }
-                Ok(())
+                write_tree_change(f, root, (was, now), detail)
             }
             Change::CommandNew { name } => write!(f, "new command: {name}"),
             Change::CommandGone { name } => write!(f, "command gone: {name}"),
