@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 pub use self::beside::Beside;
 use crate::digest_cache::{self, Digests};
 use crate::install::{self, InstallOptions, LinkMode};
-use crate::lock::{self, Lock};
+use crate::lock;
 use crate::manifest::Manifest;
 use crate::output;
 use crate::plan::{self, Plan};
@@ -167,8 +167,7 @@ pub fn build(options: &Options) -> Result<Built> {
         lock::compute(&plan, resolver.sysroot(), options.image.as_deref(), &known_digests)
             .with_context(|| format!("computing the lock of `{}`", options.spec.display()))?;
     // `--locked` stops here, before anything is written, on any difference.
-    let update =
-        check_lock(options, &lock_path, previous_lock.as_ref().map(|p| &p.lock), &computed.lock)?;
+    let update = check_lock(options, &lock_path, previous_lock.as_ref(), &computed, &beside)?;
     let lock_text = computed.lock.render()?;
     let lock_digest = match (&previous_lock, options.locked) {
         (Some(previous), true) => previous.sha256.clone(),
@@ -203,14 +202,41 @@ pub fn build(options: &Options) -> Result<Built> {
 fn check_lock(
     options: &Options,
     path: &Path,
-    previous: Option<&Lock>,
-    now: &Lock,
+    previous: Option<&lock::OnDisk>,
+    now: &lock::Computed,
+    beside: &Beside,
 ) -> Result<lock::Update> {
-    let changes = previous.map(|p| lock::diff(p, now)).unwrap_or_default();
+    let mut changes = previous.map(|p| lock::diff(&p.lock, &now.lock)).unwrap_or_default();
+    if let Some(previous) = previous {
+        tree_detail(&mut changes, previous, now, beside);
+    }
     if options.locked && (previous.is_none() || !changes.is_empty()) {
         return Err(lock::Mismatch { lock: path.to_path_buf(), changes }.into());
     }
     Ok(lock::Update { path: path.to_path_buf(), created: previous.is_none(), changes })
+}
+
+/// Each changed `[[trees]]` root, file by file: the lock keeps one digest
+/// per tree, so the detail comes from the tree in place, when its stamp
+/// says it was built from the lock there is (else there is nothing to
+/// compare with, and the digests alone are said).
+fn tree_detail(
+    changes: &mut [lock::Change],
+    previous: &lock::OnDisk,
+    now: &lock::Computed,
+    beside: &Beside,
+) {
+    let built_from_lock = Stamp::read(&beside.stamp)
+        .is_some_and(|s| s.lock.as_deref() == Some(previous.sha256.as_str()));
+    let manifest = built_from_lock.then(|| beside.current_manifest().ok()).flatten();
+    let Some(manifest) = manifest else { return };
+    for change in changes.iter_mut() {
+        if let lock::Change::TreeDigest { root, detail, .. } = change
+            && let Some(listing) = now.tree_listings.get(root)
+        {
+            *detail = lock::listing_changes(&lock::listing_in_manifest(&manifest, root), listing);
+        }
+    }
 }
 
 /// Whether the tree in place is what a build would write now.
@@ -401,12 +427,17 @@ fn check_cpu(spec: &Spec, portability: &Portability) -> Result<()> {
 fn spec_digests(spec: &Spec) -> BTreeMap<PathBuf, String> {
     spec.sources
         .iter()
-        .map(|s| (absolute(&s.path), crate::fsutil::sha256_hex(s.text.as_bytes())))
+        .map(|s| (canonical(&s.path), crate::fsutil::sha256_hex(s.text.as_bytes())))
         .collect()
 }
 
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+/// The one spelling of a path the stamp records: `../dev.toml` from a
+/// subfolder, `dev.toml` from its own folder and a path through a symlink
+/// are the same spec, and must not look like a change.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Everything besides the inputs that decides the output: the tool's own
@@ -419,7 +450,7 @@ fn stamp_key(options: &Options, spec: &Spec) -> Result<String> {
     Ok(format!(
         "rootfs {} exe={exe_state} sysroot={} link={:?} epoch={} spec={} cpu={}",
         env!("CARGO_PKG_VERSION"),
-        absolute(&options.sysroot).display(),
+        canonical(&options.sysroot).display(),
         options.link,
         options.epoch,
         spec.name,

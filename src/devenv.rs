@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::UsageError;
+use crate::rootpath::{Node, Walk};
 use crate::sandbox::{self, Access, Ids};
 use crate::spec::{self, Network, Spec, SpecError, UserSpec};
 
@@ -54,8 +55,128 @@ pub fn prepare(spec: &Spec, tree: &Path, request: &Request, term: &str) -> Resul
     let writable = request.writable || shell.writable.unwrap_or(false);
     let writable_size = shell.writable_size;
     let env = environment(shell, request, &home, term)?;
-    let access = Access { binds, network, user, writable, writable_size, workdir };
+    let home = writable_home(tree, &home);
+    let access = Access { binds, network, user, writable, writable_size, workdir, home };
     Ok(Devenv { access, env })
+}
+
+/// Everything of `request` and the `[shell]` table that can be checked
+/// without a tree: the syntax of every flag, the user, and that every host
+/// path to bind exists. `shell` and `run` call it before building, so a
+/// mistake costs no build and no lock write.
+pub fn check(spec: &Spec, request: &Request) -> Result<()> {
+    let mut flag_dests = Vec::new();
+    for text in &request.binds {
+        let asked = spec::Bind::parse(text)
+            .map_err(|rule| usage(format!("--bind `{text}`: {}", rule.message)))?;
+        sandbox::check_source(&asked.source).map_err(|e| usage(format!("--bind `{text}`: {e}")))?;
+        flag_dests.push(asked.dest.or_else(|| std::path::absolute(&asked.source).ok()));
+    }
+    // A table's bind that a flag replaces is not looked at, as in `binds`.
+    let replaced = |dest: &Option<PathBuf>| dest.is_some() && flag_dests.contains(dest);
+    check_bind_sources(spec.shell.binds.iter().filter(|b| !replaced(&b.value.dest)))?;
+    if let Some(text) = &request.workdir {
+        inside_dir(text).map_err(|rule| usage(format!("--workdir: {}", rule.message)))?;
+    }
+    let (_, home) = user(spec, request.user.as_deref())?;
+    environment(&spec.shell, request, &home, "dumb")?;
+    Ok(())
+}
+
+/// That the host path of each bind of the spec (`[shell]`, a smoke check)
+/// exists, before there is a tree: a missing one points at the spec.
+pub fn check_bind_sources<'a>(
+    binds: impl Iterator<Item = &'a spec::Item<spec::Bind>>,
+) -> Result<()> {
+    for item in binds {
+        sandbox::check_source(&item.value.source).map_err(|e| {
+            SpecError::at(&item.at, e.to_string()).help(
+                "a bind is HOST[:PATH][:ro]: an existing host path, and a path inside the tree",
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The home to cover with a writable tmpfs of the namespace, so that
+/// `git config --global` or a shell's history can be written there while
+/// the tree stays read-only: the home when it is a directory of the tree
+/// (its real path there), not `/` and not `/tmp` (which is one already).
+fn writable_home(tree: &Path, home: &Path) -> Option<PathBuf> {
+    let how = Walk { follow_last: true, missing_ok: false };
+    let walked = crate::sysroot::Sysroot::new(tree).walk(home, how).ok()?;
+    let own = walked.real != Path::new("/") && walked.real != Path::new("/tmp");
+    (walked.node == Node::Dir && own).then_some(walked.real)
+}
+
+/// Where the shell `shell` opens comes from, for the line it prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShellSource {
+    /// `[shell] shell`.
+    Spec,
+    /// The login shell of the user inside, from `[[users]]`.
+    Login,
+    /// bash, the first fallback.
+    Bash,
+    /// `/bin/sh`, the last one.
+    Sh,
+}
+
+/// The program `shell` opens, and why that one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShellChoice {
+    pub path: PathBuf,
+    pub source: ShellSource,
+}
+
+impl ShellChoice {
+    /// The line `shell` prints before opening it.
+    pub fn describe(&self) -> String {
+        let path = self.path.display();
+        match self.source {
+            ShellSource::Spec => format!("opening `{path}`, the spec's [shell] shell"),
+            ShellSource::Login => format!("opening `{path}`, the user's login shell in [[users]]"),
+            ShellSource::Bash | ShellSource::Sh => {
+                format!("opening `{path}` (set [shell] shell in the spec to choose another)")
+            }
+        }
+    }
+}
+
+/// The first of: the spec's `[shell] shell`, the login shell the spec's
+/// `[[users]]` gives the user inside, bash, `/bin/sh`, that the tree at
+/// `tree` holds. A `[shell] shell` the tree lacks is a spec error.
+pub fn shell_to_open(spec: &Spec, tree: &Path, request: &Request) -> Result<ShellChoice> {
+    let is_program = |path: &Path| {
+        let how = Walk { follow_last: true, missing_ok: false };
+        let walked = crate::sysroot::Sysroot::new(tree).walk(path, how);
+        walked.is_ok_and(|w| w.node == Node::File)
+    };
+    let choice = |path: &Path, source| ShellChoice { path: path.to_path_buf(), source };
+    if let Some(item) = &spec.shell.shell {
+        if !is_program(&item.value) {
+            return Err(SpecError::at(
+                &item.at,
+                format!("the shell `{}` is not in the tree", item.value.display()),
+            )
+            .help("add it to `commands`, or name a shell the tree has")
+            .into());
+        }
+        return Ok(choice(&item.value, ShellSource::Spec));
+    }
+    let (ids, _) = user(spec, request.user.as_deref())?;
+    let login = spec.users.iter().find(|u| u.value.uid == ids.uid).map(|u| &u.value.shell);
+    // `nologin` and `false` are login shells that refuse a login.
+    let refuses = |p: &Path| p.file_name().is_some_and(|n| n == "nologin" || n == "false");
+    if let Some(login) = login.filter(|p| !refuses(p) && is_program(p)) {
+        return Ok(choice(login, ShellSource::Login));
+    }
+    for bash in ["/usr/bin/bash", "/bin/bash"] {
+        if is_program(Path::new(bash)) {
+            return Ok(choice(Path::new(bash), ShellSource::Bash));
+        }
+    }
+    Ok(choice(Path::new("/bin/sh"), ShellSource::Sh))
 }
 
 fn usage(message: String) -> anyhow::Error {
@@ -190,8 +311,10 @@ fn user(spec: &Spec, flag: Option<&str>) -> Result<(Ids, PathBuf)> {
             Ids { uid, gid: gid.or(known).unwrap_or(caller.gid) }
         }
     };
+    // A uid of no account gets `/tmp`, writable and its own in the
+    // namespace, rather than `/`, where nothing can be written.
     let home =
-        account(spec, |a| a.ids.uid == ids.uid).map_or_else(|| PathBuf::from("/"), |a| a.home);
+        account(spec, |a| a.ids.uid == ids.uid).map_or_else(|| PathBuf::from("/tmp"), |a| a.home);
     Ok((ids, home))
 }
 

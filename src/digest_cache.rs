@@ -1,4 +1,4 @@
-//! Digests of host files, kept beside the outputs (`.rootfs-digests.json`) and shared by every build there, so an unchanged host file is hashed once.
+//! Digests of host files, kept beside the outputs (`.rootfs/digests.json`) and shared by every build there, so an unchanged host file is hashed once.
 //!
 //! An entry is used only while the file's [`FileState`] (device, inode,
 //! mode, size, mtime; not ctime, which hard-linking the file moves) is the
@@ -13,7 +13,7 @@ use crate::stamp::FileState;
 
 /// The digest cache for outputs in the folder holding `out`.
 pub fn path_for(out: &Path) -> PathBuf {
-    out.with_file_name(".rootfs-digests.json")
+    crate::fsutil::side_dir(out).join("digests.json")
 }
 
 /// Whether `bytes` are a digest cache of this tool.
@@ -44,5 +44,5 @@ pub fn update(path: &Path, mut known: Digests, fresh: Digests) -> Result<()> {
         .filter(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
         .collect();
     let bytes = serde_json::to_vec(&kept).context("serialising the digest cache")?;
-    crate::fsutil::write_file_atomically(path, &bytes)
+    crate::fsutil::write_side_file(path, &bytes)
 }

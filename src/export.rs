@@ -34,6 +34,12 @@ pub use self::compress::Compression;
 use crate::UsageError;
 use crate::build::Built;
 
+/// Where exports remember what the layers of the trees beside `out`
+/// compress to (`.rootfs/layers.json`).
+pub fn layer_cache_path(out: &Path) -> PathBuf {
+    self::blobs::Cache::path_for(out)
+}
+
 /// What an export writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -129,6 +135,9 @@ pub struct Exported {
     /// digest) of a docker archive.
     pub digest: Option<String>,
     pub layers: Option<usize>,
+    /// The command the export chose for an image or bundle whose `[image]`
+    /// names none, said in the summary.
+    pub default_cmd: Option<String>,
     /// Nothing had to be written.
     pub up_to_date: bool,
     pub elapsed: Duration,
@@ -143,6 +152,12 @@ impl Exported {
             bytes,
             digest: None,
             layers: None,
+            default_cmd: match job.format {
+                Format::Oci | Format::DockerArchive | Format::Bundle => {
+                    process::describe_default(&job.built.spec, &job.built.manifest)
+                }
+                Format::Tar | Format::Cpio => None,
+            },
             up_to_date: false,
             elapsed: job.started.elapsed(),
         }
@@ -165,6 +180,7 @@ impl Exported {
             (Some(digest), _) => what.push(format!("image {digest}")),
             (None, _) => {}
         }
+        what.extend(self.default_cmd.clone());
         let seconds = self.elapsed.as_secs_f64();
         if self.up_to_date {
             format!(

@@ -74,19 +74,70 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// The hidden folder that holds the files describing the outputs of one
+/// folder (manifests, stamps, SBOMs, caches), beside them, so that
+/// `--out ~/tree` adds `~/tree` and `~/.rootfs/`, not five files to `~`.
+pub const SIDE_DIR: &str = ".rootfs";
+
+/// [`SIDE_DIR`] in the folder holding `out`.
+pub fn side_dir(out: &Path) -> PathBuf {
+    parent_dir(out).join(SIDE_DIR)
+}
+
+/// `<out's name><suffix>` in [`side_dir`]: `target/rootfs/default` and
+/// `.manifest.json` give `target/rootfs/.rootfs/default.manifest.json`.
+pub fn side_file(out: &Path, suffix: &str) -> PathBuf {
+    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(suffix);
+    side_dir(out).join(name)
+}
+
+/// [`write_file_atomically`] for a file of a [`side_dir`], which is made
+/// first when missing (only it: a path the user gives, such as a JUnit
+/// report's, never gets folders made for it).
+pub fn write_side_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = parent_dir(path);
+    if parent.file_name().is_some_and(|n| n == SIDE_DIR) {
+        match std::fs::create_dir(parent) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).with_context(|| format!("failed to create `{}`", parent.display()));
+            }
+            _ => {}
+        }
+    }
+    write_file_atomically(path, bytes)
+}
+
 /// The folder holding `path` (`.` for a bare name).
 pub fn parent_dir(path: &Path) -> &Path {
     path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
+/// The mode every file the tool writes for the user is created with: 0666
+/// less the user's umask (0644 under the usual 022), as `cp` or an editor
+/// would give it, so that a lock, a manifest or a fragment is readable by
+/// whoever may read the folder. `tempfile` alone would give 0600.
+pub const USER_FILE_MODE: u32 = 0o666;
+
+/// A fresh, randomly named temporary file in `dir`, created with O_EXCL (a
+/// symlink planted under a predictable name cannot redirect the write) and
+/// [`USER_FILE_MODE`] under the umask.
+pub fn user_temp_file(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(USER_FILE_MODE))
+        .tempfile_in(dir)
+        .with_context(|| format!("failed to create a temporary file in `{}`", dir.display()))
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and
-/// a rename, so readers see the old or the new file, never half of one.
+/// a rename, so readers see the old or the new file, never half of one. The
+/// file gets [`USER_FILE_MODE`] under the umask.
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    // A fresh, randomly named file created with O_EXCL: a symlink planted
-    // under a predictable name cannot redirect the write.
     let parent = parent_dir(path);
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)
-        .with_context(|| format!("failed to create a temporary file in `{}`", parent.display()))?;
+    let mut tmp = user_temp_file(parent, ".tmp")?;
     tmp.write_all(bytes).with_context(|| format!("failed to write `{}`", tmp.path().display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)

@@ -67,8 +67,12 @@ pub mod sysroot;
 pub mod terminfo;
 
 /// The exit status for an error that reached the top: 2 for a usage or spec
-/// mistake, 1 for anything else.
+/// mistake, 127 or 126 for a command `run` could not start (as a shell
+/// says), 1 for anything else.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(not_started) = err.chain().find_map(|e| e.downcast_ref::<smoke::NotStarted>()) {
+        return not_started.exit_code();
+    }
     let usage = |e: &(dyn std::error::Error + 'static)| {
         e.is::<UsageError>() || e.is::<spec::SpecError>() || e.is::<output::Refusal>()
     };

@@ -5,15 +5,19 @@
 //!   from, when it was one (`--sysroot oci:DIR` or `tar:FILE`);
 //! - `[commands.NAME]`: the program found on `PATH`, then `opens`, the files
 //!   the kernel and the loader open for it, in the order they are loaded;
-//! - `[files."PATH"]`: every file copied from the sysroot, by its path in
-//!   the sysroot (which is its path in the tree), with sha256, size, mode,
+//! - `[files."PATH"]`: every file copied from the sysroot outside the
+//!   `[[trees]]`, by its path in the sysroot (which is its path in the
+//!   tree), with sha256, size, mode,
 //!   and the Debian package, version and architecture that own it when the
 //!   sysroot's dpkg database says so (`dpkg.rs`);
 //! - `[links."PATH"]`: every symlink of the sysroot the tree mirrors;
 //! - `[spec_files."PATH"]`: every host file a `[[files]]` entry copies, by
 //!   its path in the tree;
 //! - `[trees."PATH"]`: each `[[trees]]` root (its folder in the tree) with
-//!   a digest of its listing: paths, types, modes, content digests.
+//!   a digest of its listing: paths, types, modes, content digests. Its
+//!   files are pinned by that digest alone, so the lock stays reviewable;
+//!   when it changes, the file-by-file detail comes from the tree in place
+//!   (built from the lock), in the error.
 //!
 //! The lock never records a host path, the machine's name, the output
 //! folder or a time: two copies of one sysroot at two places give the same
@@ -99,38 +103,109 @@ pub struct Link {
     pub target: PathBuf,
 }
 
-/// The digest of each `[[trees]]` listing: one line per path of the tree,
-/// relative to its root and sorted, with its type, mode, and content digest
-/// or link target.
-fn tree_digests(
+/// A `[[trees]]` listing: each path relative to the tree's root, sorted,
+/// with its line (type, mode, and content digest or link target).
+pub type Listing = BTreeMap<PathBuf, String>;
+
+/// One line of a tree's listing: the one format the lock's digest and the
+/// per-file detail of a changed tree are both made from.
+fn listing_line(rel: &Path, kind: &str, mode: &str, what: &str) -> String {
+    let rel = rel.display();
+    if what.is_empty() {
+        format!("{rel}\t{kind}\t{mode}")
+    } else {
+        format!("{rel}\t{kind}\t{mode}\t{what}")
+    }
+}
+
+/// The listing of each `[[trees]]` root, as the plan would write it.
+fn tree_listings(
     plan: &Plan,
     facts: &BTreeMap<PathBuf, (FileState, String)>,
-) -> BTreeMap<PathBuf, Tree> {
+) -> BTreeMap<PathBuf, Listing> {
     let mut trees = BTreeMap::new();
     for (root, paths) in &plan.trees {
-        let mut listing = String::new();
+        let mut listing = Listing::new();
         for path in paths {
             let Some(entry) = plan.entries.get(path) else { continue };
-            let rel = path.strip_prefix(root).unwrap_or(path).display().to_string();
+            let rel = path.strip_prefix(root).unwrap_or(path);
             let line = match &entry.kind {
-                EntryKind::Dir { mode } => format!("{rel}\tdir\t{mode:04o}"),
+                EntryKind::Dir { mode } => listing_line(rel, "dir", &format!("{mode:04o}"), ""),
                 EntryKind::File { host, mode, .. } => {
                     let sha256 = facts.get(host).map(|(_, d)| d.as_str()).unwrap_or("");
-                    format!("{rel}\tfile\t{mode:04o}\t{sha256}")
+                    listing_line(rel, "file", &format!("{mode:04o}"), sha256)
                 }
                 EntryKind::Data { bytes, mode } => {
-                    format!("{rel}\tfile\t{mode:04o}\t{}", crate::fsutil::sha256_hex(bytes))
+                    let sha256 = crate::fsutil::sha256_hex(bytes);
+                    listing_line(rel, "file", &format!("{mode:04o}"), &sha256)
                 }
                 EntryKind::Symlink { target, .. } => {
-                    format!("{rel}\tsymlink\t{}", target.display())
+                    listing_line(rel, "symlink", "", &target.display().to_string())
                 }
             };
-            listing.push_str(&line);
-            listing.push('\n');
+            listing.insert(rel.to_path_buf(), line);
         }
-        trees.insert(root.clone(), Tree { digest: crate::fsutil::sha256_hex(listing.as_bytes()) });
+        trees.insert(root.clone(), listing);
     }
     trees
+}
+
+/// The digest that pins a tree: sha256 of its lines, in order, each ended
+/// by a newline.
+fn listing_digest(listing: &Listing) -> String {
+    let mut text = String::new();
+    for line in listing.values() {
+        text.push_str(line);
+        text.push('\n');
+    }
+    crate::fsutil::sha256_hex(text.as_bytes())
+}
+
+/// The listing of the tree under `root` as a manifest describes it: what
+/// a build wrote there, to compare with what it would write now.
+pub fn listing_in_manifest(manifest: &crate::manifest::Manifest, root: &Path) -> Listing {
+    use crate::manifest::EntryType;
+    let mut listing = Listing::new();
+    for entry in &manifest.entries {
+        // The root folder itself is not part of a tree's listing.
+        let Some(rel) = entry.path.strip_prefix(root).ok().filter(|r| !r.as_os_str().is_empty())
+        else {
+            continue;
+        };
+        let line = match entry.kind {
+            EntryType::Dir => listing_line(rel, "dir", &entry.mode, ""),
+            EntryType::File => {
+                listing_line(rel, "file", &entry.mode, entry.sha256.as_deref().unwrap_or(""))
+            }
+            EntryType::Symlink => {
+                let target = entry.target.as_deref().unwrap_or(Path::new(""));
+                listing_line(rel, "symlink", "", &target.display().to_string())
+            }
+        };
+        listing.insert(rel.to_path_buf(), line);
+    }
+    listing
+}
+
+/// What differs between two listings of one tree, a line per path: `new`,
+/// `gone`, or `changed` with the two lines' last fields.
+pub fn listing_changes(was: &Listing, now: &Listing) -> Vec<String> {
+    let paths: BTreeSet<&PathBuf> = was.keys().chain(now.keys()).collect();
+    let last = |line: &str| line.rsplit('\t').next().unwrap_or("").to_string();
+    paths
+        .into_iter()
+        .filter_map(|path| match (was.get(path), now.get(path)) {
+            (None, Some(_)) => Some(format!("new: {}", path.display())),
+            (Some(_), None) => Some(format!("gone: {}", path.display())),
+            (Some(a), Some(b)) if a != b => Some(format!(
+                "changed: {} (was {}, now {})",
+                path.display(),
+                short(&last(a)),
+                short(&last(b))
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A `[[trees]]` root: the sha256 of its sorted listing (paths, types,
@@ -198,21 +273,53 @@ pub fn stale_reason(path: &Path, recorded: Option<&str>) -> Option<String> {
 /// nothing but a lock of this tool.
 pub fn write(path: &Path, text: &str) -> Result<()> {
     output::check_file(path, "a lock file", recognise)?;
-    fsutil::write_file_atomically(path, text.as_bytes())?;
-    // Meant to be committed and read by everyone, as a spec is.
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .with_context(|| format!("failed to set the mode of `{}`", path.display()))
+    // Meant to be committed and read by everyone, as a spec is: the
+    // helper gives it the user's usual mode.
+    fsutil::write_file_atomically(path, text.as_bytes())
 }
 
 /// A lock computed from a plan, with what was learnt on the way.
 #[derive(Debug)]
 pub struct Computed {
     pub lock: Lock,
+    /// The listing of each `[[trees]]` root, whose digest the lock keeps.
+    pub tree_listings: BTreeMap<PathBuf, Listing>,
     /// Digests computed now (host path -> state, sha256), for the installer
     /// and the digest cache.
     pub digests: Digests,
     /// The package owning each copied sysroot file (root paths).
     pub owners: BTreeMap<PathBuf, Package>,
+}
+
+/// What a plan copies and mirrors, by path in the tree: sysroot files and
+/// `[[files]]` sources with their host paths, and the sysroot's symlinks.
+struct Sources {
+    sysroot_files: BTreeMap<PathBuf, PathBuf>,
+    spec_files: BTreeMap<PathBuf, PathBuf>,
+    links: BTreeMap<PathBuf, Link>,
+}
+
+fn sources(plan: &Plan, sysroot: &Sysroot) -> Sources {
+    let mut found = Sources {
+        sysroot_files: BTreeMap::new(),
+        spec_files: BTreeMap::new(),
+        links: BTreeMap::new(),
+    };
+    for (path, entry) in &plan.entries {
+        match &entry.kind {
+            EntryKind::File { host, .. } if *host == sysroot.host(path) => {
+                found.sysroot_files.insert(path.clone(), host.clone());
+            }
+            EntryKind::File { host, .. } => {
+                found.spec_files.insert(path.clone(), host.clone());
+            }
+            EntryKind::Symlink { target, host: Some(_) } => {
+                found.links.insert(path.clone(), Link { target: target.clone() });
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 /// The lock of a plan: hashes every file copied (from `known` while its
@@ -223,23 +330,7 @@ pub fn compute(
     image: Option<&str>,
     known: &Digests,
 ) -> Result<Computed> {
-    let mut sysroot_files = BTreeMap::new();
-    let mut spec_files = BTreeMap::new();
-    let mut links = BTreeMap::new();
-    for (path, entry) in &plan.entries {
-        match &entry.kind {
-            EntryKind::File { host, .. } if *host == sysroot.host(path) => {
-                sysroot_files.insert(path.clone(), host.clone());
-            }
-            EntryKind::File { host, .. } => {
-                spec_files.insert(path.clone(), host.clone());
-            }
-            EntryKind::Symlink { target, host: Some(_) } => {
-                links.insert(path.clone(), Link { target: target.clone() });
-            }
-            _ => {}
-        }
-    }
+    let Sources { mut sysroot_files, spec_files, mut links } = sources(plan, sysroot);
     let hosts: BTreeSet<&PathBuf> = sysroot_files.values().chain(spec_files.values()).collect();
     let hashed: Vec<(PathBuf, FileState, String, bool)> =
         hosts.into_par_iter().map(|host| hash(host, known)).collect::<Result<_>>()?;
@@ -252,6 +343,7 @@ pub fn compute(
         facts.insert(host, (state, sha256));
     }
     let wanted: BTreeSet<PathBuf> = sysroot_files.keys().cloned().collect();
+    // The SBOM needs the owner of every file, those of trees too.
     let owners = match Database::read(sysroot)? {
         Some(db) => db.owners(sysroot, &wanted),
         None => BTreeMap::new(),
@@ -267,6 +359,13 @@ pub fn compute(
             arch: owner.map(|p| p.arch.clone()),
         }
     };
+    // What `[[trees]]` put in the tree is pinned by one digest per tree,
+    // not listed file by file: a tree of Python's library alone is
+    // thousands of entries, and the lock is meant to be read in review.
+    let in_tree: BTreeSet<&PathBuf> = plan.trees.values().flatten().collect();
+    sysroot_files.retain(|path, _| !in_tree.contains(path));
+    links.retain(|path, _| !in_tree.contains(path));
+    let tree_listings = tree_listings(plan, &facts);
     let lock = Lock {
         format: FORMAT,
         name: plan.name.clone(),
@@ -285,9 +384,12 @@ pub fn compute(
         files: sysroot_files.iter().map(|(p, h)| (p.clone(), file(h, owners.get(p)))).collect(),
         links,
         spec_files: spec_files.iter().map(|(p, h)| (p.clone(), file(h, None))).collect(),
-        trees: tree_digests(plan, &facts),
+        trees: tree_listings
+            .iter()
+            .map(|(root, listing)| (root.clone(), Tree { digest: listing_digest(listing) }))
+            .collect(),
     };
-    Ok(Computed { lock, digests, owners })
+    Ok(Computed { lock, tree_listings, digests, owners })
 }
 
 /// One host file's state and sha256, and whether the digest was computed
@@ -379,6 +481,9 @@ pub enum Change {
         root: PathBuf,
         was: String,
         now: String,
+        /// What changed in it, file by file, when a build of the locked
+        /// tree is there to compare with (see [`listing_changes`]).
+        detail: Vec<String>,
     },
     CommandNew {
         name: String,
@@ -394,6 +499,45 @@ pub enum Change {
     },
 }
 
+/// What a [`Change`] does to the lock, for the counts of a summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// An entry that was not locked.
+    New,
+    /// A locked entry with another value.
+    Changed,
+    /// A locked entry no longer there.
+    Gone,
+}
+
+impl ChangeKind {
+    fn word(self) -> &'static str {
+        match self {
+            ChangeKind::New => "new",
+            ChangeKind::Changed => "changed",
+            ChangeKind::Gone => "gone",
+        }
+    }
+}
+
+impl Change {
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            Change::New { .. } | Change::CommandNew { .. } => ChangeKind::New,
+            Change::Gone { .. } | Change::CommandGone { .. } => ChangeKind::Gone,
+            Change::Name { .. }
+            | Change::Image { .. }
+            | Change::Sha256 { .. }
+            | Change::Mode { .. }
+            | Change::Owner { .. }
+            | Change::Version { .. }
+            | Change::LinkTarget { .. }
+            | Change::TreeDigest { .. }
+            | Change::Closure { .. } => ChangeKind::Changed,
+        }
+    }
+}
+
 fn short(digest: &str) -> &str {
     &digest[..digest.len().min(12)]
 }
@@ -404,6 +548,24 @@ fn or_none(value: &Option<String>) -> &str {
 
 fn paths(list: &[PathBuf]) -> String {
     list.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// A changed tree: its digests, then what changed in it, at most
+/// [`SUMMARY_LINES`] lines.
+fn write_tree_change(
+    f: &mut fmt::Formatter<'_>,
+    root: &Path,
+    (was, now): (&str, &str),
+    detail: &[String],
+) -> fmt::Result {
+    write!(f, "changed tree: {} (locked {}, now {})", root.display(), short(was), short(now))?;
+    for line in detail.iter().take(SUMMARY_LINES) {
+        write!(f, "\n      {line}")?;
+    }
+    if detail.len() > SUMMARY_LINES {
+        write!(f, "\n      ... {} more", detail.len() - SUMMARY_LINES)?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for Change {
@@ -440,13 +602,9 @@ impl fmt::Display for Change {
                 was.display(),
                 now.display()
             ),
-            Change::TreeDigest { root, was, now } => write!(
-                f,
-                "changed tree: {} (locked {}, now {})",
-                root.display(),
-                short(was),
-                short(now)
-            ),
+            Change::TreeDigest { root, was, now, detail } => {
+                write_tree_change(f, root, (was, now), detail)
+            }
             Change::CommandNew { name } => write!(f, "new command: {name}"),
             Change::CommandGone { name } => write!(f, "command gone: {name}"),
             Change::Closure { command, added, removed } => {
@@ -489,6 +647,7 @@ pub fn diff(was: &Lock, now: &Lock) -> Vec<Change> {
         root: root.clone(),
         was: a.digest.clone(),
         now: b.digest.clone(),
+        detail: Vec::new(),
     });
     diff_versions(was, now, &mut changes);
     changes
@@ -634,23 +793,41 @@ pub struct Update {
     pub changes: Vec<Change>,
 }
 
+/// How many changes a build lists before it says how many more there are:
+/// one package upgrade can change hundreds of entries.
+pub const SUMMARY_LINES: usize = 10;
+
 impl Update {
-    /// One line, then one per change; `None` when the lock did not change.
-    pub fn summary(&self) -> Option<String> {
+    /// One line with the counts by kind, then one per change (the first
+    /// [`SUMMARY_LINES`] unless `verbose`, then how many more); `None` when
+    /// the lock did not change.
+    pub fn summary(&self, verbose: bool) -> Option<String> {
         if self.created {
             return Some(format!("wrote the lock `{}`", self.path.display()));
         }
         if self.changes.is_empty() {
             return None;
         }
+        let count = |kind: ChangeKind| self.changes.iter().filter(|c| c.kind() == kind).count();
+        let kinds: Vec<String> = [ChangeKind::New, ChangeKind::Changed, ChangeKind::Gone]
+            .into_iter()
+            .map(|kind| (count(kind), kind.word()))
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, word)| format!("{n} {word}"))
+            .collect();
+        let total = self.changes.len();
         let mut text = format!(
-            "updated the lock `{}` ({} {}):",
+            "updated the lock `{}` ({total} {}: {}):",
             self.path.display(),
-            self.changes.len(),
-            if self.changes.len() == 1 { "change" } else { "changes" }
+            if total == 1 { "change" } else { "changes" },
+            kinds.join(", ")
         );
-        for change in &self.changes {
+        let shown = if verbose { total } else { total.min(SUMMARY_LINES) };
+        for change in &self.changes[..shown] {
             text.push_str(&format!("\n  {change}"));
+        }
+        if shown < total {
+            text.push_str(&format!("\n  ... {} more, see `--verbose`", total - shown));
         }
         Some(text)
     }
@@ -669,6 +846,35 @@ mod tests {
             version: Some(version.into()),
             arch: Some("amd64".into()),
         }
+    }
+
+    #[test]
+    fn a_long_update_is_counted_by_kind_and_cut_at_ten_lines() {
+        let mut changes: Vec<Change> = (0..260)
+            .map(|i| Change::New { input: Input::File(format!("/usr/lib/f{i:03}").into()) })
+            .collect();
+        changes.extend((0..4).map(|i| Change::Sha256 {
+            input: Input::File(format!("/usr/lib/c{i}").into()),
+            was: "a".repeat(64),
+            now: "b".repeat(64),
+        }));
+        let update = Update { path: "x.lock".into(), created: false, changes };
+        let short = update.summary(false).unwrap();
+        let lines: Vec<&str> = short.lines().collect();
+        assert_eq!(lines[0], "updated the lock `x.lock` (264 changes: 260 new, 4 changed):");
+        assert_eq!(lines[1], "  new dependency: /usr/lib/f000");
+        assert_eq!(lines.len(), 1 + SUMMARY_LINES + 1, "{short}");
+        assert_eq!(lines[11], "  ... 254 more, see `--verbose`");
+        let long = update.summary(true).unwrap();
+        assert_eq!(long.lines().count(), 265);
+        assert!(
+            long.ends_with("changed sha256: /usr/lib/c3 (locked aaaaaaaaaaaa, now bbbbbbbbbbbb)")
+        );
+        let one = Update { changes: update.changes[..1].to_vec(), ..update };
+        assert_eq!(
+            one.summary(false).unwrap(),
+            "updated the lock `x.lock` (1 change: 1 new):\n  new dependency: /usr/lib/f000"
+        );
     }
 
     #[test]

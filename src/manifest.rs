@@ -1,4 +1,4 @@
-//! The manifest beside a built rootfs (`<out>.manifest.json`): every path, sorted, with its type, mode, size, digest, link target, origin and reasons.
+//! The manifest beside a built rootfs (`.rootfs/<name>.manifest.json` beside it): every path, sorted, with its type, mode, size, digest, link target, origin and reasons.
 
 use std::path::{Path, PathBuf};
 
@@ -77,7 +77,7 @@ pub struct ManifestEntry {
 
 /// Where the manifest of the rootfs at `out` lives.
 pub fn path_for(out: &Path) -> PathBuf {
-    crate::fsutil::sibling(out, ".manifest.json")
+    crate::fsutil::side_file(out, ".manifest.json")
 }
 
 impl Manifest {

@@ -11,10 +11,11 @@
 //!   manifest of the build that was interrupted while swapping it in), with
 //!   the same type. Edited files are still ours; a file the user added is
 //!   not, and the whole folder is then refused rather than deleted with it;
-//! - a file beside a tree (manifest, stamp, digest cache): its content
+//! - a file describing a tree (manifest, stamp, digest cache, in the
+//!   folder `.rootfs/` beside it): its content
 //!   parses as that file of this tool;
 //! - anything else this tool writes (an export): it is recorded in the
-//!   ledger `.rootfs-outputs.json` of its folder, a file by size and sha256,
+//!   ledger `.rootfs/outputs.json` of its folder, a file by size and sha256,
 //!   a folder by its listing.
 
 use std::collections::BTreeMap;
@@ -197,10 +198,10 @@ pub fn check_file(
 
 /// Where the ledger of the outputs in `path`'s folder is.
 fn ledger_path(path: &Path) -> PathBuf {
-    fsutil::parent_dir(path).join(".rootfs-outputs.json")
+    fsutil::side_dir(path).join("outputs.json")
 }
 
-/// `.rootfs-outputs.json`: the outputs of this tool in one folder that no
+/// `.rootfs/outputs.json`: the outputs of this tool in one folder that no
 /// manifest describes, by file name.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Ledger {
@@ -310,7 +311,7 @@ fn insert(path: &Path, recorded: Recorded) -> Result<()> {
     let mut ledger = read_ledger(path).map_err(anyhow::Error::new)?;
     ledger.outputs.insert(file_key(path), recorded);
     let bytes = serde_json::to_vec_pretty(&ledger).context("serialising the ledger of outputs")?;
-    fsutil::write_file_atomically(&ledger_path(path), &bytes)
+    fsutil::write_side_file(&ledger_path(path), &bytes)
 }
 
 fn lstat(path: &Path) -> Result<Option<std::fs::Metadata>, Refusal> {

@@ -247,6 +247,9 @@ impl Resolver {
             }
         };
         let mut closure = Closure::new(input, path.clone(), path.clone());
+        if !input.contains('/') {
+            closure.warnings.extend(self.path_note(input));
+        }
         match self.probe(&path).as_ref() {
             Err(source) => {
                 closure.error = Some(InputError::Lookup { path, source: source.clone() });
@@ -288,14 +291,34 @@ impl Resolver {
 
     /// Finds a program on [`DEFAULT_PATH`], as `execvp(3)` does.
     pub fn find_on_path(&self, name: &str) -> Option<PathBuf> {
+        self.all_on_path(name).next()
+    }
+
+    /// Every program named `name` on [`DEFAULT_PATH`], in its order.
+    fn all_on_path<'a>(&'a self, name: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
         use std::os::unix::fs::PermissionsExt;
-        DEFAULT_PATH.iter().map(|dir| Path::new(dir).join(name)).find(|candidate| {
+        DEFAULT_PATH.iter().map(move |dir| Path::new(dir).join(name)).filter(|candidate| {
             self.sysroot.locate(candidate).is_ok_and(|l| {
                 !l.is_dir
                     && std::fs::metadata(self.sysroot.host(&l.real))
                         .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
             })
         })
+    }
+
+    /// A one-line note when the program `name` is found in `/usr/local`
+    /// while the distribution's folders have one too: a locally built
+    /// program often expects files of its own prefix (git's templates in
+    /// `/usr/local/share`), and the user may have meant the other.
+    pub fn path_note(&self, name: &str) -> Option<String> {
+        let mut found = self.all_on_path(name);
+        let first = found.next().filter(|p| p.starts_with("/usr/local"))?;
+        let other = found.find(|p| !p.starts_with("/usr/local"))?;
+        Some(format!(
+            "`{name}` is `{}`, first on PATH; `{}` is there too (write its path in `commands` to take that one)",
+            first.display(),
+            other.display()
+        ))
     }
 
     /// Resolves the libraries a program or script loads, as `execve(2)` and

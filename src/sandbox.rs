@@ -68,7 +68,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use rustix::mount::MountFlags;
 
-pub use self::access::{Access, Bind, BindError, Ids, is_dir_inside, resolve_item};
+pub use self::access::{Access, Bind, BindError, Ids, check_source, is_dir_inside, resolve_item};
 pub use self::init::{Forwarding, forward_to_pid1, take_terminal_back, terminal_is_ours};
 pub use self::limits::{Cgroups, CheckLimits, LimitHit};
 pub use self::steps::{Step, StepLog};

@@ -1,4 +1,4 @@
-//! The SBOM beside a built rootfs (`<out>.spdx.json`): SPDX 2.3 JSON from the manifest and the sysroot's dpkg database (an OCI export carries it as an artifact of the image: `export/oci.rs`).
+//! The SBOM beside a built rootfs (`.rootfs/<name>.spdx.json` beside it): SPDX 2.3 JSON from the manifest and the sysroot's dpkg database (an OCI export carries it as an artifact of the image: `export/oci.rs`).
 //!
 //! The document:
 //! - one package for the rootfs itself, which the document `DESCRIBES`
@@ -39,7 +39,7 @@ pub const MEDIA_TYPE: &str = "application/spdx+json";
 
 /// Where the SBOM of the rootfs at `out` lives.
 pub fn path_for(out: &Path) -> PathBuf {
-    fsutil::sibling(out, ".spdx.json")
+    fsutil::side_file(out, ".spdx.json")
 }
 
 fn creator() -> String {

@@ -1,4 +1,4 @@
-//! The SHA1 of each file content the SBOM lists, by the content's sha256, kept beside the outputs (`.rootfs-sha1.json`) so a build reads no file only to hash it for SPDX.
+//! The SHA1 of each file content the SBOM lists, by the content's sha256, kept beside the outputs (`.rootfs/sha1.json`) so a build reads no file only to hash it for SPDX.
 //!
 //! SPDX 2.3 requires a SHA1 checksum of every file; the manifest already
 //! knows each file's sha256 (from the bytes copied, or the digest cache).
@@ -16,7 +16,7 @@ pub type Sha1s = HashMap<String, String>;
 
 /// The SHA1 cache for outputs in the folder holding `out`.
 pub fn path_for(out: &Path) -> PathBuf {
-    out.with_file_name(".rootfs-sha1.json")
+    crate::fsutil::side_dir(out).join("sha1.json")
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
@@ -51,7 +51,7 @@ pub fn update(path: &Path, mut known: Sha1s, fresh: Sha1s, live: &HashSet<&str>)
     let kept: BTreeMap<String, String> =
         known.into_iter().filter(|(sha256, _)| live.contains(sha256.as_str())).collect();
     let bytes = serde_json::to_vec(&kept).context("serialising the SHA1 cache")?;
-    crate::fsutil::write_file_atomically(path, &bytes)
+    crate::fsutil::write_side_file(path, &bytes)
 }
 
 #[cfg(test)]

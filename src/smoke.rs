@@ -496,34 +496,67 @@ pub fn run_attached(
     if foreground {
         sandbox::take_terminal_back();
     }
-    let output = result.map_err(|e| {
-        anyhow::anyhow!(
+    let output = result.map_err(|e| match (log.step(), e.raw_os_error()) {
+        // The exec itself failed: the command is not there, or cannot be
+        // run, which a shell reports with 127 and 126.
+        (sandbox::Step::Executing, Some(libc::ENOENT)) => {
+            NotStarted { command: argv[0].clone(), kind: NotStartedKind::Missing }.into()
+        }
+        (sandbox::Step::Executing, Some(libc::EACCES)) => {
+            NotStarted { command: argv[0].clone(), kind: NotStartedKind::NotExecutable }.into()
+        }
+        _ => anyhow::anyhow!(
             "cannot run `{}` inside the rootfs: {e} (while {})",
             argv[0],
             log.step().words()
-        )
+        ),
     })?;
     use std::os::unix::process::ExitStatusExt;
     Ok(output.status.code().or_else(|| output.status.signal().map(|s| 128 + s)).unwrap_or(1))
 }
 
-/// The shell to open in a rootfs: the first of its commands that is a
-/// shell, else `/bin/sh`.
-pub fn shell_of(manifest: &Manifest) -> String {
-    const SHELLS: &[&str] = &["bash", "sh", "dash", "ash", "zsh", "busybox"];
-    manifest
-        .commands
-        .iter()
-        .find(|c| c.path.file_name().and_then(|n| n.to_str()).is_some_and(|n| SHELLS.contains(&n)))
-        .map(|c| {
-            if c.path.ends_with("busybox") {
-                "/bin/sh".to_string()
-            } else {
-                c.path.display().to_string()
-            }
-        })
-        .unwrap_or_else(|| "/bin/sh".to_string())
+/// Why a command given to `run` could not be started in the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotStartedKind {
+    /// Nothing of that name (on `PATH` inside, for a bare name): exit 127.
+    Missing,
+    /// Found, but not executable: exit 126.
+    NotExecutable,
 }
+
+/// A command `run` (or `shell`) could not start inside the tree, with the
+/// exit status a shell gives for the same mistake.
+#[derive(Debug)]
+pub struct NotStarted {
+    pub command: String,
+    pub kind: NotStartedKind,
+}
+
+impl NotStarted {
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            NotStartedKind::Missing => 127,
+            NotStartedKind::NotExecutable => 126,
+        }
+    }
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let command = &self.command;
+        match self.kind {
+            NotStartedKind::Missing => write!(
+                f,
+                "`{command}` is not in the tree\nhelp: add \"{command}\" to `commands` in the spec, then run again (the tree is rebuilt first)"
+            ),
+            NotStartedKind::NotExecutable => {
+                write!(f, "`{command}` is in the tree but cannot be executed (permission denied)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NotStarted {}
 
 /// A command line as a shell would need it typed, for messages.
 pub fn shell_words(argv: &[String]) -> String {

@@ -296,6 +296,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
     checks::unique(&spec)?;
     checks::smoke_names(&mut spec)?;
     shell::check(&spec)?;
+    image::check(&spec)?;
     Ok(spec)
 }
 

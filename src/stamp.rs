@@ -1,4 +1,4 @@
-//! The stamp beside a built rootfs (`<out>.stamp.json`): the state of every input and output at build time, so an unchanged rebuild is a cheap no-op.
+//! The stamp beside a built rootfs (`.rootfs/<name>.stamp.json` beside it): the state of every input and output at build time, so an unchanged rebuild is a cheap no-op.
 //!
 //! The check re-reads the spec files and `lstat`s every recorded path: each
 //! copied file and mirrored symlink, every directory the resolver searched
@@ -77,7 +77,7 @@ pub struct Stamp {
 
 /// Where the stamp of the rootfs at `out` lives.
 pub fn path_for(out: &Path) -> PathBuf {
-    crate::fsutil::sibling(out, ".stamp.json")
+    crate::fsutil::side_file(out, ".stamp.json")
 }
 
 impl Stamp {
@@ -108,10 +108,10 @@ impl Stamp {
         out: &Path,
     ) -> Option<String> {
         if self.key != key {
-            return Some("the tool or its options changed".to_string());
+            return Some(key_change(&self.key, key));
         }
-        if &self.specs != specs {
-            return Some("the spec changed".to_string());
+        if let Some(change) = spec_change(&self.specs, specs) {
+            return Some(change);
         }
         if self.outputs.is_empty() {
             return Some(format!("`{}` was not recorded", out.display()));
@@ -131,6 +131,42 @@ impl Stamp {
             .find(|(path, state)| FileState::read(path) != **state)
             .map(|(path, _)| format!("`{}` changed", path.display()))
     }
+}
+
+/// What differs between two stamp keys (`name=value` words after the
+/// tool's version), for people: the first field that changed.
+fn key_change(old: &str, new: &str) -> String {
+    let fields = |key: &str| -> BTreeMap<String, String> {
+        key.split(' ')
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (old, new) = (fields(old), fields(new));
+    let changed = new.iter().find(|(k, v)| old.get(*k) != Some(*v)).map(|(k, _)| k.as_str());
+    match changed {
+        Some("exe") => "the tool was rebuilt".to_string(),
+        Some("sysroot") => "the sysroot changed".to_string(),
+        Some("link") => "`--link` changed".to_string(),
+        Some("epoch") => "SOURCE_DATE_EPOCH changed".to_string(),
+        Some("spec") => "the spec's name changed".to_string(),
+        Some("cpu") => "the CPU changed (its hwcaps decide the libraries)".to_string(),
+        _ => "the tool's version changed".to_string(),
+    }
+}
+
+/// Which spec file changed, was added to the includes or left them, for
+/// people; `None` when all are as recorded.
+fn spec_change(old: &BTreeMap<PathBuf, String>, new: &BTreeMap<PathBuf, String>) -> Option<String> {
+    if let Some((path, _)) = new.iter().find(|(p, d)| old.get(*p).is_some_and(|o| o != *d)) {
+        return Some(format!("`{}` changed", path.display()));
+    }
+    if let Some(path) = new.keys().find(|p| !old.contains_key(*p)) {
+        return Some(format!("`{}` is read now, and was not before", path.display()));
+    }
+    old.keys()
+        .find(|p| !new.contains_key(*p))
+        .map(|path| format!("`{}` is no longer read", path.display()))
 }
 
 /// The state of every path of the tree at `out`, from its manifest.

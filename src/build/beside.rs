@@ -1,8 +1,13 @@
 //! The files beside a tree (manifest, SBOM, stamp, digest and SHA1 caches), written as pending files before the tree is swapped in and renamed into place after it, so that the manifest and stamp in place always describe the tree in place.
 //!
 //! The order of a build's last steps, and what an interruption leaves:
-//! 1. the tree is complete in its staging folder; `<out>.manifest.json.pending`
-//!    and `<out>.stamp.json.pending` are written for it (the stamp records the
+//! (They live in the folder `.rootfs/` beside the tree; earlier versions
+//! wrote them as siblings of the tree, `<out>.manifest.json` and
+//! `../.rootfs-digests.json`, which a build still recognises as its own
+//! and removes once the new ones are in place.)
+//!
+//! 1. the tree is complete in its staging folder; `<name>.manifest.json.pending`
+//!    and `<name>.stamp.json.pending` are written for it (the stamp records the
 //!    staging folder's device and inode, which the rename keeps);
 //! 2. the tree is swapped in;
 //! 3. the pending manifest, then the pending stamp, are renamed into place.
@@ -35,6 +40,28 @@ pub struct Beside {
     pub sha1s: PathBuf,
 }
 
+/// What a file of an earlier version's layout is, to recognise it.
+#[derive(Clone, Copy, Debug)]
+enum LegacyKind {
+    Manifest,
+    Sbom,
+    Stamp,
+    Digests,
+    Sha1s,
+}
+
+impl LegacyKind {
+    fn recognise(self, bytes: &[u8]) -> bool {
+        match self {
+            LegacyKind::Manifest => Manifest::parse(bytes).is_ok(),
+            LegacyKind::Sbom => crate::sbom::recognise(bytes),
+            LegacyKind::Stamp => serde_json::from_slice::<Stamp>(bytes).is_ok(),
+            LegacyKind::Digests => crate::digest_cache::recognise(bytes),
+            LegacyKind::Sha1s => crate::sha1_cache::recognise(bytes),
+        }
+    }
+}
+
 fn pending(path: &Path) -> PathBuf {
     fsutil::sibling(path, ".pending")
 }
@@ -51,6 +78,29 @@ impl Beside {
         }
     }
 
+    /// Where earlier versions wrote the manifest, SBOM, stamp and caches:
+    /// beside the tree, in its parent folder. Each path, with what it is.
+    fn legacy(&self) -> [(PathBuf, LegacyKind); 5] {
+        let parent = fsutil::parent_dir(&self.out);
+        [
+            (fsutil::sibling(&self.out, ".manifest.json"), LegacyKind::Manifest),
+            (fsutil::sibling(&self.out, ".spdx.json"), LegacyKind::Sbom),
+            (fsutil::sibling(&self.out, ".stamp.json"), LegacyKind::Stamp),
+            (parent.join(".rootfs-digests.json"), LegacyKind::Digests),
+            (parent.join(".rootfs-sha1.json"), LegacyKind::Sha1s),
+        ]
+    }
+
+    /// Removes the files of [`Beside::legacy`] that are this tool's; a
+    /// file there that is not is left alone.
+    fn remove_legacy(&self) {
+        for (path, kind) in self.legacy() {
+            if std::fs::read(&path).is_ok_and(|bytes| kind.recognise(&bytes)) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
     /// Refuses, before anything is written, when the tree folder or any
     /// file beside it holds something this tool did not write.
     pub fn claim(&self) -> Result<(), Refusal> {
@@ -64,7 +114,10 @@ impl Beside {
         output::check_file(&pending(&self.stamp), "a stamp", is_stamp)?;
         output::check_file(&self.digests, "a digest cache", crate::digest_cache::recognise)?;
         output::check_file(&self.sha1s, "a SHA1 cache", crate::sha1_cache::recognise)?;
-        let manifests: Vec<Manifest> = [&self.manifest, &pending(&self.manifest)]
+        // A tree of an earlier version is described by the manifest beside
+        // it, where that version wrote it.
+        let legacy = fsutil::sibling(&self.out, ".manifest.json");
+        let manifests: Vec<Manifest> = [&self.manifest, &pending(&self.manifest), &legacy]
             .into_iter()
             .filter_map(|path| Manifest::read(path).ok())
             .collect();
@@ -77,7 +130,7 @@ impl Beside {
     /// of the file, which the rename into place keeps.
     pub fn write_pending_manifest(&self, manifest: &Manifest) -> Result<FileState> {
         let path = pending(&self.manifest);
-        fsutil::write_file_atomically(&path, manifest.to_json()?.as_bytes())?;
+        fsutil::write_side_file(&path, manifest.to_json()?.as_bytes())?;
         FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
     }
 
@@ -85,12 +138,12 @@ impl Beside {
     /// the file, which the rename into place keeps.
     pub fn write_pending_sbom(&self, bytes: &[u8]) -> Result<FileState> {
         let path = pending(&self.sbom);
-        fsutil::write_file_atomically(&path, bytes)?;
+        fsutil::write_side_file(&path, bytes)?;
         FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
     }
 
     pub fn write_pending_stamp(&self, stamp: &Stamp) -> Result<()> {
-        fsutil::write_file_atomically(&pending(&self.stamp), &stamp.to_json()?)
+        fsutil::write_side_file(&pending(&self.stamp), &stamp.to_json()?)
     }
 
     /// Renames the pending manifest and SBOM, then the pending stamp, into
@@ -100,6 +153,7 @@ impl Beside {
             std::fs::rename(pending(path), path)
                 .with_context(|| format!("failed to write `{}`", path.display()))?;
         }
+        self.remove_legacy();
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! Layer blobs: a layer's tar written through its compressor while both digests are taken, and `.rootfs-layers.json` beside the trees, which remembers what each layer's entries compress to, so that an unchanged layer is never compressed twice.
+//! Layer blobs: a layer's tar written through its compressor while both digests are taken, and `.rootfs/layers.json` beside the trees, which remembers what each layer's entries compress to, so that an unchanged layer is never compressed twice.
 //!
 //! A layer's bytes are a function of its entries (names, types, modes,
 //! owners, the epoch, and the content digests the manifest records) and of
@@ -67,7 +67,7 @@ pub fn write_layer<W: Write>(
     Ok((LayerBlob { diff_id, blob }, out))
 }
 
-/// `.rootfs-layers.json`: layer key -> digests, per compressor.
+/// `.rootfs/layers.json`: layer key -> digests, per compressor.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Cache {
     format: u32,
@@ -84,7 +84,7 @@ struct Cached {
 impl Cache {
     /// Beside the tree at `out`, shared by the trees of that folder.
     pub fn path_for(out: &Path) -> PathBuf {
-        out.with_file_name(".rootfs-layers.json")
+        crate::fsutil::side_dir(out).join("layers.json")
     }
 
     fn parse(bytes: &[u8]) -> Option<Cache> {
@@ -130,6 +130,6 @@ impl Cache {
             return Ok(());
         }
         let bytes = serde_json::to_vec_pretty(self).context("writing the layer cache as JSON")?;
-        crate::fsutil::write_file_atomically(path, &bytes)
+        crate::fsutil::write_side_file(path, &bytes)
     }
 }

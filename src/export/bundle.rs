@@ -139,7 +139,7 @@ struct Namespace {
 
 /// Writes the runtime bundle of the job's tree.
 pub fn write(job: &Job) -> Result<Exported> {
-    let process = Process::of_spec(&job.built.spec)?;
+    let process = Process::of_spec(&job.built.spec, &job.built.manifest)?;
     let rootless = !rustix::process::geteuid().is_root();
     let staging = place::staging_dir(&job.output)?;
     let written = (|| {
@@ -163,7 +163,8 @@ pub fn write(job: &Job) -> Result<Exported> {
 fn runtime_spec(job: &Job, process: &Process, rootless: bool) -> RuntimeSpec {
     let mut args = process.args();
     if args.is_empty() {
-        args = vec![crate::smoke::shell_of(&job.built.manifest)];
+        // A spec with no command at all: the runtime needs a program.
+        args = vec!["/bin/sh".to_string()];
     }
     let (uid, gid) = if rootless { (0, 0) } else { process.user.unwrap_or((0, 0)) };
     let hard =

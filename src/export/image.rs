@@ -23,7 +23,7 @@ pub struct ImagePlan {
 impl ImagePlan {
     pub fn new(job: &Job) -> Result<ImagePlan> {
         let spec = &job.built.spec;
-        let process = Process::of_spec(spec)?;
+        let process = Process::of_spec(spec, &job.built.manifest)?;
         let mut platform = platform::of_tree(&job.tree.root, &job.built.manifest.commands)?;
         let portability = job.built.manifest.portability.as_ref();
         if platform.architecture == "amd64" {

@@ -31,13 +31,7 @@ pub fn new_file(path: &Path) -> Result<tempfile::NamedTempFile> {
     let parent = fsutil::parent_dir(path);
     std::fs::create_dir_all(parent)
         .with_context(|| format!("failed to create `{}`", parent.display()))?;
-    tempfile::Builder::new()
-        .prefix(&format!(".{}.", file_name(path)))
-        .suffix(".tmp")
-        // Readable by all, as a file written with the usual umask.
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(parent)
-        .with_context(|| format!("failed to create a temporary file in `{}`", parent.display()))
+    fsutil::user_temp_file(parent, &format!(".{}.", file_name(path)))
 }
 
 /// Renames a finished file into place, after a last look at what is

@@ -3,8 +3,41 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::spec::image::User;
+use crate::manifest::Manifest;
 use crate::spec::{Spec, SpecError};
+
+/// Where the command of an image whose `[image]` names none comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultCmd {
+    /// `[shell] shell`.
+    Shell,
+    /// The spec's first command.
+    FirstCommand,
+}
+
+/// The command an image runs when `[image]` gives neither `entrypoint`
+/// nor `cmd`, so that `podman run IMAGE` runs something: the spec's
+/// `[shell] shell`, else its first command (its path in the tree).
+pub fn default_cmd(spec: &Spec, manifest: &Manifest) -> Option<(String, DefaultCmd)> {
+    if spec.image.entrypoint.is_some() || spec.image.cmd.is_some() {
+        return None;
+    }
+    if let Some(shell) = &spec.shell.shell {
+        return Some((shell.value.display().to_string(), DefaultCmd::Shell));
+    }
+    let first = manifest.commands.first()?;
+    Some((first.path.display().to_string(), DefaultCmd::FirstCommand))
+}
+
+/// The words an export's summary adds when it chose the command.
+pub fn describe_default(spec: &Spec, manifest: &Manifest) -> Option<String> {
+    let (program, source) = default_cmd(spec, manifest)?;
+    let from = match source {
+        DefaultCmd::Shell => "the spec's [shell] shell",
+        DefaultCmd::FirstCommand => "the spec's first command",
+    };
+    Some(format!("cmd `{program}`, {from}: set [image] cmd to choose"))
+}
 
 /// The process of an image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,40 +53,23 @@ pub struct Process {
 }
 
 impl Process {
-    /// The process a spec describes. A user name that is neither `root`
-    /// nor a `[[users]]` entry is a mistake in the spec.
-    pub fn of_spec(spec: &Spec) -> Result<Process, SpecError> {
+    /// The process a spec describes (with [`default_cmd`] when `[image]`
+    /// names no command). A user name that is neither `root` nor a
+    /// `[[users]]` entry is a mistake in the spec.
+    pub fn of_spec(spec: &Spec, manifest: &Manifest) -> Result<Process, SpecError> {
         let image = &spec.image;
         let path = crate::resolve::default_path_var();
         let mut env: BTreeMap<&str, &str> =
             image.env.iter().map(|(k, v)| (k.as_str(), v.value.as_str())).collect();
         env.entry("PATH").or_insert(path.as_str());
-        let user = image.user.as_ref().map(|item| match &item.value {
-            User::Name(name) if name == "root" => Ok((0, 0)),
-            User::Name(name) => spec
-                .users
-                .iter()
-                .find(|u| u.value.name == *name)
-                .map(|u| (u.value.uid, u.value.gid))
-                .ok_or_else(|| {
-                    let names: Vec<&str> = std::iter::once("root")
-                        .chain(spec.users.iter().map(|u| u.value.name.as_str()))
-                        .collect();
-                    SpecError::at(
-                        &item.at,
-                        format!("[image] user `{name}` is not a user of this spec"),
-                    )
-                    .help(format!("the users are: {}; or give a uid", names.join(", ")))
-                }),
-            User::Id(uid) => Ok(spec
-                .users
-                .iter()
-                .find(|u| u.value.uid == *uid)
-                .map_or((*uid, 0), |u| (u.value.uid, u.value.gid))),
-        });
+        let user = image.user.as_ref().map(|item| crate::spec::image::user_ids(spec, item));
         Ok(Process {
             entrypoint: image.entrypoint.as_ref().map(|e| e.value.clone()),
-            cmd: image.cmd.as_ref().map(|c| c.value.clone()),
+            cmd: image
+                .cmd
+                .as_ref()
+                .map(|c| c.value.clone())
+                .or_else(|| default_cmd(spec, manifest).map(|(program, _)| vec![program])),
             env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
             workdir: image.workdir.as_ref().map(|w| w.value.clone()),
             user: user.transpose()?,

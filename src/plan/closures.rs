@@ -111,6 +111,9 @@ pub(super) fn add_commands_and_libraries(
     let mut ident = None;
     for ((item, path), closure) in found.iter().zip(&closures) {
         ident = ident.or(closure.ident);
+        if !item.value.contains('/') {
+            plan.warnings.extend(resolver.path_note(&item.value));
+        }
         add_command(plan, spec, resolver, item, path, closure, &mut unresolved)?;
     }
     let ident = ident.unwrap_or(Ident {

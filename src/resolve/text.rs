@@ -101,7 +101,12 @@ pub fn render_tree(closures: &[Closure]) -> String {
             (None, InputKind::NotDynamic) => " (not dynamic)".to_string(),
             _ => String::new(),
         };
-        let _ = writeln!(out, "{}{suffix}", c.input);
+        // A name found on PATH says which program it is.
+        if !c.input.contains('/') && c.error.is_none() {
+            let _ = writeln!(out, "{} => {}{suffix}", c.input, c.path.display());
+        } else {
+            let _ = writeln!(out, "{}{suffix}", c.input);
+        }
         let mut seen = HashSet::from([0usize]);
         walk(c, 0, 1, &mut seen, &mut out);
         for m in &c.missing {

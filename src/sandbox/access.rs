@@ -37,6 +37,9 @@ pub struct Access {
     pub writable_size: Option<u64>,
     /// The working directory inside; `/` when `None`.
     pub workdir: Option<PathBuf>,
+    /// A directory of the tree (its real path inside) covered by a tmpfs
+    /// that the user inside owns: the home, writable while the tree is not.
+    pub home: Option<PathBuf>,
 }
 
 impl Access {
@@ -134,10 +137,7 @@ impl Bind {
         dest: Option<&Path>,
         read_only: bool,
     ) -> Result<Bind, BindError> {
-        let canonical = std::fs::canonicalize(source)
-            .map_err(|e| BindError::Source(source.to_path_buf(), e))?;
-        let meta = std::fs::metadata(&canonical)
-            .map_err(|e| BindError::Source(source.to_path_buf(), e))?;
+        let (canonical, meta) = source_of(source)?;
         let own = std::path::absolute(source).ok().filter(|p| !has_parent_dir(p));
         let own = own.unwrap_or_else(|| canonical.clone());
         let dest = dest.unwrap_or(&own);
@@ -189,6 +189,21 @@ pub fn is_dir_inside(tree: &Path, path: &Path, binds: &[Bind]) -> bool {
     }
 }
 
+/// The host side of a bind: the canonical path and what is there.
+fn source_of(source: &Path) -> Result<(PathBuf, std::fs::Metadata), BindError> {
+    let canonical =
+        std::fs::canonicalize(source).map_err(|e| BindError::Source(source.to_path_buf(), e))?;
+    let meta =
+        std::fs::metadata(&canonical).map_err(|e| BindError::Source(source.to_path_buf(), e))?;
+    Ok((canonical, meta))
+}
+
+/// Whether the host path of a bind can be bound, before there is a tree to
+/// bind it in.
+pub fn check_source(source: &Path) -> Result<(), BindError> {
+    source_of(source).map(|_| ())
+}
+
 fn has_parent_dir(path: &Path) -> bool {
     path.components().any(|c| c == Component::ParentDir)
 }
@@ -230,6 +245,8 @@ pub(super) struct Prepared {
     pub inner_maps: (Vec<u8>, Vec<u8>),
     pub writable: bool,
     pub workdir: Option<CString>,
+    /// The home to cover with the user's tmpfs, inside (after `pivot_root`).
+    pub home: Option<CString>,
 }
 
 /// The overlay over the tree: a tmpfs *scratch* mounted on the tree's own
@@ -308,6 +325,7 @@ pub(super) fn prepare(tree: &Path, access: &Access) -> anyhow::Result<Prepared> 
         inner_maps: (format!("{uid} 0 1\n").into_bytes(), format!("{gid} 0 1\n").into_bytes()),
         writable: access.writable,
         workdir: access.workdir.as_deref().map(c).transpose()?,
+        home: access.home.as_deref().map(c).transpose()?,
     })
 }
 

@@ -14,7 +14,7 @@ use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 
 use super::access::{Layer, Prepared};
 use super::pid1::{AT_RECURSIVE, mount_setattr};
-use super::{SAFE, Step, StepLog};
+use super::{Launch, SAFE, Step, StepLog};
 
 /// `MS_PRIVATE` as `mount_attr.propagation` takes it (`<linux/mount.h>`).
 const MS_PRIVATE: u64 = 1 << 18;
@@ -112,6 +112,24 @@ pub(super) fn attach_binds(access: &Prepared, log: &StepLog) -> io::Result<()> {
     if access.layer.is_some() && !access.writable {
         log.set(Step::SealingRoot);
         mount_setattr(rustix::fs::CWD, c"/", 0, libc::MOUNT_ATTR_RDONLY, 0)?;
+    }
+    Ok(())
+}
+
+/// After `pivot_root`, before the binds (one may go inside it): a tmpfs on
+/// the home, as `/tmp`'s size, then mode 0700. PID 1 is the caller's root
+/// here, the user inside is mapped to that root, so the user owns it.
+pub(super) fn mount_home(access: &Prepared, launch: &Launch, log: &StepLog) -> io::Result<()> {
+    if let Some(home) = &access.home {
+        log.set(Step::MountingHome);
+        rustix::mount::mount(
+            c"tmpfs",
+            home.as_c_str(),
+            c"tmpfs",
+            SAFE,
+            launch.tmp_options.as_c_str(),
+        )?;
+        rustix::fs::chmod(home.as_c_str(), Mode::from_raw_mode(0o700))?;
     }
     Ok(())
 }

@@ -48,6 +48,7 @@ pub(super) fn run(
         )?;
     }
     pivot(sandbox, log)?;
+    layer::mount_home(&sandbox.access, launch, log)?;
     layer::attach_binds(&sandbox.access, log)?;
     log.set(Step::SettingHostname);
     rustix::system::sethostname(&sandbox.hostname)?;

@@ -28,6 +28,7 @@ pub enum Step {
     MountingTmp,
     MaskingHostDirs,
     PivotingRoot,
+    MountingHome,
     MakingMountPoint,
     BindMounting,
     SealingRoot,
@@ -42,7 +43,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, by number.
-    const ALL: [Step; 29] = [
+    const ALL: [Step; 30] = [
         Step::Starting,
         Step::ParentDeathSignal,
         Step::JoiningCgroups,
@@ -62,6 +63,7 @@ impl Step {
         Step::MountingTmp,
         Step::MaskingHostDirs,
         Step::PivotingRoot,
+        Step::MountingHome,
         Step::MakingMountPoint,
         Step::BindMounting,
         Step::SealingRoot,
@@ -96,6 +98,7 @@ impl Step {
             Step::MountingTmp => "mounting a tmpfs on /tmp",
             Step::MaskingHostDirs => "masking /run",
             Step::PivotingRoot => "pivot_root into the rootfs",
+            Step::MountingHome => "mounting a tmpfs on the home directory",
             Step::MakingMountPoint => "making a bind's mount point",
             Step::BindMounting => "bind-mounting a host path",
             Step::SealingRoot => "making the rootfs read-only over its binds",

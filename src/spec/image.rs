@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Item, Location, SpecError};
+use super::{Item, Location, Spec, SpecError};
 
 /// The most layers an image may be split into: overlay filesystems stack
 /// at most about 128 lower layers, and engines refuse more.
@@ -212,6 +212,41 @@ pub(super) fn merge(
 }
 
 /// A tag as OCI and Docker accept it: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+/// The uid and gid `[image] user` names: `root`, a name of `[[users]]`, or
+/// a uid (with its account's gid, else 0). A name of no account is a
+/// mistake in the spec.
+pub fn user_ids(spec: &Spec, item: &Item<User>) -> Result<(u32, u32), SpecError> {
+    match &item.value {
+        User::Name(name) if name == "root" => Ok((0, 0)),
+        User::Name(name) => spec
+            .users
+            .iter()
+            .find(|u| u.value.name == *name)
+            .map(|u| (u.value.uid, u.value.gid))
+            .ok_or_else(|| {
+                let names: Vec<&str> = std::iter::once("root")
+                    .chain(spec.users.iter().map(|u| u.value.name.as_str()))
+                    .collect();
+                SpecError::at(&item.at, format!("[image] user `{name}` is not a user of this spec"))
+                    .help(format!("the users are: {}; or give a uid", names.join(", ")))
+            }),
+        User::Id(uid) => Ok(spec
+            .users
+            .iter()
+            .find(|u| u.value.uid == *uid)
+            .map_or((*uid, 0), |u| (u.value.uid, u.value.gid))),
+    }
+}
+
+/// Checks across the merged spec, when it is read: the user the image runs
+/// as exists.
+pub(super) fn check(spec: &Spec) -> Result<(), SpecError> {
+    if let Some(item) = &spec.image.user {
+        user_ids(spec, item)?;
+    }
+    Ok(())
+}
+
 fn check_tag(tag: String, at: &Location) -> Result<String, SpecError> {
     let mut chars = tag.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')

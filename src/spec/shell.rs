@@ -56,6 +56,19 @@ impl Bind {
             Some((source, dest)) if dest.starts_with('/') || dest.is_empty() => {
                 (source, Some(root_path_rule(dest, "a bind path")?))
             }
+            // `/etc:../x` or `.:src` is a path inside that is not absolute,
+            // not a host path with a colon in it (the string form cannot
+            // spell one): saying so beats looking for a host path named
+            // `/etc:../x`.
+            Some((source, dest)) if !source.is_empty() => {
+                return Err(PathRule {
+                    message: format!("the path inside must be absolute, got `{dest}` in `{text}`"),
+                    help: format!(
+                        "write the path inside from the tree's root, such as `{source}:/{}`",
+                        dest.trim_start_matches("./").trim_start_matches(['.', '/'])
+                    ),
+                });
+            }
             _ => (rest, None),
         };
         if source.is_empty() {
@@ -114,6 +127,8 @@ pub struct Shell {
     pub writable: Option<bool>,
     /// Bytes the writable layer may hold; `None`: as much as `/tmp`.
     pub writable_size: Option<u64>,
+    /// The program `shell` opens, a path inside.
+    pub shell: Option<Item<PathBuf>>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +145,7 @@ pub(super) struct RawShell {
     user: Option<Spanned<String>>,
     writable: Option<bool>,
     writable_size: Option<Spanned<super::raw::RawSize>>,
+    shell: Option<Spanned<String>>,
 }
 
 /// A bind is a `HOST[:PATH][:ro]` string or a table.
@@ -210,6 +226,11 @@ pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(),
         let at = here.at(size.span());
         shell.writable_size =
             Some(super::convert::parse_size(size.get_ref(), &at, "writable_size", 4096)?);
+    }
+    if let Some(program) = raw.shell {
+        let at = here.at(program.span());
+        let value = root_path(program.get_ref(), &at, "a shell")?;
+        shell.shell = Some(Item { value, at });
     }
     Ok(())
 }
@@ -332,6 +353,10 @@ mod tests {
         assert_eq!(Bind::parse("a:b:/src/").unwrap(), bind(Some("/src"), false));
         assert_eq!(Bind::parse("a:b:/src:rw").unwrap(), bind(Some("/src"), false));
         assert_eq!(Bind::parse("a:b:/src:ro").unwrap(), bind(Some("/src"), true));
+        let err = Bind::parse("/etc:../x").unwrap_err();
+        assert_eq!(err.message, "the path inside must be absolute, got `../x` in `/etc:../x`");
+        assert_eq!(err.help, "write the path inside from the tree's root, such as `/etc:/x`");
+        assert!(Bind::parse(".:src/a").is_err());
         let err = Bind::parse("dir:/src/../etc").unwrap_err();
         assert_eq!(err.message, "a bind path must not contain `..`, got `/src/../etc`");
         assert!(Bind::parse(":/src").is_err());

@@ -211,6 +211,66 @@ fn an_unchanged_rebuild_is_a_no_op_and_any_changed_input_is_noticed() {
 }
 
 #[test]
+fn a_spec_spelled_another_way_is_the_same_spec_and_a_change_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    std::fs::write(d.join("part.toml"), "commands = [\"cat\"]\n").unwrap();
+    let spec = write_spec(d, "name = \"t\"\ninclude = [\"part.toml\"]\n");
+    let out = d.join("out/t");
+    let first = build(&options(&spec, &out)).unwrap();
+    assert!(!first.up_to_date);
+    // `sub/../spec.toml`, as `../spec.toml` from `sub/` gives it, and the
+    // same file through a symlinked folder.
+    symlink(d, d.join("link")).unwrap();
+    for other in [d.join("sub/../spec.toml"), d.join("link/spec.toml")] {
+        let built = build(&options(&other, &out)).unwrap();
+        assert!(built.up_to_date, "{}: {:?}", other.display(), built.reason);
+    }
+    let canonical = |name: &str| std::fs::canonicalize(d.join(name)).unwrap();
+    std::fs::write(d.join("part.toml"), "commands = [\"cat\", \"ls\"]\n").unwrap();
+    let built = build(&options(&spec, &out)).unwrap();
+    let expected = format!("`{}` changed", canonical("part.toml").display());
+    assert_eq!(built.reason.as_deref(), Some(expected.as_str()));
+    std::fs::write(d.join("more.toml"), "").unwrap();
+    std::fs::write(&spec, "name = \"t\"\ninclude = [\"part.toml\", \"more.toml\"]\n").unwrap();
+    let built = build(&options(&spec, &out)).unwrap();
+    let expected = format!("`{}` changed", canonical("spec.toml").display());
+    assert_eq!(built.reason.as_deref(), Some(expected.as_str()));
+    let mut hard = options(&spec, &out);
+    hard.link = rootfs::install::LinkMode::Hard;
+    let built = build(&hard).unwrap();
+    assert_eq!(built.reason.as_deref(), Some("`--link` changed"));
+}
+
+#[test]
+fn a_command_in_usr_local_shadowing_one_in_usr_is_named_by_build_and_deps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().join("sysroot");
+    copy_sysroot(&sysroot);
+    std::fs::create_dir_all(sysroot.join("usr/local/bin")).unwrap();
+    std::fs::copy("/usr/bin/bash", sysroot.join("usr/local/bin/bash")).unwrap();
+    let spec = write_spec(tmp.path(), "name = \"t\"\ncommands = [\"bash\"]\n");
+    let mut opts = options(&spec, &tmp.path().join("out/t"));
+    opts.sysroot = sysroot.clone();
+    let built = build(&opts).unwrap();
+    let note = "`bash` is `/usr/local/bin/bash`, first on PATH; `/usr/bin/bash` is there too (write its path in `commands` to take that one)";
+    assert_eq!(built.warnings, [note]);
+    let deps = std::process::Command::new(crate::support::xtask_binary())
+        .args(["rootfs", "deps", "--sysroot"])
+        .arg(&sysroot)
+        .arg("bash")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&deps.stdout);
+    assert!(stdout.starts_with("bash => /usr/local/bin/bash\n"), "{stdout}");
+    assert!(stdout.contains(&format!("    warning: {note}\n")), "{stdout}");
+    // Written as a path, the command is what it says, with no note.
+    std::fs::write(&spec, "name = \"t\"\ncommands = [\"/usr/bin/bash\"]\n").unwrap();
+    assert!(build(&opts).unwrap().warnings.is_empty());
+}
+
+#[test]
 fn setuid_and_setgid_bits_are_dropped_unless_the_spec_keeps_them() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();

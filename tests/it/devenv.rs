@@ -293,11 +293,11 @@ fn the_user_inside_is_the_caller_unless_asked() {
         let Some(fx) = Fixture::new(caller, "") else { continue };
         let ids = |flags: &[&str]| stdout_of(fx.run(flags, "echo $(id -u) $(id -g) $HOME"));
         let me = caller.uid();
-        let home = if me == 0 { "/root" } else { "/" };
+        let home = if me == 0 { "/root" } else { "/tmp" };
         assert_eq!(ids(&[]), format!("{me} {me} {home}\n"), "{caller:?}");
         assert_eq!(ids(&["--user", "app"]), "1000 1000 /home/app\n", "{caller:?}");
         assert_eq!(ids(&["--user", "root"]), "0 0 /root\n", "{caller:?}");
-        assert_eq!(ids(&["--user", "4321:99"]), "4321 99 /\n", "{caller:?}");
+        assert_eq!(ids(&["--user", "4321:99"]), "4321 99 /tmp\n", "{caller:?}");
         // What a user other than root writes on a bind is the caller's, and
         // that user holds no capability.
         let shared = fx.dir("shared");
@@ -470,4 +470,143 @@ fn a_smoke_check_may_bind_a_host_folder_and_use_the_hosts_network() {
         assert!(output.status.success(), "{caller:?}: {out}{}", text(&output.stderr));
         assert!(out.contains(": cat /data/x ") && out.contains(" 0 failed"), "{out}");
     }
+}
+
+#[test]
+fn home_is_writable_for_every_user_and_the_tree_stays_as_it_was() {
+    for caller in Caller::all() {
+        let Some(fx) = Fixture::new(caller, "") else { continue };
+        let before = fx.tree();
+        // `ls -ldn`: mode and numeric owner, as the user inside sees them.
+        let script = "echo kept > \"$HOME/.gitconfig\" && cat \"$HOME/.gitconfig\" && set -- $(ls -ldn \"$HOME\") && echo \"$HOME $1 $3\"";
+        let me = caller.uid();
+        let own = if me == 0 { "/root drwx------ 0" } else { "/tmp drwxrwxrwt 65534" };
+        let cases: &[(&[&str], String)] = &[
+            (&[], format!("kept\n{own}\n")),
+            (&["--user", "root"], "kept\n/root drwx------ 0\n".into()),
+            (&["--user", "app"], "kept\n/home/app drwx------ 1000\n".into()),
+            (&["--user", "4321"], "kept\n/tmp drwxrwxrwt 4321\n".into()),
+        ];
+        for (flags, expected) in cases {
+            let output = fx.run(flags, script);
+            assert_eq!(stdout_of(output), *expected, "{caller:?} {flags:?}");
+        }
+        assert_eq!(fx.tree(), before, "{caller:?}: the tree on disk changed");
+    }
+}
+
+#[test]
+fn a_command_missing_from_the_tree_exits_127_with_a_hint() {
+    let Some(fx) = Fixture::new(Caller::Me, "") else { return };
+    let output = fx.xtask(&["run", "--", "jq", "."]).output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("error: `jq` is not in the tree\n"), "{stderr}");
+    assert!(stderr.contains("help: add \"jq\" to `commands` in the spec"), "{stderr}");
+    let output = fx.run(&[], "exit 3");
+    assert_eq!(output.status.code(), Some(3));
+}
+
+#[test]
+fn shell_and_run_mistakes_are_found_before_any_build() {
+    if let Some(reason) = rootfs::smoke::cannot_enter_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let default = project_root().join("rootfs-spec/default.toml");
+    let spec = tmp.path().join("early.toml");
+    let table = "[shell]\nbinds = [\"/no/such/dir:/src\"]\n[[smoke.checks]]\nrun = [\"true\"]\nbinds = [\"/no/such/check-dir:/x\"]\n";
+    let body =
+        format!("name = \"early\"\ninclude = [{:?}]\n{table}", default.display().to_string());
+    std::fs::write(&spec, body).unwrap();
+    let out = tmp.path().join("out");
+    let run = |args: &[&str]| {
+        let mut command = Command::new(xtask_binary());
+        command.args(["rootfs", args[0]]).arg(&spec).arg("--out").arg(&out).args(&args[1..]);
+        command.output().unwrap()
+    };
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--", "true"], "the host path `/no/such/dir` cannot be bound"),
+        (&["shell"], "the host path `/no/such/dir` cannot be bound"),
+        (&["smoke"], "the host path `/no/such/check-dir` cannot be bound"),
+        (
+            &["run", "--bind", "/etc:../x", "--", "true"],
+            "--bind `/etc:../x`: the path inside must be absolute, got `../x` in `/etc:../x`",
+        ),
+        // With the table's bind replaced by a flag, the next mistake shows.
+        (
+            &["run", "--bind", "/tmp:/src", "--user", "nosuch", "--", "true"],
+            "--user `nosuch` is not a user of the spec",
+        ),
+        (
+            &["run", "--bind", "/tmp:/src", "--env", "NOEQUALS", "--", "true"],
+            "--env `NOEQUALS`: write KEY=VALUE",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = run(args);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!stderr.contains("built "), "{args:?} built first: {stderr}");
+        assert!(!out.exists(), "{args:?} built the tree");
+        assert!(!tmp.path().join("early.lock").exists(), "{args:?} wrote the lock");
+    }
+}
+
+/// A DNS server on `addr` (UDP) that answers every A query with
+/// 192.0.2.7 and any other query with no record, until `stop` is set.
+fn dns_server(socket: std::net::UdpSocket, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((n, peer)) = socket.recv_from(&mut buf) else { continue };
+            let query = &buf[..n];
+            // The question: labels up to a zero byte, then type and class.
+            let mut end = 12;
+            while end < n && query[end] != 0 {
+                end += 1 + query[end] as usize;
+            }
+            let question = &query[12..(end + 5).min(n)];
+            let is_a = question.len() >= 4 && question[question.len() - 4..][..2] == [0, 1];
+            let mut reply = query[..2].to_vec();
+            reply.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(is_a), 0, 0, 0, 0]);
+            reply.extend_from_slice(question);
+            if is_a {
+                reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+            }
+            let _ = socket.send_to(&reply, peer);
+        }
+    })
+}
+
+#[test]
+fn names_resolve_through_the_bound_resolv_conf_with_the_hosts_network() {
+    let Ok(socket) = std::net::UdpSocket::bind("127.0.0.77:53") else {
+        eprintln!("skipped: cannot listen on 127.0.0.77:53 (needs root, and the port free)");
+        return;
+    };
+    let Some(fx) = Fixture::new(Caller::Me, "") else { return };
+    let default = project_root().join("rootfs-spec/default.toml");
+    let text = format!(
+        "name = \"devenv\"\ninclude = [{:?}]\ncommands = [\"getent\"]\n",
+        default.display().to_string()
+    );
+    std::fs::write(&fx.spec, text).unwrap();
+    let resolv = fx.home.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.77\noptions timeout:1 attempts:1\n").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = dns_server(socket, stop.clone());
+    let bind = format!("{}:/etc/resolv.conf:ro", resolv.display());
+    let flags = ["--network", "host", "--bind", &bind, "--", "getent", "ahostsv4", "example.test"];
+    let mut args = vec!["run"];
+    args.extend_from_slice(&flags);
+    let output = fx.xtask(&args).output().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    let out = stdout_of(output);
+    assert!(out.starts_with("192.0.2.7 "), "{out}");
+    assert!(out.contains("example.test"), "{out}");
 }

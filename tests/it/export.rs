@@ -700,19 +700,61 @@ fn an_image_user_that_is_not_in_the_spec_is_a_spec_error() {
         "name = \"t\"\ncommands = [\"cat\"]\n\n[image]\nuser = \"nobody\"\n",
     )
     .unwrap();
-    let built = build_into(&spec_path, &tmp.path().join("trees/t"), 0);
-    let options = export::Options {
-        format: Format::Oci,
-        output: Some(tmp.path().join("t.oci")),
-        compression: None,
-        epoch: 0,
-        force: false,
-        sysroot: PathBuf::from("/"),
-    };
-    let err = export::export(&built, &options).unwrap_err();
+    // Found when the spec is read: before any build, not at the export.
+    let out = tmp.path().join("trees/t");
+    let mut options = Options::new(&spec_path, out.parent().unwrap());
+    options.out = Some(out.clone());
+    let err = build(&options).unwrap_err();
     assert_eq!(rootfs::exit_code(&err), 2);
     let report = rootfs::render_error(&err);
     assert!(report.contains("[image] user `nobody` is not a user of this spec"), "{report}");
     assert!(report.contains("spec.toml:5:8"), "{report}");
-    assert!(!tmp.path().join("t.oci").exists());
+    assert!(!out.exists() && !tmp.path().join("spec.lock").exists());
+}
+
+#[test]
+fn an_image_whose_spec_names_no_command_runs_the_first_one_and_says_so() {
+    if needs_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("nocmd.toml");
+    std::fs::write(&spec, "name = \"nocmd\"\ncommands = [\"echo\", \"cat\"]\n").unwrap();
+    let built = build_into(&spec, &tmp.path().join("out/nocmd"), 0);
+    let oci = tmp.path().join("nocmd.oci");
+    let exported = export_to(&built, Format::Oci, None, &oci);
+    let summary = exported.summary();
+    assert!(
+        summary
+            .contains("cmd `/usr/bin/echo`, the spec's first command: set [image] cmd to choose"),
+        "{summary}"
+    );
+    let manifest = manifest(&oci);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&oci, &manifest["config"])).unwrap()).unwrap();
+    assert_eq!(config["config"]["Cmd"], serde_json::json!(["/usr/bin/echo"]));
+    // podman runs it with no command given.
+    let conf = containers_conf(tmp.path());
+    let (root, runroot) = (tmp.path().join("storage"), tmp.path().join("run"));
+    let env = [("CONTAINERS_CONF", conf.as_path())];
+    let storage = format!(
+        "containers-storage:[vfs@{}+{}]localhost/nocmd:latest",
+        root.display(),
+        runroot.display()
+    );
+    run(&[tool("skopeo"), "copy", "-q", &format!("oci:{}:latest", oci.display()), &storage], &env);
+    let podman = |args: &[&str]| {
+        let mut argv = vec![tool("podman"), "--root", root.to_str().unwrap()];
+        argv.extend_from_slice(&[
+            "--runroot",
+            runroot.to_str().unwrap(),
+            "--storage-driver",
+            "vfs",
+        ]);
+        argv.extend_from_slice(args);
+        run(&argv, &env)
+    };
+    let printed = podman(&["run", "--rm", "--network", "none", "localhost/nocmd:latest"]);
+    assert_eq!(printed, "\n");
+    podman(&["rmi", "-a", "-f"]);
 }

@@ -202,3 +202,47 @@ fn an_unchanged_build_stays_a_no_op_and_a_foreign_lock_is_never_replaced() {
     assert_eq!(rootfs::exit_code(&err), 2, "{}", rootfs::render_error(&err));
     assert_eq!(std::fs::read(&lock).unwrap(), b"my notes\n");
 }
+
+#[test]
+fn a_tree_is_pinned_by_one_digest_and_a_locked_refusal_names_its_changed_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().join("sysroot");
+    sysroot_at(&sysroot, "2.36-9+deb12u7");
+    let data = sysroot.join("usr/share/data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    for name in ["a", "b", "sub/c"] {
+        std::fs::write(data.join(name), name).unwrap();
+    }
+    let text = "name = \"s\"\ncommands = [\"bash\"]\n[[trees]]\nsrc = \"/usr/share/data\"\n";
+    let spec = spec_in(&tmp.path().join("repo"), text);
+    let lock = spec.with_extension("lock");
+    let out = tmp.path().join("out/s");
+    let first = cli_build(&spec, &out, &sysroot, &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let locked = Lock::parse(&std::fs::read(&lock).unwrap()).unwrap();
+    // One digest for the tree, no line per file of it.
+    assert_eq!(locked.trees.keys().collect::<Vec<_>>(), [Path::new("/usr/share/data")]);
+    assert!(locked.files.keys().all(|p| !p.starts_with("/usr/share/data")), "{:?}", locked.files);
+    assert!(locked.files.contains_key(Path::new(LIBC)));
+
+    std::fs::write(data.join("a"), "edited").unwrap();
+    std::fs::remove_file(data.join("b")).unwrap();
+    std::fs::write(data.join("sub/d"), "d").unwrap();
+    let before = snapshot(&out, &lock);
+    let refused = cli_build(&spec, &out, &sysroot, &["--locked"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let text = stderr(&refused);
+    assert!(text.contains("  changed tree: /usr/share/data (locked "), "{text}");
+    let detail: Vec<&str> = text.lines().filter(|l| l.starts_with("      ")).collect();
+    let sha = |bytes: &[u8]| rootfs::fsutil::sha256_hex(bytes)[..12].to_string();
+    assert_eq!(
+        detail,
+        [
+            format!("      changed: a (was {}, now {})", sha(b"a"), sha(b"edited")).as_str(),
+            "      gone: b",
+            "      new: sub/d",
+        ],
+        "{text}"
+    );
+    assert!(snapshot(&out, &lock) == before, "--locked wrote something");
+}

@@ -3,6 +3,7 @@
 mod build;
 mod cli;
 mod devenv;
+mod docs;
 mod embed;
 mod export;
 mod findings;

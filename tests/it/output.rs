@@ -82,11 +82,13 @@ fn a_file_a_symlink_and_the_manifests_place_are_refused() {
     let link = outs.join("link");
     assert_refused(d, &[spec, "--out", link.to_str().unwrap()], d, "it is a symlink");
     // The tree's own place is free, but the manifest's is the user's.
-    std::fs::write(outs.join("new.manifest.json"), "{\"mine\": true}\n").unwrap();
     let new = outs.join("new");
+    let manifest = rootfs::manifest::path_for(&new);
+    std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
+    std::fs::write(&manifest, "{\"mine\": true}\n").unwrap();
     assert_refused(d, &[spec, "--out", new.to_str().unwrap()], d, "not a manifest of this tool");
-    std::fs::write(outs.join(".rootfs-digests.json"), "my json\n").unwrap();
-    std::fs::remove_file(outs.join("new.manifest.json")).unwrap();
+    std::fs::write(rootfs::digest_cache::path_for(&new), "my json\n").unwrap();
+    std::fs::remove_file(&manifest).unwrap();
     assert_refused(d, &[spec, "--out", new.to_str().unwrap()], d, "not a digest cache");
 }
 
@@ -173,4 +175,115 @@ fn after_an_interrupted_swap_the_manifest_in_use_describes_the_tree_in_place() {
     std::fs::create_dir(&out).unwrap();
     let err = at.current_manifest().unwrap_err();
     assert!(format!("{err:#}").contains("does not describe the tree"), "{err:#}");
+}
+
+/// Runs the tool with `args` under `umask`, from `cwd`; exit status and
+/// standard error.
+fn xtask_with_umask(cwd: &Path, umask: u32, args: &[&str]) -> (i32, String) {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(xtask_binary());
+    command.current_dir(cwd).arg("rootfs").args(args);
+    // SAFETY: umask(2) is async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            libc::umask(umask);
+            Ok(())
+        });
+    }
+    let out = command.output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The names in `dir`, sorted, with each one's permission bits.
+fn modes(dir: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut names: Vec<(String, u32)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let mode = e.path().symlink_metadata().unwrap().permissions().mode() & 0o7777;
+            (e.file_name().into_string().unwrap(), mode)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn files_beside_a_tree_go_in_one_hidden_folder_with_the_users_umask() {
+    let tmp = tempfile::tempdir().unwrap();
+    let specs = tmp.path().join("specs");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&specs).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let spec = write_spec(&specs, "spec.toml", SPEC);
+    let spec = spec.to_str().unwrap();
+    let tree = home.join("tree");
+    let tree_arg = tree.to_str().unwrap();
+    for (umask, file_mode) in [(0o022, 0o644), (0o027, 0o640)] {
+        // A rebuild from scratch each time, so every file is written anew
+        // (an unchanged lock is left as it is).
+        let _ = std::fs::remove_file(specs.join("spec.lock"));
+        let (code, stderr) =
+            xtask_with_umask(tmp.path(), umask, &["build", spec, "--out", tree_arg, "--force"]);
+        assert_eq!(code, 0, "{stderr}");
+        let fragment = specs.join("spec.traced.toml");
+        let _ = std::fs::remove_file(&fragment);
+        let write = fragment.to_str().unwrap();
+        let args =
+            ["trace", spec, "--out", tree_arg, "--write", write, "--", "cat", "/etc/hostname"];
+        let (code, stderr) = xtask_with_umask(tmp.path(), umask, &args);
+        assert_eq!(code, 0, "{stderr}");
+        // `--out ~/tree` adds the tree and one hidden folder to `~`.
+        let names: Vec<String> = modes(&home).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, [".rootfs", "tree"]);
+        let expected: Vec<(String, u32)> = [
+            "digests.json",
+            "sha1.json",
+            "tree.manifest.json",
+            "tree.spdx.json",
+            "tree.stamp.json",
+        ]
+        .iter()
+        .map(|n| (n.to_string(), file_mode))
+        .collect();
+        assert_eq!(modes(&home.join(".rootfs")), expected, "umask {umask:o}");
+        let beside_spec = modes(&specs);
+        let mode_of = |name: &str| beside_spec.iter().find(|(n, _)| n == name).map(|(_, m)| *m);
+        assert_eq!(mode_of("spec.lock"), Some(file_mode), "umask {umask:o}: {beside_spec:?}");
+        assert_eq!(mode_of("spec.traced.toml"), Some(file_mode), "umask {umask:o}");
+    }
+}
+
+#[test]
+fn a_tree_of_the_earlier_layout_is_still_ours_and_its_side_files_move_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let spec = write_spec(d, "spec.toml", SPEC);
+    let out = d.join("outs/t");
+    build(&options(&spec, &out)).unwrap();
+    // What an earlier version left: the files beside the tree, no folder.
+    let outs = d.join("outs");
+    let side = rootfs::fsutil::side_dir(&out);
+    for (now, was) in [
+        ("t.manifest.json", "t.manifest.json"),
+        ("t.spdx.json", "t.spdx.json"),
+        ("t.stamp.json", "t.stamp.json"),
+        ("digests.json", ".rootfs-digests.json"),
+        ("sha1.json", ".rootfs-sha1.json"),
+    ] {
+        std::fs::rename(side.join(now), outs.join(was)).unwrap();
+    }
+    std::fs::remove_dir(&side).unwrap();
+    std::fs::write(outs.join("notes.txt"), "mine\n").unwrap();
+    let built =
+        build(&options(&spec, &out)).unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
+    assert!(!built.up_to_date);
+    let mut names: Vec<String> = std::fs::read_dir(&outs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".rootfs", "notes.txt", "t"]);
+    assert!(build(&options(&spec, &out)).unwrap().up_to_date);
 }

@@ -110,17 +110,19 @@ fn broken_specs_fail_with_their_message_and_leave_the_output_alone() {
     build(&options).unwrap();
 
     let before = Snapshot::take(&out);
-    // Nothing but the output, its manifest, SBOM and stamp, and the digest and SHA1 caches: a
-    // staging folder left behind by a failed build would show as a new name here.
+    // Nothing but the output and, in one hidden folder beside it, its
+    // manifest, SBOM and stamp, and the digest and SHA1 caches: a staging
+    // folder left behind by a failed build would show as a new name here.
     assert_eq!(
         before.siblings,
         [
-            ".rootfs-digests.json",
-            ".rootfs-sha1.json",
+            ".rootfs",
+            ".rootfs/digests.json",
+            ".rootfs/sha1.json",
+            ".rootfs/t.manifest.json",
+            ".rootfs/t.spdx.json",
+            ".rootfs/t.stamp.json",
             "t",
-            "t.manifest.json",
-            "t.spdx.json",
-            "t.stamp.json"
         ]
     );
     let update = std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1");
@@ -236,10 +238,15 @@ impl Snapshot {
         let mut inodes = Vec::new();
         list(out, Path::new("/"), &mut tree, &mut inodes);
         let parent = out.parent().unwrap();
-        let mut siblings: Vec<String> = std::fs::read_dir(parent)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let names = |dir: &Path| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        };
+        let mut siblings = names(parent);
+        let side = rootfs::fsutil::side_dir(out);
+        siblings.extend(names(&side).into_iter().map(|n| format!(".rootfs/{n}")));
         siblings.sort();
         Snapshot {
             tree,

@@ -176,6 +176,64 @@ fn ctrl_c_stops_run_of_sleep_with_status_130_in_tmux() {
     }
 }
 
+/// Types `shell` on the fixture's spec into an interactive bash in tmux,
+/// as a user would (the tool is then not the session's leader); waits for
+/// the shell inside (`echo ready-$((1+1))` shows `ready-2`), exits it, and
+/// checks that the outer bash has the terminal back. Returns the screen.
+fn shell_session(fixture: &Fixture, name: &str) -> String {
+    let tmux = Tmux { fixture, socket: format!("rootfs-it-{}-{name}", std::process::id()) };
+    let outer = "env PS1='outer> ' bash --norc --noprofile -i";
+    tmux.tmux(&["new-session", "-d", "-x", "160", "-y", "40", "-s", "t", outer]);
+    tmux.wait_for("the outer bash", |s| s.contains("outer>"));
+    let shell = format!(
+        "{} rootfs shell {} --out {}",
+        xtask_binary().display(),
+        fixture.spec.display(),
+        fixture.out.display()
+    );
+    tmux.type_text(&shell);
+    tmux.keys(&["Enter"]);
+    tmux.type_text("echo ready-$((1+1))");
+    tmux.keys(&["Enter"]);
+    // Typed before the shell starts, its output may follow a prompt.
+    tmux.wait_for("the shell", |s| s.lines().any(|l| l.ends_with("ready-2")));
+    tmux.type_text("exit");
+    tmux.keys(&["Enter"]);
+    tmux.type_text("echo back-$((2+3))");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the outer bash to read the terminal again", |s| s.lines().any(|l| l == "back-5"))
+}
+
+#[test]
+fn shell_opens_bash_before_sh_or_the_one_the_spec_names_and_exits_cleanly() {
+    if !has_tmux() {
+        return;
+    }
+    let base = crate::support::project_root().join("rootfs-spec/base.toml");
+    for caller in Caller::all() {
+        let Some(fixture) = Fixture::new(caller, "") else { continue };
+        // `/bin/sh` (dash on Debian) first, as the git preset lists it.
+        let spec = |extra: &str| {
+            let text = format!(
+                "name = \"devenv\"\ninclude = [{:?}]\ncommands = [\"/bin/sh\", \"bash\", \"id\"]\n{extra}",
+                base.display().to_string()
+            );
+            std::fs::write(&fixture.spec, text).unwrap();
+        };
+        spec("");
+        let screen = shell_session(&fixture, &format!("bash-{caller:?}"));
+        assert!(screen.contains("opening `/usr/bin/bash` (set [shell] shell"), "{screen}");
+        assert!(screen.contains(&format!("bash-{}", bash_version())), "{screen}");
+        assert!(!screen.contains("Cannot set tty process group"), "{screen}");
+
+        spec("[shell]\nshell = \"/bin/sh\"\n");
+        let screen = shell_session(&fixture, &format!("sh-{caller:?}"));
+        assert!(screen.contains("opening `/bin/sh`, the spec's [shell] shell"), "{screen}");
+        assert!(!screen.contains("bash-"), "{screen}");
+        assert!(!screen.contains("Cannot set tty process group"), "{screen}");
+    }
+}
+
 /// `5.2` for bash 5.2.15, as its default prompt shows it: the host's bash,
 /// which the tree holds a copy of.
 fn bash_version() -> String {

@@ -90,3 +90,22 @@ fn the_readme_starts_with_the_two_commands_and_ci_runs_the_same_tests() {
         ".ci/run must run the README's test command"
     );
 }
+
+#[test]
+fn the_readme_lists_the_packages_the_tests_install() {
+    let root = project_root();
+    let source = std::fs::read_to_string(root.join("xtask/src/packages.rs")).unwrap();
+    let list = source.split("pub const FOR_TESTS: &[&str] = &[").nth(1).unwrap();
+    let list = list.split("];").next().unwrap();
+    let in_code: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('"'))
+        .map(|l| l.trim_end_matches(',').trim_matches('"'))
+        .collect();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("<!-- packages for tests -->").nth(1).unwrap();
+    let section = section.split("<!-- end of packages for tests -->").next().unwrap();
+    let in_readme: Vec<&str> = section.split('`').skip(1).step_by(2).collect();
+    assert_eq!(in_readme, in_code, "README.md's list of packages is not packages::FOR_TESTS");
+}

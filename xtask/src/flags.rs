@@ -262,7 +262,13 @@ impl Devenv {
     /// Runs `argv` in the built tree, attached to this terminal, with what
     /// these flags and the spec's `[shell]` ask for.
     fn enter(&self, built: &rootfs::build::Built, argv: &[String], term: &str) -> Result<i32> {
-        let request = rootfs::devenv::Request {
+        let devenv = rootfs::devenv::prepare(&built.spec, &built.out, &self.request(), term)?;
+        rootfs::smoke::run_attached(&built.out, &built.spec.name, &devenv.access, argv, &devenv.env)
+    }
+
+    /// These flags as the library takes them.
+    fn request(&self) -> rootfs::devenv::Request {
+        rootfs::devenv::Request {
             binds: self.binds.clone(),
             workdir: self.workdir.clone(),
             env: self.env.clone(),
@@ -270,9 +276,17 @@ impl Devenv {
             network: self.network.map(Network::spec),
             user: self.user.clone(),
             writable: self.writable,
-        };
-        let devenv = rootfs::devenv::prepare(&built.spec, &built.out, &request, term)?;
-        rootfs::smoke::run_attached(&built.out, &built.spec.name, &devenv.access, argv, &devenv.env)
+        }
+    }
+
+    /// Builds the tree when missing or stale, after checking what these
+    /// flags and the spec's `[shell]` ask for: a mistake there costs no
+    /// build.
+    fn checked_build(&self, target: &Target) -> Result<rootfs::build::Built> {
+        let options = target.build_options()?;
+        let spec = rootfs::spec::load(&options.spec)?;
+        rootfs::devenv::check(&spec, &self.request())?;
+        target.built(&options)
     }
 }
 
@@ -296,6 +310,9 @@ pub struct Target {
     /// (exit status 1, one line per difference, nothing written).
     #[arg(long)]
     pub locked: bool,
+    /// List every change to the lock, not only the first ten.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 impl Target {
@@ -306,6 +323,7 @@ impl Target {
             sysroot: SysrootSource::Dir(PathBuf::from("/")),
             link: Link::Copy,
             locked: false,
+            verbose: false,
         }
     }
 }
@@ -391,11 +409,11 @@ impl Xtask {
     }
 }
 
-fn warn(built: &rootfs::build::Built) {
+fn warn(built: &rootfs::build::Built, verbose: bool) {
     for warning in &built.warnings {
         eprintln!("warning: {warning}");
     }
-    if let Some(text) = built.lock.as_ref().and_then(|update| update.summary()) {
+    if let Some(text) = built.lock.as_ref().and_then(|update| update.summary(verbose)) {
         eprintln!("{text}");
     }
 }
@@ -438,7 +456,7 @@ impl Build {
         let mut options = self.target.build_options()?;
         options.force = self.force;
         let built = rootfs::build::build(&options)?;
-        warn(&built);
+        warn(&built, self.target.verbose);
         println!("{}", built.summary());
         if let Some(portability) = &built.manifest.portability {
             println!("{}", portability.summary());
@@ -449,7 +467,7 @@ impl Build {
 
 impl PortabilityArgs {
     fn run(self) -> Result<ExitCode> {
-        let built = self.target.ensure_built()?;
+        let built = self.target.built(&self.target.build_options()?)?;
         let portability = built.manifest.portability.unwrap_or_default();
         if self.json {
             print!("{}", portability.to_json()?);
@@ -462,14 +480,9 @@ impl PortabilityArgs {
 }
 
 impl Target {
-    /// Builds the tree first when it is missing or stale (a no-op otherwise).
-    fn ensure_built(&self) -> Result<rootfs::build::Built> {
-        Target::built(&self.build_options()?)
-    }
-
-    fn built(options: &rootfs::build::Options) -> Result<rootfs::build::Built> {
+    fn built(&self, options: &rootfs::build::Options) -> Result<rootfs::build::Built> {
         let built = rootfs::build::build(options)?;
-        warn(&built);
+        warn(&built, self.verbose);
         eprintln!("{}", built.summary());
         Ok(built)
     }
@@ -478,13 +491,18 @@ impl Target {
 impl Smoke {
     fn run(self) -> Result<ExitCode> {
         let options = self.target.build_options()?;
+        // A check's bind whose host path is missing costs no build.
+        let loaded = rootfs::spec::load(&options.spec)?;
+        rootfs::devenv::check_bind_sources(
+            loaded.smoke.checks.iter().flat_map(|c| &c.value.binds),
+        )?;
         let (spec, out, manifest) = if self.no_build {
             let spec = rootfs::spec::load(&options.spec)?;
             let out = rootfs::build::out_dir(&options, &spec);
             let manifest = rootfs::build::Beside::of(&out).current_manifest()?;
             (spec, out, manifest)
         } else {
-            let built = Target::built(&options)?;
+            let built = self.target.built(&options)?;
             (built.spec, built.out, built.manifest)
         };
         let checks = rootfs::smoke::checks(&spec, &manifest);
@@ -509,8 +527,11 @@ impl Smoke {
 
 impl Shell {
     fn run(self) -> Result<ExitCode> {
-        let built = self.target.ensure_built()?;
-        let shell = rootfs::smoke::shell_of(&built.manifest);
+        let built = self.devenv.checked_build(&self.target)?;
+        let choice =
+            rootfs::devenv::shell_to_open(&built.spec, &built.out, &self.devenv.request())?;
+        eprintln!("{}", choice.describe());
+        let shell = choice.path.display().to_string();
         let host_term = std::env::var("TERM").ok();
         let (term, note) = rootfs::terminfo::term_for(&built.manifest, host_term.as_deref());
         if let Some(note) = note {
@@ -523,7 +544,7 @@ impl Shell {
 
 impl Run {
     fn run(self) -> Result<ExitCode> {
-        let built = self.target.ensure_built()?;
+        let built = self.devenv.checked_build(&self.target)?;
         let host_term = std::env::var("TERM").ok();
         let (term, _) = rootfs::terminfo::term_for(&built.manifest, host_term.as_deref());
         let code = self.devenv.enter(&built, &self.command, &term)?;
@@ -534,7 +555,7 @@ impl Run {
 impl Trace {
     fn run(self) -> Result<ExitCode> {
         let build_options = self.target.build_options()?;
-        let built = Target::built(&build_options)?;
+        let built = self.target.built(&build_options)?;
         let options = rootfs::findings::Options {
             sysroot: build_options.sysroot.clone(),
             command: self.command,
@@ -562,7 +583,7 @@ impl Export {
     fn run(self) -> Result<ExitCode> {
         let mut target = self.target.build_options()?;
         target.force = self.force;
-        let built = Target::built(&target)?;
+        let built = self.target.built(&target)?;
         let options = rootfs::export::Options {
             format: match self.format {
                 ExportFormat::Oci => rootfs::export::Format::Oci,

@@ -63,23 +63,100 @@ pub const FOR_TESTS: &[&str] = &[
 pub const FOR_BENCH: &[&str] =
     &["pax-utils", "dracut-core", "jailkit", "hyperfine", "pigz", "zstd"];
 
-/// Installs whichever of `packages` is missing.
+/// Packages that would replace an installed one (Debian's `Conflicts` and
+/// `Replaces`): `busybox-static` removes `busybox`. Each is left out when
+/// the other is installed, so that the tests never remove a package; the
+/// busybox spec then takes the installed busybox.
+const REPLACES: &[(&str, &str)] = &[("busybox-static", "busybox")];
+
+/// What to install, and what is left out and why.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Choice<'a> {
+    pub install: Vec<&'a str>,
+    /// A package left out, and the installed package it would replace.
+    pub left_out: Vec<(&'a str, &'a str)>,
+}
+
+/// The packages of `packages` that are missing, less those that would
+/// replace an installed one.
+pub fn choose<'a>(packages: &[&'a str], installed: impl Fn(&str) -> bool) -> Choice<'a> {
+    let mut choice = Choice::default();
+    for &package in packages.iter().filter(|p| !installed(p)) {
+        let replaced = REPLACES.iter().find(|(p, other)| *p == package && installed(other));
+        match replaced {
+            Some(&(_, other)) => choice.left_out.push((package, other)),
+            None => choice.install.push(package),
+        }
+    }
+    choice
+}
+
+/// What `apt-get install -s` says it would do: packages installed (with
+/// their dependencies) and packages removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Simulated {
+    pub installs: Vec<String>,
+    pub removals: Vec<String>,
+}
+
+/// Reads the `Inst NAME ...` and `Remv NAME ...` lines of a simulation.
+pub fn simulated(text: &str) -> Simulated {
+    let mut result = Simulated::default();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("Inst"), Some(name)) => result.installs.push(name.to_string()),
+            (Some("Remv"), Some(name)) => result.removals.push(name.to_string()),
+            _ => {}
+        }
+    }
+    result.installs.sort();
+    result.removals.sort();
+    result
+}
+
+/// Installs whichever of `packages` is missing, after saying what it will
+/// install; never removes a package (a package that would replace an
+/// installed one is left out, and any removal apt-get would make stops
+/// everything before a change).
 pub fn ensure(sh: &Shell, packages: &[&str]) -> Result<()> {
-    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(sh, p)).collect();
+    let choice = choose(packages, |p| installed(sh, p));
+    for (package, other) in &choice.left_out {
+        eprintln!("note: leaving out {package}, which would replace the installed {other}");
+    }
+    let missing = choice.install;
     if missing.is_empty() {
         return Ok(());
     }
     if !rustix::process::geteuid().is_root() {
         bail!(
-            "these Debian packages are needed and missing: {}\nhelp: run `sudo apt-get install -y {}`, then try again",
+            "these Debian packages are needed and missing: {}\nhelp: run `sudo apt-get install -y --no-remove {}`, then try again",
             missing.join(" "),
             missing.join(" ")
         );
     }
-    eprintln!("installing {}", missing.join(" "));
     let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
     cmd!(sh, "apt-get update -qq").run().context("running apt-get update")?;
-    cmd!(sh, "apt-get install -y -qq --no-install-recommends {missing...}")
+    let simulate = missing.clone();
+    let plan = cmd!(sh, "apt-get install -s --no-install-recommends {simulate...}")
+        .quiet()
+        .read()
+        .context("asking apt-get what it would install")?;
+    let plan = simulated(&plan);
+    if !plan.removals.is_empty() {
+        bail!(
+            "installing {} would remove {}: nothing was changed\nhelp: install them yourself if that is what you want",
+            missing.join(" "),
+            plan.removals.join(" ")
+        );
+    }
+    eprintln!(
+        "installing with apt-get: {} ({} packages with their dependencies: {})",
+        missing.join(" "),
+        plan.installs.len(),
+        plan.installs.join(" ")
+    );
+    cmd!(sh, "apt-get install -y -qq --no-remove --no-install-recommends {missing...}")
         .run()
         .context("running apt-get install")?;
     Ok(())
@@ -92,4 +169,33 @@ fn installed(sh: &Shell, package: &str) -> bool {
         .ignore_stderr()
         .read()
         .is_ok_and(|status| status.ends_with("install ok installed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_package_that_would_replace_an_installed_one_is_left_out() {
+        let wanted = ["busybox-static", "tmux", "vim"];
+        let with_busybox = choose(&wanted, |p| p == "busybox" || p == "vim");
+        assert_eq!(
+            with_busybox,
+            Choice { install: vec!["tmux"], left_out: vec![("busybox-static", "busybox")] }
+        );
+        let without = choose(&wanted, |p| p == "vim");
+        assert_eq!(without, Choice { install: vec!["busybox-static", "tmux"], left_out: vec![] });
+    }
+
+    #[test]
+    fn a_simulation_names_what_would_be_installed_and_removed() {
+        let text = "Reading package lists...\nRemv busybox [1:1.35.0-4+deb12u1+b1]\nInst busybox-static (1:1.35.0-4+deb12u1 Debian:12.8/stable [amd64])\nInst libc6-i386 (2.36-9 Debian [amd64])\nConf busybox-static (1:1.35.0-4+deb12u1 Debian:12.8/stable [amd64])\n";
+        assert_eq!(
+            simulated(text),
+            Simulated {
+                installs: vec!["busybox-static".into(), "libc6-i386".into()],
+                removals: vec!["busybox".into()],
+            }
+        );
+    }
 }

@@ -76,7 +76,8 @@ pub fn run(exe: &Path, work: &Path, programs: &[PathBuf], runs: usize) -> Result
     ];
     let trash_dir = work.join("trash/export");
     let trash = Trash::new(trash_dir.clone());
-    let outputs = [dir.join("gzip.oci"), dir.join("zstd.oci"), dir.join(".rootfs-layers.json")];
+    let outputs =
+        [dir.join("gzip.oci"), dir.join("zstd.oci"), rootfs::export::layer_cache_path(&tree)];
     for round in 0..=runs {
         for c in &mut contenders {
             if c.fresh {
