@@ -8,4 +8,18 @@
 //! the sysroot folder, the maintainer scripts' effects reproduced).
 //! [`package::FetchedDeb`] is the record handed from fetching to unpacking.
 
+pub mod cache;
+pub mod control;
+pub mod fetch;
+pub mod index;
 pub mod package;
+pub mod relation;
+pub mod release;
+pub mod select;
+pub mod source;
+pub mod sysroot;
+pub mod version;
+
+pub use self::fetch::Wanted;
+pub use self::source::{ArchiveSource, DebianRequest};
+pub use self::sysroot::{Options, Resolution, SuiteState, fetch, fetch_request, prepare, resolve};
