@@ -51,6 +51,27 @@ pub struct Resolution {
     pub packages: Vec<Wanted>,
 }
 
+/// The request a build uses: the spec's `[sysroot.debian]` (if any), with
+/// the suite and architecture of `--sysroot debian:SUITE[/ARCH]` over it
+/// and `--packages` (when given) instead of its packages.
+pub fn merge_request(
+    spec: Option<&DebianRequest>,
+    flag: Option<&DebianRequest>,
+    packages: &[String],
+) -> DebianRequest {
+    let mut request = spec.cloned().unwrap_or_default();
+    if let Some(flag) = flag {
+        request.suite = flag.suite.clone();
+        if flag.architecture.is_some() {
+            request.architecture = flag.architecture.clone();
+        }
+    }
+    if !packages.is_empty() {
+        request.packages = packages.to_vec();
+    }
+    request
+}
+
 /// Fills in `request`'s defaults (`base` is the spec's folder, for a
 /// relative keyring).
 pub fn archive_source(
