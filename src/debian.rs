@@ -13,6 +13,7 @@ pub mod control;
 pub mod fetch;
 pub mod index;
 pub mod package;
+pub mod package_set;
 pub mod relation;
 pub mod release;
 pub mod select;

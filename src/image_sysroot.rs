@@ -41,7 +41,13 @@ pub enum SysrootSource {
     /// Debian packages, `debian:SUITE[/ARCH]`: the suite and architecture
     /// from the flag, the packages from `--packages` or the spec's
     /// `[sysroot.debian]`, which also gives the mirror and keyring.
-    Debian(crate::debian::DebianRequest),
+    Debian {
+        request: crate::debian::DebianRequest,
+        /// The lock whose package set to use (the spec's, for a build).
+        lock: Option<PathBuf>,
+        /// `--locked`: refuse a package set other than the lock's.
+        locked: bool,
+    },
 }
 
 /// A `--sysroot` value that names nothing.
@@ -95,11 +101,12 @@ impl FromStr for SysrootSource {
             if !word(suite) || architecture.is_some_and(|a| !word(a)) {
                 return Err(bad());
             }
-            return Ok(SysrootSource::Debian(crate::debian::DebianRequest {
+            let request = crate::debian::DebianRequest {
                 suite: suite.to_string(),
                 architecture: architecture.map(str::to_string),
                 ..Default::default()
-            }));
+            };
+            return Ok(SysrootSource::Debian { request, lock: None, locked: false });
         }
         if text.is_empty() {
             return Err(bad());
@@ -117,7 +124,7 @@ impl fmt::Display for SysrootSource {
             }
             SysrootSource::Oci { layout, tag: None } => write!(f, "oci:{}", layout.display()),
             SysrootSource::Tar(file) => write!(f, "tar:{}", file.display()),
-            SysrootSource::Debian(request) => match &request.architecture {
+            SysrootSource::Debian { request, .. } => match &request.architecture {
                 Some(arch) => write!(f, "debian:{}/{arch}", request.suite),
                 None => write!(f, "debian:{}", request.suite),
             },
@@ -167,8 +174,13 @@ pub fn prepare(source: &SysrootSource, cache_root: &Path) -> Result<Prepared> {
         // Resolves and fetches the packages into the download cache; the
         // lead joins the unpacker (branch `i20b`) inside `debian::prepare`,
         // which until then ends with an error saying so.
-        SysrootSource::Debian(request) => {
-            let options = crate::debian::Options { progress: true, ..Default::default() };
+        SysrootSource::Debian { request, lock, locked } => {
+            let options = crate::debian::Options {
+                progress: true,
+                lock: lock.clone(),
+                locked: *locked,
+                ..Default::default()
+            };
             crate::debian::prepare(request, Path::new("."), &options)
         }
     }
@@ -340,11 +352,12 @@ mod tests {
         assert!(parse("tar:").is_err());
         assert_eq!(parse("oci:/img:latest").unwrap().to_string(), "oci:/img:latest");
         let debian = |suite: &str, arch: Option<&str>| {
-            Ok(SysrootSource::Debian(crate::debian::DebianRequest {
+            let request = crate::debian::DebianRequest {
                 suite: suite.into(),
                 architecture: arch.map(str::to_string),
                 ..Default::default()
-            }))
+            };
+            Ok(SysrootSource::Debian { request, lock: None, locked: false })
         };
         assert_eq!(parse("debian:bookworm"), debian("bookworm", None));
         assert_eq!(parse("debian:trixie/arm64"), debian("trixie", Some("arm64")));

@@ -162,6 +162,8 @@ pub struct Wanted {
     pub id: PackageId,
     /// The mirror's base URL, without a trailing `/`.
     pub mirror: String,
+    /// The suite whose index listed it.
+    pub suite: String,
     /// `Filename:`, below the mirror.
     pub filename: String,
     pub sha256: String,

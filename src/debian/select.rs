@@ -40,7 +40,10 @@ pub struct Universe<'a> {
 
 impl<'a> Universe<'a> {
     /// Indexes `packages` of `architecture` and `all`.
-    pub fn new(packages: &'a [IndexPackage], architecture: &str) -> Universe<'a> {
+    pub fn new(
+        packages: impl IntoIterator<Item = &'a IndexPackage>,
+        architecture: &str,
+    ) -> Universe<'a> {
         let mut by_name: HashMap<&str, Vec<&IndexPackage>> = HashMap::new();
         let mut providers: HashMap<&str, Vec<(&IndexPackage, &Relation)>> = HashMap::new();
         for package in packages {

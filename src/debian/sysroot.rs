@@ -19,6 +19,11 @@ pub struct Options {
     pub apt: Option<AptSources>,
     /// Draw a progress bar (still only on a terminal).
     pub progress: bool,
+    /// The lock file whose package set a build uses when it was made for
+    /// the same request.
+    pub lock: Option<PathBuf>,
+    /// Refuse to resolve anew: the lock's set must fit the request.
+    pub locked: bool,
 }
 
 impl Options {
@@ -47,6 +52,8 @@ pub struct SuiteState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolution {
     pub source: ArchiveSource,
+    /// The packages asked for.
+    pub requested: Vec<String>,
     pub suites: Vec<SuiteState>,
     pub packages: Vec<Wanted>,
 }
@@ -102,12 +109,12 @@ pub fn resolve(request: &DebianRequest, base: &Path, options: &Options) -> Resul
 pub fn resolve_from(
     source: &ArchiveSource,
     indexes: &[SuiteIndex],
-    packages: &[String],
+    asked: &[String],
 ) -> Result<Resolution> {
-    let all: Vec<_> = indexes.iter().flat_map(|index| index.packages.iter().cloned()).collect();
-    let universe = Universe::new(&all, &source.architecture);
+    let all = indexes.iter().flat_map(|index| &index.packages);
+    let universe = Universe::new(all, &source.architecture);
     let suite_names: Vec<&str> = source.suites.iter().map(|s| s.suite.as_str()).collect();
-    let selected = select::select(&universe, packages).with_context(|| {
+    let selected = select::select(&universe, asked).with_context(|| {
         format!("resolving packages from {} ({})", suite_names.join(", "), source.architecture)
     })?;
     let packages = selected
@@ -115,6 +122,7 @@ pub fn resolve_from(
         .map(|p| Wanted {
             id: p.id.clone(),
             mirror: source.suites[p.suite].mirror.clone(),
+            suite: source.suites[p.suite].suite.clone(),
             filename: p.filename.clone(),
             sha256: p.sha256.clone(),
             size: Some(p.size),
@@ -129,7 +137,7 @@ pub fn resolve_from(
             date: index.date.clone(),
         })
         .collect();
-    Ok(Resolution { source: source.clone(), suites, packages })
+    Ok(Resolution { source: source.clone(), requested: asked.to_vec(), suites, packages })
 }
 
 /// Makes sure every package of `packages` is in the cache (downloading
@@ -153,13 +161,16 @@ pub fn fetch_request(
 }
 
 /// The sysroot a build uses for `--sysroot debian:...` or a spec's
-/// `[sysroot.debian]`: resolves and fetches the packages into the cache.
+/// `[sysroot.debian]`: the lock's package set (or a new resolution) with
+/// its `.deb`s verified in the cache.
 pub fn prepare(
     request: &DebianRequest,
     base: &Path,
     options: &Options,
 ) -> Result<crate::image_sysroot::Prepared> {
-    let (_, debs) = fetch_request(request, base, options)?;
+    // The set is what the build records in the lock's `[debian]` once the
+    // unpacker is joined.
+    let (_set, debs) = super::package_set::locked_or_resolved(request, base, options)?;
     // JOIN POINT: the lead replaces this error with the unpacker (branch
     // `i20b`), which lays `debs` out as a merged-`/usr` folder in the
     // sysroot cache and returns it as `Prepared`. Until then this is the

@@ -4,7 +4,7 @@ mod archive;
 
 use std::path::{Path, PathBuf};
 
-use rootfs::debian::{self, DebianRequest, Options, Wanted};
+use rootfs::debian::{self, DebianRequest, Options, Wanted, package_set};
 
 use self::archive::{Pkg, Server, archive, armored_public, sha256, signing_key};
 
@@ -127,8 +127,27 @@ impl Fixture {
         Options {
             cache_dir: Some(self.cache.clone()),
             apt: Some(Default::default()),
-            progress: false,
+            ..Default::default()
         }
+    }
+
+    /// A spec with this archive as its `[sysroot.debian]`, beside the
+    /// keyring.
+    fn spec(&self, packages: &[&str]) -> PathBuf {
+        let path = self.base().join("spec.toml");
+        let list: Vec<String> = packages.iter().map(|p| format!("\"{p}\"")).collect();
+        let text = format!(
+            "name = \"pkgs\"\n\n[sysroot.debian]\nsuite = \"main\"\nextra_suites = [\"updates\"]\narchitecture = \"amd64\"\nmirror = \"{}\"\nkeyring = \"keys/test.asc\"\npackages = [{}]\n",
+            self.server.url,
+            list.join(", ")
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Options that read and honour the lock beside `spec`.
+    fn locked_options(&self, spec: &Path, locked: bool) -> Options {
+        Options { lock: Some(rootfs::lock::path_for(spec)), locked, ..self.options() }
     }
 
     fn base(&self) -> &Path {
@@ -316,9 +335,94 @@ fn a_locked_package_the_mirror_no_longer_serves_is_named_with_its_version() {
     assert!(err.contains("the mirror no longer serves `app` 0.9 (amd64)"), "{err}");
 }
 
+#[test]
+fn update_writes_the_package_set_and_says_what_changed_and_locked_refuses_changes() {
+    let f = fixture("");
+    let spec = f.spec(&["app"]);
+    let lock_path = rootfs::lock::path_for(&spec);
+    let first = package_set::update(&spec, &f.options(), false).unwrap();
+    assert!(first.created);
+    let text = std::fs::read_to_string(&lock_path).unwrap();
+    let lock = rootfs::lock::Lock::parse(text.as_bytes()).unwrap();
+    let set = lock.debian.unwrap();
+    assert_eq!(set.suites, ["main", "updates"]);
+    assert_eq!(set.requested, ["app"]);
+    assert_eq!(set.releases["main"].sha256, sha256(&f.server.get("dists/main/InRelease")));
+    let libfoo = &set.packages["libfoo"];
+    assert_eq!((libfoo.version.as_str(), libfoo.suite.as_str()), ("2.1", "updates"));
+    assert_eq!(libfoo.filename, "pool/main/libfoo/libfoo_2.1_amd64.deb");
+    assert!(!text.contains(&f.server.url), "the lock names the mirror:\n{text}");
+    // Nothing changed: nothing to say, nothing written.
+    let again = package_set::update(&spec, &f.options(), false).unwrap();
+    assert!(again.summary().is_none(), "{:?}", again.summary());
+
+    // The mirror publishes libfoo 2.2 in `updates`.
+    let key = signing_key("good");
+    std::fs::write(&f.keyring, archive::armored_public(&key)).unwrap();
+    let mut packages: Vec<Pkg> = PACKAGES.to_vec();
+    packages.push(Pkg {
+        suite: "updates",
+        name: "libfoo",
+        version: "2.2",
+        arch: "amd64",
+        fields: "",
+    });
+    for (path, bytes) in archive(&packages, &key, "") {
+        f.server.put(&path, bytes);
+    }
+    let before = std::fs::read(&lock_path).unwrap();
+    let err = error_text(&package_set::update(&spec, &f.options(), true).unwrap_err());
+    assert!(err.contains("package changed: libfoo 2.1 -> 2.2"), "{err}");
+    assert_eq!(std::fs::read(&lock_path).unwrap(), before, "--locked wrote the lock");
+    let changed = package_set::update(&spec, &f.options(), false).unwrap();
+    let summary = changed.summary().unwrap();
+    assert!(summary.contains("package changed: libfoo 2.1 -> 2.2"), "{summary}");
+    assert!(summary.contains("suite updates: InRelease locked"), "{summary}");
+    assert!(summary.contains("suite main: InRelease locked"), "{summary}");
+}
+
+#[test]
+fn a_locked_build_reads_no_index_and_fetches_only_what_the_cache_lacks() {
+    let f = fixture("");
+    let spec = f.spec(&["app"]);
+    package_set::update(&spec, &f.options(), false).unwrap();
+    let request = rootfs::spec::load(&spec).unwrap().debian.unwrap().value;
+    // A cold cache: only the .debs are asked for, no InRelease or index.
+    let cold = tempfile::tempdir().unwrap();
+    let options =
+        Options { cache_dir: Some(cold.path().to_path_buf()), ..f.locked_options(&spec, true) };
+    let before = f.server.requests();
+    let (set, debs) = package_set::locked_or_resolved(&request, f.base(), &options).unwrap();
+    assert_eq!(f.server.requests() - before, set.packages.len());
+    assert_eq!(debs.len(), 6);
+    // Everything cached: not one request.
+    let before = f.server.requests();
+    let (again, _) = package_set::locked_or_resolved(&request, f.base(), &options).unwrap();
+    assert_eq!((again, f.server.requests()), (set, before));
+    // Asking for another package: `--locked` refuses, naming the change.
+    let mut more = request.clone();
+    more.packages.push("tool".into());
+    let err = error_text(&package_set::locked_or_resolved(&more, f.base(), &options).unwrap_err());
+    assert!(err.contains("--locked: the inputs differ"), "{err}");
+    assert!(err.contains("package sysroot changed: locked main,updates amd64 [main] app, now main,updates amd64 [main] app,tool"), "{err}");
+    // Without --locked it resolves anew.
+    let (new, _) =
+        package_set::locked_or_resolved(&more, f.base(), &f.locked_options(&spec, false)).unwrap();
+    assert!(new.packages.contains_key("pyimpl"));
+    // A locked package the mirror removed, fetched into an empty cache.
+    f.server.files.lock().unwrap().remove("pool/main/cyc-b/cyc-b_1_all.deb");
+    let empty = tempfile::tempdir().unwrap();
+    let options =
+        Options { cache_dir: Some(empty.path().to_path_buf()), ..f.locked_options(&spec, true) };
+    let err =
+        error_text(&package_set::locked_or_resolved(&request, f.base(), &options).unwrap_err());
+    assert!(err.contains("the mirror no longer serves `cyc-b` 1 (all)"), "{err}");
+}
+
 /// One small fetch from the mirror this machine's apt sources name (CI
 /// reaches Debian's archive): `bash` from bookworm, verified against
-/// Debian's archive keyring.
+/// Debian's archive keyring; then the closure of `python3 git vim` from the
+/// same parsed indexes, timed (issue 20's budget is 200 ms).
 #[test]
 fn live_bash_from_bookworm_via_the_apt_sources() {
     let tmp = tempfile::tempdir().unwrap();
@@ -327,10 +431,20 @@ fn live_bash_from_bookworm_via_the_apt_sources() {
         packages: vec!["bash".into()],
         ..Default::default()
     };
-    let options = Options { cache_dir: Some(tmp.path().to_path_buf()), apt: None, progress: false };
+    let options = Options { cache_dir: Some(tmp.path().to_path_buf()), ..Default::default() };
     let start = std::time::Instant::now();
-    let (resolution, debs) = debian::fetch_request(&request, Path::new("."), &options).unwrap();
-    eprintln!("live: resolved and fetched {} packages in {:?}", debs.len(), start.elapsed());
+    let source = debian::sysroot::archive_source(&request, Path::new("."), &options).unwrap();
+    let cache = debian::cache::Cache::open(tmp.path()).unwrap();
+    let indexes =
+        debian::fetch::fetch_indexes(&source, &cache, &debian::fetch::Http::new()).unwrap();
+    let fetched_indexes = start.elapsed();
+    let resolution = debian::sysroot::resolve_from(&source, &indexes, &request.packages).unwrap();
+    let debs = debian::fetch(&resolution.packages, &options).unwrap();
+    eprintln!(
+        "live: indexes in {fetched_indexes:?}, {} packages of bash fetched in {:?} in all",
+        debs.len(),
+        start.elapsed()
+    );
     let names: Vec<&str> = resolution.packages.iter().map(|w| w.id.name.as_str()).collect();
     // `base-files` pre-depends on the virtual `awk`: apt takes `mawk`
     // (`Priority: required`), not `gawk` and its libraries.
@@ -341,4 +455,68 @@ fn live_bash_from_bookworm_via_the_apt_sources() {
     for deb in &debs {
         assert_eq!(rootfs::fsutil::sha256_file(&deb.path).unwrap(), deb.sha256);
     }
+    let asked: Vec<String> = ["python3", "git", "vim"].map(String::from).to_vec();
+    // CPU time of this thread as well as wall time: the machine may be
+    // shared, and the budget is about our work.
+    let cpu = || {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    };
+    let (start, start_cpu) = (std::time::Instant::now(), cpu());
+    let universe = debian::select::Universe::new(indexes.iter().flat_map(|i| &i.packages), "amd64");
+    let selected = debian::select::select(&universe, &asked).unwrap();
+    eprintln!(
+        "live: closure of python3 git vim from {} parsed stanzas: {} packages in {:?} ({:?} CPU)",
+        indexes.iter().map(|i| i.packages.len()).sum::<usize>(),
+        selected.len(),
+        start.elapsed(),
+        cpu() - start_cpu
+    );
+    let big = debian::sysroot::resolve_from(&source, &indexes, &asked).unwrap();
+    assert_eq!(big.packages.len(), selected.len());
+    let names: Vec<&str> = big.packages.iter().map(|w| w.id.name.as_str()).collect();
+    for name in ["python3", "python3.11", "git", "vim", "libc6", "perl-base"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+}
+
+/// The command line: `rootfs update SPEC` writes the package set, and a
+/// build asking for other packages under `--locked` is refused before any
+/// index is read.
+#[test]
+fn update_and_locked_from_the_command_line() {
+    let f = fixture("");
+    let spec = f.spec(&["app"]);
+    let xtask = |args: &[&str]| {
+        let output = std::process::Command::new(crate::support::xtask_binary())
+            .arg("rootfs")
+            .args(args)
+            .env(debian::cache::CACHE_DIR_VAR, &f.cache)
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let spec_arg = spec.to_str().unwrap();
+    let (code, stderr) = xtask(&["update", spec_arg]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("wrote the lock"), "{stderr}");
+    let (code, stderr) = xtask(&["update", spec_arg, "--locked"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("is up to date"), "{stderr}");
+    let before = f.server.requests();
+    let out = f.base().join("out");
+    let (code, stderr) = xtask(&[
+        "build",
+        spec_arg,
+        "--out",
+        out.to_str().unwrap(),
+        "--locked",
+        "--packages",
+        "app,tool",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("--locked: the inputs differ"), "{stderr}");
+    assert!(stderr.contains("now main,updates amd64 [main] app,tool"), "{stderr}");
+    assert_eq!(f.server.requests(), before, "a refused locked build asked the mirror");
+    assert!(!out.exists());
 }

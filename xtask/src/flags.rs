@@ -79,6 +79,32 @@ pub enum RootfsCommand {
     /// Ship the rootfs as an OCI image, a docker archive, a runtime bundle,
     /// a tar or an initramfs, beside the tree (building it first if needed).
     Export(Export),
+    /// Re-resolve the spec's `[sysroot.debian]` packages from the mirror's
+    /// current indexes and rewrite the lock's package set, saying what changed.
+    Update(Update),
+}
+
+#[derive(Args, Debug)]
+pub struct Update {
+    /// The spec file [default: rootfs-spec/default.toml].
+    #[arg(value_name = "SPEC")]
+    pub spec: Option<PathBuf>,
+    /// Refuse any change to the lock (exit status 1, nothing written).
+    #[arg(long)]
+    pub locked: bool,
+}
+
+impl Update {
+    fn run(self) -> Result<ExitCode> {
+        let spec = self.spec.unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
+        let options = rootfs::debian::Options { progress: true, ..Default::default() };
+        let update = rootfs::debian::package_set::update(&spec, &options, self.locked)?;
+        match update.summary() {
+            Some(text) => eprintln!("{text}"),
+            None => eprintln!("the lock `{}` is up to date", update.path.display()),
+        }
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -330,6 +356,7 @@ impl Xtask {
                 Some(RootfsCommand::Run(run)) => run.run(),
                 Some(RootfsCommand::Trace(trace)) => trace.run(),
                 Some(RootfsCommand::Export(export)) => export.run(),
+                Some(RootfsCommand::Update(update)) => update.run(),
                 None => Smoke {
                     target: Target::default_spec(),
                     junit: None,
@@ -402,21 +429,24 @@ impl Target {
         let from_spec = || -> Result<Option<rootfs::debian::DebianRequest>> {
             Ok(rootfs::spec::load(spec)?.debian.map(|item| item.value))
         };
+        let debian = |request| SysrootSource::Debian {
+            request,
+            lock: Some(rootfs::lock::path_for(spec)),
+            locked: self.locked,
+        };
         let source = match &self.sysroot {
-            Some(SysrootSource::Debian(flag)) => SysrootSource::Debian(
+            Some(SysrootSource::Debian { request: flag, .. }) => debian(
                 rootfs::debian::merge_request(from_spec()?.as_ref(), Some(flag), &self.packages),
             ),
             Some(other) => other.clone(),
             None => match from_spec()? {
-                Some(request) => SysrootSource::Debian(rootfs::debian::merge_request(
-                    Some(&request),
-                    None,
-                    &self.packages,
-                )),
+                Some(request) => {
+                    debian(rootfs::debian::merge_request(Some(&request), None, &self.packages))
+                }
                 None => SysrootSource::Dir(PathBuf::from("/")),
             },
         };
-        if !self.packages.is_empty() && !matches!(source, SysrootSource::Debian(_)) {
+        if !self.packages.is_empty() && !matches!(source, SysrootSource::Debian { .. }) {
             return Err(UsageError(
                 "`--packages` needs a package sysroot: `--sysroot debian:SUITE[/ARCH]` or a spec with `[sysroot.debian]`".into(),
             )

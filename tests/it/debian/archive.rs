@@ -95,6 +95,7 @@ pub fn xz(bytes: &[u8]) -> Vec<u8> {
 
 /// One binary package of the test archive: its control fields (without
 /// the ones the archive adds) and the suite it is in.
+#[derive(Clone)]
 pub struct Pkg {
     pub suite: &'static str,
     pub name: &'static str,
