@@ -24,5 +24,6 @@ pub mod version;
 pub use self::fetch::Wanted;
 pub use self::source::{ArchiveSource, DebianRequest};
 pub use self::sysroot::{
-    Options, Resolution, SuiteState, fetch, fetch_request, merge_request, prepare, resolve,
+    Options, PackageSysroot, Resolution, SuiteState, fetch, fetch_request, merge_request, prepare,
+    resolve,
 };

@@ -181,7 +181,8 @@ pub fn prepare(source: &SysrootSource, cache_root: &Path) -> Result<Prepared> {
                 locked: *locked,
                 ..Default::default()
             };
-            crate::debian::prepare(request, Path::new("."), &options)
+            let sysroot = crate::debian::prepare(request, Path::new("."), &options)?;
+            Ok(Prepared { dir: sysroot.dir, image: None, unpacked: sysroot.unpacked })
         }
     }
 }

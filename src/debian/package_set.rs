@@ -132,24 +132,23 @@ pub fn locked_or_resolved(
     Ok((package_set(&resolution), debs))
 }
 
-/// `rootfs update [SPEC]`: re-resolves the spec's `[sysroot.debian]` from
-/// the mirror's current indexes and rewrites the lock's package set (the
-/// rest of the lock is kept), saying what changed. With `locked`, any
-/// change is refused and nothing is written.
-pub fn update(spec_path: &Path, options: &Options, locked: bool) -> Result<lock::Update> {
-    let spec = crate::spec::load(spec_path)?;
-    let Some(request) = spec.debian.as_ref().map(|item| &item.value) else {
-        return Err(crate::UsageError(format!(
-            "`{}` has no `[sysroot.debian]`: there is no package set to update",
-            spec_path.display()
-        ))
-        .into());
-    };
-    let base = crate::fsutil::parent_dir(spec_path);
-    let lock_path = lock::path_for(spec_path);
+/// `rootfs update [SPEC]`: re-resolves a spec's `[sysroot.debian]`
+/// (`request`; `name` is the spec's name, for a new lock) from the
+/// mirror's current indexes and rewrites the package set of the lock at
+/// `lock_path` (the rest of the lock is kept), saying what changed. With
+/// `locked`, any change is refused and nothing is written.
+pub fn update(
+    request: &DebianRequest,
+    name: &str,
+    lock_path: &Path,
+    options: &Options,
+    locked: bool,
+) -> Result<lock::Update> {
+    let base = crate::fsutil::parent_dir(lock_path);
+    let lock_path = lock_path.to_path_buf();
     let previous = lock::read(&lock_path)?;
     let resolution = sysroot::resolve(request, base, options)
-        .with_context(|| format!("resolving the packages of `{}`", spec_path.display()))?;
+        .with_context(|| format!("resolving the packages for `{}`", lock_path.display()))?;
     let now = package_set(&resolution);
     let mut changes = Vec::new();
     lock::diff_packages(
@@ -162,7 +161,7 @@ pub fn update(spec_path: &Path, options: &Options, locked: bool) -> Result<lock:
     }
     let mut lock = match &previous {
         Some(on_disk) => on_disk.lock.clone(),
-        None => lock::Lock { format: lock::FORMAT, name: spec.name.clone(), ..Default::default() },
+        None => lock::Lock { format: lock::FORMAT, name: name.to_string(), ..Default::default() },
     };
     lock.debian = Some(now);
     if !changes.is_empty() || previous.is_none() {

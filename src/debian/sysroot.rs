@@ -160,21 +160,28 @@ pub fn fetch_request(
     Ok((resolution, debs))
 }
 
+/// A package sysroot ready for the resolver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackageSysroot {
+    /// The folder to use as `/`.
+    pub dir: PathBuf,
+    /// The package set it was made from, for the lock.
+    pub set: crate::lock::PackageSet,
+    /// Whether it was unpacked now (rather than found in the cache).
+    pub unpacked: bool,
+}
+
 /// The sysroot a build uses for `--sysroot debian:...` or a spec's
 /// `[sysroot.debian]`: the lock's package set (or a new resolution) with
 /// its `.deb`s verified in the cache.
-pub fn prepare(
-    request: &DebianRequest,
-    base: &Path,
-    options: &Options,
-) -> Result<crate::image_sysroot::Prepared> {
-    // The set is what the build records in the lock's `[debian]` once the
+pub fn prepare(request: &DebianRequest, base: &Path, options: &Options) -> Result<PackageSysroot> {
+    // `_set` is what the build records in the lock's `[debian]` once the
     // unpacker is joined.
     let (_set, debs) = super::package_set::locked_or_resolved(request, base, options)?;
     // JOIN POINT: the lead replaces this error with the unpacker (branch
     // `i20b`), which lays `debs` out as a merged-`/usr` folder in the
-    // sysroot cache and returns it as `Prepared`. Until then this is the
-    // one place that stops.
+    // sysroot cache and returns it as a `PackageSysroot`. Until then this
+    // is the one place that stops.
     bail!(
         "unpacking Debian packages is not joined yet: {} verified `.deb`s are in the cache, but no sysroot folder is made from them",
         debs.len()

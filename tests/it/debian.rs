@@ -145,6 +145,14 @@ impl Fixture {
         path
     }
 
+    /// `rootfs update` of `spec`.
+    fn update(&self, spec: &Path, locked: bool) -> anyhow::Result<rootfs::lock::Update> {
+        let loaded = rootfs::spec::load(spec).unwrap();
+        let request = &loaded.debian.as_ref().unwrap().value;
+        let lock = rootfs::lock::path_for(spec);
+        package_set::update(request, &loaded.name, &lock, &self.options(), locked)
+    }
+
     /// Options that read and honour the lock beside `spec`.
     fn locked_options(&self, spec: &Path, locked: bool) -> Options {
         Options { lock: Some(rootfs::lock::path_for(spec)), locked, ..self.options() }
@@ -340,7 +348,7 @@ fn update_writes_the_package_set_and_says_what_changed_and_locked_refuses_change
     let f = fixture("");
     let spec = f.spec(&["app"]);
     let lock_path = rootfs::lock::path_for(&spec);
-    let first = package_set::update(&spec, &f.options(), false).unwrap();
+    let first = f.update(&spec, false).unwrap();
     assert!(first.created);
     let text = std::fs::read_to_string(&lock_path).unwrap();
     let lock = rootfs::lock::Lock::parse(text.as_bytes()).unwrap();
@@ -353,7 +361,7 @@ fn update_writes_the_package_set_and_says_what_changed_and_locked_refuses_change
     assert_eq!(libfoo.filename, "pool/main/libfoo/libfoo_2.1_amd64.deb");
     assert!(!text.contains(&f.server.url), "the lock names the mirror:\n{text}");
     // Nothing changed: nothing to say, nothing written.
-    let again = package_set::update(&spec, &f.options(), false).unwrap();
+    let again = f.update(&spec, false).unwrap();
     assert!(again.summary().is_none(), "{:?}", again.summary());
 
     // The mirror publishes libfoo 2.2 in `updates`.
@@ -371,10 +379,10 @@ fn update_writes_the_package_set_and_says_what_changed_and_locked_refuses_change
         f.server.put(&path, bytes);
     }
     let before = std::fs::read(&lock_path).unwrap();
-    let err = error_text(&package_set::update(&spec, &f.options(), true).unwrap_err());
+    let err = error_text(&f.update(&spec, true).unwrap_err());
     assert!(err.contains("package changed: libfoo 2.1 -> 2.2"), "{err}");
     assert_eq!(std::fs::read(&lock_path).unwrap(), before, "--locked wrote the lock");
-    let changed = package_set::update(&spec, &f.options(), false).unwrap();
+    let changed = f.update(&spec, false).unwrap();
     let summary = changed.summary().unwrap();
     assert!(summary.contains("package changed: libfoo 2.1 -> 2.2"), "{summary}");
     assert!(summary.contains("suite updates: InRelease locked"), "{summary}");
@@ -385,7 +393,7 @@ fn update_writes_the_package_set_and_says_what_changed_and_locked_refuses_change
 fn a_locked_build_reads_no_index_and_fetches_only_what_the_cache_lacks() {
     let f = fixture("");
     let spec = f.spec(&["app"]);
-    package_set::update(&spec, &f.options(), false).unwrap();
+    f.update(&spec, false).unwrap();
     let request = rootfs::spec::load(&spec).unwrap().debian.unwrap().value;
     // A cold cache: only the .debs are asked for, no InRelease or index.
     let cold = tempfile::tempdir().unwrap();
@@ -519,4 +527,23 @@ fn update_and_locked_from_the_command_line() {
     assert!(stderr.contains("now main,updates amd64 [main] app,tool"), "{stderr}");
     assert_eq!(f.server.requests(), before, "a refused locked build asked the mirror");
     assert!(!out.exists());
+}
+
+/// Builds sharing the cache at once: each download lands under a temporary
+/// name and is renamed into place once verified, so both fetches succeed
+/// and the cache holds only whole, verified files.
+#[test]
+fn concurrent_fetches_into_one_cache_both_succeed_and_leave_only_verified_files() {
+    let f = fixture("");
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let fetches: Vec<_> = (0..3).map(|_| scope.spawn(|| f.fetch(&["app", "tool"]))).collect();
+        fetches.into_iter().map(|t| t.join().unwrap().unwrap()).collect()
+    });
+    for (_, debs) in &results {
+        assert_eq!(debs, &results[0].1);
+        for deb in debs {
+            assert_eq!(rootfs::fsutil::sha256_file(&deb.path).unwrap(), deb.sha256);
+        }
+    }
+    assert!(f.cached().iter().all(|n| n.len() == 64), "{:?}", f.cached());
 }

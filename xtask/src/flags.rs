@@ -97,8 +97,23 @@ pub struct Update {
 impl Update {
     fn run(self) -> Result<ExitCode> {
         let spec = self.spec.unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
+        let loaded = rootfs::spec::load(&spec)?;
+        let Some(request) = loaded.debian.as_ref().map(|item| &item.value) else {
+            return Err(UsageError(format!(
+                "`{}` has no `[sysroot.debian]`: there is no package set to update",
+                spec.display()
+            ))
+            .into());
+        };
         let options = rootfs::debian::Options { progress: true, ..Default::default() };
-        let update = rootfs::debian::package_set::update(&spec, &options, self.locked)?;
+        let lock = rootfs::lock::path_for(&spec);
+        let update = rootfs::debian::package_set::update(
+            request,
+            &loaded.name,
+            &lock,
+            &options,
+            self.locked,
+        )?;
         match update.summary() {
             Some(text) => eprintln!("{text}"),
             None => eprintln!("the lock `{}` is up to date", update.path.display()),
