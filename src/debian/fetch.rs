@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use super::cache::{Cache, Expected};
 use super::index::{self, IndexPackage};
 use super::package::{FetchedDeb, PackageId};
-use super::release::{self, Keyring};
+use super::release::{self, IndexFile, Keyring, Release};
 use super::source::{ArchiveSource, SuiteSource};
 
 /// The largest `InRelease` read into memory (bookworm's is about 150 KiB).
@@ -114,10 +114,7 @@ fn fetch_suite(
     let mut packages = Vec::new();
     for component in &suite.components {
         let base = format!("{component}/binary-{}/Packages", source.architecture);
-        let Some((name, file)) = ["xz", "gz", ""].iter().find_map(|ext| {
-            let name = if ext.is_empty() { base.clone() } else { format!("{base}.{ext}") };
-            parsed.files.get(&name).map(|file| (name, file))
-        }) else {
+        let Some((name, file)) = pick_index(&parsed, &base) else {
             bail!(
                 "`{url}` lists no `{base}` index: is `{component}` a component of `{}` for {}?",
                 suite.suite,
@@ -136,6 +133,15 @@ fn fetch_suite(
         packages.extend(index::parse(&text, at, &index_url)?);
     }
     Ok(SuiteIndex { source: suite.clone(), inrelease_sha256, date: parsed.date, packages })
+}
+
+/// The `Packages` index to read: `.xz`, else `.gz`, else plain, whichever
+/// the `InRelease` lists first in that order (the smallest download).
+fn pick_index<'r>(release: &'r Release, base: &str) -> Option<(String, &'r IndexFile)> {
+    ["xz", "gz", ""].iter().find_map(|ext| {
+        let name = if ext.is_empty() { base.to_string() } else { format!("{base}.{ext}") };
+        release.files.get(&name).map(|file| (name, file))
+    })
 }
 
 /// Reads a cached index, decompressing by its archive name's extension.
@@ -248,4 +254,40 @@ fn progress_bar(missing: &[&Wanted], enabled: bool) -> indicatif::ProgressBar {
         .expect("valid template"),
     );
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_prefer_xz_then_gz_then_plain_and_decompress_by_name() {
+        let file = |sha: &str| IndexFile { sha256: sha.repeat(64), size: 1 };
+        let mut release =
+            Release { date: String::new(), valid_until: None, files: Default::default() };
+        let base = "main/binary-amd64/Packages";
+        release.files.insert(base.into(), file("a"));
+        assert_eq!(pick_index(&release, base).unwrap().0, base);
+        release.files.insert(format!("{base}.gz"), file("b"));
+        assert_eq!(pick_index(&release, base).unwrap().0, format!("{base}.gz"));
+        release.files.insert(format!("{base}.xz"), file("c"));
+        assert_eq!(pick_index(&release, base).unwrap().0, format!("{base}.xz"));
+        assert!(pick_index(&release, "contrib/binary-amd64/Packages").is_none());
+
+        let dir = tempfile::tempdir().unwrap();
+        let text = "Package: a\n";
+        let gz = dir.path().join("gz");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, text.as_bytes()).unwrap();
+        std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+        assert_eq!(decompress(&gz, "Packages.gz").unwrap(), text);
+        let xz = dir.path().join("xz");
+        let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        std::io::Write::write_all(&mut encoder, text.as_bytes()).unwrap();
+        std::fs::write(&xz, encoder.finish().unwrap()).unwrap();
+        assert_eq!(decompress(&xz, "Packages.xz").unwrap(), text);
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, text).unwrap();
+        assert_eq!(decompress(&plain, "Packages").unwrap(), text);
+    }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
+use pgp::crypto::hash::HashAlgorithm;
 use pgp::types::KeyDetails;
 
 use super::control;
@@ -81,16 +82,16 @@ pub fn verify(bytes: &[u8], keyring: &Keyring, url: &str) -> Result<String> {
     let (message, _) = CleartextSignedMessage::from_string(text)
         .map_err(|e| anyhow::anyhow!("`{url}` is not an OpenPGP cleartext-signed file: {e}"))?;
     for key in &keyring.keys {
-        if message.verify(&key.primary_key).is_ok() {
+        // A subkey counts only when the primary key bound it.
+        let mut bound =
+            key.public_subkeys.iter().filter(|s| s.verify_bindings(&key.primary_key).is_ok());
+        let found = message
+            .verify(&key.primary_key)
+            .ok()
+            .or_else(|| bound.find_map(|subkey| message.verify(&subkey.key).ok()));
+        if let Some(signature) = found {
+            strong_digest(signature.hash_alg(), url)?;
             return Ok(message.signed_text());
-        }
-        for subkey in &key.public_subkeys {
-            // A subkey counts only when the primary key bound it.
-            if subkey.verify_bindings(&key.primary_key).is_ok()
-                && message.verify(&subkey.key).is_ok()
-            {
-                return Ok(message.signed_text());
-            }
         }
     }
     let issuers: Vec<String> = message
@@ -120,6 +121,25 @@ pub fn verify(bytes: &[u8], keyring: &Keyring, url: &str) -> Result<String> {
         "`{url}` is signed by key {}, which is not in the keyring `{keyring_name}`",
         if issuers.is_empty() { "(unnamed)".to_string() } else { issuers.join(", ") }
     )
+}
+
+/// Refuses a signature over a digest apt no longer trusts: MD5, SHA1 and
+/// RIPEMD160 (apt's gpgv method treats them as weak since apt 1.x; apt 2.x
+/// refuses them).
+fn strong_digest(digest: Option<HashAlgorithm>, url: &str) -> Result<()> {
+    match digest {
+        Some(
+            HashAlgorithm::Md5
+            | HashAlgorithm::Sha1
+            | HashAlgorithm::Ripemd160
+            | HashAlgorithm::None,
+        )
+        | None => bail!(
+            "`{url}` is signed over the weak digest {}, which apt refuses",
+            digest.map(|d| d.to_string()).unwrap_or_else(|| "(unknown)".into())
+        ),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Reads the fields of a verified `InRelease` text.
@@ -233,6 +253,15 @@ pub(crate) fn read_limited(reader: impl Read, limit: u64, url: &str) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weak_signature_digests_are_refused() {
+        assert!(strong_digest(Some(HashAlgorithm::Sha256), "u").is_ok());
+        assert!(strong_digest(Some(HashAlgorithm::Sha512), "u").is_ok());
+        let err = strong_digest(Some(HashAlgorithm::Sha1), "u").unwrap_err().to_string();
+        assert_eq!(err, "`u` is signed over the weak digest SHA1, which apt refuses");
+        assert!(strong_digest(Some(HashAlgorithm::Md5), "u").is_err());
+    }
 
     #[test]
     fn dates_as_debian_writes_them() {
