@@ -34,6 +34,9 @@ pub fn default_dir() -> Result<PathBuf> {
     }
 }
 
+/// How a download in progress is named; no digest starts with `.`.
+const TEMP_PREFIX: &str = ".download-";
+
 /// The digest a file must have to be kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expected {
@@ -50,11 +53,24 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Opens (creating it if needed) the cache in `root`.
+    /// Opens (creating it if needed) the cache in `root`, removing
+    /// temporary files that a killed download left more than a day ago (a
+    /// younger one may be another build's download in progress).
     pub fn open(root: &Path) -> Result<Cache> {
         let dir = root.join("debian/sha256");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("failed to create the cache folder `{}`", dir.display()))?;
+        let entries = std::fs::read_dir(&dir)
+            .with_context(|| format!("failed to list `{}`", dir.display()))?;
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+        for entry in entries.flatten() {
+            let stale = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+                && entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < day_ago);
+            if stale {
+                // Another build may remove it first: either way it is gone.
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(Cache { dir })
     }
 
@@ -104,7 +120,7 @@ impl Cache {
         url: &str,
     ) -> Result<(tempfile::NamedTempFile, String, u64)> {
         let mut temp =
-            tempfile::Builder::new().prefix(".download-").tempfile_in(&self.dir).with_context(
+            tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir).with_context(
                 || format!("failed to create a temporary file in `{}`", self.dir.display()),
             )?;
         let mut hasher = Sha256::new();
@@ -156,5 +172,14 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from(&good.sha256)]);
+        // A download killed two days ago is swept; one in progress is not.
+        let sha_dir = dir.path().join("debian/sha256");
+        let old = std::fs::File::create(sha_dir.join(".download-old")).unwrap();
+        let two_days = std::time::Duration::from_secs(2 * 86_400);
+        old.set_modified(std::time::SystemTime::now() - two_days).unwrap();
+        std::fs::write(sha_dir.join(".download-new"), b"").unwrap();
+        Cache::open(dir.path()).unwrap();
+        assert!(!sha_dir.join(".download-old").exists());
+        assert!(sha_dir.join(".download-new").exists());
     }
 }
