@@ -352,6 +352,39 @@ fn hash(host: &Path, known: &Digests) -> Result<(PathBuf, FileState, String, boo
     Ok((host.to_path_buf(), state, sha256, true))
 }
 
+/// One difference between two package sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PackageChange {
+    /// Other suites, architecture, components or packages are asked for.
+    Request { was: String, now: String },
+    /// A package added, removed or changed (`None`: not in the set).
+    Package { name: String, was: Option<String>, now: Option<String> },
+    /// A suite's `InRelease` is not the one the set was resolved from.
+    Release { suite: String, was: Option<String>, now: Option<String> },
+}
+
+impl fmt::Display for PackageChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PackageChange::Request { was, now } => {
+                write!(f, "package sysroot changed: locked {was}, now {now}")
+            }
+            PackageChange::Package { name, was: None, now: Some(now) } => {
+                write!(f, "package added: {name} {now}")
+            }
+            PackageChange::Package { name, was: Some(was), now: None } => {
+                write!(f, "package removed: {name} {was}")
+            }
+            PackageChange::Package { name, was, now } => {
+                write!(f, "package changed: {name} {} -> {}", or_none(was), or_none(now))
+            }
+            PackageChange::Release { suite, was, now } => {
+                write!(f, "suite {suite}: InRelease locked {}, now {}", or_none(was), or_none(now))
+            }
+        }
+    }
+}
+
 /// Which recorded thing a [`Change`] is about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
@@ -432,25 +465,8 @@ pub enum Change {
     CommandNew {
         name: String,
     },
-    /// A package sysroot asks for other suites, architecture, components
-    /// or packages than were locked.
-    PackageRequest {
-        was: String,
-        now: String,
-    },
-    /// A package added to, removed from or changed in the package set
-    /// (`None`: not in the set).
-    Package {
-        name: String,
-        was: Option<String>,
-        now: Option<String>,
-    },
-    /// A suite's `InRelease` is not the one the set was resolved from.
-    Release {
-        suite: String,
-        was: Option<String>,
-        now: Option<String>,
-    },
+    /// A difference in a package sysroot's set.
+    Package(PackageChange),
     CommandGone {
         name: String,
     },
@@ -516,21 +532,7 @@ impl fmt::Display for Change {
                 short(now)
             ),
             Change::CommandNew { name } => write!(f, "new command: {name}"),
-            Change::PackageRequest { was, now } => {
-                write!(f, "package sysroot changed: locked {was}, now {now}")
-            }
-            Change::Package { name, was: None, now: Some(now) } => {
-                write!(f, "package added: {name} {now}")
-            }
-            Change::Package { name, was: Some(was), now: None } => {
-                write!(f, "package removed: {name} {was}")
-            }
-            Change::Package { name, was, now } => {
-                write!(f, "package changed: {name} {} -> {}", or_none(was), or_none(now))
-            }
-            Change::Release { suite, was, now } => {
-                write!(f, "suite {suite}: InRelease locked {}, now {}", or_none(was), or_none(now))
-            }
+            Change::Package(change) => write!(f, "{change}"),
             Change::CommandGone { name } => write!(f, "command gone: {name}"),
             Change::Closure { command, added, removed } => {
                 write!(f, "changed closure of {command}:")?;
@@ -604,7 +606,8 @@ pub fn diff_packages(
         )
     };
     if request(was) != request(now) {
-        changes.push(Change::PackageRequest { was: request(was), now: request(now) });
+        changes
+            .push(Change::Package(PackageChange::Request { was: request(was), now: request(now) }));
     }
     let suites: BTreeSet<&String> = was.releases.keys().chain(now.releases.keys()).collect();
     for suite in suites {
@@ -612,7 +615,11 @@ pub fn diff_packages(
             set.releases.get(suite).map(|r| format!("{} ({})", short(&r.sha256), r.date))
         };
         if show(was) != show(now) {
-            changes.push(Change::Release { suite: suite.clone(), was: show(was), now: show(now) });
+            changes.push(Change::Package(PackageChange::Release {
+                suite: suite.clone(),
+                was: show(was),
+                now: show(now),
+            }));
         }
     }
     let names: BTreeSet<&String> = was.packages.keys().chain(now.packages.keys()).collect();
@@ -629,7 +636,11 @@ pub fn diff_packages(
                 _ => p.version.clone(),
             })
         };
-        changes.push(Change::Package { name: name.clone(), was: show(a), now: show(b) });
+        changes.push(Change::Package(PackageChange::Package {
+            name: name.clone(),
+            was: show(a),
+            now: show(b),
+        }));
     }
 }
 
