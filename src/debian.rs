@@ -8,4 +8,22 @@
 //! the sysroot folder, the maintainer scripts' effects reproduced).
 //! [`package::FetchedDeb`] is the record handed from fetching to unpacking.
 
+pub mod cache;
+pub mod control;
+pub mod fetch;
+pub mod index;
 pub mod package;
+pub mod package_set;
+pub mod relation;
+pub mod release;
+pub mod select;
+pub mod source;
+pub mod sysroot;
+pub mod version;
+
+pub use self::fetch::Wanted;
+pub use self::source::{ArchiveSource, DebianRequest};
+pub use self::sysroot::{
+    Options, PackageSysroot, Resolution, SuiteState, fetch, fetch_request, merge_request, prepare,
+    resolve,
+};

@@ -1,4 +1,4 @@
-//! A sysroot taken from an image, `--sysroot oci:DIR[:TAG]` (an OCI image layout) or `--sysroot tar:FILE` (a root filesystem archive): unpacked once into a cache folder named by the image's digest, then used exactly as a directory sysroot.
+//! A sysroot taken from an image, `--sysroot oci:DIR[:TAG]` (an OCI image layout) or `--sysroot tar:FILE` (a root filesystem archive), or from Debian packages (`debian:SUITE[/ARCH]`, see `debian.rs`): unpacked once into a cache folder named by the image's digest, then used exactly as a directory sysroot.
 //!
 //! The cache is `<cache_root>/sha256-<hex>/` (the build passes
 //! `target/rootfs/.sysroots`), where `<hex>` is the digest of the image
@@ -38,6 +38,16 @@ pub enum SysrootSource {
     Oci { layout: PathBuf, tag: Option<String> },
     /// A tar archive (plain, gzip or zstd) of a root filesystem.
     Tar(PathBuf),
+    /// Debian packages, `debian:SUITE[/ARCH]`: the suite and architecture
+    /// from the flag, the packages from `--packages` or the spec's
+    /// `[sysroot.debian]`, which also gives the mirror and keyring.
+    Debian {
+        request: crate::debian::DebianRequest,
+        /// The lock whose package set to use (the spec's, for a build).
+        lock: Option<PathBuf>,
+        /// `--locked`: refuse a package set other than the lock's.
+        locked: bool,
+    },
 }
 
 /// A `--sysroot` value that names nothing.
@@ -46,7 +56,11 @@ pub struct BadSysroot(pub String);
 
 impl fmt::Display for BadSysroot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` names no sysroot: use DIR, oci:DIR[:TAG] or tar:FILE", self.0)
+        write!(
+            f,
+            "`{}` names no sysroot: use DIR, oci:DIR[:TAG], tar:FILE or debian:SUITE[/ARCH]",
+            self.0
+        )
     }
 }
 
@@ -74,6 +88,26 @@ impl FromStr for SysrootSource {
         if let Some(file) = text.strip_prefix("tar:") {
             return if file.is_empty() { Err(bad()) } else { Ok(SysrootSource::Tar(file.into())) };
         }
+        if let Some(rest) = text.strip_prefix("debian:") {
+            let (suite, architecture) = match rest.split_once('/') {
+                Some((suite, arch)) => (suite, Some(arch)),
+                None => (rest, None),
+            };
+            let word = |w: &str| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+            };
+            if !word(suite) || architecture.is_some_and(|a| !word(a)) {
+                return Err(bad());
+            }
+            let request = crate::debian::DebianRequest {
+                suite: suite.to_string(),
+                architecture: architecture.map(str::to_string),
+                ..Default::default()
+            };
+            return Ok(SysrootSource::Debian { request, lock: None, locked: false });
+        }
         if text.is_empty() {
             return Err(bad());
         }
@@ -90,6 +124,10 @@ impl fmt::Display for SysrootSource {
             }
             SysrootSource::Oci { layout, tag: None } => write!(f, "oci:{}", layout.display()),
             SysrootSource::Tar(file) => write!(f, "tar:{}", file.display()),
+            SysrootSource::Debian { request, .. } => match &request.architecture {
+                Some(arch) => write!(f, "debian:{}/{arch}", request.suite),
+                None => write!(f, "debian:{}", request.suite),
+            },
         }
     }
 }
@@ -132,6 +170,19 @@ pub fn prepare(source: &SysrootSource, cache_root: &Path) -> Result<Prepared> {
                     .with_context(|| format!("failed to open `{}`", file.display()))?;
                 layer::apply(root, reader, dirs).with_context(|| format!("unpacking `{source}`"))
             })
+        }
+        // Resolves and fetches the packages into the download cache; the
+        // lead joins the unpacker (branch `i20b`) inside `debian::prepare`,
+        // which until then ends with an error saying so.
+        SysrootSource::Debian { request, lock, locked } => {
+            let options = crate::debian::Options {
+                progress: true,
+                lock: lock.clone(),
+                locked: *locked,
+                ..Default::default()
+            };
+            let sysroot = crate::debian::prepare(request, Path::new("."), &options)?;
+            Ok(Prepared { dir: sysroot.dir, image: None, unpacked: sysroot.unpacked })
         }
     }
 }
@@ -301,6 +352,20 @@ mod tests {
         assert!(parse("oci:").is_err());
         assert!(parse("tar:").is_err());
         assert_eq!(parse("oci:/img:latest").unwrap().to_string(), "oci:/img:latest");
+        let debian = |suite: &str, arch: Option<&str>| {
+            let request = crate::debian::DebianRequest {
+                suite: suite.into(),
+                architecture: arch.map(str::to_string),
+                ..Default::default()
+            };
+            Ok(SysrootSource::Debian { request, lock: None, locked: false })
+        };
+        assert_eq!(parse("debian:bookworm"), debian("bookworm", None));
+        assert_eq!(parse("debian:trixie/arm64"), debian("trixie", Some("arm64")));
+        assert_eq!(parse("debian:trixie/arm64").unwrap().to_string(), "debian:trixie/arm64");
+        assert!(parse("debian:").is_err());
+        assert!(parse("debian:bookworm/").is_err());
+        assert!(parse("debian:a/b/c").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod build;
 mod cli;
+mod debian;
 mod devenv;
 mod embed;
 mod export;
