@@ -8,4 +8,10 @@
 //! the sysroot folder, the maintainer scripts' effects reproduced).
 //! [`package::FetchedDeb`] is the record handed from fetching to unpacking.
 
+pub mod deb;
 pub mod package;
+pub mod scripts;
+pub mod status;
+pub mod unpack;
+
+pub use self::unpack::{Unpacked, prepare};

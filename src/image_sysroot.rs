@@ -15,7 +15,7 @@
 //! layer is applied, and why no entry can write outside the cache folder,
 //! is in `layer.rs`.
 
-mod layer;
+pub(crate) mod layer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -113,45 +113,61 @@ pub fn prepare(source: &SysrootSource, cache_root: &Path) -> Result<Prepared> {
         SysrootSource::Oci { layout, tag } => {
             let image = select(layout, tag.as_deref())
                 .with_context(|| format!("reading the image layout `{}`", layout.display()))?;
-            cached(cache_root, &image.digest, |root, dirs| {
-                for digest in &image.layers {
-                    let blob = blob_path(layout, digest)?;
-                    let file = std::fs::File::open(&blob)
-                        .with_context(|| format!("failed to open `{}`", blob.display()))?;
-                    layer::apply(root, file, dirs)
-                        .with_context(|| format!("applying layer {digest} of `{source}`"))?;
-                }
-                Ok(())
-            })
+            cached(
+                cache_root,
+                &image.digest.replace(':', "-"),
+                Some(image.digest.clone()),
+                |root, dirs| {
+                    for digest in &image.layers {
+                        let blob = blob_path(layout, digest)?;
+                        let file = std::fs::File::open(&blob)
+                            .with_context(|| format!("failed to open `{}`", blob.display()))?;
+                        layer::apply(root, file, dirs)
+                            .with_context(|| format!("applying layer {digest} of `{source}`"))?;
+                    }
+                    Ok(())
+                },
+            )
         }
         SysrootSource::Tar(file) => {
             let hex = fsutil::sha256_file(file)
                 .with_context(|| format!("failed to read `{}`", file.display()))?;
-            cached(cache_root, &format!("sha256:{hex}"), |root, dirs| {
-                let reader = std::fs::File::open(file)
-                    .with_context(|| format!("failed to open `{}`", file.display()))?;
-                layer::apply(root, reader, dirs).with_context(|| format!("unpacking `{source}`"))
-            })
+            cached(
+                cache_root,
+                &format!("sha256-{hex}"),
+                Some(format!("sha256:{hex}")),
+                |root, dirs| {
+                    let reader = std::fs::File::open(file)
+                        .with_context(|| format!("failed to open `{}`", file.display()))?;
+                    layer::apply(root, reader, dirs)
+                        .with_context(|| format!("unpacking `{source}`"))
+                },
+            )
         }
     }
 }
 
-/// The cache folder of `digest`, filled by `fill` when it is not there.
-fn cached(
+/// The cache folder `name` (a digest of what fills it), filled by `fill`
+/// under a temporary name and renamed when it is not there. The Debian
+/// unpacker (`debian/unpack.rs`) keeps its package sets here too.
+pub(crate) fn cached(
     cache_root: &Path,
-    digest: &str,
+    name: &str,
+    image: Option<String>,
     fill: impl FnOnce(&std::os::fd::OwnedFd, &mut layer::DirModes) -> Result<()>,
 ) -> Result<Prepared> {
-    let name = digest.replace(':', "-");
-    let dir = cache_root.join(&name);
-    let prepared =
-        |unpacked| Prepared { dir: dir.clone(), image: Some(digest.to_string()), unpacked };
+    let dir = cache_root.join(name);
+    let prepared = |unpacked| Prepared { dir: dir.clone(), image: image.clone(), unpacked };
     if dir.is_dir() {
         return Ok(prepared(false));
     }
     std::fs::create_dir_all(cache_root)
         .with_context(|| format!("failed to create `{}`", cache_root.display()))?;
-    let partial = cache_root.join(format!(".{name}.partial-{}", std::process::id()));
+    // Unique per process and per call: two threads of one process (tests)
+    // may fill the same name at once; the first rename wins.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = cache_root.join(format!(".{name}.partial-{}-{call}", std::process::id()));
     fsutil::remove_tree(&partial)?;
     std::fs::create_dir(&partial)
         .with_context(|| format!("failed to create `{}`", partial.display()))?;

@@ -2,6 +2,7 @@
 
 mod build;
 mod cli;
+mod debian_unpack;
 mod devenv;
 mod export;
 mod findings;

@@ -1,0 +1,447 @@
+//! Maintainer scripts are never run; what they do that a running program needs is reproduced (`update-alternatives --install` links, the CA bundle of `update-ca-certificates`), and everything else they would do is returned as data, never silently dropped.
+//!
+//! - `update-alternatives --install LINK NAME PATH PRIORITY [--slave LINK
+//!   NAME PATH]...` calls are read from each `postinst` statically (with
+//!   continuation lines joined, words split as the shell splits plain
+//!   words). Per NAME the highest priority wins, as in automatic mode
+//!   (`update-alternatives(1)`: "the alternative with the highest priority
+//!   is chosen"); between equal priorities the smallest PATH, so the choice
+//!   never depends on the order of installation. An alternative whose PATH
+//!   is not in the sysroot is not chosen (update-alternatives refuses it).
+//!   For the choice, `etc/alternatives/NAME -> PATH` and
+//!   `LINK -> /etc/alternatives/NAME`, and the same for each slave whose
+//!   path exists; a LINK that a package ships as a file is left alone, as
+//!   update-alternatives leaves it without `--force`. A call whose words
+//!   hold shell expansions (`$i`, `` ` ``) cannot be read statically and is
+//!   reported.
+//! - `ldconfig` (and the `ldconfig` trigger): the resolver reads the
+//!   sysroot's `etc/ld.so.conf` when it has no `ld.so.cache`
+//!   (`crate::ldso::CacheSource`), and the build writes the tree's own
+//!   cache, so nothing is needed.
+//! - `update-ca-certificates` when `ca-certificates` is in the set:
+//!   `etc/ssl/certs/ca-certificates.crt` is the concatenation of the
+//!   certificates `etc/ca-certificates.conf` selects (lines not starting
+//!   with `#` or `!`, relative to `usr/share/ca-certificates`), each
+//!   certificate also linked as `etc/ssl/certs/NAME.pem`. The package's
+//!   `postinst` writes that conf from debconf, whose default trusts every
+//!   certificate shipped; without the file, all are taken, sorted. The
+//!   OpenSSL subject-hash links (`c_rehash`) are not made and are reported.
+//! - anything else a `preinst` or `postinst` runs, and every trigger a
+//!   package declares other than `ldconfig`, is a [`NotReproduced`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::status;
+use super::unpack::{Generated, Installed, epoch, write_generated};
+use crate::sysroot::Sysroot;
+
+/// Something a package's maintainer script or trigger would have done that
+/// the unpacked sysroot does not have.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NotReproduced {
+    pub package: String,
+    /// The control member: `preinst`, `postinst` or `triggers`.
+    pub script: String,
+    /// The command it runs (`adduser`, `systemctl`, ...), or the trigger.
+    pub what: String,
+}
+
+impl fmt::Display for NotReproduced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.package, self.script, self.what)
+    }
+}
+
+/// One `update-alternatives --install` call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alternative {
+    pub link: PathBuf,
+    pub name: String,
+    pub path: PathBuf,
+    pub priority: i64,
+    /// `(link, name, path)` of each `--slave`.
+    pub slaves: Vec<(PathBuf, String, PathBuf)>,
+}
+
+/// What a script's static reading gives: the alternatives it installs and
+/// the commands it runs that are not reproduced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub alternatives: Vec<Alternative>,
+    pub others: Vec<String>,
+}
+
+/// Commands whose effect the sysroot has without them, or that only print
+/// or test: shell keywords and builtins, and those the module reproduces.
+const QUIET: &[&str] = &[
+    "if",
+    "then",
+    "else",
+    "elif",
+    "fi",
+    "case",
+    "esac",
+    "for",
+    "while",
+    "until",
+    "do",
+    "done",
+    "in",
+    "function",
+    "return",
+    "exit",
+    "set",
+    "echo",
+    "printf",
+    "test",
+    "[",
+    "[[",
+    "]",
+    "]]",
+    "true",
+    "false",
+    "local",
+    "export",
+    "unset",
+    "shift",
+    "read",
+    "break",
+    "continue",
+    ":",
+    ".",
+    "eval",
+    "trap",
+    "wait",
+    "command",
+    "{",
+    "}",
+    "!",
+    "which",
+    "type",
+    "cat",
+    "grep",
+    "sed",
+    "head",
+    "tail",
+    "cut",
+    "tr",
+    "sort",
+    "uniq",
+    "basename",
+    "dirname",
+    "readlink",
+    "cmp",
+    "dpkg",
+    "dpkg-query",
+    "ldconfig",
+    "update-ca-certificates",
+    "exec",
+    "else:",
+    "#DEBHELPER#",
+    "command -v",
+    "seq",
+    "expr",
+    "wc",
+    "awk",
+    "env",
+];
+
+/// Reads a script: its `update-alternatives --install` calls and the other
+/// commands it runs (first words of its simple commands).
+pub fn read(text: &str) -> Reading {
+    let mut reading = Reading::default();
+    let joined = text.replace("\\\n", " ");
+    for line in joined.lines() {
+        let line = strip_comment(line);
+        for command in line.split([';', '|', '&', '(', ')', '`']) {
+            let mut words = split_words(command);
+            // `then cmd`, `do cmd`, `if cmd`: the command follows the keyword.
+            let keywords = ["then", "do", "else", "elif", "if", "while", "until", "!"];
+            let lead = words.iter().take_while(|w| keywords.contains(&w.as_str())).count();
+            words.drain(..lead);
+            let Some(first) = words.first() else { continue };
+            if first == "update-alternatives" {
+                match install_call(&words) {
+                    Some(Ok(alternative)) => reading.alternatives.push(alternative),
+                    Some(Err(())) => reading
+                        .others
+                        .push("update-alternatives with arguments set at run time".to_string()),
+                    None => {}
+                }
+                continue;
+            }
+            if is_quiet(first) {
+                continue;
+            }
+            reading.others.push(first.clone());
+        }
+    }
+    reading.others.sort();
+    reading.others.dedup();
+    reading
+}
+
+fn is_quiet(word: &str) -> bool {
+    QUIET.contains(&word)
+        || word.contains('=')
+        || word.starts_with(['$', '"', '\'', '-', '*', '/', '.', '<', '>', '#', '[', '{'])
+        || word.ends_with(['{', '}'])
+        || word.chars().all(|c| c.is_ascii_digit())
+        || !word.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+}
+
+/// A line without its `#` comment (a `#` that starts a word).
+fn strip_comment(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()) {
+            return &line[..i];
+        }
+    }
+    line
+}
+
+/// The words of a simple command, quotes removed (no expansion).
+fn split_words(command: &str) -> Vec<String> {
+    command
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// `update-alternatives --install LINK NAME PATH PRIORITY [--slave ...]`:
+/// `None` for another action (`--remove`, `--set`, `--query`), an error
+/// for one whose words the shell would expand.
+fn install_call(words: &[String]) -> Option<Result<Alternative, ()>> {
+    let at = words.iter().position(|w| w == "--install")?;
+    let rest = &words[at + 1..];
+    if rest.iter().any(|w| w.contains(['$', '`', '*', '?'])) || rest.len() < 4 {
+        return Some(Err(()));
+    }
+    let Ok(priority) = rest[3].parse::<i64>() else { return Some(Err(())) };
+    let mut alternative = Alternative {
+        link: PathBuf::from(&rest[0]),
+        name: rest[1].clone(),
+        path: PathBuf::from(&rest[2]),
+        priority,
+        slaves: Vec::new(),
+    };
+    let mut tail = rest[4..].iter();
+    while let Some(word) = tail.next() {
+        if word == "--slave" {
+            let (Some(link), Some(name), Some(path)) = (tail.next(), tail.next(), tail.next())
+            else {
+                return Some(Err(()));
+            };
+            alternative.slaves.push((link.into(), name.clone(), path.into()));
+        }
+    }
+    Some(Ok(alternative))
+}
+
+/// The alternative chosen for each name, as the module says.
+pub fn choose(all: &[Alternative], exists: impl Fn(&Path) -> bool) -> Vec<&Alternative> {
+    let mut chosen: BTreeMap<&str, &Alternative> = BTreeMap::new();
+    for alternative in all.iter().filter(|a| exists(&a.path)) {
+        let better = |old: &&Alternative| {
+            (alternative.priority, std::cmp::Reverse(&alternative.path))
+                > (old.priority, std::cmp::Reverse(&old.path))
+        };
+        match chosen.get(alternative.name.as_str()) {
+            Some(old) if !better(old) => {}
+            _ => {
+                chosen.insert(&alternative.name, alternative);
+            }
+        }
+    }
+    chosen.into_values().collect()
+}
+
+/// Reproduces the scripts' effects in the root open at `root` (the folder
+/// being filled, whose host path is not known yet: paths are checked
+/// through `dir`, the same root as a path).
+pub(crate) fn apply(root: &OwnedFd, dir: &Path, installed: &[Installed]) -> Result<()> {
+    let mtime = epoch(installed);
+    let sysroot = Sysroot::new(dir);
+    let exists = |p: &Path| sysroot.locate(p).is_ok();
+    let mut all = Vec::new();
+    for package in installed {
+        if let Some(text) = package.control.text("postinst") {
+            all.extend(read(&text).alternatives);
+        }
+    }
+    for alternative in choose(&all, exists) {
+        let mut links = vec![(&alternative.link, &alternative.name, &alternative.path)];
+        links.extend(alternative.slaves.iter().filter(|s| exists(&s.2)).map(|(l, n, p)| (l, n, p)));
+        for (link, name, path) in links {
+            let admin = PathBuf::from("etc/alternatives").join(name);
+            write_generated(root, &admin, Generated::Symlink(path), mtime)?;
+            let shipped = std::fs::symlink_metadata(sysroot.host(link))
+                .is_ok_and(|m| !m.file_type().is_symlink());
+            if !shipped {
+                let rel = link.strip_prefix("/").unwrap_or(link);
+                let target = Path::new("/etc/alternatives").join(name);
+                write_generated(root, rel, Generated::Symlink(&target), mtime)?;
+            }
+        }
+    }
+    if installed.iter().any(|p| p.deb.id.name == "ca-certificates") {
+        ca_bundle(root, dir, mtime)?;
+    }
+    Ok(())
+}
+
+const CA_SHARE: &str = "usr/share/ca-certificates";
+
+/// `etc/ssl/certs/ca-certificates.crt` and the `NAME.pem` links, as
+/// `update-ca-certificates` makes them.
+fn ca_bundle(root: &OwnedFd, dir: &Path, mtime: i64) -> Result<()> {
+    let share = dir.join(CA_SHARE);
+    let conf = dir.join("etc/ca-certificates.conf");
+    let selected: Vec<String> = match std::fs::read_to_string(&conf) {
+        Ok(text) => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with(['#', '!']))
+            .map(str::to_string)
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => certificates_under(&share)?,
+        Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", conf.display())),
+    };
+    let mut bundle = Vec::new();
+    for name in &selected {
+        let path = share.join(name);
+        let mut pem =
+            std::fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        if !pem.ends_with(b"\n") {
+            pem.push(b'\n');
+        }
+        bundle.extend_from_slice(&pem);
+        let file = Path::new(name).file_name().context("a certificate without a name")?;
+        let link = Path::new("etc/ssl/certs")
+            .join(Path::new(file).with_extension("pem").file_name().context("no name")?);
+        let target = Path::new("/").join(CA_SHARE).join(name);
+        write_generated(root, &link, Generated::Symlink(&target), mtime)?;
+    }
+    let file = Generated::File { bytes: &bundle, mode: 0o644 };
+    write_generated(root, Path::new("etc/ssl/certs/ca-certificates.crt"), file, mtime)
+}
+
+/// Every `.crt` under `usr/share/ca-certificates`, relative to it, sorted.
+fn certificates_under(share: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![share.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("failed to list `{}`", dir.display())),
+        };
+        for entry in entries {
+            let path = entry.with_context(|| format!("failed to list `{}`", dir.display()))?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "crt")
+                && let Ok(rel) = path.strip_prefix(share)
+            {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What the scripts kept in the unpacked sysroot at `dir` would have done
+/// that is not reproduced, sorted.
+pub fn not_reproduced(dir: &Path) -> Result<Vec<NotReproduced>> {
+    let mut out = Vec::new();
+    let ca = dir.join(status::ADMIN).join("info/ca-certificates.list").exists();
+    for (package, member, text) in status::kept_scripts(dir)? {
+        let mut found = match member.as_str() {
+            "preinst" | "postinst" => read(&text).others,
+            "triggers" => triggers(&text),
+            _ => continue,
+        };
+        if package == "ca-certificates" && ca && member == "postinst" {
+            found.push("the OpenSSL subject-hash links of update-ca-certificates".to_string());
+        }
+        out.extend(found.into_iter().map(|what| NotReproduced {
+            package: package.clone(),
+            script: member.clone(),
+            what,
+        }));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The triggers a `triggers` file declares (`deb-triggers(5)`), but
+/// `ldconfig`, which the build's own cache stands for.
+fn triggers(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| strip_comment(l).split_whitespace().collect::<Vec<_>>())
+        .filter_map(|words| match words.as_slice() {
+            [directive, name, ..] if *name != "ldconfig" => {
+                Some(format!("trigger {directive} {name}"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_calls_are_read_with_their_slaves_and_other_commands_listed() {
+        let script = "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  update-alternatives --install /usr/bin/editor editor /usr/bin/vim.basic 30 \\\n    --slave /usr/share/man/man1/editor.1.gz editor.1.gz /usr/share/man/man1/vim.1.gz\n  adduser --system foo\n  for i in vi view; do update-alternatives --install /usr/bin/$i $i /usr/bin/vim.basic 30; done\nfi\n# systemctl in a comment\ndeb-systemd-helper enable foo.service >/dev/null || true\n";
+        let reading = read(script);
+        assert_eq!(
+            reading.alternatives,
+            [Alternative {
+                link: "/usr/bin/editor".into(),
+                name: "editor".into(),
+                path: "/usr/bin/vim.basic".into(),
+                priority: 30,
+                slaves: vec![(
+                    "/usr/share/man/man1/editor.1.gz".into(),
+                    "editor.1.gz".into(),
+                    "/usr/share/man/man1/vim.1.gz".into()
+                )],
+            }]
+        );
+        assert_eq!(
+            reading.others,
+            ["adduser", "deb-systemd-helper", "update-alternatives with arguments set at run time"]
+        );
+    }
+
+    #[test]
+    fn the_highest_priority_wins_and_a_missing_path_is_never_chosen() {
+        let alt = |path: &str, priority| Alternative {
+            link: "/usr/bin/awk".into(),
+            name: "awk".into(),
+            path: path.into(),
+            priority,
+            slaves: Vec::new(),
+        };
+        let all = [alt("/usr/bin/mawk", 5), alt("/usr/bin/gawk", 10), alt("/usr/bin/nawk", 50)];
+        let chosen = choose(&all, |p| p != Path::new("/usr/bin/nawk"));
+        assert_eq!(chosen, [&all[1]]);
+    }
+
+    #[test]
+    fn triggers_other_than_ldconfig_are_listed() {
+        let text = "interest-noawait /usr/share/mime/packages\nactivate-noawait ldconfig\n";
+        assert_eq!(triggers(text), ["trigger interest-noawait /usr/share/mime/packages"]);
+    }
+}
