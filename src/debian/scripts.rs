@@ -155,9 +155,24 @@ const QUIET: &[&str] = &[
 /// commands it runs (first words of its simple commands).
 pub fn read(text: &str) -> Reading {
     let mut reading = Reading::default();
-    let joined = text.replace("\\\n", " ");
+    let uncommented: String = text
+        .replace("\\\n", " ")
+        .lines()
+        .map(|line| format!("{}\n", strip_comment(line)))
+        .collect();
+    let joined = blank_multiline_quotes(&uncommented);
+    let functions = functions(&joined);
+    let mut heredoc: Option<String> = None;
     for line in joined.lines() {
-        let line = strip_comment(line);
+        // The body of a here-document is data, up to its delimiter.
+        if let Some(end) = &heredoc {
+            if line.trim() == end {
+                heredoc = None;
+            }
+            continue;
+        }
+        heredoc = heredoc_delimiter(line);
+        let line = strip_case_pattern(line);
         for command in line.split([';', '|', '&', '(', ')', '`']) {
             let mut words = split_words(command);
             // `then cmd`, `do cmd`, `if cmd`: the command follows the keyword.
@@ -175,15 +190,107 @@ pub fn read(text: &str) -> Reading {
                 }
                 continue;
             }
-            if is_quiet(first) {
+            if is_quiet(first) || functions.contains(first) {
                 continue;
             }
-            reading.others.push(first.clone());
+            // debconf's shell library (`debconf-devel(7)`): questions asked
+            // and answers read, one effect however many calls.
+            let what = if first.starts_with("db_") { "debconf" } else { first };
+            reading.others.push(what.to_string());
         }
     }
     reading.others.sort();
     reading.others.dedup();
     reading
+}
+
+/// The text with every quoted string that spans lines or holds a command
+/// separator blanked (its newlines kept): a message printed over several
+/// lines, or a regular expression with `|`, is not commands.
+fn blank_multiline_quotes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<(char, usize)> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        if escaped {
+            out.push(c);
+            escaped = false;
+            continue;
+        }
+        // `\"` outside single quotes is no quote (`sh(1)`, "Quoting").
+        if c == '\\' && !matches!(quote, Some(('\'', _))) {
+            escaped = true;
+            out.push(c);
+            continue;
+        }
+        match quote {
+            None => {
+                if c == '"' || c == '\'' {
+                    quote = Some((c, out.len()));
+                }
+                out.push(c);
+            }
+            Some((q, start)) => {
+                out.push(c);
+                if c == q {
+                    let inner = &out[start + 1..out.len() - 1];
+                    // Text that would split into commands where it is not;
+                    // a command substitution in double quotes runs, though.
+                    let splits = inner.contains(['\n', ';', '|', '&', '(', ')', '`']);
+                    let runs = q == '"' && (inner.contains("$(") || inner.contains('`'));
+                    if splits && !runs {
+                        let blank: String =
+                            inner.chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
+                        out.replace_range(start + 1..out.len() - 1, &blank);
+                    }
+                    quote = None;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The names of the shell functions a script defines (`name() {`,
+/// `function name`): calls to them are not commands of their own.
+fn functions(text: &str) -> std::collections::HashSet<String> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let name = match line.strip_prefix("function ") {
+                Some(rest) => rest.split(['(', ' ', '{']).next()?,
+                None => line.split_once("()")?.0.trim(),
+            };
+            let plain = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+            plain.then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// The delimiter of a here-document a line opens (`<<EOF`, `<<-'EOF'`).
+fn heredoc_delimiter(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once("<<")?;
+    let rest = rest.strip_prefix('-').unwrap_or(rest).trim_start();
+    let word = rest.split_whitespace().next()?;
+    let word = word.trim_matches(|c| c == '\'' || c == '"');
+    (!word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| word.to_string())
+}
+
+/// A line without the `pattern)` that opens a `case` branch.
+fn strip_case_pattern(line: &str) -> &str {
+    let trimmed = line.trim_start();
+    if let Some(at) = trimmed.find(')') {
+        let pattern = &trimmed[..at];
+        let plain = !pattern.is_empty()
+            && !pattern.contains(['(', '$', '`', '='])
+            && !pattern.contains(char::is_whitespace);
+        if plain {
+            return &trimmed[at + 1..];
+        }
+    }
+    line
 }
 
 fn is_quiet(word: &str) -> bool {
@@ -323,14 +430,29 @@ fn ca_bundle(root: &OwnedFd, dir: &Path, mtime: i64) -> Result<()> {
             pem.push(b'\n');
         }
         bundle.extend_from_slice(&pem);
-        let file = Path::new(name).file_name().context("a certificate without a name")?;
-        let link = Path::new("etc/ssl/certs")
-            .join(Path::new(file).with_extension("pem").file_name().context("no name")?);
+        let link = Path::new("etc/ssl/certs").join(pem_name(name));
         let target = Path::new("/").join(CA_SHARE).join(name);
         write_generated(root, &link, Generated::Symlink(&target), mtime)?;
     }
     let file = Generated::File { bytes: &bundle, mode: 0o644 };
     write_generated(root, Path::new("etc/ssl/certs/ca-certificates.crt"), file, mtime)
+}
+
+/// The name of a certificate's link in `etc/ssl/certs`, as
+/// `update-ca-certificates` spells it: the file name without `.crt`, blanks
+/// and commas made `_`, parentheses `=`, then `.pem`.
+fn pem_name(certificate: &str) -> String {
+    let file = certificate.rsplit('/').next().unwrap_or(certificate);
+    let stem = file.strip_suffix(".crt").unwrap_or(file);
+    let stem: String = stem
+        .chars()
+        .map(|c| match c {
+            ' ' | ',' => '_',
+            '(' | ')' => '=',
+            c => c,
+        })
+        .collect();
+    format!("{stem}.pem")
 }
 
 /// Every `.crt` under `usr/share/ca-certificates`, relative to it, sorted.
@@ -383,13 +505,18 @@ pub fn not_reproduced(dir: &Path) -> Result<Vec<NotReproduced>> {
     Ok(out)
 }
 
+/// Triggers whose effect the sysroot has: `ldconfig` (see the module), and
+/// ca-certificates' own, whose work is the CA bundle made here.
+const REPRODUCED_TRIGGERS: &[&str] =
+    &["ldconfig", "update-ca-certificates", "update-ca-certificates-fresh"];
+
 /// The triggers a `triggers` file declares (`deb-triggers(5)`), but
 /// `ldconfig`, which the build's own cache stands for.
 fn triggers(text: &str) -> Vec<String> {
     text.lines()
         .map(|l| strip_comment(l).split_whitespace().collect::<Vec<_>>())
         .filter_map(|words| match words.as_slice() {
-            [directive, name, ..] if *name != "ldconfig" => {
+            [directive, name, ..] if !REPRODUCED_TRIGGERS.contains(name) => {
                 Some(format!("trigger {directive} {name}"))
             }
             _ => None,
@@ -426,6 +553,14 @@ mod tests {
     }
 
     #[test]
+    fn messages_heredocs_case_patterns_and_functions_are_not_commands() {
+        let script = "#!/bin/sh\n# don't be fooled\nsetup() {\n  mkdir -p /x\n}\ncase \"$1\" in\n  configure|abort-upgrade)\n    setup\n    echo \"a message\n  such words\n\"\n    cat <<EOF\nxlockmore here\nEOF\n    grep -E -q '(^|/)(xscreensaver|xlockmore)' /proc/x\n    systemctl daemon-reload\n    ;;\nesac\n";
+        assert_eq!(read(script).others, ["mkdir", "systemctl"]);
+        let substitution = "x=\"$(deb-systemd-invoke restart a)\"\n";
+        assert_eq!(read(substitution).others, ["deb-systemd-invoke"]);
+    }
+
+    #[test]
     fn the_highest_priority_wins_and_a_missing_path_is_never_chosen() {
         let alt = |path: &str, priority| Alternative {
             link: "/usr/bin/awk".into(),
@@ -437,6 +572,12 @@ mod tests {
         let all = [alt("/usr/bin/mawk", 5), alt("/usr/bin/gawk", 10), alt("/usr/bin/nawk", 50)];
         let chosen = choose(&all, |p| p != Path::new("/usr/bin/nawk"));
         assert_eq!(chosen, [&all[1]]);
+    }
+
+    #[test]
+    fn certificate_links_are_named_as_update_ca_certificates_names_them() {
+        assert_eq!(pem_name("mozilla/ACCVRAIZ1.crt"), "ACCVRAIZ1.pem");
+        assert_eq!(pem_name("local/My CA (test), 2.crt"), "My_CA_=test=__2.pem");
     }
 
     #[test]

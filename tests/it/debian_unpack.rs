@@ -330,7 +330,10 @@ fn closure_of(sysroot: &Path, program: &str) -> std::collections::BTreeSet<PathB
 #[test]
 fn a_real_bash_set_unpacks_and_the_resolver_finds_bash_entirely_inside_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let names = ["bash", "libc6", "libtinfo6", "base-files"];
+    // libc-bin brings `/etc/ld.so.conf`: the resolver reads it, as the
+    // sysroot has no `ld.so.cache` (ldconfig is never run); ca-certificates
+    // brings what `update-ca-certificates` makes a bundle of.
+    let names = ["bash", "libc6", "libtinfo6", "base-files", "libc-bin", "ca-certificates"];
     let Some(debs) = real_set(&tmp.path().join("debs"), &names) else { return };
     let cache = tmp.path().join("cache");
     let started = Instant::now();
@@ -370,10 +373,55 @@ fn a_real_bash_set_unpacks_and_the_resolver_finds_bash_entirely_inside_it() {
     assert_eq!(owners.len(), inside.len(), "{owners:?}");
     assert_eq!(owner_names, ["bash", "libc6", "libtinfo6"].into());
 
+    assert!(root.join("etc/ld.so.conf").is_file() && !root.join("etc/ld.so.cache").exists());
+
+    // The CA bundle holds every certificate the package ships, in the order
+    // update-ca-certificates writes them; on a host with the same version and
+    // nothing deselected, the host's bundle starts with the same bytes.
+    let bundle = std::fs::read_to_string(root.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    let shipped = walk_count(&root.join("usr/share/ca-certificates"), "crt");
+    assert!(shipped > 100, "{shipped} certificates");
+    assert_eq!(bundle.matches("-----BEGIN CERTIFICATE-----").count(), shipped);
+    let version = debs.iter().find(|d| d.id.name == "ca-certificates").unwrap().id.version.clone();
+    let host = rootfs::dpkg::Database::read(&Sysroot::new("/")).unwrap().unwrap_or_default();
+    let host_has =
+        host.packages.iter().any(|p| p.name == "ca-certificates" && p.version == version);
+    let host_conf = std::fs::read_to_string("/etc/ca-certificates.conf").unwrap_or_default();
+    if host_has && !host_conf.lines().any(|l| l.starts_with('!')) {
+        let host_bundle = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap();
+        assert!(host_bundle.starts_with(&bundle), "the host's bundle starts with ours");
+    }
+    let pem = root.join("etc/ssl/certs/ACCVRAIZ1.pem");
+    assert_eq!(link(&pem), Path::new("/usr/share/ca-certificates/mozilla/ACCVRAIZ1.crt"));
+
+    // What the scripts do that is not reproduced is listed, not dropped.
+    for item in &unpacked.not_reproduced {
+        eprintln!("not reproduced: {item}");
+    }
+    assert!(
+        unpacked.not_reproduced.iter().any(|n| n.package == "ca-certificates"),
+        "{:?}",
+        unpacked.not_reproduced
+    );
+
     if rustix::process::geteuid().is_root() {
         let (code, out) = crate::support::in_chroot(root, &["/bin/bash", "-c", "echo ok"], &[]);
         assert_eq!((code, out.as_str()), (0, "ok\n"));
     } else {
         eprintln!("skipped: `chroot {} /bin/bash` needs root", root.display());
     }
+}
+
+/// How many files named `*.EXT` are under `dir`.
+fn walk_count(dir: &Path, ext: &str) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            count += walk_count(&path, ext);
+        } else if path.extension().is_some_and(|e| e == ext) {
+            count += 1;
+        }
+    }
+    count
 }
