@@ -1,4 +1,4 @@
-//! A package sysroot unpacked from `.deb`s: merged-`/usr` placement, owners, modes and times kept, hostile entries refused with nothing written outside, file conflicts and `Replaces`, the dpkg database, alternatives; and a real `bash` set whose closure the resolver finds entirely inside it.
+//! A package sysroot unpacked from `.deb`s: merged-`/usr` placement, owners, modes and times kept, hostile entries refused with nothing written outside, file conflicts and `Replaces`, the dpkg database, alternatives; and a real `bash` set whose closure the resolver finds entirely inside it, and from which a tree builds and runs.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -404,9 +404,35 @@ fn a_real_bash_set_unpacks_and_the_resolver_finds_bash_entirely_inside_it() {
         unpacked.not_reproduced
     );
 
+    // A tree built from the package sysroot: its SBOM names the packages'
+    // versions, read from the dpkg database the unpacker wrote.
+    let spec = tmp.path().join("debbash.toml");
+    std::fs::write(&spec, "name = \"debbash\"\ncommands = [\"bash\"]\n").unwrap();
+    let mut options = rootfs::build::Options::new(&spec, tmp.path().join("out"));
+    options.sysroot = root.clone();
+    let built =
+        rootfs::build::build(&options).unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
+    let sbom: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rootfs::sbom::path_for(&built.out)).unwrap())
+            .unwrap();
+    let listed: std::collections::BTreeMap<String, String> = sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| {
+            Some((p["name"].as_str()?.to_string(), p["versionInfo"].as_str()?.to_string()))
+        })
+        .collect();
+    for name in ["bash", "libc6", "libtinfo6"] {
+        let deb = debs.iter().find(|d| d.id.name == name).unwrap();
+        assert_eq!(listed.get(name), Some(&deb.id.version), "{name} in the SBOM: {listed:?}");
+    }
+
     if rustix::process::geteuid().is_root() {
-        let (code, out) = crate::support::in_chroot(root, &["/bin/bash", "-c", "echo ok"], &[]);
-        assert_eq!((code, out.as_str()), (0, "ok\n"));
+        for dir in [root, &built.out] {
+            let (code, out) = crate::support::in_chroot(dir, &["/bin/bash", "-c", "echo ok"], &[]);
+            assert_eq!((code, out.as_str()), (0, "ok\n"), "in `{}`", dir.display());
+        }
     } else {
         eprintln!("skipped: `chroot {} /bin/bash` needs root", root.display());
     }
