@@ -20,7 +20,10 @@
 //!    dpkg's `--unpack` keeps it (`deb-control(5)`, "Overwriting files and
 //!    replacing packages" in Debian policy 7.6.1). Paths are compared after
 //!    the merged-`/usr` links (`./bin/x` is `./usr/bin/x`), which dpkg of
-//!    bookworm does not do; a conflict it would miss is caught here;
+//!    bookworm does not do; a conflict it would miss is caught here. The
+//!    instances of one `Multi-Arch: same` package for two architectures
+//!    share their common files, as dpkg lets them (the first one's bytes
+//!    are kept; dpkg would also check they are equal);
 //! 4. the dpkg database (`status.rs`) and the maintainer scripts' effects
 //!    (`scripts.rs`);
 //! 5. each directory's owner, mode and time, deepest first, once nothing
@@ -245,6 +248,10 @@ struct Claims {
     /// For each package (by index), the names its `Replaces` field lists.
     replaces: Vec<HashSet<String>>,
     names: Vec<String>,
+    /// `NAME:ARCH` of each package.
+    qualified: Vec<String>,
+    /// Whether each package is `Multi-Arch: same`.
+    same: Vec<bool>,
     links: Vec<&'static str>,
 }
 
@@ -259,6 +266,10 @@ enum Claim {
     Skip,
     /// This package replaces the one that wrote it: written last.
     Defer,
+    /// The same `Multi-Arch: same` package of another architecture wrote
+    /// it: both list it, as dpkg shares such files between the instances
+    /// of one package (`deb-control(5)`, `Multi-Arch`).
+    Shared,
 }
 
 impl Claims {
@@ -276,12 +287,21 @@ impl Claims {
             bail!("`{name}` ships `/{}`, which is a merged-/usr link", path.display());
         }
         let other_name = &self.names[other];
+        if name == other_name && self.same[package] && self.same[other] {
+            return Ok(Claim::Shared);
+        }
         if self.replaces[package].contains(other_name) {
             owners.insert(path.to_path_buf(), package);
             Ok(Claim::Defer)
         } else if self.replaces[other].contains(name) {
             Ok(Claim::Skip)
         } else {
+            // Two instances of one package are told apart by architecture.
+            let (name, other_name) = if name == other_name {
+                (&self.qualified[package], &self.qualified[other])
+            } else {
+                (name, other_name)
+            };
             let (a, b) = if name < other_name { (name, other_name) } else { (other_name, name) };
             bail!(
                 "`/{}` is shipped by both `{a}` and `{b}`, and neither `Replaces` the other",
@@ -329,6 +349,8 @@ fn fill(root: &OwnedFd, debs: &[FetchedDeb], architecture: &str, chown: bool) ->
         owners: Mutex::new(links.iter().map(|l| (PathBuf::from(l), LAYOUT)).collect()),
         replaces: controls.iter().map(replaced_names).collect(),
         names: debs.iter().map(|d| d.id.name.clone()).collect(),
+        qualified: debs.iter().map(|d| format!("{}:{}", d.id.name, d.id.architecture)).collect(),
+        same: controls.iter().map(|c| c.stanza.get("Multi-Arch") == Some("same")).collect(),
         links,
     };
     let mut installed: Vec<Installed> = debs
@@ -449,6 +471,10 @@ fn unpack_entry<R: Read>(
     let canonical = claims.canonical(&rel);
     match claims.claim(&canonical, index)? {
         Claim::Skip => return Ok(()),
+        Claim::Shared => {
+            installed.list.push(listed);
+            return Ok(());
+        }
         Claim::Defer => {
             let kind = match content {
                 Content::File(reader) => {

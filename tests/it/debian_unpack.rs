@@ -182,6 +182,34 @@ fn a_file_shipped_twice_is_refused_unless_one_package_replaces_the_other() {
 }
 
 #[test]
+fn the_instances_of_a_multi_arch_same_package_share_their_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let instance = |arch: &str| {
+        deb_fixture("libx")
+            .arch(arch)
+            .field("Multi-Arch", "same")
+            .entry(Entry::dir("./"))
+            .entry(Entry::dir("./usr/"))
+            .entry(Entry::dir("./usr/share/"))
+            .entry(Entry::dir("./usr/share/doc/"))
+            .entry(Entry::dir("./usr/share/doc/libx/"))
+            .entry(Entry::file("./usr/share/doc/libx/copyright", b"same"))
+    };
+    let debs = write_all(tmp.path(), &[instance("amd64"), instance("i386")]);
+    let unpacked = prepare(&debs, &tmp.path().join("cache")).unwrap();
+    let info = unpacked.dir.join("var/lib/dpkg/info");
+    for arch in ["amd64", "i386"] {
+        let list = std::fs::read_to_string(info.join(format!("libx:{arch}.list"))).unwrap();
+        assert!(list.ends_with("/usr/share/doc/libx/copyright\n"), "{arch}: {list}");
+    }
+    // Without `Multi-Arch: same`, the two instances conflict.
+    let plain = |arch: &str| deb_fixture("liby").arch(arch).entry(Entry::file("./f", b"y"));
+    let error =
+        error_of(&write_all(tmp.path(), &[plain("amd64"), plain("i386")]), &tmp.path().join("y"));
+    assert!(error.contains("`/f` is shipped by both `liby:amd64` and `liby:i386`"), "{error}");
+}
+
+#[test]
 fn the_dpkg_database_names_the_package_of_each_file() {
     let tmp = tempfile::tempdir().unwrap();
     let tool = deb_fixture("tool")
