@@ -12,6 +12,7 @@ pub mod deb;
 pub mod package;
 pub mod scripts;
 pub mod status;
+pub mod subject_hash;
 pub mod unpack;
 
 pub use self::unpack::{Unpacked, prepare};

@@ -24,8 +24,10 @@
 //!   with `#` or `!`, relative to `usr/share/ca-certificates`), each
 //!   certificate also linked as `etc/ssl/certs/NAME.pem`. The package's
 //!   `postinst` writes that conf from debconf, whose default trusts every
-//!   certificate shipped; without the file, all are taken, sorted. The
-//!   OpenSSL subject-hash links (`c_rehash`) are not made and are reported.
+//!   certificate shipped; without the file, all are taken, sorted. Then
+//!   what `openssl rehash` adds: a `HASH.N` link to each `NAME.pem`
+//!   (`subject_hash.rs`), for programs that look certificates up by
+//!   directory, as OpenSSL's default `CApath` does.
 //! - anything else a `preinst` or `postinst` runs, and every trigger a
 //!   package declares other than `ldconfig`, is a [`NotReproduced`].
 
@@ -35,6 +37,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use sha1::{Digest, Sha1};
 
 use super::status;
 use super::unpack::{Generated, Installed, epoch, write_generated};
@@ -422,6 +425,10 @@ fn ca_bundle(root: &OwnedFd, dir: &Path, mtime: i64) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", conf.display())),
     };
     let mut bundle = Vec::new();
+    // `openssl rehash` links each `.pem` of the folder, in the byte order
+    // of their names, as `HASH.N`; the same certificate twice is linked
+    // once (its SHA-1 fingerprint compared).
+    let mut hashed: BTreeMap<String, (u32, Vec<u8>)> = BTreeMap::new();
     for name in &selected {
         let path = share.join(name);
         let mut pem =
@@ -430,9 +437,22 @@ fn ca_bundle(root: &OwnedFd, dir: &Path, mtime: i64) -> Result<()> {
             pem.push(b'\n');
         }
         bundle.extend_from_slice(&pem);
+        let hash = super::subject_hash::of_pem(&pem)
+            .with_context(|| format!("reading the certificate `{}`", path.display()))?;
+        hashed.insert(pem_name(name), (hash, Sha1::digest(&pem).to_vec()));
         let link = Path::new("etc/ssl/certs").join(pem_name(name));
         let target = Path::new("/").join(CA_SHARE).join(name);
         write_generated(root, &link, Generated::Symlink(&target), mtime)?;
+    }
+    let mut taken: BTreeMap<u32, Vec<&[u8]>> = BTreeMap::new();
+    for (pem, (hash, fingerprint)) in &hashed {
+        let same_hash = taken.entry(*hash).or_default();
+        if same_hash.contains(&fingerprint.as_slice()) {
+            continue;
+        }
+        let link = format!("etc/ssl/certs/{hash:08x}.{}", same_hash.len());
+        same_hash.push(fingerprint);
+        write_generated(root, Path::new(&link), Generated::Symlink(Path::new(pem)), mtime)?;
     }
     let file = Generated::File { bytes: &bundle, mode: 0o644 };
     write_generated(root, Path::new("etc/ssl/certs/ca-certificates.crt"), file, mtime)
@@ -484,16 +504,12 @@ fn certificates_under(share: &Path) -> Result<Vec<String>> {
 /// that is not reproduced, sorted.
 pub fn not_reproduced(dir: &Path) -> Result<Vec<NotReproduced>> {
     let mut out = Vec::new();
-    let ca = dir.join(status::ADMIN).join("info/ca-certificates.list").exists();
     for (package, member, text) in status::kept_scripts(dir)? {
-        let mut found = match member.as_str() {
+        let found = match member.as_str() {
             "preinst" | "postinst" => read(&text).others,
             "triggers" => triggers(&text),
             _ => continue,
         };
-        if package == "ca-certificates" && ca && member == "postinst" {
-            found.push("the OpenSSL subject-hash links of update-ca-certificates".to_string());
-        }
         out.extend(found.into_iter().map(|what| NotReproduced {
             package: package.clone(),
             script: member.clone(),

@@ -421,6 +421,23 @@ fn a_real_bash_set_unpacks_and_the_resolver_finds_bash_entirely_inside_it() {
     }
     let pem = root.join("etc/ssl/certs/ACCVRAIZ1.pem");
     assert_eq!(link(&pem), Path::new("/usr/share/ca-certificates/mozilla/ACCVRAIZ1.crt"));
+    // Each certificate is linked under its OpenSSL subject hash as
+    // `openssl rehash` links it: the same names as the host's, for the
+    // certificates both have.
+    let hashed: Vec<(String, PathBuf)> = std::fs::read_dir(root.join("etc/ssl/certs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e.to_str().unwrap().parse::<u32>().is_ok()))
+        .map(|p| (p.file_name().unwrap().to_str().unwrap().to_string(), link(&p)))
+        .collect();
+    assert!(hashed.len() >= shipped - 2, "{} hash links for {shipped}", hashed.len());
+    if host_has && Path::new("/etc/ssl/certs").join(&hashed[0].0).is_symlink() {
+        for (name, target) in &hashed {
+            let host_target = std::fs::read_link(Path::new("/etc/ssl/certs").join(name));
+            assert_eq!(host_target.ok().as_ref(), Some(target), "{name}");
+        }
+        eprintln!("{} hash links named as the host's", hashed.len());
+    }
 
     // What the scripts do that is not reproduced is listed, not dropped.
     for item in &unpacked.not_reproduced {
