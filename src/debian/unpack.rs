@@ -255,9 +255,6 @@ struct Claims {
     links: Vec<&'static str>,
 }
 
-/// The owner index of the merged-`/usr` links.
-const LAYOUT: usize = usize::MAX;
-
 /// What a package does with a path it ships.
 #[derive(Debug, PartialEq, Eq)]
 enum Claim {
@@ -283,9 +280,6 @@ impl Claims {
             return Ok(Claim::Write);
         }
         let name = &self.names[package];
-        if other == LAYOUT {
-            bail!("`{name}` ships `/{}`, which is a merged-/usr link", path.display());
-        }
         let other_name = &self.names[other];
         if name == other_name && self.same[package] && self.same[other] {
             return Ok(Claim::Shared);
@@ -308,6 +302,11 @@ impl Claims {
                 path.display()
             )
         }
+    }
+
+    /// Whether `rel` is one of the merged-`/usr` links itself.
+    fn is_layout_link(&self, rel: &Path) -> bool {
+        self.links.iter().any(|l| Path::new(l) == rel)
     }
 
     /// The path as the merged-`/usr` links make it: `bin/x` is `usr/bin/x`.
@@ -346,7 +345,7 @@ fn fill(root: &OwnedFd, debs: &[FetchedDeb], architecture: &str, chown: bool) ->
         .map(|deb| deb::read(&deb.path, |_, _| Ok(())).map(|(control, ())| control))
         .collect::<Result<_>>()?;
     let claims = Claims {
-        owners: Mutex::new(links.iter().map(|l| (PathBuf::from(l), LAYOUT)).collect()),
+        owners: Mutex::new(HashMap::new()),
         replaces: controls.iter().map(replaced_names).collect(),
         names: debs.iter().map(|d| d.id.name.clone()).collect(),
         qualified: debs.iter().map(|d| format!("{}:{}", d.id.name, d.id.architecture)).collect(),
@@ -446,6 +445,18 @@ fn unpack_entry<R: Read>(
         if ensure_dir(&dir, name)? {
             installed.dirs.push((rel.clone(), meta));
         }
+        installed.list.push(listed);
+        return Ok(());
+    }
+    if claims.is_layout_link(&rel) {
+        // trixie's base-files ships the merged-/usr links itself (DEP 17;
+        // its preinst refuses a `/bin` that is not exactly `usr/bin`): the
+        // same link is already there and is never removed, so no package
+        // writing through it meanwhile finds it missing. Anything else at
+        // that path would undo the layout, and is refused.
+        let target = entry.link_name()?.map(|t| t.into_owned());
+        let same = target.is_some_and(|t| t == Path::new("usr").join(&rel));
+        anyhow::ensure!(kind.is_symlink() && same, "`/{}` is a merged-/usr link", rel.display());
         installed.list.push(listed);
         return Ok(());
     }

@@ -77,6 +77,35 @@ fn packages_land_under_usr_with_their_modes_owners_and_times() {
 }
 
 #[test]
+fn a_package_may_ship_the_merged_usr_links_but_not_replace_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    // As trixie's base-files ships them, beside a package writing through
+    // them at the same time.
+    let mut links = deb_fixture("base-files").entry(Entry::dir("./"));
+    for dir in ["bin", "sbin", "lib", "lib64"] {
+        links = links.entry(Entry::symlink(&format!("./{dir}"), &format!("usr/{dir}")));
+    }
+    let mut tool = deb_fixture("tool").entry(Entry::dir("./")).entry(Entry::dir("./bin/"));
+    for i in 0..200 {
+        tool = tool.entry(Entry::file(&format!("./bin/t{i}"), b"x"));
+    }
+    let debs = write_all(tmp.path(), &[links, tool]);
+    let unpacked = prepare(&debs, &tmp.path().join("cache")).unwrap();
+    assert_eq!(link(&unpacked.dir.join("bin")), Path::new("usr/bin"));
+    assert!(unpacked.dir.join("usr/bin/t199").is_file());
+    let list = std::fs::read_to_string(unpacked.dir.join("var/lib/dpkg/info/base-files.list"));
+    assert!(list.unwrap().contains("/lib64\n"));
+
+    for (name, entry) in
+        [("as-file", Entry::file("./lib64", b"x")), ("elsewhere", Entry::symlink("./bin", "/tmp"))]
+    {
+        let debs = write_all(tmp.path(), &[deb_fixture(name).entry(entry)]);
+        let error = error_of(&debs, &tmp.path().join(name));
+        assert!(error.contains("is a merged-/usr link"), "{name}: {error}");
+    }
+}
+
+#[test]
 fn hostile_entries_are_refused_by_name_and_nothing_is_written_outside() {
     let tmp = tempfile::tempdir().unwrap();
     let outside = tmp.path().join("outside");
