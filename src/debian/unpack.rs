@@ -442,7 +442,7 @@ fn unpack_entry<R: Read>(
     let listed = format!("/{}", rel.display());
     if kind.is_dir() {
         let dir = open_dir(root, parent, true, Within::Beneath)?.context("no parent")?;
-        if ensure_dir(&dir, name)? {
+        if ensure_dir(root, &dir, &rel)? {
             installed.dirs.push((rel.clone(), meta));
         }
         installed.list.push(listed);
@@ -512,7 +512,8 @@ fn unpack_entry<R: Read>(
 /// inside the root (the merged-`/usr` links: dpkg keeps a directory link
 /// where a package ships a directory). Whether it is a real directory,
 /// whose owner and mode are then the package's.
-fn ensure_dir(dir: &OwnedFd, name: &OsStr) -> Result<bool> {
+fn ensure_dir(root: &OwnedFd, dir: &OwnedFd, rel: &Path) -> Result<bool> {
+    let name = rel.file_name().context("no name")?;
     let c = c_name(name)?;
     for _ in 0..2 {
         match rustix::fs::statat(dir, c.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
@@ -520,9 +521,9 @@ fn ensure_dir(dir: &OwnedFd, name: &OsStr) -> Result<bool> {
                 return match FileType::from_raw_mode(stat.st_mode) {
                     FileType::Directory => Ok(true),
                     FileType::Symlink => {
-                        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-                        let resolve = rustix::fs::ResolveFlags::BENEATH;
-                        rustix::fs::openat2(dir, c.as_c_str(), flags, Mode::empty(), resolve)
+                        // Resolved from the root, so a relative link that
+                        // climbs above its own directory is followed too.
+                        open_dir(root, rel, false, Within::Beneath)?
                             .context("a directory where a symlink to no directory is")?;
                         Ok(false)
                     }

@@ -38,7 +38,15 @@ fn packages_land_under_usr_with_their_modes_owners_and_times() {
         .entry(Entry::dir("./lib64/"))
         .entry(Entry::symlink("./lib64/ld-test.so", "/lib/x86_64-linux-gnu/ld-test.so"))
         .entry(Entry::dir("./var/"))
-        .entry(Entry::dir("./var/spool/").mode(0o1777).owner(1, 2));
+        .entry(Entry::dir("./var/spool/").mode(0o1777).owner(1, 2))
+        // A directory link that climbs above its own directory, and a
+        // directory shipped where it is: the link is kept and followed.
+        .entry(Entry::dir("./usr/share/"))
+        .entry(Entry::dir("./usr/share/real/"))
+        .entry(Entry::dir("./usr/share/doc/"))
+        .entry(Entry::symlink("./usr/share/doc/tool", "../real"))
+        .entry(Entry::dir("./usr/share/doc/tool/"))
+        .entry(Entry::file("./usr/share/doc/tool/copyright", b"c"));
     let debs = write_all(tmp.path(), &[tool]);
     let cache = tmp.path().join("cache");
     let unpacked = prepare(&debs, &cache).unwrap();
@@ -61,6 +69,8 @@ fn packages_land_under_usr_with_their_modes_owners_and_times() {
         link(&root.join("usr/lib64/ld-test.so")),
         Path::new("/lib/x86_64-linux-gnu/ld-test.so")
     );
+    assert_eq!(link(&root.join("usr/share/doc/tool")), Path::new("../real"));
+    assert!(root.join("usr/share/real/copyright").is_file());
     let spool = std::fs::metadata(root.join("var/spool")).unwrap();
     assert_eq!(spool.permissions().mode() & 0o7777, 0o1777);
     assert_eq!(spool.mtime(), MTIME as i64);
