@@ -261,11 +261,10 @@ fn functions(text: &str) -> std::collections::HashSet<String> {
         .filter_map(|line| {
             let line = line.trim();
             let name = match line.strip_prefix("function ") {
-                Some(rest) => rest.split(['(', ' ', '{']).next()?,
+                Some(rest) => rest.split(|c: char| !is_name_char(c)).next()?,
                 None => line.split_once("()")?.0.trim(),
             };
-            let plain = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+            let plain = !name.is_empty() && name.chars().all(is_name_char);
             plain.then(|| name.to_string())
         })
         .collect()
@@ -296,11 +295,14 @@ fn strip_case_pattern(line: &str) -> &str {
     line
 }
 
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
 fn is_quiet(word: &str) -> bool {
     QUIET.contains(&word)
         || word.contains('=')
-        || word.starts_with(['$', '"', '\'', '-', '*', '/', '.', '<', '>', '#', '[', '{'])
-        || word.ends_with(['{', '}'])
+        || word.starts_with(['$', '"', '\'', '-', '*', '/', '.', '<', '>', '#', '['])
         || word.chars().all(|c| c.is_ascii_digit())
         || !word.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
 }

@@ -449,18 +449,53 @@ fn unpack_entry<R: Read>(
         return Ok(());
     }
     if claims.is_layout_link(&rel) {
-        // trixie's base-files ships the merged-/usr links itself (DEP 17;
-        // its preinst refuses a `/bin` that is not exactly `usr/bin`): the
-        // same link is already there and is never removed, so no package
-        // writing through it meanwhile finds it missing. Anything else at
-        // that path would undo the layout, and is refused.
-        let target = entry.link_name()?.map(|t| t.into_owned());
-        let same = target.is_some_and(|t| t == Path::new("usr").join(&rel));
-        anyhow::ensure!(kind.is_symlink() && same, "`/{}` is a merged-/usr link", rel.display());
+        check_layout_link(entry, &rel)?;
         installed.list.push(listed);
         return Ok(());
     }
-    let content = if kind.is_file() {
+    let content = content_of(entry, installed, claims)?;
+    let canonical = claims.canonical(&rel);
+    match claims.claim(&canonical, index)? {
+        Claim::Skip => return Ok(()),
+        Claim::Shared => {
+            installed.list.push(listed);
+            return Ok(());
+        }
+        Claim::Defer => {
+            let kind = deferred_kind(content)?;
+            installed.deferred.push(Deferred { rel, kind, meta });
+        }
+        Claim::Write => {
+            let dir = open_dir(root, parent, true, Within::Beneath)?.context("no parent")?;
+            place(root, &dir, name, content, meta, chown)?;
+        }
+    }
+    installed.written.insert(canonical);
+    installed.list.push(listed);
+    Ok(())
+}
+
+/// trixie's base-files ships the merged-/usr links itself (DEP 17; its
+/// preinst refuses a `/bin` that is not exactly `usr/bin`): the same link is
+/// already there and is never removed, so no package writing through it
+/// meanwhile finds it missing. Anything else at that path would undo the
+/// layout, and is refused.
+fn check_layout_link<R: Read>(entry: &tar::Entry<R>, rel: &Path) -> Result<()> {
+    let target = entry.link_name()?.map(|t| t.into_owned());
+    let same = target.is_some_and(|t| t == Path::new("usr").join(rel));
+    let symlink = entry.header().entry_type().is_symlink();
+    anyhow::ensure!(symlink && same, "`/{}` is a merged-/usr link", rel.display());
+    Ok(())
+}
+
+/// What a non-directory entry writes.
+fn content_of<'a, R: Read>(
+    entry: &'a mut tar::Entry<R>,
+    installed: &Installed,
+    claims: &Claims,
+) -> Result<Content<'a>> {
+    let kind = entry.header().entry_type();
+    Ok(if kind.is_file() {
         Content::File(entry)
     } else if kind.is_symlink() {
         Content::Symlink(entry.link_name()?.context("a symlink without a target")?.into_owned())
@@ -478,34 +513,20 @@ fn unpack_entry<R: Read>(
         // Debian policy 10.6: packages must not include device files or
         // named pipes in their file tree.
         bail!("an entry of type {:?}: packages ship no devices or fifos", kind);
-    };
-    let canonical = claims.canonical(&rel);
-    match claims.claim(&canonical, index)? {
-        Claim::Skip => return Ok(()),
-        Claim::Shared => {
-            installed.list.push(listed);
-            return Ok(());
+    })
+}
+
+/// A content kept to be written once every package is in.
+fn deferred_kind(content: Content<'_>) -> Result<DeferredKind> {
+    Ok(match content {
+        Content::File(reader) => {
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).context("reading the file")?;
+            DeferredKind::File(bytes)
         }
-        Claim::Defer => {
-            let kind = match content {
-                Content::File(reader) => {
-                    let mut bytes = Vec::new();
-                    reader.read_to_end(&mut bytes).context("reading the file")?;
-                    DeferredKind::File(bytes)
-                }
-                Content::Symlink(target) => DeferredKind::Symlink(target),
-                Content::HardLink(target) => DeferredKind::HardLink(target),
-            };
-            installed.deferred.push(Deferred { rel, kind, meta });
-        }
-        Claim::Write => {
-            let dir = open_dir(root, parent, true, Within::Beneath)?.context("no parent")?;
-            place(root, &dir, name, content, meta, chown)?;
-        }
-    }
-    installed.written.insert(canonical);
-    installed.list.push(listed);
-    Ok(())
+        Content::Symlink(target) => DeferredKind::Symlink(target),
+        Content::HardLink(target) => DeferredKind::HardLink(target),
+    })
 }
 
 /// Makes `name` a directory in `dir` unless it is one, or a link to one
@@ -566,22 +587,7 @@ fn place(
     }
     let times = times(meta.mtime);
     match content {
-        Content::File(reader) => {
-            let flags =
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let fd = rustix::fs::openat(dir, c.as_c_str(), flags, Mode::from_raw_mode(0o600))
-                .context("creating the file")?;
-            let mut file = std::fs::File::from(fd);
-            std::io::copy(reader, &mut file).context("writing the file")?;
-            if chown {
-                rustix::fs::fchown(&file, Some(uid(meta.uid)), Some(gid(meta.gid)))
-                    .context("setting the owner")?;
-            }
-            // After the owner: chown(2) clears the setuid and setgid bits.
-            rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode))
-                .context("setting the mode")?;
-            rustix::fs::futimens(&file, &times).context("setting the time")?;
-        }
+        Content::File(reader) => write_file(dir, &c, reader, meta, chown)?,
         Content::Symlink(target) => {
             rustix::fs::symlinkat(target.as_os_str().as_bytes(), dir, c.as_c_str())
                 .context("creating the symlink")?;
@@ -658,6 +664,28 @@ pub(crate) fn write_generated(
 /// run.
 pub(crate) fn epoch(installed: &[Installed]) -> i64 {
     installed.iter().flat_map(|p| p.dirs.iter().map(|(_, m)| m.mtime)).max().unwrap_or(0)
+}
+
+/// A new regular file `c` in `dir` with its owner, mode and time.
+fn write_file(
+    dir: &OwnedFd,
+    c: &std::ffi::CStr,
+    reader: &mut dyn Read,
+    meta: Meta,
+    chown: bool,
+) -> Result<()> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, c, flags, Mode::from_raw_mode(0o600))
+        .context("creating the file")?;
+    let mut file = std::fs::File::from(fd);
+    std::io::copy(reader, &mut file).context("writing the file")?;
+    if chown {
+        rustix::fs::fchown(&file, Some(uid(meta.uid)), Some(gid(meta.gid)))
+            .context("setting the owner")?;
+    }
+    // After the owner: chown(2) clears the setuid and setgid bits.
+    rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode)).context("setting the mode")?;
+    rustix::fs::futimens(&file, &times(meta.mtime)).context("setting the time")
 }
 
 fn times(mtime: i64) -> Timestamps {
