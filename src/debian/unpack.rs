@@ -352,15 +352,7 @@ fn fill(root: &OwnedFd, debs: &[FetchedDeb], architecture: &str, chown: bool) ->
         same: controls.iter().map(|c| c.stanza.get("Multi-Arch") == Some("same")).collect(),
         links,
     };
-    let mut installed: Vec<Installed> = debs
-        .par_iter()
-        .enumerate()
-        .map(|(index, deb)| {
-            unpack_one(root, index, deb, &claims, chown).with_context(|| {
-                format!("unpacking `{}` from `{}`", deb.id.name, deb.path.display())
-            })
-        })
-        .collect::<Result<_>>()?;
+    let mut installed = unpack_all(root, debs, &claims, chown)?;
     apply_deferred(root, &mut installed, chown)?;
     drop_replaced(&mut installed, &claims);
     status::write(root, &installed)?;
@@ -369,6 +361,34 @@ fn fill(root: &OwnedFd, debs: &[FetchedDeb], architecture: &str, chown: bool) ->
         .context("finding the folder being filled")?;
     scripts::apply(root, &dir, &installed)?;
     set_dir_metadata(root, &installed, chown)
+}
+
+/// Every package's data archive, the largest `.deb`s first: each thread
+/// takes the next one when it is free (`par_bridge` pulls in order), so a
+/// large package does not start last and leave the other cores idle. The
+/// first error in package order is the one reported, whatever the timing.
+fn unpack_all(
+    root: &OwnedFd,
+    debs: &[FetchedDeb],
+    claims: &Claims,
+    chown: bool,
+) -> Result<Vec<Installed>> {
+    let size = |deb: &FetchedDeb| std::fs::metadata(&deb.path).map_or(0, |m| m.len());
+    let mut order: Vec<(u64, usize)> = debs.iter().enumerate().map(|(i, d)| (size(d), i)).collect();
+    order.sort_by(|a, b| b.cmp(a));
+    let mut done: Vec<(usize, Result<Installed>)> = order
+        .into_iter()
+        .par_bridge()
+        .map(|(_, index)| {
+            let deb = &debs[index];
+            let result = unpack_one(root, index, deb, claims, chown).with_context(|| {
+                format!("unpacking `{}` from `{}`", deb.id.name, deb.path.display())
+            });
+            (index, result)
+        })
+        .collect();
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
 }
 
 /// The merged-`/usr` links and their targets, as debootstrap makes them:
