@@ -7,6 +7,11 @@
 //! once verified) -> unpack (merged-`/usr` layout, every write confined to
 //! the sysroot folder, the maintainer scripts' effects reproduced).
 //! [`package::FetchedDeb`] is the record handed from fetching to unpacking.
+//!
+//! Unpacking: [`prepare`] (`unpack.rs`) takes the `FetchedDeb`s and a cache
+//! root and gives the folder, reading each `.deb` with `deb.rs`, writing the
+//! dpkg database with `status.rs` and the scripts' effects with `scripts.rs`
+//! (the CA links' names with `subject_hash.rs`).
 
 pub mod deb;
 pub mod package;

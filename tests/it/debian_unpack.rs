@@ -330,12 +330,46 @@ fn alternatives_follow_priorities_and_other_script_work_is_listed() {
 }
 
 #[test]
-fn a_deb_that_is_not_one_is_named() {
+fn a_broken_deb_is_named_with_the_member_that_is_broken() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("bad.deb");
-    std::fs::write(&path, b"!<arch>\nnot an archive member").unwrap();
-    let error = format!("{:#}", deb::read(&path, |_, _| Ok(())).unwrap_err());
-    assert!(error.contains(&format!("`{}`", path.display())), "{error}");
+    let good = deb_fixture("good").entry(Entry::file("./f", &[7; 4096])).members();
+    let member = |name: &str| good.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    let mut truncated = member("data.tar.xz");
+    truncated.truncate(truncated.len() / 2);
+    type Members<'a> = Vec<(&'a str, Vec<u8>)>;
+    let cases: Vec<(Members, String)> = vec![
+        (
+            vec![("control.tar.gz", member("control.tar.gz"))],
+            "its first member is `control.tar.gz`, not `debian-binary`".to_string(),
+        ),
+        (
+            vec![("debian-binary", b"3.0\n".to_vec())],
+            "has format `3.0` in `debian-binary`: only 2.x is read".to_string(),
+        ),
+        (
+            vec![
+                ("debian-binary", b"2.0\n".to_vec()),
+                ("control.tar.gz", member("control.tar.gz")),
+            ],
+            "ends before its `data.tar` member".to_string(),
+        ),
+        (
+            vec![
+                ("debian-binary", b"2.0\n".to_vec()),
+                ("control.tar.gz", member("control.tar.gz")),
+                ("data.tar.xz", truncated),
+            ],
+            "reading `data.tar.xz` of".to_string(),
+        ),
+    ];
+    for (members, expected) in cases {
+        std::fs::write(&path, crate::support::deb::ar_of(&members)).unwrap();
+        let read = deb::read(&path, |_, stream| Ok(std::io::copy(stream, &mut std::io::sink())?));
+        let error = format!("{:#}", read.unwrap_err());
+        assert!(error.contains(&format!("`{}`", path.display())), "{error}");
+        assert!(error.contains(&expected), "{error}");
+    }
 }
 
 /// The `.deb`s of a small real set, downloaded by this machine's apt

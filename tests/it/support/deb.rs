@@ -126,17 +126,24 @@ impl DebFixture {
         let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
         xz.write_all(&tar_of(&self.entries)).unwrap();
         let data_tar = xz.finish().unwrap();
+        ar_of(&[
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.gz", control_tar),
+            ("data.tar.xz", data_tar),
+        ])
+    }
+
+    /// The `.deb`'s members by name, for a test that alters one.
+    pub fn members(&self) -> Vec<(String, Vec<u8>)> {
+        let bytes = self.bytes();
+        let mut archive = ar::Archive::new(bytes.as_slice());
         let mut out = Vec::new();
-        {
-            let mut ar = ar::Builder::new(&mut out);
-            for (name, bytes) in [
-                ("debian-binary", b"2.0\n".to_vec()),
-                ("control.tar.gz", control_tar),
-                ("data.tar.xz", data_tar),
-            ] {
-                let header = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
-                ar.append(&header, bytes.as_slice()).unwrap();
-            }
+        while let Some(member) = archive.next_entry() {
+            let mut member = member.unwrap();
+            let name = String::from_utf8(member.header().identifier().to_vec()).unwrap();
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(&mut member, &mut content).unwrap();
+            out.push((name, content));
         }
         out
     }
@@ -159,6 +166,16 @@ impl DebFixture {
             path,
         }
     }
+}
+
+/// An `ar` archive of `members` in order, as a `.deb` is one.
+pub fn ar_of(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut ar = ar::Builder::new(Vec::new());
+    for (name, bytes) in members {
+        let header = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
+        ar.append(&header, bytes.as_slice()).unwrap();
+    }
+    ar.into_inner().unwrap()
 }
 
 /// A tar stream of `entries`, names and link names written raw (GNU
