@@ -430,10 +430,12 @@ fn unpack_one(
             deferred: Vec::new(),
         };
         let mut archive = tar::Archive::new(stream);
+        let mut parent = Parent::default();
         for entry in archive.entries().context("reading the archive")? {
             let mut entry = entry.context("reading the archive")?;
             let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            unpack_entry(root, index, &mut entry, claims, &mut installed, chown)
+            let target = Target { root, index, claims, chown };
+            unpack_entry(&target, &mut parent, &mut entry, &mut installed)
                 .with_context(|| format!("unpacking `{shown}`"))?;
         }
         Ok(installed)
@@ -442,15 +444,43 @@ fn unpack_one(
     Ok(installed)
 }
 
+/// Where one package's entries go: the root, the package's index, the
+/// claims of all packages, and whether owners are set.
+struct Target<'a> {
+    root: &'a OwnedFd,
+    index: usize,
+    claims: &'a Claims,
+    chown: bool,
+}
+
+/// The directory the previous entry went into, kept open: an archive lists
+/// a directory's entries together, so most entries reuse it instead of
+/// resolving their directory again. Directories are never removed or
+/// replaced while packages unpack, so the descriptor stays right.
+#[derive(Default)]
+struct Parent {
+    rel: PathBuf,
+    fd: Option<OwnedFd>,
+}
+
+impl Parent {
+    fn open(&mut self, root: &OwnedFd, rel: &Path) -> Result<&OwnedFd> {
+        if self.fd.is_none() || self.rel != rel {
+            self.fd = Some(open_dir(root, rel, true, Within::Beneath)?.context("no parent")?);
+            self.rel = rel.to_path_buf();
+        }
+        self.fd.as_ref().context("no parent")
+    }
+}
+
 /// One entry of a data archive, in the module's rules.
 fn unpack_entry<R: Read>(
-    root: &OwnedFd,
-    index: usize,
+    target: &Target<'_>,
+    parent_dir: &mut Parent,
     entry: &mut tar::Entry<R>,
-    claims: &Claims,
     installed: &mut Installed,
-    chown: bool,
 ) -> Result<()> {
+    let Target { root, index, claims, chown } = *target;
     let rel = relative_strict(&entry.path().context("reading the path")?)?;
     let kind = entry.header().entry_type();
     let meta = Meta::of(entry.header())?;
@@ -461,8 +491,8 @@ fn unpack_entry<R: Read>(
     };
     let listed = format!("/{}", rel.display());
     if kind.is_dir() {
-        let dir = open_dir(root, parent, true, Within::Beneath)?.context("no parent")?;
-        if ensure_dir(root, &dir, &rel)? {
+        let dir = parent_dir.open(root, parent)?;
+        if ensure_dir(root, dir, &rel)? {
             installed.dirs.push((rel.clone(), meta));
         }
         installed.list.push(listed);
@@ -486,8 +516,8 @@ fn unpack_entry<R: Read>(
             installed.deferred.push(Deferred { rel, kind, meta });
         }
         Claim::Write => {
-            let dir = open_dir(root, parent, true, Within::Beneath)?.context("no parent")?;
-            place(root, &dir, name, content, meta, chown)?;
+            let dir = parent_dir.open(root, parent)?;
+            place(root, dir, name, content, meta, chown)?;
         }
     }
     installed.written.insert(canonical);
@@ -596,21 +626,14 @@ fn place(
     chown: bool,
 ) -> Result<()> {
     let c = c_name(name)?;
-    match rustix::fs::statat(dir, c.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
-        Err(Errno::NOENT) => {}
-        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Directory => {
-            bail!("a file where another package ships a directory")
-        }
-        Ok(_) => rustix::fs::unlinkat(dir, c.as_c_str(), AtFlags::empty())
-            .context("removing the replaced file")?,
-        Err(e) => return Err(e).context("inspecting the path"),
-    }
     let times = times(meta.mtime);
     match content {
         Content::File(reader) => write_file(dir, &c, reader, meta, chown)?,
         Content::Symlink(target) => {
-            rustix::fs::symlinkat(target.as_os_str().as_bytes(), dir, c.as_c_str())
-                .context("creating the symlink")?;
+            replacing(dir, &c, || {
+                rustix::fs::symlinkat(target.as_os_str().as_bytes(), dir, c.as_c_str())
+            })
+            .context("creating the symlink")?;
             if chown {
                 rustix::fs::chownat(
                     dir,
@@ -631,17 +654,43 @@ fn place(
             let from = open_dir(root, parent, false, Within::Beneath)?.with_context(|| {
                 format!("the hard link target `{}` is missing", target.display())
             })?;
-            rustix::fs::linkat(
-                &from,
-                c_name(target_name)?.as_c_str(),
-                dir,
-                c.as_c_str(),
-                AtFlags::empty(),
-            )
+            let target_name = c_name(target_name)?;
+            replacing(dir, &c, || {
+                rustix::fs::linkat(
+                    &from,
+                    target_name.as_c_str(),
+                    dir,
+                    c.as_c_str(),
+                    AtFlags::empty(),
+                )
+            })
             .with_context(|| format!("linking to `{}`", target.display()))?;
         }
     }
     Ok(())
+}
+
+/// Runs `create` (which makes `c` in `dir`); when something is there
+/// already (this package's earlier entry, or the file of a package it
+/// replaces), removes it and runs `create` again. Trying first saves a
+/// `stat` on every entry, nearly all of which are new. A directory is never
+/// removed.
+fn replacing<T>(
+    dir: &OwnedFd,
+    c: &std::ffi::CStr,
+    mut create: impl FnMut() -> rustix::io::Result<T>,
+) -> Result<T> {
+    match create() {
+        Err(Errno::EXIST) => {}
+        other => return Ok(other?),
+    }
+    let stat =
+        rustix::fs::statat(dir, c, AtFlags::SYMLINK_NOFOLLOW).context("inspecting the path")?;
+    if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
+        bail!("a file where another package ships a directory");
+    }
+    rustix::fs::unlinkat(dir, c, AtFlags::empty()).context("removing the replaced file")?;
+    Ok(create()?)
 }
 
 /// What the unpacker writes itself (the dpkg database, what maintainer
@@ -695,7 +744,7 @@ fn write_file(
     chown: bool,
 ) -> Result<()> {
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(dir, c, flags, Mode::from_raw_mode(0o600))
+    let fd = replacing(dir, c, || rustix::fs::openat(dir, c, flags, Mode::from_raw_mode(0o600)))
         .context("creating the file")?;
     let mut file = std::fs::File::from(fd);
     std::io::copy(reader, &mut file).context("writing the file")?;
