@@ -284,10 +284,15 @@ fn heredoc_delimiter(line: &str) -> Option<String> {
 fn strip_case_pattern(line: &str) -> &str {
     let trimmed = line.trim_start();
     if let Some(at) = trimmed.find(')') {
+        // `a|b)`, or `a|\` continued as `a|    b)`: alternatives that are
+        // single plain words.
         let pattern = &trimmed[..at];
-        let plain = !pattern.is_empty()
-            && !pattern.contains(['(', '$', '`', '='])
-            && !pattern.contains(char::is_whitespace);
+        let plain = pattern.split('|').all(|alternative| {
+            let alternative = alternative.trim();
+            !alternative.is_empty()
+                && !alternative.contains(['(', '$', '`', '='])
+                && !alternative.contains(char::is_whitespace)
+        });
         if plain {
             return &trimmed[at + 1..];
         }
@@ -572,7 +577,7 @@ mod tests {
 
     #[test]
     fn messages_heredocs_case_patterns_and_functions_are_not_commands() {
-        let script = "#!/bin/sh\n# don't be fooled\nsetup() {\n  mkdir -p /x\n}\ncase \"$1\" in\n  configure|abort-upgrade)\n    setup\n    echo \"a message\n  such words\n\"\n    cat <<EOF\nxlockmore here\nEOF\n    grep -E -q '(^|/)(xscreensaver|xlockmore)' /proc/x\n    systemctl daemon-reload\n    ;;\nesac\n";
+        let script = "#!/bin/sh\n# don't be fooled\nsetup() {\n  mkdir -p /x\n}\ncase \"$1\" in\n  configure|\\\n  abort-upgrade)\n    setup\n    echo \"a message\n  such words\n\"\n    cat <<EOF\nxlockmore here\nEOF\n    grep -E -q '(^|/)(xscreensaver|xlockmore)' /proc/x\n    systemctl daemon-reload\n    ;;\nesac\n";
         assert_eq!(read(script).others, ["mkdir", "systemctl"]);
         let substitution = "x=\"$(deb-systemd-invoke restart a)\"\n";
         assert_eq!(read(substitution).others, ["deb-systemd-invoke"]);
