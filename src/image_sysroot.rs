@@ -15,7 +15,7 @@
 //! layer is applied, and why no entry can write outside the cache folder,
 //! is in `layer.rs`.
 
-mod layer;
+pub(crate) mod layer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -141,39 +141,61 @@ pub struct Prepared {
     pub image: Option<String>,
     /// Whether the image was unpacked now (rather than found in the cache).
     pub unpacked: bool,
+    /// For a package sysroot, the package set it was made from, which the
+    /// build records in the lock's `[debian]`.
+    pub packages: Option<crate::lock::PackageSet>,
+    /// What people should know about how it was made: for a package
+    /// sysroot, each maintainer-script effect that was not reproduced.
+    pub notes: Vec<String>,
 }
 
 /// The directory a source stands for, unpacking an image into
 /// `cache_root` unless it is there already.
 pub fn prepare(source: &SysrootSource, cache_root: &Path) -> Result<Prepared> {
     match source {
-        SysrootSource::Dir(dir) => Ok(Prepared { dir: dir.clone(), image: None, unpacked: false }),
+        SysrootSource::Dir(dir) => Ok(Prepared {
+            dir: dir.clone(),
+            image: None,
+            unpacked: false,
+            packages: None,
+            notes: Vec::new(),
+        }),
         SysrootSource::Oci { layout, tag } => {
             let image = select(layout, tag.as_deref())
                 .with_context(|| format!("reading the image layout `{}`", layout.display()))?;
-            cached(cache_root, &image.digest, |root, dirs| {
-                for digest in &image.layers {
-                    let blob = blob_path(layout, digest)?;
-                    let file = std::fs::File::open(&blob)
-                        .with_context(|| format!("failed to open `{}`", blob.display()))?;
-                    layer::apply(root, file, dirs)
-                        .with_context(|| format!("applying layer {digest} of `{source}`"))?;
-                }
-                Ok(())
-            })
+            cached(
+                cache_root,
+                &image.digest.replace(':', "-"),
+                Some(image.digest.clone()),
+                |root, dirs| {
+                    for digest in &image.layers {
+                        let blob = blob_path(layout, digest)?;
+                        let file = std::fs::File::open(&blob)
+                            .with_context(|| format!("failed to open `{}`", blob.display()))?;
+                        layer::apply(root, file, dirs)
+                            .with_context(|| format!("applying layer {digest} of `{source}`"))?;
+                    }
+                    Ok(())
+                },
+            )
         }
         SysrootSource::Tar(file) => {
             let hex = fsutil::sha256_file(file)
                 .with_context(|| format!("failed to read `{}`", file.display()))?;
-            cached(cache_root, &format!("sha256:{hex}"), |root, dirs| {
-                let reader = std::fs::File::open(file)
-                    .with_context(|| format!("failed to open `{}`", file.display()))?;
-                layer::apply(root, reader, dirs).with_context(|| format!("unpacking `{source}`"))
-            })
+            cached(
+                cache_root,
+                &format!("sha256-{hex}"),
+                Some(format!("sha256:{hex}")),
+                |root, dirs| {
+                    let reader = std::fs::File::open(file)
+                        .with_context(|| format!("failed to open `{}`", file.display()))?;
+                    layer::apply(root, reader, dirs)
+                        .with_context(|| format!("unpacking `{source}`"))
+                },
+            )
         }
-        // Resolves and fetches the packages into the download cache; the
-        // lead joins the unpacker (branch `i20b`) inside `debian::prepare`,
-        // which until then ends with an error saying so.
+        // The lock's package set (or a new resolution), its `.deb`s verified
+        // in the download cache, unpacked into `cache_root/deb-<digest>/`.
         SysrootSource::Debian { request, lock, locked } => {
             let options = crate::debian::Options {
                 progress: true,
@@ -181,28 +203,57 @@ pub fn prepare(source: &SysrootSource, cache_root: &Path) -> Result<Prepared> {
                 locked: *locked,
                 ..Default::default()
             };
-            let sysroot = crate::debian::prepare(request, Path::new("."), &options)?;
-            Ok(Prepared { dir: sysroot.dir, image: None, unpacked: sysroot.unpacked })
+            let sysroot = crate::debian::prepare(request, Path::new("."), &options, cache_root)?;
+            // Listed in full when the set is unpacked, counted when reused.
+            let notes = match sysroot.not_reproduced.len() {
+                0 => Vec::new(),
+                n if !sysroot.unpacked => vec![format!(
+                    "note: {n} maintainer-script effects of these packages are not reproduced (listed when the sysroot was unpacked)"
+                )],
+                _ => sysroot
+                    .not_reproduced
+                    .iter()
+                    .map(|n| format!("note: not reproduced from the maintainer scripts: {n}"))
+                    .collect(),
+            };
+            Ok(Prepared {
+                dir: sysroot.dir,
+                image: None,
+                unpacked: sysroot.unpacked,
+                packages: Some(sysroot.set),
+                notes,
+            })
         }
     }
 }
 
-/// The cache folder of `digest`, filled by `fill` when it is not there.
-fn cached(
+/// The cache folder `name` (a digest of what fills it), filled by `fill`
+/// under a temporary name and renamed when it is not there. The Debian
+/// unpacker (`debian/unpack.rs`) keeps its package sets here too.
+pub(crate) fn cached(
     cache_root: &Path,
-    digest: &str,
+    name: &str,
+    image: Option<String>,
     fill: impl FnOnce(&std::os::fd::OwnedFd, &mut layer::DirModes) -> Result<()>,
 ) -> Result<Prepared> {
-    let name = digest.replace(':', "-");
-    let dir = cache_root.join(&name);
-    let prepared =
-        |unpacked| Prepared { dir: dir.clone(), image: Some(digest.to_string()), unpacked };
+    let dir = cache_root.join(name);
+    let prepared = |unpacked| Prepared {
+        dir: dir.clone(),
+        image: image.clone(),
+        unpacked,
+        packages: None,
+        notes: Vec::new(),
+    };
     if dir.is_dir() {
         return Ok(prepared(false));
     }
     std::fs::create_dir_all(cache_root)
         .with_context(|| format!("failed to create `{}`", cache_root.display()))?;
-    let partial = cache_root.join(format!(".{name}.partial-{}", std::process::id()));
+    // Unique per process and per call: two threads of one process (tests)
+    // may fill the same name at once; the first rename wins.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = cache_root.join(format!(".{name}.partial-{}-{call}", std::process::id()));
     fsutil::remove_tree(&partial)?;
     std::fs::create_dir(&partial)
         .with_context(|| format!("failed to create `{}`", partial.display()))?;

@@ -169,21 +169,28 @@ pub struct PackageSysroot {
     pub set: crate::lock::PackageSet,
     /// Whether it was unpacked now (rather than found in the cache).
     pub unpacked: bool,
+    /// What the packages' maintainer scripts do that was not reproduced.
+    pub not_reproduced: Vec<super::scripts::NotReproduced>,
 }
 
 /// The sysroot a build uses for `--sysroot debian:...` or a spec's
 /// `[sysroot.debian]`: the lock's package set (or a new resolution) with
 /// its `.deb`s verified in the cache.
-pub fn prepare(request: &DebianRequest, base: &Path, options: &Options) -> Result<PackageSysroot> {
-    // `_set` is what the build records in the lock's `[debian]` once the
-    // unpacker is joined.
-    let (_set, debs) = super::package_set::locked_or_resolved(request, base, options)?;
-    // JOIN POINT: the lead replaces this error with the unpacker (branch
-    // `i20b`), which lays `debs` out as a merged-`/usr` folder in the
-    // sysroot cache and returns it as a `PackageSysroot`. Until then this
-    // is the one place that stops.
-    bail!(
-        "unpacking Debian packages is not joined yet: {} verified `.deb`s are in the cache, but no sysroot folder is made from them",
-        debs.len()
-    )
+/// The folder is `<cache_root>/deb-<digest of the set>/`, unpacked once
+/// (see [`super::unpack::prepare`]).
+pub fn prepare(
+    request: &DebianRequest,
+    base: &Path,
+    options: &Options,
+    cache_root: &Path,
+) -> Result<PackageSysroot> {
+    let (set, debs) = super::package_set::locked_or_resolved(request, base, options)?;
+    let unpacked = super::unpack::prepare(&debs, cache_root)
+        .with_context(|| format!("unpacking {} packages of {}", debs.len(), request.suite))?;
+    Ok(PackageSysroot {
+        dir: unpacked.dir,
+        set,
+        unpacked: unpacked.unpacked,
+        not_reproduced: unpacked.not_reproduced,
+    })
 }

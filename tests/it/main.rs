@@ -3,6 +3,7 @@
 mod build;
 mod cli;
 mod debian;
+mod debian_unpack;
 mod devenv;
 mod embed;
 mod export;

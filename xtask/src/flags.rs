@@ -472,6 +472,10 @@ impl Target {
             .with_context(|| format!("preparing the sysroot `{source}`"))?;
         options.sysroot = prepared.dir;
         options.image = prepared.image;
+        options.packages = prepared.packages;
+        for note in &prepared.notes {
+            eprintln!("{note}");
+        }
         options.locked = self.locked;
         options.link = match self.link {
             Link::Copy => rootfs::install::LinkMode::Copy,
