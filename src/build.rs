@@ -48,6 +48,9 @@ pub struct Options {
     /// The digest of the image `sysroot` was unpacked from
     /// ([`crate::image_sysroot::prepare`]), recorded in the lock.
     pub image: Option<String>,
+    /// The package set a package sysroot was made from
+    /// ([`crate::image_sysroot::Prepared::packages`]), recorded in the lock.
+    pub packages: Option<crate::lock::PackageSet>,
     /// Where the lock is read and written; `None`: beside the spec
     /// ([`lock::path_for`]). A build script puts it under `OUT_DIR`.
     pub lock: Option<PathBuf>,
@@ -67,6 +70,7 @@ impl Options {
             progress: false,
             locked: false,
             image: None,
+            packages: None,
             lock: None,
         }
     }
@@ -163,9 +167,10 @@ pub fn build(options: &Options) -> Result<Built> {
     let status = resolver.sysroot().host(Path::new(crate::dpkg::STATUS));
     inputs.insert(status.clone(), FileState::read(&status));
     let known_digests = digest_cache::read(&beside.digests);
-    let computed =
+    let mut computed =
         lock::compute(&plan, resolver.sysroot(), options.image.as_deref(), &known_digests)
             .with_context(|| format!("computing the lock of `{}`", options.spec.display()))?;
+    computed.lock.debian = options.packages.clone();
     // `--locked` stops here, before anything is written, on any difference.
     let update = check_lock(options, &lock_path, previous_lock.as_ref(), &computed, &beside)?;
     let lock_text = computed.lock.render()?;

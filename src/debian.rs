@@ -7,5 +7,34 @@
 //! once verified) -> unpack (merged-`/usr` layout, every write confined to
 //! the sysroot folder, the maintainer scripts' effects reproduced).
 //! [`package::FetchedDeb`] is the record handed from fetching to unpacking.
+//!
+//! Unpacking: [`unpack::prepare`] takes the `FetchedDeb`s and a cache
+//! root and gives the folder, reading each `.deb` with `deb.rs`, writing the
+//! dpkg database with `status.rs` and the scripts' effects with `scripts.rs`
+//! (the CA links' names with `subject_hash.rs`).
 
+pub mod cache;
+pub mod control;
+pub mod deb;
+pub mod fetch;
+pub mod index;
 pub mod package;
+pub mod package_set;
+pub mod relation;
+pub mod release;
+pub mod scripts;
+pub mod select;
+pub mod source;
+pub mod status;
+pub mod subject_hash;
+pub mod sysroot;
+pub mod unpack;
+pub mod version;
+
+pub use self::fetch::Wanted;
+pub use self::source::{ArchiveSource, DebianRequest};
+pub use self::sysroot::{
+    Options, PackageSysroot, Resolution, SuiteState, fetch, fetch_request, merge_request, prepare,
+    resolve,
+};
+pub use self::unpack::Unpacked;

@@ -1,4 +1,4 @@
-//! A sysroot taken from an image, `--sysroot oci:DIR[:TAG]` (an OCI image layout) or `--sysroot tar:FILE` (a root filesystem archive): unpacked once into a cache folder named by the image's digest, then used exactly as a directory sysroot.
+//! A sysroot taken from an image, `--sysroot oci:DIR[:TAG]` (an OCI image layout) or `--sysroot tar:FILE` (a root filesystem archive), or from Debian packages (`debian:SUITE[/ARCH]`, see `debian.rs`): unpacked once into a cache folder named by the image's digest, then used exactly as a directory sysroot.
 //!
 //! The cache is `<cache_root>/sha256-<hex>/` (the build passes
 //! `target/rootfs/.sysroots`), where `<hex>` is the digest of the image
@@ -15,7 +15,7 @@
 //! layer is applied, and why no entry can write outside the cache folder,
 //! is in `layer.rs`.
 
-mod layer;
+pub(crate) mod layer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,16 @@ pub enum SysrootSource {
     Oci { layout: PathBuf, tag: Option<String> },
     /// A tar archive (plain, gzip or zstd) of a root filesystem.
     Tar(PathBuf),
+    /// Debian packages, `debian:SUITE[/ARCH]`: the suite and architecture
+    /// from the flag, the packages from `--packages` or the spec's
+    /// `[sysroot.debian]`, which also gives the mirror and keyring.
+    Debian {
+        request: crate::debian::DebianRequest,
+        /// The lock whose package set to use (the spec's, for a build).
+        lock: Option<PathBuf>,
+        /// `--locked`: refuse a package set other than the lock's.
+        locked: bool,
+    },
 }
 
 /// A `--sysroot` value that names nothing.
@@ -46,7 +56,11 @@ pub struct BadSysroot(pub String);
 
 impl fmt::Display for BadSysroot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` names no sysroot: use DIR, oci:DIR[:TAG] or tar:FILE", self.0)
+        write!(
+            f,
+            "`{}` names no sysroot: use DIR, oci:DIR[:TAG], tar:FILE or debian:SUITE[/ARCH]",
+            self.0
+        )
     }
 }
 
@@ -74,6 +88,26 @@ impl FromStr for SysrootSource {
         if let Some(file) = text.strip_prefix("tar:") {
             return if file.is_empty() { Err(bad()) } else { Ok(SysrootSource::Tar(file.into())) };
         }
+        if let Some(rest) = text.strip_prefix("debian:") {
+            let (suite, architecture) = match rest.split_once('/') {
+                Some((suite, arch)) => (suite, Some(arch)),
+                None => (rest, None),
+            };
+            let word = |w: &str| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+            };
+            if !word(suite) || architecture.is_some_and(|a| !word(a)) {
+                return Err(bad());
+            }
+            let request = crate::debian::DebianRequest {
+                suite: suite.to_string(),
+                architecture: architecture.map(str::to_string),
+                ..Default::default()
+            };
+            return Ok(SysrootSource::Debian { request, lock: None, locked: false });
+        }
         if text.is_empty() {
             return Err(bad());
         }
@@ -90,6 +124,10 @@ impl fmt::Display for SysrootSource {
             }
             SysrootSource::Oci { layout, tag: None } => write!(f, "oci:{}", layout.display()),
             SysrootSource::Tar(file) => write!(f, "tar:{}", file.display()),
+            SysrootSource::Debian { request, .. } => match &request.architecture {
+                Some(arch) => write!(f, "debian:{}/{arch}", request.suite),
+                None => write!(f, "debian:{}", request.suite),
+            },
         }
     }
 }
@@ -103,55 +141,119 @@ pub struct Prepared {
     pub image: Option<String>,
     /// Whether the image was unpacked now (rather than found in the cache).
     pub unpacked: bool,
+    /// For a package sysroot, the package set it was made from, which the
+    /// build records in the lock's `[debian]`.
+    pub packages: Option<crate::lock::PackageSet>,
+    /// What people should know about how it was made: for a package
+    /// sysroot, each maintainer-script effect that was not reproduced.
+    pub notes: Vec<String>,
 }
 
 /// The directory a source stands for, unpacking an image into
 /// `cache_root` unless it is there already.
 pub fn prepare(source: &SysrootSource, cache_root: &Path) -> Result<Prepared> {
     match source {
-        SysrootSource::Dir(dir) => Ok(Prepared { dir: dir.clone(), image: None, unpacked: false }),
+        SysrootSource::Dir(dir) => Ok(Prepared {
+            dir: dir.clone(),
+            image: None,
+            unpacked: false,
+            packages: None,
+            notes: Vec::new(),
+        }),
         SysrootSource::Oci { layout, tag } => {
             let image = select(layout, tag.as_deref())
                 .with_context(|| format!("reading the image layout `{}`", layout.display()))?;
-            cached(cache_root, &image.digest, |root, dirs| {
-                for digest in &image.layers {
-                    let blob = blob_path(layout, digest)?;
-                    let file = std::fs::File::open(&blob)
-                        .with_context(|| format!("failed to open `{}`", blob.display()))?;
-                    layer::apply(root, file, dirs)
-                        .with_context(|| format!("applying layer {digest} of `{source}`"))?;
-                }
-                Ok(())
-            })
+            cached(
+                cache_root,
+                &image.digest.replace(':', "-"),
+                Some(image.digest.clone()),
+                |root, dirs| {
+                    for digest in &image.layers {
+                        let blob = blob_path(layout, digest)?;
+                        let file = std::fs::File::open(&blob)
+                            .with_context(|| format!("failed to open `{}`", blob.display()))?;
+                        layer::apply(root, file, dirs)
+                            .with_context(|| format!("applying layer {digest} of `{source}`"))?;
+                    }
+                    Ok(())
+                },
+            )
         }
         SysrootSource::Tar(file) => {
             let hex = fsutil::sha256_file(file)
                 .with_context(|| format!("failed to read `{}`", file.display()))?;
-            cached(cache_root, &format!("sha256:{hex}"), |root, dirs| {
-                let reader = std::fs::File::open(file)
-                    .with_context(|| format!("failed to open `{}`", file.display()))?;
-                layer::apply(root, reader, dirs).with_context(|| format!("unpacking `{source}`"))
+            cached(
+                cache_root,
+                &format!("sha256-{hex}"),
+                Some(format!("sha256:{hex}")),
+                |root, dirs| {
+                    let reader = std::fs::File::open(file)
+                        .with_context(|| format!("failed to open `{}`", file.display()))?;
+                    layer::apply(root, reader, dirs)
+                        .with_context(|| format!("unpacking `{source}`"))
+                },
+            )
+        }
+        // The lock's package set (or a new resolution), its `.deb`s verified
+        // in the download cache, unpacked into `cache_root/deb-<digest>/`.
+        SysrootSource::Debian { request, lock, locked } => {
+            let options = crate::debian::Options {
+                progress: true,
+                lock: lock.clone(),
+                locked: *locked,
+                ..Default::default()
+            };
+            let sysroot = crate::debian::prepare(request, Path::new("."), &options, cache_root)?;
+            // Listed in full when the set is unpacked, counted when reused.
+            let notes = match sysroot.not_reproduced.len() {
+                0 => Vec::new(),
+                n if !sysroot.unpacked => vec![format!(
+                    "note: {n} maintainer-script effects of these packages are not reproduced (listed when the sysroot was unpacked)"
+                )],
+                _ => sysroot
+                    .not_reproduced
+                    .iter()
+                    .map(|n| format!("note: not reproduced from the maintainer scripts: {n}"))
+                    .collect(),
+            };
+            Ok(Prepared {
+                dir: sysroot.dir,
+                image: None,
+                unpacked: sysroot.unpacked,
+                packages: Some(sysroot.set),
+                notes,
             })
         }
     }
 }
 
-/// The cache folder of `digest`, filled by `fill` when it is not there.
-fn cached(
+/// The cache folder `name` (a digest of what fills it), filled by `fill`
+/// under a temporary name and renamed when it is not there. The Debian
+/// unpacker (`debian/unpack.rs`) keeps its package sets here too.
+pub(crate) fn cached(
     cache_root: &Path,
-    digest: &str,
+    name: &str,
+    image: Option<String>,
     fill: impl FnOnce(&std::os::fd::OwnedFd, &mut layer::DirModes) -> Result<()>,
 ) -> Result<Prepared> {
-    let name = digest.replace(':', "-");
-    let dir = cache_root.join(&name);
-    let prepared =
-        |unpacked| Prepared { dir: dir.clone(), image: Some(digest.to_string()), unpacked };
+    let dir = cache_root.join(name);
+    let prepared = |unpacked| Prepared {
+        dir: dir.clone(),
+        image: image.clone(),
+        unpacked,
+        packages: None,
+        notes: Vec::new(),
+    };
     if dir.is_dir() {
         return Ok(prepared(false));
     }
     std::fs::create_dir_all(cache_root)
         .with_context(|| format!("failed to create `{}`", cache_root.display()))?;
-    let partial = cache_root.join(format!(".{name}.partial-{}", std::process::id()));
+    // Unique per process and per call: two threads of one process (tests)
+    // may fill the same name at once; the first rename wins.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = cache_root.join(format!(".{name}.partial-{}-{call}", std::process::id()));
     fsutil::remove_tree(&partial)?;
     std::fs::create_dir(&partial)
         .with_context(|| format!("failed to create `{}`", partial.display()))?;
@@ -301,6 +403,20 @@ mod tests {
         assert!(parse("oci:").is_err());
         assert!(parse("tar:").is_err());
         assert_eq!(parse("oci:/img:latest").unwrap().to_string(), "oci:/img:latest");
+        let debian = |suite: &str, arch: Option<&str>| {
+            let request = crate::debian::DebianRequest {
+                suite: suite.into(),
+                architecture: arch.map(str::to_string),
+                ..Default::default()
+            };
+            Ok(SysrootSource::Debian { request, lock: None, locked: false })
+        };
+        assert_eq!(parse("debian:bookworm"), debian("bookworm", None));
+        assert_eq!(parse("debian:trixie/arm64"), debian("trixie", Some("arm64")));
+        assert_eq!(parse("debian:trixie/arm64").unwrap().to_string(), "debian:trixie/arm64");
+        assert!(parse("debian:").is_err());
+        assert!(parse("debian:bookworm/").is_err());
+        assert!(parse("debian:a/b/c").is_err());
     }
 
     #[test]

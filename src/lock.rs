@@ -17,7 +17,13 @@
 //!   a digest of its listing: paths, types, modes, content digests. Its
 //!   files are pinned by that digest alone, so the lock stays reviewable;
 //!   when it changes, the file-by-file detail comes from the tree in place
-//!   (built from the lock), in the error.
+//!   (built from the lock), in the error;
+//! - `[debian]`: for a package sysroot, what was asked (suites,
+//!   architecture, components, packages), `[debian.releases.SUITE]` the
+//!   SHA256 and `Date` of each suite's `InRelease` the set was resolved
+//!   from, and `[debian.packages.NAME]` each package's version,
+//!   architecture, suite, `Filename`, `SHA256` and size. No mirror is
+//!   recorded: each machine fetches the same files from its own.
 //!
 //! The lock never records a host path, the machine's name, the output
 //! folder or a time: two copies of one sysroot at two places give the same
@@ -72,6 +78,46 @@ pub struct Lock {
     /// `[[trees]]` roots, by their path in the tree.
     #[serde(default)]
     pub trees: BTreeMap<PathBuf, Tree>,
+    /// The package set of a package sysroot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debian: Option<PackageSet>,
+}
+
+/// `[debian]`: a package sysroot's resolved package set, what it was
+/// resolved for, and from which signed indexes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageSet {
+    pub architecture: String,
+    /// The main suite first, then the extra suites.
+    pub suites: Vec<String>,
+    pub components: Vec<String>,
+    /// The packages the spec named, sorted.
+    pub requested: Vec<String>,
+    /// By suite name.
+    #[serde(default)]
+    pub releases: BTreeMap<String, LockedRelease>,
+    /// By package name.
+    #[serde(default)]
+    pub packages: BTreeMap<String, LockedPackage>,
+}
+
+/// The `InRelease` a suite's packages were resolved from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedRelease {
+    pub sha256: String,
+    pub date: String,
+}
+
+/// One package of the set, as its index entry named it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedPackage {
+    pub version: String,
+    pub architecture: String,
+    /// The suite whose index listed it.
+    pub suite: String,
+    pub filename: String,
+    pub sha256: String,
+    pub size: u64,
 }
 
 /// A command's closure.
@@ -388,6 +434,9 @@ pub fn compute(
             .iter()
             .map(|(root, listing)| (root.clone(), Tree { digest: listing_digest(listing) }))
             .collect(),
+        // A package sysroot's set is recorded by the build from what
+        // `debian::package_set::locked_or_resolved` returned.
+        debian: None,
     };
     Ok(Computed { lock, tree_listings, digests, owners })
 }
@@ -403,6 +452,49 @@ fn hash(host: &Path, known: &Digests) -> Result<(PathBuf, FileState, String, boo
     let sha256 = fsutil::sha256_file(host)
         .with_context(|| format!("failed to read `{}`", host.display()))?;
     Ok((host.to_path_buf(), state, sha256, true))
+}
+
+/// One difference between two package sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PackageChange {
+    /// Other suites, architecture, components or packages are asked for.
+    Request { was: String, now: String },
+    /// A package added, removed or changed (`None`: not in the set).
+    Package { name: String, was: Option<String>, now: Option<String> },
+    /// A suite's `InRelease` is not the one the set was resolved from.
+    Release { suite: String, was: Option<String>, now: Option<String> },
+}
+
+impl PackageChange {
+    fn kind(&self) -> ChangeKind {
+        match self {
+            PackageChange::Package { was: None, .. } => ChangeKind::New,
+            PackageChange::Package { now: None, .. } => ChangeKind::Gone,
+            _ => ChangeKind::Changed,
+        }
+    }
+}
+
+impl fmt::Display for PackageChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PackageChange::Request { was, now } => {
+                write!(f, "package sysroot changed: locked {was}, now {now}")
+            }
+            PackageChange::Package { name, was: None, now: Some(now) } => {
+                write!(f, "package added: {name} {now}")
+            }
+            PackageChange::Package { name, was: Some(was), now: None } => {
+                write!(f, "package removed: {name} {was}")
+            }
+            PackageChange::Package { name, was, now } => {
+                write!(f, "package changed: {name} {} -> {}", or_none(was), or_none(now))
+            }
+            PackageChange::Release { suite, was, now } => {
+                write!(f, "suite {suite}: InRelease locked {}, now {}", or_none(was), or_none(now))
+            }
+        }
+    }
 }
 
 /// Which recorded thing a [`Change`] is about.
@@ -488,6 +580,8 @@ pub enum Change {
     CommandNew {
         name: String,
     },
+    /// A difference in a package sysroot's set.
+    Package(PackageChange),
     CommandGone {
         name: String,
     },
@@ -534,6 +628,7 @@ impl Change {
             | Change::LinkTarget { .. }
             | Change::TreeDigest { .. }
             | Change::Closure { .. } => ChangeKind::Changed,
+            Change::Package(change) => change.kind(),
         }
     }
 }
@@ -606,6 +701,7 @@ impl fmt::Display for Change {
                 write_tree_change(f, root, (was, now), detail)
             }
             Change::CommandNew { name } => write!(f, "new command: {name}"),
+            Change::Package(change) => write!(f, "{change}"),
             Change::CommandGone { name } => write!(f, "command gone: {name}"),
             Change::Closure { command, added, removed } => {
                 write!(f, "changed closure of {command}:")?;
@@ -650,7 +746,72 @@ pub fn diff(was: &Lock, now: &Lock) -> Vec<Change> {
         detail: Vec::new(),
     });
     diff_versions(was, now, &mut changes);
+    diff_packages(was.debian.as_ref(), now.debian.as_ref(), &mut changes);
     changes
+}
+
+/// The differences between two package sets: what was asked, each
+/// suite's `InRelease`, each package (by name; a changed version, or the
+/// same version with other bytes).
+pub fn diff_packages(
+    was: Option<&PackageSet>,
+    now: Option<&PackageSet>,
+    changes: &mut Vec<Change>,
+) {
+    let empty = PackageSet::default();
+    if was.is_none() && now.is_none() {
+        return;
+    }
+    let (was, now) = (was.unwrap_or(&empty), now.unwrap_or(&empty));
+    let request = |set: &PackageSet| {
+        if set == &empty {
+            return "none".to_string();
+        }
+        format!(
+            "{} {} [{}] {}",
+            set.suites.join(","),
+            set.architecture,
+            set.components.join(","),
+            set.requested.join(",")
+        )
+    };
+    if request(was) != request(now) {
+        changes
+            .push(Change::Package(PackageChange::Request { was: request(was), now: request(now) }));
+    }
+    let suites: BTreeSet<&String> = was.releases.keys().chain(now.releases.keys()).collect();
+    for suite in suites {
+        let show = |set: &PackageSet| {
+            set.releases.get(suite).map(|r| format!("{} ({})", short(&r.sha256), r.date))
+        };
+        if show(was) != show(now) {
+            changes.push(Change::Package(PackageChange::Release {
+                suite: suite.clone(),
+                was: show(was),
+                now: show(now),
+            }));
+        }
+    }
+    let names: BTreeSet<&String> = was.packages.keys().chain(now.packages.keys()).collect();
+    for name in names {
+        let (a, b) = (was.packages.get(name), now.packages.get(name));
+        if a == b {
+            continue;
+        }
+        let show = |p: Option<&LockedPackage>| {
+            p.map(|p| match (a, b) {
+                (Some(a), Some(b)) if a.version == b.version => {
+                    format!("{} (sha256 {})", p.version, short(&p.sha256))
+                }
+                _ => p.version.clone(),
+            })
+        };
+        changes.push(Change::Package(PackageChange::Package {
+            name: name.clone(),
+            was: show(a),
+            now: show(b),
+        }));
+    }
 }
 
 fn diff_commands(
@@ -897,6 +1058,54 @@ mod tests {
             ]
         );
         assert!(diff(&was, &was).is_empty());
+    }
+
+    #[test]
+    fn package_set_differences_are_named() {
+        let package = |version: &str, sha: &str| LockedPackage {
+            version: version.into(),
+            architecture: "amd64".into(),
+            suite: "bookworm".into(),
+            filename: format!("pool/main/b/bash/bash_{version}_amd64.deb"),
+            sha256: sha.repeat(64),
+            size: 1,
+        };
+        let mut was = PackageSet {
+            architecture: "amd64".into(),
+            suites: vec!["bookworm".into()],
+            components: vec!["main".into()],
+            requested: vec!["bash".into()],
+            ..Default::default()
+        };
+        was.releases
+            .insert("bookworm".into(), LockedRelease { sha256: "a".repeat(64), date: "d1".into() });
+        was.packages.insert("bash".into(), package("5.2-1", "a"));
+        was.packages.insert("gone".into(), package("1", "a"));
+        was.packages.insert("same".into(), package("1", "a"));
+        let mut now = was.clone();
+        now.releases
+            .insert("bookworm".into(), LockedRelease { sha256: "b".repeat(64), date: "d2".into() });
+        now.packages.insert("bash".into(), package("5.2-2", "b"));
+        now.packages.remove("gone");
+        now.packages.insert("new".into(), package("2", "c"));
+        now.packages.insert("same".into(), package("1", "d"));
+        let mut changes = Vec::new();
+        diff_packages(Some(&was), Some(&now), &mut changes);
+        let shown: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "suite bookworm: InRelease locked aaaaaaaaaaaa (d1), now bbbbbbbbbbbb (d2)",
+                "package changed: bash 5.2-1 -> 5.2-2",
+                "package removed: gone 1",
+                "package added: new 2",
+                "package changed: same 1 (sha256 aaaaaaaaaaaa) -> 1 (sha256 dddddddddddd)",
+            ]
+        );
+        let lock = Lock { format: FORMAT, name: "x".into(), debian: Some(now), ..Lock::default() };
+        let text = lock.render().unwrap();
+        assert!(text.contains("[debian.packages.bash]"), "{text}");
+        assert_eq!(Lock::parse(text.as_bytes()).unwrap(), lock);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod diagnostic;
 pub mod image;
 mod raw;
 mod shell;
+mod sysroot;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -227,6 +228,10 @@ pub struct Spec {
     pub image: image::Image,
     /// Defaults for `shell` and `run`.
     pub shell: Shell,
+    /// `[sysroot.debian]`: take programs and libraries from these Debian
+    /// packages instead of the host (a `keyring` already joined to its
+    /// spec's folder).
+    pub debian: Option<Item<crate::debian::DebianRequest>>,
 }
 
 /// Default smoke timeout, in seconds.
@@ -284,6 +289,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
         },
         image: image::Image::default(),
         shell: Shell::default(),
+        debian: None,
     };
     let name = load_into(&mut spec, path, &mut Reading::default())?;
     let Some(name) = name else {
@@ -297,6 +303,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
     checks::smoke_names(&mut spec)?;
     shell::check(&spec)?;
     image::check(&spec)?;
+    sysroot::check(&spec.debian)?;
     Ok(spec)
 }
 

@@ -57,11 +57,11 @@ pub fn apply(root: &OwnedFd, reader: impl Read, dirs: &mut DirModes) -> Result<(
         if text == OPAQUE {
             opaque.push(parent.to_path_buf());
         } else if let Some(hidden) = text.strip_prefix(WHITEOUT) {
-            if let Some(dir) = open_dir(root, parent, false, true)? {
+            if let Some(dir) = open_dir(root, parent, false, Within::Literal)? {
                 fsutil::remove_tree_at(&dir, &c_name(OsStr::new(hidden))?)?;
             }
         } else {
-            let dir = open_dir(root, parent, true, false)?.context("no parent")?;
+            let dir = open_dir(root, parent, true, Within::Root)?.context("no parent")?;
             write_entry(root, &dir, name, &mut entry, dirs)
                 .with_context(|| format!("unpacking `{}`", rel.display()))?;
             // With its parents, so an opaque directory keeps them too.
@@ -138,31 +138,66 @@ pub fn relative(path: &Path) -> Result<PathBuf> {
             Component::Normal(name) => out.push(name),
             Component::CurDir | Component::RootDir => {}
             Component::ParentDir | Component::Prefix(_) => {
-                bail!("`{}` in the image leads outside its root", path.display())
+                bail!("`{}` leads outside the root", path.display())
             }
         }
     }
     Ok(out)
 }
 
-fn c_name(name: &OsStr) -> Result<CString> {
+/// An entry path as a Debian package may spell it (`deb(5)`: members of
+/// `data.tar` are relative, `./usr/bin/bash`): like [`relative`], but an
+/// absolute path is refused too instead of being read from the root.
+pub(crate) fn relative_strict(path: &Path) -> Result<PathBuf> {
+    if path.has_root() {
+        bail!("`{}` is an absolute path", path.display());
+    }
+    relative(path)
+}
+
+pub(crate) fn c_name(name: &OsStr) -> Result<CString> {
     CString::new(name.as_bytes()).context("a name with a NUL byte")
 }
 
-/// Opens the directory `rel` of the root, resolved inside it (the module's
-/// rules), creating missing directories when `create`. `None` when it does
-/// not exist and is not to be created.
-fn open_dir(root: &OwnedFd, rel: &Path, create: bool, literal: bool) -> Result<Option<OwnedFd>> {
-    let mut resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-    if literal {
-        resolve |= ResolveFlags::NO_SYMLINKS;
-    }
+/// How symlinks met on the way to a directory are followed (`openat2(2)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Within {
+    /// `RESOLVE_IN_ROOT`: as in a chroot; an absolute or climbing link
+    /// stays inside the root.
+    Root,
+    /// `RESOLVE_BENEATH`: relative links inside the root only; one that is
+    /// absolute or climbs above the root fails with `EXDEV`.
+    Beneath,
+    /// `RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS`: the path as spelled.
+    Literal,
+}
+
+/// Opens the directory `rel` of the root, resolved inside it as `within`
+/// says (the module's rules), creating missing directories when `create`.
+/// `None` when it does not exist and is not to be created. This is the one
+/// place where a write into an unpacked root finds its directory: image
+/// layers use it, and so does the Debian unpacker (`debian/unpack.rs`).
+pub(crate) fn open_dir(
+    root: &OwnedFd,
+    rel: &Path,
+    create: bool,
+    within: Within,
+) -> Result<Option<OwnedFd>> {
+    let resolve = ResolveFlags::NO_MAGICLINKS
+        | match within {
+            Within::Root => ResolveFlags::IN_ROOT,
+            Within::Beneath => ResolveFlags::BENEATH,
+            Within::Literal => ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS,
+        };
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let path = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
     match rustix::fs::openat2(root, path, flags, Mode::empty(), resolve) {
         Ok(fd) => return Ok(Some(fd)),
         Err(Errno::NOENT) if create => {}
         Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) if !create => return Ok(None),
+        Err(Errno::XDEV) => {
+            bail!("`{}` leads through a symlink out of the root", rel.display());
+        }
         Err(e) => {
             return Err(e).with_context(|| format!("opening `{}` in the image", rel.display()));
         }
@@ -170,7 +205,7 @@ fn open_dir(root: &OwnedFd, rel: &Path, create: bool, literal: bool) -> Result<O
     let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
         bail!("the image's root cannot be opened");
     };
-    let up = open_dir(root, parent, true, literal)?.context("no parent")?;
+    let up = open_dir(root, parent, true, within)?.context("no parent")?;
     match rustix::fs::mkdirat(&up, &c_name(name)?, Mode::from_raw_mode(0o755)) {
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(e).with_context(|| format!("creating `{}`", rel.display())),
@@ -220,7 +255,7 @@ fn write_entry<R: Read>(
         let (Some(parent), Some(target_name)) = (target.parent(), target.file_name()) else {
             bail!("a hard link to the root");
         };
-        let from = open_dir(root, parent, false, false)?
+        let from = open_dir(root, parent, false, Within::Root)?
             .with_context(|| format!("the hard link target `{}` is missing", target.display()))?;
         rustix::fs::linkat(
             &from,
@@ -244,7 +279,7 @@ fn write_entry<R: Read>(
 /// An opaque directory: removes what the layers below left in it, keeping
 /// this layer's entries.
 fn clear_below(root: &OwnedFd, dir: &Path, added: &HashSet<PathBuf>) -> Result<()> {
-    let Some(fd) = open_dir(root, dir, false, true)? else { return Ok(()) };
+    let Some(fd) = open_dir(root, dir, false, Within::Literal)? else { return Ok(()) };
     for name in fsutil::dir_names(&fd)? {
         let rel = dir.join(OsStr::from_bytes(name.as_bytes()));
         if !added.contains(&rel) {
@@ -257,7 +292,7 @@ fn clear_below(root: &OwnedFd, dir: &Path, added: &HashSet<PathBuf>) -> Result<(
 /// Gives every directory made its exact mode, deepest first.
 pub fn finish(root: &OwnedFd, dirs: &DirModes) -> Result<()> {
     for (rel, mode) in dirs.iter().rev() {
-        if let Some(fd) = open_dir(root, rel, false, true)? {
+        if let Some(fd) = open_dir(root, rel, false, Within::Literal)? {
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode))
                 .with_context(|| format!("setting the mode of `{}`", rel.display()))?;
         }

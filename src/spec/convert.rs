@@ -69,6 +69,9 @@ pub(super) fn merge(
     if let Some(raw_shell) = raw.shell {
         super::shell::merge(&mut spec.shell, raw_shell, here)?;
     }
+    if let Some(raw_sysroot) = raw.sysroot {
+        super::sysroot::merge(&mut spec.debian, raw_sysroot, here)?;
+    }
     raw.name.map(|name| spec_name(name, here)).transpose()
 }
 

@@ -33,6 +33,7 @@ pub(super) struct RawSpec {
     pub smoke: Option<RawSmoke>,
     pub image: Option<super::image::RawImage>,
     pub shell: Option<super::shell::RawShell>,
+    pub sysroot: Option<super::sysroot::RawSysroot>,
 }
 
 pub(super) enum RawDir {

@@ -2,6 +2,8 @@
 
 mod build;
 mod cli;
+mod debian;
+mod debian_unpack;
 mod devenv;
 mod docs;
 mod embed;

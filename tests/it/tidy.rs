@@ -58,6 +58,8 @@ fn the_spec_reference_documents_every_key() {
         "name = \"x\"\n[image]\nnot_a_key = 1\n",
         "name = \"x\"\n[shell]\nnot_a_key = 1\n",
         "name = \"x\"\n[shell]\nbinds = [{ not_a_key = 1 }]\n",
+        "name = \"x\"\n[sysroot]\nnot_a_key = 1\n",
+        "name = \"x\"\n[sysroot.debian]\nnot_a_key = 1\n",
     ];
     let mut undocumented = Vec::new();
     for table in tables {

@@ -82,6 +82,47 @@ pub enum RootfsCommand {
     /// Ship the rootfs as an OCI image, a docker archive, a runtime bundle,
     /// a tar or an initramfs, beside the tree (building it first if needed).
     Export(Export),
+    /// Re-resolve the spec's `[sysroot.debian]` packages from the mirror's
+    /// current indexes and rewrite the lock's package set, saying what changed.
+    Update(Update),
+}
+
+#[derive(Args, Debug)]
+pub struct Update {
+    /// The spec file [default: rootfs-spec/default.toml].
+    #[arg(value_name = "SPEC")]
+    pub spec: Option<PathBuf>,
+    /// Refuse any change to the lock (exit status 1, nothing written).
+    #[arg(long)]
+    pub locked: bool,
+}
+
+impl Update {
+    fn run(self) -> Result<ExitCode> {
+        let spec = self.spec.unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
+        let loaded = rootfs::spec::load(&spec)?;
+        let Some(request) = loaded.debian.as_ref().map(|item| &item.value) else {
+            return Err(UsageError(format!(
+                "`{}` has no `[sysroot.debian]`: there is no package set to update",
+                spec.display()
+            ))
+            .into());
+        };
+        let options = rootfs::debian::Options { progress: true, ..Default::default() };
+        let lock = rootfs::lock::path_for(&spec);
+        let update = rootfs::debian::package_set::update(
+            request,
+            &loaded.name,
+            &lock,
+            &options,
+            self.locked,
+        )?;
+        match update.summary(true) {
+            Some(text) => eprintln!("{text}"),
+            None => eprintln!("the lock `{}` is up to date", update.path.display()),
+        }
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -299,10 +340,16 @@ pub struct Target {
     /// The output folder [default: target/rootfs/<name>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Take programs and libraries from this directory instead of `/`, or
-    /// from an image: oci:DIR[:TAG] (an OCI image layout) or tar:FILE.
-    #[arg(long, value_name = "DIR", default_value = "/")]
-    pub sysroot: SysrootSource,
+    /// Take programs and libraries from this directory instead of `/`, from
+    /// an image: oci:DIR[:TAG] (an OCI image layout) or tar:FILE, or from
+    /// Debian packages: debian:SUITE[/ARCH] [default: the spec's
+    /// `[sysroot.debian]` if it has one, else /].
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<SysrootSource>,
+    /// The Debian packages of a package sysroot, comma-separated (replaces
+    /// the spec's `packages`).
+    #[arg(long, value_name = "PKGS", value_delimiter = ',')]
+    pub packages: Vec<String>,
     /// How files get into the tree.
     #[arg(long, value_enum, default_value_t = Link::Copy)]
     pub link: Link,
@@ -320,7 +367,8 @@ impl Target {
         Target {
             spec: None,
             out: None,
-            sysroot: SysrootSource::Dir(PathBuf::from("/")),
+            sysroot: None,
+            packages: Vec::new(),
             link: Link::Copy,
             locked: false,
             verbose: false,
@@ -388,6 +436,7 @@ impl Xtask {
                 Some(RootfsCommand::Trace(trace)) => trace.run(),
                 Some(RootfsCommand::Portability(portability)) => portability.run(),
                 Some(RootfsCommand::Export(export)) => export.run(),
+                Some(RootfsCommand::Update(update)) => update.run(),
                 None => Smoke {
                     target: Target::default_spec(),
                     junit: None,
@@ -435,11 +484,16 @@ impl Target {
             self.spec.clone().unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
         let mut options = rootfs::build::Options::new(spec, out_root());
         options.out = self.out.clone();
+        let source = self.sysroot_source(&options.spec)?;
         // An image is unpacked once into target/rootfs/.sysroots/<digest>/.
-        let prepared = rootfs::image_sysroot::prepare(&self.sysroot, &out_root().join(".sysroots"))
-            .with_context(|| format!("preparing the sysroot `{}`", self.sysroot))?;
+        let prepared = rootfs::image_sysroot::prepare(&source, &out_root().join(".sysroots"))
+            .with_context(|| format!("preparing the sysroot `{source}`"))?;
         options.sysroot = prepared.dir;
         options.image = prepared.image;
+        options.packages = prepared.packages;
+        for note in &prepared.notes {
+            eprintln!("{note}");
+        }
         options.locked = self.locked;
         options.link = match self.link {
             Link::Copy => rootfs::install::LinkMode::Copy,
@@ -448,6 +502,41 @@ impl Target {
         options.epoch = epoch()?;
         options.progress = true;
         Ok(options)
+    }
+}
+
+impl Target {
+    /// `--sysroot`, or the spec's `[sysroot.debian]`, or `/`; a package
+    /// sysroot takes the spec's table with the flags' suite, architecture
+    /// and `--packages` over it.
+    fn sysroot_source(&self, spec: &std::path::Path) -> Result<SysrootSource> {
+        let from_spec = || -> Result<Option<rootfs::debian::DebianRequest>> {
+            Ok(rootfs::spec::load(spec)?.debian.map(|item| item.value))
+        };
+        let debian = |request| SysrootSource::Debian {
+            request,
+            lock: Some(rootfs::lock::path_for(spec)),
+            locked: self.locked,
+        };
+        let source = match &self.sysroot {
+            Some(SysrootSource::Debian { request: flag, .. }) => debian(
+                rootfs::debian::merge_request(from_spec()?.as_ref(), Some(flag), &self.packages),
+            ),
+            Some(other) => other.clone(),
+            None => match from_spec()? {
+                Some(request) => {
+                    debian(rootfs::debian::merge_request(Some(&request), None, &self.packages))
+                }
+                None => SysrootSource::Dir(PathBuf::from("/")),
+            },
+        };
+        if !self.packages.is_empty() && !matches!(source, SysrootSource::Debian { .. }) {
+            return Err(UsageError(
+                "`--packages` needs a package sysroot: `--sysroot debian:SUITE[/ARCH]` or a spec with `[sysroot.debian]`".into(),
+            )
+            .into());
+        }
+        Ok(source)
     }
 }
 

@@ -1,0 +1,287 @@
+//! A suite's `InRelease`: its OpenPGP cleartext signature checked against a keyring, then its fields (`Date`, `Valid-Until`, the `SHA256` list of index files) read from the signed text only.
+//!
+//! This follows the Debian repository format (wiki.debian.org/DebianRepository/Format)
+//! and what apt's `gpgv` method and `metaIndex` enforce: an index without
+//! a good signature from a key of the keyring is refused, as is one whose
+//! `Valid-Until` has passed (apt's `Check-Valid-Until`, off for a snapshot
+//! mirror as apt users turn it off for snapshot.debian.org). Only the
+//! `SHA256` section is used: MD5 and SHA1 are not trusted, as apt no
+//! longer trusts them.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
+use pgp::crypto::hash::HashAlgorithm;
+use pgp::types::KeyDetails;
+
+use super::control;
+
+/// The public keys an archive's signature is checked against.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    pub path: PathBuf,
+    keys: Vec<SignedPublicKey>,
+}
+
+impl Keyring {
+    /// Reads an armored (`.asc`) or binary (`.gpg`, as in
+    /// `/usr/share/keyrings`) keyring holding one or more keys.
+    pub fn load(path: &Path) -> Result<Keyring> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("failed to read the keyring `{}`", path.display()))?;
+        Keyring::from_bytes(&bytes)
+            .with_context(|| format!("failed to read the keyring `{}`", path.display()))
+            .map(|mut keyring| {
+                keyring.path = path.to_path_buf();
+                keyring
+            })
+    }
+
+    /// Parses a keyring from its bytes, armored or binary.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Keyring> {
+        let armored = bytes.trim_ascii_start().starts_with(b"-----BEGIN PGP");
+        let keys: Vec<SignedPublicKey> = if armored {
+            SignedPublicKey::from_armor_many(bytes)?.0.collect::<Result<_, _>>()?
+        } else {
+            SignedPublicKey::from_bytes_many(bytes)?.collect::<Result<_, _>>()?
+        };
+        if keys.is_empty() {
+            bail!("no public key in the keyring");
+        }
+        Ok(Keyring { path: PathBuf::new(), keys })
+    }
+}
+
+/// A verified `InRelease`: the fields this tool uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Release {
+    /// `Date:` as written, e.g. `Sat, 10 Aug 2024 09:50:58 UTC`.
+    pub date: String,
+    /// `Valid-Until:` in seconds since the epoch, when given.
+    pub valid_until: Option<i64>,
+    /// The `SHA256:` list: path below `dists/SUITE/` to its digest and size.
+    pub files: BTreeMap<String, IndexFile>,
+}
+
+/// One line of the `SHA256:` list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexFile {
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Checks the signature of `bytes` (an `InRelease` fetched from `url`)
+/// against `keyring` and returns the signed text. An unsigned file, a bad
+/// signature and a signature by a key not in the keyring are each an error
+/// that says which.
+pub fn verify(bytes: &[u8], keyring: &Keyring, url: &str) -> Result<String> {
+    let text = std::str::from_utf8(bytes).with_context(|| format!("`{url}` is not text"))?;
+    let (message, _) = CleartextSignedMessage::from_string(text)
+        .map_err(|e| anyhow::anyhow!("`{url}` is not an OpenPGP cleartext-signed file: {e}"))?;
+    for key in &keyring.keys {
+        // A subkey counts only when the primary key bound it.
+        let mut bound =
+            key.public_subkeys.iter().filter(|s| s.verify_bindings(&key.primary_key).is_ok());
+        let found = message
+            .verify(&key.primary_key)
+            .ok()
+            .or_else(|| bound.find_map(|subkey| message.verify(&subkey.key).ok()));
+        if let Some(signature) = found {
+            strong_digest(signature.hash_alg(), url)?;
+            return Ok(message.signed_text());
+        }
+    }
+    let issuers: Vec<String> = message
+        .signatures()
+        .iter()
+        .flat_map(|sig| {
+            let ids = sig.issuer_key_id().into_iter().map(|id| format!("{id}"));
+            let fingerprints = sig.issuer_fingerprint().into_iter().map(|fp| format!("{fp:X}"));
+            ids.chain(fingerprints).collect::<Vec<_>>()
+        })
+        .collect();
+    let known = keyring.keys.iter().any(|key| {
+        std::iter::once((key.primary_key.legacy_key_id(), key.primary_key.fingerprint()))
+            .chain(key.public_subkeys.iter().map(|s| (s.key.legacy_key_id(), s.key.fingerprint())))
+            .any(|(id, fp)| {
+                issuers.contains(&format!("{id}")) || issuers.contains(&format!("{fp:X}"))
+            })
+    });
+    let keyring_name = keyring.path.display();
+    if known {
+        bail!(
+            "`{url}` has a bad signature: its text does not match the signature of key {}",
+            issuers.join(", ")
+        )
+    }
+    bail!(
+        "`{url}` is signed by key {}, which is not in the keyring `{keyring_name}`",
+        if issuers.is_empty() { "(unnamed)".to_string() } else { issuers.join(", ") }
+    )
+}
+
+/// Refuses a signature over a digest apt no longer trusts: MD5, SHA1 and
+/// RIPEMD160 (apt's gpgv method treats them as weak since apt 1.x; apt 2.x
+/// refuses them).
+fn strong_digest(digest: Option<HashAlgorithm>, url: &str) -> Result<()> {
+    match digest {
+        Some(
+            HashAlgorithm::Md5
+            | HashAlgorithm::Sha1
+            | HashAlgorithm::Ripemd160
+            | HashAlgorithm::None,
+        )
+        | None => bail!(
+            "`{url}` is signed over the weak digest {}, which apt refuses",
+            digest.map(|d| d.to_string()).unwrap_or_else(|| "(unknown)".into())
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Reads the fields of a verified `InRelease` text.
+pub fn parse(text: &str, url: &str) -> Result<Release> {
+    let stanzas = control::parse(text).with_context(|| format!("failed to parse `{url}`"))?;
+    let Some(stanza) = stanzas.first() else { bail!("`{url}` holds no fields") };
+    let date = stanza.get("Date").with_context(|| format!("`{url}` has no `Date`"))?.to_string();
+    parse_date(&date).with_context(|| format!("`{url}`: bad `Date`"))?;
+    let valid_until = match stanza.get("Valid-Until") {
+        Some(text) => {
+            Some(parse_date(text).with_context(|| format!("`{url}`: bad `Valid-Until`"))?)
+        }
+        None => None,
+    };
+    let mut files = BTreeMap::new();
+    for line in stanza.get("SHA256").unwrap_or_default().lines() {
+        let mut words = line.split_whitespace();
+        let (Some(sha256), Some(size), Some(path), None) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            bail!("`{url}`: bad `SHA256` line `{line}`");
+        };
+        let size = size.parse().with_context(|| format!("`{url}`: bad size in `{line}`"))?;
+        if !is_sha256(sha256) {
+            bail!("`{url}`: bad digest in `{line}`");
+        }
+        files.insert(path.to_string(), IndexFile { sha256: sha256.to_ascii_lowercase(), size });
+    }
+    Ok(Release { date, valid_until, files })
+}
+
+/// Refuses a release whose `Valid-Until` is before `now` (seconds since
+/// the epoch), unless the mirror is a snapshot, whose indexes expire by
+/// design.
+pub fn check_valid_until(release: &Release, now: i64, snapshot: bool, url: &str) -> Result<()> {
+    match release.valid_until {
+        Some(until) if !snapshot && until < now => bail!(
+            "`{url}` expired on {} (`Valid-Until`); if the mirror is a snapshot, set `snapshot = true`",
+            crate::fsutil::rfc3339(until)
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `text` is 64 hex digits.
+pub fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Parses a Release date, RFC 2822 as Debian writes it
+/// (`Sat, 10 Aug 2024 09:50:58 UTC`, or with a `+0000` offset), to
+/// seconds since the epoch.
+pub fn parse_date(text: &str) -> Result<i64> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    // The weekday is optional in RFC 2822.
+    let words =
+        if words.first().is_some_and(|w| w.ends_with(',')) { &words[1..] } else { &words[..] };
+    let [day, month, year, time, zone] = words else { bail!("`{text}` is not an RFC 2822 date") };
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month =
+        MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month)).context("unknown month")? as i64
+            + 1;
+    let day: i64 = day.parse().context("bad day")?;
+    let year: i64 = year.parse().context("bad year")?;
+    let mut hms = time.split(':').map(|p| p.parse::<i64>());
+    let (Some(Ok(h)), Some(Ok(m)), Some(Ok(s))) = (hms.next(), hms.next(), hms.next()) else {
+        bail!("bad time `{time}`");
+    };
+    let offset = match *zone {
+        "UTC" | "GMT" | "Z" => 0,
+        zone => {
+            let (sign, digits) = zone.split_at(1);
+            let value: i64 = digits.parse().with_context(|| format!("bad zone `{zone}`"))?;
+            let seconds = (value / 100) * 3600 + (value % 100) * 60;
+            match sign {
+                "+" => seconds,
+                "-" => -seconds,
+                _ => bail!("bad zone `{zone}`"),
+            }
+        }
+    };
+    Ok(days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s - offset)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// Reads all of `reader` into memory, at most `limit` bytes.
+pub(crate) fn read_limited(reader: impl Read, limit: u64, url: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("failed to download `{url}`"))?;
+    if bytes.len() as u64 > limit {
+        bail!("`{url}` is larger than {limit} bytes");
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_signature_digests_are_refused() {
+        assert!(strong_digest(Some(HashAlgorithm::Sha256), "u").is_ok());
+        assert!(strong_digest(Some(HashAlgorithm::Sha512), "u").is_ok());
+        let err = strong_digest(Some(HashAlgorithm::Sha1), "u").unwrap_err().to_string();
+        assert_eq!(err, "`u` is signed over the weak digest SHA1, which apt refuses");
+        assert!(strong_digest(Some(HashAlgorithm::Md5), "u").is_err());
+    }
+
+    #[test]
+    fn dates_as_debian_writes_them() {
+        assert_eq!(parse_date("Thu, 01 Jan 1970 00:00:00 UTC").unwrap(), 0);
+        assert_eq!(parse_date("Sat, 10 Aug 2024 09:50:58 UTC").unwrap(), 1723283458);
+        assert_eq!(parse_date("Sat, 10 Aug 2024 11:50:58 +0200").unwrap(), 1723283458);
+        assert!(parse_date("yesterday").is_err());
+    }
+
+    #[test]
+    fn sha256_list_and_valid_until() {
+        let text = "Origin: Debian\nDate: Sat, 10 Aug 2024 09:50:58 UTC\nValid-Until: Sat, 17 Aug 2024 09:50:58 UTC\nSHA256:\n "
+            .to_string()
+            + &"a".repeat(64)
+            + " 123 main/binary-amd64/Packages.xz\n";
+        let release = parse(&text, "u").unwrap();
+        assert_eq!(release.files["main/binary-amd64/Packages.xz"].size, 123);
+        assert!(check_valid_until(&release, 1723283458, false, "u").is_ok());
+        let err = check_valid_until(&release, 1723283458 + 8 * 86400, false, "u").unwrap_err();
+        assert!(err.to_string().contains("expired on 2024-08-17"), "{err}");
+        assert!(check_valid_until(&release, 1723283458 + 8 * 86400, true, "u").is_ok());
+    }
+}

@@ -1,0 +1,146 @@
+//! `[sysroot.debian]`: a sysroot made from Debian packages (suite, architecture, packages, mirror, components, keyring, extra suites, snapshot), each value checked and located in its file.
+//!
+//! Every key is documented in `rootfs-spec/README.md`. Merging follows the
+//! rest of the spec: a later file's scalar keys override an earlier one's,
+//! and its lists (`packages`, `components`, `extra_suites`) are appended
+//! with repeats dropped, so a preset can add packages to a base spec's
+//! suite. A relative `keyring` is taken relative to the file that names it.
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Here, Item, Location, SpecError};
+use crate::debian::DebianRequest;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSysroot {
+    debian: Option<Spanned<RawDebian>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDebian {
+    suite: Option<Spanned<String>>,
+    architecture: Option<Spanned<String>>,
+    #[serde(default)]
+    packages: Vec<Spanned<String>>,
+    mirror: Option<Spanned<String>>,
+    #[serde(default)]
+    components: Vec<Spanned<String>>,
+    keyring: Option<Spanned<String>>,
+    #[serde(default)]
+    extra_suites: Vec<Spanned<String>>,
+    snapshot: Option<bool>,
+}
+
+/// Merges one file's `[sysroot]` table into `debian`.
+pub(super) fn merge(
+    debian: &mut Option<Item<DebianRequest>>,
+    raw: RawSysroot,
+    here: &Here,
+) -> Result<(), SpecError> {
+    let Some(table) = raw.debian else { return Ok(()) };
+    let at = |span: Range<usize>| here.at(span);
+    let table_at = at(table.span());
+    let raw = table.into_inner();
+    let item = debian.get_or_insert_with(|| Item { value: DebianRequest::default(), at: table_at });
+    let request = &mut item.value;
+    if let Some(suite) = raw.suite {
+        request.suite = word(suite, &at, "suite", "a suite such as \"bookworm\"")?;
+    }
+    if let Some(arch) = raw.architecture {
+        request.architecture =
+            Some(word(arch, &at, "architecture", "a Debian architecture such as \"amd64\"")?);
+    }
+    for package in raw.packages {
+        let location = at(package.span());
+        let name = package.into_inner();
+        if !is_package_name(&name) {
+            return Err(SpecError::at(&location, format!("`{name}` is not a Debian package name"))
+                .help("package names are lowercase letters, digits and `+-.`, at least two long (Debian Policy 5.6.1)"));
+        }
+        push_new(&mut request.packages, name);
+    }
+    if let Some(mirror) = raw.mirror {
+        let location = at(mirror.span());
+        let url = mirror.into_inner();
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || url.contains(char::is_whitespace)
+        {
+            return Err(SpecError::at(&location, format!("the mirror `{url}` is not an http or https URL"))
+                .help("give the folder holding `dists/` and `pool/`, or leave `mirror` out to use the one apt is configured with"));
+        }
+        request.mirror = Some(url);
+    }
+    for component in raw.components {
+        let value = word(component, &at, "component", "a component such as \"main\"")?;
+        push_new(&mut request.components, value);
+    }
+    for suite in raw.extra_suites {
+        let value = word(suite, &at, "extra suite", "a suite such as \"bookworm-updates\"")?;
+        push_new(&mut request.extra_suites, value);
+    }
+    if let Some(keyring) = raw.keyring {
+        let location = at(keyring.span());
+        let path = here.dir.join(keyring.get_ref());
+        if !path.is_file() {
+            return Err(SpecError::at(&location, format!("no keyring file `{}`", path.display()))
+                .help("give an armored (.asc) or binary (.gpg) OpenPGP keyring, relative to this spec"));
+        }
+        request.keyring = Some(path);
+    }
+    if let Some(snapshot) = raw.snapshot {
+        request.snapshot = snapshot;
+    }
+    Ok(())
+}
+
+/// After every file is merged: a `[sysroot.debian]` needs a suite.
+pub(super) fn check(debian: &Option<Item<DebianRequest>>) -> Result<(), SpecError> {
+    match debian {
+        Some(item) if item.value.suite.is_empty() => {
+            Err(SpecError::at(&item.at, "`[sysroot.debian]` needs a `suite`")
+                .help("add `suite = \"bookworm\"` (or the suite to take packages from)"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A suite, architecture or component: letters, digits and `-._`, so that
+/// it can only ever name one folder of a mirror's `dists/`.
+fn word(
+    value: Spanned<String>,
+    at: &impl Fn(Range<usize>) -> Location,
+    what: &str,
+    example: &str,
+) -> Result<String, SpecError> {
+    let location = at(value.span());
+    let text = value.into_inner();
+    let ok = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && !text.starts_with('.');
+    if !ok {
+        return Err(SpecError::at(&location, format!("invalid {what} `{text}`"))
+            .help(format!("use {example}")));
+    }
+    Ok(text)
+}
+
+/// Debian Policy §5.6.1: at least two characters, lowercase letters,
+/// digits, `+`, `-` and `.`, starting with a letter or digit.
+fn is_package_name(name: &str) -> bool {
+    name.len() >= 2
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.')
+        })
+}
+
+fn push_new(list: &mut Vec<String>, value: String) {
+    if !list.contains(&value) {
+        list.push(value);
+    }
+}
