@@ -13,7 +13,7 @@ use anyhow::{Context, Result, ensure};
 use goblin::container::Ctx;
 use goblin::elf::dynamic::{
     DF_1_NODEFLIB, DF_1_PIE, DT_FLAGS_1, DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, DT_STRSZ,
-    DT_STRTAB, DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM, Dynamic,
+    DT_STRTAB, Dynamic,
 };
 use goblin::elf::header::header64::SIZEOF_EHDR;
 use goblin::elf::header::{self, Header};
@@ -434,10 +434,7 @@ fn read_dynamic<S: Source + ?Sized>(
         match d.d_tag {
             DT_STRTAB => strtab_addr = Some(d.d_val),
             DT_STRSZ => strsz = d.d_val,
-            DT_VERNEED => tables.verneed = Some(d.d_val),
-            DT_VERNEEDNUM => tables.verneednum = d.d_val,
-            DT_VERDEF => tables.verdef = Some(d.d_val),
-            DT_VERDEFNUM => tables.verdefnum = d.d_val,
+            tag if tables.take(tag, d.d_val) => {}
             DT_FLAGS_1 => {
                 object.nodeflib = d.d_val & DF_1_NODEFLIB != 0;
                 object.pie = d.d_val & DF_1_PIE != 0;
@@ -466,10 +463,7 @@ fn read_dynamic<S: Source + ?Sized>(
     if object.runpath.is_none() {
         object.rpath = rpath;
     }
-    match versions::read(src, phdrs, ctx, tables, &strings) {
-        Ok((needs, defs)) => (object.version_needs, object.version_defs) = (needs, defs),
-        Err(e) => object.warnings.push(format!("reading its symbol versions: {e:#}")),
-    }
+    versions::read_into(src, phdrs, ctx, tables, &strings, object);
     Ok(())
 }
 

@@ -197,32 +197,7 @@ pub fn prepare(source: &SysrootSource, cache_root: &Path) -> Result<Prepared> {
         // The lock's package set (or a new resolution), its `.deb`s verified
         // in the download cache, unpacked into `cache_root/deb-<digest>/`.
         SysrootSource::Debian { request, lock, locked } => {
-            let options = crate::debian::Options {
-                progress: true,
-                lock: lock.clone(),
-                locked: *locked,
-                ..Default::default()
-            };
-            let sysroot = crate::debian::prepare(request, Path::new("."), &options, cache_root)?;
-            // Listed in full when the set is unpacked, counted when reused.
-            let notes = match sysroot.not_reproduced.len() {
-                0 => Vec::new(),
-                n if !sysroot.unpacked => vec![format!(
-                    "note: {n} maintainer-script effects of these packages are not reproduced (listed when the sysroot was unpacked)"
-                )],
-                _ => sysroot
-                    .not_reproduced
-                    .iter()
-                    .map(|n| format!("note: not reproduced from the maintainer scripts: {n}"))
-                    .collect(),
-            };
-            Ok(Prepared {
-                dir: sysroot.dir,
-                image: None,
-                unpacked: sysroot.unpacked,
-                packages: Some(sysroot.set),
-                notes,
-            })
+            crate::debian::sysroot::prepared(request, lock.clone(), *locked, cache_root)
         }
     }
 }

@@ -101,14 +101,7 @@ impl LoaderConfig {
             Cpu::default()
         };
         if let Some(cap) = cpu_cap {
-            cpu.glibc_hwcaps.retain(|h| cap.allows_hwcaps(h));
-            // `haswell` needs AVX2 and `avx512_1` AVX-512: x86-64-v3 and v4.
-            if cap < IsaLevel::V3 {
-                cpu.platform = None;
-            }
-            if cap < IsaLevel::V4 {
-                cpu.legacy.retain(|l| l != "avx512_1");
-            }
+            cpu.cap(cap);
         }
         let platform = cpu.platform.clone().unwrap_or_else(|| default_platform(ident).to_string());
         let subdirs = subdirs(&cpu);
@@ -139,6 +132,20 @@ struct Cpu {
     platform: Option<String>,
     /// Legacy hwcap names (`avx512_1`, `x86_64`), in glibc's order.
     legacy: Vec<String>,
+}
+
+impl Cpu {
+    /// What a CPU of at most `cap` would offer of this one's features.
+    fn cap(&mut self, cap: IsaLevel) {
+        self.glibc_hwcaps.retain(|h| cap.allows_hwcaps(h));
+        // `haswell` needs AVX2 and `avx512_1` AVX-512: x86-64-v3 and v4.
+        if cap < IsaLevel::V3 {
+            self.platform = None;
+        }
+        if cap < IsaLevel::V4 {
+            self.legacy.retain(|l| l != "avx512_1");
+        }
+    }
 }
 
 fn default_platform(ident: &Ident) -> &'static str {

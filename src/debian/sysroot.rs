@@ -176,6 +176,38 @@ pub struct PackageSysroot {
 /// The sysroot a build uses for `--sysroot debian:...` or a spec's
 /// `[sysroot.debian]`: the lock's package set (or a new resolution) with
 /// its `.deb`s verified in the cache.
+/// [`prepare`] as `--sysroot debian:...` and a spec's `[sysroot.debian]`
+/// use it: with a progress bar, the lock at `lock`, and what the scripts
+/// would do that is not reproduced as notes, listed in full when the set
+/// is unpacked and counted when it is reused.
+pub fn prepared(
+    request: &DebianRequest,
+    lock: Option<PathBuf>,
+    locked: bool,
+    cache_root: &Path,
+) -> Result<crate::image_sysroot::Prepared> {
+    let options = Options { progress: true, lock, locked, ..Default::default() };
+    let sysroot = prepare(request, Path::new("."), &options, cache_root)?;
+    let notes = match sysroot.not_reproduced.len() {
+        0 => Vec::new(),
+        n if !sysroot.unpacked => vec![format!(
+            "note: {n} maintainer-script effects of these packages are not reproduced (listed when the sysroot was unpacked)"
+        )],
+        _ => sysroot
+            .not_reproduced
+            .iter()
+            .map(|n| format!("note: not reproduced from the maintainer scripts: {n}"))
+            .collect(),
+    };
+    Ok(crate::image_sysroot::Prepared {
+        dir: sysroot.dir,
+        image: None,
+        unpacked: sysroot.unpacked,
+        packages: Some(sysroot.set),
+        notes,
+    })
+}
+
 /// The folder is `<cache_root>/deb-<digest of the set>/`, unpacked once
 /// (see [`super::unpack::prepare`]).
 pub fn prepare(

@@ -3,7 +3,7 @@
 //! The layouts are the same for both classes (`Elf32_Verneed` and
 //! `Elf64_Verneed` are both 16 bytes, `Elf*_Verdef` 20), in the file's
 //! byte order; see `elf.h` and glibc's `elf/dl-version.c`, whose
-//! `_dl_check_map_versions` is what [`crate::resolve`] emulates with them.
+//! `_dl_check_map_versions` is what the resolver emulates with them.
 
 use anyhow::{Context, Result, ensure};
 use goblin::container::Ctx;
@@ -44,6 +44,21 @@ pub(super) struct Tables {
     pub verdefnum: u64,
 }
 
+impl Tables {
+    /// Keeps a dynamic entry that locates a table; false for any other.
+    pub(super) fn take(&mut self, tag: u64, value: u64) -> bool {
+        use goblin::elf::dynamic::{DT_VERDEF, DT_VERDEFNUM, DT_VERNEED, DT_VERNEEDNUM};
+        match tag {
+            DT_VERNEED => self.verneed = Some(value),
+            DT_VERNEEDNUM => self.verneednum = value,
+            DT_VERDEF => self.verdef = Some(value),
+            DT_VERDEFNUM => self.verdefnum = value,
+            _ => return false,
+        }
+        true
+    }
+}
+
 fn u16_at(bytes: &[u8], at: usize, ctx: Ctx) -> u16 {
     let b = [bytes[at], bytes[at + 1]];
     if ctx.le.is_little() { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) }
@@ -54,9 +69,25 @@ fn u32_at(bytes: &[u8], at: usize, ctx: Ctx) -> u32 {
     if ctx.le.is_little() { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) }
 }
 
+/// Reads both tables into `object`; a table that cannot be read is a
+/// warning on it, since the object stays usable otherwise.
+pub(super) fn read_into<S: Source + ?Sized>(
+    src: &S,
+    phdrs: &[ProgramHeader],
+    ctx: Ctx,
+    tables: Tables,
+    strings: &DynStrings<'_, S>,
+    object: &mut super::Object,
+) {
+    match read(src, phdrs, ctx, tables, strings) {
+        Ok((needs, defs)) => (object.version_needs, object.version_defs) = (needs, defs),
+        Err(e) => object.warnings.push(format!("reading its symbol versions: {e:#}")),
+    }
+}
+
 /// Reads both tables. Entries are chained by byte offsets (`vn_next`,
 /// `vna_next`, `vd_next`), each checked against the file's size.
-pub(super) fn read<S: Source + ?Sized>(
+fn read<S: Source + ?Sized>(
     src: &S,
     phdrs: &[ProgramHeader],
     ctx: Ctx,
