@@ -282,14 +282,15 @@ impl Sandboxes {
 }
 
 /// Runs `checks` inside the rootfs at `root`, `options.jobs` at a time.
-/// Results come in the order of `checks`. One line on standard error says
-/// when limits are rlimits only. Interrupted (SIGINT, SIGTERM), it kills and
+/// Results come in the order of `checks`. The report's notes say when
+/// limits are rlimits only. Interrupted (SIGINT, SIGTERM), it kills and
 /// reaps the running checks, runs no more, and returns an error.
 pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
     let started = Instant::now();
     let sandboxes = enter_all(root, RootKind::Tree, checks, options)?;
     let results = drive(&sandboxes, checks, options.jobs, "smoke", run_check)?;
-    Ok(Report { results, elapsed: started.elapsed() })
+    let notes = sandboxes.cgroups.note().into_iter().collect();
+    Ok(Report { results, elapsed: started.elapsed(), notes })
 }
 
 /// The one check driver of `smoke` and `trace`: `each` for every check,
@@ -303,9 +304,6 @@ fn drive<T: Send>(
     what: &str,
     each: impl Fn(&Sandboxes, &Check) -> T + Sync,
 ) -> Result<Vec<T>> {
-    if let Some(note) = sandboxes.cgroups.note() {
-        eprintln!("{note}");
-    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.max(1))
         .thread_name({
@@ -592,5 +590,6 @@ pub fn smoke_tree(built: &crate::build::Built, sysroot: &Path) -> Result<Smoked>
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let options = Options { jobs, hostname: built.spec.name.clone(), reference };
     let report = run(&built.out, &checks, &options)?;
-    Ok(Smoked { report, notes: note.into_iter().collect() })
+    let notes = note.into_iter().chain(report.notes.iter().cloned()).collect();
+    Ok(Smoked { report, notes })
 }

@@ -50,7 +50,7 @@ pub fn trace(built: &Built, options: &Options) -> Result<Report> {
     let checks = checks(built, options)?;
     let smoke_options =
         smoke::Options { jobs: options.jobs, hostname: built.spec.name.clone(), reference: None };
-    let traced = smoke::trace_checks(&options.sysroot, &checks, &smoke_options)?;
+    let (traced, limits_note) = smoke::trace_checks(&options.sysroot, &checks, &smoke_options)?;
     let sysroot = crate::sysroot::Sysroot::new(&options.sysroot);
     let findings =
         super::find(&traced, &built.manifest, &built.spec, &sysroot, options.write.as_deref());
@@ -61,7 +61,7 @@ pub fn trace(built: &Built, options: &Options) -> Result<Report> {
     // The command's output is shown whole already.
     let failed = failures(&mut stdout, &traced, options.command.is_empty());
     stdout.push_str(&super::report(&findings, traced.len(), failed));
-    let mut stderr = String::new();
+    let mut stderr = limits_note.map(|note| format!("{note}\n")).unwrap_or_default();
     let mut exit = u8::from(failed > 0 || !findings.is_empty() || !findings.errors.is_empty());
     if let Some(path) = &options.write {
         if failed > 0 && !options.keep_going {

@@ -15,6 +15,9 @@ const SHOWN_LINES: usize = 8;
 pub struct Report {
     pub results: Vec<Outcomes>,
     pub elapsed: Duration,
+    /// What people should know about how the checks ran (limits that are
+    /// rlimits only), one line each.
+    pub notes: Vec<String>,
 }
 
 impl Report {

@@ -29,10 +29,17 @@ pub struct Traced {
 /// each under its own tracer, through the same driver as the smoke test:
 /// each check with its binds, network, working directory, environment and
 /// limits, and Ctrl-C killing what runs.
-pub fn trace_checks(sysroot: &Path, checks: &[Check], options: &Options) -> Result<Vec<Traced>> {
+/// Returns the traced checks and, when limits are rlimits only, a note
+/// saying so.
+pub fn trace_checks(
+    sysroot: &Path,
+    checks: &[Check],
+    options: &Options,
+) -> Result<(Vec<Traced>, Option<String>)> {
     let options = Options { reference: None, ..options.clone() };
     let sandboxes = super::enter_all(sysroot, RootKind::Reference, checks, &options)?;
-    super::drive(&sandboxes, checks, options.jobs, "trace", trace_one)
+    let traced = super::drive(&sandboxes, checks, options.jobs, "trace", trace_one)?;
+    Ok((traced, sandboxes.cgroups.note()))
 }
 
 fn trace_one(sandboxes: &Sandboxes, check: &Check) -> Traced {

@@ -604,6 +604,9 @@ impl Smoke {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let options = rootfs::smoke::Options { jobs, hostname: spec.name.clone(), reference };
         let report = rootfs::smoke::run(&out, &checks, &options)?;
+        for note in &report.notes {
+            eprintln!("{note}");
+        }
         print!("{}", report.table());
         if let Some(path) = &self.junit {
             let xml = report.junit(&format!("rootfs.{}", spec.name))?;

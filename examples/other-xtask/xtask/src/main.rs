@@ -21,6 +21,9 @@ fn rootfs() -> anyhow::Result<ExitCode> {
     let built = rootfs::build::build(&options)?;
     println!("{}", built.summary());
     let smoked = rootfs::smoke::smoke_tree(&built, Path::new("/"))?;
+    for note in &smoked.notes {
+        eprintln!("{note}");
+    }
     print!("{}", smoked.report.table());
     println!("{}", rootfs::export::export(&built, &Options::new(Format::Oci))?.summary());
     Ok(if smoked.report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
