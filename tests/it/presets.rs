@@ -1,10 +1,9 @@
 //! The shipped presets and a new user's real workloads: each preset's checks do real work and pass (the C toolchain builds with make and links a library of its own, Rust builds and tests a crate), and a trace of it finds nothing missing; a spec of bare commands with real checks is completed by one `trace --write`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use crate::findings::entries;
-use crate::support::{can_enter, project_root, xtask_binary};
+use crate::support::{can_enter, project_root, rootfs_cli};
 
 /// A folder under the target directory (the sandbox replaces `/tmp`).
 fn work_dir(name: &str) -> PathBuf {
@@ -13,21 +12,6 @@ fn work_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn xtask(args: &[&str], spec: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
-    let output = Command::new(xtask_binary())
-        .arg("rootfs")
-        .args(args)
-        .arg(spec)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap();
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.code().unwrap_or(-1), text)
 }
 
 /// A preset, included by a spec of its own: every check passes, and a
@@ -45,10 +29,10 @@ fn preset_is_honest(name: &str) {
     )
     .unwrap();
     let out = dir.join("out/tree");
-    let (code, text) = xtask(&["smoke"], &spec, &out, &[]);
+    let (code, text) = rootfs_cli("smoke", &spec, &out, &[]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains(" passed, 0 failed"), "{text}");
-    let (code, text) = xtask(&["trace"], &spec, &out, &[]);
+    let (code, text) = rootfs_cli("trace", &spec, &out, &[]);
     assert_eq!(code, 0, "the trace of preset {name} found something missing:\n{text}");
     assert!(text.contains("the tree lacks 0 paths"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -133,14 +117,14 @@ fn a_new_users_workloads_pass_after_one_trace() {
     // The spec includes the fragment; before the first trace it is empty.
     std::fs::write(&fragment, format!("{}\n", rootfs::findings::HEADER)).unwrap();
     let out = dir.join("out/w");
-    let (code, text) = xtask(&["trace"], &spec, &out, &["--write", fragment.to_str().unwrap()]);
+    let (code, text) = rootfs_cli("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
     assert!(!entries(&fragment).is_empty(), "the bare spec lacks nothing?\n{text}");
-    let (code, text) = xtask(&["smoke"], &spec, &out, &[]);
+    let (code, text) = rootfs_cli("smoke", &spec, &out, &[]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains(" passed, 0 failed"), "{text}");
     let second = dir.join("second.toml");
-    let (code, text) = xtask(&["trace"], &spec, &out, &["--write", second.to_str().unwrap()]);
+    let (code, text) = rootfs_cli("trace", &spec, &out, &["--write", second.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(entries(&second), Vec::<String>::new(), "the completed spec still lacks:\n{text}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -4,14 +4,13 @@
 //! namespace; CI runs as root, so they run there.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use rootfs::build::{Built, Options, build};
 use rootfs::smoke::{self, Check, Expect, Outcome};
 
 use crate::devenv::{Caller, Fixture};
-use crate::support::{can_enter, cc, copy_sysroot, xtask_binary};
+use crate::support::{can_enter, cc, copy_sysroot, rootfs_cli};
 
 fn tree(dir: &Path) -> Built {
     let spec = dir.join("sameview.toml");
@@ -147,19 +146,9 @@ fn accounts_sysroot(work: &Path) -> PathBuf {
 
 /// `rootfs <subcommand> SPEC --out OUT --sysroot SYSROOT <rest...>`.
 fn xtask(subcommand: &str, spec: &Path, sysroot: &Path, rest: &[&str]) -> (i32, String) {
-    let output = Command::new(xtask_binary())
-        .args(["rootfs", subcommand])
-        .arg(spec)
-        .arg("--out")
-        .arg(spec.with_file_name("out"))
-        .arg("--sysroot")
-        .arg(sysroot)
-        .args(rest)
-        .output()
-        .unwrap();
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.code().unwrap_or(-1), text)
+    let sysroot = sysroot.to_str().unwrap();
+    let extra = [&["--sysroot", sysroot][..], rest].concat();
+    rootfs_cli(subcommand, spec, &spec.with_file_name("out"), &extra)
 }
 
 /// `trace --write` proposes the user the program looks up and its primary

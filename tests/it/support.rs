@@ -153,6 +153,22 @@ pub fn xtask_binary() -> PathBuf {
     path
 }
 
+/// `xtask rootfs COMMAND SPEC --out OUT EXTRA...`: the exit status, and
+/// standard output then standard error.
+pub fn rootfs_cli(command: &str, spec: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(xtask_binary())
+        .args(["rootfs", command])
+        .arg(spec)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), text)
+}
+
 /// Runs `argv` inside `root` with `chroot(2)` and an empty environment but
 /// `env`; returns exit status and output.
 pub fn in_chroot(root: &Path, argv: &[&str], env: &[(&str, &str)]) -> (i32, String) {

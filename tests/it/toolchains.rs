@@ -1,11 +1,11 @@
 //! Real builds in trees made for them: a C project of the fixtures with its own autoconf-style `./configure` (tee, sed, cmp, expr, uname), `make` and `make test`, completed by one `trace --write`, then smoke-tested and built again with `run --bind`; and this repository building and testing itself in the tree of `rootfs-spec/dev.toml`.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::findings::entries;
-use crate::support::{can_enter, project_root, xtask_binary};
+use crate::support::{can_enter, project_root, rootfs_cli, xtask_binary};
 
 /// A fresh folder in `/var/tmp`: a bind on the host's `/` lands on a path
 /// it has, and the sandbox has its own `/tmp`.
@@ -14,22 +14,6 @@ fn work_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// `rootfs COMMAND SPEC --out OUT EXTRA...`: exit status, and standard
-/// output then standard error.
-fn xtask(command: &str, spec: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
-    let output = Command::new(xtask_binary())
-        .args(["rootfs", command])
-        .arg(spec)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap();
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.code().unwrap_or(-1), text)
 }
 
 #[test]
@@ -58,7 +42,7 @@ fn a_c_project_configures_builds_and_passes_its_tests_in_a_tree_made_by_one_trac
     let fragment = dir.join("cproject.traced.toml");
     std::fs::write(&fragment, format!("{}\n", rootfs::findings::HEADER)).unwrap();
     let out = dir.join("out/cproject");
-    let (code, text) = xtask("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
+    let (code, text) = rootfs_cli("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
     let learned = entries(&fragment).join("\n");
     for wanted in [
@@ -80,7 +64,7 @@ fn a_c_project_configures_builds_and_passes_its_tests_in_a_tree_made_by_one_trac
     assert!(!written.contains("/tmp/"), "{written}");
     let comment = |l: &str| l.split_once("# ").map_or(0, |(_, c)| c.chars().count());
     assert!(written.lines().all(|l| comment(l) <= 100), "{written}");
-    let (code, text) = xtask("smoke", &spec, &out, &[]);
+    let (code, text) = rootfs_cli("smoke", &spec, &out, &[]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains(" passed, 0 failed"), "{text}");
     eprintln!(
@@ -95,7 +79,7 @@ fn a_c_project_configures_builds_and_passes_its_tests_in_a_tree_made_by_one_trac
     let bind = project.to_str().unwrap();
     let argv =
         ["--bind", bind, "--workdir", bind, "--", "sh", "-c", "./configure && make && make test"];
-    let (code, text) = xtask("run", &spec, &out, &argv);
+    let (code, text) = rootfs_cli("run", &spec, &out, &argv);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("all tests passed"), "{text}");
     let built = std::fs::metadata(project.join("libroots.so")).unwrap();

@@ -1,9 +1,8 @@
 //! The whole host: a spec naming every dynamically linked program in `/usr/bin` and `/usr/sbin` is traced, completed with the fragment it writes, and then behaves as on the host for all but at most five.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use crate::support::xtask_binary;
+use crate::support::rootfs_cli;
 
 /// Regular files (symlinks not followed) with a `PT_INTERP`, sorted.
 fn dynamic_programs(dirs: &[&str]) -> Vec<PathBuf> {
@@ -23,21 +22,6 @@ fn dynamic_programs(dirs: &[&str]) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-fn xtask(args: &[&str], spec: &Path, out: &Path) -> (i32, String) {
-    let output = Command::new(xtask_binary())
-        .arg("rootfs")
-        .args(&args[..1])
-        .arg(spec)
-        .arg("--out")
-        .arg(out)
-        .args(&args[1..])
-        .output()
-        .unwrap();
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.code().unwrap_or(-1), text)
 }
 
 #[test]
@@ -63,9 +47,9 @@ fn every_host_program_behaves_as_on_the_host_after_one_trace() {
     let fragment = dir.join("whole.traced.toml");
     std::fs::write(&fragment, format!("{}\n", rootfs::findings::HEADER)).unwrap();
     let out = dir.join("out/whole");
-    let (code, text) = xtask(&["trace", "--write", fragment.to_str().unwrap()], &spec, &out);
+    let (code, text) = rootfs_cli("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
-    let (_, text) = xtask(&["smoke"], &spec, &out);
+    let (_, text) = rootfs_cli("smoke", &spec, &out, &[]);
     let summary = text.lines().rev().find(|l| l.ends_with(" failed")).unwrap_or("").to_string();
     let failed: Vec<&str> = text
         .lines()
