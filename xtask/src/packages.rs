@@ -117,8 +117,9 @@ pub fn simulated(text: &str) -> Simulated {
 
 /// Installs whichever of `packages` is missing, after saying what it will
 /// install; never removes a package (a package that would replace an
-/// installed one is left out, and any removal apt-get would make stops
-/// everything before a change).
+/// installed one is left out, one installed from outside the archive that
+/// would be removed is replaced by the archive's version instead, and any
+/// removal apt-get would still make stops everything before a change).
 pub fn ensure(sh: &Shell, packages: &[&str]) -> Result<()> {
     let choice = choose(packages, |p| installed(sh, p));
     for (package, other) in &choice.left_out {
@@ -137,12 +138,21 @@ pub fn ensure(sh: &Shell, packages: &[&str]) -> Result<()> {
     }
     let _env = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
     cmd!(sh, "apt-get update -qq").run().context("running apt-get update")?;
-    let simulate = missing.clone();
-    let plan = cmd!(sh, "apt-get install -s --no-install-recommends {simulate...}")
-        .quiet()
-        .read()
-        .context("asking apt-get what it would install")?;
-    let plan = simulated(&plan);
+    let mut wanted: Vec<String> = missing.iter().map(|p| p.to_string()).collect();
+    let mut plan = simulate(sh, &wanted)?;
+    // A package installed from outside the archive (a backport, say) that
+    // the new ones conflict with is replaced by the archive's version of
+    // it, never removed: `qemu-system-x86` needs bookworm's `qemu-utils`.
+    let mut replaced = Vec::new();
+    if !plan.removals.is_empty() {
+        for package in &plan.removals {
+            if let Some(version) = archive_version(sh, package) {
+                wanted.push(format!("{package}={version}"));
+                replaced.push(format!("{package} (by the archive's {version})"));
+            }
+        }
+        plan = simulate(sh, &wanted)?;
+    }
     if !plan.removals.is_empty() {
         bail!(
             "installing {} would remove {}: nothing was changed\nhelp: install them yourself if that is what you want",
@@ -156,10 +166,34 @@ pub fn ensure(sh: &Shell, packages: &[&str]) -> Result<()> {
         plan.installs.len(),
         plan.installs.join(" ")
     );
-    cmd!(sh, "apt-get install -y -qq --no-remove --no-install-recommends {missing...}")
-        .run()
-        .context("running apt-get install")?;
+    if !replaced.is_empty() {
+        eprintln!("replacing, so that nothing is removed: {}", replaced.join(", "));
+    }
+    cmd!(
+        sh,
+        "apt-get install -y -qq --no-remove --allow-downgrades --no-install-recommends {wanted...}"
+    )
+    .run()
+    .context("running apt-get install")?;
     Ok(())
+}
+
+/// What `apt-get install` of `packages` would do, asked without changing
+/// anything.
+fn simulate(sh: &Shell, packages: &[String]) -> Result<Simulated> {
+    let text =
+        cmd!(sh, "apt-get install -s --allow-downgrades --no-install-recommends {packages...}")
+            .quiet()
+            .read()
+            .context("asking apt-get what it would install")?;
+    Ok(simulated(&text))
+}
+
+/// The newest version of `package` that a repository serves (the first
+/// line of `apt-cache madison`), as opposed to one installed from a file.
+fn archive_version(sh: &Shell, package: &str) -> Option<String> {
+    let text = cmd!(sh, "apt-cache madison {package}").quiet().ignore_stderr().read().ok()?;
+    text.lines().next()?.split('|').nth(1).map(|v| v.trim().to_string())
 }
 
 fn installed(sh: &Shell, package: &str) -> bool {
