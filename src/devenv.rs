@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use crate::UsageError;
 use crate::rootpath::{Node, Walk};
 use crate::sandbox::{self, Access, Ids};
-use crate::spec::{self, Network, Spec, SpecError, UserSpec};
+use crate::spec::{self, Network, Spec, SpecError, UserSpec, accounts};
 
 /// What the command line asks for, as written.
 #[derive(Clone, Debug, Default)]
@@ -296,56 +296,23 @@ fn user(spec: &Spec, flag: Option<&str>) -> Result<(Ids, PathBuf)> {
         Ids { uid: rustix::process::geteuid().as_raw(), gid: rustix::process::getegid().as_raw() };
     let ids = match asked {
         None => caller,
-        Some(UserSpec::Name(name)) => match account(spec, |a| a.name == name) {
-            Some(found) => found.ids,
+        Some(UserSpec::Name(name)) => match accounts::by_name(spec, &name) {
+            Some(found) => Ids { uid: found.uid, gid: found.gid },
             None => {
-                let names: Vec<String> = accounts(spec).into_iter().map(|a| a.name).collect();
                 return Err(usage(format!(
                     "--user `{name}` is not a user of the spec; the users are: {}",
-                    names.join(", ")
+                    accounts::names(spec).join(", ")
                 )));
             }
         },
         Some(UserSpec::Ids { uid, gid }) => {
-            let known = account(spec, |a| a.ids.uid == uid).map(|a| a.ids.gid);
-            Ids { uid, gid: gid.or(known).unwrap_or(caller.gid) }
+            Ids { uid, gid: gid.unwrap_or_else(|| accounts::gid_of_uid(spec, uid)) }
         }
     };
     // A uid of no account gets `/tmp`, writable and its own in the
     // namespace, rather than `/`, where nothing can be written.
-    let home =
-        account(spec, |a| a.ids.uid == ids.uid).map_or_else(|| PathBuf::from("/tmp"), |a| a.home);
+    let home = accounts::by_uid(spec, ids.uid).map_or_else(|| PathBuf::from("/tmp"), |a| a.home);
     Ok((ids, home))
-}
-
-/// A line of the tree's `/etc/passwd`, as far as `--user` needs it.
-struct Account {
-    name: String,
-    ids: Ids,
-    home: PathBuf,
-}
-
-/// root (always there, unless `[[users]]` lists it), then `[[users]]`.
-fn accounts(spec: &Spec) -> Vec<Account> {
-    let mut accounts: Vec<Account> = spec
-        .users
-        .iter()
-        .map(|u| Account {
-            name: u.value.name.clone(),
-            ids: Ids { uid: u.value.uid, gid: u.value.gid },
-            home: u.value.home.clone(),
-        })
-        .collect();
-    if !accounts.iter().any(|a| a.name == "root") {
-        let root =
-            Account { name: "root".into(), ids: Ids::default(), home: PathBuf::from("/root") };
-        accounts.insert(0, root);
-    }
-    accounts
-}
-
-fn account(spec: &Spec, matches: impl Fn(&Account) -> bool) -> Option<Account> {
-    accounts(spec).into_iter().find(matches)
 }
 
 /// `HOME` (the user's), `PATH` and `TERM`, then the table's `env` and

@@ -6,6 +6,7 @@
 //! data: `raw` is the file as TOML gives it, `convert` turns each table into
 //! checked items, `checks` looks across items once everything is merged.
 
+pub mod accounts;
 mod checks;
 mod convert;
 mod diagnostic;

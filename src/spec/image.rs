@@ -217,24 +217,14 @@ pub(super) fn merge(
 /// mistake in the spec.
 pub fn user_ids(spec: &Spec, item: &Item<User>) -> Result<(u32, u32), SpecError> {
     match &item.value {
-        User::Name(name) if name == "root" => Ok((0, 0)),
-        User::Name(name) => spec
-            .users
-            .iter()
-            .find(|u| u.value.name == *name)
-            .map(|u| (u.value.uid, u.value.gid))
-            .ok_or_else(|| {
-                let names: Vec<&str> = std::iter::once("root")
-                    .chain(spec.users.iter().map(|u| u.value.name.as_str()))
-                    .collect();
+        User::Name(name) => {
+            super::accounts::by_name(spec, name).map(|a| (a.uid, a.gid)).ok_or_else(|| {
+                let names = super::accounts::names(spec);
                 SpecError::at(&item.at, format!("[image] user `{name}` is not a user of this spec"))
                     .help(format!("the users are: {}; or give a uid", names.join(", ")))
-            }),
-        User::Id(uid) => Ok(spec
-            .users
-            .iter()
-            .find(|u| u.value.uid == *uid)
-            .map_or((*uid, 0), |u| (u.value.uid, u.value.gid))),
+            })
+        }
+        User::Id(uid) => Ok((*uid, super::accounts::gid_of_uid(spec, *uid))),
     }
 }
 

@@ -298,6 +298,9 @@ fn the_user_inside_is_the_caller_unless_asked() {
         assert_eq!(ids(&["--user", "app"]), "1000 1000 /home/app\n", "{caller:?}");
         assert_eq!(ids(&["--user", "root"]), "0 0 /root\n", "{caller:?}");
         assert_eq!(ids(&["--user", "4321:99"]), "4321 99 /tmp\n", "{caller:?}");
+        // A uid of no account gets gid 0, as `[image] user` and container
+        // runtimes give it, whoever the caller is.
+        assert_eq!(ids(&["--user", "4321"]), "4321 0 /tmp\n", "{caller:?}");
         // What a user other than root writes on a bind is the caller's, and
         // that user holds no capability.
         let shared = fx.dir("shared");
