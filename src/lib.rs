@@ -65,6 +65,7 @@ pub mod sbom;
 pub mod sha1_cache;
 pub mod sysroot;
 pub mod terminfo;
+pub mod unpacked;
 
 /// The exit status for an error that reached the top: 2 for a usage or spec
 /// mistake, 127 or 126 for a command `run` could not start (as a shell

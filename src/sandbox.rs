@@ -186,11 +186,6 @@ impl Launch {
 }
 
 impl Sandbox {
-    /// Prepares entering `options.root` as a smoke check does.
-    pub fn new(options: &Options) -> Result<Sandbox> {
-        prepare::sandbox(options, &Access::default())
-    }
-
     /// Prepares entering `options.root` with `access`: binds, a writable
     /// layer, the host's network, another user.
     pub fn with_access(options: &Options, access: &Access) -> Result<Sandbox> {

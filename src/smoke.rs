@@ -455,15 +455,11 @@ pub fn environment(term: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// Runs one command inside the rootfs attached to this terminal, with
-/// `TERM` set to `term`, and returns its exit status (128 + N for a
-/// signal). Ctrl-C goes to the command, not to this process; SIGINT,
-/// SIGTERM, SIGHUP and SIGQUIT sent to this process are forwarded to it.
-pub fn run_interactive(root: &Path, hostname: &str, argv: &[String], term: &str) -> Result<i32> {
-    run_attached(root, hostname, &Access::default(), argv, &environment(Some(term)))
-}
-
-/// [`run_interactive`] with `access` (binds, network, user, a writable
-/// layer, the working directory) and `env` as the whole environment.
+/// `access` (binds, network, user, a writable layer, the working
+/// directory) and `env` as the whole environment, and returns its exit
+/// status (128 + N for a signal). Ctrl-C goes to the command, not to this
+/// process; SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to this process are
+/// forwarded to it.
 pub fn run_attached(
     root: &Path,
     hostname: &str,

@@ -178,8 +178,7 @@ fn read_control(stream: impl Read) -> Result<Control> {
             continue;
         }
         let path = entry.path().context("reading an entry's path")?.into_owned();
-        let name =
-            crate::image_sysroot::layer::relative_strict(&path)?.to_string_lossy().into_owned();
+        let name = crate::unpacked::layer::relative_strict(&path)?.to_string_lossy().into_owned();
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes).with_context(|| format!("reading `{name}`"))?;
         if name == "control" {

@@ -23,7 +23,7 @@ use md5::{Digest, Md5};
 use rustix::fs::{Mode, OFlags};
 
 use super::unpack::{Generated, Installed, epoch, write_generated};
-use crate::image_sysroot::layer::{Within, c_name, open_dir};
+use crate::unpacked::layer::{Within, c_name, open_dir};
 
 /// Where dpkg keeps its state, relative to the root.
 pub const ADMIN: &str = "var/lib/dpkg";

@@ -185,7 +185,7 @@ pub fn prepared(
     lock: Option<PathBuf>,
     locked: bool,
     cache_root: &Path,
-) -> Result<crate::image_sysroot::Prepared> {
+) -> Result<crate::unpacked::Prepared> {
     let options = Options { progress: true, lock, locked, ..Default::default() };
     let sysroot = prepare(request, Path::new("."), &options, cache_root)?;
     let notes = match sysroot.not_reproduced.len() {
@@ -199,7 +199,7 @@ pub fn prepared(
             .map(|n| format!("note: not reproduced from the maintainer scripts: {n}"))
             .collect(),
     };
-    Ok(crate::image_sysroot::Prepared {
+    Ok(crate::unpacked::Prepared {
         dir: sysroot.dir,
         image: None,
         unpacked: sysroot.unpacked,

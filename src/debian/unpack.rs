@@ -4,7 +4,7 @@
 //! the sorted package set (name, version, architecture and `.deb` digest of
 //! each, and [`FORMAT`]); it is filled under a temporary name and renamed
 //! when complete by the same code that keeps image sysroots
-//! (`image_sysroot::cached`), so an unchanged set is reused without reading
+//! (`unpacked::cached`), so an unchanged set is reused without reading
 //! a `.deb`.
 //!
 //! The order of the steps:
@@ -32,7 +32,7 @@
 //! Confinement: an entry's path must be relative without `..` (`deb(5)`
 //! members are `./usr/...`); its directory is opened from the root's
 //! descriptor with `openat2(2)` and `RESOLVE_BENEATH`
-//! (`image_sysroot::layer::open_dir`, the one place that rule lives), so
+//! (`unpacked/layer.rs`'s `open_dir`, the one place that rule lives), so
 //! the merged-`/usr` links and the packages' relative directory links are
 //! followed, and a write through a link that is absolute or climbs out of
 //! the root is refused. Debian policy 10.5 makes links inside one top-level
@@ -62,8 +62,8 @@ use sha2::{Digest, Sha256};
 use super::deb::{self, Control};
 use super::package::FetchedDeb;
 use super::{scripts, status};
-use crate::image_sysroot::layer::{Within, c_name, open_dir, relative_strict};
-use crate::image_sysroot::{Prepared, cached};
+use crate::unpacked::layer::{Within, c_name, open_dir, relative_strict};
+use crate::unpacked::{Prepared, cached};
 
 /// Part of every cache key: changed whenever what an unpacked folder holds
 /// changes, so that folders made by an older unpacker are not reused.
