@@ -144,34 +144,17 @@ pub(super) fn merge(
     at: &impl Fn(Range<usize>) -> Location,
 ) -> Result<(), SpecError> {
     let Some(raw) = raw else { return Ok(()) };
-    let item = |value, span: Range<usize>| Item { value, at: at(span) };
-    if let Some(tag) = raw.tag {
-        let location = at(tag.span());
-        image.tag = Some(Item { value: check_tag(tag.into_inner(), &location)?, at: location });
-    }
-    if let Some(entrypoint) = raw.entrypoint {
-        let location = at(entrypoint.span());
-        let value = check_argv(entrypoint.into_inner(), &location, "entrypoint")?;
-        image.entrypoint = Some(Item { value, at: location });
-    }
-    if let Some(cmd) = raw.cmd {
-        let location = at(cmd.span());
-        image.cmd =
-            Some(Item { value: check_argv(cmd.into_inner(), &location, "cmd")?, at: location });
-    }
+    set(&mut image.tag, checked(raw.tag, at, check_tag)?);
+    set(&mut image.entrypoint, checked(raw.entrypoint, at, |v, l| check_argv(v, l, "entrypoint"))?);
+    set(&mut image.cmd, checked(raw.cmd, at, |v, l| check_argv(v, l, "cmd"))?);
+    set(&mut image.workdir, checked(raw.workdir, at, |v, l| absolute(&v, l, "`workdir`", true))?);
+    set(&mut image.user, checked(raw.user, at, |v, l| check_user(v.0, l))?);
+    set(&mut image.stop_signal, checked(raw.stop_signal, at, |v, l| check_signal(&v, l))?);
+    set(&mut image.layers, checked(raw.layers, at, check_layers)?);
     for (name, value) in raw.env {
         let location = at(value.span());
         check_env(&name, value.get_ref(), &location)?;
         image.env.insert(name, Item { value: value.into_inner(), at: location });
-    }
-    if let Some(workdir) = raw.workdir {
-        let location = at(workdir.span());
-        let value = absolute(workdir.get_ref(), &location, "`workdir`", true)?;
-        image.workdir = Some(Item { value, at: location });
-    }
-    if let Some(user) = raw.user {
-        let span = user.span();
-        image.user = Some(item(check_user(user.into_inner().0, &at(span.clone()))?, span));
     }
     for (name, value) in raw.labels {
         let location = at(value.span());
@@ -182,33 +165,48 @@ pub(super) fn merge(
     }
     for port in raw.exposed_ports {
         let location = at(port.span());
-        let value = check_port(port.get_ref(), &location)?;
-        if !image.exposed_ports.iter().any(|p| p.value == value) {
-            image.exposed_ports.push(Item { value, at: location });
-        }
+        add_once(&mut image.exposed_ports, check_port(port.get_ref(), &location)?, location);
     }
     for volume in raw.volumes {
         let location = at(volume.span());
         let value = absolute(volume.get_ref(), &location, "a volume", false)?;
-        if !image.volumes.iter().any(|v| v.value == value) {
-            image.volumes.push(Item { value, at: location });
-        }
-    }
-    if let Some(signal) = raw.stop_signal {
-        let location = at(signal.span());
-        let value = check_signal(signal.get_ref(), &location)?;
-        image.stop_signal = Some(Item { value, at: location });
-    }
-    if let Some(layers) = raw.layers {
-        let location = at(layers.span());
-        let value = *layers.get_ref();
-        if !(1..=MAX_LAYERS).contains(&value) {
-            return Err(SpecError::at(&location, format!("invalid number of layers `{value}`"))
-                .help(format!("give a whole number from 1 to {MAX_LAYERS}")));
-        }
-        image.layers = Some(Item { value, at: location });
+        add_once(&mut image.volumes, value, location);
     }
     Ok(())
+}
+
+/// A later file's value, when it gives one, replaces an earlier one's.
+fn set<T>(slot: &mut Option<Item<T>>, value: Option<Item<T>>) {
+    if value.is_some() {
+        *slot = value;
+    }
+}
+
+/// The value of a key, checked by `check` and located in its file.
+fn checked<T, U>(
+    raw: Option<Spanned<T>>,
+    at: &impl Fn(Range<usize>) -> Location,
+    check: impl FnOnce(T, &Location) -> Result<U, SpecError>,
+) -> Result<Option<Item<U>>, SpecError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let location = at(raw.span());
+    let value = check(raw.into_inner(), &location)?;
+    Ok(Some(Item { value, at: location }))
+}
+
+/// Appends `value` to a list unless an earlier file listed it already.
+fn add_once<T: PartialEq>(list: &mut Vec<Item<T>>, value: T, at: Location) {
+    if !list.iter().any(|item| item.value == value) {
+        list.push(Item { value, at });
+    }
+}
+
+fn check_layers(value: u32, at: &Location) -> Result<u32, SpecError> {
+    if (1..=MAX_LAYERS).contains(&value) {
+        return Ok(value);
+    }
+    Err(SpecError::at(at, format!("invalid number of layers `{value}`"))
+        .help(format!("give a whole number from 1 to {MAX_LAYERS}")))
 }
 
 /// A tag as OCI and Docker accept it: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
