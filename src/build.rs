@@ -321,9 +321,9 @@ fn install_and_commit(
     options: &Options,
     beside: &Beside,
     plan: &Plan,
-    record: Record,
+    mut record: Record,
 ) -> Result<(Manifest, Vec<String>)> {
-    let Record { portability, key, specs, inputs, known_digests, lock_digest, sbom } = record;
+    let known_digests = std::mem::take(&mut record.known_digests);
     let install_options = InstallOptions {
         epoch: options.epoch,
         link: options.link,
@@ -332,33 +332,12 @@ fn install_and_commit(
     };
     let out = &beside.out;
     let known_sha1s = sha1_cache::read(&beside.sha1s);
-    let mut fresh_sha1s = sha1_cache::Sha1s::new();
     let mut staged = install::stage(plan, out, &install_options)
         .with_context(|| format!("writing `{}`", out.display()))?;
-    staged.manifest.portability = Some(portability);
-    let swapped = (|| -> Result<Option<PathBuf>> {
-        let manifest_state = beside.write_pending_manifest(&staged.manifest)?;
-        let (sbom_bytes, sha1s) =
-            sbom::render(&sbom, &staged.manifest, &staged.path, &known_sha1s)?;
-        fresh_sha1s = sha1s;
-        let sbom_state = beside.write_pending_sbom(&sbom_bytes)?;
-        let stamp = Stamp {
-            key,
-            specs,
-            inputs,
-            outputs: crate::stamp::outputs(&staged.path, &staged.manifest),
-            manifest: Some(manifest_state),
-            lock: Some(lock_digest),
-            sbom: Some(sbom_state),
-        };
-        beside.write_pending_stamp(&stamp)?;
-        // The last look before replacing: the folder may have gained files
-        // since the first one.
-        beside.claim()?;
-        install::swap_in(&staged.path, out)
-    })();
-    let previous = match swapped {
-        Ok(previous) => previous,
+    staged.manifest.portability = Some(record.portability.clone());
+    let (previous, fresh_sha1s) = match swap_in_with_pending(beside, &staged, record, &known_sha1s)
+    {
+        Ok(swapped) => swapped,
         Err(e) => {
             let _ = install::remove(&staged.path);
             beside.discard_pending();
@@ -381,6 +360,35 @@ fn install_and_commit(
         warnings.push(format!("the previous tree was kept at `{}`: {e:#}", previous.display()));
     }
     Ok((staged.manifest, warnings))
+}
+
+/// Writes the manifest, SBOM and stamp of the staged tree as pending, then
+/// swaps the tree in; returns the previous tree's folder, to remove, and
+/// the SBOM's fresh sha1 digests.
+fn swap_in_with_pending(
+    beside: &Beside,
+    staged: &install::Staged,
+    record: Record,
+    known_sha1s: &sha1_cache::Sha1s,
+) -> Result<(Option<PathBuf>, sha1_cache::Sha1s)> {
+    let manifest_state = beside.write_pending_manifest(&staged.manifest)?;
+    let (sbom_bytes, sha1s) =
+        sbom::render(&record.sbom, &staged.manifest, &staged.path, known_sha1s)?;
+    let sbom_state = beside.write_pending_sbom(&sbom_bytes)?;
+    let stamp = Stamp {
+        key: record.key,
+        specs: record.specs,
+        inputs: record.inputs,
+        outputs: crate::stamp::outputs(&staged.path, &staged.manifest),
+        manifest: Some(manifest_state),
+        lock: Some(record.lock_digest),
+        sbom: Some(sbom_state),
+    };
+    beside.write_pending_stamp(&stamp)?;
+    // The last look before replacing: the folder may have gained files
+    // since the first one.
+    beside.claim()?;
+    Ok((install::swap_in(&staged.path, &beside.out)?, sha1s))
 }
 
 /// What the tree's ELF objects need of the machine, read through the

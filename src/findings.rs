@@ -124,41 +124,8 @@ impl Findings {
 pub fn report(findings: &Findings, checks: usize, failed: usize) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    for group in Group::ALL {
-        let items: Vec<&Finding> = findings.missing.values().filter(|f| f.group == group).collect();
-        if items.is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, "{} ({}):", group.key(), items.len());
-        for item in items {
-            let target =
-                item.target.as_ref().map(|t| format!(" -> {}", t.display())).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {}{target}\n      {}",
-                item.path.display(),
-                needed_by(&item.needed_by)
-            );
-        }
-    }
-    for kind in [AccountKind::User, AccountKind::Group] {
-        let items: Vec<&Account> = findings.accounts.values().filter(|a| a.kind == kind).collect();
-        if items.is_empty() {
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "{} ({}), from the sysroot's {}:",
-            kind.table(),
-            items.len(),
-            kind.file()
-        );
-        for item in items {
-            let needed: Vec<&str> = item.needed_by.iter().map(String::as_str).collect();
-            let _ =
-                writeln!(out, "  {}\n      needed by {}", item.fields.join(":"), needed.join("; "));
-        }
-    }
+    report_paths(&mut out, findings);
+    report_accounts(&mut out, findings);
     if !findings.noted.is_empty() {
         let folders: Vec<String> = findings.noted_folders().into_keys().collect();
         let _ = writeln!(
@@ -187,6 +154,42 @@ pub fn report(findings: &Findings, checks: usize, failed: usize) -> String {
         if findings.missing.len() == 1 { "path" } else { "paths" }
     );
     out
+}
+
+/// Each group with its paths and the checks that needed them.
+fn report_paths(out: &mut String, findings: &Findings) {
+    use std::fmt::Write;
+    for group in Group::ALL {
+        let items: Vec<&Finding> = findings.missing.values().filter(|f| f.group == group).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{} ({}):", group.key(), items.len());
+        for item in items {
+            let target =
+                item.target.as_ref().map(|t| format!(" -> {}", t.display())).unwrap_or_default();
+            let needed = needed_by(&item.needed_by);
+            let _ = writeln!(out, "  {}{target}\n      {needed}", item.path.display());
+        }
+    }
+}
+
+/// The users, then the groups, each as its line of the sysroot's file.
+fn report_accounts(out: &mut String, findings: &Findings) {
+    use std::fmt::Write;
+    for kind in [AccountKind::User, AccountKind::Group] {
+        let items: Vec<&Account> = findings.accounts.values().filter(|a| a.kind == kind).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let (table, file) = (kind.table(), kind.file());
+        let _ = writeln!(out, "{table} ({}), from the sysroot's {file}:", items.len());
+        for item in items {
+            let needed: Vec<&str> = item.needed_by.iter().map(String::as_str).collect();
+            let _ =
+                writeln!(out, "  {}\n      needed by {}", item.fields.join(":"), needed.join("; "));
+        }
+    }
 }
 
 /// Folders of the sandbox itself, and of the sysroot's users: never

@@ -281,44 +281,7 @@ fn manifest_of(
     let mut digests = Digests::new();
     let entries = sorted
         .iter()
-        .map(|&(path, entry)| {
-            let mut item = ManifestEntry {
-                path: path.clone(),
-                kind: entry.kind.entry_type(),
-                mode: String::new(),
-                size: None,
-                sha256: None,
-                target: None,
-                source: None,
-                why: entry.why.iter().map(ToString::to_string).collect(),
-            };
-            let mode = match &entry.kind {
-                EntryKind::Dir { mode } => *mode,
-                EntryKind::File { host, .. } => {
-                    let file = &files[path];
-                    if let Some(state) = &file.state {
-                        digests.insert(host.clone(), (state.clone(), file.sha256.clone()));
-                    }
-                    item.size = Some(file.size);
-                    item.sha256 = Some(file.sha256.clone());
-                    item.source = Some(host.clone());
-                    file.mode
-                }
-                EntryKind::Data { bytes, mode } => {
-                    item.size = Some(bytes.len() as u64);
-                    item.sha256 = Some(fsutil::sha256_hex(bytes));
-                    *mode
-                }
-                EntryKind::Symlink { target, host } => {
-                    item.target = Some(target.clone());
-                    item.source = host.clone();
-                    0o777
-                }
-            };
-            item.mode = format!("{mode:04o}");
-            debug_assert!(item.kind != EntryType::File || item.sha256.is_some());
-            item
-        })
+        .map(|&(path, entry)| manifest_entry(path, entry, files, &mut digests))
         .collect();
     let commands = plan
         .commands
@@ -333,6 +296,52 @@ fn manifest_of(
         portability: None,
     };
     (manifest, digests)
+}
+
+/// The manifest's line for one entry; a file copied from the host adds its
+/// digest to `digests`.
+fn manifest_entry(
+    path: &Path,
+    entry: &Entry,
+    files: &HashMap<PathBuf, WrittenFile>,
+    digests: &mut Digests,
+) -> ManifestEntry {
+    let mut item = ManifestEntry {
+        path: path.to_path_buf(),
+        kind: entry.kind.entry_type(),
+        mode: String::new(),
+        size: None,
+        sha256: None,
+        target: None,
+        source: None,
+        why: entry.why.iter().map(ToString::to_string).collect(),
+    };
+    let mode = match &entry.kind {
+        EntryKind::Dir { mode } => *mode,
+        EntryKind::File { host, .. } => {
+            let file = &files[path];
+            if let Some(state) = &file.state {
+                digests.insert(host.clone(), (state.clone(), file.sha256.clone()));
+            }
+            item.size = Some(file.size);
+            item.sha256 = Some(file.sha256.clone());
+            item.source = Some(host.clone());
+            file.mode
+        }
+        EntryKind::Data { bytes, mode } => {
+            item.size = Some(bytes.len() as u64);
+            item.sha256 = Some(fsutil::sha256_hex(bytes));
+            *mode
+        }
+        EntryKind::Symlink { target, host } => {
+            item.target = Some(target.clone());
+            item.source = host.clone();
+            0o777
+        }
+    };
+    item.mode = format!("{mode:04o}");
+    debug_assert!(item.kind != EntryType::File || item.sha256.is_some());
+    item
 }
 
 fn split(path: &Path) -> Result<(&Path, &Path)> {

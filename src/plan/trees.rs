@@ -64,7 +64,15 @@ fn add_tree(
         .map_err(|e| SpecError::at(&item.at, e.to_string()))?;
     plan.inputs.insert(host_root.clone());
     let mut walked = Walked::default();
-    walk(plan, spec, item, &host_root, root_path.as_deref(), &dest, &why, &mut walked)?;
+    let walk_of = Walk {
+        spec,
+        item,
+        host_root: &host_root,
+        root_path: root_path.as_deref(),
+        dest: &dest,
+        why: &why,
+    };
+    walk(plan, &walk_of, &mut walked)?;
     plan.trees.entry(dest.clone()).or_default().extend(walked.placed.iter().cloned());
     for target in &walked.outside {
         // Best effort: a dangling link stays a dangling link, as on the host.
@@ -76,27 +84,30 @@ fn add_tree(
     let closures = resolver.resolve_all(&inputs);
     for closure in &closures {
         add_closure(plan, resolver, closure, spec.keep_setuid)?;
-        for miss in &closure.missing {
-            if !walked.sonames.contains_key(&miss.name) {
-                plan.warnings.push(format!(
-                    "tree `{}` ({}): {} needs {}, which is not found on the sysroot either (searched {})",
-                    tree.dest.display(),
-                    short_location(&item.at),
-                    closure.input,
-                    miss.name,
-                    miss.searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-                ));
-            }
-        }
-        for miss in &closure.version_misses {
+        warn_misses(plan, item, closure, &walked);
+    }
+    Ok(closures)
+}
+
+/// A library an object of the tree needs that neither the sysroot nor the
+/// tree has (by soname), and a symbol version no object defines: warnings.
+fn warn_misses(plan: &mut Plan, item: &Item<Tree>, closure: &Closure, walked: &Walked) {
+    let tree = format!("tree `{}` ({})", item.value.dest.display(), short_location(&item.at));
+    for miss in &closure.missing {
+        if !walked.sonames.contains_key(&miss.name) {
+            let searched: Vec<String> =
+                miss.searched.iter().map(|p| p.display().to_string()).collect();
             plan.warnings.push(format!(
-                "tree `{}` ({}): {miss}",
-                tree.dest.display(),
-                short_location(&item.at)
+                "{tree}: {} needs {}, which is not found on the sysroot either (searched {})",
+                closure.input,
+                miss.name,
+                searched.join(", ")
             ));
         }
     }
-    Ok(closures)
+    for miss in &closure.version_misses {
+        plan.warnings.push(format!("{tree}: {miss}"));
+    }
 }
 
 /// The tree's folder on the host, and its root path when it is in the
@@ -144,21 +155,23 @@ fn locate_source(resolver: &Resolver, item: &Item<Tree>) -> Result<(PathBuf, Opt
     }
 }
 
+/// One tree being walked: where it is on the host and in the sysroot, and
+/// where it goes in the rootfs.
+struct Walk<'a> {
+    spec: &'a Spec,
+    item: &'a Item<Tree>,
+    host_root: &'a Path,
+    /// Its root path, when it is in the sysroot.
+    root_path: Option<&'a Path>,
+    dest: &'a Path,
+    why: &'a Why,
+}
+
 /// Walks the tree in sorted order, adding each entry under `dest`.
-#[allow(clippy::too_many_arguments)]
-fn walk(
-    plan: &mut Plan,
-    spec: &Spec,
-    item: &Item<Tree>,
-    host_root: &Path,
-    root_path: Option<&Path>,
-    dest: &Path,
-    why: &Why,
-    walked: &mut Walked,
-) -> Result<()> {
+fn walk(plan: &mut Plan, tree: &Walk, walked: &mut Walked) -> Result<()> {
     let mut pending = vec![PathBuf::new()];
     while let Some(rel) = pending.pop() {
-        let dir = host_root.join(&rel);
+        let dir = tree.host_root.join(&rel);
         let mut names: Vec<_> = std::fs::read_dir(&dir)
             .with_context(|| format!("failed to list `{}`", dir.display()))?
             .map(|e| e.map(|e| e.file_name()))
@@ -168,12 +181,10 @@ fn walk(
         let mut subdirs = Vec::new();
         for name in names {
             let child = rel.join(&name);
-            if excluded(&item.value.exclude, &child) {
+            if excluded(&tree.item.value.exclude, &child) {
                 continue;
             }
-            if let Some(subdir) =
-                add_entry(plan, spec, item, host_root, root_path, dest, &child, why, walked)?
-            {
+            if let Some(subdir) = add_entry(plan, tree, &child, walked)? {
                 subdirs.push(subdir);
             }
         }
@@ -184,61 +195,65 @@ fn walk(
 }
 
 /// Adds one entry of the tree; returns it when it is a directory to walk.
-#[allow(clippy::too_many_arguments)]
 fn add_entry(
     plan: &mut Plan,
-    spec: &Spec,
-    item: &Item<Tree>,
-    host_root: &Path,
-    root_path: Option<&Path>,
-    dest: &Path,
+    tree: &Walk,
     rel: &Path,
-    why: &Why,
     walked: &mut Walked,
 ) -> Result<Option<PathBuf>> {
-    let host = host_root.join(rel);
+    let host = tree.host_root.join(rel);
     let meta = std::fs::symlink_metadata(&host)
         .with_context(|| format!("failed to inspect `{}`", host.display()))?;
-    let at = dest.join(rel);
+    let at = tree.dest.join(rel);
     walked.placed.insert(at.clone());
     plan.inputs.insert(host.clone());
-    let conflict = |e: super::PlanError| anyhow::Error::new(SpecError::at(&item.at, e.to_string()));
     let mut mode = meta.mode() & 0o7777;
-    if !spec.keep_setuid {
+    if !tree.spec.keep_setuid {
         mode &= !0o6000;
     }
-    if meta.is_dir() {
-        insert(plan, &at, EntryKind::Dir { mode }, why.clone()).map_err(conflict)?;
-        return Ok(Some(rel.to_path_buf()));
-    }
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(&host)
-            .with_context(|| format!("failed to read the symlink `{}`", host.display()))?;
-        if let Some(root) = root_path {
-            let resolved = if target.is_absolute() {
-                target.clone()
-            } else {
-                root.join(rel).parent().unwrap_or(root).join(&target)
-            };
-            if !crate::rootpath::lexical(&resolved).starts_with(root) {
-                walked.outside.insert(resolved);
-            }
-        }
-        let kind = EntryKind::Symlink { target, host: Some(host) };
-        insert(plan, &at, kind, why.clone()).map_err(conflict)?;
-        return Ok(None);
-    }
-    if !meta.is_file() {
+    let (kind, subdir) = if meta.is_dir() {
+        (EntryKind::Dir { mode }, Some(rel.to_path_buf()))
+    } else if meta.file_type().is_symlink() {
+        (symlink(tree, rel, host, walked)?, None)
+    } else if meta.is_file() {
+        note_elf(tree, rel, &host, walked);
+        (EntryKind::File { host, mode, size: meta.size() }, None)
+    } else {
         plan.warnings.push(format!(
             "tree `{}`: `{}` is not a file, folder or symlink; left out",
-            item.value.dest.display(),
+            tree.item.value.dest.display(),
             host.display()
         ));
         return Ok(None);
+    };
+    insert(plan, &at, kind, tree.why.clone())
+        .map_err(|e| anyhow::Error::new(SpecError::at(&tree.item.at, e.to_string())))?;
+    Ok(subdir)
+}
+
+/// A symlink of the tree, kept as it is; a target outside the tree (in the
+/// sysroot) is noted, to be brought in.
+fn symlink(tree: &Walk, rel: &Path, host: PathBuf, walked: &mut Walked) -> Result<EntryKind> {
+    let target = std::fs::read_link(&host)
+        .with_context(|| format!("failed to read the symlink `{}`", host.display()))?;
+    if let Some(root) = tree.root_path {
+        let resolved = if target.is_absolute() {
+            target.clone()
+        } else {
+            root.join(rel).parent().unwrap_or(root).join(&target)
+        };
+        if !crate::rootpath::lexical(&resolved).starts_with(root) {
+            walked.outside.insert(resolved);
+        }
     }
-    if let Some(root) = root_path
-        && is_elf(&host)
-        && let Ok(FileKind::Elf(object)) = crate::elf::read(&host)
+    Ok(EntryKind::Symlink { target, host: Some(host) })
+}
+
+/// An ELF object of a tree in the sysroot, to resolve, and its soname.
+fn note_elf(tree: &Walk, rel: &Path, host: &Path, walked: &mut Walked) {
+    if let Some(root) = tree.root_path
+        && is_elf(host)
+        && let Ok(FileKind::Elf(object)) = crate::elf::read(host)
         && object.ident.is_some()
     {
         let path = root.join(rel);
@@ -247,9 +262,6 @@ fn add_entry(
         }
         walked.elves.push(path);
     }
-    let kind = EntryKind::File { host, mode, size: meta.size() };
-    insert(plan, &at, kind, why.clone()).map_err(conflict)?;
-    Ok(None)
 }
 
 /// Whether a path of the tree (relative to its root) is left out: a glob

@@ -17,14 +17,7 @@ fn c(path: &Path) -> Result<CString> {
 pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
     let root = std::path::absolute(&options.root)
         .with_context(|| format!("failed to resolve `{}`", options.root.display()))?;
-    for dir in ["proc", "dev", "tmp"] {
-        let path = root.join(dir);
-        anyhow::ensure!(
-            path.is_dir() && !path.is_symlink(),
-            "`{}` is missing: the root needs a /{dir} directory to mount on",
-            path.display()
-        );
-    }
+    require_mount_dirs(&root)?;
     layer_allowed(options, &root, access)?;
     let access = access::prepare(&root, access)?;
     // `/` cannot be pivoted onto itself: it is bind-mounted on its own
@@ -37,19 +30,7 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
     };
     let inside = |p: &str| mount_point.join(p);
     let dev = inside("dev");
-    let dev_nodes = DEV_NODES
-        .iter()
-        .map(|n| Ok((c(&Path::new("/dev").join(n))?, c(&dev.join(n))?)))
-        .collect::<Result<Vec<_>>>()?;
-    let dev_links = [
-        ("/proc/self/fd", "fd"),
-        ("/proc/self/fd/0", "stdin"),
-        ("/proc/self/fd/1", "stdout"),
-        ("/proc/self/fd/2", "stderr"),
-    ]
-    .iter()
-    .map(|(target, name)| Ok((c(Path::new(target))?, c(&dev.join(name))?)))
-    .collect::<Result<Vec<_>>>()?;
+    let (dev_nodes, dev_links) = dev_entries(&dev)?;
     let masked = match options.kind {
         RootKind::Tree => Vec::new(),
         RootKind::Reference => ["run"]
@@ -84,6 +65,40 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
         mount_point: c(&mount_point)?,
         access,
     })
+}
+
+/// The folders every sandbox mounts on: a root without them cannot be
+/// entered.
+fn require_mount_dirs(root: &Path) -> Result<()> {
+    for dir in ["proc", "dev", "tmp"] {
+        let path = root.join(dir);
+        anyhow::ensure!(
+            path.is_dir() && !path.is_symlink(),
+            "`{}` is missing: the root needs a /{dir} directory to mount on",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The host's device nodes bound into `dev` (host path, mount point), and
+/// the links `/dev/fd`, `stdin`, `stdout` and `stderr` (target, path).
+#[allow(clippy::type_complexity)]
+fn dev_entries(dev: &Path) -> Result<(Vec<(CString, CString)>, Vec<(CString, CString)>)> {
+    let nodes = DEV_NODES
+        .iter()
+        .map(|n| Ok((c(&Path::new("/dev").join(n))?, c(&dev.join(n))?)))
+        .collect::<Result<Vec<_>>>()?;
+    let links = [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ]
+    .iter()
+    .map(|(target, name)| Ok((c(Path::new(target))?, c(&dev.join(name))?)))
+    .collect::<Result<Vec<_>>>()?;
+    Ok((nodes, links))
 }
 
 /// An overlay's lower layer is one filesystem: over the host's `/` (or a

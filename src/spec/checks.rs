@@ -53,17 +53,38 @@ fn command_named(
 
 /// Users, groups and directories may each be given once.
 pub(super) fn unique(spec: &Spec) -> Result<(), SpecError> {
-    let twice = |at: &Location, what: String, first: &Location| {
-        SpecError::at(at, what).help(format!("the first one is at {first}; keep one of them"))
-    };
+    unique_users(spec)?;
+    unique_groups(spec)?;
+    for (i, dir) in spec.dirs.iter().enumerate() {
+        let clash = |d: &&Item<Dir>| {
+            d.value.path == dir.value.path
+                && d.value.mode.is_some()
+                && dir.value.mode.is_some()
+                && d.value.mode != dir.value.mode
+        };
+        if let Some(first) = spec.dirs[..i].iter().find(clash) {
+            let what = format!(
+                "directory `{}` is given twice with different modes",
+                dir.value.path.display()
+            );
+            return Err(twice(&dir.at, what, &first.at));
+        }
+    }
+    Ok(())
+}
+
+/// The error for an entry that repeats an earlier one.
+fn twice(at: &Location, what: String, first: &Location) -> SpecError {
+    SpecError::at(at, what).help(format!("the first one is at {first}; keep one of them"))
+}
+
+/// Each user name and uid once; `root` is uid 0 and gid 0, and only root.
+fn unique_users(spec: &Spec) -> Result<(), SpecError> {
     for (i, user) in spec.users.iter().enumerate() {
         let u = &user.value;
         if let Some(first) = spec.users[..i].iter().find(|o| o.value.name == u.name) {
-            return Err(twice(
-                &user.at,
-                format!("user name `{}` is given twice", u.name),
-                &first.at,
-            ));
+            let what = format!("user name `{}` is given twice", u.name);
+            return Err(twice(&user.at, what, &first.at));
         }
         if let Some(first) = spec.users[..i].iter().find(|o| o.value.uid == u.uid) {
             let what = format!("uid {} is already used by `{}`", u.uid, first.value.name);
@@ -79,14 +100,16 @@ pub(super) fn unique(spec: &Spec) -> Result<(), SpecError> {
                 .help("root is always in /etc/passwd; give this user another uid"));
         }
     }
+    Ok(())
+}
+
+/// Each group name and gid once; gid 0 is `root`, and only root.
+fn unique_groups(spec: &Spec) -> Result<(), SpecError> {
     for (i, group) in spec.groups.iter().enumerate() {
         let g = &group.value;
         if let Some(first) = spec.groups[..i].iter().find(|o| o.value.name == g.name) {
-            return Err(twice(
-                &group.at,
-                format!("group name `{}` is given twice", g.name),
-                &first.at,
-            ));
+            let what = format!("group name `{}` is given twice", g.name);
+            return Err(twice(&group.at, what, &first.at));
         }
         if let Some(first) = spec.groups[..i].iter().find(|o| o.value.gid == g.gid) {
             let what = format!("gid {} is already used by `{}`", g.gid, first.value.name);
@@ -98,21 +121,6 @@ pub(super) fn unique(spec: &Spec) -> Result<(), SpecError> {
                 "gid 0 is always the group `root`, and `root` always gid 0",
             )
             .help("root is always in /etc/group; list it here only with gid 0, to add members"));
-        }
-    }
-    for (i, dir) in spec.dirs.iter().enumerate() {
-        let clash = |d: &&Item<Dir>| {
-            d.value.path == dir.value.path
-                && d.value.mode.is_some()
-                && dir.value.mode.is_some()
-                && d.value.mode != dir.value.mode
-        };
-        if let Some(first) = spec.dirs[..i].iter().find(clash) {
-            let what = format!(
-                "directory `{}` is given twice with different modes",
-                dir.value.path.display()
-            );
-            return Err(twice(&dir.at, what, &first.at));
         }
     }
     Ok(())

@@ -41,15 +41,7 @@ pub fn run(exe: &Path, work: &Path, programs: &[PathBuf], runs: usize) -> Result
         c.args(["--format", "oci", "--compression", compression, "--output"]).arg(output);
         c
     };
-    let floor = |compressor: &str| {
-        let mut c = Command::new("bash");
-        c.arg("-c")
-            .arg(format!(
-                "set -o pipefail; tar --sort=name -C \"$0\" -cf - . | {compressor} | sha256sum"
-            ))
-            .arg(&tree);
-        c
-    };
+    let floor = |compressor: &str| floor(&tree, compressor);
     // The tree, once, untimed; its size for the table.
     let status = export("gzip", &dir.join("warm.oci"))
         .stdout(Stdio::null())
@@ -75,13 +67,45 @@ pub fn run(exe: &Path, work: &Path, programs: &[PathBuf], runs: usize) -> Result
         ),
     ];
     let trash_dir = work.join("trash/export");
-    let trash = Trash::new(trash_dir.clone());
     let outputs =
         [dir.join("gzip.oci"), dir.join("zstd.oci"), rootfs::export::layer_cache_path(&tree)];
+    time_rounds(&mut contenders, &Trash::new(trash_dir.clone()), &outputs, runs)?;
+    // An unchanged re-export: the layout and the cache are in place.
+    let kept = dir.join("kept.oci");
+    time(&mut export("gzip", &kept)).context("the first export to keep")?;
+    let mut unchanged = contender("unchanged re-export (gzip)", false, export("gzip", &kept));
+    for _ in 0..=runs {
+        let elapsed = time(&mut unchanged.command)?;
+        unchanged.times.push(elapsed);
+    }
+    unchanged.times.remove(0);
+    let _ = std::fs::remove_dir_all(&trash_dir);
+    Ok(render(&contenders, &unchanged, programs.len(), files, bytes, runs))
+}
+
+/// The floor: the tree in tar, compressed by `compressor`, hashed.
+fn floor(tree: &Path, compressor: &str) -> Command {
+    let mut c = Command::new("bash");
+    c.arg("-c")
+        .arg(format!(
+            "set -o pipefail; tar --sort=name -C \"$0\" -cf - . | {compressor} | sha256sum"
+        ))
+        .arg(tree);
+    c
+}
+
+/// Times every contender `runs` times after one warm-up round, in turn;
+/// one that writes starts with its outputs moved aside.
+fn time_rounds(
+    contenders: &mut [Contender],
+    trash: &Trash,
+    outputs: &[PathBuf; 3],
+    runs: usize,
+) -> Result<()> {
     for round in 0..=runs {
-        for c in &mut contenders {
+        for c in contenders.iter_mut() {
             if c.fresh {
-                let [gzip, zstd, layers] = &outputs;
+                let [gzip, zstd, layers] = outputs;
                 trash.clear(&[gzip, zstd, layers]);
             } else {
                 sync_and_settle();
@@ -92,18 +116,7 @@ pub fn run(exe: &Path, work: &Path, programs: &[PathBuf], runs: usize) -> Result
             }
         }
     }
-    // An unchanged re-export: the layout and the cache are in place.
-    let kept = dir.join("kept.oci");
-    let mut again = export("gzip", &kept);
-    time(&mut again).context("the first export to keep")?;
-    let mut unchanged = contender("unchanged re-export (gzip)", false, export("gzip", &kept));
-    for _ in 0..=runs {
-        let elapsed = time(&mut unchanged.command)?;
-        unchanged.times.push(elapsed);
-    }
-    unchanged.times.remove(0);
-    let _ = std::fs::remove_dir_all(&trash_dir);
-    Ok(render(&contenders, &unchanged, programs.len(), files, bytes, runs))
+    Ok(())
 }
 
 /// The wall time of one run of `command`, which must succeed.
