@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::{project_root, tree_listing, xtask_binary};
+use crate::support::{mountinfo, project_root, tree_listing, xtask_binary};
 
 /// Who runs the tool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,8 +82,7 @@ impl Fixture {
     /// (such as a `[shell]` table) at the end; built once. `None` (with a
     /// line saying why) when this caller cannot enter a tree here.
     pub fn new(caller: Caller, extra: &str) -> Option<Fixture> {
-        if let Some(reason) = rootfs::smoke::cannot_enter_reason() {
-            eprintln!("skipped: {reason}");
+        if !crate::support::can_enter() {
             return None;
         }
         let tmp = tempfile::tempdir().unwrap();
@@ -159,10 +158,6 @@ fn text(bytes: &[u8]) -> String {
 fn stdout_of(output: Output) -> String {
     assert!(output.status.success(), "{}{}", text(&output.stdout), text(&output.stderr));
     text(&output.stdout)
-}
-
-fn mountinfo() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
 #[test]
@@ -512,8 +507,7 @@ fn a_command_missing_from_the_tree_exits_127_with_a_hint() {
 
 #[test]
 fn shell_and_run_mistakes_are_found_before_any_build() {
-    if let Some(reason) = rootfs::smoke::cannot_enter_reason() {
-        eprintln!("skipped: {reason}");
+    if !crate::support::can_enter() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

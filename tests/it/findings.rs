@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{cc, xtask_binary};
+use crate::support::{cc, rootfs_cli_split, xtask_binary};
 
 /// The fixture's C source. Built with:
 /// `cc -o bin/traced traced.c -pthread` (dlopen is in libc since glibc 2.34).
@@ -186,29 +186,10 @@ fn trace_finds_what_a_program_uses_rootless() {
         eprintln!("skipped: needs root to switch to uid 65534");
         return;
     }
-    if let Some(reason) = rootfs::smoke::cannot_enter_reason() {
-        eprintln!("skipped: {reason}");
+    if !crate::support::can_enter() {
         return;
     }
     finds_everything(true);
-}
-
-/// `rootfs smoke` or `rootfs trace` of `spec` with `extra` flags: exit
-/// status, standard output, standard error.
-fn xtask(command: &str, spec: &Path, out: &Path, extra: &[&str]) -> (i32, String, String) {
-    let output = Command::new(xtask_binary())
-        .args(["rootfs", command])
-        .arg(spec)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// The network namespace of this process, as `readlink /proc/self/ns/net`
@@ -239,7 +220,7 @@ fn trace_runs_a_check_with_the_bind_network_and_environment_smoke_gives_it() {
     let out = dir.join("out/opens");
     let written = bound.join("net-set");
     for command in ["smoke", "trace"] {
-        let (code, stdout, stderr) = xtask(command, &spec, &out, &[]);
+        let (code, stdout, stderr) = rootfs_cli_split(command, &spec, &out, &[]);
         assert_eq!(code, 0, "{command}:\n{stdout}{stderr}");
         let text = std::fs::read_to_string(&written)
             .unwrap_or_else(|e| panic!("{command} did not write through the bind: {e}"));
@@ -247,7 +228,7 @@ fn trace_runs_a_check_with_the_bind_network_and_environment_smoke_gives_it() {
         std::fs::remove_file(&written).unwrap();
     }
     // What the check did on its bind is the host's own, never proposed.
-    let (_, stdout, _) = xtask("trace", &spec, &out, &[]);
+    let (_, stdout, _) = rootfs_cli_split("trace", &spec, &out, &[]);
     assert!(!stdout.contains("/mnt"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -268,7 +249,7 @@ fn a_check_failing_on_the_sysroot_is_reported_and_no_fragment_is_written() {
     let out = dir.join("out/fails");
     let fragment = dir.join("fails.traced.toml");
     let write = ["--write", fragment.to_str().unwrap()];
-    let (code, stdout, stderr) = xtask("trace", &spec, &out, &write);
+    let (code, stdout, stderr) = rootfs_cli_split("trace", &spec, &out, &write);
     assert_eq!(code, 1, "{stdout}{stderr}");
     let expected = "FAIL on the sysroot: check 1: sh -c 'seq 1 40; echo last words; exit 4': exit 4, expected 0\n\
          \x20   $ sh -c 'seq 1 40; echo last words; exit 4'\n\
@@ -280,7 +261,7 @@ fn a_check_failing_on_the_sysroot_is_reported_and_no_fragment_is_written() {
     assert!(stderr.contains("--keep-going writes it anyway"), "{stderr}");
     assert!(!fragment.exists(), "a fragment was written after a failure");
     let keep_going = ["--write", fragment.to_str().unwrap(), "--keep-going"];
-    let (code, stdout, stderr) = xtask("trace", &spec, &out, &keep_going);
+    let (code, stdout, stderr) = rootfs_cli_split("trace", &spec, &out, &keep_going);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(fragment.is_file(), "--keep-going writes the fragment:\n{stdout}{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -303,7 +284,7 @@ fn trace_of_a_command_shows_its_output_and_status_and_opens_what_run_opens() {
         ["--bind", &bind, "--workdir", "/mnt", "--env", "FOO=bar", "--network", "host", "--"];
     let script = "cat in.txt; echo \"FOO=$FOO\"; readlink /proc/self/ns/net; exit 3";
     let argv: Vec<&str> = flags.iter().copied().chain(["sh", "-c", script]).collect();
-    let (code, stdout, stderr) = xtask("trace", &spec, &out, &argv);
+    let (code, stdout, stderr) = rootfs_cli_split("trace", &spec, &out, &argv);
     assert_eq!(code, 1, "{stdout}{stderr}");
     let network = own_network();
     let expected = format!(
@@ -311,7 +292,7 @@ fn trace_of_a_command_shows_its_output_and_status_and_opens_what_run_opens() {
          FAIL on the sysroot: sh -c 'cat in.txt; echo \"FOO=$FOO\"; readlink /proc/self/ns/…: exit 3, expected 0\n"
     );
     assert!(stdout.starts_with(&expected), "{stdout}{stderr}");
-    let (code, stdout, stderr) = xtask("trace", &spec, &out, &["--", "nosuchtool"]);
+    let (code, stdout, stderr) = rootfs_cli_split("trace", &spec, &out, &["--", "nosuchtool"]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stdout.starts_with("`nosuchtool` did not start: "), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -338,7 +319,7 @@ fn machine_files_are_proposed_as_shell_binds_and_checks_named_in_one_short_line(
     let out = dir.join("out/machine");
     let fragment = dir.join("machine.traced.toml");
     let (code, stdout, stderr) =
-        xtask("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
+        rootfs_cli_split("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let expected = "\n[shell]\n# This machine's own files: `shell` and `run` bind them, read-only, rather than\n\
          # copy them into a tree that other machines may use.\nbinds = [\n\
@@ -353,11 +334,12 @@ fn machine_files_are_proposed_as_shell_binds_and_checks_named_in_one_short_line(
     let with_include = "name = \"machine\"\ninclude = [\"machine.traced.toml\"]\n";
     std::fs::write(&spec, text.replacen("name = \"machine\"\n", with_include, 1)).unwrap();
     let again = dir.join("again.toml");
-    let (code, stdout, stderr) = xtask("trace", &spec, &out, &["--write", again.to_str().unwrap()]);
+    let (code, stdout, stderr) =
+        rootfs_cli_split("trace", &spec, &out, &["--write", again.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(entries(&again), Vec::<String>::new(), "{stdout}");
     let (code, stdout, stderr) =
-        xtask("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
+        rootfs_cli_split("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(std::fs::read_to_string(&fragment).unwrap(), written, "a rerun changed it");
     let _ = std::fs::remove_dir_all(&dir);

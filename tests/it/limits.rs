@@ -12,8 +12,7 @@ use rootfs::build::{Built, Options, build};
 use rootfs::smoke::{self, Check, Expect, Outcome, Report};
 
 fn can_use_cgroups() -> bool {
-    if let Some(reason) = smoke::cannot_enter_reason() {
-        eprintln!("skipped: {reason}");
+    if !crate::support::can_enter() {
         return false;
     }
     if !rustix::process::geteuid().is_root() {

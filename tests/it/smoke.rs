@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use rootfs::build::{Built, Options, build};
 use rootfs::smoke::{self, Check, Expect, Outcome};
 
-use crate::support::{can_enter, project_root, shipped_specs, tree_listing, xtask_binary};
+use crate::support::{
+    can_enter, mountinfo, project_root, shipped_specs, tree_listing, xtask_binary,
+};
 
 fn built(spec: &Path, out_root: &Path) -> Built {
     build(&Options::new(spec, out_root)).unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)))
@@ -21,12 +23,6 @@ fn options(name: &str) -> smoke::Options {
 
 fn check(argv: &[&str], timeout: f64) -> Check {
     Check::exits_zero(argv, Duration::from_secs_f64(timeout))
-}
-
-fn mountinfo() -> String {
-    // Mount IDs and the root's own line are what would change if a mount
-    // leaked; read the whole table.
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
 /// Processes of this host whose command line contains `needle`.

@@ -156,6 +156,18 @@ pub fn xtask_binary() -> PathBuf {
 /// `xtask rootfs COMMAND SPEC --out OUT EXTRA...`: the exit status, and
 /// standard output then standard error.
 pub fn rootfs_cli(command: &str, spec: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
+    let (status, mut text, stderr) = rootfs_cli_split(command, spec, out, extra);
+    text.push_str(&stderr);
+    (status, text)
+}
+
+/// [`rootfs_cli`] with standard output and standard error apart.
+pub fn rootfs_cli_split(
+    command: &str,
+    spec: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> (i32, String, String) {
     let output = std::process::Command::new(xtask_binary())
         .args(["rootfs", command])
         .arg(spec)
@@ -164,9 +176,17 @@ pub fn rootfs_cli(command: &str, spec: &Path, out: &Path, extra: &[&str]) -> (i3
         .args(extra)
         .output()
         .unwrap();
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.code().unwrap_or(-1), text)
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// This process's mount table: mount IDs and the root's own line are what
+/// would change if a mount leaked, so the whole table is compared.
+pub fn mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
 /// Runs `argv` inside `root` with `chroot(2)` and an empty environment but
