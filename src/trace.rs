@@ -62,6 +62,7 @@
 //!   (a container runtime supervising it) cannot get a second one (`EBUSY`).
 
 mod child;
+mod fd_passing;
 mod supervisor;
 mod syscalls;
 mod target;

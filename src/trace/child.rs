@@ -5,13 +5,12 @@
 //! nothing, takes no lock and touches only data prepared before the fork
 //! (the BPF program and the socket). Each call below is a plain system call:
 //! `prctl(2)`, `seccomp(2)` (through `syscall(2)`, which only loads registers
-//! and sets `errno`), `sendmsg(2)` and `close(2)`; `sendmsg` and `close` are
+//! and sets `errno`), `sendmsg(2)` (by `fd_passing.rs`) and `close(2)`; `sendmsg` and `close` are
 //! on the async-signal-safe list of POSIX, and the others are system calls
-//! that, like them, touch no state of the C library but `errno`. The `CMSG_*`
-//! helpers are pointer arithmetic on a buffer on the stack.
+//! that, like them, touch no state of the C library but `errno`.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{BorrowedFd, RawFd};
 
 /// Installs `program` with `SECCOMP_FILTER_FLAG_NEW_LISTENER` and sends the
 /// listener over `socket`. The caller must make this its last step before
@@ -36,7 +35,8 @@ pub(super) fn install(program: &[libc::sock_filter], socket: BorrowedFd<'_>) -> 
         }
         other => other?,
     };
-    let sent = send_fd(socket, listener);
+    // SAFETY: `listener` is open until the close below.
+    let sent = super::fd_passing::send(socket, unsafe { BorrowedFd::borrow_raw(listener) });
     // The supervisor holds its own copy now; this process must not keep the
     // listener across exec (it is close-on-exec already, but the program
     // should not even see it before then).
@@ -59,49 +59,4 @@ fn set_filter(prog: &libc::sock_fprog) -> io::Result<RawFd> {
         )
     };
     if fd < 0 { Err(io::Error::last_os_error()) } else { Ok(fd as RawFd) }
-}
-
-/// A control-message buffer on the stack with room for one descriptor,
-/// aligned as `struct cmsghdr` needs.
-#[repr(C)]
-union FdMessage {
-    // SAFETY: CMSG_SPACE is arithmetic on sizes.
-    bytes: [u8; unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize],
-    _align: libc::cmsghdr,
-}
-
-/// Sends `fd` with `SCM_RIGHTS` (`unix(7)`) and one byte of data, which a
-/// `SOCK_SEQPACKET` message carries so the receiver can tell a message from
-/// the end of the stream.
-fn send_fd(socket: BorrowedFd<'_>, fd: RawFd) -> io::Result<()> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    let mut control = FdMessage { bytes: [0; size_of::<FdMessage>()] };
-    // SAFETY: msghdr is a plain C struct; zero is a valid value for it.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    // SAFETY: writing a union field of plain bytes.
-    msg.msg_control = unsafe { control.bytes.as_mut_ptr() }.cast();
-    msg.msg_controllen = size_of::<FdMessage>();
-    // SAFETY: the control buffer is large enough for one header and one
-    // descriptor (CMSG_SPACE above) and aligned for cmsghdr.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
-        libc::CMSG_DATA(cmsg).cast::<RawFd>().write_unaligned(fd);
-    }
-    loop {
-        // SAFETY: `msg` and everything it points to live on this stack frame.
-        let sent = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        if sent >= 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
-        }
-    }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -50,7 +50,7 @@ fn wait_for_listener(socket: &OwnedFd, control: &OwnedFd) -> Result<Option<Owned
         let (socket_ready, control_ready) =
             (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
         if socket_ready {
-            return receive_fd(socket.as_fd(), 0)
+            return super::fd_passing::receive(socket.as_fd(), false)
                 .context("failed to receive the seccomp listener")?
                 .map(Some)
                 .context(
@@ -63,7 +63,7 @@ fn wait_for_listener(socket: &OwnedFd, control: &OwnedFd) -> Result<Option<Owned
             }
             // The caller saw the traced process exit (or exec); it sent its
             // listener before that, or never will.
-            match receive_fd(socket.as_fd(), libc::MSG_DONTWAIT) {
+            match super::fd_passing::receive(socket.as_fd(), true) {
                 Ok(Some(fd)) => return Ok(Some(fd)),
                 Ok(None) | Err(_) => bail!(
                     "the traced process never installed its seccomp filter (it failed or exited before its exec)"
@@ -248,54 +248,4 @@ fn read_control(control: &OwnedFd) -> Result<u8> {
         .context("failed to read the supervisor's control pipe")?;
     // The write end closed: the `Supervisor` was dropped.
     Ok(if n == 0 { STOP } else { byte[0] })
-}
-
-/// A control-message buffer for one descriptor, aligned for `cmsghdr`.
-#[repr(C)]
-union FdMessage {
-    // SAFETY: CMSG_SPACE is arithmetic on sizes.
-    bytes: [u8; unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize],
-    _align: libc::cmsghdr,
-}
-
-/// Receives one descriptor sent with `SCM_RIGHTS` (`unix(7)`), close-on-exec.
-/// `None` at the end of the stream.
-fn receive_fd(socket: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<Option<OwnedFd>> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    let mut control = FdMessage { bytes: [0; size_of::<FdMessage>()] };
-    // SAFETY: msghdr is plain C data; zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    // SAFETY: taking a pointer to a union field of plain bytes.
-    msg.msg_control = unsafe { control.bytes.as_mut_ptr() }.cast();
-    msg.msg_controllen = size_of::<FdMessage>();
-    let n = loop {
-        // SAFETY: `msg` and its buffers live on this stack frame.
-        let n =
-            unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n;
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
-        }
-    };
-    if n == 0 {
-        return Ok(None);
-    }
-    // SAFETY: the kernel filled `msg`; CMSG_FIRSTHDR checks msg_controllen.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Err(io::Error::other("the message carried no descriptor"));
-        }
-        let fd = libc::CMSG_DATA(cmsg).cast::<RawFd>().read_unaligned();
-        Ok(Some(OwnedFd::from_raw_fd(fd)))
-    }
 }
