@@ -187,7 +187,10 @@ pub fn build(options: &Options) -> Result<Built> {
         inputs,
         known_digests: known_digests.into_iter().chain(computed.digests).collect(),
         lock_digest: lock_digest.clone(),
-        sbom: sbom::Input::new(&spec.name, options.epoch, computed.owners, resolver.sysroot()),
+        sbom: sbom::Input {
+            debs: options.packages.as_ref().map(sbom::debs_of).unwrap_or_default(),
+            ..sbom::Input::new(&spec.name, options.epoch, computed.owners, resolver.sysroot())
+        },
     };
     let (manifest, mut warnings) = install_and_commit(options, &beside, &plan, record)?;
     warnings.splice(0..0, plan.warnings.iter().cloned());

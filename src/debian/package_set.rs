@@ -31,7 +31,11 @@ pub fn package_set(resolution: &Resolution) -> PackageSet {
             .map(|s| {
                 (
                     s.suite.clone(),
-                    LockedRelease { sha256: s.inrelease_sha256.clone(), date: s.date.clone() },
+                    LockedRelease {
+                        sha256: s.inrelease_sha256.clone(),
+                        date: s.date.clone(),
+                        distro: s.distro.clone(),
+                    },
                 )
             })
             .collect(),

@@ -47,6 +47,8 @@ pub struct SuiteState {
     pub inrelease_sha256: String,
     /// Its `Date:`.
     pub date: String,
+    /// Its distribution, as a purl's `distro` names it (`debian-12`).
+    pub distro: Option<String>,
 }
 
 /// A resolved package set: the `.deb`s to fetch, sorted by name.
@@ -140,6 +142,7 @@ pub fn resolve_from(
             suite: index.source.suite.clone(),
             inrelease_sha256: index.inrelease_sha256.clone(),
             date: index.date.clone(),
+            distro: index.distro.clone(),
         })
         .collect();
     Ok(Resolution { source: source.clone(), requested: asked.to_vec(), suites, packages })

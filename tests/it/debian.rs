@@ -587,6 +587,7 @@ fn live_a_tree_built_from_bookworm_packages_runs_and_locks_its_package_set() {
     assert!(
         text.contains("[debian.packages.bash]") && text.contains("[debian.packages.coreutils]")
     );
+    sbom_from_the_package_set(&built, prepared.packages.as_ref().unwrap());
     let again = rootfs::image_sysroot::prepare(&source, &sysroots).unwrap();
     assert!(!again.unpacked, "the same package set reuses its folder");
     assert_eq!(again.packages, prepared.packages, "the lock's set is used again");
@@ -639,4 +640,42 @@ fn live_a_trixie_spec_builds_and_passes_its_smoke_on_this_host() {
         .expect("bookworm's debian-archive-keyring ships trixie's keys (2023.3+deb12u2 and later)");
     let bytes = std::fs::read(&inrelease).unwrap();
     debian::release::verify(&bytes, &keyring, "trixie/InRelease").unwrap();
+}
+
+/// The SBOM of a tree built from a package set: every Debian package in it
+/// is one of the set, with the set's version, a purl naming the
+/// distribution its suite's `InRelease` states, the `.deb`'s file name and
+/// SHA256; licenses from the DEP-5 copyright files the packages ship
+/// (coreutils has one; libc6's is free-form, so `NOASSERTION`); and the
+/// SPDX project's validator accepts it.
+fn sbom_from_the_package_set(built: &rootfs::build::Built, set: &rootfs::lock::PackageSet) {
+    let path = rootfs::sbom::path_for(&built.out);
+    let sbom: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let packages = sbom["packages"].as_array().unwrap();
+    let debs: Vec<&serde_json::Value> =
+        packages.iter().filter(|p| p["SPDXID"] != "SPDXRef-Rootfs").collect();
+    assert!(debs.len() >= 5, "{debs:?}");
+    for package in &debs {
+        let name = package["name"].as_str().unwrap();
+        let locked = &set.packages[name];
+        assert_eq!(package["versionInfo"], locked.version.as_str(), "{name}");
+        let purl = package["externalRefs"][0]["referenceLocator"].as_str().unwrap();
+        assert!(purl.ends_with("?arch=amd64&distro=debian-12"), "{purl}");
+        let file_name = locked.filename.rsplit('/').next().unwrap();
+        assert_eq!(package["packageFileName"], file_name, "{name}");
+        let checksum =
+            serde_json::json!([{ "algorithm": "SHA256", "checksumValue": locked.sha256 }]);
+        assert_eq!(package["checksums"], checksum, "{name}");
+    }
+    let license = |name: &str| {
+        let package = debs.iter().find(|p| p["name"] == name).unwrap();
+        package["licenseDeclared"].as_str().unwrap().to_string()
+    };
+    assert!(license("coreutils").starts_with("GPL-3.0-or-later"), "{}", license("coreutils"));
+    assert_eq!(license("libc6"), "NOASSERTION");
+    let Some(validator) = crate::support::pyspdxtools() else { return };
+    let output = std::process::Command::new(validator).arg("-i").arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && !text.to_lowercase().contains("invalid"), "{text}");
 }
