@@ -339,9 +339,7 @@ fn install_and_commit(
     let mut staged = install::stage(plan, out, &install_options)
         .with_context(|| format!("writing `{}`", out.display()))?;
     staged.manifest.portability = Some(portability);
-    if options.image.is_some() || options.packages.is_some() {
-        sources_in_sysroot(&mut staged.manifest, &options.sysroot);
-    }
+    sources_in_sysroot(&mut staged.manifest, options);
     let swapped = (|| -> Result<Option<PathBuf>> {
         let manifest_state = beside.write_pending_manifest(&staged.manifest)?;
         let (sbom_bytes, sha1s) =
@@ -389,11 +387,15 @@ fn install_and_commit(
     Ok((staged.manifest, warnings))
 }
 
-/// Writes each source inside `sysroot` as its path there (`/usr/bin/bash`):
-/// an image or package sysroot is a cache folder whose place differs from
-/// one machine (or checkout, or cache) to the next, while the manifest must
-/// be the same wherever the same image or package set is built.
-fn sources_in_sysroot(manifest: &mut Manifest, sysroot: &Path) {
+/// Writes each source inside an image or package sysroot as its path there
+/// (`/usr/bin/bash`): such a sysroot is a cache folder whose place differs
+/// from one machine (or checkout, or cache) to the next, while the manifest
+/// must be the same wherever the same image or package set is built.
+fn sources_in_sysroot(manifest: &mut Manifest, options: &Options) {
+    if options.image.is_none() && options.packages.is_none() {
+        return;
+    }
+    let sysroot = &options.sysroot;
     for entry in &mut manifest.entries {
         if let Some(inside) = entry.source.as_deref().and_then(|s| s.strip_prefix(sysroot).ok()) {
             entry.source = Some(Path::new("/").join(inside));

@@ -146,12 +146,9 @@ struct TreeFile {
     sha256: String,
 }
 
-fn document(
-    input: &Input,
-    manifest: &Manifest,
-    tree: &Path,
-    known: &Sha1s,
-) -> Result<(Value, Sha1s)> {
+/// Every regular file of the tree with its digests, and the SHA1s `known`
+/// did not have.
+fn tree_files(manifest: &Manifest, tree: &Path, known: &Sha1s) -> Result<(Vec<TreeFile>, Sha1s)> {
     let files: Vec<(TreeFile, bool)> = manifest
         .entries
         .par_iter()
@@ -178,9 +175,51 @@ fn document(
         .filter(|(_, fresh)| *fresh)
         .map(|(f, _)| (f.sha256.clone(), f.sha1.clone()))
         .collect();
-    let files: Vec<TreeFile> = files.into_iter().map(|(f, _)| f).collect();
+    Ok((files.into_iter().map(|(f, _)| f).collect(), fresh))
+}
+
+fn document(
+    input: &Input,
+    manifest: &Manifest,
+    tree: &Path,
+    known: &Sha1s,
+) -> Result<(Value, Sha1s)> {
+    let (files, fresh) = tree_files(manifest, tree, known)?;
+    let (packages, relationships, references) = packages(input, &files);
+    let files: Vec<Value> = files
+        .iter()
+        .map(|f| {
+            json!({
+                "SPDXID": file_id(&f.path),
+                "fileName": format!(".{}", f.path.display()),
+                "checksums": [
+                    { "algorithm": "SHA1", "checksumValue": f.sha1 },
+                    { "algorithm": "SHA256", "checksumValue": f.sha256 },
+                ],
+            })
+        })
+        .collect();
+    let document = json!({
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": format!("rootfs-{}", input.name),
+        "documentNamespace": "",
+        "creationInfo": { "created": fsutil::rfc3339(input.epoch), "creators": [creator()] },
+        "packages": packages,
+        "files": files,
+        "relationships": relationships,
+        "hasExtractedLicensingInfos": references,
+    });
+    Ok((document, fresh))
+}
+
+/// The rootfs package and one package per Debian package owning a file,
+/// the relationships between them and to the files, and the license
+/// references their expressions use.
+fn packages(input: &Input, files: &[TreeFile]) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
     let mut by_package: BTreeMap<&Package, Vec<&TreeFile>> = BTreeMap::new();
-    for file in &files {
+    for file in files {
         if let Some(package) = input.owners.get(&file.path) {
             by_package.entry(package).or_default().push(file);
         }
@@ -216,32 +255,7 @@ fn document(
             .filter(|d| d.version == package.version && d.architecture == package.arch);
         packages.push(deb_package(package, owned, &declared, deb));
     }
-    let files: Vec<Value> = files
-        .iter()
-        .map(|f| {
-            json!({
-                "SPDXID": file_id(&f.path),
-                "fileName": format!(".{}", f.path.display()),
-                "checksums": [
-                    { "algorithm": "SHA1", "checksumValue": f.sha1 },
-                    { "algorithm": "SHA256", "checksumValue": f.sha256 },
-                ],
-            })
-        })
-        .collect();
-    let document = json!({
-        "spdxVersion": "SPDX-2.3",
-        "dataLicense": "CC0-1.0",
-        "SPDXID": "SPDXRef-DOCUMENT",
-        "name": format!("rootfs-{}", input.name),
-        "documentNamespace": "",
-        "creationInfo": { "created": fsutil::rfc3339(input.epoch), "creators": [creator()] },
-        "packages": packages,
-        "files": files,
-        "relationships": relationships,
-        "hasExtractedLicensingInfos": references.into_values().collect::<Vec<_>>(),
-    });
-    Ok((document, fresh))
+    (packages, relationships, references.into_values().collect())
 }
 
 fn deb_package(
