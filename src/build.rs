@@ -187,7 +187,10 @@ pub fn build(options: &Options) -> Result<Built> {
         inputs,
         known_digests: known_digests.into_iter().chain(computed.digests).collect(),
         lock_digest: lock_digest.clone(),
-        sbom: sbom::Input::new(&spec.name, options.epoch, computed.owners, resolver.sysroot()),
+        sbom: sbom::Input {
+            debs: options.packages.as_ref().map(sbom::debs_of).unwrap_or_default(),
+            ..sbom::Input::new(&spec.name, options.epoch, computed.owners, resolver.sysroot())
+        },
     };
     let (manifest, mut warnings) = install_and_commit(options, &beside, &plan, record)?;
     warnings.splice(0..0, plan.warnings.iter().cloned());
@@ -335,6 +338,7 @@ fn install_and_commit(
     let mut staged = install::stage(plan, out, &install_options)
         .with_context(|| format!("writing `{}`", out.display()))?;
     staged.manifest.portability = Some(record.portability.clone());
+    sources_in_sysroot(&mut staged.manifest, options);
     let (previous, fresh_sha1s) = match swap_in_with_pending(beside, &staged, record, &known_sha1s)
     {
         Ok(swapped) => swapped,
@@ -389,6 +393,22 @@ fn swap_in_with_pending(
     // since the first one.
     beside.claim()?;
     Ok((install::swap_in(&staged.path, &beside.out)?, sha1s))
+}
+
+/// Writes each source inside an image or package sysroot as its path there
+/// (`/usr/bin/bash`): such a sysroot is a cache folder whose place differs
+/// from one machine (or checkout, or cache) to the next, while the manifest
+/// must be the same wherever the same image or package set is built.
+fn sources_in_sysroot(manifest: &mut Manifest, options: &Options) {
+    if options.image.is_none() && options.packages.is_none() {
+        return;
+    }
+    let sysroot = &options.sysroot;
+    for entry in &mut manifest.entries {
+        if let Some(inside) = entry.source.as_deref().and_then(|s| s.strip_prefix(sysroot).ok()) {
+            entry.source = Some(Path::new("/").join(inside));
+        }
+    }
 }
 
 /// What the tree's ELF objects need of the machine, read through the

@@ -106,6 +106,12 @@ pub struct PackageSet {
 pub struct LockedRelease {
     pub sha256: String,
     pub date: String,
+    /// The distribution as a purl's `distro` names it (`debian-12`), from
+    /// the `InRelease`'s `Origin` and `Version` (see
+    /// [`crate::debian::release::Release::distro`]): the SBOM's purls carry
+    /// it. Absent in locks written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distro: Option<String>,
 }
 
 /// One package of the set, as its index entry named it.
@@ -1077,14 +1083,18 @@ mod tests {
             requested: vec!["bash".into()],
             ..Default::default()
         };
-        was.releases
-            .insert("bookworm".into(), LockedRelease { sha256: "a".repeat(64), date: "d1".into() });
+        was.releases.insert(
+            "bookworm".into(),
+            LockedRelease { sha256: "a".repeat(64), date: "d1".into(), distro: None },
+        );
         was.packages.insert("bash".into(), package("5.2-1", "a"));
         was.packages.insert("gone".into(), package("1", "a"));
         was.packages.insert("same".into(), package("1", "a"));
         let mut now = was.clone();
-        now.releases
-            .insert("bookworm".into(), LockedRelease { sha256: "b".repeat(64), date: "d2".into() });
+        now.releases.insert(
+            "bookworm".into(),
+            LockedRelease { sha256: "b".repeat(64), date: "d2".into(), distro: None },
+        );
         now.packages.insert("bash".into(), package("5.2-2", "b"));
         now.packages.remove("gone");
         now.packages.insert("new".into(), package("2", "c"));

@@ -68,7 +68,9 @@ pub struct ManifestEntry {
     pub sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub target: Option<PathBuf>,
-    /// The host path it was copied or mirrored from.
+    /// The host path it was copied or mirrored from; for an image or
+    /// package sysroot (a cache folder, somewhere else on each machine),
+    /// its path inside that sysroot.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub source: Option<PathBuf>,
     /// Why it is there, sorted.

@@ -8,7 +8,12 @@
 //!   `pkg:deb/debian/NAME@VERSION?arch=ARCH` (the version percent-encoded
 //!   as the purl specification asks, so `+` is `%2B`), and the license its
 //!   machine-readable copyright file declares (`dpkg/copyright.rs`), else
-//!   `NOASSERTION`; it `CONTAINS` each of its files;
+//!   `NOASSERTION`; it `CONTAINS` each of its files. From a package
+//!   sysroot, the lock's package set adds what the `.deb` was: the purl's
+//!   `&distro=debian-12` (from its suite's `InRelease`), the `.deb`'s
+//!   file name and its SHA256 as the package's checksum. (The dpkg
+//!   database there is the one `debian/status.rs` wrote from the packages'
+//!   control files, so versions and licenses are the packages' own.)
 //! - one file per regular file of the tree, `fileName` its tree path
 //!   (`./usr/bin/bash`: SPDX names files relative to the package root),
 //!   with SHA1 (which SPDX requires) and SHA256 checksums. Files no package
@@ -66,6 +71,39 @@ pub struct Input {
     pub owners: BTreeMap<PathBuf, Package>,
     /// The declared license of each package, by name.
     pub licenses: BTreeMap<String, Declared>,
+    /// The `.deb` each package of a package sysroot came from, by name.
+    pub debs: BTreeMap<String, Deb>,
+}
+
+/// A package sysroot's package as the lock pins it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Deb {
+    pub version: String,
+    pub architecture: String,
+    /// The `.deb`'s file name (the last part of its `Filename`).
+    pub file_name: String,
+    pub sha256: String,
+    /// purl's `distro`, from the `InRelease` of the suite that served it.
+    pub distro: Option<String>,
+}
+
+/// The `.deb`s of a lock's package set, by package name.
+pub fn debs_of(set: &crate::lock::PackageSet) -> BTreeMap<String, Deb> {
+    let distro = |suite: &str| set.releases.get(suite).and_then(|r| r.distro.clone());
+    set.packages
+        .iter()
+        .map(|(name, p)| {
+            let file_name = p.filename.rsplit('/').next().unwrap_or(&p.filename).to_string();
+            let deb = Deb {
+                version: p.version.clone(),
+                architecture: p.architecture.clone(),
+                file_name,
+                sha256: p.sha256.clone(),
+                distro: distro(&p.suite),
+            };
+            (name.clone(), deb)
+        })
+        .collect()
 }
 
 impl Input {
@@ -79,7 +117,7 @@ impl Input {
         let names: BTreeSet<&str> = owners.values().map(|p| p.name.as_str()).collect();
         let licenses =
             names.into_iter().map(|n| (n.to_string(), copyright::declared(sysroot, n))).collect();
-        Input { name: name.to_string(), epoch, owners, licenses }
+        Input { name: name.to_string(), epoch, owners, licenses, debs: BTreeMap::new() }
     }
 }
 
@@ -108,12 +146,9 @@ struct TreeFile {
     sha256: String,
 }
 
-fn document(
-    input: &Input,
-    manifest: &Manifest,
-    tree: &Path,
-    known: &Sha1s,
-) -> Result<(Value, Sha1s)> {
+/// Every regular file of the tree with its digests, and the SHA1s `known`
+/// did not have.
+fn tree_files(manifest: &Manifest, tree: &Path, known: &Sha1s) -> Result<(Vec<TreeFile>, Sha1s)> {
     let files: Vec<(TreeFile, bool)> = manifest
         .entries
         .par_iter()
@@ -140,9 +175,51 @@ fn document(
         .filter(|(_, fresh)| *fresh)
         .map(|(f, _)| (f.sha256.clone(), f.sha1.clone()))
         .collect();
-    let files: Vec<TreeFile> = files.into_iter().map(|(f, _)| f).collect();
+    Ok((files.into_iter().map(|(f, _)| f).collect(), fresh))
+}
+
+fn document(
+    input: &Input,
+    manifest: &Manifest,
+    tree: &Path,
+    known: &Sha1s,
+) -> Result<(Value, Sha1s)> {
+    let (files, fresh) = tree_files(manifest, tree, known)?;
+    let (packages, relationships, references) = packages(input, &files);
+    let files: Vec<Value> = files
+        .iter()
+        .map(|f| {
+            json!({
+                "SPDXID": file_id(&f.path),
+                "fileName": format!(".{}", f.path.display()),
+                "checksums": [
+                    { "algorithm": "SHA1", "checksumValue": f.sha1 },
+                    { "algorithm": "SHA256", "checksumValue": f.sha256 },
+                ],
+            })
+        })
+        .collect();
+    let document = json!({
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": format!("rootfs-{}", input.name),
+        "documentNamespace": "",
+        "creationInfo": { "created": fsutil::rfc3339(input.epoch), "creators": [creator()] },
+        "packages": packages,
+        "files": files,
+        "relationships": relationships,
+        "hasExtractedLicensingInfos": references,
+    });
+    Ok((document, fresh))
+}
+
+/// The rootfs package and one package per Debian package owning a file,
+/// the relationships between them and to the files, and the license
+/// references their expressions use.
+fn packages(input: &Input, files: &[TreeFile]) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
     let mut by_package: BTreeMap<&Package, Vec<&TreeFile>> = BTreeMap::new();
-    for file in &files {
+    for file in files {
         if let Some(package) = input.owners.get(&file.path) {
             by_package.entry(package).or_default().push(file);
         }
@@ -172,42 +249,27 @@ fn document(
                 || json!({ "licenseId": license, "name": name, "extractedText": text }),
             );
         }
-        packages.push(deb_package(package, owned, &declared));
+        let deb = input
+            .debs
+            .get(&package.name)
+            .filter(|d| d.version == package.version && d.architecture == package.arch);
+        packages.push(deb_package(package, owned, &declared, deb));
     }
-    let files: Vec<Value> = files
-        .iter()
-        .map(|f| {
-            json!({
-                "SPDXID": file_id(&f.path),
-                "fileName": format!(".{}", f.path.display()),
-                "checksums": [
-                    { "algorithm": "SHA1", "checksumValue": f.sha1 },
-                    { "algorithm": "SHA256", "checksumValue": f.sha256 },
-                ],
-            })
-        })
-        .collect();
-    let document = json!({
-        "spdxVersion": "SPDX-2.3",
-        "dataLicense": "CC0-1.0",
-        "SPDXID": "SPDXRef-DOCUMENT",
-        "name": format!("rootfs-{}", input.name),
-        "documentNamespace": "",
-        "creationInfo": { "created": fsutil::rfc3339(input.epoch), "creators": [creator()] },
-        "packages": packages,
-        "files": files,
-        "relationships": relationships,
-        "hasExtractedLicensingInfos": references.into_values().collect::<Vec<_>>(),
-    });
-    Ok((document, fresh))
+    (packages, relationships, references.into_values().collect())
 }
 
-fn deb_package(package: &Package, owned: &[&TreeFile], declared: &Declared) -> Value {
+fn deb_package(
+    package: &Package,
+    owned: &[&TreeFile],
+    declared: &Declared,
+    deb: Option<&Deb>,
+) -> Value {
     // SPDX 2.3, 7.9: the SHA1 of the sorted SHA1s of the package's files.
     let mut sha1s: Vec<&str> = owned.iter().map(|f| f.sha1.as_str()).collect();
     sha1s.sort_unstable();
     let code = format!("{:x}", Sha1::digest(sha1s.concat().as_bytes()));
-    json!({
+    let distro = deb.and_then(|d| d.distro.as_deref());
+    let mut value = json!({
         "SPDXID": package_id(package),
         "name": package.name,
         "versionInfo": package.version,
@@ -220,15 +282,22 @@ fn deb_package(package: &Package, owned: &[&TreeFile], declared: &Declared) -> V
         "externalRefs": [{
             "referenceCategory": "PACKAGE-MANAGER",
             "referenceType": "purl",
-            "referenceLocator": purl(package),
+            "referenceLocator": purl(package, distro),
         }],
-    })
+    });
+    if let Some(deb) = deb {
+        // SPDX 2.3, 7.4 and 7.10: the file the package was distributed as.
+        value["packageFileName"] = json!(deb.file_name);
+        value["checksums"] = json!([{ "algorithm": "SHA256", "checksumValue": deb.sha256 }]);
+    }
+    value
 }
 
-/// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, with the version
-/// percent-encoded (the purl specification keeps only letters, digits and
-/// `.-_~` as they are).
-pub fn purl(package: &Package) -> String {
+/// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, then `&distro=DISTRO` when
+/// known (qualifiers sorted by key, as the purl specification asks), with
+/// the version percent-encoded (the specification keeps only letters,
+/// digits and `.-_~` as they are).
+pub fn purl(package: &Package, distro: Option<&str>) -> String {
     let version: String = package
         .version
         .bytes()
@@ -239,7 +308,8 @@ pub fn purl(package: &Package) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    format!("pkg:deb/debian/{}@{version}?arch={}", package.name, package.arch)
+    let distro = distro.map(|d| format!("&distro={d}")).unwrap_or_default();
+    format!("pkg:deb/debian/{}@{version}?arch={}{distro}", package.name, package.arch)
 }
 
 fn relationship(from: &str, kind: &str, to: &str) -> Value {
@@ -272,6 +342,7 @@ fn sha1_file(path: &Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::ManifestEntry;
 
     #[test]
     fn purls_and_ids_are_spelled_as_purl_and_spdx_want() {
@@ -280,8 +351,110 @@ mod tests {
             version: "1:2.36-9+deb12u7".into(),
             arch: "amd64".into(),
         };
-        assert_eq!(purl(&package), "pkg:deb/debian/libc6@1%3A2.36-9%2Bdeb12u7?arch=amd64");
+        assert_eq!(purl(&package, None), "pkg:deb/debian/libc6@1%3A2.36-9%2Bdeb12u7?arch=amd64");
+        assert_eq!(
+            purl(&package, Some("debian-12")),
+            "pkg:deb/debian/libc6@1%3A2.36-9%2Bdeb12u7?arch=amd64&distro=debian-12"
+        );
         let plus = Package { name: "libstdc++6".into(), ..package };
         assert_eq!(package_id(&plus), "SPDXRef-Package-libstdcPP6.amd64");
+    }
+
+    /// A tree of one file owned by `bash`, and an input whose package set
+    /// names `bash` at `version`.
+    fn document_for(version: &str) -> Value {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tree.path().join("usr/bin")).unwrap();
+        std::fs::write(tree.path().join("usr/bin/bash"), b"#!bash").unwrap();
+        let entry = ManifestEntry {
+            path: PathBuf::from("/usr/bin/bash"),
+            kind: EntryType::File,
+            mode: "0755".into(),
+            size: Some(6),
+            sha256: None,
+            target: None,
+            source: None,
+            why: Vec::new(),
+        };
+        let manifest = Manifest {
+            format: crate::manifest::FORMAT,
+            name: "t".into(),
+            commands: Vec::new(),
+            entries: vec![entry],
+            portability: None,
+        };
+        let bash =
+            Package { name: "bash".into(), version: "5.2.15-2+b7".into(), arch: "amd64".into() };
+        let deb = Deb {
+            version: version.into(),
+            architecture: "amd64".into(),
+            file_name: "bash_5.2.15-2+b7_amd64.deb".into(),
+            sha256: "ab".repeat(32),
+            distro: Some("debian-12".into()),
+        };
+        let input = Input {
+            name: "t".into(),
+            owners: BTreeMap::from([(PathBuf::from("/usr/bin/bash"), bash)]),
+            debs: BTreeMap::from([("bash".to_string(), deb)]),
+            ..Default::default()
+        };
+        let (bytes, _) = render(&input, &manifest, tree.path(), &Sha1s::new()).unwrap();
+        let document: Value = serde_json::from_slice(&bytes).unwrap();
+        document["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "bash")
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn a_package_sysroots_packages_carry_their_distro_and_deb_digest() {
+        let bash = document_for("5.2.15-2+b7");
+        assert_eq!(
+            bash["externalRefs"][0]["referenceLocator"],
+            "pkg:deb/debian/bash@5.2.15-2%2Bb7?arch=amd64&distro=debian-12"
+        );
+        assert_eq!(bash["packageFileName"], "bash_5.2.15-2+b7_amd64.deb");
+        assert_eq!(
+            bash["checksums"],
+            json!([{ "algorithm": "SHA256", "checksumValue": "ab".repeat(32) }])
+        );
+        // A set that pins another version says nothing about this package.
+        let other = document_for("5.2.15-2+b8");
+        assert_eq!(
+            other["externalRefs"][0]["referenceLocator"],
+            "pkg:deb/debian/bash@5.2.15-2%2Bb7?arch=amd64"
+        );
+        assert!(other.get("checksums").is_none() && other.get("packageFileName").is_none());
+    }
+
+    #[test]
+    fn debs_of_a_set_take_the_distro_of_the_suite_that_served_each() {
+        use crate::lock::{LockedPackage, LockedRelease, PackageSet};
+        let release =
+            |distro: &str| LockedRelease { distro: Some(distro.into()), ..Default::default() };
+        let set = PackageSet {
+            releases: BTreeMap::from([
+                ("bookworm".to_string(), release("debian-12")),
+                ("bookworm-backports".to_string(), release("debian-bookworm")),
+            ]),
+            packages: BTreeMap::from([(
+                "git".to_string(),
+                LockedPackage {
+                    version: "1:2.43.0-1~bpo12+1".into(),
+                    architecture: "amd64".into(),
+                    suite: "bookworm-backports".into(),
+                    filename: "pool/main/g/git/git_2.43.0-1~bpo12+1_amd64.deb".into(),
+                    sha256: "cd".repeat(32),
+                    size: 1,
+                },
+            )]),
+            ..Default::default()
+        };
+        let debs = debs_of(&set);
+        assert_eq!(debs["git"].distro.as_deref(), Some("debian-bookworm"));
+        assert_eq!(debs["git"].file_name, "git_2.43.0-1~bpo12+1_amd64.deb");
     }
 }

@@ -72,6 +72,8 @@ pub struct SuiteIndex {
     pub inrelease_sha256: String,
     /// Its `Date:`.
     pub date: String,
+    /// Its distribution, as a purl's `distro` names it.
+    pub distro: Option<String>,
     pub packages: Vec<IndexPackage>,
 }
 
@@ -132,7 +134,8 @@ fn fetch_suite(
             decompress(&path, &name).with_context(|| format!("failed to read `{index_url}`"))?;
         packages.extend(index::parse(&text, at, &index_url)?);
     }
-    Ok(SuiteIndex { source: suite.clone(), inrelease_sha256, date: parsed.date, packages })
+    let distro = parsed.distro();
+    Ok(SuiteIndex { source: suite.clone(), inrelease_sha256, date: parsed.date, distro, packages })
 }
 
 /// The `Packages` index to read: `.xz`, else `.gz`, else plain, whichever
@@ -263,8 +266,14 @@ mod tests {
     #[test]
     fn indexes_prefer_xz_then_gz_then_plain_and_decompress_by_name() {
         let file = |sha: &str| IndexFile { sha256: sha.repeat(64), size: 1 };
-        let mut release =
-            Release { date: String::new(), valid_until: None, files: Default::default() };
+        let mut release = Release {
+            date: String::new(),
+            valid_until: None,
+            files: Default::default(),
+            origin: None,
+            version: None,
+            codename: None,
+        };
         let base = "main/binary-amd64/Packages";
         release.files.insert(base.into(), file("a"));
         assert_eq!(pick_index(&release, base).unwrap().0, base);

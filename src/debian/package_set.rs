@@ -31,7 +31,11 @@ pub fn package_set(resolution: &Resolution) -> PackageSet {
             .map(|s| {
                 (
                     s.suite.clone(),
-                    LockedRelease { sha256: s.inrelease_sha256.clone(), date: s.date.clone() },
+                    LockedRelease {
+                        sha256: s.inrelease_sha256.clone(),
+                        date: s.date.clone(),
+                        distro: s.distro.clone(),
+                    },
                 )
             })
             .collect(),
@@ -159,12 +163,15 @@ pub fn update(
     if locked && (previous.is_none() || !changes.is_empty()) {
         return Err(lock::Mismatch { lock: lock_path, changes }.into());
     }
+    // A lock written before a field was recorded (a release's `distro`)
+    // differs in nothing a change names, and gains the field.
+    let refreshed = previous.as_ref().is_some_and(|p| p.lock.debian.as_ref() != Some(&now));
     let mut lock = match &previous {
         Some(on_disk) => on_disk.lock.clone(),
         None => lock::Lock { format: lock::FORMAT, name: name.to_string(), ..Default::default() },
     };
     lock.debian = Some(now);
-    if !changes.is_empty() || previous.is_none() {
+    if !changes.is_empty() || previous.is_none() || (refreshed && !locked) {
         lock::write(&lock_path, &lock.render()?)?;
     }
     Ok(lock::Update { path: lock_path, created: previous.is_none(), changes })

@@ -64,6 +64,29 @@ pub struct Release {
     pub valid_until: Option<i64>,
     /// The `SHA256:` list: path below `dists/SUITE/` to its digest and size.
     pub files: BTreeMap<String, IndexFile>,
+    /// `Origin:`, `Version:` and `Codename:`, when given.
+    pub origin: Option<String>,
+    pub version: Option<String>,
+    pub codename: Option<String>,
+}
+
+impl Release {
+    /// The distribution as purl's `distro` qualifier names it, as the
+    /// release file itself states it: the first word of its `Origin` in
+    /// lowercase (`Debian`, `Debian Backports`: `debian`), then the leading
+    /// number of its `Version` (`12.7` for a point release, `12` for
+    /// security, `12-updates`: `debian-12`), or, with no `Version`
+    /// (testing, unstable, backports), its `Codename` up to the first `-`
+    /// (`sid`, `bookworm-backports`: `debian-sid`, `debian-bookworm`).
+    /// `None` without an `Origin`.
+    pub fn distro(&self) -> Option<String> {
+        let origin = self.origin.as_deref()?.split_whitespace().next()?.to_ascii_lowercase();
+        let version = self.version.as_deref().unwrap_or_default();
+        let major: String = version.chars().take_while(char::is_ascii_digit).collect();
+        let codename = self.codename.as_deref().and_then(|c| c.split('-').next());
+        let release = Some(major).filter(|m| !m.is_empty()).or(codename.map(str::to_string));
+        Some(format!("{origin}-{}", release.filter(|r| !r.is_empty())?))
+    }
 }
 
 /// One line of the `SHA256:` list.
@@ -168,7 +191,15 @@ pub fn parse(text: &str, url: &str) -> Result<Release> {
         }
         files.insert(path.to_string(), IndexFile { sha256: sha256.to_ascii_lowercase(), size });
     }
-    Ok(Release { date, valid_until, files })
+    let field = |name: &str| stanza.get(name).map(str::to_string);
+    Ok(Release {
+        date,
+        valid_until,
+        files,
+        origin: field("Origin"),
+        version: field("Version"),
+        codename: field("Codename"),
+    })
 }
 
 /// Refuses a release whose `Valid-Until` is before `now` (seconds since
@@ -283,5 +314,23 @@ mod tests {
         let err = check_valid_until(&release, 1723283458 + 8 * 86400, false, "u").unwrap_err();
         assert!(err.to_string().contains("expired on 2024-08-17"), "{err}");
         assert!(check_valid_until(&release, 1723283458 + 8 * 86400, true, "u").is_ok());
+    }
+
+    #[test]
+    fn the_distro_comes_from_origin_and_version_else_codename() {
+        let release = |fields: &str| {
+            parse(&format!("{fields}Date: Sat, 10 Aug 2024 09:50:58 UTC\n"), "u").unwrap()
+        };
+        let stable = release("Origin: Debian\nSuite: stable\nVersion: 12.7\nCodename: bookworm\n");
+        assert_eq!(stable.distro().as_deref(), Some("debian-12"));
+        let security = release("Origin: Debian\nVersion: 13\nCodename: trixie-security\n");
+        assert_eq!(security.distro().as_deref(), Some("debian-13"));
+        let updates = release("Origin: Debian\nVersion: 12-updates\nCodename: bookworm-updates\n");
+        assert_eq!(updates.distro().as_deref(), Some("debian-12"));
+        let backports = release("Origin: Debian Backports\nCodename: bookworm-backports\n");
+        assert_eq!(backports.distro().as_deref(), Some("debian-bookworm"));
+        let sid = release("Origin: Debian\nSuite: unstable\nCodename: sid\n");
+        assert_eq!(sid.distro().as_deref(), Some("debian-sid"));
+        assert_eq!(release("Version: 12.7\n").distro(), None);
     }
 }

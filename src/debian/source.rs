@@ -16,6 +16,16 @@ use super::control;
 /// installs it on a Debian host.
 pub const DEBIAN_ARCHIVE_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
+/// The environment variable naming the mirror of every suite when the spec
+/// names none, in place of this machine's apt sources: for a machine
+/// without apt (a bare build tree, a CI image) or to try another mirror.
+pub const MIRROR_VAR: &str = "ROOTFS_DEBIAN_MIRROR";
+
+/// The mirror [`MIRROR_VAR`] names, if it is set and not empty.
+pub fn mirror_from_env() -> Option<String> {
+    std::env::var(MIRROR_VAR).ok().filter(|v| !v.is_empty())
+}
+
 /// What a spec (or the command line) asks for; every `None` or empty
 /// field takes its default in [`resolve`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -85,8 +95,13 @@ pub fn resolve(request: &DebianRequest, apt: &AptSources, base: &Path) -> Result
         let mirror = match &request.mirror {
             Some(mirror) => mirror.clone(),
             None => apt.mirror_for(suite).with_context(|| {
+                let apt = if apt.entries.is_empty() {
+                    "this machine has no apt sources to take a mirror from".to_string()
+                } else {
+                    format!("no apt source serves the suite `{suite}`")
+                };
                 format!(
-                    "no apt source serves the suite `{suite}` and no `mirror` is given: set `mirror` in `[sysroot.debian]`"
+                    "{apt} and no `mirror` is given: set `mirror` in `[sysroot.debian]` or `{MIRROR_VAR}`"
                 )
             })?,
         };
@@ -271,6 +286,20 @@ fn deb822_entries(text: &str) -> Result<Vec<AptEntry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_apt_sources_or_a_mirror_the_error_says_where_to_name_one() {
+        let request = DebianRequest { suite: "bookworm".into(), ..Default::default() };
+        let err = resolve(&request, &AptSources::default(), Path::new(".")).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "this machine has no apt sources to take a mirror from and no `mirror` is given: \
+             set `mirror` in `[sysroot.debian]` or `ROOTFS_DEBIAN_MIRROR`"
+        );
+        let with = DebianRequest { mirror: Some("http://mirror.example/d/".into()), ..request };
+        let source = resolve(&with, &AptSources::default(), Path::new(".")).unwrap();
+        assert_eq!(source.suites[0].mirror, "http://mirror.example/d");
+    }
 
     #[test]
     fn mirror_for_a_suite_from_both_styles() {

@@ -15,7 +15,8 @@ use super::source::{self, AptSources, ArchiveSource, DebianRequest};
 pub struct Options {
     /// The cache folder; default: [`cache::default_dir`].
     pub cache_dir: Option<PathBuf>,
-    /// The apt sources that give default mirrors; default: this machine's.
+    /// The apt sources that give default mirrors; default: this machine's,
+    /// with `$ROOTFS_DEBIAN_MIRROR` ([`source::MIRROR_VAR`]) over them.
     pub apt: Option<AptSources>,
     /// Draw a progress bar (still only on a terminal).
     pub progress: bool,
@@ -46,6 +47,8 @@ pub struct SuiteState {
     pub inrelease_sha256: String,
     /// Its `Date:`.
     pub date: String,
+    /// Its distribution, as a purl's `distro` names it (`debian-12`).
+    pub distro: Option<String>,
 }
 
 /// A resolved package set: the `.deb`s to fetch, sorted by name.
@@ -90,7 +93,11 @@ pub fn archive_source(
         Some(apt) => apt.clone(),
         None => AptSources::from_host()?,
     };
-    source::resolve(request, &apt, base)
+    let mut request = request.clone();
+    if request.mirror.is_none() && options.apt.is_none() {
+        request.mirror = source::mirror_from_env();
+    }
+    source::resolve(&request, &apt, base)
 }
 
 /// Fetches and verifies the indexes, and selects the named packages and
@@ -135,6 +142,7 @@ pub fn resolve_from(
             suite: index.source.suite.clone(),
             inrelease_sha256: index.inrelease_sha256.clone(),
             date: index.date.clone(),
+            distro: index.distro.clone(),
         })
         .collect();
     Ok(Resolution { source: source.clone(), requested: asked.to_vec(), suites, packages })

@@ -100,6 +100,20 @@ impl Unpacked {
     }
 }
 
+/// Whether files can be given the archive's owners: as root, in a user
+/// namespace (`user_namespaces(7)`) that maps at least the 65,536 ids
+/// packages use. Root of a namespace that maps only itself (a rootless
+/// sandbox) would get `EINVAL` from `fchown(2)` for `root:staff`.
+fn can_set_owners() -> bool {
+    let mapped = |path: &str| -> u64 {
+        let Ok(text) = std::fs::read_to_string(path) else { return 0 };
+        text.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()).sum()
+    };
+    rustix::process::geteuid().is_root()
+        && mapped("/proc/self/uid_map") >= 65_536
+        && mapped("/proc/self/gid_map") >= 65_536
+}
+
 /// Unpacks `debs` into `<cache_root>/deb-<hex>/` unless that folder is
 /// there already, and returns it.
 pub fn prepare(debs: &[FetchedDeb], cache_root: &Path) -> Result<Unpacked> {
@@ -110,7 +124,7 @@ pub fn prepare(debs: &[FetchedDeb], cache_root: &Path) -> Result<Unpacked> {
     }
     let architecture = native_architecture(&debs);
     let key = set_key(&debs);
-    let chown = rustix::process::geteuid().is_root();
+    let chown = can_set_owners();
     let prepared =
         cached(cache_root, &key, None, |root, _| fill(root, &debs, &architecture, chown))
             .with_context(|| {
@@ -119,7 +133,7 @@ pub fn prepare(debs: &[FetchedDeb], cache_root: &Path) -> Result<Unpacked> {
     let mut notes = Vec::new();
     if prepared.unpacked && !chown {
         notes.push(format!(
-            "not running as root: the files of `{}` keep their modes but not their owners",
+            "not running as root with the full range of ids: the files of `{}` keep their modes but not their owners",
             prepared.dir.display()
         ));
     }

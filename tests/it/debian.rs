@@ -363,6 +363,14 @@ fn update_writes_the_package_set_and_says_what_changed_and_locked_refuses_change
     // Nothing changed: nothing to say, nothing written.
     let again = f.update(&spec, false).unwrap();
     assert!(again.summary(true).is_none(), "{:?}", again.summary(true));
+    // Each release's distribution (Origin `Test`, no Version: the codename),
+    // which a lock written before it was recorded gains on `update`.
+    assert_eq!(set.releases["main"].distro.as_deref(), Some("test-main"));
+    let older = text.replace("distro = \"test-main\"\n", "");
+    std::fs::write(&lock_path, older.replace("distro = \"test-updates\"\n", "")).unwrap();
+    assert!(f.update(&spec, true).unwrap().summary(true).is_none());
+    assert!(f.update(&spec, false).unwrap().summary(true).is_none());
+    assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), text);
 
     // The mirror publishes libfoo 2.2 in `updates`.
     let key = signing_key("good");
@@ -575,15 +583,19 @@ fn live_a_tree_built_from_bookworm_packages_runs_and_locks_its_package_set() {
     options.sysroot = prepared.dir.clone();
     options.packages = prepared.packages.clone();
     let built = rootfs::build::build(&options).unwrap();
+    // Sources are paths inside the sysroot, which sits elsewhere on each
+    // machine; each names a path the unpacked packages have.
     for entry in &built.manifest.entries {
         if let Some(source) = &entry.source {
-            assert!(source.starts_with(&prepared.dir), "{} is from the host", source.display());
+            let inside = prepared.dir.join(source.strip_prefix("/").unwrap());
+            assert!(inside.symlink_metadata().is_ok(), "{} is from the host", source.display());
         }
     }
     let text = std::fs::read_to_string(&lock).unwrap();
     assert!(
         text.contains("[debian.packages.bash]") && text.contains("[debian.packages.coreutils]")
     );
+    sbom_from_the_package_set(&built, prepared.packages.as_ref().unwrap());
     let again = rootfs::image_sysroot::prepare(&source, &sysroots).unwrap();
     assert!(!again.unpacked, "the same package set reuses its folder");
     assert_eq!(again.packages, prepared.packages, "the lock's set is used again");
@@ -597,4 +609,81 @@ fn live_a_tree_built_from_bookworm_packages_runs_and_locks_its_package_set() {
     } else {
         eprintln!("skipped the run inside: needs root (chroot(2))");
     }
+}
+
+/// A `trixie` spec on this bookworm host, as a user would write it (the
+/// release with its updates and security suites, Debian's archive keyring
+/// by default), builds and passes its smoke. The keyring question,
+/// answered: bookworm's `debian-archive-keyring` (2023.3+deb12u2) ships
+/// trixie's keys, and trixie's `InRelease` carries a signature by trixie's
+/// own automatic signing key (with bookworm's and the trixie release
+/// key's), so the default keyring verifies it with no key added; the test
+/// checks the locked `InRelease` against trixie's key alone.
+#[test]
+fn live_a_trixie_spec_builds_and_passes_its_smoke_on_this_host() {
+    if !crate::support::can_enter() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("tx.toml");
+    std::fs::write(
+        &spec,
+        "name = \"tx\"\ncommands = [\"bash\", \"ls\", \"python3\"]\n\n[sysroot.debian]\nsuite = \"trixie\"\n\
+         extra_suites = [\"trixie-updates\", \"trixie-security\"]\n\
+         packages = [\"bash\", \"coreutils\", \"python3-minimal\"]\n",
+    )
+    .unwrap();
+    let (code, text) = crate::support::rootfs_cli("smoke", &spec, &tmp.path().join("out"), &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("3 passed, 0 failed"), "{text}");
+    let lock = rootfs::lock::read(&rootfs::lock::path_for(&spec)).unwrap().unwrap().lock;
+    let set = lock.debian.expect("the lock holds the package set");
+    assert!(set.packages["libc6"].version.contains("deb13"), "{:?}", set.packages["libc6"]);
+    let inrelease = debian::cache::default_dir()
+        .unwrap()
+        .join("debian/sha256")
+        .join(&set.releases["trixie"].sha256);
+    let trixie_key = Path::new("/usr/share/keyrings/debian-archive-trixie-automatic.gpg");
+    let keyring = debian::release::Keyring::load(trixie_key)
+        .expect("bookworm's debian-archive-keyring ships trixie's keys (2023.3+deb12u2 and later)");
+    let bytes = std::fs::read(&inrelease).unwrap();
+    debian::release::verify(&bytes, &keyring, "trixie/InRelease").unwrap();
+}
+
+/// The SBOM of a tree built from a package set: every Debian package in it
+/// is one of the set, with the set's version, a purl naming the
+/// distribution its suite's `InRelease` states, the `.deb`'s file name and
+/// SHA256; licenses from the DEP-5 copyright files the packages ship
+/// (coreutils has one; libc6's is free-form, so `NOASSERTION`); and the
+/// SPDX project's validator accepts it.
+fn sbom_from_the_package_set(built: &rootfs::build::Built, set: &rootfs::lock::PackageSet) {
+    let path = rootfs::sbom::path_for(&built.out);
+    let sbom: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let packages = sbom["packages"].as_array().unwrap();
+    let debs: Vec<&serde_json::Value> =
+        packages.iter().filter(|p| p["SPDXID"] != "SPDXRef-Rootfs").collect();
+    assert!(debs.len() >= 5, "{debs:?}");
+    for package in &debs {
+        let name = package["name"].as_str().unwrap();
+        let locked = &set.packages[name];
+        assert_eq!(package["versionInfo"], locked.version.as_str(), "{name}");
+        let purl = package["externalRefs"][0]["referenceLocator"].as_str().unwrap();
+        assert!(purl.ends_with("?arch=amd64&distro=debian-12"), "{purl}");
+        let file_name = locked.filename.rsplit('/').next().unwrap();
+        assert_eq!(package["packageFileName"], file_name, "{name}");
+        let checksum =
+            serde_json::json!([{ "algorithm": "SHA256", "checksumValue": locked.sha256 }]);
+        assert_eq!(package["checksums"], checksum, "{name}");
+    }
+    let license = |name: &str| {
+        let package = debs.iter().find(|p| p["name"] == name).unwrap();
+        package["licenseDeclared"].as_str().unwrap().to_string()
+    };
+    assert!(license("coreutils").starts_with("GPL-3.0-or-later"), "{}", license("coreutils"));
+    assert_eq!(license("libc6"), "NOASSERTION");
+    let Some(validator) = crate::support::pyspdxtools() else { return };
+    let output = std::process::Command::new(validator).arg("-i").arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && !text.to_lowercase().contains("invalid"), "{text}");
 }

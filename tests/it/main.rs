@@ -3,6 +3,7 @@
 mod build;
 mod cli;
 mod debian;
+mod debian_bare;
 mod debian_unpack;
 mod devenv;
 mod docs;
