@@ -51,8 +51,13 @@ pub struct Dir {
 /// Where a file's bytes come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileSource {
-    /// A host file (absolute, already joined to the spec's directory).
+    /// A host file: a relative `src`, joined to the spec's directory.
     Host(PathBuf),
+    /// An absolute `src`: a file of the system the tree is made from, the
+    /// host's own for a directory or image sysroot (as the sysroot `/`
+    /// is the host), the packages' for a package sysroot (see
+    /// [`crate::plan::SystemFiles`]).
+    System(PathBuf),
     /// Inline text from the spec.
     Content(String),
 }
@@ -91,6 +96,9 @@ pub struct Tree {
     pub dest: PathBuf,
     /// Globs matched against paths relative to the tree's root.
     pub exclude: Vec<glob::Pattern>,
+    /// `optional = true`: a `src` the sysroot lacks is skipped, not an
+    /// error (Python's `/usr/local` site folder, which no package ships).
+    pub optional: bool,
     /// Where `src` is written.
     pub src_at: Location,
 }
@@ -232,6 +240,10 @@ pub struct Spec {
     /// packages instead of the host (a `keyring` already joined to its
     /// spec's folder).
     pub debian: Option<Item<crate::debian::DebianRequest>>,
+    /// `debian_packages`: the Debian packages that provide what the spec
+    /// and its includes copy, merged, repeats dropped. Added to a package
+    /// sysroot's `packages`; ignored for any other sysroot.
+    pub debian_packages: Vec<String>,
 }
 
 /// Default smoke timeout, in seconds.
@@ -290,6 +302,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
         image: image::Image::default(),
         shell: Shell::default(),
         debian: None,
+        debian_packages: Vec::new(),
     };
     let name = load_into(&mut spec, path, &mut Reading::default())?;
     let Some(name) = name else {
