@@ -160,13 +160,7 @@ pub fn build(options: &Options) -> Result<Built> {
     beside.claim()?;
     let previous_lock = lock::read(&lock_path)?;
     let resolver = open_sysroot(&options.sysroot, &spec)?;
-    // A package sysroot's tree takes its absolute `[[files]]` sources from
-    // the packages too.
-    let system_files = match options.packages {
-        Some(_) => plan::SystemFiles::Sysroot,
-        None => plan::SystemFiles::Host,
-    };
-    let plan = plan::plan(&spec, &resolver, system_files)
+    let plan = plan::plan(&spec, &resolver, system_files(options))
         .with_context(|| format!("planning `{}`", options.spec.display()))?;
     let mut inputs = input_states(&plan, &beside.out);
     // A package upgraded, removed or installed changes the lock and SBOM.
@@ -286,6 +280,15 @@ fn freshness(
     match Manifest::read(&beside.manifest) {
         Ok(manifest) => Freshness::UpToDate(Box::new(manifest)),
         Err(_) => Freshness::Stale("the manifest is unreadable".to_string()),
+    }
+}
+
+/// A package sysroot's tree takes its absolute `[[files]]` sources from
+/// the packages too; any other reads them on the host, as always.
+fn system_files(options: &Options) -> plan::SystemFiles {
+    match options.packages {
+        Some(_) => plan::SystemFiles::Sysroot,
+        None => plan::SystemFiles::Host,
     }
 }
 

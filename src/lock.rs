@@ -200,10 +200,7 @@ fn listing_line(rel: &Path, kind: &str, mode: &str, what: &str) -> String {
 }
 
 /// The listing of each `[[trees]]` root, as the plan would write it.
-fn tree_listings(
-    plan: &Plan,
-    facts: &BTreeMap<PathBuf, (FileState, String)>,
-) -> BTreeMap<PathBuf, Listing> {
+fn tree_listings(plan: &Plan, facts: &Facts) -> BTreeMap<PathBuf, Listing> {
     let mut trees = BTreeMap::new();
     for (root, paths) in &plan.trees {
         let mut listing = Listing::new();
@@ -458,16 +455,7 @@ pub fn compute(
 ) -> Result<Computed> {
     let Sources { mut sysroot_files, spec_files, mut links } = sources(plan, sysroot);
     let hosts: BTreeSet<&PathBuf> = sysroot_files.values().chain(spec_files.values()).collect();
-    let hashed: Vec<(PathBuf, FileState, String, bool)> =
-        hosts.into_par_iter().map(|host| hash(host, known)).collect::<Result<_>>()?;
-    let mut digests = Digests::new();
-    let mut facts = BTreeMap::new();
-    for (host, state, sha256, fresh) in hashed {
-        if fresh {
-            digests.insert(host.clone(), (state.clone(), sha256.clone()));
-        }
-        facts.insert(host, (state, sha256));
-    }
+    let (digests, facts) = hash_all(hosts, known)?;
     let wanted: BTreeSet<PathBuf> = sysroot_files.keys().cloned().collect();
     // The SBOM needs the owner of every file, those of trees too.
     let owners = match Database::read(sysroot)? {
@@ -497,17 +485,7 @@ pub fn compute(
         format: FORMAT,
         name: plan.name.clone(),
         image: image.map(str::to_string),
-        commands: plan
-            .closures
-            .iter()
-            .map(|(name, files)| {
-                let (program, opens) = files.split_first().map_or_else(
-                    || (PathBuf::new(), Vec::new()),
-                    |(p, rest)| (p.clone(), rest.to_vec()),
-                );
-                (name.clone(), Command { program, opens })
-            })
-            .collect(),
+        commands: commands_of(plan),
         files: sysroot_files.iter().map(|(p, h)| (p.clone(), file(h, owners.get(p)))).collect(),
         links,
         spec_files: spec_files.iter().map(|(p, h)| (p.clone(), file(h, None))).collect(),
@@ -562,6 +540,39 @@ fn pin_packages(full: Lock, set: &PackageSet, plan: &Plan, sysroot: &Sysroot) ->
         debian: Some(set.clone()),
         ..Lock::default()
     }
+}
+
+/// Each command's program and the files opened for it.
+fn commands_of(plan: &Plan) -> BTreeMap<String, Command> {
+    plan.closures
+        .iter()
+        .map(|(name, files)| {
+            let (program, opens) = files.split_first().map_or_else(
+                || (PathBuf::new(), Vec::new()),
+                |(p, rest)| (p.clone(), rest.to_vec()),
+            );
+            (name.clone(), Command { program, opens })
+        })
+        .collect()
+}
+
+/// Each host file's state and sha256.
+type Facts = BTreeMap<PathBuf, (FileState, String)>;
+
+/// The state and sha256 of every host file (from `known` while its state
+/// is unchanged), and those computed now, for the digest cache.
+fn hash_all(hosts: BTreeSet<&PathBuf>, known: &Digests) -> Result<(Digests, Facts)> {
+    let hashed: Vec<(PathBuf, FileState, String, bool)> =
+        hosts.into_par_iter().map(|host| hash(host, known)).collect::<Result<_>>()?;
+    let mut digests = Digests::new();
+    let mut facts = BTreeMap::new();
+    for (host, state, sha256, fresh) in hashed {
+        if fresh {
+            digests.insert(host.clone(), (state.clone(), sha256.clone()));
+        }
+        facts.insert(host, (state, sha256));
+    }
+    Ok((digests, facts))
 }
 
 /// One host file's state and sha256, and whether the digest was computed
@@ -901,23 +912,7 @@ pub fn diff_packages(
         return;
     }
     let (was, now) = (was.unwrap_or(&empty), now.unwrap_or(&empty));
-    let request = |set: &PackageSet| {
-        if set == &empty {
-            return "none".to_string();
-        }
-        format!("{} {} [{}]", set.suites.join(","), set.architecture, set.components.join(","))
-    };
-    if request(was) != request(now) {
-        changes
-            .push(Change::Package(PackageChange::Request { was: request(was), now: request(now) }));
-    }
-    let not_in = |a: &PackageSet, b: &PackageSet| -> Vec<String> {
-        a.requested.iter().filter(|name| !b.requested.contains(name)).cloned().collect()
-    };
-    let (added, removed) = (not_in(now, was), not_in(was, now));
-    if !added.is_empty() || !removed.is_empty() {
-        changes.push(Change::Package(PackageChange::Asked { added, removed }));
-    }
+    diff_request(was, now, changes);
     let suites: BTreeSet<&String> = was.releases.keys().chain(now.releases.keys()).collect();
     for suite in suites {
         let show = |set: &PackageSet| {
@@ -950,6 +945,29 @@ pub fn diff_packages(
             was: show(a),
             now: show(b),
         }));
+    }
+}
+
+/// What was asked: suites, architecture and components as one line, and
+/// the packages asked for by name.
+fn diff_request(was: &PackageSet, now: &PackageSet, changes: &mut Vec<Change>) {
+    let empty = PackageSet::default();
+    let request = |set: &PackageSet| {
+        if set == &empty {
+            return "none".to_string();
+        }
+        format!("{} {} [{}]", set.suites.join(","), set.architecture, set.components.join(","))
+    };
+    if request(was) != request(now) {
+        changes
+            .push(Change::Package(PackageChange::Request { was: request(was), now: request(now) }));
+    }
+    let not_in = |a: &PackageSet, b: &PackageSet| -> Vec<String> {
+        a.requested.iter().filter(|name| !b.requested.contains(name)).cloned().collect()
+    };
+    let (added, removed) = (not_in(now, was), not_in(was, now));
+    if !added.is_empty() || !removed.is_empty() {
+        changes.push(Change::Package(PackageChange::Asked { added, removed }));
     }
 }
 
@@ -1246,6 +1264,45 @@ mod tests {
         let text = lock.render().unwrap();
         assert!(text.contains("[debian.packages.bash]"), "{text}");
         assert_eq!(Lock::parse(text.as_bytes()).unwrap(), lock);
+    }
+
+    #[test]
+    fn packages_asked_for_are_named_and_a_package_lock_writes_only_what_it_pins() {
+        let set = |requested: &[&str]| PackageSet {
+            architecture: "amd64".into(),
+            suites: vec!["bookworm".into()],
+            components: vec!["main".into()],
+            requested: requested.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let mut changes = Vec::new();
+        diff_packages(Some(&set(&["bash", "vim"])), Some(&set(&["bash", "less"])), &mut changes);
+        let shown: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+        assert_eq!(shown, ["packages asked for changed: + less - vim"]);
+        assert_eq!(changes[0].kind(), ChangeKind::Changed);
+        changes.clear();
+        diff_packages(Some(&set(&["bash"])), Some(&set(&["bash", "less"])), &mut changes);
+        assert_eq!(changes[0].kind(), ChangeKind::New);
+
+        let mut lock = Lock {
+            format: FORMAT,
+            name: "x".into(),
+            debian: Some(set(&["bash"])),
+            ..Lock::default()
+        };
+        let text = lock.render().unwrap();
+        assert!(lock.pins_packages());
+        for table in ["[commands]", "[files]", "[links]", "[spec_files]", "[trees]"] {
+            assert!(!text.contains(table), "{table} in\n{text}");
+        }
+        let host = File { input: Some(HOST_INPUT.into()), package: None, ..file("a", "1") };
+        lock.spec_files.insert("/etc/motd".into(), host);
+        let text = lock.render().unwrap();
+        assert!(text.contains("[spec_files.\"/etc/motd\"]") && text.contains("input = \"host\""));
+        assert_eq!(Lock::parse(text.as_bytes()).unwrap(), lock);
+        // A host lock keeps every table, as it always has.
+        let host_lock = Lock { debian: None, ..lock };
+        assert!(host_lock.render().unwrap().contains("[commands]"));
     }
 
     #[test]

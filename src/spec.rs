@@ -55,8 +55,8 @@ pub enum FileSource {
     Host(PathBuf),
     /// An absolute `src`: a file of the system the tree is made from, the
     /// host's own for a directory or image sysroot (as the sysroot `/`
-    /// is the host), the packages' for a package sysroot (see
-    /// [`crate::plan::SystemFiles`]).
+    /// is the host), the packages' for a package sysroot (the plan's
+    /// `SystemFiles` says which).
     System(PathBuf),
     /// Inline text from the spec.
     Content(String),
