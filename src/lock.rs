@@ -48,11 +48,13 @@
 //! package asked for (added or removed, by name), each suite's `InRelease`,
 //! each package's version and `.deb` digest, and each host input's digest
 //! and mode. The package set is checked before anything is fetched
-//! (`debian::package_set`), and a locked `.deb` is checked against the
-//! SHA256 the lock pins when it is fetched or found in the cache. What a
+//! (`debian::package_set`), and each locked `.deb` is the one whose
+//! SHA256 the lock pins (a download is checked against it; the cache keeps
+//! a file under its SHA256 only once verified). What a
 //! package lock does not compare is what follows from those pins: a change
-//! of the spec changes the tree with the same lock (the spec is reviewed
-//! with the lock, as `Cargo.toml` with `Cargo.lock`), and so may another
+//! of the spec that asks for no other package (a command of a package
+//! already in the set) changes the tree with the same lock (the spec is
+//! reviewed with the lock, as `Cargo.toml` with `Cargo.lock`), and so may another
 //! version of this tool (which reproduces more of the maintainer scripts,
 //! say); a build says so through the stamp, never through the lock.
 //!
