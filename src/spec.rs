@@ -425,6 +425,23 @@ mod tests {
     }
 
     #[test]
+    fn debian_packages_merge_from_every_file_and_trees_can_be_optional() {
+        let tmp = tempfile::tempdir().unwrap();
+        let preset = "debian_packages = [\"python3\", \"libc6\"]\n\
+            [[trees]]\nsrc = \"/usr/local/lib/x\"\noptional = true\n";
+        std::fs::write(tmp.path().join("preset.toml"), preset).unwrap();
+        let top =
+            "name = \"x\"\ninclude = [\"preset.toml\"]\ndebian_packages = [\"libc6\", \"git\"]\n";
+        std::fs::write(tmp.path().join("spec.toml"), top).unwrap();
+        let spec = load(&tmp.path().join("spec.toml")).unwrap();
+        assert_eq!(spec.debian_packages, ["python3", "libc6", "git"]);
+        assert!(spec.debian.is_none(), "debian_packages alone makes no package sysroot");
+        assert!(spec.trees[0].value.optional);
+        let spec = load_text("name = \"x\"\n[[files]]\nsrc = \"/etc/hosts\"\n").unwrap();
+        assert_eq!(spec.files[0].value.source, FileSource::System("/etc/hosts".into()));
+    }
+
+    #[test]
     fn modes_are_octal_strings() {
         let spec =
             load_text("name = \"x\"\ndirs = [\"/a\", { path = \"/b/\", mode = \"0750\" }]\n")
