@@ -611,6 +611,14 @@ fn live_a_tree_built_from_bookworm_packages_runs_and_locks_its_package_set() {
     for table in ["[commands", "[files", "[links", "[trees", "copied.bashrc"] {
         assert!(!text.contains(table), "{table} in the package lock:\n{text}");
     }
+    // An absolute `src` no package ships is not looked for on the host.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, text.replace("/etc/bash.bashrc", "/etc/hostname")).unwrap();
+    let err = rootfs::build::build(&options).unwrap_err();
+    let shown = rootfs::render_error(&err);
+    assert!(shown.contains("cannot read `/etc/hostname` in the sysroot"), "{shown}");
+    assert!(shown.contains("`debian_packages`"), "{shown}");
+    std::fs::write(&spec, text).unwrap();
     let again = rootfs::image_sysroot::prepare(&source, &sysroots).unwrap();
     assert!(!again.unpacked, "the same package set reuses its folder");
     assert_eq!(again.packages, prepared.packages, "the lock's set is used again");
