@@ -160,17 +160,21 @@ pub fn build(options: &Options) -> Result<Built> {
     beside.claim()?;
     let previous_lock = lock::read(&lock_path)?;
     let resolver = open_sysroot(&options.sysroot, &spec)?;
-    let plan = plan::plan(&spec, &resolver)
+    let plan = plan::plan(&spec, &resolver, system_files(options))
         .with_context(|| format!("planning `{}`", options.spec.display()))?;
     let mut inputs = input_states(&plan, &beside.out);
     // A package upgraded, removed or installed changes the lock and SBOM.
     let status = resolver.sysroot().host(Path::new(crate::dpkg::STATUS));
     inputs.insert(status.clone(), FileState::read(&status));
     let known_digests = digest_cache::read(&beside.digests);
-    let mut computed =
-        lock::compute(&plan, resolver.sysroot(), options.image.as_deref(), &known_digests)
-            .with_context(|| format!("computing the lock of `{}`", options.spec.display()))?;
-    computed.lock.debian = options.packages.clone();
+    let computed = lock::compute(
+        &plan,
+        resolver.sysroot(),
+        options.image.as_deref(),
+        &known_digests,
+        options.packages.as_ref(),
+    )
+    .with_context(|| format!("computing the lock of `{}`", options.spec.display()))?;
     // `--locked` stops here, before anything is written, on any difference.
     let update = check_lock(options, &lock_path, previous_lock.as_ref(), &computed, &beside)?;
     let lock_text = computed.lock.render()?;
@@ -279,6 +283,15 @@ fn freshness(
     match Manifest::read(&beside.manifest) {
         Ok(manifest) => Freshness::UpToDate(Box::new(manifest)),
         Err(_) => Freshness::Stale("the manifest is unreadable".to_string()),
+    }
+}
+
+/// A package sysroot's tree takes its absolute `[[files]]` sources from
+/// the packages too; any other reads them on the host, as always.
+fn system_files(options: &Options) -> plan::SystemFiles {
+    match options.packages {
+        Some(_) => plan::SystemFiles::Sysroot,
+        None => plan::SystemFiles::Host,
     }
 }
 

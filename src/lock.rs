@@ -1,6 +1,9 @@
 //! The lock file `<spec-stem>.lock` beside the top spec: every input a build read, recorded so that the same tree can be asked for on another machine, and its differences from the inputs of now.
 //!
-//! What it records, all sorted, in TOML:
+//! A lock has one of two forms, chosen by the sysroot.
+//!
+//! **A host lock** (a directory or image sysroot) pins files, because
+//! nothing else says what the host holds. All sorted, in TOML:
 //! - `name`, and `image`: the digest of the image the sysroot was unpacked
 //!   from, when it was one (`--sysroot oci:DIR` or `tar:FILE`);
 //! - `[commands.NAME]`: the program found on `PATH`, then `opens`, the files
@@ -17,15 +20,45 @@
 //!   a digest of its listing: paths, types, modes, content digests. Its
 //!   files are pinned by that digest alone, so the lock stays reviewable;
 //!   when it changes, the file-by-file detail comes from the tree in place
-//!   (built from the lock), in the error;
-//! - `[debian]`: for a package sysroot, what was asked (suites,
-//!   architecture, components, packages), `[debian.releases.SUITE]` the
-//!   SHA256 and `Date` of each suite's `InRelease` the set was resolved
-//!   from, and `[debian.packages.NAME]` each package's version,
-//!   architecture, suite, `Filename`, `SHA256` and size. No mirror is
-//!   recorded: each machine fetches the same files from its own.
+//!   (built from the lock), in the error.
 //!
-//! The lock never records a host path, the machine's name, the output
+//! **A package lock** (a package sysroot, `[sysroot.debian]` or `--sysroot
+//! debian:...`) pins packages, not files: the tree follows from the
+//! package set, the spec (committed beside the lock) and this tool's
+//! version, so listing each file again would only restate the packages. It
+//! holds `name` and:
+//! - `[debian]`: what was asked (suites, architecture, components, and the
+//!   packages of `packages` and `debian_packages`, sorted),
+//!   `[debian.releases.SUITE]` the SHA256 and `Date` of each suite's
+//!   `InRelease` the set was resolved from, and `[debian.packages.NAME]`
+//!   each package's version, architecture, suite, `Filename`, `SHA256` and
+//!   size. No mirror is recorded: each machine fetches the same files from
+//!   its own;
+//! - the host inputs, each marked `input = "host"`: `[spec_files."PATH"]`
+//!   for a `[[files]]` entry whose `src` is a host file (a relative `src`;
+//!   an absolute one is a file of the packages), and `[trees."PATH"]` for a
+//!   tree read from a host folder.
+//!
+//! Nothing is recorded per file of the sysroot: no `[commands]`, `[files]`
+//! or `[links]`, and no `[trees]` of the packages' folders.
+//!
+//! **What `--locked` compares** is the whole lock of now against the one on
+//! disk, so it refuses any difference of what the form records: for a
+//! package lock, the request (suites, architecture, components), each
+//! package asked for (added or removed, by name), each suite's `InRelease`,
+//! each package's version and `.deb` digest, and each host input's digest
+//! and mode. The package set is checked before anything is fetched
+//! (`debian::package_set`), and each locked `.deb` is the one whose
+//! SHA256 the lock pins (a download is checked against it; the cache keeps
+//! a file under its SHA256 only once verified). What a
+//! package lock does not compare is what follows from those pins: a change
+//! of the spec that asks for no other package (a command of a package
+//! already in the set) changes the tree with the same lock (the spec is
+//! reviewed with the lock, as `Cargo.toml` with `Cargo.lock`), and so may another
+//! version of this tool (which reproduces more of the maintainer scripts,
+//! say); a build says so through the stamp, never through the lock.
+//!
+//! Neither form records a host path, the machine's name, the output
 //! folder or a time: two copies of one sysroot at two places give the same
 //! bytes. Digests come from the digest cache while a file's state is the
 //! one recorded there, so only changed files are read.
@@ -148,6 +181,10 @@ pub struct File {
     pub version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
+    /// `"host"` in a package lock: the one kind of input that does not
+    /// follow from the package set (a relative `[[files]]` `src`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,10 +208,7 @@ fn listing_line(rel: &Path, kind: &str, mode: &str, what: &str) -> String {
 }
 
 /// The listing of each `[[trees]]` root, as the plan would write it.
-fn tree_listings(
-    plan: &Plan,
-    facts: &BTreeMap<PathBuf, (FileState, String)>,
-) -> BTreeMap<PathBuf, Listing> {
+fn tree_listings(plan: &Plan, facts: &Facts) -> BTreeMap<PathBuf, Listing> {
     let mut trees = BTreeMap::new();
     for (root, paths) in &plan.trees {
         let mut listing = Listing::new();
@@ -265,13 +299,54 @@ pub fn listing_changes(was: &Listing, now: &Listing) -> Vec<String> {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
     pub digest: String,
+    /// `"host"` in a package lock: a tree read from a host folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+}
+
+/// How a lock marks, in a package lock, what is read from the host.
+pub const HOST_INPUT: &str = "host";
+
+/// What a package lock writes: its tables only when they hold something
+/// (a host lock keeps every table, as it always has).
+#[derive(Serialize)]
+struct PackageLockText<'a> {
+    format: u32,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: &'a Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    spec_files: &'a BTreeMap<PathBuf, File>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    trees: &'a BTreeMap<PathBuf, Tree>,
+    debian: &'a PackageSet,
 }
 
 impl Lock {
     /// The text written to disk.
     pub fn render(&self) -> Result<String> {
-        let body = toml::to_string_pretty(self).context("writing the lock as TOML")?;
+        let body = match &self.debian {
+            Some(debian) if self.pins_packages() => toml::to_string_pretty(&PackageLockText {
+                format: self.format,
+                name: &self.name,
+                image: &self.image,
+                spec_files: &self.spec_files,
+                trees: &self.trees,
+                debian,
+            }),
+            _ => toml::to_string_pretty(self),
+        }
+        .context("writing the lock as TOML")?;
         Ok(format!("{HEADER}{body}"))
+    }
+
+    /// Whether this is a package lock: a package set, and nothing per
+    /// file of the sysroot.
+    pub fn pins_packages(&self) -> bool {
+        self.debian.is_some()
+            && self.commands.is_empty()
+            && self.files.is_empty()
+            && self.links.is_empty()
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Lock> {
@@ -376,24 +451,19 @@ fn sources(plan: &Plan, sysroot: &Sysroot) -> Sources {
 
 /// The lock of a plan: hashes every file copied (from `known` while its
 /// state is unchanged), and asks the sysroot's dpkg database who owns it.
+/// With `packages` (a package sysroot's set) the lock pins that set and
+/// the host inputs only; the digests and owners are still computed, for
+/// the installer and the SBOM.
 pub fn compute(
     plan: &Plan,
     sysroot: &Sysroot,
     image: Option<&str>,
     known: &Digests,
+    packages: Option<&PackageSet>,
 ) -> Result<Computed> {
     let Sources { mut sysroot_files, spec_files, mut links } = sources(plan, sysroot);
     let hosts: BTreeSet<&PathBuf> = sysroot_files.values().chain(spec_files.values()).collect();
-    let hashed: Vec<(PathBuf, FileState, String, bool)> =
-        hosts.into_par_iter().map(|host| hash(host, known)).collect::<Result<_>>()?;
-    let mut digests = Digests::new();
-    let mut facts = BTreeMap::new();
-    for (host, state, sha256, fresh) in hashed {
-        if fresh {
-            digests.insert(host.clone(), (state.clone(), sha256.clone()));
-        }
-        facts.insert(host, (state, sha256));
-    }
+    let (digests, facts) = hash_all(hosts, known)?;
     let wanted: BTreeSet<PathBuf> = sysroot_files.keys().cloned().collect();
     // The SBOM needs the owner of every file, those of trees too.
     let owners = match Database::read(sysroot)? {
@@ -409,6 +479,7 @@ pub fn compute(
             package: owner.map(|p| p.name.clone()),
             version: owner.map(|p| p.version.clone()),
             arch: owner.map(|p| p.arch.clone()),
+            input: None,
         }
     };
     // What `[[trees]]` put in the tree is pinned by one digest per tree,
@@ -422,29 +493,94 @@ pub fn compute(
         format: FORMAT,
         name: plan.name.clone(),
         image: image.map(str::to_string),
-        commands: plan
-            .closures
-            .iter()
-            .map(|(name, files)| {
-                let (program, opens) = files.split_first().map_or_else(
-                    || (PathBuf::new(), Vec::new()),
-                    |(p, rest)| (p.clone(), rest.to_vec()),
-                );
-                (name.clone(), Command { program, opens })
-            })
-            .collect(),
+        commands: commands_of(plan),
         files: sysroot_files.iter().map(|(p, h)| (p.clone(), file(h, owners.get(p)))).collect(),
         links,
         spec_files: spec_files.iter().map(|(p, h)| (p.clone(), file(h, None))).collect(),
         trees: tree_listings
             .iter()
-            .map(|(root, listing)| (root.clone(), Tree { digest: listing_digest(listing) }))
+            .map(|(root, listing)| {
+                (root.clone(), Tree { digest: listing_digest(listing), input: None })
+            })
             .collect(),
-        // A package sysroot's set is recorded by the build from what
-        // `debian::package_set::locked_or_resolved` returned.
         debian: None,
     };
+    let lock = match packages {
+        Some(set) => pin_packages(lock, set, plan, sysroot),
+        None => lock,
+    };
     Ok(Computed { lock, tree_listings, digests, owners })
+}
+
+/// A package lock: the package set and the host inputs, nothing per file
+/// of the sysroot (see the module's documentation).
+fn pin_packages(full: Lock, set: &PackageSet, plan: &Plan, sysroot: &Sysroot) -> Lock {
+    let from_host = |host: &Path| !host.starts_with(sysroot.root());
+    let host_trees: BTreeSet<&PathBuf> = plan
+        .trees
+        .iter()
+        .filter(|(_, paths)| {
+            paths.iter().any(|path| {
+                matches!(plan.entries.get(path).map(|e| &e.kind),
+                    Some(EntryKind::File { host, .. }) if from_host(host))
+            })
+        })
+        .map(|(root, _)| root)
+        .collect();
+    let spec_hosts = sources(plan, sysroot).spec_files;
+    let marked = |input: Option<String>| input.or_else(|| Some(HOST_INPUT.to_string()));
+    Lock {
+        format: FORMAT,
+        name: full.name,
+        image: full.image,
+        spec_files: full
+            .spec_files
+            .into_iter()
+            .filter(|(path, _)| spec_hosts.get(path).is_some_and(|h| from_host(h)))
+            .map(|(path, file)| (path, File { input: marked(file.input), ..file }))
+            .collect(),
+        trees: full
+            .trees
+            .into_iter()
+            .filter(|(root, _)| host_trees.contains(root))
+            .map(|(root, tree)| (root, Tree { input: marked(tree.input), ..tree }))
+            .collect(),
+        debian: Some(set.clone()),
+        ..Lock::default()
+    }
+}
+
+/// Each command's program and the files opened for it.
+fn commands_of(plan: &Plan) -> BTreeMap<String, Command> {
+    plan.closures
+        .iter()
+        .map(|(name, files)| {
+            let (program, opens) = files.split_first().map_or_else(
+                || (PathBuf::new(), Vec::new()),
+                |(p, rest)| (p.clone(), rest.to_vec()),
+            );
+            (name.clone(), Command { program, opens })
+        })
+        .collect()
+}
+
+/// Each host file's state and sha256.
+type Facts = BTreeMap<PathBuf, (FileState, String)>;
+
+/// The state and sha256 of every host file (from `known` while its state
+/// is unchanged), and those computed now, for the digest cache.
+fn hash_all(hosts: BTreeSet<&PathBuf>, known: &Digests) -> Result<(Digests, Facts)> {
+    let hashed: Vec<(PathBuf, FileState, String, bool)> =
+        hosts.into_par_iter().map(|host| hash(host, known)).collect::<Result<_>>()?;
+    let mut digests = Digests::new();
+    let mut facts = BTreeMap::new();
+    for (host, state, sha256, fresh) in hashed {
+        if fresh {
+            digests.insert(host.clone(), (state.clone(), sha256.clone()));
+        }
+        facts.insert(host, (state, sha256));
+    }
+    Ok((digests, facts))
 }
 
 /// One host file's state and sha256, and whether the digest was computed
@@ -463,8 +599,11 @@ fn hash(host: &Path, known: &Digests) -> Result<(PathBuf, FileState, String, boo
 /// One difference between two package sets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PackageChange {
-    /// Other suites, architecture, components or packages are asked for.
+    /// Other suites, architecture or components are asked for.
     Request { was: String, now: String },
+    /// Packages asked for (the spec's `packages` and `debian_packages`)
+    /// that the locked set was not resolved for, or no longer asked for.
+    Asked { added: Vec<String>, removed: Vec<String> },
     /// A package added, removed or changed (`None`: not in the set).
     Package { name: String, was: Option<String>, now: Option<String> },
     /// A suite's `InRelease` is not the one the set was resolved from.
@@ -476,6 +615,8 @@ impl PackageChange {
         match self {
             PackageChange::Package { was: None, .. } => ChangeKind::New,
             PackageChange::Package { now: None, .. } => ChangeKind::Gone,
+            PackageChange::Asked { removed, .. } if removed.is_empty() => ChangeKind::New,
+            PackageChange::Asked { added, .. } if added.is_empty() => ChangeKind::Gone,
             _ => ChangeKind::Changed,
         }
     }
@@ -486,6 +627,16 @@ impl fmt::Display for PackageChange {
         match self {
             PackageChange::Request { was, now } => {
                 write!(f, "package sysroot changed: locked {was}, now {now}")
+            }
+            PackageChange::Asked { added, removed } => {
+                write!(f, "packages asked for changed:")?;
+                for name in added {
+                    write!(f, " + {name}")?;
+                }
+                for name in removed {
+                    write!(f, " - {name}")?;
+                }
+                Ok(())
             }
             PackageChange::Package { name, was: None, now: Some(now) } => {
                 write!(f, "package added: {name} {now}")
@@ -769,22 +920,7 @@ pub fn diff_packages(
         return;
     }
     let (was, now) = (was.unwrap_or(&empty), now.unwrap_or(&empty));
-    let request = |set: &PackageSet| {
-        if set == &empty {
-            return "none".to_string();
-        }
-        format!(
-            "{} {} [{}] {}",
-            set.suites.join(","),
-            set.architecture,
-            set.components.join(","),
-            set.requested.join(",")
-        )
-    };
-    if request(was) != request(now) {
-        changes
-            .push(Change::Package(PackageChange::Request { was: request(was), now: request(now) }));
-    }
+    diff_request(was, now, changes);
     let suites: BTreeSet<&String> = was.releases.keys().chain(now.releases.keys()).collect();
     for suite in suites {
         let show = |set: &PackageSet| {
@@ -817,6 +953,29 @@ pub fn diff_packages(
             was: show(a),
             now: show(b),
         }));
+    }
+}
+
+/// What was asked: suites, architecture and components as one line, and
+/// the packages asked for by name.
+fn diff_request(was: &PackageSet, now: &PackageSet, changes: &mut Vec<Change>) {
+    let empty = PackageSet::default();
+    let request = |set: &PackageSet| {
+        if set == &empty {
+            return "none".to_string();
+        }
+        format!("{} {} [{}]", set.suites.join(","), set.architecture, set.components.join(","))
+    };
+    if request(was) != request(now) {
+        changes
+            .push(Change::Package(PackageChange::Request { was: request(was), now: request(now) }));
+    }
+    let not_in = |a: &PackageSet, b: &PackageSet| -> Vec<String> {
+        a.requested.iter().filter(|name| !b.requested.contains(name)).cloned().collect()
+    };
+    let (added, removed) = (not_in(now, was), not_in(was, now));
+    if !added.is_empty() || !removed.is_empty() {
+        changes.push(Change::Package(PackageChange::Asked { added, removed }));
     }
 }
 
@@ -1012,6 +1171,7 @@ mod tests {
             package: Some("libc6".into()),
             version: Some(version.into()),
             arch: Some("amd64".into()),
+            input: None,
         }
     }
 
@@ -1116,6 +1276,45 @@ mod tests {
         let text = lock.render().unwrap();
         assert!(text.contains("[debian.packages.bash]"), "{text}");
         assert_eq!(Lock::parse(text.as_bytes()).unwrap(), lock);
+    }
+
+    #[test]
+    fn packages_asked_for_are_named_and_a_package_lock_writes_only_what_it_pins() {
+        let set = |requested: &[&str]| PackageSet {
+            architecture: "amd64".into(),
+            suites: vec!["bookworm".into()],
+            components: vec!["main".into()],
+            requested: requested.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let mut changes = Vec::new();
+        diff_packages(Some(&set(&["bash", "vim"])), Some(&set(&["bash", "less"])), &mut changes);
+        let shown: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+        assert_eq!(shown, ["packages asked for changed: + less - vim"]);
+        assert_eq!(changes[0].kind(), ChangeKind::Changed);
+        changes.clear();
+        diff_packages(Some(&set(&["bash"])), Some(&set(&["bash", "less"])), &mut changes);
+        assert_eq!(changes[0].kind(), ChangeKind::New);
+
+        let mut lock = Lock {
+            format: FORMAT,
+            name: "x".into(),
+            debian: Some(set(&["bash"])),
+            ..Lock::default()
+        };
+        let text = lock.render().unwrap();
+        assert!(lock.pins_packages());
+        for table in ["[commands]", "[files]", "[links]", "[spec_files]", "[trees]"] {
+            assert!(!text.contains(table), "{table} in\n{text}");
+        }
+        let host = File { input: Some(HOST_INPUT.into()), package: None, ..file("a", "1") };
+        lock.spec_files.insert("/etc/motd".into(), host);
+        let text = lock.render().unwrap();
+        assert!(text.contains("[spec_files.\"/etc/motd\"]") && text.contains("input = \"host\""));
+        assert_eq!(Lock::parse(text.as_bytes()).unwrap(), lock);
+        // A host lock keeps every table, as it always has.
+        let host_lock = Lock { debian: None, ..lock };
+        assert!(host_lock.render().unwrap().contains("[commands]"));
     }
 
     #[test]

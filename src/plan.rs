@@ -248,19 +248,31 @@ impl std::error::Error for PlanError {}
 
 /// The plan for a spec: resolves every command and library inside the
 /// resolver's sysroot and lays out the tree.
-pub fn plan(spec: &Spec, resolver: &Resolver) -> Result<Plan> {
+pub fn plan(spec: &Spec, resolver: &Resolver, system_files: SystemFiles) -> Result<Plan> {
     let mut plan = Plan::empty(&spec.name);
     closures::add_skeleton(&mut plan, resolver)?;
     let mut loaded = closures::add_commands_and_libraries(&mut plan, spec, resolver)?;
     loaded.closures.extend(trees::add(&mut plan, spec, resolver)?);
     let variants = cpu_variants::add(&mut plan, resolver, &loaded.closures, spec)?;
     loaded.closures.extend(variants);
-    spec_entries::add(&mut plan, spec)?;
+    spec_entries::add(&mut plan, spec, resolver, system_files)?;
     accounts::add(&mut plan, spec)?;
     closures::add_loader_cache(&mut plan, resolver, &loaded)?;
     plan.inputs.extend(resolver.consulted_dirs().iter().map(|d| resolver.sysroot().host(d)));
     finish(&mut plan)?;
     Ok(plan)
+}
+
+/// Where a `[[files]]` entry's absolute `src` is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SystemFiles {
+    /// On the host, as for a directory or image sysroot (the sysroot `/`
+    /// is the host itself).
+    #[default]
+    Host,
+    /// In the sysroot, through its own symlinks: a package sysroot's tree
+    /// takes nothing from the host but what a relative `src` names.
+    Sysroot,
 }
 
 /// Sorts every entry's reasons, and checks that every path is text: the

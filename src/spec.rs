@@ -52,8 +52,13 @@ pub struct Dir {
 /// Where a file's bytes come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileSource {
-    /// A host file (absolute, already joined to the spec's directory).
+    /// A host file: a relative `src`, joined to the spec's directory.
     Host(PathBuf),
+    /// An absolute `src`: a file of the system the tree is made from, the
+    /// host's own for a directory or image sysroot (as the sysroot `/`
+    /// is the host), the packages' for a package sysroot (the plan's
+    /// `SystemFiles` says which).
+    System(PathBuf),
     /// Inline text from the spec.
     Content(String),
 }
@@ -92,6 +97,9 @@ pub struct Tree {
     pub dest: PathBuf,
     /// Globs matched against paths relative to the tree's root.
     pub exclude: Vec<glob::Pattern>,
+    /// `optional = true`: a `src` the sysroot lacks is skipped, not an
+    /// error (Python's `/usr/local` site folder, which no package ships).
+    pub optional: bool,
     /// Where `src` is written.
     pub src_at: Location,
 }
@@ -233,6 +241,10 @@ pub struct Spec {
     /// packages instead of the host (a `keyring` already joined to its
     /// spec's folder).
     pub debian: Option<Item<crate::debian::DebianRequest>>,
+    /// `debian_packages`: the Debian packages that provide what the spec
+    /// and its includes copy, merged, repeats dropped. Added to a package
+    /// sysroot's `packages`; ignored for any other sysroot.
+    pub debian_packages: Vec<String>,
 }
 
 /// Default smoke timeout, in seconds.
@@ -291,6 +303,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
         image: image::Image::default(),
         shell: Shell::default(),
         debian: None,
+        debian_packages: Vec::new(),
     };
     let name = load_into(&mut spec, path, &mut Reading::default())?;
     let Some(name) = name else {
@@ -410,6 +423,23 @@ mod tests {
             load_text("name = \"x\"\n[[files]]\nsrc = \"a\"\ndest = \"etc/a\"\n").unwrap_err();
         assert_eq!(err.at.as_ref().unwrap().line_column(), (4, 8));
         assert!(err.message.contains("absolute"), "{}", err.message);
+    }
+
+    #[test]
+    fn debian_packages_merge_from_every_file_and_trees_can_be_optional() {
+        let tmp = tempfile::tempdir().unwrap();
+        let preset = "debian_packages = [\"python3\", \"libc6\"]\n\
+            [[trees]]\nsrc = \"/usr/local/lib/x\"\noptional = true\n";
+        std::fs::write(tmp.path().join("preset.toml"), preset).unwrap();
+        let top =
+            "name = \"x\"\ninclude = [\"preset.toml\"]\ndebian_packages = [\"libc6\", \"git\"]\n";
+        std::fs::write(tmp.path().join("spec.toml"), top).unwrap();
+        let spec = load(&tmp.path().join("spec.toml")).unwrap();
+        assert_eq!(spec.debian_packages, ["python3", "libc6", "git"]);
+        assert!(spec.debian.is_none(), "debian_packages alone makes no package sysroot");
+        assert!(spec.trees[0].value.optional);
+        let spec = load_text("name = \"x\"\n[[files]]\nsrc = \"/etc/hosts\"\n").unwrap();
+        assert_eq!(spec.files[0].value.source, FileSource::System("/etc/hosts".into()));
     }
 
     #[test]

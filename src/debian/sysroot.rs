@@ -63,11 +63,14 @@ pub struct Resolution {
 
 /// The request a build uses: the spec's `[sysroot.debian]` (if any), with
 /// the suite and architecture of `--sysroot debian:SUITE[/ARCH]` over it
-/// and `--packages` (when given) instead of its packages.
+/// and `--packages` (when given) instead of its packages, then the spec's
+/// `debian_packages` (`provided`: what its presets copy) added, repeats
+/// dropped.
 pub fn merge_request(
     spec: Option<&DebianRequest>,
     flag: Option<&DebianRequest>,
     packages: &[String],
+    provided: &[String],
 ) -> DebianRequest {
     let mut request = spec.cloned().unwrap_or_default();
     if let Some(flag) = flag {
@@ -78,6 +81,11 @@ pub fn merge_request(
     }
     if !packages.is_empty() {
         request.packages = packages.to_vec();
+    }
+    for name in provided {
+        if !request.packages.contains(name) {
+            request.packages.push(name.clone());
+        }
     }
     request
 }

@@ -6,13 +6,19 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::closures::short_location;
-use super::{Entry, EntryKind, Plan, PlanError, Why, insert, resolve_in_plan};
+use super::{Entry, EntryKind, Plan, PlanError, SystemFiles, Why, insert, resolve_in_plan};
 use crate::manifest::EntryType;
+use crate::resolve::Resolver;
 use crate::spec::{Dir, File, FileSource, Item, Location, Spec, SpecError, Symlink};
 
 /// Symlinks first, so that directories and files can be placed through
 /// them.
-pub(super) fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
+pub(super) fn add(
+    plan: &mut Plan,
+    spec: &Spec,
+    resolver: &Resolver,
+    system_files: SystemFiles,
+) -> Result<()> {
     for link in &spec.symlinks {
         add_symlink(plan, link)?;
     }
@@ -20,7 +26,7 @@ pub(super) fn add(plan: &mut Plan, spec: &Spec) -> Result<()> {
         add_dir(plan, dir)?;
     }
     for file in &spec.files {
-        add_file(plan, spec, file)?;
+        add_file(plan, spec, file, resolver, system_files)?;
     }
     Ok(())
 }
@@ -52,13 +58,25 @@ fn add_dir(plan: &mut Plan, dir: &Item<Dir>) -> Result<()> {
     }
 }
 
-fn add_file(plan: &mut Plan, spec: &Spec, file: &Item<File>) -> Result<()> {
+fn add_file(
+    plan: &mut Plan,
+    spec: &Spec,
+    file: &Item<File>,
+    resolver: &Resolver,
+    system_files: SystemFiles,
+) -> Result<()> {
     let at = &file.at;
     let real = place(plan, &file.value.dest, false, at, EntryType::File)?;
     let why = Why::Spec { key: "files", at: short_location(at) };
+    let src_at = file.value.src_at.as_ref().unwrap_or(at);
     let kind = match &file.value.source {
-        FileSource::Host(host) => {
-            host_file(plan, host, file.value.src_at.as_ref().unwrap_or(at), file.value.mode, spec)?
+        FileSource::Host(host) => host_file(plan, host, src_at, file.value.mode, spec)?,
+        FileSource::System(path) if system_files == SystemFiles::Host => {
+            host_file(plan, path, src_at, file.value.mode, spec)?
+        }
+        FileSource::System(path) => {
+            let host = in_sysroot(resolver, path, src_at)?;
+            host_file(plan, &host, src_at, file.value.mode, spec)?
         }
         FileSource::Content(text) => EntryKind::Data {
             bytes: text.as_bytes().to_vec(),
@@ -66,6 +84,20 @@ fn add_file(plan: &mut Plan, spec: &Spec, file: &Item<File>) -> Result<()> {
         },
     };
     insert(plan, &real, kind, why).map_err(|e| conflict(at, &file.value.dest, &real, e))
+}
+
+/// The host path of a file of the sysroot, found through the sysroot's own
+/// symlinks (an absolute link leads inside it, never to the host).
+fn in_sysroot(resolver: &Resolver, path: &Path, src_at: &Location) -> Result<PathBuf> {
+    let sysroot = resolver.sysroot();
+    let located = sysroot.locate(path).map_err(|e| {
+        SpecError::at(
+            src_at,
+            format!("cannot read `{}` in the sysroot `{}`: {e}", path.display(), sysroot.root().display()),
+        )
+        .help("with a package sysroot an absolute `src` is a file of the packages: add the package that ships it to `debian_packages`, or give a path relative to the spec for a host file")
+    })?;
+    Ok(sysroot.host(&located.real))
 }
 
 /// A copy of a host file named by `src`.

@@ -52,6 +52,9 @@ fn add_tree(
     item: &Item<Tree>,
 ) -> Result<Vec<Closure>> {
     let tree = &item.value;
+    if tree.optional && !source_exists(resolver, &tree.source) {
+        return Ok(Vec::new());
+    }
     let (host_root, root_path) = locate_source(resolver, item)?;
     let why = Why::Tree { src: host_root.clone(), at: short_location(&item.at) };
     let dest = super::resolve_in_plan(plan, &tree.dest, true)
@@ -108,6 +111,17 @@ fn warn_misses(plan: &mut Plan, item: &Item<Tree>, closure: &Closure, walked: &W
     for miss in &closure.version_misses {
         plan.warnings.push(format!("{tree}: {miss}"));
     }
+}
+
+/// Whether an optional tree's `src` is there to copy: only a missing one
+/// is skipped (one that is no directory, or a loop, is still the error
+/// `locate_source` gives).
+fn source_exists(resolver: &Resolver, source: &TreeSource) -> bool {
+    let found = match source {
+        TreeSource::Sysroot(path) => resolver.sysroot().locate(path).map(|_| ()),
+        TreeSource::Host(path) => std::fs::symlink_metadata(path).map(|_| ()),
+    };
+    !matches!(found, Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// The tree's folder on the host, and its root path when it is in the

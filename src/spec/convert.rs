@@ -72,6 +72,7 @@ pub(super) fn merge(
     if let Some(raw_sysroot) = raw.sysroot {
         super::sysroot::merge(&mut spec.debian, raw_sysroot, here)?;
     }
+    super::sysroot::merge_provided(&mut spec.debian_packages, raw.debian_packages, here)?;
     raw.name.map(|name| spec_name(name, here)).transpose()
 }
 
@@ -120,10 +121,11 @@ fn file(raw: Spanned<RawFile>, here: &Here) -> Result<Item<File>, SpecError> {
     let (source, default_dest) = match (f.src, f.content) {
         (Some(src), None) => {
             let raw_src = PathBuf::from(src.get_ref());
-            let host =
-                if raw_src.is_absolute() { raw_src.clone() } else { here.dir.join(&raw_src) };
-            let default_dest = raw_src.is_absolute().then_some(raw_src);
-            (FileSource::Host(host), default_dest)
+            if raw_src.is_absolute() {
+                (FileSource::System(raw_src.clone()), Some(raw_src))
+            } else {
+                (FileSource::Host(here.dir.join(&raw_src)), None)
+            }
         }
         (None, Some(content)) => (FileSource::Content(content), None),
         (Some(_), Some(_)) => {
@@ -195,7 +197,7 @@ fn tree(raw: Spanned<RawTree>, here: &Here) -> Result<Item<Tree>, SpecError> {
         })?;
         exclude.push(compiled);
     }
-    Ok(Item { value: Tree { source, dest, exclude, src_at }, at: location })
+    Ok(Item { value: Tree { source, dest, exclude, optional: t.optional, src_at }, at: location })
 }
 
 fn user(raw: Spanned<RawUser>, here: &Here) -> Result<Item<User>, SpecError> {

@@ -34,6 +34,8 @@ pub(super) struct RawSpec {
     pub image: Option<super::image::RawImage>,
     pub shell: Option<super::shell::RawShell>,
     pub sysroot: Option<super::sysroot::RawSysroot>,
+    #[serde(default)]
+    pub debian_packages: Vec<Spanned<String>>,
 }
 
 pub(super) enum RawDir {
@@ -93,6 +95,8 @@ pub(super) struct RawTree {
     pub dest: Option<Spanned<String>>,
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub optional: bool,
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,9 @@
 //! rest of the spec: a later file's scalar keys override an earlier one's,
 //! and its lists (`packages`, `components`, `extra_suites`) are appended
 //! with repeats dropped, so a preset can add packages to a base spec's
-//! suite. A relative `keyring` is taken relative to the file that names it.
+//! suite. The top-level `debian_packages` of any file (a preset's) is
+//! merged the same way into its own list, which a package sysroot adds to
+//! `packages` and any other sysroot ignores. A relative `keyring` is taken relative to the file that names it.
 
 use std::ops::Range;
 
@@ -56,13 +58,7 @@ pub(super) fn merge(
             Some(word(arch, &at, "architecture", "a Debian architecture such as \"amd64\"")?);
     }
     for package in raw.packages {
-        let location = at(package.span());
-        let name = package.into_inner();
-        if !is_package_name(&name) {
-            return Err(SpecError::at(&location, format!("`{name}` is not a Debian package name"))
-                .help("package names are lowercase letters, digits and `+-.`, at least two long (Debian Policy 5.6.1)"));
-        }
-        push_new(&mut request.packages, name);
+        push_new(&mut request.packages, package_name(package, &at)?);
     }
     if let Some(mirror) = raw.mirror {
         let location = at(mirror.span());
@@ -96,6 +92,32 @@ pub(super) fn merge(
         request.snapshot = snapshot;
     }
     Ok(())
+}
+
+/// Merges one file's top-level `debian_packages`: the packages that
+/// provide what the file copies, used only with a package sysroot.
+pub(super) fn merge_provided(
+    provided: &mut Vec<String>,
+    raw: Vec<Spanned<String>>,
+    here: &Here,
+) -> Result<(), SpecError> {
+    for package in raw {
+        push_new(provided, package_name(package, &|span| here.at(span))?);
+    }
+    Ok(())
+}
+
+fn package_name(
+    package: Spanned<String>,
+    at: &impl Fn(Range<usize>) -> Location,
+) -> Result<String, SpecError> {
+    let location = at(package.span());
+    let name = package.into_inner();
+    if !is_package_name(&name) {
+        return Err(SpecError::at(&location, format!("`{name}` is not a Debian package name"))
+            .help("package names are lowercase letters, digits and `+-.`, at least two long (Debian Policy 5.6.1)"));
+    }
+    Ok(name)
 }
 
 /// After every file is merged: a `[sysroot.debian]` needs a suite.

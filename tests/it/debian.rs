@@ -420,7 +420,7 @@ fn a_locked_build_reads_no_index_and_fetches_only_what_the_cache_lacks() {
     more.packages.push("tool".into());
     let err = error_text(&package_set::locked_or_resolved(&more, f.base(), &options).unwrap_err());
     assert!(err.contains("--locked: the inputs differ"), "{err}");
-    assert!(err.contains("package sysroot changed: locked main,updates amd64 [main] app, now main,updates amd64 [main] app,tool"), "{err}");
+    assert!(err.contains("packages asked for changed: + tool"), "{err}");
     // Without --locked it resolves anew.
     let (new, _) =
         package_set::locked_or_resolved(&more, f.base(), &f.locked_options(&spec, false)).unwrap();
@@ -532,7 +532,17 @@ fn update_and_locked_from_the_command_line() {
     ]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("--locked: the inputs differ"), "{stderr}");
-    assert!(stderr.contains("now main,updates amd64 [main] app,tool"), "{stderr}");
+    assert!(stderr.contains("packages asked for changed: + tool"), "{stderr}");
+    assert_eq!(f.server.requests(), before, "a refused locked build asked the mirror");
+    assert!(!out.exists());
+    // A preset that says `tool` provides its files changes the package set
+    // as much: refused under --locked, naming the package.
+    std::fs::write(f.base().join("preset.toml"), "debian_packages = [\"tool\"]\n").unwrap();
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, text.replacen("\n", "\ninclude = [\"preset.toml\"]\n", 1)).unwrap();
+    let (code, stderr) = xtask(&["build", spec_arg, "--out", out.to_str().unwrap(), "--locked"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("packages asked for changed: + tool"), "{stderr}");
     assert_eq!(f.server.requests(), before, "a refused locked build asked the mirror");
     assert!(!out.exists());
 }
@@ -566,9 +576,14 @@ fn live_a_tree_built_from_bookworm_packages_runs_and_locks_its_package_set() {
     let spec = tmp.path().join("pk.toml");
     std::fs::write(
         &spec,
-        "name = \"pk\"\ncommands = [\"bash\", \"ls\"]\n[sysroot.debian]\nsuite = \"bookworm\"\npackages = [\"bash\", \"coreutils\"]\n",
+        "name = \"pk\"\ncommands = [\"bash\", \"ls\"]\n\
+         [[files]]\nsrc = \"motd\"\ndest = \"/etc/motd\"\n\
+         [[files]]\nsrc = \"/etc/bash.bashrc\"\ndest = \"/etc/copied.bashrc\"\n\
+         [[trees]]\nsrc = \"/usr/local/lib/no-such-folder\"\noptional = true\n\
+         [sysroot.debian]\nsuite = \"bookworm\"\npackages = [\"bash\", \"coreutils\"]\n",
     )
     .unwrap();
+    std::fs::write(tmp.path().join("motd"), "a host file\n").unwrap();
     let request = rootfs::spec::load(&spec).unwrap().debian.unwrap().value;
     let lock = rootfs::lock::path_for(&spec);
     let source = rootfs::image_sysroot::SysrootSource::Debian {
@@ -583,10 +598,14 @@ fn live_a_tree_built_from_bookworm_packages_runs_and_locks_its_package_set() {
     options.sysroot = prepared.dir.clone();
     options.packages = prepared.packages.clone();
     let built = rootfs::build::build(&options).unwrap();
-    // Sources are paths inside the sysroot, which sits elsewhere on each
-    // machine; each names a path the unpacked packages have.
+    // Everything but the relative `[[files]]` src comes from the packages,
+    // the absolute one (copied elsewhere) too. Sources are paths inside the
+    // sysroot, which sits elsewhere on each machine; each names a path the
+    // unpacked packages have.
     for entry in &built.manifest.entries {
-        if let Some(source) = &entry.source {
+        if let Some(source) = &entry.source
+            && entry.path != Path::new("/etc/motd")
+        {
             let inside = prepared.dir.join(source.strip_prefix("/").unwrap());
             assert!(inside.symlink_metadata().is_ok(), "{} is from the host", source.display());
         }
@@ -596,6 +615,22 @@ fn live_a_tree_built_from_bookworm_packages_runs_and_locks_its_package_set() {
         text.contains("[debian.packages.bash]") && text.contains("[debian.packages.coreutils]")
     );
     sbom_from_the_package_set(&built, prepared.packages.as_ref().unwrap());
+    // A package lock: the set and the one host input, nothing per file.
+    let parsed = rootfs::lock::Lock::parse(text.as_bytes()).unwrap();
+    assert!(parsed.pins_packages(), "{text}");
+    assert_eq!(parsed.spec_files.keys().collect::<Vec<_>>(), [Path::new("/etc/motd")], "{text}");
+    assert_eq!(parsed.spec_files[Path::new("/etc/motd")].input.as_deref(), Some("host"));
+    for table in ["[commands", "[files", "[links", "[trees", "copied.bashrc"] {
+        assert!(!text.contains(table), "{table} in the package lock:\n{text}");
+    }
+    // An absolute `src` no package ships is not looked for on the host.
+    let text = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&spec, text.replace("/etc/bash.bashrc", "/etc/hostname")).unwrap();
+    let err = rootfs::build::build(&options).unwrap_err();
+    let shown = rootfs::render_error(&err);
+    assert!(shown.contains("cannot read `/etc/hostname` in the sysroot"), "{shown}");
+    assert!(shown.contains("`debian_packages`"), "{shown}");
+    std::fs::write(&spec, text).unwrap();
     let again = rootfs::image_sysroot::prepare(&source, &sysroots).unwrap();
     assert!(!again.unpacked, "the same package set reuses its folder");
     assert_eq!(again.packages, prepared.packages, "the lock's set is used again");

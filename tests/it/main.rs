@@ -1,5 +1,6 @@
 //! The integration tests: one binary, one module per area, all driving the `rootfs` library.
 
+mod bookworm;
 mod build;
 mod cli;
 mod debian;

@@ -87,6 +87,7 @@ const CASES: &[(&str, u8)] = &[
     ("tree-relative-without-dest", 2),
     ("tree-src-missing", 2),
     ("syntax-error", 2),
+    ("debian-packages-bad-name", 2),
     ("sysroot-debian-bad-package", 2),
     ("sysroot-debian-unknown-key", 2),
     ("sysroot-debian-without-suite", 2),

@@ -101,7 +101,9 @@ impl Update {
     fn run(self) -> Result<ExitCode> {
         let spec = self.spec.unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
         let loaded = rootfs::spec::load(&spec)?;
-        let Some(request) = loaded.debian.as_ref().map(|item| &item.value) else {
+        let Some(request) = loaded.debian.as_ref().map(|item| {
+            rootfs::debian::merge_request(Some(&item.value), None, &[], &loaded.debian_packages)
+        }) else {
             return Err(UsageError(format!(
                 "`{}` has no `[sysroot.debian]`: there is no package set to update",
                 spec.display()
@@ -111,7 +113,7 @@ impl Update {
         let options = rootfs::debian::Options { progress: true, ..Default::default() };
         let lock = rootfs::lock::path_for(&spec);
         let update = rootfs::debian::package_set::update(
-            request,
+            &request,
             &loaded.name,
             &lock,
             &options,
@@ -510,24 +512,28 @@ impl Target {
     /// sysroot takes the spec's table with the flags' suite, architecture
     /// and `--packages` over it.
     fn sysroot_source(&self, spec: &std::path::Path) -> Result<SysrootSource> {
-        let from_spec = || -> Result<Option<rootfs::debian::DebianRequest>> {
-            Ok(rootfs::spec::load(spec)?.debian.map(|item| item.value))
+        // The spec's table, and the packages its files say provide them.
+        let from_spec = || -> Result<(Option<rootfs::debian::DebianRequest>, Vec<String>)> {
+            let loaded = rootfs::spec::load(spec)?;
+            Ok((loaded.debian.map(|item| item.value), loaded.debian_packages))
         };
         let debian = |request| SysrootSource::Debian {
             request,
             lock: Some(rootfs::lock::path_for(spec)),
             locked: self.locked,
         };
+        let merge = rootfs::debian::merge_request;
         let source = match &self.sysroot {
-            Some(SysrootSource::Debian { request: flag, .. }) => debian(
-                rootfs::debian::merge_request(from_spec()?.as_ref(), Some(flag), &self.packages),
-            ),
+            Some(SysrootSource::Debian { request: flag, .. }) => {
+                let (table, provided) = from_spec()?;
+                debian(merge(table.as_ref(), Some(flag), &self.packages, &provided))
+            }
             Some(other) => other.clone(),
             None => match from_spec()? {
-                Some(request) => {
-                    debian(rootfs::debian::merge_request(Some(&request), None, &self.packages))
+                (Some(table), provided) => {
+                    debian(merge(Some(&table), None, &self.packages, &provided))
                 }
-                None => SysrootSource::Dir(PathBuf::from("/")),
+                (None, _) => SysrootSource::Dir(PathBuf::from("/")),
             },
         };
         if !self.packages.is_empty() && !matches!(source, SysrootSource::Debian { .. }) {

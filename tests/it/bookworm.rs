@@ -1,0 +1,119 @@
+//! The shipped specs and presets in their bookworm package-sysroot form (`rootfs-spec/bookworm/`): each builds `--locked` from its committed lock, takes nothing from the host, and passes its smoke against the package sysroot; each lock pins packages, not files.
+//!
+//! Live: the `.deb`s come from the mirror this machine's apt sources name
+//! (CI reaches Debian's archive) into the shared download cache
+//! (`$ROOTFS_CACHE_DIR`, else `~/.cache/rootfs`), so a warm cache fetches
+//! nothing. The unpacked sysroots are kept under the target directory, so
+//! a second run unpacks nothing either.
+
+use std::path::{Path, PathBuf};
+
+use rootfs::build::{Options, build};
+use rootfs::image_sysroot::{Prepared, SysrootSource};
+use rootfs::smoke;
+
+use crate::support::{can_enter, project_root};
+
+/// The specs of `rootfs-spec/bookworm/` (the files with a `name`), sorted.
+fn bookworm_specs() -> Vec<PathBuf> {
+    let dir = project_root().join("rootfs-spec/bookworm");
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter(|p| {
+            let value: toml::Table = std::fs::read_to_string(p).unwrap().parse().unwrap();
+            value.contains_key("name")
+        })
+        .collect();
+    specs.sort();
+    specs
+}
+
+/// The package sysroot of `spec` from its committed lock, refusing any
+/// other package set, as `build --locked` prepares it.
+fn prepare_locked(spec: &Path, sysroots: &Path) -> Prepared {
+    let loaded = rootfs::spec::load(spec).unwrap();
+    let table = loaded.debian.as_ref().map(|item| &item.value);
+    let request = rootfs::debian::merge_request(table, None, &[], &loaded.debian_packages);
+    let source =
+        SysrootSource::Debian { request, lock: Some(rootfs::lock::path_for(spec)), locked: true };
+    rootfs::image_sysroot::prepare(&source, sysroots)
+        .unwrap_or_else(|e| panic!("{}: {}", spec.display(), rootfs::render_error(&e)))
+}
+
+#[test]
+fn the_bookworm_specs_are_the_shipped_specs_and_presets() {
+    let names: Vec<String> = bookworm_specs()
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["certs", "ci-shell", "default", "git", "locale", "python3", "vim"]);
+}
+
+/// Each lock is a package lock of a few hundred lines: the package set and
+/// nothing per file (the shipped specs have no host input), its size and
+/// package count as README's table gives them.
+#[test]
+fn the_committed_bookworm_locks_pin_packages_not_files() {
+    let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
+    for spec in bookworm_specs() {
+        let path = rootfs::lock::path_for(&spec);
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: the lock must be committed: {e}", path.display()));
+        let lock = rootfs::lock::Lock::parse(&bytes).unwrap();
+        assert!(lock.pins_packages(), "{} is not a package lock", path.display());
+        assert!(lock.spec_files.is_empty() && lock.trees.is_empty(), "{}", path.display());
+        let set = lock.debian.unwrap();
+        assert_eq!(
+            (set.suites.as_slice(), set.architecture.as_str()),
+            (&["bookworm".to_string()][..], "amd64")
+        );
+        let lines = bytes.iter().filter(|b| **b == b'\n').count();
+        assert!(lines < 1000, "{}: {lines} lines", path.display());
+        // README's table says the same.
+        let name = spec.file_name().unwrap().to_string_lossy().into_owned();
+        let row = format!("| `bookworm/{name}` | {} | {lines} |", set.packages.len());
+        assert!(readme.contains(&row), "README.md lacks the row {row}");
+    }
+}
+
+/// Every bookworm form builds `--locked` without touching its lock, every
+/// file of its tree comes from the package sysroot, and every check passes
+/// there, each probe judged against the same run on the package sysroot.
+#[test]
+fn every_bookworm_spec_builds_locked_and_passes_its_smoke() {
+    let sysroots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bookworm-sysroots");
+    let tmp = tempfile::tempdir().unwrap();
+    for spec in bookworm_specs() {
+        let lock_path = rootfs::lock::path_for(&spec);
+        let committed = std::fs::read(&lock_path).unwrap();
+        let prepared = prepare_locked(&spec, &sysroots);
+        let mut options = Options::new(&spec, tmp.path());
+        options.sysroot = prepared.dir.clone();
+        options.packages = prepared.packages.clone();
+        options.locked = true;
+        let built = build(&options)
+            .unwrap_or_else(|e| panic!("{}: {}", spec.display(), rootfs::render_error(&e)));
+        assert_eq!(std::fs::read(&lock_path).unwrap(), committed, "{}", spec.display());
+        for entry in &built.manifest.entries {
+            if let Some(source) = &entry.source {
+                assert!(
+                    source.starts_with(&prepared.dir),
+                    "{}: {}",
+                    spec.display(),
+                    source.display()
+                );
+            }
+        }
+        if !can_enter() {
+            continue;
+        }
+        let checks = smoke::checks(&built.spec, &built.manifest);
+        let (reference, _) =
+            smoke::reference(&built.spec, &built.manifest, &built.out, &prepared.dir);
+        let options = smoke::Options { jobs: 2, hostname: built.spec.name.clone(), reference };
+        let report = smoke::run(&built.out, &checks, &options).unwrap();
+        assert_eq!(report.failed(), 0, "{}:\n{}", spec.display(), report.table());
+    }
+}
