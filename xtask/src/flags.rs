@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rootfs::UsageError;
 use rootfs::image_sysroot::SysrootSource;
+use rootfs::smoke::structure;
 
 use crate::{out_root, project_root};
 
@@ -211,6 +212,10 @@ pub struct Smoke {
     /// (a tree changed or built elsewhere).
     #[arg(long)]
     pub no_build: bool,
+    /// Also run this container-structure-test file (schema 2.0.0 or
+    /// 1.0.0) against the tree; may be repeated.
+    #[arg(long, value_name = "FILE")]
+    pub structure_test: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -442,6 +447,7 @@ impl Xtask {
                     junit: None,
                     jobs: None,
                     no_build: false,
+                    structure_test: Vec::new(),
                 }
                 .run(),
             },
@@ -603,7 +609,13 @@ impl Smoke {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let options = rootfs::smoke::Options { jobs, hostname: spec.name.clone(), reference };
-        let report = rootfs::smoke::run(&out, &checks, &options)?;
+        let files = structure_files(&spec, &self.structure_test)?;
+        let report = if files.is_empty() {
+            rootfs::smoke::run(&out, &checks, &options)?
+        } else {
+            let subject = structure::Subject::of_tree(&spec, &manifest, &out)?;
+            structure::run(&checks, &files, &subject, &spec.smoke, &options)?
+        };
         for note in &report.notes {
             eprintln!("{note}");
         }
@@ -615,6 +627,19 @@ impl Smoke {
         }
         Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
+}
+
+/// The spec's structure test files, then those given with
+/// `--structure-test`.
+fn structure_files(
+    spec: &rootfs::spec::Spec,
+    given: &[PathBuf],
+) -> Result<Vec<std::sync::Arc<structure::StructureTests>>> {
+    let mut files: Vec<_> = spec.smoke.structure_tests.iter().map(|t| t.value.clone()).collect();
+    for path in given {
+        files.push(std::sync::Arc::new(structure::load(path)?));
+    }
+    Ok(files)
 }
 
 impl Shell {
