@@ -15,6 +15,7 @@
 
 mod command;
 mod files;
+mod image;
 mod license;
 mod metadata;
 
@@ -39,11 +40,34 @@ pub struct Subject {
     pub root: PathBuf,
     /// The image configuration's `config` object, as an OCI image holds it.
     pub config: ImageConfig,
-    /// Who owns each path, when the files on disk do not say (a tree is
-    /// owned by whoever built it; its image by root and the users).
-    pub owners: Option<crate::export::Owners>,
+    /// Who owns each path: a tree is owned by whoever built it, its image
+    /// by root and the users.
+    pub owners: Owners,
     /// The SBOM the license tests read.
     pub sbom: Option<PathBuf>,
+}
+
+/// Where the owner of a path is read.
+pub enum Owners {
+    /// As an export of the spec's tree gives them.
+    Spec(crate::export::Owners),
+    /// As an image's layers list them, by real root path.
+    Listed(BTreeMap<PathBuf, (u32, u32)>),
+    /// As the files on disk have them.
+    OnDisk,
+}
+
+impl Owners {
+    /// The uid and gid of the root path `real`, whose file on disk has
+    /// `meta`.
+    fn of(&self, real: &Path, meta: &std::fs::Metadata) -> (u32, u32) {
+        use std::os::unix::fs::MetadataExt;
+        match self {
+            Owners::Spec(owners) => owners.of(real),
+            Owners::Listed(listed) => listed.get(real).copied().unwrap_or((meta.uid(), meta.gid())),
+            Owners::OnDisk => (meta.uid(), meta.gid()),
+        }
+    }
 }
 
 /// The image configuration as container-structure-test reads it.
@@ -99,7 +123,7 @@ impl Subject {
         Ok(Subject {
             root: tree.to_path_buf(),
             config: ImageConfig::of_oci(&crate::export::run_config(spec, manifest, tree)?),
-            owners: Some(crate::export::Owners::of_spec(spec, tree)),
+            owners: Owners::Spec(crate::export::Owners::of_spec(spec, tree)),
             sbom: Some(crate::sbom::path_for(tree)).filter(|p| p.is_file()),
         })
     }

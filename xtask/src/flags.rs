@@ -175,6 +175,14 @@ pub struct Export {
     /// Rebuild the tree and write the export again, reusing no layer.
     #[arg(long)]
     pub force: bool,
+    /// Then run this container-structure-test file against the exported
+    /// image (oci or bundle), unpacked, as `smoke --structure-test` runs it
+    /// against the tree; may be repeated.
+    #[arg(long, value_name = "FILE")]
+    pub structure_test: Vec<PathBuf>,
+    /// Also write the structure tests' results as JUnit XML to this file.
+    #[arg(long, value_name = "FILE", requires = "structure_test")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -609,7 +617,7 @@ impl Smoke {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let options = rootfs::smoke::Options { jobs, hostname: spec.name.clone(), reference };
-        let files = structure_files(&spec, &self.structure_test)?;
+        let files = structure_files(Some(&spec), &self.structure_test)?;
         let report = if files.is_empty() {
             rootfs::smoke::run(&out, &checks, &options)?
         } else {
@@ -629,13 +637,14 @@ impl Smoke {
     }
 }
 
-/// The spec's structure test files, then those given with
+/// The spec's structure test files, if asked, then those given with
 /// `--structure-test`.
 fn structure_files(
-    spec: &rootfs::spec::Spec,
+    spec: Option<&rootfs::spec::Spec>,
     given: &[PathBuf],
 ) -> Result<Vec<std::sync::Arc<structure::StructureTests>>> {
-    let mut files: Vec<_> = spec.smoke.structure_tests.iter().map(|t| t.value.clone()).collect();
+    let from_spec = spec.into_iter().flat_map(|s| &s.smoke.structure_tests);
+    let mut files: Vec<_> = from_spec.map(|t| t.value.clone()).collect();
     for path in given {
         files.push(std::sync::Arc::new(structure::load(path)?));
     }
@@ -721,7 +730,24 @@ impl Export {
         };
         let exported = rootfs::export::export(&built, &options)?;
         println!("{}", exported.summary());
-        Ok(ExitCode::SUCCESS)
+        if self.structure_test.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let files = structure_files(None, &self.structure_test)?;
+        let cache = rootfs::fsutil::side_dir(&built.out).join("images");
+        let sbom = Some(rootfs::sbom::path_for(&built.out)).filter(|p| p.is_file());
+        let subject = structure::Subject::of_export(&exported, &cache, sbom)?;
+        let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let smoke =
+            rootfs::smoke::Options { jobs, hostname: built.spec.name.clone(), reference: None };
+        let report = structure::run(&[], &files, &subject, &built.spec.smoke, &smoke)?;
+        print!("{}", report.table());
+        if let Some(path) = &self.junit {
+            let xml = report.junit(&format!("rootfs.{}.image", built.spec.name))?;
+            rootfs::fsutil::write_file_atomically(path, xml.as_bytes())
+                .with_context(|| format!("writing the JUnit report `{}`", path.display()))?;
+        }
+        Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 }
 

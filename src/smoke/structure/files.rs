@@ -41,10 +41,7 @@ pub(super) fn existence(subject: &Subject, test: &FileExistenceTest) -> Vec<Stri
             failures.push(format!("`{path}` is not executable by {who}: {mode}"));
         }
     }
-    let (uid, gid) = match &subject.owners {
-        Some(owners) => owners.of(&real),
-        None => (meta.uid(), meta.gid()),
-    };
+    let (uid, gid) = subject.owners.of(&real, &meta);
     if let Some(want) = test.uid
         && want != uid
     {
