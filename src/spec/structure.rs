@@ -199,7 +199,7 @@ impl<'de> Deserialize<'de> for Pattern {
         regex::Regex::new(&text).map(Pattern).map_err(|e| {
             de::Error::custom(format!(
                 "invalid regular expression `{text}`: {}",
-                e.to_string().lines().last().unwrap_or("")
+                e.to_string().lines().last().unwrap_or("").trim_start_matches("error: ")
             ))
         })
     }
@@ -319,7 +319,15 @@ fn yaml_error(e: &serde_yaml_ng::Error, source: &Arc<Source>) -> SpecError {
     };
     match e.location() {
         Some(at) => {
-            let at = Location { source: source.clone(), span: at.index()..at.index() };
+            // The value or key the parser stopped at, to the end of its line
+            // (a key to its colon).
+            let start = at.index().min(source.text.len());
+            let line = source.text[start..].lines().next().unwrap_or("");
+            let end = match line.find(':') {
+                Some(colon) if message.contains("unknown field") => colon,
+                _ => line.trim_end().len(),
+            };
+            let at = Location { source: source.clone(), span: start..start + end };
             SpecError::at(&at, message).help(help)
         }
         None => SpecError::in_file(&source.path, message).help(help),
