@@ -176,8 +176,8 @@ pub struct Export {
     #[arg(long)]
     pub force: bool,
     /// Then run this container-structure-test file against the exported
-    /// image (oci or bundle), unpacked, as `smoke --structure-test` runs it
-    /// against the tree; may be repeated.
+    /// OCI image, unpacked, as `smoke --structure-test` runs it against the
+    /// tree; may be repeated.
     #[arg(long, value_name = "FILE")]
     pub structure_test: Vec<PathBuf>,
     /// Also write the structure tests' results as JUnit XML to this file.
@@ -707,6 +707,12 @@ impl Trace {
 
 impl Export {
     fn run(self) -> Result<ExitCode> {
+        if !self.structure_test.is_empty() && self.format != ExportFormat::Oci {
+            return Err(UsageError(
+                "--structure-test runs against an OCI image: use it with --format oci".into(),
+            )
+            .into());
+        }
         let mut target = self.target.build_options()?;
         target.force = self.force;
         let built = self.target.built(&target)?;
@@ -735,8 +741,7 @@ impl Export {
         }
         let files = structure_files(None, &self.structure_test)?;
         let cache = rootfs::fsutil::side_dir(&built.out).join("images");
-        let sbom = Some(rootfs::sbom::path_for(&built.out)).filter(|p| p.is_file());
-        let subject = structure::Subject::of_export(&exported, &cache, sbom)?;
+        let subject = structure::Subject::of_export(&exported, &cache)?;
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
         let smoke =
             rootfs::smoke::Options { jobs, hostname: built.spec.name.clone(), reference: None };
