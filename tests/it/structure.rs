@@ -277,3 +277,124 @@ fn distroless_on_preset(name: &str, files: &[&str], not_applicable: &[(&str, &st
     assert!(passed > not_applicable.len().min(3), "{passed} passed\n{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The text a JUnit test case's `system-out` holds.
+fn junit_outputs(path: &Path) -> Vec<(String, String)> {
+    let xml = std::fs::read_to_string(path).unwrap();
+    xml.split("<testcase ")
+        .skip(1)
+        .map(|case| {
+            let start = case.find("name=\"").unwrap() + 6;
+            let name = unescape(&case[start..start + case[start..].find('"').unwrap()]);
+            let output = match (case.find("<system-out>"), case.find("</system-out>")) {
+                (Some(open), Some(close)) => unescape(&case[open + 12..close]),
+                _ => String::new(),
+            };
+            (name, output)
+        })
+        .collect()
+}
+
+/// The command tests of failing.yaml, run by runc in a bundle export of the
+/// same tree, print exactly what they printed in the sandbox, and exit as
+/// their verdict there says: the tests see what a container runtime shows.
+#[test]
+fn command_tests_see_under_runc_what_they_see_in_the_sandbox() {
+    if crate::export::needs_root() || !can_enter() {
+        return;
+    }
+    let runc = crate::export::tool("runc");
+    let dir = work_dir("structure-runc");
+    for name in ["failing.toml", "failing.yaml"] {
+        std::fs::copy(project_root().join("tests/data/structure").join(name), dir.join(name))
+            .unwrap();
+    }
+    let (spec, out, xml) = (dir.join("failing.toml"), dir.join("out/tree"), dir.join("tree.xml"));
+    let (_, text) = rootfs_cli("smoke", &spec, &out, &["--junit", xml.to_str().unwrap()]);
+    let outputs = junit_outputs(&xml);
+    let verdicts = junit_rows(&xml);
+    let bundle = dir.join("out/tree.bundle");
+    let extra = ["--format", "bundle", "--output", bundle.to_str().unwrap()];
+    let (code, export) = rootfs_cli("export", &spec, &out, &extra);
+    assert_eq!(code, 0, "{export}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let image_env: std::collections::BTreeMap<String, String> = config["process"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().split_once('=').unwrap())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let tests = rootfs::smoke::structure::load(&dir.join("failing.yaml")).unwrap();
+    let mut compared = 0;
+    for (i, test) in tests.commands.iter().enumerate() {
+        if !test.setup.is_empty() || !test.teardown.is_empty() || test.name == "missing command" {
+            continue;
+        }
+        let mut env = image_env.clone();
+        for var in &tests.global_env {
+            env.insert(var.key.clone(), rootfs::smoke::structure::expand(&var.value, &image_env));
+        }
+        env.extend(test.env_vars.iter().map(|v| (v.key.clone(), v.value.clone())));
+        let argv: Vec<String> =
+            test.argv().iter().map(|a| rootfs::smoke::structure::expand(a, &image_env)).collect();
+        let (status, stdout, stderr) = runc_run(runc, &dir, &bundle, &config, i, &argv, &env);
+        let mut shown = stdout;
+        if !stderr.is_empty() {
+            if !shown.is_empty() && !shown.ends_with('\n') {
+                shown.push('\n');
+            }
+            shown.push_str(&format!("--- standard error ---\n{stderr}"));
+        }
+        let row = outputs.iter().find(|(name, _)| *name == test.name).unwrap();
+        assert_eq!(shown, row.1, "{}: runc against the sandbox\n{text}", test.name);
+        let verdict = &verdicts.iter().find(|(name, _)| *name == test.name).unwrap().1;
+        assert_eq!(status == test.exit_code, !verdict.contains("expected exit"), "{verdict}");
+        compared += 1;
+    }
+    assert_eq!(compared, 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `argv` with `env` in a copy of the bundle's `config.json` (the
+/// bundle's root read-only, with the capability docker gives to reach
+/// other users' folders), by runc: exit status, standard output, error.
+fn runc_run(
+    runc: &str,
+    dir: &Path,
+    bundle: &Path,
+    config: &serde_json::Value,
+    n: usize,
+    argv: &[String],
+    env: &std::collections::BTreeMap<String, String>,
+) -> (i32, String, String) {
+    let run_dir = dir.join(format!("runc-{n}"));
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let mut config = config.clone();
+    config["root"]["path"] = bundle.join("rootfs").display().to_string().into();
+    config["root"]["readonly"] = true.into();
+    config["process"]["args"] = serde_json::json!(argv);
+    config["process"]["env"] =
+        serde_json::json!(env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());
+    for set in ["bounding", "effective", "permitted"] {
+        config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_DAC_OVERRIDE".into());
+    }
+    std::fs::write(run_dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    let id = format!("rootfs-structure-{}-{n}", std::process::id());
+    let state = dir.join("runc-state");
+    let out = duct::cmd(
+        runc,
+        ["--root", state.to_str().unwrap(), "run", "--bundle", run_dir.to_str().unwrap(), &id],
+    )
+    .stdout_capture()
+    .stderr_capture()
+    .unchecked()
+    .run()
+    .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
