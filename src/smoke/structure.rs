@@ -151,12 +151,27 @@ pub fn checks(
                 expect: Expect::Structure(Arc::new(test.clone())),
                 timeout: Duration::from_secs_f64(smoke.timeout),
                 limits: smoke.limits,
-                opens: Opens::Resolved(Access { writable: true, workdir, ..Access::default() }),
+                opens: Opens::Resolved(Access {
+                    writable: true,
+                    workdir,
+                    user: user_ids(&subject.config.user),
+                    ..Access::default()
+                }),
                 env: env.into_iter().collect(),
             });
         }
     }
     checks
+}
+
+/// The image's `User` as ids: `uid:gid` or `uid` (what exports write);
+/// root when empty or a name, which an image of ours never holds.
+fn user_ids(user: &str) -> crate::sandbox::Ids {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+    match (uid.parse(), gid.parse()) {
+        (Ok(uid), Ok(gid)) => crate::sandbox::Ids { uid, gid },
+        _ => crate::sandbox::Ids::default(),
+    }
 }
 
 /// `globalEnvVars`, each value expanded from the image's environment.

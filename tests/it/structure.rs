@@ -103,7 +103,7 @@ const EXPECTED: &[(&str, &str)] = &[
          label team is \"rootfs\", expected \"other\"; \
          cmd is [\"bash\", \"-l\"], expected [\"bash\"]; \
          entrypoint is [], expected [\"/bin/sh\", \"-c\"]; \
-         workdir is \"/home/app\", expected \"/\"; user is \"\", expected \"app\"; \
+         workdir is \"/home/app\", expected \"/\"; user is \"1000:1000\", expected \"app\"; \
          port 443/tcp is not exposed (the image has [\"8080/tcp\"]); \
          port 8080/tcp is exposed (the image has [\"8080/tcp\"]); \
          volume /cache is not a volume (the image has [\"/data\"]); \
