@@ -175,7 +175,8 @@ pub struct LicenseTest {
 
 /// A Go regular expression (RE2), compiled by the `regex` crate, whose
 /// syntax is RE2's but for a few escapes (`\C`, `\Q...\E`), which it
-/// refuses here rather than matching otherwise.
+/// refuses here rather than matching otherwise; its `\d`, `\w`, `\s` and
+/// `\b` are Unicode-aware where Go's are ASCII only.
 #[derive(Clone, Debug)]
 pub struct Pattern(pub regex::Regex);
 
