@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 pub use self::compress::Compression;
+pub use self::owners::Owners;
 use crate::UsageError;
 use crate::build::Built;
 
@@ -243,4 +244,21 @@ pub fn export(built: &Built, options: &Options) -> Result<Exported> {
     }?;
     exported.elapsed = started.elapsed();
     Ok(exported)
+}
+
+/// The `config` object of the image an export of the tree writes (user,
+/// environment, entrypoint, cmd, ports, volumes, working directory,
+/// labels), as JSON: what a structure test's `metadataTest` reads of the
+/// tree, the same as it reads of the exported image.
+pub fn run_config(
+    spec: &crate::spec::Spec,
+    manifest: &crate::manifest::Manifest,
+    tree: &Path,
+) -> Result<serde_json::Value> {
+    let process = process::Process::of_spec(spec, manifest)?;
+    let platform = platform::of_tree(tree, &manifest.commands)?;
+    let needs = manifest.portability.as_ref().map(image::needs_labels).unwrap_or_default();
+    let bytes = config::image_config(platform, &process, &spec.image, &needs, &[], 0)?;
+    let mut config: serde_json::Value = serde_json::from_slice(&bytes)?;
+    Ok(config["config"].take())
 }

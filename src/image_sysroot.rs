@@ -18,6 +18,7 @@
 pub use crate::unpacked::Prepared;
 use crate::unpacked::{cached, layer};
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -189,6 +190,8 @@ pub fn prepare(source: &SysrootSource, cache_root: &Path) -> Result<Prepared> {
 struct Image {
     digest: String,
     layers: Vec<String>,
+    /// The digest of the image configuration.
+    config: String,
 }
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -235,7 +238,8 @@ fn select(layout: &Path, tag: Option<&str>) -> Result<Image> {
             "layer {layer} does not match its digest"
         );
     }
-    Ok(Image { digest, layers })
+    let config = manifest["config"]["digest"].as_str().context("a manifest without a config")?;
+    Ok(Image { digest, layers, config: config.to_string() })
 }
 
 /// The manifest of this machine's platform in an image index.
@@ -280,6 +284,49 @@ fn read_json(path: &Path) -> Result<Value> {
     let bytes =
         std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("failed to parse `{}`", path.display()))
+}
+
+/// The uid and gid of each root path, as an image's layers record them.
+pub type LayerOwners = BTreeMap<PathBuf, (u32, u32)>;
+
+/// What a structure test reads of an image layout's only image besides its
+/// files: the configuration's `config` object, and the owner of every path
+/// as the layers' headers give it (a later layer's entry wins; whiteouts
+/// are not followed, a path removed stays listed).
+pub fn config_and_owners(layout: &Path) -> Result<(Value, LayerOwners)> {
+    let image = select(layout, None)
+        .with_context(|| format!("reading the image layout `{}`", layout.display()))?;
+    let mut config = read_blob_json(layout, &image.config)?;
+    let mut owners = BTreeMap::new();
+    for digest in &image.layers {
+        let blob = blob_path(layout, digest)?;
+        let file = std::fs::File::open(&blob)
+            .with_context(|| format!("failed to open `{}`", blob.display()))?;
+        let mut archive = tar::Archive::new(layer::decompress(file)?);
+        for entry in archive.entries().context("reading a layer")? {
+            let entry = entry.context("reading a layer")?;
+            let header = entry.header();
+            let path = Path::new("/").join(relative(&entry.path().context("reading a path")?)?);
+            let uid = header.uid().context("reading an owner")? as u32;
+            let gid = header.gid().context("reading a group")? as u32;
+            owners.insert(path, (uid, gid));
+        }
+    }
+    Ok((config["config"].take(), owners))
+}
+
+/// The blob of the SBOM attached to the layout's image (an artifact of
+/// type `application/spdx+json`), if there is one.
+pub fn attached_sbom(layout: &Path) -> Result<Option<PathBuf>> {
+    let index = read_json(&layout.join("index.json"))?;
+    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let artifact = manifests.iter().find(|d| d["artifactType"] == crate::sbom::MEDIA_TYPE);
+    let Some(digest) = artifact.and_then(|d| d["digest"].as_str()) else { return Ok(None) };
+    let manifest = read_blob_json(layout, digest)?;
+    match manifest["layers"][0]["digest"].as_str() {
+        Some(layer) => Ok(Some(blob_path(layout, layer)?)),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ mod capture;
 mod compare;
 mod report;
 mod runner;
+pub mod structure;
 mod traced;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,8 @@ pub enum Expect {
     /// The same exit status and output as on the reference, and what is
     /// asked besides.
     SameAsHost { exit: Option<i32>, contains: Option<String> },
+    /// A container-structure-test command test ([`structure`]).
+    Structure(Arc<crate::spec::structure::CommandTest>),
 }
 
 /// One thing to run inside the rootfs and what it must show.
@@ -577,7 +580,7 @@ pub struct Smoked {
 }
 
 /// A built tree's own smoke test in one call, as `rootfs smoke` runs it:
-/// the spec's checks, as many at once as the machine has cores, each probe
+/// the spec's checks and structure tests, as many at once as the machine has cores, each probe
 /// judged against `sysroot`, the folder the tree was built from (`/` for a
 /// host build).
 pub fn smoke_tree(built: &crate::build::Built, sysroot: &Path) -> Result<Smoked> {
@@ -585,7 +588,13 @@ pub fn smoke_tree(built: &crate::build::Built, sysroot: &Path) -> Result<Smoked>
     let (reference, note) = reference(&built.spec, &built.manifest, &built.out, sysroot);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let options = Options { jobs, hostname: built.spec.name.clone(), reference };
-    let report = run(&built.out, &checks, &options)?;
+    let files: Vec<_> = built.spec.smoke.structure_tests.iter().map(|t| t.value.clone()).collect();
+    let report = if files.is_empty() {
+        run(&built.out, &checks, &options)?
+    } else {
+        let subject = structure::Subject::of_tree(&built.spec, &built.manifest, &built.out)?;
+        structure::run(&checks, &files, &subject, &built.spec.smoke, &options)?
+    };
     let notes = note.into_iter().chain(report.notes.iter().cloned()).collect();
     Ok(Smoked { report, notes })
 }

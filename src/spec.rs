@@ -13,6 +13,7 @@ mod diagnostic;
 pub mod image;
 mod raw;
 mod shell;
+pub mod structure;
 mod sysroot;
 
 use std::collections::BTreeMap;
@@ -208,6 +209,8 @@ pub struct Smoke {
     pub checks: Vec<Item<Check>>,
     /// The limits of every check that sets none of its own.
     pub limits: Limits,
+    /// container-structure-test files (`structure_tests`), read and checked.
+    pub structure_tests: Vec<Item<Arc<structure::StructureTests>>>,
 }
 
 /// A spec with its includes merged.
@@ -299,6 +302,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
             skip: Vec::new(),
             checks: Vec::new(),
             limits: Limits::default(),
+            structure_tests: Vec::new(),
         },
         image: image::Image::default(),
         shell: Shell::default(),

@@ -67,7 +67,7 @@ impl ImagePlan {
 /// What the tree needs of the machine, as image labels (the spec's own
 /// `[image] labels` win over these): `rootfs.needs` is the one-line
 /// summary, the others one fact each.
-fn needs_labels(portability: &Portability) -> BTreeMap<String, String> {
+pub(super) fn needs_labels(portability: &Portability) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     labels.insert("rootfs.needs".to_string(), portability.summary());
     if let Some(level) = portability.cpu {

@@ -42,6 +42,7 @@ pub(super) fn judge(sandboxes: &Sandboxes, check: &Check) -> Outcomes {
             let reordered = outcome == Outcome::Pass && reordered(&host, &ran, false);
             Outcomes { reordered, ..outcomes(check, ran, outcome, Some(&host)) }
         }
+        (Expect::Structure(test), _) => super::structure::judge(sandboxes, check, test),
         (Expect::SameAsHost { .. }, None) => {
             let mut outcomes = super::skipped(check);
             outcomes.outcome = Outcome::Error(
@@ -68,6 +69,7 @@ fn run_in(
         limits: check.limits,
         timeout: check.timeout,
         contains,
+        split: false,
         tracer: None,
     };
     runner::run(&setup, argv)

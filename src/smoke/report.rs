@@ -103,9 +103,13 @@ impl Report {
     }
 }
 
-/// The command line, then the diff against the host or the output.
+/// The command line (if one ran), then the diff against the host or the
+/// output.
 fn details(out: &mut String, r: &Outcomes) {
-    let _ = writeln!(out, "    $ {}", super::shell_words(&r.ran));
+    // A structure test of files or metadata runs nothing.
+    if !r.ran.is_empty() {
+        let _ = writeln!(out, "    $ {}", super::shell_words(&r.ran));
+    }
     if let Some(diff) = &r.diff {
         for line in diff.lines() {
             let _ = writeln!(out, "    | {line}");

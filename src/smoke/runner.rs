@@ -37,6 +37,9 @@ pub struct Ran {
     pub status: Option<i32>,
     pub signal: Option<i32>,
     pub output: Capture,
+    /// Standard error on its own, when [`Setup::split`] asked for it
+    /// (`output` is then standard output alone).
+    pub errors: Option<Capture>,
     /// What a limit did to it.
     pub hit: Option<LimitHit>,
     pub elapsed: Duration,
@@ -50,6 +53,8 @@ pub(super) struct Setup<'a> {
     pub limits: Limits,
     pub timeout: Duration,
     pub contains: Option<&'a str>,
+    /// Keep standard error apart from standard output.
+    pub split: bool,
     /// Record what the run uses with this tracer.
     pub tracer: Option<Arc<crate::trace::Filter>>,
 }
@@ -63,6 +68,7 @@ pub(super) fn run(setup: &Setup, argv: &[String]) -> Ran {
         status: None,
         signal: None,
         output: Capture::new(setup.contains),
+        errors: setup.split.then(|| Capture::new(None)),
         hit: None,
         elapsed: Duration::ZERO,
     };
@@ -87,29 +93,31 @@ fn run_limited(setup: &Setup, ran: &mut Ran) -> Result<()> {
 }
 
 fn spawn_and_wait(setup: &Setup, ran: &mut Ran, launch: Arc<Launch>) -> Result<()> {
-    let (mut reader, writer) = os_pipe::pipe().context("creating a pipe for the output")?;
+    let (reader, writer) = os_pipe::pipe().context("creating a pipe for the output")?;
     let (expression, log) = setup.sandbox.command(&ran.argv, setup.env, launch)?;
-    let started =
-        expression.stdin_null().stderr_to_stdout().stdout_file(writer).unchecked().start();
-    // Our copy of the pipe's write end goes with the expression: the reader
-    // sees the end of the output when the last process inside is gone.
+    let (error_reader, expression) = if ran.errors.is_some() {
+        let (reader, writer) = os_pipe::pipe().context("creating a pipe for the errors")?;
+        (Some(reader), expression.stderr_file(writer))
+    } else {
+        (None, expression.stderr_to_stdout())
+    };
+    let started = expression.stdin_null().stdout_file(writer).unchecked().start();
+    // Our copy of the pipes' write ends goes with the expression: the
+    // readers see the end of the output when the last process inside is
+    // gone.
     drop(expression);
     let handle = started.map_err(|e| anyhow::anyhow!("{e} (while {})", log.step().words()))?;
     std::thread::scope(|scope| {
         let output = &mut ran.output;
-        let reading = scope.spawn(move || {
-            let mut buffer = vec![0u8; 64 * 1024];
-            loop {
-                match reader.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(n) => output.push(&buffer[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
-        });
+        let reading = scope.spawn(move || read_all(reader, output));
+        let errors = ran.errors.as_mut().zip(error_reader);
+        let reading_errors =
+            errors.map(|(errors, reader)| scope.spawn(move || read_all(reader, errors)));
         let waited = wait(&handle, &log, setup.timeout);
         let _ = reading.join();
+        if let Some(reading) = reading_errors {
+            let _ = reading.join();
+        }
         match waited {
             Ok((end, status)) => {
                 ran.end = end;
@@ -120,6 +128,19 @@ fn spawn_and_wait(setup: &Setup, ran: &mut Ran, launch: Arc<Launch>) -> Result<(
             Err(e) => Err(e),
         }
     })
+}
+
+/// Reads a pipe to its end into `capture`.
+fn read_all(mut reader: os_pipe::PipeReader, capture: &mut Capture) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => capture.push(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
 }
 
 /// Waits for the keeper until the deadline, checking for an interruption

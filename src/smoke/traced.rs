@@ -103,6 +103,7 @@ fn outcome(check: &Check, ran: &Ran) -> Outcome {
         Expect::SameAsHost { exit, contains } => {
             super::compare::absolute(ran, *exit, contains.as_deref())
         }
+        Expect::Structure(test) => super::compare::absolute(ran, Some(test.exit_code), None),
     }
 }
 
@@ -115,7 +116,7 @@ fn run_traced(
     let (filter, supervisor) = crate::trace::start()?;
     let env = sandboxes.env_for(check);
     let contains = match &check.expect {
-        Expect::Probe { .. } => None,
+        Expect::Probe { .. } | Expect::Structure(_) => None,
         Expect::Exit { contains, .. } | Expect::SameAsHost { contains, .. } => contains.as_deref(),
     };
     let setup = Setup {
@@ -125,6 +126,7 @@ fn run_traced(
         limits: check.limits,
         timeout: check.timeout,
         contains,
+        split: false,
         tracer: Some(Arc::new(filter)),
     };
     let ran = runner::run(&setup, argv);

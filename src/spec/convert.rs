@@ -274,6 +274,19 @@ fn smoke(spec: &mut Spec, raw: RawSmoke, here: &Here) -> Result<(), SpecError> {
     for raw_check in raw.checks {
         smoke.checks.push(check(raw_check, here)?);
     }
+    for file in raw.structure_tests {
+        let at = here.at(file.span());
+        let path = here.dir.join(file.get_ref());
+        if !path.is_file() {
+            return Err(SpecError::at(
+                &at,
+                format!("cannot read structure test file `{}`", path.display()),
+            )
+            .help("give a container-structure-test YAML file, relative to this spec's folder"));
+        }
+        let tests = super::structure::load(&path)?;
+        smoke.structure_tests.push(Item { value: std::sync::Arc::new(tests), at });
+    }
     Ok(())
 }
 

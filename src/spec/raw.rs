@@ -159,6 +159,8 @@ pub(super) struct RawSmoke {
     pub pids: Option<Spanned<i64>>,
     pub memory: Option<Spanned<RawSize>>,
     pub tmp_size: Option<Spanned<RawSize>>,
+    #[serde(default)]
+    pub structure_tests: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

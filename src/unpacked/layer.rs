@@ -75,7 +75,7 @@ pub fn apply(root: &OwnedFd, reader: impl Read, dirs: &mut DirModes) -> Result<(
 }
 
 /// A plain, gzip or zstd stream, told apart by its first bytes.
-fn decompress<'a>(reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+pub(crate) fn decompress<'a>(reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
     let mut reader = BufReader::new(reader);
     let head = reader.fill_buf().context("reading the layer")?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {

@@ -25,7 +25,7 @@ fn is_root() -> bool {
 }
 
 /// Says why a test that needs root does not run, in one line.
-fn needs_root() -> bool {
+pub(crate) fn needs_root() -> bool {
     if is_root() {
         return false;
     }
@@ -34,7 +34,7 @@ fn needs_root() -> bool {
 }
 
 /// A tool the tests drive, which `cargo xtask test` installs.
-fn tool(name: &str) -> &str {
+pub(crate) fn tool(name: &str) -> &str {
     let found = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(name).is_file()));
     assert!(found, "`{name}` is missing: run the tests with `cargo xtask test`, which installs it");

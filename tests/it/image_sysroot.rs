@@ -33,7 +33,7 @@ fn a_spec_built_from_an_image_of_its_own_tree_loads_everything_and_copies_nothin
     // A copy of the specs, so that their lock is this test's own.
     let repo = tmp.path().join("repo");
     std::fs::create_dir_all(repo.join("presets")).unwrap();
-    for name in ["default.toml", "base.toml", "presets/vim.toml"] {
+    for name in ["default.toml", "default.structure.yaml", "base.toml", "presets/vim.toml"] {
         std::fs::copy(project_root().join("rootfs-spec").join(name), repo.join(name)).unwrap();
     }
     let spec = repo.join("default.toml");

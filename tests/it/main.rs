@@ -24,6 +24,7 @@ mod sbom;
 mod signals;
 mod smoke;
 mod spec_errors;
+mod structure;
 mod support;
 mod terminal;
 mod tidy;

@@ -6,7 +6,7 @@ use crate::findings::entries;
 use crate::support::{can_enter, project_root, rootfs_cli};
 
 /// A folder under the target directory (the sandbox replaces `/tmp`).
-fn work_dir(name: &str) -> PathBuf {
+pub(crate) fn work_dir(name: &str) -> PathBuf {
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -57,9 +57,9 @@ const CASES: &[(&str, u8)] = &[
     ("library-not-found", 1),
     ("missing-name", 2),
     ("mode-not-a-string", 2),
+    ("passwd-through-symlink", 2),
     ("relative-command-path", 2),
     ("relative-dest", 2),
-    ("passwd-through-symlink", 2),
     ("root-not-uid-zero", 2),
     ("root-with-other-gid", 2),
     ("shell-bind-climbs-out", 2),
@@ -81,16 +81,19 @@ const CASES: &[(&str, u8)] = &[
     ("smoke-tmp-size-negative", 2),
     ("src-is-a-directory", 2),
     ("src-missing", 2),
+    ("structure-bad-regex", 2),
+    ("structure-missing-file", 2),
+    ("structure-unknown-key", 2),
     ("symlink-collides-with-file", 2),
     ("symlink-collides-with-passwd", 2),
-    ("tree-invalid-glob", 2),
-    ("tree-relative-without-dest", 2),
-    ("tree-src-missing", 2),
     ("syntax-error", 2),
     ("debian-packages-bad-name", 2),
     ("sysroot-debian-bad-package", 2),
     ("sysroot-debian-unknown-key", 2),
     ("sysroot-debian-without-suite", 2),
+    ("tree-invalid-glob", 2),
+    ("tree-relative-without-dest", 2),
+    ("tree-src-missing", 2),
     ("uid-zero-not-root", 2),
     ("unknown-file-key", 2),
     ("unknown-key", 2),
@@ -99,8 +102,14 @@ const CASES: &[(&str, u8)] = &[
     ("wrong-type", 2),
 ];
 
-/// Specs in the folder that are only included by cases.
-const HELPERS: &[&str] = &["include-broken-part.toml", "include-loop-back.toml"];
+/// Specs in the folder that are only included by cases, and the structure
+/// test files cases name.
+const HELPERS: &[&str] = &[
+    "include-broken-part.toml",
+    "include-loop-back.toml",
+    "structure-bad-regex.yaml",
+    "structure-unknown-key.yaml",
+];
 
 #[test]
 fn broken_specs_fail_with_their_message_and_leave_the_output_alone() {
@@ -194,6 +203,7 @@ fn every_bad_spec_is_a_case() {
         let known = match name.rsplit_once('.') {
             Some((stem, "toml")) => is_case(stem) || HELPERS.contains(&name.as_str()),
             Some((stem, "stderr")) => is_case(stem),
+            Some((_, "yaml")) => HELPERS.contains(&name.as_str()),
             _ => false,
         };
         if !known {

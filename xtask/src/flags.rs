@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rootfs::UsageError;
 use rootfs::image_sysroot::SysrootSource;
+use rootfs::smoke::structure;
 
 use crate::{out_root, project_root};
 
@@ -176,6 +177,14 @@ pub struct Export {
     /// Rebuild the tree and write the export again, reusing no layer.
     #[arg(long)]
     pub force: bool,
+    /// Then run this container-structure-test file against the exported
+    /// OCI image, unpacked, as `smoke --structure-test` runs it against the
+    /// tree; may be repeated.
+    #[arg(long, value_name = "FILE")]
+    pub structure_test: Vec<PathBuf>,
+    /// Also write the structure tests' results as JUnit XML to this file.
+    #[arg(long, value_name = "FILE", requires = "structure_test")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -213,6 +222,10 @@ pub struct Smoke {
     /// (a tree changed or built elsewhere).
     #[arg(long)]
     pub no_build: bool,
+    /// Also run this container-structure-test file (schema 2.0.0 or
+    /// 1.0.0) against the tree; may be repeated.
+    #[arg(long, value_name = "FILE")]
+    pub structure_test: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -444,6 +457,7 @@ impl Xtask {
                     junit: None,
                     jobs: None,
                     no_build: false,
+                    structure_test: Vec::new(),
                 }
                 .run(),
             },
@@ -609,7 +623,13 @@ impl Smoke {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let options = rootfs::smoke::Options { jobs, hostname: spec.name.clone(), reference };
-        let report = rootfs::smoke::run(&out, &checks, &options)?;
+        let files = structure_files(Some(&spec), &self.structure_test)?;
+        let report = if files.is_empty() {
+            rootfs::smoke::run(&out, &checks, &options)?
+        } else {
+            let subject = structure::Subject::of_tree(&spec, &manifest, &out)?;
+            structure::run(&checks, &files, &subject, &spec.smoke, &options)?
+        };
         for note in &report.notes {
             eprintln!("{note}");
         }
@@ -621,6 +641,20 @@ impl Smoke {
         }
         Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
+}
+
+/// The spec's structure test files, if asked, then those given with
+/// `--structure-test`.
+fn structure_files(
+    spec: Option<&rootfs::spec::Spec>,
+    given: &[PathBuf],
+) -> Result<Vec<std::sync::Arc<structure::StructureTests>>> {
+    let from_spec = spec.into_iter().flat_map(|s| &s.smoke.structure_tests);
+    let mut files: Vec<_> = from_spec.map(|t| t.value.clone()).collect();
+    for path in given {
+        files.push(std::sync::Arc::new(structure::load(path)?));
+    }
+    Ok(files)
 }
 
 impl Shell {
@@ -679,6 +713,12 @@ impl Trace {
 
 impl Export {
     fn run(self) -> Result<ExitCode> {
+        if !self.structure_test.is_empty() && self.format != ExportFormat::Oci {
+            return Err(UsageError(
+                "--structure-test runs against an OCI image: use it with --format oci".into(),
+            )
+            .into());
+        }
         let mut target = self.target.build_options()?;
         target.force = self.force;
         let built = self.target.built(&target)?;
@@ -702,7 +742,23 @@ impl Export {
         };
         let exported = rootfs::export::export(&built, &options)?;
         println!("{}", exported.summary());
-        Ok(ExitCode::SUCCESS)
+        if self.structure_test.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let files = structure_files(None, &self.structure_test)?;
+        let cache = rootfs::fsutil::side_dir(&built.out).join("images");
+        let subject = structure::Subject::of_export(&exported, &cache)?;
+        let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let smoke =
+            rootfs::smoke::Options { jobs, hostname: built.spec.name.clone(), reference: None };
+        let report = structure::run(&[], &files, &subject, &built.spec.smoke, &smoke)?;
+        print!("{}", report.table());
+        if let Some(path) = &self.junit {
+            let xml = report.junit(&format!("rootfs.{}.image", built.spec.name))?;
+            rootfs::fsutil::write_file_atomically(path, xml.as_bytes())
+                .with_context(|| format!("writing the JUnit report `{}`", path.display()))?;
+        }
+        Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 }
 
