@@ -110,6 +110,7 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 pub mod build;
 pub mod build_script;
+pub mod cpu_smoke;
 pub mod devenv;
 pub mod install;
 pub mod manifest;

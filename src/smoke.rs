@@ -262,6 +262,8 @@ struct Sandboxes {
     reference: Option<Arc<Sandbox>>,
     cgroups: Cgroups,
     env: Vec<(String, String)>,
+    /// Programs in the tree (not the reference) run under this emulator.
+    emulator: Option<Arc<sandbox::binfmt::Entry>>,
 }
 
 impl Sandboxes {
@@ -286,8 +288,24 @@ impl Sandboxes {
 /// limits are rlimits only. Interrupted (SIGINT, SIGTERM), it kills and
 /// reaps the running checks, runs no more, and returns an error.
 pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
+    run_emulated(root, checks, options, None)
+}
+
+/// [`run`], with the tree's programs run under `emulator` (the variables
+/// it reads added to every check's environment), the reference's natively.
+pub(crate) fn run_emulated(
+    root: &Path,
+    checks: &[Check],
+    options: &Options,
+    emulator: Option<&crate::cpu_smoke::Emulator>,
+) -> Result<Report> {
     let started = Instant::now();
-    let sandboxes = enter_all(root, RootKind::Tree, checks, options)?;
+    let mut sandboxes = enter_all(root, RootKind::Tree, checks, options)?;
+    if let Some(emulator) = emulator {
+        sandboxes.emulator = Some(emulator.entry());
+        sandboxes.env.extend(emulator.env());
+        sandboxes.env.sort();
+    }
     let results = drive(&sandboxes, checks, options.jobs, "smoke", run_check)?;
     let notes = sandboxes.cgroups.note().into_iter().collect();
     Ok(Report { results, elapsed: started.elapsed(), notes })
@@ -357,7 +375,7 @@ fn enter_all(
         .map(|r| enter(r, RootKind::Reference, &Access::default()))
         .transpose()?;
     let env = environment(None);
-    Ok(Sandboxes { tree, opened, reference, cgroups: Cgroups::create(), env })
+    Ok(Sandboxes { tree, opened, reference, cgroups: Cgroups::create(), env, emulator: None })
 }
 
 /// What a check's [`Opens`] ask of the sandbox of `root`: the binds

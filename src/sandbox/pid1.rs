@@ -7,7 +7,7 @@ use std::os::fd::OwnedFd;
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
-use super::{Launch, SAFE, Sandbox, Step, StepLog, init, keeper, layer};
+use super::{Launch, SAFE, Sandbox, Step, StepLog, binfmt, init, keeper, layer};
 
 /// `AT_RECURSIVE` for `mount_setattr(2)`.
 pub(super) const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -27,6 +27,10 @@ pub(super) fn run(
         None => mount_root(sandbox, log)?,
     }
     mount_proc(sandbox, log)?;
+    if let Some(entry) = &launch.emulator {
+        log.set(Step::RegisteringEmulator);
+        binfmt::register(&sandbox.binfmt_dir, entry)?;
+    }
     mount_sys(sandbox, log)?;
     mount_dev(sandbox, log)?;
     log.set(Step::MountingTmp);

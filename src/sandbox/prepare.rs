@@ -73,6 +73,10 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
         proc_read_only,
         dev_dir: c(&dev)?,
         tmp_dir: c(&inside("tmp"))?,
+        binfmt_dir: (
+            c(&inside("proc/sys/fs/binfmt_misc"))?,
+            c(&inside("proc/sys/fs/binfmt_misc/register"))?,
+        ),
         masked,
         sys_dir,
         dev_nodes,

@@ -126,6 +126,7 @@ fn run_traced(
         timeout: check.timeout,
         contains,
         tracer: Some(Arc::new(filter)),
+        emulator: None,
     };
     let ran = runner::run(&setup, argv);
     // Nothing of the run is left by now: the listener has no process any

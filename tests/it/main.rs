@@ -2,6 +2,7 @@
 
 mod build;
 mod cli;
+mod cpu_smoke;
 mod debian;
 mod debian_unpack;
 mod devenv;
