@@ -113,6 +113,7 @@ pub mod build_script;
 pub mod cpu_smoke;
 pub mod devenv;
 pub mod install;
+pub mod kernel_smoke;
 pub mod manifest;
 pub mod output;
 pub mod plan;

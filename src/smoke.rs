@@ -1,5 +1,6 @@
 //! Smoke tests: every command of a built rootfs, and the spec's checks, run inside it in fresh namespaces, in parallel, each with its timeout and limits; a command's default probe is judged against the same probe run on the sysroot.
 
+pub mod across;
 mod capture;
 mod compare;
 mod report;

@@ -199,6 +199,10 @@ pub struct Smoke {
     pub checks: Vec<Item<Check>>,
     /// The limits of every check that sets none of its own.
     pub limits: Limits,
+    /// CPU levels every check runs on again, under an emulator.
+    pub cpus: Vec<Item<crate::elf::IsaLevel>>,
+    /// Kernels every check runs under again, in a virtual machine.
+    pub kernels: Vec<Item<crate::kernel_smoke::KernelSource>>,
 }
 
 /// A spec with its includes merged.
@@ -286,6 +290,8 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
             skip: Vec::new(),
             checks: Vec::new(),
             limits: Limits::default(),
+            cpus: Vec::new(),
+            kernels: Vec::new(),
         },
         image: image::Image::default(),
         shell: Shell::default(),

@@ -155,6 +155,10 @@ pub(super) struct RawSmoke {
     pub pids: Option<Spanned<i64>>,
     pub memory: Option<Spanned<RawSize>>,
     pub tmp_size: Option<Spanned<RawSize>>,
+    #[serde(default)]
+    pub cpus: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub kernels: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
