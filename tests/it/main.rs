@@ -11,6 +11,7 @@ mod embed;
 mod export;
 mod findings;
 mod image_sysroot;
+mod kernel_smoke;
 mod limits;
 mod lock;
 mod output;
