@@ -71,13 +71,7 @@ pub fn run(
         jobs: options.jobs,
         checks: runnable.iter().map(|c| WireCheck::of(c)).collect(),
     };
-    let work = tempfile::Builder::new()
-        .prefix("rootfs-kernel-")
-        .tempdir()
-        .context("making a work folder")?;
-    let cpio = work.path().join("initramfs.cpio");
-    let job_bytes = serde_json::to_vec(&job).context("writing the job")?;
-    initramfs::write(&cpio, agent, &job_bytes, tree)?;
+    let (work, cpio) = write_initramfs(tree, &job, agent)?;
     let deadline = BOOT_ALLOWANCE + checks.iter().map(|c| c.timeout * 2).sum::<Duration>();
     let boot =
         Boot { image: &image, initramfs: &cpio, work: work.path(), cpus: options.jobs.clamp(1, 2) };
@@ -125,6 +119,33 @@ fn not_run(check: &Check) -> crate::smoke::Outcomes {
         host: None,
         diff: None,
         elapsed: Duration::ZERO,
+    }
+}
+
+/// The initramfs of `job`, in a work folder of its own.
+fn write_initramfs(tree: &Path, job: &Job, agent: &Path) -> Result<(tempfile::TempDir, PathBuf)> {
+    let work = tempfile::Builder::new()
+        .prefix("rootfs-kernel-")
+        .tempdir()
+        .context("making a work folder")?;
+    let cpio = work.path().join("initramfs.cpio");
+    let job_bytes = serde_json::to_vec(job).context("writing the job")?;
+    initramfs::write(&cpio, agent, &job_bytes, tree)?;
+    Ok((work, cpio))
+}
+
+/// The time of a bare boot of the initramfs [`run`] boots, written
+/// beforehand: the guest's init starts, runs no check and powers off
+/// (what a kernel smoke run is measured against).
+pub fn bare_boot(tree: &Path, kernel: &KernelSource, agent: &Path) -> Result<Duration> {
+    let image = kernel.image()?;
+    let job = Job { hostname: "bare".to_string(), jobs: 1, checks: Vec::new() };
+    let (work, cpio) = write_initramfs(tree, &job, agent)?;
+    let boot = Boot { image: &image, initramfs: &cpio, work: work.path(), cpus: 2 };
+    let started = Instant::now();
+    match boot.run(BOOT_ALLOWANCE)? {
+        (GuestReport::Ran { .. }, _) => Ok(started.elapsed()),
+        (GuestReport::Failed(why), _) => bail!("the bare boot's init failed: {why}"),
     }
 }
 
