@@ -62,15 +62,17 @@ pub fn matrix(host: &Report, others: &[Elsewhere]) -> String {
     for column in &columns {
         let _ = write!(out, "  {column:<w$}", w = column.len().max(9));
     }
+    let mut out = out.trim_end().to_string();
     out.push('\n');
     for (i, result) in host.results.iter().enumerate() {
         let name: String = result.check.name.chars().take(width).collect();
-        let _ = write!(out, "{name:<width$}");
+        let mut line = format!("{name:<width$}");
         let cells = std::iter::once(host).chain(others.iter().map(|o| &o.report));
         for (report, column) in cells.zip(&columns) {
             let word = report.results.get(i).map_or("-", |r| word(&r.outcome));
-            let _ = write!(out, "  {word:<w$}", w = column.len().max(9));
+            let _ = write!(line, "  {word:<w$}", w = column.len().max(9));
         }
+        out.push_str(line.trim_end());
         out.push('\n');
     }
     out
