@@ -74,3 +74,28 @@ fn a_level_no_qemu_model_emulates_is_refused_with_the_reason() {
         Emulator::prepare(IsaLevel::V4, Path::new("/lib64/ld-linux-x86-64.so.2")).unwrap_err();
     assert!(format!("{err:#}").contains("no AVX-512"), "{err:#}");
 }
+
+#[test]
+fn smoke_cpu_reports_each_level_and_a_column_per_run() {
+    if !can_enter() {
+        return;
+    }
+    let tmp = tempfile::tempdir_in(crate::support::target_dir()).unwrap();
+    let built = built_with_v3(tmp.path());
+    let spec = tmp.path().join("cpu.toml");
+    let (code, text) = crate::support::rootfs_cli(
+        "smoke",
+        &spec,
+        &built.out,
+        &["--cpu", "x86-64-v1", "--cpu", "x86-64-v3"],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("\non x86-64-v1 (qemu-x86_64-static -cpu qemu64):\n"), "{text}");
+    assert!(text.contains("\non x86-64-v3 (qemu-x86_64-static -cpu Haswell-noTSX,"), "{text}");
+    assert!(text.contains("CPU ISA level is lower than required"), "{text}");
+    let header = text.lines().find(|l| l.starts_with("check ") && l.contains("host")).unwrap();
+    assert!(header.ends_with("host       x86-64-v1  x86-64-v3"), "{header}");
+    let row =
+        text.lines().rev().find(|l| l.starts_with(&format!("{}/bin/v3 ", tmp.path().display())));
+    assert!(row.unwrap().ends_with("pass       FAIL       pass"), "{text}");
+}
