@@ -66,16 +66,6 @@ impl Emulator {
         Ok(Emulator { level, model, entry, _dir: dir })
     }
 
-    pub(crate) fn entry(&self) -> Arc<Entry> {
-        self.entry.clone()
-    }
-
-    /// What the checks' environment gets: the model for the programs'
-    /// children.
-    pub(crate) fn env(&self) -> Vec<(String, String)> {
-        vec![(CPU_VARIABLE.to_string(), self.model.to_string())]
-    }
-
     /// How a report names this run.
     pub fn describe(&self) -> String {
         format!("{} ({EMULATOR} -cpu {})", self.level.name(), self.model)
@@ -136,5 +126,8 @@ pub fn run(
     options: &Options,
     emulator: &Emulator,
 ) -> Result<Report> {
-    crate::smoke::run_emulated(root, checks, options, Some(emulator))
+    // The model reaches the program's children through the environment.
+    let env = vec![(CPU_VARIABLE.to_string(), emulator.model.to_string())];
+    let emulation = crate::smoke::Emulation { entry: emulator.entry.clone(), env };
+    crate::smoke::run_emulated(root, checks, options, Some(emulation))
 }

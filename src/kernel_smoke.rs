@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-pub use self::kernel::{KERNEL_HELP, KernelSource};
 use self::wire::{GuestReport, Job, WireCheck};
 use crate::smoke::{Check, Opens, Options, Outcome, Report};
+use crate::spec::KernelSource;
 
 /// The arguments the kernel passes to the init (everything after `--` on
 /// its command line): the program given as the agent must run
@@ -64,7 +64,7 @@ pub fn run(
     agent: &Path,
 ) -> Result<KernelRun> {
     let started = Instant::now();
-    let image = kernel.image()?;
+    let image = kernel::image(kernel)?;
     let runnable: Vec<&Check> = checks.iter().filter(|c| c.opens == Opens::default()).collect();
     let job = Job {
         hostname: options.hostname.clone(),
@@ -138,7 +138,7 @@ fn write_initramfs(tree: &Path, job: &Job, agent: &Path) -> Result<(tempfile::Te
 /// beforehand: the guest's init starts, runs no check and powers off
 /// (what a kernel smoke run is measured against).
 pub fn bare_boot(tree: &Path, kernel: &KernelSource, agent: &Path) -> Result<Duration> {
-    let image = kernel.image()?;
+    let image = kernel::image(kernel)?;
     let job = Job { hostname: "bare".to_string(), jobs: 1, checks: Vec::new() };
     let (work, cpio) = write_initramfs(tree, &job, agent)?;
     let boot = Boot { image: &image, initramfs: &cpio, work: work.path(), cpus: 2 };

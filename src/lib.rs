@@ -49,6 +49,7 @@ pub mod deps;
 pub mod digest_cache;
 pub mod dpkg;
 pub mod elf;
+pub mod elsewhere;
 pub mod export;
 pub mod findings;
 pub mod fsutil;

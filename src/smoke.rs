@@ -1,6 +1,5 @@
 //! Smoke tests: every command of a built rootfs, and the spec's checks, run inside it in fresh namespaces, in parallel, each with its timeout and limits; a command's default probe is judged against the same probe run on the sysroot.
 
-pub mod across;
 mod capture;
 mod compare;
 mod report;
@@ -292,19 +291,26 @@ pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
     run_emulated(root, checks, options, None)
 }
 
-/// [`run`], with the tree's programs run under `emulator` (the variables
+/// The tree's programs run under an emulator: its `binfmt_misc` entry,
+/// and the variables it reads from the environment.
+pub(crate) struct Emulation {
+    pub entry: Arc<sandbox::binfmt::Entry>,
+    pub env: Vec<(String, String)>,
+}
+
+/// [`run`], with the tree's programs run under `emulation` (the variables
 /// it reads added to every check's environment), the reference's natively.
 pub(crate) fn run_emulated(
     root: &Path,
     checks: &[Check],
     options: &Options,
-    emulator: Option<&crate::cpu_smoke::Emulator>,
+    emulation: Option<Emulation>,
 ) -> Result<Report> {
     let started = Instant::now();
     let mut sandboxes = enter_all(root, RootKind::Tree, checks, options)?;
-    if let Some(emulator) = emulator {
-        sandboxes.emulator = Some(emulator.entry());
-        sandboxes.env.extend(emulator.env());
+    if let Some(emulation) = emulation {
+        sandboxes.emulator = Some(emulation.entry);
+        sandboxes.env.extend(emulation.env);
         sandboxes.env.sort();
     }
     let results = drive(&sandboxes, checks, options.jobs, "smoke", run_check)?;

@@ -10,6 +10,7 @@ mod checks;
 mod convert;
 mod diagnostic;
 pub mod image;
+mod kernel;
 mod raw;
 mod shell;
 mod sysroot;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 pub use self::convert::{PathRule, root_path_rule};
 pub use self::diagnostic::{Location, Source, SpecError};
+pub use self::kernel::{KERNEL_HELP, KernelSource};
 use self::raw::RawSpec;
 pub use self::shell::{Bind, Network, Shell, UserSpec, valid_variable_name};
 
@@ -202,7 +204,7 @@ pub struct Smoke {
     /// CPU levels every check runs on again, under an emulator.
     pub cpus: Vec<Item<crate::elf::IsaLevel>>,
     /// Kernels every check runs under again, in a virtual machine.
-    pub kernels: Vec<Item<crate::kernel_smoke::KernelSource>>,
+    pub kernels: Vec<Item<KernelSource>>,
 }
 
 /// A spec with its includes merged.

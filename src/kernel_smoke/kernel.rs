@@ -5,47 +5,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::debian::{self, DebianRequest, Wanted};
+use crate::spec::KernelSource;
 
-/// Where a kernel comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KernelSource {
-    /// A kernel image on this machine (a `bzImage`, as `/boot/vmlinuz-*`).
-    Path(PathBuf),
-    /// The kernel of Debian's `linux-image-<arch>` in this suite.
-    Debian { suite: String },
-}
-
-/// What a spec or `--kernel` may say.
-pub const KERNEL_HELP: &str = "give a kernel image's path (such as \"/boot/vmlinuz-6.1.0-18-amd64\") or \"debian:SUITE\" (such as \"debian:bookworm\")";
-
-impl KernelSource {
-    /// `debian:SUITE`, or a path taken relative to `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<KernelSource, String> {
-        match text.strip_prefix("debian:") {
-            Some(suite) if !suite.is_empty() && !suite.contains(['/', ' ']) => {
-                Ok(KernelSource::Debian { suite: suite.to_string() })
-            }
-            Some(_) => Err(format!("invalid kernel `{text}`: no suite after `debian:`")),
-            None if text.is_empty() => Err("the kernel is empty".to_string()),
-            None => Ok(KernelSource::Path(base.join(text))),
-        }
-    }
-
-    /// How a report names it.
-    pub fn describe(&self) -> String {
-        match self {
-            KernelSource::Path(path) => path.display().to_string(),
-            KernelSource::Debian { suite } => format!("debian:{suite}"),
-        }
-    }
-
-    /// The kernel image on this machine, fetched first for `debian:`.
-    pub fn image(&self) -> Result<PathBuf> {
-        match self {
-            KernelSource::Path(path) if path.is_file() => Ok(path.clone()),
-            KernelSource::Path(path) => bail!("the kernel `{}` is not a file", path.display()),
-            KernelSource::Debian { suite } => debian_image(suite),
-        }
+/// The kernel image of `source` on this machine, fetched first for
+/// `debian:`.
+pub fn image(source: &KernelSource) -> Result<PathBuf> {
+    match source {
+        KernelSource::Path(path) if path.is_file() => Ok(path.clone()),
+        KernelSource::Path(path) => bail!("the kernel `{}` is not a file", path.display()),
+        KernelSource::Debian { suite } => debian_image(suite),
     }
 }
 

@@ -284,8 +284,8 @@ fn smoke(spec: &mut Spec, raw: RawSmoke, here: &Here) -> Result<(), SpecError> {
     }
     for kernel in raw.kernels {
         let at = here.at(kernel.span());
-        let value = crate::kernel_smoke::KernelSource::parse(kernel.get_ref(), &here.dir)
-            .map_err(|why| SpecError::at(&at, why).help(crate::kernel_smoke::KERNEL_HELP))?;
+        let value = super::KernelSource::parse(kernel.get_ref(), &here.dir)
+            .map_err(|why| SpecError::at(&at, why.to_string()).help(super::KERNEL_HELP))?;
         smoke.kernels.push(Item { value, at });
     }
     Ok(())

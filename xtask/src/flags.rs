@@ -633,7 +633,7 @@ impl Smoke {
         }
         let (cpus, kernels) = self.elsewhere(&spec)?;
         let agent = rootfs::kernel_smoke::this_program()?;
-        let others = rootfs::smoke::across::run(&out, &checks, &options, &cpus, &kernels, &agent)?;
+        let others = rootfs::elsewhere::run(&out, &checks, &options, &cpus, &kernels, &agent)?;
         for other in &others {
             println!("\non {}:", other.name);
             for note in &other.report.notes {
@@ -642,7 +642,7 @@ impl Smoke {
             print!("{}", other.report.table());
         }
         if !others.is_empty() {
-            print!("\n{}", rootfs::smoke::across::matrix(&report, &others));
+            print!("\n{}", rootfs::elsewhere::matrix(&report, &others));
         }
         let failed = report.failed() + others.iter().map(|o| o.report.failed()).sum::<usize>();
         Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -652,7 +652,7 @@ impl Smoke {
     fn elsewhere(
         &self,
         spec: &rootfs::spec::Spec,
-    ) -> Result<(Vec<rootfs::elf::IsaLevel>, Vec<rootfs::kernel_smoke::KernelSource>)> {
+    ) -> Result<(Vec<rootfs::elf::IsaLevel>, Vec<rootfs::spec::KernelSource>)> {
         let mut cpus: Vec<_> = spec.smoke.cpus.iter().map(|c| c.value).collect();
         for name in &self.cpus {
             let level = rootfs::elf::IsaLevel::parse(name).ok_or_else(|| {
@@ -667,9 +667,8 @@ impl Smoke {
         let mut kernels: Vec<_> = spec.smoke.kernels.iter().map(|k| k.value.clone()).collect();
         let here = std::env::current_dir().context("reading the current directory")?;
         for text in &self.kernels {
-            let kernel = rootfs::kernel_smoke::KernelSource::parse(text, &here).map_err(|why| {
-                UsageError(format!("{why}: {}", rootfs::kernel_smoke::KERNEL_HELP))
-            })?;
+            let kernel = rootfs::spec::KernelSource::parse(text, &here)
+                .map_err(|why| UsageError(format!("{why}: {}", rootfs::spec::KERNEL_HELP)))?;
             kernels.push(kernel);
         }
         Ok((cpus, kernels))

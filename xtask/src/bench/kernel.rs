@@ -12,7 +12,7 @@ use crate::project_root;
 pub fn run(exe: &Path, work: &Path, runs: usize) -> Result<String> {
     let spec = project_root().join(rootfs::spec::DEFAULT_SPEC);
     let built = rootfs::build::build(&rootfs::build::Options::new(&spec, work.join("kernel")))?;
-    let kernel = rootfs::kernel_smoke::KernelSource::Path(newest_kernel()?);
+    let kernel = rootfs::spec::KernelSource::Path(newest_kernel()?);
     let checks = rootfs::smoke::checks(&built.spec, &built.manifest);
     let options =
         rootfs::smoke::Options { jobs: 2, hostname: built.spec.name.clone(), reference: None };

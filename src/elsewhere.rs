@@ -5,9 +5,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::{Check, Options, Outcome, Report};
 use crate::elf::IsaLevel;
-use crate::kernel_smoke::KernelSource;
+use crate::smoke::{Check, Options, Outcome, Report};
+use crate::spec::KernelSource;
 
 /// One run besides the host's, named for the report.
 #[derive(Debug)]
