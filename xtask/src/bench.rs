@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: times our resolution and builds against the classic recipe, lddtree, dracut-install, jk_cp and the copy floor on command lists of growing size, our exports against a compressor pipe, and our smoke runs against a plain `chroot` loop.
+//! `cargo xtask bench`: times our resolution and builds against the classic recipe, lddtree, dracut-install, jk_cp and the copy floor on command lists of growing size, our exports against a compressor pipe, our smoke runs against a plain `chroot` loop, and a kernel smoke run against a bare boot.
 //!
 //! Every timing is the median of several runs of a whole process (so start-up
 //! costs count), measured with `wait4(2)`, which also gives the peak memory
@@ -7,7 +7,7 @@
 //! `target/bench/results.md`, ready for BENCHMARKS.md.
 //!
 //! `bench/build.rs` measures builds, `bench/export.rs` exports,
-//! `bench/smoke.rs` smoke runs; `bench/timing.rs` is how each of them times
+//! `bench/smoke.rs` smoke runs, `bench/kernel.rs` kernel smoke runs; `bench/timing.rs` is how each of them times
 //! a process, `bench/report.rs` writes the build section of the results.
 
 use std::fmt::Write as _;
