@@ -129,5 +129,11 @@ pub fn run(
     // The model reaches the program's children through the environment.
     let env = vec![(CPU_VARIABLE.to_string(), emulator.model.to_string())];
     let emulation = crate::smoke::Emulation { entry: emulator.entry.clone(), env };
-    crate::smoke::run_emulated(root, checks, options, Some(emulation))
+    let mut report = crate::smoke::run_emulated(root, checks, options, Some(emulation))?;
+    report.notes.push(format!(
+        "note: on {}, every check's environment holds {CPU_VARIABLE}={}, which the programs it starts inherit; one started with an emptied environment runs on qemu's default model",
+        emulator.level.name(),
+        emulator.model
+    ));
+    Ok(report)
 }
