@@ -12,7 +12,7 @@ mod blobs;
 mod bundle;
 mod compress;
 mod config;
-mod cpio;
+pub(crate) mod cpio;
 mod digest;
 mod docker;
 mod image;

@@ -49,6 +49,7 @@ pub mod deps;
 pub mod digest_cache;
 pub mod dpkg;
 pub mod elf;
+pub mod elsewhere;
 pub mod export;
 pub mod findings;
 pub mod fsutil;
@@ -111,8 +112,10 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 pub mod build;
 pub mod build_script;
+pub mod cpu_smoke;
 pub mod devenv;
 pub mod install;
+pub mod kernel_smoke;
 pub mod manifest;
 pub mod output;
 pub mod plan;

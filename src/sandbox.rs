@@ -51,6 +51,7 @@
 //! a shared page ([`StepLog`]) rather than formatted text.
 
 mod access;
+pub mod binfmt;
 mod init;
 mod keeper;
 mod layer;
@@ -119,6 +120,8 @@ pub struct Sandbox {
     proc_read_only: Vec<CString>,
     dev_dir: CString,
     tmp_dir: CString,
+    /// `/proc/sys/fs/binfmt_misc` inside, and its `register` file.
+    binfmt_dir: (CString, CString),
     /// Folders hidden behind an empty read-only tmpfs (the reference's
     /// `/run`).
     masked: Vec<CString>,
@@ -154,6 +157,8 @@ pub struct Launch {
     tracer: Option<Arc<crate::trace::Filter>>,
     /// An attached command takes the terminal on standard input.
     foreground: bool,
+    /// Native programs run under this emulator (`sandbox/binfmt.rs`).
+    emulator: Option<Arc<binfmt::Entry>>,
 }
 
 impl Launch {
@@ -167,7 +172,15 @@ impl Launch {
             tmp_options,
             tracer: None,
             foreground: false,
+            emulator: None,
         }
+    }
+
+    /// The same, with every native program it executes, itself first, run
+    /// under the emulator of `entry`.
+    pub fn emulated(mut self, entry: Arc<binfmt::Entry>) -> Launch {
+        self.emulator = Some(entry);
+        self
     }
 
     /// The same, for an attached command that takes the terminal's

@@ -265,6 +265,8 @@ struct Sandboxes {
     reference: Option<Arc<Sandbox>>,
     cgroups: Cgroups,
     env: Vec<(String, String)>,
+    /// Programs in the tree (not the reference) run under this emulator.
+    emulator: Option<Arc<sandbox::binfmt::Entry>>,
 }
 
 impl Sandboxes {
@@ -289,8 +291,31 @@ impl Sandboxes {
 /// limits are rlimits only. Interrupted (SIGINT, SIGTERM), it kills and
 /// reaps the running checks, runs no more, and returns an error.
 pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
+    run_emulated(root, checks, options, None)
+}
+
+/// The tree's programs run under an emulator: its `binfmt_misc` entry,
+/// and the variables it reads from the environment.
+pub(crate) struct Emulation {
+    pub entry: Arc<sandbox::binfmt::Entry>,
+    pub env: Vec<(String, String)>,
+}
+
+/// [`run`], with the tree's programs run under `emulation` (the variables
+/// it reads added to every check's environment), the reference's natively.
+pub(crate) fn run_emulated(
+    root: &Path,
+    checks: &[Check],
+    options: &Options,
+    emulation: Option<Emulation>,
+) -> Result<Report> {
     let started = Instant::now();
-    let sandboxes = enter_all(root, RootKind::Tree, checks, options)?;
+    let mut sandboxes = enter_all(root, RootKind::Tree, checks, options)?;
+    if let Some(emulation) = emulation {
+        sandboxes.emulator = Some(emulation.entry);
+        sandboxes.env.extend(emulation.env);
+        sandboxes.env.sort();
+    }
     let results = drive(&sandboxes, checks, options.jobs, "smoke", run_check)?;
     let notes = sandboxes.cgroups.note().into_iter().collect();
     Ok(Report { results, elapsed: started.elapsed(), notes })
@@ -360,7 +385,7 @@ fn enter_all(
         .map(|r| enter(r, RootKind::Reference, &Access::default()))
         .transpose()?;
     let env = environment(None);
-    Ok(Sandboxes { tree, opened, reference, cgroups: Cgroups::create(), env })
+    Ok(Sandboxes { tree, opened, reference, cgroups: Cgroups::create(), env, emulator: None })
 }
 
 /// What a check's [`Opens`] ask of the sandbox of `root`: the binds

@@ -11,6 +11,7 @@ mod checks;
 mod convert;
 mod diagnostic;
 pub mod image;
+mod kernel;
 mod raw;
 mod shell;
 pub mod structure;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 pub use self::convert::{PathRule, root_path_rule};
 pub use self::diagnostic::{Location, Source, SpecError};
+pub use self::kernel::{KERNEL_HELP, KernelSource};
 use self::raw::RawSpec;
 pub use self::shell::{Bind, Network, Shell, UserSpec, valid_variable_name};
 
@@ -211,6 +213,10 @@ pub struct Smoke {
     pub limits: Limits,
     /// container-structure-test files (`structure_tests`), read and checked.
     pub structure_tests: Vec<Item<Arc<structure::StructureTests>>>,
+    /// CPU levels every check runs on again, under an emulator.
+    pub cpus: Vec<Item<crate::elf::IsaLevel>>,
+    /// Kernels every check runs under again, in a virtual machine.
+    pub kernels: Vec<Item<KernelSource>>,
 }
 
 /// A spec with its includes merged.
@@ -303,6 +309,8 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
             checks: Vec::new(),
             limits: Limits::default(),
             structure_tests: Vec::new(),
+            cpus: Vec::new(),
+            kernels: Vec::new(),
         },
         image: image::Image::default(),
         shell: Shell::default(),

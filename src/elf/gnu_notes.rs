@@ -56,7 +56,7 @@ impl IsaLevel {
 
     /// The highest level whose bit is set in an `ISA_1_NEEDED` value
     /// (`GNU_PROPERTY_X86_ISA_1_BASELINE` is bit 0, `V2` bit 1, and so on).
-    fn from_bits(bits: u32) -> Option<IsaLevel> {
+    pub(crate) fn from_bits(bits: u32) -> Option<IsaLevel> {
         [(8, IsaLevel::V4), (4, IsaLevel::V3), (2, IsaLevel::V2), (1, IsaLevel::V1)]
             .into_iter()
             .find(|(bit, _)| bits & bit != 0)

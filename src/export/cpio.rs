@@ -27,7 +27,7 @@ const S_IFLNK: u32 = 0o120000;
 const S_IFCHR: u32 = 0o020000;
 
 /// Writes the job's tree as an initramfs.
-pub fn write(mut job: Job) -> Result<Exported> {
+pub(super) fn write(mut job: Job) -> Result<Exported> {
     check_init(&job)?;
     add_console(&mut job.tree)?;
     let mtime = u32::try_from(job.tree.epoch).map_err(|_| {
@@ -134,21 +134,22 @@ fn write_archive(tree: &Tree, mtime: u32, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// A newc header (`070701`): thirteen 8-digit hexadecimal fields.
-struct Header {
-    ino: u32,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    nlink: u32,
-    mtime: u32,
-    size: u32,
-    rdev: (u32, u32),
+/// A newc header (`070701`): thirteen 8-digit hexadecimal fields. Also
+/// what `kernel_smoke`'s initramfs is written with.
+pub(crate) struct Header {
+    pub ino: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub mtime: u32,
+    pub size: u32,
+    pub rdev: (u32, u32),
 }
 
 impl Header {
     /// The header, the name with its NUL, and padding to 4 bytes.
-    fn write(&self, name: &[u8], out: &mut dyn Write) -> Result<()> {
+    pub(crate) fn write(&self, name: &[u8], out: &mut dyn Write) -> Result<()> {
         let namesize = name.len() as u32 + 1;
         let fields = [
             self.ino,
@@ -176,6 +177,6 @@ impl Header {
     }
 }
 
-fn pad4(len: u64) -> usize {
+pub(crate) fn pad4(len: u64) -> usize {
     ((4 - len % 4) % 4) as usize
 }

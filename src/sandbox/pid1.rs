@@ -7,7 +7,7 @@ use std::os::fd::OwnedFd;
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
-use super::{Launch, SAFE, Sandbox, Step, StepLog, init, keeper, layer};
+use super::{Launch, SAFE, Sandbox, Step, StepLog, binfmt, init, keeper, layer};
 
 /// `AT_RECURSIVE` for `mount_setattr(2)`.
 pub(super) const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -27,26 +27,13 @@ pub(super) fn run(
         None => mount_root(sandbox, log)?,
     }
     mount_proc(sandbox, log)?;
+    if let Some(entry) = &launch.emulator {
+        log.set(Step::RegisteringEmulator);
+        binfmt::register(&sandbox.binfmt_dir, entry)?;
+    }
     mount_sys(sandbox, log)?;
     mount_dev(sandbox, log)?;
-    log.set(Step::MountingTmp);
-    rustix::mount::mount(
-        c"tmpfs",
-        sandbox.tmp_dir.as_c_str(),
-        c"tmpfs",
-        SAFE,
-        launch.tmp_options.as_c_str(),
-    )?;
-    log.set(Step::MaskingHostDirs);
-    for dir in &sandbox.masked {
-        rustix::mount::mount(
-            c"tmpfs",
-            dir.as_c_str(),
-            c"tmpfs",
-            SAFE | MountFlags::RDONLY | MountFlags::NOEXEC,
-            c"mode=0755,size=4k",
-        )?;
-    }
+    mount_tmp_and_masks(sandbox, launch, log)?;
     pivot(sandbox, log)?;
     layer::mount_home(&sandbox.access, launch, log)?;
     layer::attach_binds(&sandbox.access, log)?;
@@ -70,6 +57,30 @@ pub(super) fn run(
         init::start(launch.foreground)?;
     }
     log.set(Step::Executing);
+    Ok(())
+}
+
+/// The check's `/tmp`, and the empty read-only tmpfs over each masked
+/// folder.
+fn mount_tmp_and_masks(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Result<()> {
+    log.set(Step::MountingTmp);
+    rustix::mount::mount(
+        c"tmpfs",
+        sandbox.tmp_dir.as_c_str(),
+        c"tmpfs",
+        SAFE,
+        launch.tmp_options.as_c_str(),
+    )?;
+    log.set(Step::MaskingHostDirs);
+    for dir in &sandbox.masked {
+        rustix::mount::mount(
+            c"tmpfs",
+            dir.as_c_str(),
+            c"tmpfs",
+            SAFE | MountFlags::RDONLY | MountFlags::NOEXEC,
+            c"mode=0755,size=4k",
+        )?;
+    }
     Ok(())
 }
 

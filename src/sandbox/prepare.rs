@@ -46,6 +46,7 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
         .iter()
         .map(|p| c(&inside("proc").join(p)))
         .collect::<Result<Vec<_>>>()?;
+    let binfmt = inside("proc/sys/fs/binfmt_misc");
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
     Ok(Sandbox {
@@ -54,6 +55,7 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
         proc_read_only,
         dev_dir: c(&dev)?,
         tmp_dir: c(&inside("tmp"))?,
+        binfmt_dir: (c(&binfmt.clone())?, c(&binfmt.join("register"))?),
         masked,
         sys_dir,
         dev_nodes,

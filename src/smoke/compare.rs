@@ -71,6 +71,11 @@ fn run_in(
         contains,
         split: false,
         tracer: None,
+        // The reference shows how the program behaves on this machine.
+        emulator: sandboxes
+            .emulator
+            .clone()
+            .filter(|_| !sandboxes.reference.as_ref().is_some_and(|r| Arc::ptr_eq(r, sandbox))),
     };
     runner::run(&setup, argv)
 }

@@ -57,6 +57,8 @@ pub(super) struct Setup<'a> {
     pub split: bool,
     /// Record what the run uses with this tracer.
     pub tracer: Option<Arc<crate::trace::Filter>>,
+    /// Run the program under this emulator.
+    pub emulator: Option<Arc<crate::sandbox::binfmt::Entry>>,
 }
 
 /// Runs `argv` and waits for it, its output read as it comes.
@@ -84,6 +86,9 @@ fn run_limited(setup: &Setup, ran: &mut Ran) -> Result<()> {
     let mut launch = Launch::new(Some(&limits), setup.limits.tmp_size);
     if let Some(tracer) = &setup.tracer {
         launch = launch.traced(tracer.clone());
+    }
+    if let Some(entry) = &setup.emulator {
+        launch = launch.emulated(entry.clone());
     }
     let launch = Arc::new(launch);
     let result = spawn_and_wait(setup, ran, launch);

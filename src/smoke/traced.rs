@@ -128,6 +128,7 @@ fn run_traced(
         contains,
         split: false,
         tracer: Some(Arc::new(filter)),
+        emulator: None,
     };
     let ran = runner::run(&setup, argv);
     // Nothing of the run is left by now: the listener has no process any

@@ -287,6 +287,22 @@ fn smoke(spec: &mut Spec, raw: RawSmoke, here: &Here) -> Result<(), SpecError> {
         let tests = super::structure::load(&path)?;
         smoke.structure_tests.push(Item { value: std::sync::Arc::new(tests), at });
     }
+    for cpu in raw.cpus {
+        let at = here.at(cpu.span());
+        let value = crate::elf::IsaLevel::parse(cpu.get_ref()).ok_or_else(|| {
+            SpecError::at(&at, format!("invalid cpu level `{}`", cpu.get_ref()))
+                .help("use \"x86-64-v1\", \"x86-64-v2\" or \"x86-64-v3\"")
+        })?;
+        if !smoke.cpus.iter().any(|c| c.value == value) {
+            smoke.cpus.push(Item { value, at });
+        }
+    }
+    for kernel in raw.kernels {
+        let at = here.at(kernel.span());
+        let value = super::KernelSource::parse(kernel.get_ref(), &here.dir)
+            .map_err(|why| SpecError::at(&at, why.to_string()).help(super::KERNEL_HELP))?;
+        smoke.kernels.push(Item { value, at });
+    }
     Ok(())
 }
 

@@ -161,6 +161,10 @@ pub(super) struct RawSmoke {
     pub tmp_size: Option<Spanned<RawSize>>,
     #[serde(default)]
     pub structure_tests: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub cpus: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub kernels: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

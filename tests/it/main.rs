@@ -3,6 +3,7 @@
 mod bookworm;
 mod build;
 mod cli;
+mod cpu_smoke;
 mod debian;
 mod debian_bare;
 mod debian_unpack;
@@ -12,6 +13,7 @@ mod embed;
 mod export;
 mod findings;
 mod image_sysroot;
+mod kernel_smoke;
 mod limits;
 mod lock;
 mod output;

@@ -70,6 +70,8 @@ const CASES: &[(&str, u8)] = &[
     ("shell-user-unknown", 2),
     ("shell-workdir-relative", 2),
     ("smoke-args-ambiguous-base-name", 2),
+    ("smoke-bad-cpu", 2),
+    ("smoke-bad-kernel", 2),
     ("smoke-check-bind-same-as-host", 2),
     ("smoke-check-empty-run", 2),
     ("smoke-check-unknown-key", 2),

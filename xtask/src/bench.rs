@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: times our resolution and builds against the classic recipe, lddtree, dracut-install, jk_cp and the copy floor on command lists of growing size, our exports against a compressor pipe, and our smoke runs against a plain `chroot` loop.
+//! `cargo xtask bench`: times our resolution and builds against the classic recipe, lddtree, dracut-install, jk_cp and the copy floor on command lists of growing size, our exports against a compressor pipe, our smoke runs against a plain `chroot` loop, and a kernel smoke run against a bare boot.
 //!
 //! Every timing is the median of several runs of a whole process (so start-up
 //! costs count), measured with `wait4(2)`, which also gives the peak memory
@@ -7,7 +7,7 @@
 //! `target/bench/results.md`, ready for BENCHMARKS.md.
 //!
 //! `bench/build.rs` measures builds, `bench/export.rs` exports,
-//! `bench/smoke.rs` smoke runs; `bench/timing.rs` is how each of them times
+//! `bench/smoke.rs` smoke runs, `bench/kernel.rs` kernel smoke runs; `bench/timing.rs` is how each of them times
 //! a process, `bench/report.rs` writes the build section of the results.
 
 use std::fmt::Write as _;
@@ -20,6 +20,7 @@ use crate::{packages, project_root};
 
 mod build;
 mod export;
+mod kernel;
 mod report;
 mod smoke;
 mod timing;
@@ -29,7 +30,7 @@ pub struct Options {
     /// Timed runs per measurement (after one untimed warm-up).
     pub runs: usize,
     /// Only the lists whose name contains this, or only the benchmark of
-    /// this name (`export`, `smoke`).
+    /// this name (`export`, `smoke`, `kernel`).
     pub only: Option<String>,
     /// Skip the peers (classic recipe, lddtree, dracut-install, jk_cp).
     pub no_peers: bool,
@@ -77,6 +78,9 @@ pub fn run(options: &Options) -> Result<()> {
         let spread = lists.iter().find(|l| l.name == "spread-100");
         let smoked: Vec<&List> = spread.into_iter().chain([all]).collect();
         report.push_str(&smoke::run(&exe, &work, &smoked, options.runs)?);
+    }
+    if options.runs_benchmark("kernel") {
+        report.push_str(&kernel::run(&exe, &work, options.runs)?);
     }
     let path = work.join("results.md");
     write_file(&path, &report)?;

@@ -37,8 +37,8 @@ pub struct Bench {
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Only the command lists whose name contains this (classic-9,
-    /// coreutils-30, spread-100, all-N), or only the export or smoke
-    /// benchmark (export, smoke).
+    /// coreutils-30, spread-100, all-N), or only the export, smoke or
+    /// kernel smoke benchmark (export, smoke, kernel).
     #[arg(long, value_name = "NAME")]
     pub only: Option<String>,
     /// Leave out the classic recipe, lddtree, dracut-install and jk_cp.
@@ -86,6 +86,9 @@ pub enum RootfsCommand {
     /// Re-resolve the spec's `[sysroot.debian]` packages from the mirror's
     /// current indexes and rewrite the lock's package set, saying what changed.
     Update(Update),
+    /// The init of `smoke --kernel`'s virtual machine (not a command).
+    #[command(hide = true)]
+    KernelGuest,
 }
 
 #[derive(Args, Debug)]
@@ -226,6 +229,16 @@ pub struct Smoke {
     /// 1.0.0) against the tree; may be repeated.
     #[arg(long, value_name = "FILE")]
     pub structure_test: Vec<PathBuf>,
+    /// Run every check again on this x86-64 CPU level (x86-64-v1, -v2,
+    /// -v3) under qemu-x86_64-static; may be repeated, adds to the spec's
+    /// `[smoke] cpus`.
+    #[arg(long = "cpu", value_name = "LEVEL")]
+    pub cpus: Vec<String>,
+    /// Run every check again under this kernel, a file or `debian:SUITE`,
+    /// booted in qemu-system-x86_64; may be repeated, adds to the spec's
+    /// `[smoke] kernels`.
+    #[arg(long = "kernel", value_name = "PATH")]
+    pub kernels: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -452,12 +465,17 @@ impl Xtask {
                 Some(RootfsCommand::Portability(portability)) => portability.run(),
                 Some(RootfsCommand::Export(export)) => export.run(),
                 Some(RootfsCommand::Update(update)) => update.run(),
+                Some(RootfsCommand::KernelGuest) => {
+                    rootfs::kernel_smoke::guest::main().map(|()| ExitCode::SUCCESS)
+                }
                 None => Smoke {
                     target: Target::default_spec(),
                     junit: None,
                     jobs: None,
                     no_build: false,
                     structure_test: Vec::new(),
+                    cpus: Vec::new(),
+                    kernels: Vec::new(),
                 }
                 .run(),
             },
@@ -639,7 +657,47 @@ impl Smoke {
             rootfs::fsutil::write_file_atomically(path, xml.as_bytes())
                 .with_context(|| format!("writing the JUnit report `{}`", path.display()))?;
         }
-        Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        let (cpus, kernels) = self.elsewhere(&spec)?;
+        let agent = rootfs::kernel_smoke::this_program()?;
+        let others = rootfs::elsewhere::run(&out, &checks, &options, &cpus, &kernels, &agent)?;
+        for other in &others {
+            println!("\non {}:", other.name);
+            for note in &other.report.notes {
+                eprintln!("{note}");
+            }
+            print!("{}", other.report.table());
+        }
+        if !others.is_empty() {
+            print!("\n{}", rootfs::elsewhere::matrix(&report, &others));
+        }
+        let failed = report.failed() + others.iter().map(|o| o.report.failed()).sum::<usize>();
+        Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+
+    /// The spec's CPU levels and kernels, with the flags' added.
+    fn elsewhere(
+        &self,
+        spec: &rootfs::spec::Spec,
+    ) -> Result<(Vec<rootfs::elf::IsaLevel>, Vec<rootfs::spec::KernelSource>)> {
+        let mut cpus: Vec<_> = spec.smoke.cpus.iter().map(|c| c.value).collect();
+        for name in &self.cpus {
+            let level = rootfs::elf::IsaLevel::parse(name).ok_or_else(|| {
+                UsageError(format!(
+                    "invalid CPU level `{name}`: use x86-64-v1, x86-64-v2 or x86-64-v3"
+                ))
+            })?;
+            if !cpus.contains(&level) {
+                cpus.push(level);
+            }
+        }
+        let mut kernels: Vec<_> = spec.smoke.kernels.iter().map(|k| k.value.clone()).collect();
+        let here = std::env::current_dir().context("reading the current directory")?;
+        for text in &self.kernels {
+            let kernel = rootfs::spec::KernelSource::parse(text, &here)
+                .map_err(|why| UsageError(format!("{why}: {}", rootfs::spec::KERNEL_HELP)))?;
+            kernels.push(kernel);
+        }
+        Ok((cpus, kernels))
     }
 }
 

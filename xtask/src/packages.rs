@@ -54,6 +54,8 @@ pub const FOR_TESTS: &[&str] = &[
     "pigz",
     "podman",
     "qemu-system-x86",
+    // Smoke on other CPU levels runs the checks under qemu-x86_64-static.
+    "qemu-user-static",
     "runc",
     "zstd",
 ];

@@ -64,6 +64,8 @@ fn run(sandboxes: &Sandboxes, check: &Check, argv: &[String], split: bool) -> Ra
         contains: None,
         split,
         tracer: None,
+        // On another CPU level, the tree's programs run under its emulator.
+        emulator: sandboxes.emulator.clone(),
     };
     runner::run(&setup, argv)
 }
