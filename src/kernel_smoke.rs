@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use self::wire::{GuestReport, Job, WireCheck};
-use crate::smoke::{Check, Opens, Options, Outcome, Report};
+use crate::smoke::{Check, Opens, Options, Report};
 use crate::spec::KernelSource;
 
 /// The arguments the kernel passes to the init (everything after `--` on
@@ -122,17 +122,7 @@ fn not_run(check: &Check) -> crate::smoke::Outcomes {
             "not run under a kernel: it opens host paths, the host's network or a working directory"
         }
     };
-    crate::smoke::Outcomes {
-        check: check.clone(),
-        outcome: Outcome::Error(why.to_string()),
-        reordered: false,
-        ran: check.argv.clone(),
-        status: None,
-        output: String::new(),
-        host: None,
-        diff: None,
-        elapsed: Duration::ZERO,
-    }
+    crate::smoke::Outcomes::not_run(check, why)
 }
 
 /// The initramfs of `job`, in a work folder of its own.

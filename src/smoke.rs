@@ -460,16 +460,23 @@ fn run_check(sandboxes: &Sandboxes, check: &Check) -> Outcomes {
 }
 
 fn skipped(check: &Check) -> Outcomes {
-    Outcomes {
-        check: check.clone(),
-        outcome: Outcome::Error("not run: interrupted".to_string()),
-        reordered: false,
-        ran: check.argv.clone(),
-        status: None,
-        output: String::new(),
-        host: None,
-        diff: None,
-        elapsed: Duration::ZERO,
+    Outcomes::not_run(check, "not run: interrupted")
+}
+
+impl Outcomes {
+    /// A check that was not started, with the reason as its error.
+    pub fn not_run(check: &Check, why: &str) -> Outcomes {
+        Outcomes {
+            check: check.clone(),
+            outcome: Outcome::Error(why.to_string()),
+            reordered: false,
+            ran: check.argv.clone(),
+            status: None,
+            output: String::new(),
+            host: None,
+            diff: None,
+            elapsed: Duration::ZERO,
+        }
     }
 }
 

@@ -12,22 +12,11 @@ use rootfs::build::{Options, build};
 use rootfs::image_sysroot::{Prepared, SysrootSource};
 use rootfs::smoke;
 
-use crate::support::{can_enter, project_root};
+use crate::support::{can_enter, project_root, specs_in};
 
 /// The specs of `rootfs-spec/bookworm/` (the files with a `name`), sorted.
 fn bookworm_specs() -> Vec<PathBuf> {
-    let dir = project_root().join("rootfs-spec/bookworm");
-    let mut specs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .filter(|p| {
-            let value: toml::Table = std::fs::read_to_string(p).unwrap().parse().unwrap();
-            value.contains_key("name")
-        })
-        .collect();
-    specs.sort();
-    specs
+    specs_in(&project_root().join("rootfs-spec/bookworm"))
 }
 
 /// The package sysroot of `spec` from its committed lock, refusing any

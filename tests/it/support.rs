@@ -93,7 +93,15 @@ pub fn project_root() -> PathBuf {
 /// The specs shipped in `rootfs-spec/` that build on their own (those with
 /// a `name`; the others are only included).
 pub fn shipped_specs() -> Vec<PathBuf> {
-    let mut specs: Vec<PathBuf> = std::fs::read_dir(project_root().join("rootfs-spec"))
+    let specs = specs_in(&project_root().join("rootfs-spec"));
+    assert!(specs.len() >= 3, "expected the default spec and at least two others");
+    specs
+}
+
+/// The specs of `dir` that build on their own (the files with a `name`),
+/// sorted.
+pub fn specs_in(dir: &Path) -> Vec<PathBuf> {
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -103,7 +111,6 @@ pub fn shipped_specs() -> Vec<PathBuf> {
         })
         .collect();
     specs.sort();
-    assert!(specs.len() >= 3, "expected the default spec and at least two others");
     specs
 }
 
