@@ -19,6 +19,7 @@ use xshell::{Shell, cmd};
 use crate::{packages, project_root};
 
 mod build;
+mod debian;
 mod export;
 mod kernel;
 mod report;
@@ -30,7 +31,7 @@ pub struct Options {
     /// Timed runs per measurement (after one untimed warm-up).
     pub runs: usize,
     /// Only the lists whose name contains this, or only the benchmark of
-    /// this name (`export`, `smoke`, `kernel`).
+    /// this name (`export`, `smoke`, `kernel`, `debian`).
     pub only: Option<String>,
     /// Skip the peers (classic recipe, lddtree, dracut-install, jk_cp).
     pub no_peers: bool,
@@ -62,6 +63,17 @@ pub fn run(options: &Options) -> Result<()> {
         packages::ensure(&sh, packages::FOR_BENCH)?;
     }
     let exe = release_binary(&sh)?;
+    // The benchmarks that call the library in this process (unpacking,
+    // resolving, kernel smoke runs) must time optimized code: a debug
+    // `cargo xtask bench` hands over to the release binary it just built.
+    if cfg!(debug_assertions) {
+        let status = std::process::Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .status()
+            .with_context(|| format!("running `{}`", exe.display()))?;
+        ensure!(status.success(), "the release benchmark run failed");
+        return Ok(());
+    }
     let work = project_root().join("target/bench");
     remove_leftovers(&work)?;
     let lists = lists(&sh)?;
@@ -81,6 +93,9 @@ pub fn run(options: &Options) -> Result<()> {
     }
     if options.runs_benchmark("kernel") {
         report.push_str(&kernel::run(&exe, &work, options.runs)?);
+    }
+    if options.runs_benchmark("debian") {
+        report.push_str(&debian::run(&exe, &work, options.runs)?);
     }
     let path = work.join("results.md");
     write_file(&path, &report)?;
