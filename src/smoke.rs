@@ -244,13 +244,7 @@ pub fn reference(
 
 /// Whether programs for ELF machine `machine` run on this one.
 fn runs_here(machine: u16) -> bool {
-    use goblin::elf::header::{EM_386, EM_AARCH64, EM_ARM, EM_X86_64};
-    match std::env::consts::ARCH {
-        "x86_64" => machine == EM_X86_64 || machine == EM_386,
-        "x86" => machine == EM_386,
-        "aarch64" => machine == EM_AARCH64 || machine == EM_ARM,
-        _ => true,
-    }
+    crate::arch::ALL.iter().filter(|a| a.machine == machine).all(crate::arch::Arch::runs_natively)
 }
 
 /// The sandboxes of one run: the root the checks run in, with each

@@ -338,7 +338,11 @@ pub(super) fn add_loader_cache(
     if cache.is_empty() {
         return Ok(());
     }
+    // One byte order for the file: the main program's (a tree mixes 32-bit
+    // and 64-bit programs of one machine, never two byte orders).
+    let big_endian = resolver.config(&loaded.ident).cache_big_endian;
     let cache = LdCache {
+        big_endian: Some(big_endian),
         entries: cache
             .into_iter()
             .map(|((name, flags), path)| ldcache::Entry {
