@@ -210,8 +210,9 @@ pub fn checks(spec: &Spec, manifest: &Manifest) -> Vec<Check> {
 }
 
 /// The reference a spec's probes are judged against: the sysroot, unless
-/// the spec says `reference = "none"` or the sysroot's programs cannot run
-/// on this machine (then with a note saying so).
+/// the spec says `reference = "none"`. A tree of another architecture is
+/// run, and so is its reference, under that architecture's emulator (with
+/// a note saying so); without the emulator [`run`] skips its checks.
 pub fn reference(
     spec: &Spec,
     manifest: &Manifest,
@@ -221,30 +222,30 @@ pub fn reference(
     if spec.smoke.reference == crate::spec::Reference::None {
         return (None, None);
     }
-    let foreign = manifest.commands.iter().find(|c| {
+    let foreign = manifest.commands.iter().find_map(|c| {
         let host = tree.join(c.path.strip_prefix("/").unwrap_or(&c.path));
         match crate::elf::read(&host) {
-            Ok(crate::elf::FileKind::Elf(object)) => {
-                object.ident.is_some_and(|ident| !runs_here(ident.machine))
-            }
-            _ => false,
+            Ok(crate::elf::FileKind::Elf(object)) => object
+                .ident
+                .and_then(|ident| crate::arch::Arch::of_ident(&ident))
+                .filter(|arch| !arch.runs_natively())
+                .map(|arch| (c, arch)),
+            _ => None,
         }
     });
-    match foreign {
-        Some(command) => (
-            None,
+    let Some((command, arch)) = foreign else { return (Some(sysroot.to_path_buf()), None) };
+    match sandbox::binfmt::emulator(arch) {
+        Ok(emulator) => (
+            Some(sysroot.to_path_buf()),
             Some(format!(
-                "note: `{}` is built for another machine, so probes are judged by their exit status, not against the sysroot",
-                command.name
+                "note: `{}` is built for {}: the checks and their reference run under `{}`",
+                command.name,
+                arch.debian,
+                emulator.path.display()
             )),
         ),
-        None => (Some(sysroot.to_path_buf()), None),
+        Err(_) => (None, None),
     }
-}
-
-/// Whether programs for ELF machine `machine` run on this one.
-fn runs_here(machine: u16) -> bool {
-    crate::arch::ALL.iter().filter(|a| a.machine == machine).all(crate::arch::Arch::runs_natively)
 }
 
 /// The sandboxes of one run: the root the checks run in, with each
@@ -281,6 +282,9 @@ impl Sandboxes {
 /// reaps the running checks, runs no more, and returns an error.
 pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
     let started = Instant::now();
+    if let Some(line) = sandbox::binfmt::missing_emulator(root) {
+        return Ok(Report { results: Vec::new(), elapsed: started.elapsed(), notes: vec![line] });
+    }
     let sandboxes = enter_all(root, RootKind::Tree, checks, options)?;
     let results = drive(&sandboxes, checks, options.jobs, "smoke", run_check)?;
     let notes = sandboxes.cgroups.note().into_iter().collect();

@@ -7,7 +7,7 @@ use std::os::fd::OwnedFd;
 use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::UnshareFlags;
 
-use super::{Launch, SAFE, Sandbox, Step, StepLog, init, keeper, layer};
+use super::{Launch, SAFE, Sandbox, Step, StepLog, binfmt, init, keeper, layer};
 
 /// `AT_RECURSIVE` for `mount_setattr(2)`.
 pub(super) const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -27,6 +27,7 @@ pub(super) fn run(
         None => mount_root(sandbox, log)?,
     }
     mount_proc(sandbox, log)?;
+    binfmt::register(&sandbox.emulation, log)?;
     mount_sys(sandbox, log)?;
     mount_dev(sandbox, log)?;
     log.set(Step::MountingTmp);

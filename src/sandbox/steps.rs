@@ -22,6 +22,7 @@ pub enum Step {
     MakingRootReadOnly,
     MountingLayer,
     MountingProc,
+    RegisteringEmulators,
     MountingSys,
     MountingDev,
     PopulatingDev,
@@ -43,7 +44,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, by number.
-    const ALL: [Step; 30] = [
+    const ALL: [Step; 31] = [
         Step::Starting,
         Step::ParentDeathSignal,
         Step::JoiningCgroups,
@@ -57,6 +58,7 @@ impl Step {
         Step::MakingRootReadOnly,
         Step::MountingLayer,
         Step::MountingProc,
+        Step::RegisteringEmulators,
         Step::MountingSys,
         Step::MountingDev,
         Step::PopulatingDev,
@@ -92,6 +94,9 @@ impl Step {
             Step::MakingRootReadOnly => "making the rootfs read-only",
             Step::MountingLayer => "mounting the writable layer (an overlay on a tmpfs)",
             Step::MountingProc => "mounting /proc",
+            Step::RegisteringEmulators => {
+                "registering the emulators in the namespace's binfmt_misc"
+            }
             Step::MountingSys => "mounting a read-only /sys",
             Step::MountingDev => "mounting a tmpfs on /dev",
             Step::PopulatingDev => "populating /dev",

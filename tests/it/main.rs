@@ -9,6 +9,8 @@ mod docs;
 mod embed;
 mod export;
 mod findings;
+mod foreign_parity;
+mod foreign_smoke;
 mod image_sysroot;
 mod limits;
 mod lock;

@@ -54,6 +54,9 @@ pub const FOR_TESTS: &[&str] = &[
     "pigz",
     "podman",
     "qemu-system-x86",
+    // qemu-ARCH-static: the loader parity of foreign architectures and
+    // the smoke checks of foreign trees.
+    "qemu-user-static",
     "runc",
     "zstd",
 ];

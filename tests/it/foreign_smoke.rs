@@ -1,0 +1,67 @@
+//! The shipped default spec built from a bookworm arm64 package sysroot and smoke-tested through qemu-user, with the emulator registered in the sandbox's own binfmt_misc and the sysroot as the reference under the same emulator.
+
+use std::path::Path;
+
+use rootfs::arch::Arch;
+use rootfs::build::{Options, build};
+use rootfs::smoke;
+
+use crate::support::{foreign, project_root};
+
+#[test]
+fn the_default_spec_built_for_arm64_passes_its_smoke_under_emulation() {
+    let arch = Arch::by_debian_name("arm64").unwrap();
+    if let Some(reason) = rootfs::sandbox::cannot_enter_reason() {
+        return eprintln!("skipped: {reason}");
+    }
+    if let Err(line) = foreign::runner(arch) {
+        return eprintln!("{line}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut options = Options::new(project_root().join("rootfs-spec/default.toml"), tmp.path());
+    options.sysroot = foreign::sysroot(arch);
+    options.lock = Some(tmp.path().join("default.lock"));
+    let built = build(&options).unwrap();
+    let bash = built.out.join("usr/bin/bash");
+    let Ok(rootfs::elf::FileKind::Elf(object)) = rootfs::elf::read(&bash) else { panic!() };
+    assert_eq!(object.ident, Some(arch.ident()), "the tree's bash is arm64's");
+
+    let checks = smoke::checks(&built.spec, &built.manifest);
+    let (reference, note) =
+        smoke::reference(&built.spec, &built.manifest, &built.out, &options.sysroot);
+    assert_eq!(reference.as_deref(), Some(options.sysroot.as_path()), "{note:?}");
+    assert!(note.unwrap().contains("under `"), "the note names the emulator");
+    let started = std::time::Instant::now();
+    let options = smoke::Options { jobs: 2, hostname: built.spec.name.clone(), reference };
+    let report = smoke::run(&built.out, &checks, &options).unwrap();
+    eprintln!("arm64 smoke of {} checks in {:.1?}", checks.len(), started.elapsed());
+    assert_eq!(report.failed(), 0, "\n{}", report.table());
+    assert!(report.table().ends_with(&format!("{} passed, 0 failed\n", checks.len())));
+    // The shell runs other programs: each exec goes through the emulator.
+    let argv = vec!["/bin/sh".to_string(), "-c".to_string(), "hostname; ls /".to_string()];
+    let expect = smoke::Expect::Exit { code: 0, contains: Some("default\nbin\n".into()) };
+    let exec = smoke::Check { name: "exec".into(), argv, expect, ..checks[0].clone() };
+    let report =
+        smoke::run(&built.out, &[exec], &smoke::Options { reference: None, ..options }).unwrap();
+    assert_eq!(report.failed(), 0, "\n{}", report.table());
+    assert_serves_the_sandbox_alone(&bash);
+}
+
+/// The registration lived in the sandbox's user namespace: the host's own
+/// binfmt_misc (when mounted) holds no entry of ours, and without an
+/// aarch64 entry of its own the host still cannot run an arm64 program.
+fn assert_serves_the_sandbox_alone(program: &Path) {
+    let mut host_has_aarch64 = false;
+    if let Ok(entries) = std::fs::read_dir("/proc/sys/fs/binfmt_misc") {
+        for entry in entries {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with("rootfs-"), "{name} registered on the host");
+            host_has_aarch64 |= name.contains("aarch64");
+        }
+    }
+    if host_has_aarch64 {
+        return eprintln!("note: the host has an aarch64 binfmt_misc entry of its own");
+    }
+    let err = std::process::Command::new(program).arg("--version").output().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOEXEC), "{err}");
+}
