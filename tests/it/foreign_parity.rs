@@ -16,7 +16,6 @@ use rootfs::resolve::{DlopenLevel, Options, Resolver};
 use rootfs::sysroot::Sysroot;
 
 use crate::support::foreign;
-use crate::support::in_chroot;
 
 #[test]
 fn arm64_objects_resolve_as_arm64s_loader_lists_them() {
@@ -63,7 +62,7 @@ fn parity(name: &str) {
     let run = |argv: &[&str]| {
         let full: Vec<&str> =
             prefix.iter().map(String::as_str).chain(argv.iter().copied()).collect();
-        in_chroot(&root, &full, &[])
+        foreign::in_chroot(&root, &full)
     };
     // The architecture's own ldconfig writes the cache the loader reads
     // (`-X`: the soname links the packages ship stay as they are).

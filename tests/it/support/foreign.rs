@@ -104,3 +104,37 @@ pub fn place_emulator(root: &Path, emulator: &Path) -> &'static str {
     std::fs::copy(emulator, root.join(&INSIDE[1..])).unwrap();
     INSIDE
 }
+
+/// [`crate::support::in_chroot`], for a root whose emulator was just
+/// copied in: another test thread forking while the copy was open for
+/// writing can hold it open in its child for a moment, and the exec then
+/// fails with `ETXTBSY` (the known race of writing and running a file in
+/// one multithreaded process); that exec is tried again.
+pub fn in_chroot(root: &Path, argv: &[&str]) -> (i32, String) {
+    use std::os::unix::process::CommandExt;
+    for _ in 0..100 {
+        let root = root.to_path_buf();
+        let mut command = std::process::Command::new(argv[0]);
+        command.args(&argv[1..]).env_clear();
+        // SAFETY: chroot and chdir are async-signal-safe system calls.
+        unsafe {
+            command.pre_exec(move || {
+                rustix::process::chroot(&root)?;
+                rustix::process::chdir("/")?;
+                Ok(())
+            });
+        }
+        match command.output() {
+            Ok(out) => {
+                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&out.stderr));
+                return (out.status.code().unwrap_or(-1), text);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("{}: {e}", argv[0]),
+        }
+    }
+    panic!("{}: still busy", argv[0]);
+}
