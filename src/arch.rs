@@ -135,7 +135,8 @@ pub const ALL: &[Arch] = &[
         cache_flags: 0x0503,
         cache_accepts: &[0x0503],
         platform: Some("power8"),
-        legacy_hwcaps: &[],
+        // `HWCAP_IMPORTANT` is `PPC_FEATURE_HAS_ALTIVEC | PPC_FEATURE_HAS_DFP`.
+        legacy_hwcaps: &["altivec", "dfp"],
         glibc_hwcaps: &["power10", "power9"],
         qemu: "ppc64le",
     },

@@ -69,12 +69,16 @@ fn parity(name: &str) {
     let (status, out) = run(&["/sbin/ldconfig", "-X"]);
     assert_eq!(status, 0, "{name}: ldconfig: {out}");
 
+    let (status, help) = run(&[arch.interp, "--help"]);
+    assert_eq!(status, 0, "{name}: ld.so --help: {help}");
+
     let subjects = subjects(&root, arch);
     let inputs: Vec<String> = subjects.iter().map(|p| p.display().to_string()).collect();
     let options =
         Options { sysroot: root.clone(), dlopen: DlopenLevel::None, ..Options::default() };
     let resolver = Resolver::new(options).unwrap();
     let closures = resolver.resolve_all(&inputs);
+    assert_same_configuration(arch, &resolver, &help);
     let view = Sysroot::new(&root);
     let real = |p: &Path| view.locate(p).map(|l| l.real).unwrap_or_else(|_| p.to_path_buf());
     let traced = Instant::now();
@@ -120,6 +124,27 @@ fn parity(name: &str) {
         failures.join("\n")
     );
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Our loader configuration says what the loader's `--help` says: the
+/// trusted directories in order, and the names of its `glibc-hwcaps`
+/// subdirectories (all it knows, usable or not here).
+fn assert_same_configuration(arch: &Arch, resolver: &Resolver, help: &str) {
+    let config = resolver.config(&arch.ident());
+    let dirs: Vec<PathBuf> = help
+        .lines()
+        .filter_map(|l| l.trim().strip_suffix(" (system search path)"))
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(config.default_dirs, dirs, "{}: trusted directories\n{help}", arch.debian);
+    let hwcaps: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Subdirectories of glibc-hwcaps"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(arch.glibc_hwcaps, hwcaps.as_slice(), "{}: glibc-hwcaps\n{help}", arch.debian);
 }
 
 /// The loader's list (`--list` output), with every path taken to its real
