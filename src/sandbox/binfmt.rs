@@ -38,8 +38,28 @@ pub struct Emulator {
     pub preserve_argv0: bool,
 }
 
-/// The emulator of `arch`, or the line saying what to install.
-pub fn emulator(arch: &'static Arch) -> Result<Emulator, String> {
+/// An architecture whose emulator this machine lacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingEmulator {
+    pub arch: &'static Arch,
+    /// Where it was looked for.
+    pub path: PathBuf,
+}
+
+impl std::fmt::Display for MissingEmulator {
+    /// The one line saying what to install.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "skipped: {} programs need `{}` on this machine: install Debian's qemu-user-static",
+            self.arch.debian,
+            self.path.display()
+        )
+    }
+}
+
+/// The emulator of `arch`, or where it is missing from.
+pub fn emulator(arch: &'static Arch) -> Result<Emulator, MissingEmulator> {
     let with_p = Path::new(BINFMT_P_DIR).join(format!("{}-binfmt-P", arch.qemu));
     if with_p.is_file() {
         return Ok(Emulator { arch, path: with_p, preserve_argv0: true });
@@ -48,11 +68,7 @@ pub fn emulator(arch: &'static Arch) -> Result<Emulator, String> {
     if plain.is_file() {
         return Ok(Emulator { arch, path: plain, preserve_argv0: false });
     }
-    Err(format!(
-        "skipped: {} programs need `{}` on this machine: install Debian's qemu-user-static",
-        arch.debian,
-        plain.display()
-    ))
+    Err(MissingEmulator { arch, path: plain })
 }
 
 /// The architectures `root` holds programs of that this machine does not
@@ -69,7 +85,7 @@ pub fn foreign_arches(root: &Path) -> Vec<&'static Arch> {
 /// The line saying what to install, when `root` holds programs of an
 /// architecture whose emulator this machine lacks.
 pub fn missing_emulator(root: &Path) -> Option<String> {
-    foreign_arches(root).into_iter().find_map(|a| emulator(a).err())
+    foreign_arches(root).into_iter().find_map(|a| emulator(a).err()).map(|m| m.to_string())
 }
 
 /// The registrations of a sandbox, as C strings prepared before the fork.

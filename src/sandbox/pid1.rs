@@ -27,7 +27,6 @@ pub(super) fn run(
         None => mount_root(sandbox, log)?,
     }
     mount_proc(sandbox, log)?;
-    binfmt::register(&sandbox.emulation, log)?;
     mount_sys(sandbox, log)?;
     mount_dev(sandbox, log)?;
     log.set(Step::MountingTmp);
@@ -149,7 +148,8 @@ fn mount_proc(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
             c"",
         )?;
     }
-    Ok(())
+    // The namespace's own binfmt_misc goes on the read-only /proc/sys.
+    binfmt::register(&sandbox.emulation, log)
 }
 
 /// A read-only sysfs on `/sys`, as container runtimes mount one: allowed

@@ -48,7 +48,7 @@ fn parity(name: &str) {
     }
     let emulator = match foreign::runner(arch) {
         Ok(emulator) => emulator,
-        Err(line) => return eprintln!("{line}"),
+        Err(missing) => return eprintln!("{missing}"),
     };
     let start = Instant::now();
     let sysroot = foreign::sysroot(arch);
@@ -57,36 +57,72 @@ fn parity(name: &str) {
     assert!(packages >= 100, "{name}: only {packages} packages");
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("foreign-parity").join(name);
     foreign::linked_copy(&sysroot, &root);
-    let prefix: Vec<String> =
-        emulator.map(|e| foreign::place_emulator(&root, &e).to_string()).into_iter().collect();
-    let run = |argv: &[&str]| {
-        let full: Vec<&str> =
-            prefix.iter().map(String::as_str).chain(argv.iter().copied()).collect();
-        foreign::in_chroot(&root, &full)
+    let run = Runner {
+        root: root.clone(),
+        emulator: emulator.map(|e| foreign::place_emulator(&root, &e)),
     };
     // The architecture's own ldconfig writes the cache the loader reads
     // (`-X`: the soname links the packages ship stay as they are).
-    let (status, out) = run(&["/sbin/ldconfig", "-X"]);
+    let (status, out) = run.run(&["/sbin/ldconfig", "-X"]);
     assert_eq!(status, 0, "{name}: ldconfig: {out}");
-
-    let (status, help) = run(&[arch.interp, "--help"]);
+    let (status, help) = run.run(&[arch.interp, "--help"]);
     assert_eq!(status, 0, "{name}: ld.so --help: {help}");
 
     let subjects = subjects(&root, arch);
-    let inputs: Vec<String> = subjects.iter().map(|p| p.display().to_string()).collect();
     let options =
         Options { sysroot: root.clone(), dlopen: DlopenLevel::None, ..Options::default() };
     let resolver = Resolver::new(options).unwrap();
-    let closures = resolver.resolve_all(&inputs);
     assert_same_configuration(arch, &resolver, &help);
-    let view = Sysroot::new(&root);
-    let real = |p: &Path| view.locate(p).map(|l| l.real).unwrap_or_else(|_| p.to_path_buf());
     let traced = Instant::now();
-    let failures: Vec<String> = subjects
+    let failures = differences(arch, &run, &resolver, &subjects);
+    eprintln!(
+        "parity {name}: {} objects of {packages} packages, {} differences; sysroot ready in {:.1?}, loader runs {:.1?}",
+        subjects.len(),
+        failures.len(),
+        prepared,
+        traced.elapsed()
+    );
+    assert!(subjects.len() >= 100, "{name}: too few objects: {}", subjects.len());
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {} differ:\n{}",
+        failures.len(),
+        subjects.len(),
+        failures.join("\n")
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Runs programs chrooted in the root, through its emulator when it has one.
+struct Runner {
+    root: PathBuf,
+    emulator: Option<&'static str>,
+}
+
+impl Runner {
+    fn run(&self, argv: &[&str]) -> (i32, String) {
+        let full: Vec<&str> = self.emulator.into_iter().chain(argv.iter().copied()).collect();
+        foreign::in_chroot(&self.root, &full)
+    }
+}
+
+/// For each subject whose closure differs from what the loader lists: the
+/// paths only we have, only the loader has, and the names each missed.
+fn differences(
+    arch: &Arch,
+    run: &Runner,
+    resolver: &Resolver,
+    subjects: &[PathBuf],
+) -> Vec<String> {
+    let inputs: Vec<String> = subjects.iter().map(|p| p.display().to_string()).collect();
+    let closures = resolver.resolve_all(&inputs);
+    let view = Sysroot::new(&run.root);
+    let real = |p: &Path| view.locate(p).map(|l| l.real).unwrap_or_else(|_| p.to_path_buf());
+    subjects
         .par_iter()
         .zip(closures.par_iter())
         .filter_map(|(subject, closure)| {
-            let (_, out) = run(&[arch.interp, "--list", subject.to_str().unwrap()]);
+            let (_, out) = run.run(&[arch.interp, "--list", subject.to_str().unwrap()]);
             let (truth, missing) = parse_trace_in(&out, &real);
             let ours: BTreeSet<PathBuf> = closure.file_paths().into_iter().map(real).collect();
             let our_missing: BTreeSet<String> =
@@ -107,23 +143,7 @@ fn parity(name: &str) {
                 )
             })
         })
-        .collect();
-    eprintln!(
-        "parity {name}: {} objects of {packages} packages, {} differences; sysroot ready in {:.1?}, loader runs {:.1?}",
-        subjects.len(),
-        failures.len(),
-        prepared,
-        traced.elapsed()
-    );
-    assert!(subjects.len() >= 100, "{name}: too few objects: {}", subjects.len());
-    assert!(
-        failures.is_empty(),
-        "{name}: {} of {} differ:\n{}",
-        failures.len(),
-        subjects.len(),
-        failures.join("\n")
-    );
-    std::fs::remove_dir_all(&root).unwrap();
+        .collect()
 }
 
 /// Our loader configuration says what the loader's `--help` says: the

@@ -14,8 +14,8 @@ fn the_default_spec_built_for_arm64_passes_its_smoke_under_emulation() {
     if let Some(reason) = rootfs::sandbox::cannot_enter_reason() {
         return eprintln!("skipped: {reason}");
     }
-    if let Err(line) = foreign::runner(arch) {
-        return eprintln!("{line}");
+    if let Err(missing) = foreign::runner(arch) {
+        return eprintln!("{missing}");
     }
     let tmp = tempfile::tempdir().unwrap();
     let mut options = Options::new(project_root().join("rootfs-spec/default.toml"), tmp.path());

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use rootfs::arch::Arch;
 use rootfs::debian::DebianRequest;
 use rootfs::image_sysroot::{SysrootSource, prepare};
+use rootfs::sandbox::binfmt::MissingEmulator;
 
 /// The packages of every foreign sysroot: the default spec's commands
 /// (bash, coreutils, procps, iproute2, hostname, mount, vim) with the
@@ -66,22 +67,13 @@ pub fn package_count(sysroot: &Path) -> usize {
 }
 
 /// How this machine runs `arch`'s programs: `Ok(None)` natively,
-/// `Ok(Some(emulator))` through qemu-user, or `Err` with the one line that
-/// says what to install.
-pub fn runner(arch: &Arch) -> Result<Option<PathBuf>, String> {
+/// `Ok(Some(emulator))` through qemu-user, or `Err` saying what to install.
+pub fn runner(arch: &'static Arch) -> Result<Option<PathBuf>, MissingEmulator> {
     if arch.runs_natively() {
         return Ok(None);
     }
-    let emulator = Path::new("/usr/bin").join(arch.qemu_static());
-    if emulator.is_file() {
-        Ok(Some(emulator))
-    } else {
-        Err(format!(
-            "skipped: {} programs need `{}`: install Debian's qemu-user-static",
-            arch.debian,
-            emulator.display()
-        ))
-    }
+    let path = Path::new("/usr/bin").join(arch.qemu_static());
+    if path.is_file() { Ok(Some(path)) } else { Err(MissingEmulator { arch, path }) }
 }
 
 /// A copy of `sysroot` at `copy` made of hard links (so it costs no data),
