@@ -1,4 +1,4 @@
-//! The shipped default spec built from a bookworm arm64 package sysroot and smoke-tested through qemu-user, with the emulator registered in the sandbox's own binfmt_misc and the sysroot as the reference under the same emulator.
+//! The shipped default spec built from a bookworm arm64 (and s390x, big-endian down to the tree's `ld.so.cache`) package sysroot and smoke-tested through qemu-user, with the emulator registered in the sandbox's own binfmt_misc and the sysroot as the reference under the same emulator.
 
 use std::path::Path;
 
@@ -10,7 +10,16 @@ use crate::support::{foreign, project_root};
 
 #[test]
 fn the_default_spec_built_for_arm64_passes_its_smoke_under_emulation() {
-    let arch = Arch::by_debian_name("arm64").unwrap();
+    smoke_default_spec("arm64");
+}
+
+#[test]
+fn the_default_spec_built_for_s390x_passes_its_smoke_under_emulation() {
+    smoke_default_spec("s390x");
+}
+
+fn smoke_default_spec(name: &str) {
+    let arch = Arch::by_debian_name(name).unwrap();
     if let Some(reason) = rootfs::sandbox::cannot_enter_reason() {
         return eprintln!("skipped: {reason}");
     }
@@ -24,7 +33,7 @@ fn the_default_spec_built_for_arm64_passes_its_smoke_under_emulation() {
     let built = build(&options).unwrap();
     let bash = built.out.join("usr/bin/bash");
     let Ok(rootfs::elf::FileKind::Elf(object)) = rootfs::elf::read(&bash) else { panic!() };
-    assert_eq!(object.ident, Some(arch.ident()), "the tree's bash is arm64's");
+    assert_eq!(object.ident, Some(arch.ident()), "the tree's bash is {name}'s");
 
     let checks = smoke::checks(&built.spec, &built.manifest);
     let (reference, note) =
@@ -34,7 +43,7 @@ fn the_default_spec_built_for_arm64_passes_its_smoke_under_emulation() {
     let started = std::time::Instant::now();
     let options = smoke::Options { jobs: 2, hostname: built.spec.name.clone(), reference };
     let report = smoke::run(&built.out, &checks, &options).unwrap();
-    eprintln!("arm64 smoke of {} checks in {:.1?}", checks.len(), started.elapsed());
+    eprintln!("{name} smoke of {} checks in {:.1?}", checks.len(), started.elapsed());
     assert_eq!(report.failed(), 0, "\n{}", report.table());
     assert!(report.table().ends_with(&format!("{} passed, 0 failed\n", checks.len())));
     // The shell runs other programs: each exec goes through the emulator.
@@ -44,23 +53,23 @@ fn the_default_spec_built_for_arm64_passes_its_smoke_under_emulation() {
     let report =
         smoke::run(&built.out, &[exec], &smoke::Options { reference: None, ..options }).unwrap();
     assert_eq!(report.failed(), 0, "\n{}", report.table());
-    assert_serves_the_sandbox_alone(&bash);
+    assert_serves_the_sandbox_alone(&bash, arch);
 }
 
 /// The registration lived in the sandbox's user namespace: the host's own
-/// binfmt_misc (when mounted) holds no entry of ours, and without an
-/// aarch64 entry of its own the host still cannot run an arm64 program.
-fn assert_serves_the_sandbox_alone(program: &Path) {
-    let mut host_has_aarch64 = false;
+/// binfmt_misc (when mounted) holds no entry of ours, and without an entry
+/// of its own for the architecture the host still cannot run its program.
+fn assert_serves_the_sandbox_alone(program: &Path, arch: &Arch) {
+    let mut host_has_one = false;
     if let Ok(entries) = std::fs::read_dir("/proc/sys/fs/binfmt_misc") {
         for entry in entries {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
             assert!(!name.starts_with("rootfs-"), "{name} registered on the host");
-            host_has_aarch64 |= name.contains("aarch64");
+            host_has_one |= name.contains(arch.qemu);
         }
     }
-    if host_has_aarch64 {
-        return eprintln!("note: the host has an aarch64 binfmt_misc entry of its own");
+    if host_has_one {
+        return eprintln!("note: the host has a {} binfmt_misc entry of its own", arch.qemu);
     }
     let err = std::process::Command::new(program).arg("--version").output().unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOEXEC), "{err}");
