@@ -189,6 +189,15 @@ impl Arch {
         Ident { class: self.class, data: self.data, machine: self.machine }
     }
 
+    /// The architecture a sysroot is for, by the loaders it holds: the
+    /// running machine's when it has that one too (a multiarch sysroot),
+    /// else the first of the table it has.
+    pub fn of_sysroot(sysroot: &crate::sysroot::Sysroot) -> Option<&'static Arch> {
+        let has =
+            |a: &&Arch| sysroot.locate(std::path::Path::new(a.interp)).is_ok_and(|l| !l.is_dir);
+        Arch::host().filter(has).or_else(|| ALL.iter().find(has))
+    }
+
     /// The architecture of the machine running this tool.
     pub fn host() -> Option<&'static Arch> {
         let (class, data) = (
