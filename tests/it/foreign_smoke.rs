@@ -1,4 +1,4 @@
-//! The shipped default spec built from a bookworm arm64 (and s390x, big-endian down to the tree's `ld.so.cache`) package sysroot and smoke-tested through qemu-user, with the emulator registered in the sandbox's own binfmt_misc and the sysroot as the reference under the same emulator.
+//! The shipped default spec built from a bookworm arm64 (and s390x, big-endian down to the tree's `ld.so.cache`) package sysroot and smoke-tested through qemu-user, with the emulator registered in the sandbox's own binfmt_misc and the sysroot as the reference under the same emulator; `trace` under the same emulator.
 
 use std::path::Path;
 
@@ -73,4 +73,44 @@ fn assert_serves_the_sandbox_alone(program: &Path, arch: &Arch) {
     }
     let err = std::process::Command::new(program).arg("--version").output().unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOEXEC), "{err}");
+}
+
+/// `trace` on the arm64 sysroot runs its checks under the emulator, whose
+/// system calls the tracer sees (they are the guest program's): python3's
+/// standard library is found missing from the tree, as it is from a tree
+/// of this machine's own python3.
+#[test]
+fn trace_learns_the_standard_library_of_an_arm64_python_as_of_the_hosts() {
+    let arch = Arch::by_debian_name("arm64").unwrap();
+    if !crate::support::can_enter() {
+        return;
+    }
+    if let Err(missing) = foreign::runner(arch) {
+        return eprintln!("{missing}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("py.toml");
+    std::fs::write(
+        &spec,
+        "name = \"py\"\ncommands = [\"python3\"]\n[smoke.args]\npython3 = [\"-c\", \"import json, email.mime.text\"]\n",
+    )
+    .unwrap();
+    let sysroot = foreign::sysroot(arch);
+    for (sysroot, name) in [(sysroot.as_path(), "arm64"), (Path::new("/"), "host")] {
+        let output = std::process::Command::new(crate::support::xtask_binary())
+            .args(["rootfs", "trace"])
+            .arg(&spec)
+            .arg("--sysroot")
+            .arg(sysroot)
+            .arg("--out")
+            .arg(tmp.path().join(name))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stdout.contains("  /usr/lib/python3.11\n      needed by python3"),
+            "{name}:\n{stdout}\n{stderr}"
+        );
+    }
 }
