@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use crate::elf::IsaLevel;
-use crate::sandbox::binfmt::{self, Entry};
+use crate::sandbox::binfmt::native::{self as binfmt, Entry};
 use crate::smoke::{Check, Options, Report};
 
 /// The emulator, from Debian's `qemu-user-static`.

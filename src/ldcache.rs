@@ -5,11 +5,15 @@
 //!
 //! ```text
 //! header (48 bytes): magic "glibc-ld.so.cache" (17), version "1.1" (3), nlibs u32,
-//!                    len_strings u32, flags u8 (2 = little endian), pad [3],
+//!                    len_strings u32, flags u8 (2 = little, 3 = big endian), pad [3],
 //!                    extension_offset u32, unused [3 x u32]
 //! entries (24 bytes each): flags i32, key u32, value u32, osversion u32, hwcap u64
 //! strings: NUL-terminated, addressed from the start of the new-format header
 //! ```
+//!
+//! Numbers are in the byte order of the machine the cache is for (ldconfig
+//! writes its own), which the header's flags say; 0 there means unknown,
+//! and each loader then reads it as its own.
 //!
 //! Entries are sorted so that `_dl_cache_libcmp` *decreases* along the array;
 //! the loader binary-searches them (`search_cache` in `elf/dl-cache.c`).
@@ -25,11 +29,10 @@ const HEADER_NEW: usize = 48;
 const ENTRY_NEW: usize = 24;
 const ENTRY_OLD: usize = 12;
 
-/// `flags` of an entry for a 64-bit x86 libc6 library: `FLAG_ELF_LIBC6 | FLAG_X8664_LIB64`.
+/// `flags` of an entry for a 64-bit x86 libc6 library: `FLAG_ELF_LIBC6 | FLAG_X8664_LIB64`
+/// (each architecture's are in `arch.rs`).
 pub const FLAGS_X86_64: i32 = 0x0303;
-/// `FLAG_ELF_LIBC6 | FLAG_AARCH64_LIB64`.
-pub const FLAGS_AARCH64: i32 = 0x0a03;
-/// `FLAG_ELF_LIBC6`, the flags of 32-bit x86 and of most other targets.
+/// `FLAG_ELF_LIBC6`, the flags of 32-bit x86 and of the generic loader.
 pub const FLAGS_LIBC6: i32 = 0x0003;
 
 /// `FLAG_ELF`: an ELF library of unknown libc (ldconfig's mark for one that
@@ -62,6 +65,10 @@ pub struct Entry {
 #[derive(Clone, Debug, Default)]
 pub struct LdCache {
     pub entries: Vec<Entry>,
+    /// The byte order the header declares: `Some(true)` for big endian,
+    /// `None` when it declares none (read as little endian then, the
+    /// order of every machine that wrote such caches here).
+    pub big_endian: Option<bool>,
 }
 
 impl LdCache {
@@ -83,12 +90,22 @@ impl LdCache {
         };
         let new = &bytes[start..];
         ensure!(new.len() >= HEADER_NEW, "truncated cache header");
-        ensure!(new[28] == 0 || new[28] == 2, "cache is not little-endian");
+        let big_endian = match new[28] & 3 {
+            0 => None,
+            2 => Some(false),
+            3 => Some(true),
+            _ => bail!("the cache's byte order flag is invalid"),
+        };
+        let order = Order(big_endian == Some(true));
+        let u32_at = |bytes: &[u8], at: usize| order.u32_at(bytes, at);
         let nlibs = u32_at(new, 20)? as usize;
         let extension_offset = u32_at(new, 32)? as usize;
         ensure!(HEADER_NEW + nlibs * ENTRY_NEW <= new.len(), "truncated cache entries");
-        let subdirs =
-            if extension_offset != 0 { hwcaps_subdirs(new, extension_offset)? } else { Vec::new() };
+        let subdirs = if extension_offset != 0 {
+            hwcaps_subdirs(new, extension_offset, order)?
+        } else {
+            Vec::new()
+        };
         let mut entries = Vec::with_capacity(nlibs);
         for i in 0..nlibs {
             let at = HEADER_NEW + i * ENTRY_NEW;
@@ -114,7 +131,7 @@ impl LdCache {
                 hwcaps_subdir,
             });
         }
-        Ok(LdCache { entries })
+        Ok(LdCache { entries, big_endian })
     }
 
     /// The path the loader takes from the cache for `name`, as
@@ -166,8 +183,11 @@ impl LdCache {
     }
 
     /// Serialises entries in the new format, sorted the way ldconfig sorts
-    /// them (`compare` in `elf/cache.c`). Only plain entries are written.
+    /// them (`compare` in `elf/cache.c`), in the byte order `self.big_endian`
+    /// says (little when `None`). Only plain entries are written.
     pub fn to_bytes(&self) -> Vec<u8> {
+        let big = self.big_endian == Some(true);
+        let u32_bytes = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
         let mut entries: Vec<&Entry> =
             self.entries.iter().filter(|e| e.hwcaps_subdir.is_none()).collect();
         entries.sort_by(|a, b| {
@@ -188,18 +208,19 @@ impl LdCache {
         for e in &entries {
             let key = add(e.name.as_bytes());
             let value = add(e.path.as_os_str().as_encoded_bytes());
-            table.extend_from_slice(&e.flags.to_le_bytes());
-            table.extend_from_slice(&key.to_le_bytes());
-            table.extend_from_slice(&value.to_le_bytes());
-            table.extend_from_slice(&0u32.to_le_bytes());
-            table.extend_from_slice(&e.hwcap.to_le_bytes());
+            table.extend_from_slice(&u32_bytes(e.flags as u32));
+            table.extend_from_slice(&u32_bytes(key));
+            table.extend_from_slice(&u32_bytes(value));
+            table.extend_from_slice(&u32_bytes(0));
+            let hwcap = if big { e.hwcap.to_be_bytes() } else { e.hwcap.to_le_bytes() };
+            table.extend_from_slice(&hwcap);
         }
         let mut out = Vec::with_capacity(strings_at + strings.len());
         out.extend_from_slice(MAGIC_NEW);
-        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(strings.len() as u32).to_le_bytes());
-        out.extend_from_slice(&[2, 0, 0, 0]);
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&u32_bytes(entries.len() as u32));
+        out.extend_from_slice(&u32_bytes(strings.len() as u32));
+        out.extend_from_slice(&[if big { 3 } else { 2 }, 0, 0, 0]);
+        out.extend_from_slice(&u32_bytes(0));
         out.extend_from_slice(&[0u8; 12]);
         out.extend_from_slice(&table);
         out.extend_from_slice(&strings);
@@ -245,7 +266,8 @@ pub fn libcmp(a: &str, b: &str) -> Ordering {
     0i8.cmp(&(b.get(j).copied().unwrap_or(0) as i8))
 }
 
-fn hwcaps_subdirs(new: &[u8], offset: usize) -> Result<Vec<String>> {
+fn hwcaps_subdirs(new: &[u8], offset: usize, order: Order) -> Result<Vec<String>> {
+    let u32_at = |bytes: &[u8], at: usize| order.u32_at(bytes, at);
     ensure!(u32_at(new, offset)? == EXTENSION_MAGIC, "bad cache extension magic");
     let count = u32_at(new, offset + 4)? as usize;
     for i in 0..count {
@@ -261,9 +283,22 @@ fn hwcaps_subdirs(new: &[u8], offset: usize) -> Result<Vec<String>> {
     Ok(Vec::new())
 }
 
+/// The byte order of a cache's numbers: big endian when true.
+#[derive(Clone, Copy)]
+struct Order(bool);
+
+impl Order {
+    fn u32_at(self, bytes: &[u8], at: usize) -> Result<u32> {
+        let raw = bytes.get(at..at + 4).context("cache offset out of range")?;
+        let raw: [u8; 4] = raw.try_into().expect("four bytes");
+        Ok(if self.0 { u32::from_be_bytes(raw) } else { u32::from_le_bytes(raw) })
+    }
+}
+
+/// The old format's count, always little endian on the machines that
+/// still wrote it.
 fn u32_at(bytes: &[u8], at: usize) -> Result<u32> {
-    let raw = bytes.get(at..at + 4).context("cache offset out of range")?;
-    Ok(u32::from_le_bytes(raw.try_into().expect("four bytes")))
+    Order(false).u32_at(bytes, at)
 }
 
 fn c_str_at(bytes: &[u8], at: usize) -> Result<&str> {
@@ -289,7 +324,14 @@ mod tests {
     fn written_cache_reads_back_and_finds_every_entry() {
         let names =
             ["libz.so.1", "libc.so.6", "libfoo.so.10", "libfoo.so.9", "libfoo.so", "libm.so.6"];
+        for big_endian in [None, Some(true)] {
+            round_trip(&names, big_endian);
+        }
+    }
+
+    fn round_trip(names: &[&str], big_endian: Option<bool>) {
         let cache = LdCache {
+            big_endian,
             entries: names
                 .iter()
                 .map(|n| Entry {
@@ -302,10 +344,11 @@ mod tests {
                 .collect(),
         };
         let back = LdCache::parse(&cache.to_bytes()).unwrap();
+        assert_eq!(back.big_endian, Some(big_endian == Some(true)));
         for pair in back.entries.windows(2) {
             assert_eq!(libcmp(&pair[0].name, &pair[1].name), Ordering::Greater);
         }
-        for n in names {
+        for &n in names {
             assert_eq!(
                 back.lookup(n, |f| f == FLAGS_X86_64, &[]),
                 Some(Path::new(&format!("/opt/lib/{n}")))

@@ -2,18 +2,23 @@
 //!
 //! glibc compiles these into `ld.so` (`SYSTEM_DIRS`, `DL_DST_LIB`) or takes
 //! them from the CPU at start-up (`AT_PLATFORM`, the hwcaps). We derive them
-//! from the sysroot's layout and the CPU of the machine running the tool, which
-//! is the machine that will run the rootfs. `ld.so --help` on a Debian 12
-//! x86_64 host prints the same lists.
+//! from the target's architecture (`arch.rs`, named by the ELF headers), the
+//! sysroot's layout and, when the target is the machine running the tool, its
+//! CPU (the machine that will run the rootfs). For another architecture the
+//! CPU is not known: its baseline is assumed, no `glibc-hwcaps` level is
+//! searched, and the plan keeps every level's build anyway
+//! (`plan/cpu_variants.rs`). `ld.so --help` of each architecture's loader
+//! (under qemu-user for a foreign one) prints the same lists.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use goblin::elf::header::{ELFCLASS64, EM_386, EM_AARCH64, EM_X86_64};
+use goblin::elf::header::{ELFCLASS64, EM_386};
 
+use crate::arch::Arch;
 use crate::elf::Ident;
 use crate::elf::IsaLevel;
-use crate::ldcache::{self, LdCache};
+use crate::ldcache::LdCache;
 use crate::sysroot::Sysroot;
 
 /// What the loader of one target (class and machine) searches, and how.
@@ -23,8 +28,10 @@ pub struct LoaderConfig {
     pub default_dirs: Vec<PathBuf>,
     /// Expansion of `$LIB`.
     pub lib: String,
-    /// Expansion of `$PLATFORM` (`AT_PLATFORM`, possibly refined by glibc).
-    pub platform: String,
+    /// Expansion of `$PLATFORM` (`AT_PLATFORM`, possibly refined by glibc);
+    /// `None` where the kernel passes none and the loader leaves the
+    /// path element out.
+    pub platform: Option<String>,
     /// Names of the usable `glibc-hwcaps` subdirectories, best first.
     pub glibc_hwcaps: Vec<String>,
     /// Every subdirectory tried inside a search directory, in order,
@@ -33,28 +40,23 @@ pub struct LoaderConfig {
     /// The `flags` of this target's ld.so.cache entries, as ldconfig writes
     /// them (`_DL_CACHE_DEFAULT_ID`).
     pub cache_flags: i32,
-    /// Whether plain `FLAG_ELF` entries are accepted too: glibc's generic
-    /// `_dl_cache_check_flags` takes `1` or the default id, the x86_64 and
-    /// AArch64 ones only the default id (`sysdeps/.../dl-cache.h`).
-    pub accepts_plain_elf: bool,
+    /// Every `flags` value the loader takes (`_dl_cache_check_flags`).
+    pub cache_accepts: Vec<i32>,
+    /// The byte order of the caches this loader reads.
+    pub cache_big_endian: bool,
 }
 
 impl LoaderConfig {
     /// Whether the loader uses a cache entry with these flags
     /// (`_dl_cache_check_flags`).
     pub fn accepts_cache_flags(&self, flags: i32) -> bool {
-        flags == self.cache_flags || (self.accepts_plain_elf && flags == ldcache::FLAG_ELF)
+        self.cache_accepts.contains(&flags)
     }
 }
 
 /// Debian's multiarch tuple for a target, the name of its library directory.
 pub fn multiarch_tuple(ident: &Ident) -> Option<&'static str> {
-    match (ident.class, ident.machine) {
-        (ELFCLASS64, EM_X86_64) => Some("x86_64-linux-gnu"),
-        (ELFCLASS64, EM_AARCH64) => Some("aarch64-linux-gnu"),
-        (_, EM_386) => Some("i386-linux-gnu"),
-        _ => None,
-    }
+    Arch::of_ident(ident).map(|a| a.triplet)
 }
 
 impl LoaderConfig {
@@ -62,49 +64,27 @@ impl LoaderConfig {
     /// `glibc-hwcaps` subdirectories above it are not searched, and the
     /// refined platforms and legacy hwcaps that need more are dropped.
     pub fn for_target(sysroot: &Sysroot, ident: &Ident, cpu_cap: Option<IsaLevel>) -> LoaderConfig {
-        let tuple = multiarch_tuple(ident);
-        let multiarch =
-            tuple.filter(|t| sysroot.locate(&Path::new("/lib").join(t)).is_ok_and(|l| l.is_dir));
-        // Debian builds glibc with slibdir=/lib/<tuple> and
-        // libdir=/usr/lib/<tuple>, and adds /lib and /usr/lib; upstream uses
-        // /lib64 and /usr/lib64 on 64-bit targets.
-        let (default_dirs, lib) = match multiarch {
-            Some(t) => (
-                vec![
-                    PathBuf::from(format!("/lib/{t}")),
-                    PathBuf::from(format!("/usr/lib/{t}")),
-                    PathBuf::from("/lib"),
-                    PathBuf::from("/usr/lib"),
-                ],
-                format!("lib/{t}"),
-            ),
-            None if ident.class == ELFCLASS64 => {
-                (vec![PathBuf::from("/lib64"), PathBuf::from("/usr/lib64")], "lib64".to_string())
-            }
-            // Debian's biarch `libc6-i386` on a 64-bit host is built with
-            // slibdir=/lib32 and libdir=/usr/lib32.
-            None if ident.machine == EM_386
-                && sysroot.locate(Path::new("/lib32")).is_ok_and(|l| l.is_dir) =>
-            {
-                (vec![PathBuf::from("/lib32"), PathBuf::from("/usr/lib32")], "lib32".to_string())
-            }
-            None => (vec![PathBuf::from("/lib"), PathBuf::from("/usr/lib")], "lib".to_string()),
+        let arch = Arch::of_ident(ident);
+        let (default_dirs, lib) = trusted_dirs(sysroot, ident, arch);
+        let (cache_flags, cache_accepts) = match arch {
+            Some(a) => (a.cache_flags, a.cache_accepts.to_vec()),
+            // The generic loader (`sysdeps/generic/dl-cache.h`).
+            None => (crate::ldcache::FLAGS_LIBC6, vec![crate::ldcache::FLAG_ELF, 3]),
         };
-        let (cache_flags, accepts_plain_elf) = match (ident.class, ident.machine) {
-            (ELFCLASS64, EM_X86_64) => (ldcache::FLAGS_X86_64, false),
-            (ELFCLASS64, EM_AARCH64) => (ldcache::FLAGS_AARCH64, false),
-            _ => (ldcache::FLAGS_LIBC6, true),
-        };
-        let mut cpu = if ident.class == ELFCLASS64 && ident.machine == EM_X86_64 {
-            x86_64_cpu()
-        } else {
-            Cpu::default()
+        let mut cpu = match arch {
+            Some(a) if a.debian == "amd64" && Arch::host() == Some(a) => x86_64_cpu(),
+            Some(a) => Cpu {
+                glibc_hwcaps: Vec::new(),
+                platform: None,
+                legacy: a.legacy_hwcaps.iter().map(|s| s.to_string()).collect(),
+            },
+            None => Cpu::default(),
         };
         if let Some(cap) = cpu_cap {
             cpu.cap(cap);
         }
-        let platform = cpu.platform.clone().unwrap_or_else(|| default_platform(ident).to_string());
-        let subdirs = subdirs(&cpu);
+        let platform = cpu.platform.clone().or_else(|| arch?.platform.map(str::to_string));
+        let subdirs = subdirs(&cpu, platform.as_deref());
         LoaderConfig {
             default_dirs,
             lib,
@@ -112,9 +92,34 @@ impl LoaderConfig {
             glibc_hwcaps: cpu.glibc_hwcaps,
             subdirs,
             cache_flags,
-            accepts_plain_elf,
+            cache_accepts,
+            cache_big_endian: ident.data == goblin::elf::header::ELFDATA2MSB,
         }
     }
+}
+
+/// The trusted directories and `$LIB`. Debian builds glibc with
+/// slibdir=/lib/<tuple> and libdir=/usr/lib/<tuple>, and adds /lib and
+/// /usr/lib; upstream uses its own library directory (`/lib64` on most
+/// 64-bit targets, `/lib64/lp64d` on riscv64).
+fn trusted_dirs(sysroot: &Sysroot, ident: &Ident, arch: Option<&Arch>) -> (Vec<PathBuf>, String) {
+    let is_dir = |p: &Path| sysroot.locate(p).is_ok_and(|l| l.is_dir);
+    let multiarch = arch.map(|a| a.triplet).filter(|t| is_dir(&Path::new("/lib").join(t)));
+    if let Some(t) = multiarch {
+        let dirs = [format!("/lib/{t}"), format!("/usr/lib/{t}"), "/lib".into(), "/usr/lib".into()];
+        return (dirs.into_iter().map(PathBuf::from).collect(), format!("lib/{t}"));
+    }
+    // Debian's biarch `libc6-i386` on a 64-bit host is built with
+    // slibdir=/lib32 and libdir=/usr/lib32.
+    if ident.machine == EM_386 && is_dir(Path::new("/lib32")) {
+        return (vec![PathBuf::from("/lib32"), PathBuf::from("/usr/lib32")], "lib32".to_string());
+    }
+    let lib = match arch {
+        Some(a) => a.upstream_lib,
+        None if ident.class == ELFCLASS64 => "lib64",
+        None => "lib",
+    };
+    (vec![PathBuf::from(format!("/{lib}")), PathBuf::from(format!("/usr/{lib}"))], lib.to_string())
 }
 
 /// The CPU-dependent parts of the loader's search on this machine, in
@@ -148,25 +153,16 @@ impl Cpu {
     }
 }
 
-fn default_platform(ident: &Ident) -> &'static str {
-    match ident.machine {
-        EM_X86_64 => "x86_64",
-        EM_AARCH64 => "aarch64",
-        EM_386 => "i686",
-        _ => "",
-    }
-}
-
 /// The subdirectories glibc 2.36 tries in each search directory
 /// (`_dl_important_hwcaps` in `elf/dl-hwcaps.c`): first
 /// `glibc-hwcaps/<name>` for each usable level, best first; then every
 /// combination of the legacy names (`tls`, the platform, the hwcap names)
 /// from the longest down, `tls` most significant; then the directory itself.
-fn subdirs(cpu: &Cpu) -> Vec<String> {
+fn subdirs(cpu: &Cpu, platform: Option<&str>) -> Vec<String> {
     let mut out: Vec<String> =
         cpu.glibc_hwcaps.iter().map(|h| format!("glibc-hwcaps/{h}")).collect();
     let mut legacy: Vec<&str> = vec!["tls"];
-    legacy.extend(cpu.platform.as_deref());
+    legacy.extend(platform);
     legacy.extend(cpu.legacy.iter().map(String::as_str));
     let n = legacy.len();
     for mask in (1..(1u32 << n)).rev() {

@@ -44,6 +44,7 @@
 //! [`build_script::run`] builds under `OUT_DIR` and tells cargo every input,
 //! so `cargo build` reruns it exactly when one changes.
 
+pub mod arch;
 pub mod debian;
 pub mod deps;
 pub mod digest_cache;

@@ -20,7 +20,9 @@
 //!    the host's `/sys`, read-only, when the network is the host's, whose
 //!    sysfs a user namespace cannot mount), and a tmpfs `/tmp` of the
 //!    check's size; a sysroot used as the reference also gets an empty
-//!    `/run`, as a built tree has. Then
+//!    `/run`, as a built tree has. A root holding another architecture's
+//!    programs gets its emulators registered in the namespace's own
+//!    binfmt_misc (`sandbox/binfmt.rs`). Then
 //!    it moves into the root with `pivot_root(".", ".")` and detaches the old
 //!    root (`pivot_root(2)`, NOTES), sets the hostname and brings `lo` up.
 //!    Last it enters a nested user and mount namespace, which locks every
@@ -141,6 +143,8 @@ pub struct Sandbox {
     interactive: bool,
     /// Binds, the writable layer, the network and the user inside.
     access: access::Prepared,
+    /// The emulators of the root's foreign architectures.
+    emulation: binfmt::Prepared,
 }
 
 /// What one command gets besides the sandbox: its limits and its `/tmp`.
@@ -158,7 +162,7 @@ pub struct Launch {
     /// An attached command takes the terminal on standard input.
     foreground: bool,
     /// Native programs run under this emulator (`sandbox/binfmt.rs`).
-    emulator: Option<Arc<binfmt::Entry>>,
+    emulator: Option<Arc<binfmt::native::Entry>>,
 }
 
 impl Launch {
@@ -178,7 +182,7 @@ impl Launch {
 
     /// The same, with every native program it executes, itself first, run
     /// under the emulator of `entry`.
-    pub fn emulated(mut self, entry: Arc<binfmt::Entry>) -> Launch {
+    pub fn emulated(mut self, entry: Arc<binfmt::native::Entry>) -> Launch {
         self.emulator = Some(entry);
         self
     }

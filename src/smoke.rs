@@ -213,8 +213,9 @@ pub fn checks(spec: &Spec, manifest: &Manifest) -> Vec<Check> {
 }
 
 /// The reference a spec's probes are judged against: the sysroot, unless
-/// the spec says `reference = "none"` or the sysroot's programs cannot run
-/// on this machine (then with a note saying so).
+/// the spec says `reference = "none"`. A tree of another architecture is
+/// run, and so is its reference, under that architecture's emulator (with
+/// a note saying so); without the emulator [`run`] skips its checks.
 pub fn reference(
     spec: &Spec,
     manifest: &Manifest,
@@ -224,35 +225,29 @@ pub fn reference(
     if spec.smoke.reference == crate::spec::Reference::None {
         return (None, None);
     }
-    let foreign = manifest.commands.iter().find(|c| {
+    let foreign = manifest.commands.iter().find_map(|c| {
         let host = tree.join(c.path.strip_prefix("/").unwrap_or(&c.path));
         match crate::elf::read(&host) {
-            Ok(crate::elf::FileKind::Elf(object)) => {
-                object.ident.is_some_and(|ident| !runs_here(ident.machine))
-            }
-            _ => false,
+            Ok(crate::elf::FileKind::Elf(object)) => object
+                .ident
+                .and_then(|ident| crate::arch::Arch::of_ident(&ident))
+                .filter(|arch| !arch.runs_natively())
+                .map(|arch| (c, arch)),
+            _ => None,
         }
     });
-    match foreign {
-        Some(command) => (
-            None,
+    let Some((command, arch)) = foreign else { return (Some(sysroot.to_path_buf()), None) };
+    match sandbox::binfmt::emulator(arch) {
+        Ok(emulator) => (
+            Some(sysroot.to_path_buf()),
             Some(format!(
-                "note: `{}` is built for another machine, so probes are judged by their exit status, not against the sysroot",
-                command.name
+                "note: `{}` is built for {}: the checks and their reference run under `{}`",
+                command.name,
+                arch.debian,
+                emulator.path.display()
             )),
         ),
-        None => (Some(sysroot.to_path_buf()), None),
-    }
-}
-
-/// Whether programs for ELF machine `machine` run on this one.
-fn runs_here(machine: u16) -> bool {
-    use goblin::elf::header::{EM_386, EM_AARCH64, EM_ARM, EM_X86_64};
-    match std::env::consts::ARCH {
-        "x86_64" => machine == EM_X86_64 || machine == EM_386,
-        "x86" => machine == EM_386,
-        "aarch64" => machine == EM_AARCH64 || machine == EM_ARM,
-        _ => true,
+        Err(_) => (None, None),
     }
 }
 
@@ -266,7 +261,7 @@ struct Sandboxes {
     cgroups: Cgroups,
     env: Vec<(String, String)>,
     /// Programs in the tree (not the reference) run under this emulator.
-    emulator: Option<Arc<sandbox::binfmt::Entry>>,
+    emulator: Option<Arc<sandbox::binfmt::native::Entry>>,
 }
 
 impl Sandboxes {
@@ -297,7 +292,7 @@ pub fn run(root: &Path, checks: &[Check], options: &Options) -> Result<Report> {
 /// The tree's programs run under an emulator: its `binfmt_misc` entry,
 /// and the variables it reads from the environment.
 pub(crate) struct Emulation {
-    pub entry: Arc<sandbox::binfmt::Entry>,
+    pub entry: Arc<sandbox::binfmt::native::Entry>,
     pub env: Vec<(String, String)>,
 }
 
@@ -310,6 +305,9 @@ pub(crate) fn run_emulated(
     emulation: Option<Emulation>,
 ) -> Result<Report> {
     let started = Instant::now();
+    if let Some(line) = sandbox::binfmt::missing_emulator(root) {
+        return Ok(Report { results: Vec::new(), elapsed: started.elapsed(), notes: vec![line] });
+    }
     let mut sandboxes = enter_all(root, RootKind::Tree, checks, options)?;
     if let Some(emulation) = emulation {
         sandboxes.emulator = Some(emulation.entry);

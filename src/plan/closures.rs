@@ -116,11 +116,16 @@ pub(super) fn add_commands_and_libraries(
         }
         add_command(plan, spec, resolver, item, path, closure, &mut unresolved)?;
     }
-    let ident = ident.unwrap_or(Ident {
-        class: goblin::elf::header::ELFCLASS64,
-        data: goblin::elf::header::ELFDATA2LSB,
-        machine: goblin::elf::header::EM_X86_64,
-    });
+    // Without an ELF command, the libraries are searched for the
+    // sysroot's own architecture.
+    let ident = ident
+        .or_else(|| crate::arch::Arch::of_sysroot(resolver.sysroot()).map(|a| a.ident()))
+        .or_else(|| crate::arch::Arch::host().map(|a| a.ident()))
+        .unwrap_or(Ident {
+            class: goblin::elf::header::ELFCLASS64,
+            data: goblin::elf::header::ELFDATA2LSB,
+            machine: goblin::elf::header::EM_X86_64,
+        });
     let by_path = sonames_loaded_by_path(spec, resolver);
     for library in &spec.libraries {
         let added = add_library(plan, spec, resolver, library, ident, &by_path, &mut unresolved)?;
@@ -338,7 +343,11 @@ pub(super) fn add_loader_cache(
     if cache.is_empty() {
         return Ok(());
     }
+    // One byte order for the file: the main program's (a tree mixes 32-bit
+    // and 64-bit programs of one machine, never two byte orders).
+    let big_endian = resolver.config(&loaded.ident).cache_big_endian;
     let cache = LdCache {
+        big_endian: Some(big_endian),
         entries: cache
             .into_iter()
             .map(|((name, flags), path)| ldcache::Entry {

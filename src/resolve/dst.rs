@@ -32,7 +32,9 @@ pub fn expand_path_list(list: &str, origin: Option<&Path>, config: &LoaderConfig
 }
 
 /// Expands `$ORIGIN`, `$LIB`, `$PLATFORM` (also in `${...}` form), as
-/// `_dl_dst_substitute` does. `None` when `$ORIGIN` is needed but unknown.
+/// `_dl_dst_substitute` does. `None` when `$ORIGIN` is needed but unknown,
+/// or `$PLATFORM` where the kernel passes no `AT_PLATFORM` (riscv64): the
+/// loader then drops the element.
 pub fn expand_dst(text: &str, origin: Option<&Path>, config: &LoaderConfig) -> Option<String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -43,7 +45,7 @@ pub fn expand_dst(text: &str, origin: Option<&Path>, config: &LoaderConfig) -> O
             Some((name, tail)) => {
                 match name {
                     "ORIGIN" => out.push_str(origin?.to_str()?),
-                    "PLATFORM" => out.push_str(&config.platform),
+                    "PLATFORM" => out.push_str(config.platform.as_deref()?),
                     _ => out.push_str(&config.lib),
                 }
                 rest = tail;
@@ -84,11 +86,12 @@ mod tests {
         LoaderConfig {
             default_dirs: vec!["/lib".into()],
             lib: "lib/x86_64-linux-gnu".into(),
-            platform: "haswell".into(),
+            platform: Some("haswell".into()),
             glibc_hwcaps: Vec::new(),
             subdirs: vec![String::new()],
             cache_flags: 0x303,
-            accepts_plain_elf: false,
+            cache_accepts: vec![0x303],
+            cache_big_endian: false,
         }
     }
 
@@ -103,6 +106,8 @@ mod tests {
         );
         assert_eq!(expand_dst("$ORIGINAL/$LIBS", o, &c).unwrap(), "$ORIGINAL/$LIBS");
         assert_eq!(expand_dst("$ORIGIN", None, &c), None);
+        let riscv = LoaderConfig { platform: None, ..c.clone() };
+        assert_eq!(expand_path_list("/a/$PLATFORM:/b", o, &riscv), [PathBuf::from("/b")]);
         assert_eq!(
             expand_path_list("$ORIGIN/a/::relative:/b/", o, &c),
             [PathBuf::from("/opt/app/bin/a"), PathBuf::from("/b")]

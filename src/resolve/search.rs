@@ -184,7 +184,9 @@ impl Resolver {
     ) -> Vec<Place> {
         let in_default = |path: &Path| config.default_dirs.iter().any(|d| path.starts_with(d));
         match &self.cache {
-            CacheSource::Cache(cache) => {
+            // A cache of the other byte order is ignored whole
+            // (`cache_file_new_matches_endian` in `elf/dl-cache.c`).
+            CacheSource::Cache(cache) if cache.big_endian != Some(!config.cache_big_endian) => {
                 let path =
                     cache.lookup(name, |f| config.accepts_cache_flags(f), &config.glibc_hwcaps);
                 // glibc compares the cached path with each trusted directory
@@ -193,6 +195,7 @@ impl Resolver {
                     path.filter(|p| !(nodeflib && in_default(p))).map(Path::to_path_buf),
                 )]
             }
+            CacheSource::Cache(_) => vec![Place::Cached(None)],
             CacheSource::Conf(dirs) => dirs
                 .iter()
                 .filter(|d| !(nodeflib && config.default_dirs.contains(d)))

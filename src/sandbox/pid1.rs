@@ -28,8 +28,8 @@ pub(super) fn run(
     }
     mount_proc(sandbox, log)?;
     if let Some(entry) = &launch.emulator {
-        log.set(Step::RegisteringEmulator);
-        binfmt::register(&sandbox.binfmt_dir, entry)?;
+        log.set(Step::RegisteringCpuEmulator);
+        binfmt::native::register(&sandbox.binfmt_dir, entry)?;
     }
     mount_sys(sandbox, log)?;
     mount_dev(sandbox, log)?;
@@ -159,7 +159,8 @@ fn mount_proc(sandbox: &Sandbox, log: &StepLog) -> io::Result<()> {
             c"",
         )?;
     }
-    Ok(())
+    // The namespace's own binfmt_misc goes on the read-only /proc/sys.
+    binfmt::register(&sandbox.emulation, log)
 }
 
 /// A read-only sysfs on `/sys`, as container runtimes mount one: allowed

@@ -66,6 +66,7 @@ pub(super) fn sandbox(options: &Options, access: &Access) -> Result<Sandbox> {
         interactive: options.interactive,
         mount_point: c(&mount_point)?,
         access,
+        emulation: super::binfmt::prepare(&root, &inside("proc/sys/fs/binfmt_misc"))?,
     })
 }
 

@@ -22,7 +22,8 @@ pub enum Step {
     MakingRootReadOnly,
     MountingLayer,
     MountingProc,
-    RegisteringEmulator,
+    RegisteringCpuEmulator,
+    RegisteringEmulators,
     MountingSys,
     MountingDev,
     PopulatingDev,
@@ -44,7 +45,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, by number.
-    const ALL: [Step; 31] = [
+    const ALL: [Step; 32] = [
         Step::Starting,
         Step::ParentDeathSignal,
         Step::JoiningCgroups,
@@ -58,7 +59,8 @@ impl Step {
         Step::MakingRootReadOnly,
         Step::MountingLayer,
         Step::MountingProc,
-        Step::RegisteringEmulator,
+        Step::RegisteringCpuEmulator,
+        Step::RegisteringEmulators,
         Step::MountingSys,
         Step::MountingDev,
         Step::PopulatingDev,
@@ -94,8 +96,11 @@ impl Step {
             Step::MakingRootReadOnly => "making the rootfs read-only",
             Step::MountingLayer => "mounting the writable layer (an overlay on a tmpfs)",
             Step::MountingProc => "mounting /proc",
-            Step::RegisteringEmulator => {
+            Step::RegisteringCpuEmulator => {
                 "registering the CPU emulator in a binfmt_misc of the sandbox's own (Linux >= 6.7)"
+            }
+            Step::RegisteringEmulators => {
+                "registering the emulators in the namespace's binfmt_misc"
             }
             Step::MountingSys => "mounting a read-only /sys",
             Step::MountingDev => "mounting a tmpfs on /dev",

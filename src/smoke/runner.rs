@@ -58,7 +58,7 @@ pub(super) struct Setup<'a> {
     /// Record what the run uses with this tracer.
     pub tracer: Option<Arc<crate::trace::Filter>>,
     /// Run the program under this emulator.
-    pub emulator: Option<Arc<crate::sandbox::binfmt::Entry>>,
+    pub emulator: Option<Arc<crate::sandbox::binfmt::native::Entry>>,
 }
 
 /// Runs `argv` and waits for it, its output read as it comes.

@@ -12,6 +12,8 @@ mod docs;
 mod embed;
 mod export;
 mod findings;
+mod foreign_parity;
+mod foreign_smoke;
 mod image_sysroot;
 mod kernel_smoke;
 mod limits;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: compiling tiny C fixtures, asking glibc's own loader what it loads, and `.deb`s assembled in memory (`support/deb.rs`, `deb_fixture`).
 
 pub mod deb;
+pub mod foreign;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::symlink;

@@ -54,7 +54,8 @@ pub const FOR_TESTS: &[&str] = &[
     "pigz",
     "podman",
     "qemu-system-x86",
-    // Smoke on other CPU levels runs the checks under qemu-x86_64-static.
+    // qemu-ARCH-static: the loader parity of foreign architectures, the
+    // smoke checks of foreign trees, and smoke on other x86-64 CPU levels.
     "qemu-user-static",
     "runc",
     "zstd",
