@@ -38,8 +38,7 @@ fn a_v3_program_passes_on_v3_and_fails_on_v1_with_the_loaders_message() {
     if !can_enter() {
         return;
     }
-    // Not under `/tmp`, which is a tmpfs of its own inside.
-    let tmp = tempfile::tempdir_in(crate::support::target_dir()).unwrap();
+    let tmp = crate::support::outside_tmp("rootfs-cpu-");
     let built = built_with_v3(tmp.path());
     let report = built.manifest.portability.as_ref().unwrap();
     assert_eq!(report.cpu, Some(IsaLevel::V3));
@@ -80,7 +79,7 @@ fn smoke_cpu_reports_each_level_and_a_column_per_run() {
     if !can_enter() {
         return;
     }
-    let tmp = tempfile::tempdir_in(crate::support::target_dir()).unwrap();
+    let tmp = crate::support::outside_tmp("rootfs-cpu-");
     let built = built_with_v3(tmp.path());
     let spec = tmp.path().join("cpu.toml");
     let (code, text) = crate::support::rootfs_cli(

@@ -49,13 +49,11 @@ fn project(dir: &Path) -> PathBuf {
 /// The bare builder: a tree this tool makes from the host with the `xtask`
 /// binary as its one command, so the resolver gives it the loader and the
 /// libraries it links (libc, libm, libgcc_s), and `/w` to bind work onto.
-fn builder(dir: &Path) -> (PathBuf, PathBuf) {
+fn builder(dir: &Path, program: &Path) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let spec = dir.join("builder.toml");
-    let text = format!(
-        "name = \"builder\"\ncommands = [\"{}\"]\ndirs = [\"/w\"]\n",
-        xtask_binary().display()
-    );
+    let text =
+        format!("name = \"builder\"\ncommands = [\"{}\"]\ndirs = [\"/w\"]\n", program.display());
     std::fs::write(&spec, text).unwrap();
     let out = dir.join("tree");
     let (code, text) = rootfs_cli("build", &spec, &out, &[]);
@@ -64,7 +62,7 @@ fn builder(dir: &Path) -> (PathBuf, PathBuf) {
     for path in ABSENT {
         assert!(!out.join(path).exists(), "the builder has `{path}`:\n{listing}");
     }
-    (spec, out)
+    (spec, out, program.to_path_buf())
 }
 
 /// `xtask rootfs ARGS` inside the builder, run by this tool's own sandbox
@@ -72,12 +70,12 @@ fn builder(dir: &Path) -> (PathBuf, PathBuf) {
 /// the host's network and resolver configuration, `env` and the target
 /// folder (for `.sysroots/`) under `/w`. Returns the exit status and output.
 fn inside(
-    builder: &(PathBuf, PathBuf),
+    builder: &(PathBuf, PathBuf, PathBuf),
     work: &Path,
     env: &[(&str, &str)],
     args: &[&str],
 ) -> (i32, String) {
-    let (spec, out) = builder;
+    let (spec, out, program) = builder;
     let mut command = Command::new(xtask_binary());
     command.args(["rootfs", "run"]).arg(spec).arg("--out").arg(out);
     command.arg("--bind").arg(format!("{}:/w", work.display()));
@@ -86,7 +84,7 @@ fn inside(
     for (key, value) in env {
         command.arg("--env").arg(format!("{key}={value}"));
     }
-    command.arg("--").arg(xtask_binary()).arg("rootfs").args(args);
+    command.arg("--").arg(program).arg("rootfs").args(args);
     let output = command.output().unwrap();
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
@@ -174,7 +172,12 @@ fn live_a_package_sysroot_builds_the_same_bytes_inside_a_bare_tree() {
     }
     project(&bare);
     std::fs::copy(host.join("pk.lock"), bare.join("pk.lock")).unwrap();
-    let builder = builder(&tmp.path().join("builder"));
+    // The program sits in the tree at its host path, which must not be
+    // under `/tmp` (covered by a tmpfs inside), where a checkout may be.
+    let program_dir = crate::support::outside_tmp("rootfs-bare-");
+    let program = program_dir.path().join("xtask");
+    std::fs::copy(xtask_binary(), &program).unwrap();
+    let builder = builder(&tmp.path().join("builder"), &program);
     let build = ["build", "pk.toml", "--out", "/w/out", "--locked"];
     let (code, text) = inside(&builder, &bare, &[], &build);
     assert_eq!(code, 1, "{text}");

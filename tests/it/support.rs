@@ -315,6 +315,13 @@ pub fn oci_image_of(built: &rootfs::build::Built, layout: &Path) {
         .unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
 }
 
+/// A fresh folder in `/var/tmp`, for programs a tree holds at their host
+/// path: never under `/tmp`, which every check covers with a tmpfs of its
+/// own (and where a checkout, with its `target/`, may be).
+pub fn outside_tmp(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir_in("/var/tmp").unwrap()
+}
+
 /// Whether this process can enter a rootfs (root, or an unprivileged user
 /// namespace); prints the one `skipped:` line when not.
 pub fn can_enter() -> bool {
