@@ -162,10 +162,7 @@ pub fn build(options: &Options) -> Result<Built> {
     let resolver = open_sysroot(&options.sysroot, &spec)?;
     let plan = plan::plan(&spec, &resolver, system_files(options))
         .with_context(|| format!("planning `{}`", options.spec.display()))?;
-    let mut inputs = input_states(&plan, &beside.out);
-    // A package upgraded, removed or installed changes the lock and SBOM.
-    let status = resolver.sysroot().host(Path::new(crate::dpkg::STATUS));
-    inputs.insert(status.clone(), FileState::read(&status));
+    let inputs = input_states(&plan, &beside.out, &resolver);
     let known_digests = digest_cache::read(&beside.digests);
     let computed = lock::compute(
         &plan,
@@ -311,10 +308,20 @@ fn open_sysroot(sysroot: &Path, spec: &Spec) -> Result<Resolver> {
 /// The state of every input, taken before anything is copied: a file that
 /// changes during the build then differs from its recorded state next
 /// time. The output's own folder is written by this build: it is not an
-/// input even when a command lives beside it.
-fn input_states(plan: &Plan, out: &Path) -> BTreeMap<PathBuf, Option<FileState>> {
+/// input even when a command lives beside it. The sysroot's dpkg status
+/// is one too: a package upgraded, removed or installed changes the lock
+/// and the SBOM.
+fn input_states(
+    plan: &Plan,
+    out: &Path,
+    resolver: &Resolver,
+) -> BTreeMap<PathBuf, Option<FileState>> {
     let own = |p: &Path| p.starts_with(out) || Some(p) == out.parent();
-    plan.inputs.iter().filter(|p| !own(p)).map(|p| (p.clone(), FileState::read(p))).collect()
+    let mut inputs: BTreeMap<PathBuf, Option<FileState>> =
+        plan.inputs.iter().filter(|p| !own(p)).map(|p| (p.clone(), FileState::read(p))).collect();
+    let status = resolver.sysroot().host(Path::new(crate::dpkg::STATUS));
+    inputs.insert(status.clone(), FileState::read(&status));
+    inputs
 }
 
 /// What the files beside the tree are made of, besides the tree itself.

@@ -48,7 +48,7 @@
 //! package asked for (added or removed, by name), each suite's `InRelease`,
 //! each package's version and `.deb` digest, and each host input's digest
 //! and mode. The package set is checked before anything is fetched
-//! (`debian::package_set`), and each locked `.deb` is the one whose
+//! (`debian/package_set.rs`), and each locked `.deb` is the one whose
 //! SHA256 the lock pins (a download is checked against it; the cache keeps
 //! a file under its SHA256 only once verified). What a
 //! package lock does not compare is what follows from those pins: a change
@@ -141,7 +141,7 @@ pub struct LockedRelease {
     pub date: String,
     /// The distribution as a purl's `distro` names it (`debian-12`), from
     /// the `InRelease`'s `Origin` and `Version` (see
-    /// [`crate::debian::release::Release::distro`]): the SBOM's purls carry
+    /// `Release::distro` in `debian/release.rs`): the SBOM's purls carry
     /// it. Absent in locks written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distro: Option<String>,
