@@ -260,7 +260,37 @@ pub fn plan(spec: &Spec, resolver: &Resolver, system_files: SystemFiles) -> Resu
     closures::add_loader_cache(&mut plan, resolver, &loaded)?;
     plan.inputs.extend(resolver.consulted_dirs().iter().map(|d| resolver.sysroot().host(d)));
     finish(&mut plan)?;
+    warn_hidden(&mut plan);
     Ok(plan)
+}
+
+/// Folders that `smoke`, `trace`, `shell` and `run` cover with a fresh
+/// filesystem of their own: what the tree holds under them is there but
+/// unseen by every command inside.
+const COVERED: &[&str] = &["/tmp", "/proc", "/dev", "/sys"];
+
+/// One warning per covered folder with entries under it (a command whose
+/// host path is under `/tmp`, say), naming the first and how many.
+fn warn_hidden(plan: &mut Plan) {
+    for folder in COVERED {
+        let under: Vec<&PathBuf> = plan
+            .entries
+            .keys()
+            .filter(|p| p.starts_with(folder) && *p != Path::new(folder))
+            .collect();
+        if let Some(first) = under.first() {
+            let more = match under.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            plan.warnings.push(format!(
+                "`{}`{more} lie under {folder}, which the sandbox covers with its own filesystem: \
+                 commands inside do not see them; put them elsewhere (a `[[files]]` dest, or a program \
+                 outside {folder})",
+                first.display()
+            ));
+        }
+    }
 }
 
 /// Where a `[[files]]` entry's absolute `src` is read.

@@ -621,3 +621,31 @@ fn hard_link_builds_of_two_specs_sharing_files_stay_no_ops() {
         assert!(again.up_to_date, "{:?}", again.reason);
     }
 }
+
+/// A command whose host path is under `/tmp` is copied there in the tree,
+/// where every command inside sees only its own tmpfs: the build says so,
+/// and says nothing for the same program elsewhere.
+#[test]
+fn entries_under_a_folder_the_sandbox_covers_are_named_by_a_warning() {
+    let tmp = tempfile::Builder::new().prefix("rootfs-hidden-").tempdir_in("/tmp").unwrap();
+    let program = tmp.path().join("bin/tool");
+    std::fs::create_dir_all(program.parent().unwrap()).unwrap();
+    std::fs::copy("/usr/bin/true", &program).unwrap();
+    let elsewhere = crate::support::outside_tmp("rootfs-hidden-");
+    let spec = write_spec(
+        elsewhere.path(),
+        &format!("name = \"t\"\ncommands = [\"{}\"]\n", program.display()),
+    );
+    let opts = options(&spec, &elsewhere.path().join("out/t"));
+    let warnings = build(&opts).unwrap().warnings;
+    let expected = format!("`{}` and 2 more lie under /tmp", tmp.path().display());
+    assert!(
+        warnings.iter().any(|w| w.starts_with(&expected) && w.contains("do not see them")),
+        "{warnings:?}"
+    );
+    let moved = elsewhere.path().join("tool");
+    std::fs::copy(&program, &moved).unwrap();
+    std::fs::write(&spec, format!("name = \"t\"\ncommands = [\"{}\"]\n", moved.display())).unwrap();
+    let warnings = build(&opts).unwrap().warnings;
+    assert!(!warnings.iter().any(|w| w.contains("lie under")), "{warnings:?}");
+}
