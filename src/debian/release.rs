@@ -4,7 +4,7 @@
 //! and what apt's `gpgv` method and `metaIndex` enforce: an index without
 //! a good signature from a key of the keyring is refused, as is one whose
 //! `Valid-Until` has passed (apt's `Check-Valid-Until`, off for a snapshot
-//! mirror as apt users turn it off for snapshot.debian.org). Only the
+//! mirror as apt users turn it off for Debian's snapshot archive). Only the
 //! `SHA256` section is used: MD5 and SHA1 are not trusted, as apt no
 //! longer trusts them.
 

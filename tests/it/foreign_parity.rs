@@ -127,21 +127,13 @@ fn differences(
             let ours: BTreeSet<PathBuf> = closure.file_paths().into_iter().map(real).collect();
             let our_missing: BTreeSet<String> =
                 closure.missing_names().iter().map(|s| s.to_string()).collect();
-            let agree = if missing.is_empty() {
-                ours == truth && our_missing.is_empty()
-            } else {
-                our_missing == missing
-            };
-            (!agree).then(|| {
-                format!(
-                    "{}: only ours {:?}, only the loader's {:?}, missing ours {:?} loader {:?}\n{out}",
-                    subject.display(),
-                    ours.difference(&truth).collect::<Vec<_>>(),
-                    truth.difference(&ours).collect::<Vec<_>>(),
-                    our_missing,
-                    missing
-                )
-            })
+            let theirs = (&truth, &missing);
+            crate::support::closure_disagreement(
+                &subject.display().to_string(),
+                (&ours, &our_missing),
+                theirs,
+            )
+            .map(|d| format!("{d}\n{out}"))
         })
         .collect()
 }

@@ -122,21 +122,11 @@ fn every_host_program_and_library_resolves_as_the_loader_loads_it() {
             // The comparison the issue asks for covers what the loader
             // resolves completely; where it misses something, we must miss
             // the same names.
-            let agree = if missing.is_empty() {
-                ours == truth && our_missing.is_empty()
-            } else {
-                our_missing == missing
-            };
-            (!agree).then(|| {
-                format!(
-                    "{}: only ours {:?}, only the loader's {:?}, missing ours {:?} loader {:?}",
-                    closure.input,
-                    ours.difference(&truth).collect::<Vec<_>>(),
-                    truth.difference(&ours).collect::<Vec<_>>(),
-                    our_missing,
-                    missing
-                )
-            })
+            crate::support::closure_disagreement(
+                &closure.input,
+                (&ours, &our_missing),
+                (&truth, &missing),
+            )
         })
         .collect();
     assert!(subjects.len() > 100, "too few subjects found: {}", subjects.len());

@@ -315,6 +315,28 @@ pub fn oci_image_of(built: &rootfs::build::Built, layout: &Path) {
         .unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
 }
 
+/// How our closure of `subject` differs from the loader's, or `None` when
+/// they agree: where the loader resolves everything, the same files and
+/// no miss of ours; where it misses something, the same names missed.
+pub fn closure_disagreement(
+    subject: &str,
+    (ours, our_missing): (&BTreeSet<PathBuf>, &BTreeSet<String>),
+    (truth, missing): (&BTreeSet<PathBuf>, &BTreeSet<String>),
+) -> Option<String> {
+    let agree = if missing.is_empty() {
+        ours == truth && our_missing.is_empty()
+    } else {
+        our_missing == missing
+    };
+    (!agree).then(|| {
+        format!(
+            "{subject}: only ours {:?}, only the loader's {:?}, missing ours {our_missing:?} loader {missing:?}",
+            ours.difference(truth).collect::<Vec<_>>(),
+            truth.difference(ours).collect::<Vec<_>>(),
+        )
+    })
+}
+
 /// A fresh folder in `/var/tmp`, for programs a tree holds at their host
 /// path: never under `/tmp`, which every check covers with a tmpfs of its
 /// own (and where a checkout, with its `target/`, may be).
