@@ -222,7 +222,12 @@ fn check_lock(
     if options.locked && (previous.is_none() || !changes.is_empty()) {
         return Err(lock::Mismatch { lock: path.to_path_buf(), changes }.into());
     }
-    Ok(lock::Update { path: path.to_path_buf(), created: previous.is_none(), changes })
+    Ok(lock::Update {
+        path: path.to_path_buf(),
+        created: previous.is_none(),
+        changes,
+        refreshed: false,
+    })
 }
 
 /// Each changed `[[trees]]` root, file by file: the lock keeps one digest

@@ -1117,6 +1117,9 @@ pub struct Update {
     pub created: bool,
     /// The differences from the lock there was.
     pub changes: Vec<Change>,
+    /// Rewritten with no change named: fields a lock written by an older
+    /// version lacked (a release's `distro`) were added.
+    pub refreshed: bool,
 }
 
 /// How many changes a build lists before it says how many more there are:
@@ -1185,7 +1188,7 @@ mod tests {
             was: "a".repeat(64),
             now: "b".repeat(64),
         }));
-        let update = Update { path: "x.lock".into(), created: false, changes };
+        let update = Update { path: "x.lock".into(), created: false, changes, refreshed: false };
         let short = update.summary(false).unwrap();
         let lines: Vec<&str> = short.lines().collect();
         assert_eq!(lines[0], "updated the lock `x.lock` (264 changes: 260 new, 4 changed):");

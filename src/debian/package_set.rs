@@ -171,8 +171,14 @@ pub fn update(
         None => lock::Lock { format: lock::FORMAT, name: name.to_string(), ..Default::default() },
     };
     lock.debian = Some(now);
-    if !changes.is_empty() || previous.is_none() || (refreshed && !locked) {
+    let rewrite = !changes.is_empty() || previous.is_none() || (refreshed && !locked);
+    if rewrite {
         lock::write(&lock_path, &lock.render()?)?;
     }
-    Ok(lock::Update { path: lock_path, created: previous.is_none(), changes })
+    Ok(lock::Update {
+        path: lock_path,
+        created: previous.is_none(),
+        refreshed: rewrite && changes.is_empty() && previous.is_some(),
+        changes,
+    })
 }

@@ -363,13 +363,16 @@ fn update_writes_the_package_set_and_says_what_changed_and_locked_refuses_change
     // Nothing changed: nothing to say, nothing written.
     let again = f.update(&spec, false).unwrap();
     assert!(again.summary(true).is_none(), "{:?}", again.summary(true));
+    assert!(!again.refreshed);
     // Each release's distribution (Origin `Test`, no Version: the codename),
     // which a lock written before it was recorded gains on `update`.
     assert_eq!(set.releases["main"].distro.as_deref(), Some("test-main"));
     let older = text.replace("distro = \"test-main\"\n", "");
     std::fs::write(&lock_path, older.replace("distro = \"test-updates\"\n", "")).unwrap();
-    assert!(f.update(&spec, true).unwrap().summary(true).is_none());
-    assert!(f.update(&spec, false).unwrap().summary(true).is_none());
+    let locked = f.update(&spec, true).unwrap();
+    assert!(locked.summary(true).is_none() && !locked.refreshed, "--locked writes nothing");
+    let refreshed = f.update(&spec, false).unwrap();
+    assert!(refreshed.summary(true).is_none() && refreshed.refreshed);
     assert_eq!(std::fs::read_to_string(&lock_path).unwrap(), text);
 
     // The mirror publishes libfoo 2.2 in `updates`.

@@ -125,6 +125,10 @@ impl Update {
         )?;
         match update.summary(true) {
             Some(text) => eprintln!("{text}"),
+            None if update.refreshed => eprintln!(
+                "the lock `{}` names the same packages; rewritten with the fields this version records",
+                update.path.display()
+            ),
             None => eprintln!("the lock `{}` is up to date", update.path.display()),
         }
         Ok(ExitCode::SUCCESS)
