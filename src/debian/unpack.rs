@@ -74,7 +74,8 @@ pub const FORMAT: &str = "rootfs debian sysroot 1";
 pub struct Unpacked {
     /// The directory to use as `/`: `<cache_root>/deb-<hex>`.
     pub dir: PathBuf,
-    /// `deb-<hex>`, the folder's name: the digest of the package set.
+    /// `deb-<hex>`, the folder's name: the digest of the package set
+    /// (`deb-<hex>-unowned` when the files could not be given their owners).
     pub key: String,
     /// Whether the set was unpacked now (rather than found in the cache).
     pub unpacked: bool,
@@ -123,8 +124,14 @@ pub fn prepare(debs: &[FetchedDeb], cache_root: &Path) -> Result<Unpacked> {
         bail!("the package set names `{}` twice", pair[0].id.name);
     }
     let architecture = native_architecture(&debs);
-    let key = set_key(&debs);
     let chown = can_set_owners();
+    // A set unpacked without its owners (inside a user namespace that maps
+    // few ids) is kept apart from one with them, so a later run as root
+    // never reuses it and sees the wrong owners.
+    let key = match chown {
+        true => set_key(&debs),
+        false => format!("{}-unowned", set_key(&debs)),
+    };
     let prepared =
         cached(cache_root, &key, None, |root, _| fill(root, &debs, &architecture, chown))
             .with_context(|| {
