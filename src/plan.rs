@@ -26,7 +26,7 @@ use crate::rootpath::{self, Node, Walk, WalkError};
 use crate::spec::Spec;
 
 /// The directories of the classic FHS skeleton, with the modes a real system
-/// gives them.
+/// gives them; `/lib64` only where the sysroot has it.
 pub const SKELETON: &[(&str, u32)] = &[
     ("/bin", 0o755),
     ("/boot", 0o755),

@@ -91,6 +91,9 @@ pub(super) fn add_skeleton(plan: &mut Plan, resolver: &Resolver) -> Result<()> {
                 }
                 insert(plan, &located.real, EntryKind::Dir { mode: 0o755 }, Why::Skeleton)?;
             }
+            // `/lib64` is x86-64's (and a few others') loader folder: a tree
+            // whose sysroot has none (arm64, armhf, ...) gets none either.
+            Err(_) if path == Path::new("/lib64") => {}
             _ => insert(plan, path, EntryKind::Dir { mode: *mode }, Why::Skeleton)?,
         }
     }

@@ -34,6 +34,11 @@ fn smoke_default_spec(name: &str) {
     let bash = built.out.join("usr/bin/bash");
     let Ok(rootfs::elf::FileKind::Elf(object)) = rootfs::elf::read(&bash) else { panic!() };
     assert_eq!(object.ident, Some(arch.ident()), "the tree's bash is {name}'s");
+    // x86-64's `/lib64` is in the tree only when this architecture's
+    // sysroot has one (neither arm64's nor s390x's does).
+    let has = |root: &Path| root.join("lib64").symlink_metadata().is_ok();
+    assert!(!has(&options.sysroot), "{name}'s sysroot has /lib64");
+    assert!(!has(&built.out), "the {name} tree has /lib64");
 
     let checks = smoke::checks(&built.spec, &built.manifest);
     let (reference, note) =
