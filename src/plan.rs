@@ -273,11 +273,14 @@ const COVERED: &[&str] = &["/tmp", "/proc", "/dev", "/sys"];
 /// host path is under `/tmp`, say), naming the first and how many.
 fn warn_hidden(plan: &mut Plan) {
     for folder in COVERED {
-        let under: Vec<&PathBuf> = plan
+        // The entries are a hash map: sorted, the first named is the same
+        // every run (the shallowest folder of the first subtree).
+        let mut under: Vec<&PathBuf> = plan
             .entries
             .keys()
             .filter(|p| p.starts_with(folder) && *p != Path::new(folder))
             .collect();
+        under.sort();
         if let Some(first) = under.first() {
             let more = match under.len() {
                 1 => String::new(),
