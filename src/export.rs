@@ -1,6 +1,6 @@
 //! `rootfs export`: a built tree shipped as an OCI image layout, a docker archive, a runtime bundle, a tar or an initramfs, reproducibly, from the tree and its manifest alone.
 //!
-//! Every format reads the same [`tree::Tree`]: the manifest's entries,
+//! Every format reads the same `tree::Tree`: the manifest's entries,
 //! checked against the tree on disk, with numeric owners. Nothing is read
 //! from the host. The bytes written depend only on the tree, the spec's
 //! `[image]` table, the epoch and the pinned compressors: two exports of the

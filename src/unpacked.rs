@@ -2,7 +2,7 @@
 //!
 //! Both unpackers, `image_sysroot.rs` (OCI layouts and tar archives) and
 //! `debian/unpack.rs` (package sets), fill their folders through
-//! [`cached`], and write every entry by the rules of `layer.rs`.
+//! `cached`, and write every entry by the rules of `layer.rs`.
 
 pub(crate) mod layer;
 

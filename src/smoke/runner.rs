@@ -37,7 +37,7 @@ pub struct Ran {
     pub status: Option<i32>,
     pub signal: Option<i32>,
     pub output: Capture,
-    /// Standard error on its own, when [`Setup::split`] asked for it
+    /// Standard error on its own, when `Setup::split` asked for it
     /// (`output` is then standard output alone).
     pub errors: Option<Capture>,
     /// What a limit did to it.

@@ -111,3 +111,30 @@ fn the_readme_lists_the_packages_the_tests_install() {
     let in_readme: Vec<&str> = section.split('`').skip(1).step_by(2).collect();
     assert_eq!(in_readme, in_code, "README.md's list of packages is not packages::FOR_TESTS");
 }
+
+/// ARCHITECTURE.md's code map names every source file, and no file that
+/// is gone: a newcomer finds where a thing lives from the map alone.
+#[test]
+fn the_code_map_names_every_source_file_and_no_other() {
+    let root = project_root();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let map = text.split("## Code map").nth(1).expect("a `## Code map` section");
+    let map = map.split("\n## ").next().unwrap();
+    let named: std::collections::BTreeSet<String> = map
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| word.ends_with(".rs") && !word.contains(' ') && !word.starts_with("tests/"))
+        .map(str::to_string)
+        .collect();
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let files: std::collections::BTreeSet<String> = files
+        .iter()
+        .map(|f| f.strip_prefix(root.join("src")).unwrap().display().to_string())
+        .collect();
+    let unnamed: Vec<_> = files.difference(&named).collect();
+    let gone: Vec<_> = named.difference(&files).collect();
+    assert!(unnamed.is_empty(), "source files the code map does not name: {unnamed:?}");
+    assert!(gone.is_empty(), "the code map names files that do not exist: {gone:?}");
+}
