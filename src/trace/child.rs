@@ -17,7 +17,7 @@ use std::os::fd::{BorrowedFd, RawFd};
 /// `exec`: from here on, every traced call waits for the supervisor.
 pub(super) fn install(program: &[libc::sock_filter], socket: BorrowedFd<'_>) -> io::Result<()> {
     let prog = libc::sock_fprog {
-        // The program is about 50 instructions (`syscalls::program`).
+        // The program is about 70 instructions (`syscalls::program`).
         len: program.len() as libc::c_ushort,
         filter: program.as_ptr().cast_mut(),
     };

@@ -1,4 +1,4 @@
-//! The system calls the tracer stops at, as data for each ABI of an x86_64 host, and the seccomp filter built from them.
+//! The system calls the tracer stops at, as data for each ABI of an x86_64 or aarch64 host, and the seccomp filter built from them.
 //!
 //! Each entry says where the call's path is (an argument holding a string
 //! pointer, relative to a directory descriptor in another argument, or a
@@ -41,6 +41,20 @@ pub enum Flags {
     At(usize),
 }
 
+/// The `open(2)` flag bits the supervisor reads, which differ between
+/// ABIs: x86 uses `<asm-generic/fcntl.h>`'s, arm64 (like 32-bit arm) its
+/// own `<asm/fcntl.h>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenBits {
+    pub directory: u64,
+    pub nofollow: u64,
+}
+
+/// `O_DIRECTORY` and `O_NOFOLLOW` of `<asm-generic/fcntl.h>` (x86_64, i386).
+pub const GENERIC_OPEN: OpenBits = OpenBits { directory: 0o200000, nofollow: 0o400000 };
+/// `O_DIRECTORY` and `O_NOFOLLOW` of `arch/arm64/include/uapi/asm/fcntl.h`.
+pub const ARM64_OPEN: OpenBits = OpenBits { directory: 0o40000, nofollow: 0o100000 };
+
 /// One system call of one ABI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Syscall {
@@ -49,6 +63,8 @@ pub struct Syscall {
     pub access: Access,
     pub path: PathArg,
     pub flags: Flags,
+    /// What `Flags::Open` and `Flags::OpenHow` bits mean on this ABI.
+    pub open: OpenBits,
 }
 
 const fn at(dirfd: usize, path: usize) -> PathArg {
@@ -60,7 +76,17 @@ const fn cwd(path: usize) -> PathArg {
 }
 
 const fn call(name: &'static str, nr: u32, access: Access, path: PathArg, flags: Flags) -> Syscall {
-    Syscall { name, nr, access, path, flags }
+    Syscall { name, nr, access, path, flags, open: GENERIC_OPEN }
+}
+
+const fn call_arm64(
+    name: &'static str,
+    nr: u32,
+    access: Access,
+    path: PathArg,
+    flags: Flags,
+) -> Syscall {
+    Syscall { name, nr, access, path, flags, open: ARM64_OPEN }
 }
 
 /// `AUDIT_ARCH_X86_64` (`<linux/audit.h>`: `EM_X86_64 | __AUDIT_ARCH_64BIT |
@@ -129,10 +155,37 @@ pub const I386: &[Syscall] = &[
     call("faccessat2", 439, Access::Stat, at(0, 1), Flags::At(3)),
 ];
 
-/// The flags the supervisor reads, from `<asm-generic/fcntl.h>` and
-/// `<linux/fcntl.h>`: x86 uses the generic values for both of its ABIs.
-pub const O_DIRECTORY: u64 = 0o200000;
-pub const O_NOFOLLOW: u64 = 0o400000;
+/// `AUDIT_ARCH_AARCH64` (`EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`).
+/// 32-bit arm programs on an arm64 host (`AUDIT_ARCH_ARM`) are not tabled:
+/// their calls pass untraced.
+pub const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+
+/// The arm64 ABI: the generic table of `include/uapi/asm-generic/unistd.h`,
+/// which has only the `*at` forms (no `open`, `stat`, `access`,
+/// `readlink`, `getdents`). The numbers are written out, as the `libc` crate
+/// defines them only when building for aarch64 (a unit test compares them
+/// there).
+#[rustfmt::skip]
+pub const AARCH64: &[Syscall] = &[
+    call_arm64("faccessat", 48, Access::Stat, at(0, 1), Flags::Follow),
+    call_arm64("chdir", 49, Access::Chdir, cwd(0), Flags::Follow),
+    call_arm64("openat", 56, Access::Open, at(0, 1), Flags::Open(2)),
+    call_arm64("getdents64", 61, Access::List, PathArg::Fd(0), Flags::Follow),
+    call_arm64("readlinkat", 78, Access::Readlink, at(0, 1), Flags::NoFollow),
+    call_arm64("newfstatat", 79, Access::Stat, at(0, 1), Flags::At(3)),
+    call_arm64("execve", 221, Access::Exec, cwd(0), Flags::Follow),
+    call_arm64("execveat", 281, Access::Exec, at(0, 1), Flags::At(4)),
+    call_arm64("statx", 291, Access::Stat, at(0, 1), Flags::At(2)),
+    call_arm64("openat2", 437, Access::Open, at(0, 1), Flags::OpenHow(2)),
+    call_arm64("faccessat2", 439, Access::Stat, at(0, 1), Flags::At(3)),
+];
+
+/// Every ABI the filter and the supervisor know, by its audit architecture.
+pub const ABIS: &[(u32, &[Syscall])] =
+    &[(AUDIT_ARCH_X86_64, X86_64), (AUDIT_ARCH_I386, I386), (AUDIT_ARCH_AARCH64, AARCH64)];
+
+/// The `AT_*` flags the supervisor reads (`<linux/fcntl.h>`, the same on
+/// every ABI).
 pub const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 pub const AT_EMPTY_PATH: u64 = 0x1000;
 /// `AT_FDCWD` as the low 32 bits of an argument (`int` in the kernel).
@@ -142,11 +195,7 @@ pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// The entry for a notification's ABI and number, if it is one we stop at.
 pub fn find(arch: u32, nr: i32) -> Option<&'static Syscall> {
-    let table = match arch {
-        AUDIT_ARCH_X86_64 => X86_64,
-        AUDIT_ARCH_I386 => I386,
-        _ => return None,
-    };
+    let (_, table) = ABIS.iter().find(|(a, _)| *a == arch)?;
     table.iter().find(|s| s.nr as i32 == nr)
 }
 
@@ -172,34 +221,36 @@ fn jump_if_equal(k: u32, jt: usize, jf: usize) -> libc::sock_filter {
     libc::sock_filter { code: BPF_JMP_JEQ_K, jt, jf, k }
 }
 
-/// The filter: `SECCOMP_RET_USER_NOTIF` for every call of [`X86_64`] and
-/// [`I386`] on its own ABI, `SECCOMP_RET_ALLOW` for all else. Laid out as
+/// The filter: `SECCOMP_RET_USER_NOTIF` for every call of each table of
+/// [`ABIS`] on its own ABI, `SECCOMP_RET_ALLOW` for all else. Laid out as
 ///
 /// ```text
-///  0  load arch
-///  1  arch == x86_64 ? -> 4 : -> 2
-///  2  arch == i386 ? -> i386 block : -> 3
-///  3  allow
-///  4  load nr; one "nr == n ? -> notify" per x86_64 entry; allow
-///     load nr; one "nr == n ? -> notify" per i386 entry; allow
-///     notify
+///  0      load arch
+///  1..=n  arch == ABI k ? -> block k : next   (one test per ABI)
+///  n+1    allow
+///         block k: load nr; one "nr == m ? -> notify" per entry; allow
+///         notify
 /// ```
 ///
 /// A jump's offset counts the instructions it skips.
 pub fn program() -> Vec<libc::sock_filter> {
-    let block_len = |table: &[Syscall]| table.len() + 2;
-    let x86_64_start = 4;
-    let i386_start = x86_64_start + block_len(X86_64);
-    let notify = i386_start + block_len(I386);
-    let mut prog = vec![
-        stmt(BPF_LD_W_ABS, DATA_ARCH),
-        jump_if_equal(AUDIT_ARCH_X86_64, x86_64_start - 2, 0),
-        jump_if_equal(AUDIT_ARCH_I386, i386_start - 3, 0),
-        stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW),
-    ];
-    for table in [X86_64, I386] {
+    let first_block = 2 + ABIS.len();
+    let mut starts = Vec::new();
+    let mut next = first_block;
+    for (_, table) in ABIS {
+        starts.push(next);
+        next += table.len() + 2;
+    }
+    let notify = next;
+    let mut prog = vec![stmt(BPF_LD_W_ABS, DATA_ARCH)];
+    for ((arch, _), start) in ABIS.iter().zip(&starts) {
+        let pc = prog.len();
+        prog.push(jump_if_equal(*arch, start - pc - 1, 0));
+    }
+    prog.push(stmt(BPF_RET_K, libc::SECCOMP_RET_ALLOW));
+    for (_, table) in ABIS {
         prog.push(stmt(BPF_LD_W_ABS, DATA_NR));
-        for syscall in table {
+        for syscall in *table {
             let pc = prog.len();
             prog.push(jump_if_equal(syscall.nr, notify - pc - 1, 0));
         }
@@ -235,7 +286,7 @@ mod tests {
     #[test]
     fn the_filter_notifies_exactly_the_tabled_calls_of_each_abi() {
         let prog = program();
-        for (arch, table) in [(AUDIT_ARCH_X86_64, X86_64), (AUDIT_ARCH_I386, I386)] {
+        for &(arch, table) in ABIS {
             for nr in 0..500 {
                 let expected = if table.iter().any(|s| s.nr == nr) {
                     libc::SECCOMP_RET_USER_NOTIF
@@ -247,16 +298,62 @@ mod tests {
         }
         // x32 (bit 30 set) and unknown architectures pass.
         assert_eq!(run(&prog, AUDIT_ARCH_X86_64, 0x4000_0000 | 2), libc::SECCOMP_RET_ALLOW);
-        assert_eq!(run(&prog, 0xc000_00b7, 56), libc::SECCOMP_RET_ALLOW);
+        assert_eq!(run(&prog, 0x4000_0028, 5), libc::SECCOMP_RET_ALLOW, "32-bit arm");
     }
 
     #[test]
     fn every_entry_is_found_by_its_own_abi() {
-        for (arch, table) in [(AUDIT_ARCH_X86_64, X86_64), (AUDIT_ARCH_I386, I386)] {
+        for &(arch, table) in ABIS {
             for syscall in table {
                 assert_eq!(find(arch, syscall.nr as i32), Some(syscall));
             }
         }
         assert_eq!(find(AUDIT_ARCH_I386, 2), None, "2 is fork on i386");
+    }
+
+    /// The written-out numbers and open bits of the running machine's own
+    /// ABI agree with the `libc` crate's (run on an arm64 host, or under
+    /// `qemu-aarch64` with `--target aarch64-unknown-linux-gnu`).
+    #[test]
+    fn the_native_table_agrees_with_libc() {
+        #[cfg(target_arch = "aarch64")]
+        let (table, expected) = (
+            AARCH64,
+            [
+                ("faccessat", libc::SYS_faccessat),
+                ("chdir", libc::SYS_chdir),
+                ("openat", libc::SYS_openat),
+                ("getdents64", libc::SYS_getdents64),
+                ("readlinkat", libc::SYS_readlinkat),
+                ("newfstatat", libc::SYS_newfstatat),
+                ("execve", libc::SYS_execve),
+                ("execveat", libc::SYS_execveat),
+                ("statx", libc::SYS_statx),
+                ("openat2", libc::SYS_openat2),
+                ("faccessat2", libc::SYS_faccessat2),
+            ],
+        );
+        #[cfg(target_arch = "x86_64")]
+        let (table, expected) = (
+            X86_64,
+            [
+                ("openat", libc::SYS_openat),
+                ("execve", libc::SYS_execve),
+                ("newfstatat", libc::SYS_newfstatat),
+                ("readlinkat", libc::SYS_readlinkat),
+                ("getdents64", libc::SYS_getdents64),
+                ("chdir", libc::SYS_chdir),
+            ],
+        );
+        for (name, nr) in expected {
+            let entry = table.iter().find(|s| s.name == name).expect(name);
+            assert_eq!(i64::from(entry.nr), nr, "{name}");
+            assert_eq!(entry.open.directory, libc::O_DIRECTORY as u64, "{name}");
+            assert_eq!(entry.open.nofollow, libc::O_NOFOLLOW as u64, "{name}");
+        }
+        assert_eq!(
+            table.len(),
+            table.iter().map(|s| s.nr).collect::<std::collections::BTreeSet<_>>().len()
+        );
     }
 }

@@ -120,7 +120,7 @@ impl Target {
             0 => Vec::new(),
             addr => read_string(&mem, addr).map_err(|e| (PathBuf::new(), e))?,
         };
-        let flags = CallFlags::read(syscall.flags, args, &mem).map_err(|e| (path_of(&bytes), e))?;
+        let flags = CallFlags::read(syscall, args, &mem).map_err(|e| (path_of(&bytes), e))?;
         let access = match syscall.access {
             Access::Open if flags.directory => Access::OpenDirectory,
             access => access,
@@ -258,13 +258,13 @@ struct CallFlags {
 }
 
 impl CallFlags {
-    fn read(flags: Flags, args: &[u64; 6], mem: &OwnedFd) -> Result<CallFlags, Errno> {
+    fn read(syscall: &Syscall, args: &[u64; 6], mem: &OwnedFd) -> Result<CallFlags, Errno> {
         let open = |flags: u64| CallFlags {
-            follow: flags & syscalls::O_NOFOLLOW == 0,
-            directory: flags & syscalls::O_DIRECTORY != 0,
+            follow: flags & syscall.open.nofollow == 0,
+            directory: flags & syscall.open.directory != 0,
             ..CallFlags::default()
         };
-        Ok(match flags {
+        Ok(match syscall.flags {
             Flags::Follow => CallFlags { follow: true, ..CallFlags::default() },
             Flags::NoFollow => CallFlags::default(),
             // open(2)'s flags are an `int`.
