@@ -185,6 +185,18 @@ pub(super) struct RawBindTable {
     read_only: bool,
 }
 
+/// The smallest writable layer `[shell] writable_size` and
+/// `--writable-size` accept: one page.
+pub const LEAST_WRITABLE_SIZE: u64 = 4096;
+
+/// `--writable-size SIZE` read as `[shell] writable_size` is, for the
+/// command line's parser: the bytes, or what is wrong with the text.
+pub fn writable_size_flag(text: &str) -> Result<u64, String> {
+    super::convert::size_bytes(text)
+        .filter(|n| *n >= LEAST_WRITABLE_SIZE)
+        .ok_or_else(|| super::convert::size_help(LEAST_WRITABLE_SIZE))
+}
+
 /// Merges one file's `[shell]` into `shell`: scalar keys (`writable_size`
 /// too) override what an included file set, `env` per variable; `binds` and `env_pass` add up.
 pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(), SpecError> {
@@ -224,8 +236,12 @@ pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(),
     }
     if let Some(size) = raw.writable_size {
         let at = here.at(size.span());
-        shell.writable_size =
-            Some(super::convert::parse_size(size.get_ref(), &at, "writable_size", 4096)?);
+        shell.writable_size = Some(super::convert::parse_size(
+            size.get_ref(),
+            &at,
+            "writable_size",
+            LEAST_WRITABLE_SIZE,
+        )?);
     }
     if let Some(program) = raw.shell {
         let at = here.at(program.span());
