@@ -191,11 +191,26 @@ pub const LEAST_WRITABLE_SIZE: u64 = 4096;
 
 /// `--writable-size SIZE` read as `[shell] writable_size` is, for the
 /// command line's parser: the bytes, or what is wrong with the text.
-pub fn writable_size_flag(text: &str) -> Result<u64, String> {
+pub fn writable_size_flag(text: &str) -> Result<u64, BadSize> {
     super::convert::size_bytes(text)
         .filter(|n| *n >= LEAST_WRITABLE_SIZE)
-        .ok_or_else(|| super::convert::size_help(LEAST_WRITABLE_SIZE))
+        .ok_or(BadSize { least: LEAST_WRITABLE_SIZE })
 }
+
+/// A flag's size that is not one, or is below `least` bytes; its message
+/// says what a size looks like, as a spec error's help does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadSize {
+    pub least: u64,
+}
+
+impl std::fmt::Display for BadSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&super::convert::size_help(self.least))
+    }
+}
+
+impl std::error::Error for BadSize {}
 
 /// Merges one file's `[shell]` into `shell`: scalar keys (`writable_size`
 /// too) override what an included file set, `env` per variable; `binds` and `env_pass` add up.
