@@ -20,7 +20,7 @@ use crate::resolve::{self, Resolver};
 use crate::sbom;
 use crate::sha1_cache;
 use crate::spec::{self, Spec};
-use crate::stamp::{FileState, Stamp};
+use crate::stamp::{FileState, RecordedKey, Stamp, StampKey};
 
 /// The timestamp given to every file when `SOURCE_DATE_EPOCH` is not set.
 pub const DEFAULT_EPOCH: i64 = 0;
@@ -264,7 +264,7 @@ fn freshness(
     options: &Options,
     beside: &Beside,
     lock_path: &Path,
-    key: &str,
+    key: &StampKey,
     specs: &BTreeMap<PathBuf, String>,
 ) -> Freshness {
     if options.force {
@@ -332,7 +332,7 @@ fn input_states(
 /// What the files beside the tree are made of, besides the tree itself.
 struct Record {
     portability: Portability,
-    key: String,
+    key: StampKey,
     specs: BTreeMap<PathBuf, String>,
     inputs: BTreeMap<PathBuf, Option<FileState>>,
     /// The digest cache with the digests the lock computed.
@@ -405,7 +405,7 @@ fn swap_in_with_pending(
         sbom::render(&record.sbom, &staged.manifest, &staged.path, known_sha1s)?;
     let sbom_state = beside.write_pending_sbom(&sbom_bytes)?;
     let stamp = Stamp {
-        key: record.key,
+        key: RecordedKey::Fields(record.key),
         specs: record.specs,
         inputs: record.inputs,
         outputs: crate::stamp::outputs(&staged.path, &staged.manifest),
@@ -500,19 +500,16 @@ fn canonical(path: &Path) -> PathBuf {
 
 /// Everything besides the inputs that decides the output: the tool's own
 /// binary, and the options.
-fn stamp_key(options: &Options, spec: &Spec) -> Result<String> {
+fn stamp_key(options: &Options, spec: &Spec) -> Result<StampKey> {
     let exe = std::env::current_exe().context("finding the running program")?;
-    let exe_state = FileState::read(&exe)
-        .map(|s| format!("{}:{}:{}", s.size, s.mtime_ns, s.ino))
-        .unwrap_or_default();
-    Ok(format!(
-        "rootfs {} exe={exe_state} sysroot={} link={:?} epoch={} spec={} cpu={}",
-        env!("CARGO_PKG_VERSION"),
-        canonical(&options.sysroot).display(),
-        options.link,
-        options.epoch,
-        spec.name,
+    Ok(StampKey {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        exe: FileState::read(&exe),
+        sysroot: canonical(&options.sysroot),
+        link: format!("{:?}", options.link).to_lowercase(),
+        epoch: options.epoch,
+        spec: spec.name.clone(),
         // The hwcaps subdirectories searched depend on the CPU.
-        crate::ldso::host_cpu()
-    ))
+        cpu: crate::ldso::host_cpu(),
+    })
 }

@@ -34,6 +34,8 @@ pub struct Request {
     /// the table names one.
     pub user: Option<String>,
     pub writable: bool,
+    /// `--writable-size SIZE`, in bytes: the most the writable layer holds.
+    pub writable_size: Option<u64>,
 }
 
 /// How `shell` or `run` enters the tree: the sandbox's access, and the
@@ -53,7 +55,7 @@ pub fn prepare(spec: &Spec, tree: &Path, request: &Request, term: &str) -> Resul
     let (user, home) = user(spec, request.user.as_deref())?;
     let network = request.network.or(shell.network).unwrap_or_default();
     let writable = request.writable || shell.writable.unwrap_or(false);
-    let writable_size = shell.writable_size;
+    let writable_size = request.writable_size.or(shell.writable_size);
     let env = environment(shell, request, &home, term)?;
     let home = writable_home(tree, &home);
     let access = Access { binds, network, user, writable, writable_size, workdir, home };

@@ -65,6 +65,7 @@ pub mod rootpath;
 pub mod sandbox;
 pub mod sbom;
 pub mod sha1_cache;
+pub mod side_file;
 pub mod sysroot;
 pub mod terminfo;
 pub mod unpacked;

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
 use crate::manifest::{EntryType, Manifest};
+use crate::side_file::{self, SideFile};
 
 /// A path this tool will not replace, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,9 +197,14 @@ pub fn check_file(
     }
 }
 
+/// [`check_file`] for a file of `.rootfs/` of type `T`.
+pub fn check_side_file<T: SideFile>(path: &Path) -> Result<Found, Refusal> {
+    check_file(path, T::WHAT, side_file::recognise::<T>)
+}
+
 /// Where the ledger of the outputs in `path`'s folder is.
 fn ledger_path(path: &Path) -> PathBuf {
-    fsutil::side_dir(path).join("outputs.json")
+    side_file::path_for::<Ledger>(path)
 }
 
 /// `.rootfs/outputs.json`: the outputs of this tool in one folder that no
@@ -206,6 +212,12 @@ fn ledger_path(path: &Path) -> PathBuf {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Ledger {
     outputs: BTreeMap<String, Recorded>,
+}
+
+impl SideFile for Ledger {
+    const NAME: &'static str = "outputs.json";
+    const WHAT: &'static str = "a ledger of outputs";
+    const PRETTY: bool = true;
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -217,11 +229,11 @@ enum Recorded {
 
 fn read_ledger(path: &Path) -> Result<Ledger, Refusal> {
     let at = ledger_path(path);
-    match check_file(&at, "a ledger of outputs", |b| serde_json::from_slice::<Ledger>(b).is_ok())? {
+    match check_side_file::<Ledger>(&at)? {
         Found::Nothing | Found::EmptyDir => Ok(Ledger::default()),
         Found::Ours => {
             let bytes = std::fs::read(&at).map_err(|e| refuse(&at, e.to_string()))?;
-            serde_json::from_slice(&bytes).map_err(|e| refuse(&at, e.to_string()))
+            side_file::parse(&bytes).ok_or_else(|| refuse(&at, "it changed while it was read"))
         }
     }
 }
@@ -310,8 +322,7 @@ pub fn record_file(path: &Path, size: u64, sha256: &str) -> Result<()> {
 fn insert(path: &Path, recorded: Recorded) -> Result<()> {
     let mut ledger = read_ledger(path).map_err(anyhow::Error::new)?;
     ledger.outputs.insert(file_key(path), recorded);
-    let bytes = serde_json::to_vec_pretty(&ledger).context("serialising the ledger of outputs")?;
-    fsutil::write_side_file(&ledger_path(path), &bytes)
+    side_file::write(&ledger_path(path), &ledger)
 }
 
 fn lstat(path: &Path) -> Result<Option<std::fs::Metadata>, Refusal> {

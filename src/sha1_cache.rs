@@ -9,49 +9,50 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::side_file::{self, SideFile};
 
 /// sha256 -> sha1, both lower-case hex.
 pub type Sha1s = HashMap<String, String>;
 
+/// The file as written: sorted (so the same contents make the same file),
+/// on one line.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sha1File(BTreeMap<String, String>);
+
+impl SideFile for Sha1File {
+    const NAME: &'static str = "sha1.json";
+    const WHAT: &'static str = "a SHA1 cache";
+    const PRETTY: bool = false;
+
+    fn valid(&self) -> bool {
+        self.0.iter().all(|(k, v)| is_hex(k, 64) && is_hex(v, 40))
+    }
+}
+
 /// The SHA1 cache for outputs in the folder holding `out`.
 pub fn path_for(out: &Path) -> PathBuf {
-    crate::fsutil::side_dir(out).join("sha1.json")
+    side_file::path_for::<Sha1File>(out)
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The map in `bytes`, when they are a SHA1 cache of this tool.
-fn parse(bytes: &[u8]) -> Option<BTreeMap<String, String>> {
-    let map: BTreeMap<String, String> = serde_json::from_slice(bytes).ok()?;
-    map.iter().all(|(k, v)| is_hex(k, 64) && is_hex(v, 40)).then_some(map)
-}
-
-/// Whether `bytes` are a SHA1 cache of this tool.
-pub fn recognise(bytes: &[u8]) -> bool {
-    parse(bytes).is_some()
-}
-
 /// Reads the cache; a missing or unreadable one is empty.
 pub fn read(path: &Path) -> Sha1s {
-    std::fs::read(path)
-        .ok()
-        .and_then(|bytes| parse(&bytes))
-        .map(|map| map.into_iter().collect())
-        .unwrap_or_default()
+    side_file::read::<Sha1File>(path).0.into_iter().collect()
 }
 
 /// Adds `fresh` to `known`, keeps the entries whose sha256 is in `live`,
-/// and writes the cache back atomically (sorted, so the same contents make
-/// the same file).
+/// and writes the cache back atomically.
 pub fn update(path: &Path, mut known: Sha1s, fresh: Sha1s, live: &HashSet<&str>) -> Result<()> {
     known.extend(fresh);
-    let kept: BTreeMap<String, String> =
-        known.into_iter().filter(|(sha256, _)| live.contains(sha256.as_str())).collect();
-    let bytes = serde_json::to_vec(&kept).context("serialising the SHA1 cache")?;
-    crate::fsutil::write_side_file(path, &bytes)
+    let kept = known.into_iter().filter(|(sha256, _)| live.contains(sha256.as_str())).collect();
+    side_file::write(path, &Sha1File(kept))
 }
 
 #[cfg(test)]
@@ -60,6 +61,7 @@ mod tests {
 
     #[test]
     fn only_maps_of_hex_digests_are_recognised() {
+        let recognise = side_file::recognise::<Sha1File>;
         let good = format!(r#"{{"{}":"{}"}}"#, "a".repeat(64), "b".repeat(40));
         assert!(recognise(good.as_bytes()));
         assert!(recognise(b"{}"));

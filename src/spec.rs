@@ -25,7 +25,9 @@ pub use self::convert::{PathRule, root_path_rule};
 pub use self::diagnostic::{Location, Source, SpecError};
 pub use self::kernel::{KERNEL_HELP, KernelSource};
 use self::raw::RawSpec;
-pub use self::shell::{Bind, Network, Shell, UserSpec, valid_variable_name};
+pub use self::shell::{
+    Bind, LEAST_WRITABLE_SIZE, Network, Shell, UserSpec, valid_variable_name, writable_size_flag,
+};
 
 /// The spec `cargo xtask rootfs` builds when given none.
 pub const DEFAULT_SPEC: &str = "rootfs-spec/default.toml";

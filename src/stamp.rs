@@ -55,10 +55,100 @@ impl FileState {
     }
 }
 
+/// Everything besides the inputs that decides what a build writes: the
+/// tool, its options and the CPU. Kept field by field, so that a rebuild
+/// says which one changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StampKey {
+    /// The tool's version.
+    pub version: String,
+    /// The running binary's state: a rebuilt tool may write other bytes.
+    pub exe: Option<FileState>,
+    /// The sysroot, canonical.
+    pub sysroot: PathBuf,
+    /// `--link`, by its name (`copy`, `hard`).
+    pub link: String,
+    /// The timestamp of every file (`SOURCE_DATE_EPOCH`).
+    pub epoch: i64,
+    /// The spec's name.
+    pub spec: String,
+    /// The host CPU as the loader sees it: its hwcaps decide the libraries.
+    pub cpu: String,
+}
+
+impl StampKey {
+    /// The first field that differs from `self` (the stamp's) in `now`,
+    /// with both values where they are short, for people; `None` when
+    /// every field is the same.
+    pub fn change(&self, now: &StampKey) -> Option<String> {
+        let reason = if self.version != now.version {
+            format!("the tool's version changed ({} -> {})", self.version, now.version)
+        } else if self.exe != now.exe {
+            "the tool was rebuilt".to_string()
+        } else if self.sysroot != now.sysroot {
+            let (was, is) = (self.sysroot.display(), now.sysroot.display());
+            format!("the sysroot changed (`{was}` -> `{is}`)")
+        } else if self.link != now.link {
+            format!("`--link` changed ({} -> {})", self.link, now.link)
+        } else if self.epoch != now.epoch {
+            format!("SOURCE_DATE_EPOCH changed ({} -> {})", self.epoch, now.epoch)
+        } else if self.spec != now.spec {
+            format!("the spec's name changed (`{}` -> `{}`)", self.spec, now.spec)
+        } else if self.cpu != now.cpu {
+            "the CPU changed (its hwcaps decide the libraries)".to_string()
+        } else {
+            return None;
+        };
+        Some(reason)
+    }
+}
+
+/// The key as a stamp holds it: its fields, or the one line of words
+/// (`rootfs 0.1.0 exe=... link=Copy ...`) that stamps held before the
+/// fields were kept apart. Such a stamp is still this tool's (a build
+/// replaces it), and stale.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum RecordedKey {
+    Fields(StampKey),
+    Line(String),
+}
+
+/// By hand rather than `untagged`, whose buffering cannot hold the `i128`
+/// of a [`FileState`]: a string is the earlier line, a map the fields.
+impl<'de> Deserialize<'de> for RecordedKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = RecordedKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a stamp key: a table of fields, or the earlier line")
+            }
+            fn visit_str<E: serde::de::Error>(self, line: &str) -> Result<RecordedKey, E> {
+                Ok(RecordedKey::Line(line.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RecordedKey, A::Error> {
+                let fields = serde::de::value::MapAccessDeserializer::new(map);
+                StampKey::deserialize(fields).map(RecordedKey::Fields)
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
+}
+
+impl Default for RecordedKey {
+    fn default() -> RecordedKey {
+        RecordedKey::Line(String::new())
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Stamp {
     /// Everything about how the build was asked for: tool, options.
-    pub key: String,
+    pub key: RecordedKey,
     /// sha256 of each spec file read.
     pub specs: BTreeMap<PathBuf, String>,
     /// State of each input (`None`: it did not exist).
@@ -103,12 +193,16 @@ impl Stamp {
     /// to date.
     pub fn stale_reason(
         &self,
-        key: &str,
+        key: &StampKey,
         specs: &BTreeMap<PathBuf, String>,
         out: &Path,
     ) -> Option<String> {
-        if self.key != key {
-            return Some(key_change(&self.key, key));
+        let change = match &self.key {
+            RecordedKey::Fields(recorded) => recorded.change(key),
+            RecordedKey::Line(_) => Some("the stamp is of an earlier version of the tool".into()),
+        };
+        if change.is_some() {
+            return change;
         }
         if let Some(change) = spec_change(&self.specs, specs) {
             return Some(change);
@@ -130,28 +224,6 @@ impl Stamp {
             .iter()
             .find(|(path, state)| FileState::read(path) != **state)
             .map(|(path, _)| format!("`{}` changed", path.display()))
-    }
-}
-
-/// What differs between two stamp keys (`name=value` words after the
-/// tool's version), for people: the first field that changed.
-fn key_change(old: &str, new: &str) -> String {
-    let fields = |key: &str| -> BTreeMap<String, String> {
-        key.split(' ')
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    let (old, new) = (fields(old), fields(new));
-    let changed = new.iter().find(|(k, v)| old.get(*k) != Some(*v)).map(|(k, _)| k.as_str());
-    match changed {
-        Some("exe") => "the tool was rebuilt".to_string(),
-        Some("sysroot") => "the sysroot changed".to_string(),
-        Some("link") => "`--link` changed".to_string(),
-        Some("epoch") => "SOURCE_DATE_EPOCH changed".to_string(),
-        Some("spec") => "the spec's name changed".to_string(),
-        Some("cpu") => "the CPU changed (its hwcaps decide the libraries)".to_string(),
-        _ => "the tool's version changed".to_string(),
     }
 }
 
@@ -177,4 +249,75 @@ pub fn outputs(out: &Path, manifest: &crate::manifest::Manifest) -> BTreeMap<Pat
     root.chain(paths)
         .filter_map(|rel| FileState::read(&out.join(&rel)).map(|state| (rel, state)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> StampKey {
+        StampKey {
+            version: "0.1.0".into(),
+            exe: None,
+            // A path with a space and `=`, which the one-line key of
+            // earlier stamps could not tell from its next word.
+            sysroot: "/a b=c".into(),
+            link: "copy".into(),
+            epoch: 1,
+            spec: "s".into(),
+            cpu: "v3".into(),
+        }
+    }
+
+    #[test]
+    fn each_field_of_the_key_is_named_when_it_changed() {
+        let was = key();
+        assert_eq!(was.change(&key()), None);
+        let exe = FileState { dev: 1, ino: 2, mode: 0o755, size: 3, mtime_ns: 4 };
+        type Edit = Box<dyn Fn(&mut StampKey)>;
+        let cases: [(Edit, &str); 7] = [
+            (
+                Box::new(|k| k.version = "0.2.0".into()),
+                "the tool's version changed (0.1.0 -> 0.2.0)",
+            ),
+            (Box::new(move |k| k.exe = Some(exe.clone())), "the tool was rebuilt"),
+            (
+                Box::new(|k| k.sysroot = "/a b=d".into()),
+                "the sysroot changed (`/a b=c` -> `/a b=d`)",
+            ),
+            (Box::new(|k| k.link = "hard".into()), "`--link` changed (copy -> hard)"),
+            (Box::new(|k| k.epoch = 2), "SOURCE_DATE_EPOCH changed (1 -> 2)"),
+            (Box::new(|k| k.spec = "t".into()), "the spec's name changed (`s` -> `t`)"),
+            (
+                Box::new(|k| k.cpu = "v2".into()),
+                "the CPU changed (its hwcaps decide the libraries)",
+            ),
+        ];
+        for (edit, reason) in cases {
+            let mut now = key();
+            edit(&mut now);
+            assert_eq!(was.change(&now).as_deref(), Some(reason));
+        }
+    }
+
+    #[test]
+    fn a_stamp_of_the_one_line_key_is_still_read_and_is_stale() {
+        let out = Path::new("/nonexistent/tree");
+        let specs = BTreeMap::new();
+        let earlier = r#"{"key":"rootfs 0.1.0 exe=1:2:3 sysroot=/ link=Copy epoch=0 spec=s cpu=x","specs":{},"inputs":{},"outputs":{},"manifest":null}"#;
+        let stamp: Stamp = serde_json::from_str(earlier).unwrap();
+        assert_eq!(
+            stamp.stale_reason(&key(), &specs, out).as_deref(),
+            Some("the stamp is of an earlier version of the tool")
+        );
+        let exe =
+            FileState { dev: 1, ino: 2, mode: 0o755, size: 3, mtime_ns: 1_733_000_000_123_456_789 };
+        let key = || StampKey { exe: Some(exe.clone()), ..key() };
+        let now = Stamp { key: RecordedKey::Fields(key()), ..Stamp::default() };
+        let read: Stamp = serde_json::from_slice(&now.to_json().unwrap()).unwrap();
+        assert!(matches!(&read.key, RecordedKey::Fields(k) if *k == key()), "{read:?}");
+        // The key matches, so the next step speaks.
+        let reason = read.stale_reason(&key(), &specs, out);
+        assert_eq!(reason.as_deref(), Some("`/nonexistent/tree` was not recorded"));
+    }
 }

@@ -21,9 +21,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::digest_cache::DigestFile;
 use crate::fsutil;
 use crate::manifest::{self, Manifest};
 use crate::output::{self, Refusal};
+use crate::sha1_cache::Sha1File;
+use crate::side_file;
 use crate::stamp::{self, FileState, Stamp};
 
 /// The paths of a tree and of the files beside it.
@@ -56,8 +59,8 @@ impl LegacyKind {
             LegacyKind::Manifest => Manifest::parse(bytes).is_ok(),
             LegacyKind::Sbom => crate::sbom::recognise(bytes),
             LegacyKind::Stamp => serde_json::from_slice::<Stamp>(bytes).is_ok(),
-            LegacyKind::Digests => crate::digest_cache::recognise(bytes),
-            LegacyKind::Sha1s => crate::sha1_cache::recognise(bytes),
+            LegacyKind::Digests => side_file::recognise::<DigestFile>(bytes),
+            LegacyKind::Sha1s => side_file::recognise::<Sha1File>(bytes),
         }
     }
 }
@@ -112,8 +115,8 @@ impl Beside {
         output::check_file(&pending(&self.sbom), "an SBOM", crate::sbom::recognise)?;
         output::check_file(&self.stamp, "a stamp", is_stamp)?;
         output::check_file(&pending(&self.stamp), "a stamp", is_stamp)?;
-        output::check_file(&self.digests, "a digest cache", crate::digest_cache::recognise)?;
-        output::check_file(&self.sha1s, "a SHA1 cache", crate::sha1_cache::recognise)?;
+        output::check_side_file::<DigestFile>(&self.digests)?;
+        output::check_side_file::<Sha1File>(&self.sha1s)?;
         // A tree of an earlier version is described by the manifest beside
         // it, where that version wrote it.
         let legacy = fsutil::sibling(&self.out, ".manifest.json");

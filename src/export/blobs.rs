@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -20,6 +20,7 @@ use super::digest::{Digested, Hashing};
 use super::tar;
 use super::tree::{Kind, Tree};
 use crate::output;
+use crate::side_file::{self, SideFile};
 
 /// Bumped when the tar writer's output changes.
 const FORMAT: u32 = 1;
@@ -70,8 +71,14 @@ pub fn write_layer<W: Write>(
 /// `.rootfs/layers.json`: layer key -> digests, per compressor.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Cache {
-    format: u32,
     layers: BTreeMap<String, Cached>,
+}
+
+impl SideFile for Cache {
+    const NAME: &'static str = "layers.json";
+    const WHAT: &'static str = "a layer cache";
+    const PRETTY: bool = true;
+    const FORMAT: Option<u32> = Some(FORMAT);
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -84,19 +91,12 @@ struct Cached {
 impl Cache {
     /// Beside the tree at `out`, shared by the trees of that folder.
     pub fn path_for(out: &Path) -> PathBuf {
-        crate::fsutil::side_dir(out).join("layers.json")
-    }
-
-    fn parse(bytes: &[u8]) -> Option<Cache> {
-        serde_json::from_slice::<Cache>(bytes).ok().filter(|c| c.format == FORMAT)
+        side_file::path_for::<Cache>(out)
     }
 
     /// The cache at `path`; empty when there is none or it is unreadable.
     pub fn read(path: &Path) -> Cache {
-        std::fs::read(path)
-            .ok()
-            .and_then(|b| Cache::parse(&b))
-            .unwrap_or(Cache { format: FORMAT, layers: BTreeMap::new() })
+        side_file::read(path)
     }
 
     /// What the layer with `key` compresses to, if it was written before.
@@ -126,10 +126,51 @@ impl Cache {
     /// Writes the cache, unless something that is not a layer cache of this
     /// tool is at `path` (then it is left alone: the cache only saves time).
     pub fn write(&self, path: &Path) -> Result<()> {
-        if output::check_file(path, "a layer cache", |b| Cache::parse(b).is_some()).is_err() {
+        if output::check_side_file::<Cache>(path).is_err() {
             return Ok(());
         }
-        let bytes = serde_json::to_vec_pretty(self).context("writing the layer cache as JSON")?;
-        crate::fsutil::write_side_file(path, &bytes)
+        side_file::write(path, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layer cache as it was written before `side_file` wrote it: the
+    /// format number a field of its own.
+    #[derive(Serialize)]
+    struct Before<'a> {
+        format: u32,
+        layers: &'a BTreeMap<String, Cached>,
+    }
+
+    #[test]
+    fn the_layer_cache_keeps_its_bytes_and_reads_what_it_wrote_before() {
+        let digested = |c: &str, size| Digested { sha256: c.repeat(64), size };
+        let mut cache = Cache::default();
+        let gzip = LayerBlob { diff_id: digested("a", 10), blob: digested("b", 4) };
+        cache.put("k1", Compression::Gzip, &gzip);
+        cache.put(
+            "k2",
+            Compression::None,
+            &LayerBlob { diff_id: digested("c", 7), blob: digested("c", 7) },
+        );
+        let before =
+            serde_json::to_vec_pretty(&Before { format: FORMAT, layers: &cache.layers }).unwrap();
+        assert_eq!(side_file::to_bytes(&cache).unwrap(), before);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = Cache::path_for(&dir.path().join("tree"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &before).unwrap();
+        let read = Cache::read(&path);
+        assert_eq!(read.get("k1", Compression::Gzip), Some(gzip));
+        assert_eq!(read.diff_id("k2"), Some(digested("c", 7)));
+        let older =
+            serde_json::to_vec_pretty(&Before { format: FORMAT - 1, layers: &cache.layers })
+                .unwrap();
+        std::fs::write(&path, older).unwrap();
+        assert_eq!(Cache::read(&path).diff_id("k1"), None, "a cache of another format is empty");
     }
 }

@@ -382,16 +382,7 @@ pub(super) fn parse_size(
 ) -> Result<u64, SpecError> {
     let bytes = match raw {
         RawSize::Bytes(n) => u64::try_from(*n).ok(),
-        RawSize::Text(text) => {
-            let text = text.trim();
-            let (digits, shift) = match text.char_indices().last() {
-                Some((i, 'K' | 'k')) => (&text[..i], 10),
-                Some((i, 'M' | 'm')) => (&text[..i], 20),
-                Some((i, 'G' | 'g')) => (&text[..i], 30),
-                _ => (text, 0),
-            };
-            digits.trim().parse::<u64>().ok().and_then(|n| n.checked_mul(1 << shift))
-        }
+        RawSize::Text(text) => size_bytes(text),
     };
     let shown = match raw {
         RawSize::Bytes(n) => n.to_string(),
@@ -399,10 +390,26 @@ pub(super) fn parse_size(
     };
     match bytes {
         Some(n) if n >= least => Ok(n),
-        _ => Err(SpecError::at(at, format!("invalid `{key}` {shown}")).help(format!(
-            "give a number of bytes or a size such as \"256M\" or \"2G\", at least {least} bytes"
-        ))),
+        _ => Err(SpecError::at(at, format!("invalid `{key}` {shown}")).help(size_help(least))),
     }
+}
+
+/// Bytes from a size as the spec and the flags write it: a number, or one
+/// with a binary `K`, `M` or `G` suffix; `None` when it is not one.
+pub(super) fn size_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 30),
+        _ => (text, 0),
+    };
+    digits.trim().parse::<u64>().ok().and_then(|n| n.checked_mul(1 << shift))
+}
+
+/// What a size must look like, for a spec error or a flag's.
+pub(super) fn size_help(least: u64) -> String {
+    format!("give a number of bytes or a size such as \"256M\" or \"2G\", at least {least} bytes")
 }
 
 fn spec_name(name: Spanned<String>, here: &Here) -> Result<String, SpecError> {

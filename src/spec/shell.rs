@@ -185,6 +185,33 @@ pub(super) struct RawBindTable {
     read_only: bool,
 }
 
+/// The smallest writable layer `[shell] writable_size` and
+/// `--writable-size` accept: one page.
+pub const LEAST_WRITABLE_SIZE: u64 = 4096;
+
+/// `--writable-size SIZE` read as `[shell] writable_size` is, for the
+/// command line's parser: the bytes, or what is wrong with the text.
+pub fn writable_size_flag(text: &str) -> Result<u64, BadSize> {
+    super::convert::size_bytes(text)
+        .filter(|n| *n >= LEAST_WRITABLE_SIZE)
+        .ok_or(BadSize { least: LEAST_WRITABLE_SIZE })
+}
+
+/// A flag's size that is not one, or is below `least` bytes; its message
+/// says what a size looks like, as a spec error's help does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadSize {
+    pub least: u64,
+}
+
+impl std::fmt::Display for BadSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&super::convert::size_help(self.least))
+    }
+}
+
+impl std::error::Error for BadSize {}
+
 /// Merges one file's `[shell]` into `shell`: scalar keys (`writable_size`
 /// too) override what an included file set, `env` per variable; `binds` and `env_pass` add up.
 pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(), SpecError> {
@@ -224,8 +251,12 @@ pub(super) fn merge(shell: &mut Shell, raw: RawShell, here: &Here) -> Result<(),
     }
     if let Some(size) = raw.writable_size {
         let at = here.at(size.span());
-        shell.writable_size =
-            Some(super::convert::parse_size(size.get_ref(), &at, "writable_size", 4096)?);
+        shell.writable_size = Some(super::convert::parse_size(
+            size.get_ref(),
+            &at,
+            "writable_size",
+            LEAST_WRITABLE_SIZE,
+        )?);
     }
     if let Some(program) = raw.shell {
         let at = here.at(program.span());

@@ -240,7 +240,7 @@ fn a_spec_spelled_another_way_is_the_same_spec_and_a_change_is_named() {
     let mut hard = options(&spec, &out);
     hard.link = rootfs::install::LinkMode::Hard;
     let built = build(&hard).unwrap();
-    assert_eq!(built.reason.as_deref(), Some("`--link` changed"));
+    assert_eq!(built.reason.as_deref(), Some("`--link` changed (copy -> hard)"));
 }
 
 #[test]

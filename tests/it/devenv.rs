@@ -344,6 +344,17 @@ fn a_full_writable_layer_says_no_space_left_and_the_host_is_untouched() {
         assert!(written <= 1 << 20, "{caller:?}: {written} bytes went into a 1M layer");
         assert_eq!(fx.tree(), before, "{caller:?}: the tree on disk changed");
         assert!(!fx.out.join("etc/big").exists());
+        // The flag overrides the table.
+        let output = fx.run(
+            &["--writable", "--writable-size", "64K"],
+            "cat /dev/zero > /etc/big; echo status=$?; ls -ln /etc/big",
+        );
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert!(stderr.contains("No space left on device"), "{caller:?}: {stderr}");
+        let size = stdout.lines().nth(1).and_then(|l| l.split_whitespace().nth(4));
+        let written: u64 = size.and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+        assert!(written <= 64 << 10, "{caller:?}: {written} bytes went into a 64K layer");
+        assert_eq!(fx.tree(), before, "{caller:?}: the tree on disk changed");
     }
 }
 
@@ -539,6 +550,10 @@ fn shell_and_run_mistakes_are_found_before_any_build() {
         (
             &["run", "--bind", "/tmp:/src", "--env", "NOEQUALS", "--", "true"],
             "--env `NOEQUALS`: write KEY=VALUE",
+        ),
+        (
+            &["run", "--writable-size", "2T", "--", "true"],
+            "invalid value '2T' for '--writable-size <SIZE>': give a number of bytes or a size such as \"256M\" or \"2G\", at least 4096 bytes",
         ),
     ];
     for (args, message) in cases {

@@ -246,3 +246,49 @@ fn a_tree_is_pinned_by_one_digest_and_a_locked_refusal_names_its_changed_files()
     );
     assert!(snapshot(&out, &lock) == before, "--locked wrote something");
 }
+
+/// One change in many inputs (a package upgrade changes hundreds) is a
+/// count by kind and ten lines on the command line, then how many more;
+/// `--verbose` lists every one.
+#[test]
+fn a_long_lock_update_prints_ten_lines_and_verbose_prints_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().join("sysroot");
+    sysroot_at(&sysroot, "2.36-1");
+    let repo = tmp.path().join("repo");
+    let mut text = String::from("name = \"s\"\ncommands = [\"bash\"]\n");
+    for i in 0..14 {
+        text.push_str(&format!("[[files]]\nsrc = \"f{i:02}\"\ndest = \"/etc/f{i:02}\"\n"));
+    }
+    let spec = spec_in(&repo, &text);
+    let write_all = |content: &str| {
+        for i in 0..14 {
+            std::fs::write(repo.join(format!("f{i:02}")), format!("{content} {i}\n")).unwrap();
+        }
+    };
+    write_all("one");
+    let out = tmp.path().join("out/s");
+    let first = cli_build(&spec, &out, &sysroot, &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    write_all("two");
+    let short = cli_build(&spec, &out, &sysroot, &[]);
+    let text = stderr(&short);
+    assert!(short.status.success(), "{text}");
+    let lines: Vec<&str> =
+        text.lines().skip_while(|l| !l.starts_with("updated the lock")).collect();
+    assert!(lines[0].ends_with("(14 changes: 14 changed):"), "{text}");
+    let listed: Vec<&str> =
+        lines[1..].iter().copied().take_while(|l| l.starts_with("  ")).collect();
+    assert_eq!(listed.len(), 11, "{text}");
+    assert!(listed[..10].iter().all(|l| l.starts_with("  changed sha256: /etc/f")), "{text}");
+    assert_eq!(listed[10], "  ... 4 more, see `--verbose`", "{text}");
+
+    write_all("three");
+    let long = cli_build(&spec, &out, &sysroot, &["--verbose"]);
+    let text = stderr(&long);
+    assert!(long.status.success(), "{text}");
+    let changed = text.lines().filter(|l| l.starts_with("  changed sha256: /etc/f")).count();
+    assert_eq!(changed, 14, "{text}");
+    assert!(!text.contains("more, see"), "{text}");
+}

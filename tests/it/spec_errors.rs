@@ -69,6 +69,8 @@ const CASES: &[(&str, u8)] = &[
     ("shell-unknown-key", 2),
     ("shell-user-unknown", 2),
     ("shell-workdir-relative", 2),
+    ("shell-writable-size-bad-unit", 2),
+    ("shell-writable-size-too-small", 2),
     ("smoke-args-ambiguous-base-name", 2),
     ("smoke-bad-cpu", 2),
     ("smoke-bad-kernel", 2),

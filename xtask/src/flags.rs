@@ -314,6 +314,11 @@ pub struct Devenv {
     /// Let writes anywhere in the tree go to a layer discarded at exit.
     #[arg(long)]
     pub writable: bool,
+    /// The most the writable layer holds, in bytes or with a K, M or G
+    /// suffix; a write past it fails with "No space left on device"
+    /// [default: the spec's [shell] writable_size, else 256M].
+    #[arg(long, value_name = "SIZE", value_parser = rootfs::spec::writable_size_flag)]
+    pub writable_size: Option<u64>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -349,6 +354,7 @@ impl Devenv {
             network: self.network.map(Network::spec),
             user: self.user.clone(),
             writable: self.writable,
+            writable_size: self.writable_size,
         }
     }
 
