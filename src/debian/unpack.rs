@@ -773,8 +773,11 @@ fn write_file(
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = replacing(dir, c, || rustix::fs::openat(dir, c, flags, Mode::from_raw_mode(0o600)))
         .context("creating the file")?;
-    let mut file = std::fs::File::from(fd);
-    std::io::copy(reader, &mut file).context("writing the file")?;
+    // Through a buffer of up to 256 KiB, into which `io::copy` decodes
+    // directly: `write(2)`s of that size rather than its own 8 KiB.
+    let mut writer = std::io::BufWriter::with_capacity(COPY_BUFFER, std::fs::File::from(fd));
+    std::io::copy(reader, &mut writer).context("writing the file")?;
+    let file = writer.into_inner().map_err(|e| e.into_error()).context("writing the file")?;
     if chown {
         rustix::fs::fchown(&file, Some(uid(meta.uid)), Some(gid(meta.gid)))
             .context("setting the owner")?;
@@ -783,6 +786,9 @@ fn write_file(
     rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode)).context("setting the mode")?;
     rustix::fs::futimens(&file, &times(meta.mtime)).context("setting the time")
 }
+
+/// The buffer a file's bytes are written through.
+const COPY_BUFFER: usize = 256 * 1024;
 
 fn times(mtime: i64) -> Timestamps {
     let at = Timespec { tv_sec: mtime, tv_nsec: 0 };
