@@ -109,7 +109,8 @@ fn fetch_suite(
 ) -> Result<SuiteIndex> {
     let url = suite.dists_url("InRelease");
     let bytes = release::read_limited(http.get_found(&url)?, INRELEASE_LIMIT, &url)?;
-    let text = release::verify(&bytes, keyring, &url)?;
+    let when = release::At { now, snapshot: source.snapshot };
+    let text = release::verify(&bytes, keyring, &url, when)?;
     let parsed = release::parse(&text, &url)?;
     release::check_valid_until(&parsed, now, source.snapshot, &url)?;
     let (inrelease_sha256, _) = cache.store_verified(&bytes, &url)?;

@@ -1,7 +1,8 @@
 //! A `Packages` index: the binary packages of one suite, component and architecture, each with its relations, its `Filename`, `Size` and `SHA256`.
 //!
-//! Only the fields that selection and fetching use are kept. `Depends` and
-//! `Pre-Depends` stay as text until a package is selected, since most of
+//! Only the fields that selection and fetching use are kept. `Depends`,
+//! `Pre-Depends`, `Conflicts` and `Breaks` stay as text until a package is
+//! selected, since most of
 //! an index's 60,000 packages are never looked at; `Provides` is parsed
 //! up front, as every lookup of a virtual name needs it.
 
@@ -61,6 +62,10 @@ pub struct IndexPackage {
     pub pre_depends: String,
     /// `Depends:` as written.
     pub depends: String,
+    /// `Conflicts:` as written.
+    pub conflicts: String,
+    /// `Breaks:` as written.
+    pub breaks: String,
     pub provides: Vec<Relation>,
     /// `Filename:`, relative to the mirror's base URL.
     pub filename: String,
@@ -120,6 +125,8 @@ fn package(stanza: &control::Stanza, suite: usize) -> Result<IndexPackage> {
         priority: Priority::parse(stanza.get("Priority")),
         pre_depends: stanza.get("Pre-Depends").unwrap_or_default().to_string(),
         depends: stanza.get("Depends").unwrap_or_default().to_string(),
+        conflicts: stanza.get("Conflicts").unwrap_or_default().to_string(),
+        breaks: stanza.get("Breaks").unwrap_or_default().to_string(),
         provides,
         filename: required("Filename")?.to_string(),
         size,

@@ -4,7 +4,9 @@
 //! and what apt's `gpgv` method and `metaIndex` enforce: an index without
 //! a good signature from a key of the keyring is refused, as is one whose
 //! `Valid-Until` has passed (apt's `Check-Valid-Until`, off for a snapshot
-//! mirror as apt users turn it off for Debian's snapshot archive). Only the
+//! mirror as apt users turn it off for Debian's snapshot archive), and one
+//! signed only by a key that has expired (gpgv's `EXPKEYSIG`, which apt
+//! refuses; for a snapshot, a key that had expired when it signed). Only the
 //! `SHA256` section is used: MD5 and SHA1 are not trusted, as apt no
 //! longer trusts them.
 
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
 use pgp::crypto::hash::HashAlgorithm;
+use pgp::packet::Signature;
 use pgp::types::KeyDetails;
 
 use super::control;
@@ -96,26 +99,43 @@ pub struct IndexFile {
     pub size: u64,
 }
 
+/// When a signature is judged: `now`, seconds since the epoch, or for a
+/// snapshot mirror, whose old files were signed by keys that may have
+/// expired since, the time each signature was made.
+#[derive(Clone, Copy, Debug)]
+pub struct At {
+    pub now: i64,
+    pub snapshot: bool,
+}
+
 /// Checks the signature of `bytes` (an `InRelease` fetched from `url`)
 /// against `keyring` and returns the signed text. An unsigned file, a bad
-/// signature and a signature by a key not in the keyring are each an error
-/// that says which.
-pub fn verify(bytes: &[u8], keyring: &Keyring, url: &str) -> Result<String> {
+/// signature, a signature by a key not in the keyring, and one by a key
+/// that has expired (at `at`) are each an error that says which; a good
+/// signature by a key still valid wins over one by an expired key, as apt
+/// accepts a file that one valid key of several signed.
+pub fn verify(bytes: &[u8], keyring: &Keyring, url: &str, at: At) -> Result<String> {
     let text = std::str::from_utf8(bytes).with_context(|| format!("`{url}` is not text"))?;
     let (message, _) = CleartextSignedMessage::from_string(text)
         .map_err(|e| anyhow::anyhow!("`{url}` is not an OpenPGP cleartext-signed file: {e}"))?;
+    let mut expired: Option<String> = None;
     for key in &keyring.keys {
-        // A subkey counts only when the primary key bound it.
-        let mut bound =
-            key.public_subkeys.iter().filter(|s| s.verify_bindings(&key.primary_key).is_ok());
-        let found = message
-            .verify(&key.primary_key)
-            .ok()
-            .or_else(|| bound.find_map(|subkey| message.verify(&subkey.key).ok()));
-        if let Some(signature) = found {
-            strong_digest(signature.hash_alg(), url)?;
-            return Ok(message.signed_text());
+        let Some((signature, expires, fingerprint)) = signed_by(&message, key) else { continue };
+        let signed = signature.created().map_or(at.now, |t| i64::from(t.as_secs()));
+        let when = if at.snapshot { signed } else { at.now };
+        if let Some(until) = expires.filter(|until| *until <= when) {
+            let until = crate::fsutil::rfc3339(until);
+            expired.get_or_insert_with(|| match at.snapshot {
+                true => format!("`{url}` is signed by key {fingerprint}, which had expired on {until}, before it signed on {}", crate::fsutil::rfc3339(signed)),
+                false => format!("`{url}` is signed by key {fingerprint}, which expired on {until}; if the mirror is a snapshot, set `snapshot = true`"),
+            });
+            continue;
         }
+        strong_digest(signature.hash_alg(), url)?;
+        return Ok(message.signed_text());
+    }
+    if let Some(expired) = expired {
+        bail!("{expired}");
     }
     let issuers: Vec<String> = message
         .signatures()
@@ -144,6 +164,54 @@ pub fn verify(bytes: &[u8], keyring: &Keyring, url: &str) -> Result<String> {
         "`{url}` is signed by key {}, which is not in the keyring `{keyring_name}`",
         if issuers.is_empty() { "(unnamed)".to_string() } else { issuers.join(", ") }
     )
+}
+
+/// The signature of `message` that `key` made, with its primary key or a
+/// subkey the primary key bound, when the signing key expires (seconds
+/// since the epoch), and its fingerprint.
+fn signed_by<'m>(
+    message: &'m CleartextSignedMessage,
+    key: &SignedPublicKey,
+) -> Option<(&'m Signature, Option<i64>, String)> {
+    let primary = expires_at(key.primary_key.created_at(), self_signatures(key));
+    if let Ok(signature) = message.verify(&key.primary_key) {
+        return Some((signature, primary, format!("{:X}", key.primary_key.fingerprint())));
+    }
+    // A subkey counts only when the primary key bound it; it expires with
+    // the primary key, or before it when its binding says so.
+    let bound = key.public_subkeys.iter().filter(|s| s.verify_bindings(&key.primary_key).is_ok());
+    for subkey in bound {
+        if let Ok(signature) = message.verify(&subkey.key) {
+            let own = expires_at(subkey.key.created_at(), subkey.signatures.iter());
+            let expires = [primary, own].into_iter().flatten().min();
+            return Some((signature, expires, format!("{:X}", subkey.key.fingerprint())));
+        }
+    }
+    None
+}
+
+/// The primary key's own signatures over itself and its user ids (RFC 9580
+/// §5.2.3.10: its newest self-signature says when it expires).
+fn self_signatures(key: &SignedPublicKey) -> impl Iterator<Item = &Signature> {
+    let primary = &key.primary_key;
+    let (id, fingerprint) = (primary.legacy_key_id(), primary.fingerprint());
+    let users = key.details.users.iter().flat_map(|user| user.signatures.iter());
+    key.details.direct_signatures.iter().chain(users).filter(move |signature| {
+        signature.issuer_key_id().contains(&&id)
+            || signature.issuer_fingerprint().contains(&&fingerprint)
+    })
+}
+
+/// When a key made at `created` expires by the newest of its binding or
+/// self-signatures (`Key Expiration Time`, RFC 9580 §5.2.3.13, counted
+/// from the key's creation; none or zero: never).
+fn expires_at<'a>(
+    created: pgp::types::Timestamp,
+    signatures: impl Iterator<Item = &'a Signature>,
+) -> Option<i64> {
+    let newest = signatures.max_by_key(|s| s.created().map(|t| t.as_secs()))?;
+    let lifetime = newest.key_expiration_time()?.as_secs();
+    (lifetime != 0).then(|| i64::from(created.as_secs()) + i64::from(lifetime))
 }
 
 /// Refuses a signature over a digest apt no longer trusts: MD5, SHA1 and

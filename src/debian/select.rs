@@ -15,6 +15,13 @@
 //!   satisfied by a native package; a foreign architecture is not served,
 //!   and `Multi-Arch` matters only across architectures, so it does not
 //!   change the choice here;
+//! - `Conflicts` and `Breaks` (Policy §7.4): a candidate that conflicts
+//!   with, or breaks, a selected package (or is conflicted with or broken
+//!   by one) is passed over for the next alternative or provider, as apt
+//!   passes over what it cannot install; a closure that still holds two
+//!   such packages (one had no other choice) is refused, naming both. A package's relation on a name
+//!   it provides itself is ignored (Policy §7.6.2), and versioned relations
+//!   are met by versioned provides only, as for `Depends`;
 //! - `Essential: yes` packages are not added on their own, unlike
 //!   debootstrap's minbase: only what is named and what it depends on is
 //!   taken;
@@ -125,68 +132,178 @@ fn provide_satisfies(provide: &Relation, relation: &Relation) -> bool {
 /// Selects `named` (each a package name, optionally with a constraint such
 /// as `bash (>= 5)`) and their dependency closure; sorted by name.
 pub fn select<'a>(universe: &Universe<'a>, named: &[String]) -> Result<Vec<&'a IndexPackage>> {
-    let mut selected: BTreeMap<&'a str, &'a IndexPackage> = BTreeMap::new();
-    // Who pulled each package in, for errors that show the chain.
-    let mut pulled_by: HashMap<&'a str, &'a str> = HashMap::new();
-    let mut queue: VecDeque<&'a IndexPackage> = VecDeque::new();
+    let mut state = State::default();
     for name in named {
         let wanted = relation::parse_one(name).with_context(|| format!("the package `{name}`"))?;
         let choice = match universe.candidates(&wanted).first() {
             Some(package) => *package,
             None => bail!("no package `{name}` for {} in the indexes", universe.architecture),
         };
-        add(choice, &wanted, &mut selected, &mut queue)?;
+        add(choice, &wanted, &mut state)?;
     }
-    while let Some(package) = queue.pop_front() {
+    while let Some(package) = state.queue.pop_front() {
         for (field, text) in [("Pre-Depends", &package.pre_depends), ("Depends", &package.depends)]
         {
             let groups = relation::parse_field(text).with_context(|| {
                 format!("package `{}` {}: bad `{field}`", package.id.name, package.id.version)
             })?;
             for group in groups {
-                // Preferring what is already selected: a group any of
-                // whose alternatives a selected package meets adds nothing.
-                let satisfied = group.iter().any(|r| {
-                    universe
-                        .candidates(r)
-                        .iter()
-                        .any(|c| selected.get(c.id.name.as_str()).is_some_and(|s| s.id == c.id))
-                });
-                if satisfied {
+                if state.meets(universe, &group) {
                     continue;
                 }
-                let choice = group.iter().find_map(|r| {
-                    universe
-                        .candidates(r)
-                        .into_iter()
-                        .find(|c| !selected.contains_key(c.id.name.as_str()))
-                        .map(|c| (c, r))
-                });
-                let Some((choice, relation)) = choice else {
+                let Some((choice, relation)) = choose(universe, &group, &mut state)? else {
                     bail!(
                         "{}: `{}` {} has `{field}: {}`, which no package satisfies{}",
-                        chain(&pulled_by, &package.id.name),
+                        chain(&state.pulled_by, &package.id.name),
                         package.id.name,
                         package.id.version,
                         relation::display_group(&group),
-                        why_not(universe, &group, &selected),
+                        why_not(universe, &group, &state.selected),
                     );
                 };
-                pulled_by.insert(&choice.id.name, &package.id.name);
-                add(choice, relation, &mut selected, &mut queue)?;
+                state.pulled_by.insert(&choice.id.name, &package.id.name);
+                add(choice, relation, &mut state)?;
             }
         }
     }
-    Ok(selected.into_values().collect())
+    check_conflicts(universe, &mut state)?;
+    Ok(state.selected.into_values().collect())
 }
 
-fn add<'a>(
-    package: &'a IndexPackage,
-    relation: &Relation,
-    selected: &mut BTreeMap<&'a str, &'a IndexPackage>,
-    queue: &mut VecDeque<&'a IndexPackage>,
-) -> Result<()> {
-    match selected.get(package.id.name.as_str()) {
+/// The selection as it grows.
+#[derive(Default)]
+struct State<'a> {
+    selected: BTreeMap<&'a str, &'a IndexPackage>,
+    /// Who pulled each package in, for errors that show the chain.
+    pulled_by: HashMap<&'a str, &'a str>,
+    queue: VecDeque<&'a IndexPackage>,
+    /// Each package's `Conflicts` and `Breaks`, parsed once.
+    negative: HashMap<&'a str, Vec<(&'static str, Relation)>>,
+}
+
+impl<'a> State<'a> {
+    /// Whether a selected package meets one of the alternatives of `group`:
+    /// then it adds nothing (apt prefers what it has).
+    fn meets(&self, universe: &Universe<'a>, group: &[Relation]) -> bool {
+        group.iter().any(|r| {
+            universe
+                .candidates(r)
+                .iter()
+                .any(|c| self.selected.get(c.id.name.as_str()).is_some_and(|s| s.id == c.id))
+        })
+    }
+
+    /// `package`'s `Conflicts` and `Breaks`, each with its field's name.
+    fn negative(&mut self, package: &'a IndexPackage) -> Result<&[(&'static str, Relation)]> {
+        if !self.negative.contains_key(package.id.name.as_str()) {
+            let mut relations = Vec::new();
+            for (field, text) in [("Conflicts", &package.conflicts), ("Breaks", &package.breaks)] {
+                let groups = relation::parse_field(text).with_context(|| {
+                    format!("package `{}` {}: bad `{field}`", package.id.name, package.id.version)
+                })?;
+                relations.extend(groups.into_iter().flatten().map(|r| (field, r)));
+            }
+            self.negative.insert(&package.id.name, relations);
+        }
+        Ok(&self.negative[package.id.name.as_str()])
+    }
+
+    /// The first selected package that `candidate` conflicts with or breaks,
+    /// or that conflicts with or breaks it, with the relation and the
+    /// package that has it.
+    fn clash(
+        &mut self,
+        universe: &Universe<'a>,
+        candidate: &'a IndexPackage,
+    ) -> Result<Option<Clash<'a>>> {
+        let others: Vec<&'a IndexPackage> = self.selected.values().copied().collect();
+        for other in others {
+            if other.id.name == candidate.id.name {
+                continue;
+            }
+            for (has, meets) in [(candidate, other), (other, candidate)] {
+                let hit = self.negative(has)?.iter().find(|(_, r)| hits(universe, r, meets));
+                if let Some((field, relation)) = hit {
+                    return Ok(Some(Clash { has, field, relation: relation.clone(), meets }));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A `Conflicts` or `Breaks` relation of `has` that `meets` satisfies.
+struct Clash<'a> {
+    has: &'a IndexPackage,
+    field: &'static str,
+    relation: Relation,
+    meets: &'a IndexPackage,
+}
+
+/// Whether `package` is one that `relation` (of another package's
+/// `Conflicts` or `Breaks`) names: by its name and version, or by what it
+/// provides.
+fn hits(universe: &Universe<'_>, relation: &Relation, package: &IndexPackage) -> bool {
+    if !universe.arch_ok(relation) {
+        return false;
+    }
+    let by_name = relation.name == package.id.name
+        && relation.constraint.as_ref().is_none_or(|c| c.allows(&package.id.version));
+    by_name || package.provides.iter().any(|provide| provide_satisfies(provide, relation))
+}
+
+/// The first alternative of `group` that a package not yet selected
+/// satisfies without clashing with the selection, as apt passes over a
+/// candidate it cannot install; else the first that clashes, which
+/// [`check_conflicts`] then reports with the package it clashes with.
+fn choose<'a, 'g>(
+    universe: &Universe<'a>,
+    group: &'g [Relation],
+    state: &mut State<'a>,
+) -> Result<Option<(&'a IndexPackage, &'g Relation)>> {
+    let mut clashing = None;
+    for relation in group {
+        for candidate in universe.candidates(relation) {
+            if state.selected.contains_key(candidate.id.name.as_str()) {
+                continue;
+            }
+            if state.clash(universe, candidate)?.is_none() {
+                return Ok(Some((candidate, relation)));
+            }
+            clashing = clashing.or(Some((candidate, relation)));
+        }
+    }
+    Ok(clashing)
+}
+
+/// Refuses a closure that holds a package and another that it conflicts
+/// with or breaks (one of them with no alternative), naming both and how
+/// each came in.
+fn check_conflicts<'a>(universe: &Universe<'a>, state: &mut State<'a>) -> Result<()> {
+    let all: Vec<&'a IndexPackage> = state.selected.values().copied().collect();
+    for package in all {
+        // Each package against all the others, in name order, so that the
+        // error is the same on every run.
+        state.selected.remove(package.id.name.as_str());
+        let clash = state.clash(universe, package)?;
+        state.selected.insert(&package.id.name, package);
+        if let Some(Clash { has, field, relation, meets }) = clash {
+            bail!(
+                "`{}` {} has `{field}: {relation}`, which `{}` {} meets, and the closure needs both ({}; {})",
+                has.id.name,
+                has.id.version,
+                meets.id.name,
+                meets.id.version,
+                chain(&state.pulled_by, &has.id.name),
+                chain(&state.pulled_by, &meets.id.name),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn add<'a>(package: &'a IndexPackage, relation: &Relation, state: &mut State<'a>) -> Result<()> {
+    match state.selected.get(package.id.name.as_str()) {
         Some(existing) if existing.id.version != package.id.version => bail!(
             "`{relation}` needs `{}` {}, but {} is already selected",
             package.id.name,
@@ -195,8 +312,8 @@ fn add<'a>(
         ),
         Some(_) => Ok(()),
         None => {
-            selected.insert(&package.id.name, package);
-            queue.push_back(package);
+            state.selected.insert(&package.id.name, package);
+            state.queue.push_back(package);
             Ok(())
         }
     }

@@ -15,7 +15,10 @@
 //! 2. every package's control archive, for its `Replaces`;
 //! 3. every package's data archive, in parallel (`rayon`). A path is
 //!    written by one package only: two packages shipping one file is an
-//!    error naming both, unless one `Replaces` the other, and then the
+//!    error naming both, unless one `Replaces` the other (with a version
+//!    constraint that allows the other's version, as dpkg's
+//!    `does_replace` checks; one that leaves it out is named in the
+//!    error), and then the
 //!    replacing package's file is the one kept, whichever came first, as
 //!    dpkg's `--unpack` keeps it (`deb-control(5)`, "Overwriting files and
 //!    replacing packages" in Debian policy 7.6.1). Paths are compared after
@@ -61,6 +64,7 @@ use sha2::{Digest, Sha256};
 
 use super::deb::{self, Control};
 use super::package::FetchedDeb;
+use super::relation::{self, Relation};
 use super::{scripts, status};
 use crate::unpacked::layer::{Within, c_name, open_dir, relative_strict};
 use crate::unpacked::{Prepared, cached};
@@ -272,14 +276,24 @@ pub(crate) struct Installed {
 /// Who writes each non-directory path (merged-`/usr` spelling).
 struct Claims {
     owners: Mutex<HashMap<PathBuf, usize>>,
-    /// For each package (by index), the names its `Replaces` field lists.
-    replaces: Vec<HashSet<String>>,
+    /// For each package (by index), its `Replaces` relations.
+    replaces: Vec<Vec<Relation>>,
     names: Vec<String>,
+    versions: Vec<String>,
     /// `NAME:ARCH` of each package.
     qualified: Vec<String>,
     /// Whether each package is `Multi-Arch: same`.
     same: Vec<bool>,
     links: Vec<&'static str>,
+}
+
+/// Whether one package replaces another.
+enum Replacement {
+    Yes,
+    /// A `Replaces` names it, but its version constraint leaves this
+    /// version out.
+    NotThisVersion(Relation),
+    No,
 }
 
 /// What a package does with a path it ships.
@@ -311,24 +325,59 @@ impl Claims {
         if name == other_name && self.same[package] && self.same[other] {
             return Ok(Claim::Shared);
         }
-        if self.replaces[package].contains(other_name) {
+        let (ours, theirs) = (self.replaces(package, other), self.replaces(other, package));
+        if let Replacement::Yes = ours {
             owners.insert(path.to_path_buf(), package);
-            Ok(Claim::Defer)
-        } else if self.replaces[other].contains(name) {
-            Ok(Claim::Skip)
-        } else {
-            // Two instances of one package are told apart by architecture.
-            let (name, other_name) = if name == other_name {
-                (&self.qualified[package], &self.qualified[other])
-            } else {
-                (name, other_name)
-            };
-            let (a, b) = if name < other_name { (name, other_name) } else { (other_name, name) };
-            bail!(
-                "`/{}` is shipped by both `{a}` and `{b}`, and neither `Replaces` the other",
-                path.display()
-            )
+            return Ok(Claim::Defer);
         }
+        if let Replacement::Yes = theirs {
+            return Ok(Claim::Skip);
+        }
+        // Two instances of one package are told apart by architecture.
+        let (a, b) = if name == other_name {
+            (&self.qualified[package], &self.qualified[other])
+        } else {
+            (name, other_name)
+        };
+        let (a, b) = if a < b { (a, b) } else { (b, a) };
+        // A versioned `Replaces` that leaves the other's version out, of
+        // the package first by name: the same text whichever thread came
+        // first.
+        let mut near: Vec<(&String, String)> = [(package, other, ours), (other, package, theirs)]
+            .into_iter()
+            .filter_map(|(has, of, replacement)| match replacement {
+                Replacement::NotThisVersion(relation) => Some((
+                    &self.qualified[has],
+                    format!(
+                        "`{}` has `Replaces: {relation}`, which does not cover `{}` {}",
+                        self.names[has], self.names[of], self.versions[of]
+                    ),
+                )),
+                _ => None,
+            })
+            .collect();
+        near.sort();
+        let why = near.into_iter().next().map(|(_, why)| why);
+        let why = why.unwrap_or_else(|| "neither `Replaces` the other".to_string());
+        bail!("`/{}` is shipped by both `{a}` and `{b}`, and {why}", path.display())
+    }
+
+    /// Whether package `a` replaces package `b`: a `Replaces` relation of
+    /// `a` names `b`, and its version constraint, if any, allows `b`'s
+    /// version (dpkg's `does_replace`). Architecture qualifiers are not
+    /// compared: a set is unpacked for one architecture and `all`.
+    fn replaces(&self, a: usize, b: usize) -> Replacement {
+        let named = self.replaces[a].iter().filter(|r| r.name == self.names[b]);
+        let mut answer = Replacement::No;
+        for relation in named {
+            match &relation.constraint {
+                Some(c) if !c.allows(&self.versions[b]) => {
+                    answer = Replacement::NotThisVersion(relation.clone());
+                }
+                _ => return Replacement::Yes,
+            }
+        }
+        answer
     }
 
     /// Whether `rel` is one of the merged-`/usr` links itself.
@@ -348,19 +397,13 @@ impl Claims {
     }
 }
 
-/// The package names a `Replaces` field lists (`deb-control(5)`); version
-/// constraints and architecture qualifiers are not compared: the set was
-/// resolved together, so a `Replaces` naming a package of the set is taken
-/// to apply to the version in it.
-fn replaced_names(control: &Control) -> HashSet<String> {
-    control
-        .stanza
-        .get("Replaces")
-        .unwrap_or("")
-        .split(',')
-        .filter_map(|relation| relation.split(['(', ' ', '\n', '\t']).find(|s| !s.is_empty()))
-        .map(|name| name.split(':').next().unwrap_or(name).to_string())
-        .collect()
+/// A package's `Replaces` relations (`deb-control(5)`); one that cannot be
+/// parsed is an error naming the package.
+fn replaces_of(control: &Control) -> Result<Vec<Relation>> {
+    let text = control.stanza.get("Replaces").unwrap_or("");
+    let groups = relation::parse_field(text)
+        .with_context(|| format!("package `{}`: bad `Replaces`", control.package()))?;
+    Ok(groups.into_iter().flatten().collect())
 }
 
 /// Fills the root open at `root` with the set, in the module's steps.
@@ -373,8 +416,9 @@ fn fill(root: &OwnedFd, debs: &[FetchedDeb], architecture: &str, chown: bool) ->
         .collect::<Result<_>>()?;
     let claims = Claims {
         owners: Mutex::new(HashMap::new()),
-        replaces: controls.iter().map(replaced_names).collect(),
+        replaces: controls.iter().map(replaces_of).collect::<Result<_>>()?,
         names: debs.iter().map(|d| d.id.name.clone()).collect(),
+        versions: debs.iter().map(|d| d.id.version.clone()).collect(),
         qualified: debs.iter().map(|d| format!("{}:{}", d.id.name, d.id.architecture)).collect(),
         same: controls.iter().map(|c| c.stanza.get("Multi-Arch") == Some("same")).collect(),
         links,
@@ -773,8 +817,11 @@ fn write_file(
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = replacing(dir, c, || rustix::fs::openat(dir, c, flags, Mode::from_raw_mode(0o600)))
         .context("creating the file")?;
-    let mut file = std::fs::File::from(fd);
-    std::io::copy(reader, &mut file).context("writing the file")?;
+    // Through a buffer of up to 256 KiB, into which `io::copy` decodes
+    // directly: `write(2)`s of that size rather than its own 8 KiB.
+    let mut writer = std::io::BufWriter::with_capacity(COPY_BUFFER, std::fs::File::from(fd));
+    std::io::copy(reader, &mut writer).context("writing the file")?;
+    let file = writer.into_inner().map_err(|e| e.into_error()).context("writing the file")?;
     if chown {
         rustix::fs::fchown(&file, Some(uid(meta.uid)), Some(gid(meta.gid)))
             .context("setting the owner")?;
@@ -783,6 +830,9 @@ fn write_file(
     rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode)).context("setting the mode")?;
     rustix::fs::futimens(&file, &times(meta.mtime)).context("setting the time")
 }
+
+/// The buffer a file's bytes are written through.
+const COPY_BUFFER: usize = 256 * 1024;
 
 fn times(mtime: i64) -> Timestamps {
     let at = Timespec { tv_sec: mtime, tv_nsec: 0 };
@@ -874,15 +924,14 @@ mod tests {
     }
 
     #[test]
-    fn replaces_lists_names_without_versions_or_qualifiers() {
+    fn replaces_keeps_versions_and_drops_nothing() {
         let mut control = Control::default();
         control.stanza.fields.push((
             "Replaces".into(),
             "bash-completion (<< 1:2.1-4.2~), libc-bin:amd64,\n  sh".into(),
         ));
-        let names = replaced_names(&control);
-        let mut names: Vec<_> = names.into_iter().collect();
-        names.sort();
-        assert_eq!(names, ["bash-completion", "libc-bin", "sh"]);
+        let relations: Vec<String> =
+            replaces_of(&control).unwrap().iter().map(|r| r.to_string()).collect();
+        assert_eq!(relations, ["bash-completion (<< 1:2.1-4.2~)", "libc-bin:amd64", "sh"]);
     }
 }

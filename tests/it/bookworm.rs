@@ -37,7 +37,7 @@ fn the_bookworm_specs_are_the_shipped_specs_and_presets() {
         .iter()
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["certs", "ci-shell", "default", "git", "locale", "python3", "vim"]);
+    assert_eq!(names, ["certs", "ci-shell", "default", "git", "java", "locale", "python3", "vim"]);
 }
 
 /// Each lock is a package lock of a few hundred lines: the package set and
@@ -109,5 +109,53 @@ fn every_bookworm_spec_builds_locked_and_passes_its_smoke() {
         let options = smoke::Options { jobs: 2, hostname: built.spec.name.clone(), reference };
         let report = smoke::run(&built.out, &checks, &options).unwrap();
         assert_eq!(report.failed(), 0, "{}:\n{}", spec.display(), report.table());
+    }
+}
+
+/// What the maintainer scripts would do that is not reproduced is listed
+/// for every bookworm form: by the build in full when the sysroot is
+/// unpacked, and counted when it is reused; in one sorted order on every
+/// run; naming only packages of the set. The README's examples of it are
+/// among them: the Java trust store that `keytool` would make, and
+/// vim-runtime's `helpztags`.
+#[test]
+fn what_the_scripts_would_do_is_listed_for_every_bookworm_spec_in_one_order() {
+    let sysroots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bookworm-sysroots");
+    for spec in bookworm_specs() {
+        let shown = spec.display();
+        let prepared = prepare_locked(&spec, &sysroots);
+        let listed = rootfs::debian::scripts::not_reproduced(&prepared.dir).unwrap();
+        assert_eq!(listed, rootfs::debian::scripts::not_reproduced(&prepared.dir).unwrap());
+        let mut sorted = listed.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, listed, "{shown}: the list is sorted and has no repeats");
+        let set = prepared.packages.as_ref().unwrap();
+        for item in &listed {
+            assert!(set.packages.contains_key(&item.package), "{shown}: {item}");
+        }
+        let notes: Vec<String> = match prepared.unpacked {
+            true => listed
+                .iter()
+                .map(|n| format!("note: not reproduced from the maintainer scripts: {n}"))
+                .collect(),
+            false => vec![format!(
+                "note: {} maintainer-script effects of these packages are not reproduced (listed when the sysroot was unpacked)",
+                listed.len()
+            )],
+        };
+        assert_eq!(prepared.notes, notes, "{shown}");
+        let lines: Vec<String> = listed.iter().map(|n| n.to_string()).collect();
+        let name = spec.file_stem().unwrap().to_string_lossy().into_owned();
+        let expected: &[&str] = match name.as_str() {
+            "java" => {
+                &["ca-certificates-java postinst: keytool", "ca-certificates-java postinst: java"]
+            }
+            "vim" => &["vim-runtime postinst: helpztags"],
+            _ => &[],
+        };
+        for line in expected {
+            assert!(lines.iter().any(|l| l == line), "{shown} lacks `{line}`: {lines:#?}");
+        }
     }
 }

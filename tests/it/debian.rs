@@ -83,6 +83,75 @@ const PACKAGES: &[Pkg] = &[
         fields: "Essential: yes\n",
     },
     Pkg { suite: "main", name: "armonly", version: "1", arch: "arm64", fields: "" },
+    // Conflicts and Breaks: `daemon-x` conflicts with `libssl1`, so
+    // `server` gets `daemon-y`; `legacy` breaks `libssl1` and `clash` needs
+    // both; `mta-a` conflicts with what it provides, so with `mta-b` too;
+    // `newer`'s versioned conflict leaves `libssl1` 1 out.
+    Pkg {
+        suite: "main",
+        name: "server",
+        version: "1",
+        arch: "amd64",
+        fields: "Depends: libssl1, daemon-x | daemon-y\n",
+    },
+    Pkg { suite: "main", name: "libssl1", version: "1", arch: "amd64", fields: "" },
+    Pkg {
+        suite: "main",
+        name: "daemon-x",
+        version: "1",
+        arch: "amd64",
+        fields: "Conflicts: libssl1\n",
+    },
+    Pkg { suite: "main", name: "daemon-y", version: "1", arch: "amd64", fields: "" },
+    Pkg {
+        suite: "main",
+        name: "clash",
+        version: "1",
+        arch: "amd64",
+        fields: "Depends: libssl1, legacy\n",
+    },
+    Pkg {
+        suite: "main",
+        name: "legacy",
+        version: "1",
+        arch: "amd64",
+        fields: "Breaks: libssl1 (<< 2)\n",
+    },
+    Pkg {
+        suite: "main",
+        name: "modern",
+        version: "1",
+        arch: "amd64",
+        fields: "Depends: libssl1, newer\n",
+    },
+    Pkg {
+        suite: "main",
+        name: "newer",
+        version: "1",
+        arch: "amd64",
+        fields: "Conflicts: libssl1 (<< 1)\n",
+    },
+    Pkg {
+        suite: "main",
+        name: "mailer",
+        version: "1",
+        arch: "amd64",
+        fields: "Depends: mta-a, mta-b\n",
+    },
+    Pkg {
+        suite: "main",
+        name: "mta-a",
+        version: "1",
+        arch: "amd64",
+        fields: "Provides: mail-transport\nConflicts: mail-transport\n",
+    },
+    Pkg {
+        suite: "main",
+        name: "mta-b",
+        version: "1",
+        arch: "amd64",
+        fields: "Provides: mail-transport\n",
+    },
     Pkg {
         suite: "main",
         name: "broken",
@@ -100,12 +169,17 @@ struct Fixture {
 }
 
 fn fixture(release_extra: &str) -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
     let key = signing_key("good");
-    let server = Server::start(archive(PACKAGES, &key, release_extra));
+    fixture_of(&key, archive(PACKAGES, &key, release_extra))
+}
+
+/// A fixture serving `files`, with `key`'s public half as its keyring.
+fn fixture_of(key: &pgp::composed::SignedSecretKey, files: archive::Files) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(files);
     let keyring = tmp.path().join("keys/test.asc");
     std::fs::create_dir_all(keyring.parent().unwrap()).unwrap();
-    std::fs::write(&keyring, armored_public(&key)).unwrap();
+    std::fs::write(&keyring, armored_public(key)).unwrap();
     Fixture { server, keyring, cache: tmp.path().join("cache"), _tmp: tmp }
 }
 
@@ -281,6 +355,44 @@ fn an_expired_valid_until_is_refused_unless_the_mirror_is_a_snapshot() {
 }
 
 #[test]
+fn a_key_that_has_expired_is_refused_unless_a_snapshot_was_signed_while_it_was_valid() {
+    // Made on 2024-08-01, valid for a week; the mirror's files are signed
+    // now (long after), or on 2024-08-03 as a snapshot's would have been.
+    let (made, week) = (1_722_470_400, 7 * 86_400);
+    let key = archive::expiring_signing_key("old", made, week);
+    let fingerprint =
+        format!("{:X}", pgp::types::KeyDetails::fingerprint(&key.secret_subkeys[0].key));
+    let f = fixture_of(&key, archive(PACKAGES, &key, ""));
+    let err = error_text(&f.fetch(&["app"]).unwrap_err());
+    let expected = format!(
+        "dists/main/InRelease` is signed by key {fingerprint}, which expired on 2024-08-08T00:00:00Z; if the mirror is a snapshot, set `snapshot = true`"
+    );
+    assert!(err.contains(&expected), "{err}");
+    let mut snapshot = f.request(&["app"]);
+    snapshot.snapshot = true;
+    let err = error_text(&debian::fetch_request(&snapshot, f.base(), &f.options()).unwrap_err());
+    assert!(
+        err.contains("which had expired on 2024-08-08T00:00:00Z, before it signed on"),
+        "{err}"
+    );
+
+    let then = made + 2 * 86_400;
+    let signed_then =
+        archive::archive_signed(PACKAGES, "", &|t| archive::clearsign_at(t, &key, then));
+    let f = fixture_of(&key, signed_then);
+    let err = error_text(&f.fetch(&["app"]).unwrap_err());
+    assert!(err.contains(&expected), "{err}");
+    let mut snapshot = f.request(&["app"]);
+    snapshot.snapshot = true;
+    debian::fetch_request(&snapshot, f.base(), &f.options()).unwrap();
+    // A key that has not expired is taken whenever it signed.
+    let fresh = signing_key("fresh");
+    let signed_then =
+        archive::archive_signed(PACKAGES, "", &|t| archive::clearsign_at(t, &fresh, then));
+    fixture_of(&fresh, signed_then).fetch(&["app"]).unwrap();
+}
+
+#[test]
 fn a_packages_index_with_a_wrong_hash_is_refused_and_not_kept() {
     let f = fixture("");
     let path = "dists/main/main/binary-amd64/Packages.xz";
@@ -329,6 +441,35 @@ fn missing_packages_and_unsatisfiable_relations_are_named() {
     // Essential packages and other architectures' are not pulled in.
     let err = error_text(&f.fetch(&["armonly"]).unwrap_err());
     assert!(err.contains("no package `armonly`"), "{err}");
+}
+
+#[test]
+fn conflicts_and_breaks_are_avoided_when_an_alternative_exists_else_refused_naming_both() {
+    let f = fixture("");
+    let names = |asked: &[&str]| -> Vec<String> {
+        let (resolution, _) = f.fetch(asked).unwrap();
+        resolution.packages.iter().map(|w| w.id.name.clone()).collect()
+    };
+    assert_eq!(names(&["server"]), ["daemon-y", "libssl1", "server"]);
+    assert_eq!(names(&["modern"]), ["libssl1", "modern", "newer"]);
+    // Its own `Provides` does not make a package conflict with itself.
+    assert_eq!(names(&["mta-a"]), ["mta-a"]);
+    let err = error_text(&f.fetch(&["clash"]).unwrap_err());
+    assert!(
+        err.contains("`legacy` 1 has `Breaks: libssl1 (<< 2)`, which `libssl1` 1 meets, and the closure needs both (required by legacy <- clash; required by libssl1 <- clash)"),
+        "{err}"
+    );
+    let err = error_text(&f.fetch(&["mailer"]).unwrap_err());
+    assert!(
+        err.contains("`mta-a` 1 has `Conflicts: mail-transport`, which `mta-b` 1 meets"),
+        "{err}"
+    );
+    // Asked for by name, two conflicting packages are refused too.
+    let err = error_text(&f.fetch(&["daemon-x", "libssl1"]).unwrap_err());
+    assert!(
+        err.contains("`daemon-x` 1 has `Conflicts: libssl1`, which `libssl1` 1 meets"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -685,7 +826,9 @@ fn live_a_trixie_spec_builds_and_passes_its_smoke_on_this_host() {
     let keyring = debian::release::Keyring::load(trixie_key)
         .expect("bookworm's debian-archive-keyring ships trixie's keys (2023.3+deb12u2 and later)");
     let bytes = std::fs::read(&inrelease).unwrap();
-    debian::release::verify(&bytes, &keyring, "trixie/InRelease").unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let at = debian::release::At { now: now.as_secs() as i64, snapshot: false };
+    debian::release::verify(&bytes, &keyring, "trixie/InRelease", at).unwrap();
 }
 
 /// The SBOM of a tree built from a package set: every Debian package in it

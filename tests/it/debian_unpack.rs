@@ -219,6 +219,20 @@ fn a_file_shipped_twice_is_refused_unless_one_package_replaces_the_other() {
         assert!(list(replacing).contains("/usr/bin/same\n"));
         assert!(!list(replaced).contains("/usr/bin/same"), "{}", list(replaced));
     }
+
+    // A versioned `Replaces` covers only the versions it allows: `old` 2.0
+    // is not `<< 2.0`, so the file is refused, and the error says why.
+    let mut newer_old = shipping("old", "./usr/bin/same");
+    newer_old.version = "2.0".into();
+    let new = shipping("new", "./usr/bin/same").field("Replaces", "old (<< 2.0), other");
+    let debs = write_all(tmp.path(), &[newer_old, new]);
+    let error = error_of(&debs, &tmp.path().join("cache-versioned"));
+    assert!(
+        error.contains(
+            "`/usr/bin/same` is shipped by both `new` and `old`, and `new` has `Replaces: old (<< 2.0)`, which does not cover `old` 2.0"
+        ),
+        "{error}"
+    );
 }
 
 #[test]

@@ -10,7 +10,8 @@ use pgp::composed::{
     CleartextSignedMessage, EncryptionCaps, KeyType, SecretKeyParamsBuilder, SignedPublicKey,
     SignedSecretKey, SubkeyParamsBuilder,
 };
-use pgp::types::Password;
+use pgp::packet::{SignatureConfig, SignatureType, Subpacket, SubpacketData};
+use pgp::types::{Duration, KeyDetails, Password, Timestamp};
 use sha2::{Digest, Sha256};
 
 pub fn sha256(bytes: &[u8]) -> String {
@@ -31,6 +32,59 @@ pub fn signing_key(name: &str) -> SignedSecretKey {
         .primary_user_id(format!("{name} test archive key <test@invalid>"))
         .subkeys(vec![sign.build().unwrap()]);
     params.build().unwrap().generate(rand::thread_rng()).unwrap()
+}
+
+/// A signing key as [`signing_key`] makes it, but made at `created`
+/// (seconds since the epoch), whose signing subkey's binding says it
+/// expires `lifetime` seconds after that.
+pub fn expiring_signing_key(name: &str, created: u32, lifetime: u32) -> SignedSecretKey {
+    let at = Timestamp::from_secs(created);
+    let mut sign = SubkeyParamsBuilder::default();
+    sign.key_type(KeyType::Ed25519Legacy)
+        .can_sign(true)
+        .can_encrypt(EncryptionCaps::None)
+        .created_at(at);
+    let mut params = SecretKeyParamsBuilder::default();
+    params
+        .key_type(KeyType::Ed25519Legacy)
+        .can_certify(true)
+        .can_sign(false)
+        .can_encrypt(EncryptionCaps::None)
+        .created_at(at)
+        .primary_user_id(format!("{name} test archive key <test@invalid>"))
+        .subkeys(vec![sign.build().unwrap()]);
+    let mut key = params.build().unwrap().generate(rand::thread_rng()).unwrap();
+    let subkey = &key.secret_subkeys[0];
+    let mut config = subkey.signatures[0].config().unwrap().clone();
+    let expiry = SubpacketData::KeyExpirationTime(Duration::from_secs(lifetime));
+    config.hashed_subpackets.push(Subpacket::regular(expiry).unwrap());
+    let binding = config
+        .sign_subkey_binding(
+            &key.primary_key,
+            key.primary_key.public_key(),
+            &Password::empty(),
+            subkey.key.public_key(),
+        )
+        .unwrap();
+    key.secret_subkeys[0].signatures = vec![binding];
+    key
+}
+
+/// `text` cleartext-signed by `key`'s subkey with `created` (seconds since
+/// the epoch) as the signature's time, as a file signed then would be.
+pub fn clearsign_at(text: &str, key: &SignedSecretKey, created: u32) -> String {
+    let signer = &key.secret_subkeys[0].key;
+    let mut config =
+        SignatureConfig::from_key(rand::thread_rng(), signer, SignatureType::Text).unwrap();
+    let time = SubpacketData::SignatureCreationTime(Timestamp::from_secs(created));
+    config.hashed_subpackets = vec![
+        Subpacket::regular(time).unwrap(),
+        Subpacket::regular(SubpacketData::IssuerFingerprint(signer.fingerprint())).unwrap(),
+    ];
+    config.unhashed_subpackets =
+        vec![Subpacket::regular(SubpacketData::IssuerKeyId(signer.legacy_key_id())).unwrap()];
+    let message = CleartextSignedMessage::new(text, config, signer, &Password::empty()).unwrap();
+    message.to_armored_string(Default::default()).unwrap()
 }
 
 /// The public half, armored, as a spec would ship it.
@@ -112,6 +166,15 @@ pub type Files = BTreeMap<String, Vec<u8>>;
 /// suite, and an `InRelease` per suite signed by `key` with `release_extra`
 /// added to its fields (e.g. a `Valid-Until`).
 pub fn archive(packages: &[Pkg], key: &SignedSecretKey, release_extra: &str) -> Files {
+    archive_signed(packages, release_extra, &|text| clearsign(text, key))
+}
+
+/// [`archive`] with each `InRelease` signed by `sign`.
+pub fn archive_signed(
+    packages: &[Pkg],
+    release_extra: &str,
+    sign: &dyn Fn(&str) -> String,
+) -> Files {
     let mut files = Files::new();
     let mut indexes: BTreeMap<&str, String> = BTreeMap::new();
     for p in packages {
@@ -147,7 +210,7 @@ pub fn archive(packages: &[Pkg], key: &SignedSecretKey, release_extra: &str) -> 
             sha256(index.as_bytes()),
             index.len(),
         );
-        files.insert(format!("dists/{suite}/InRelease"), clearsign(&release, key).into_bytes());
+        files.insert(format!("dists/{suite}/InRelease"), sign(&release).into_bytes());
         files.insert(format!("dists/{suite}/main/binary-amd64/Packages.xz"), compressed);
         files.insert(format!("dists/{suite}/main/binary-amd64/Packages"), index.into_bytes());
     }
