@@ -138,6 +138,7 @@ fn outcomes(check: &Check, ran: Ran, outcome: Outcome) -> Outcomes {
         status: ran.status,
         output,
         host: None,
+        reference_runs: 0,
         diff: None,
         elapsed: ran.elapsed,
     }
