@@ -268,6 +268,9 @@ struct Sandboxes {
     emulator: Option<Arc<sandbox::binfmt::native::Entry>>,
     /// The reference's side of probes of earlier runs of this tree.
     remembered: Option<remembered::Remembered>,
+    /// A user and network namespace for each worker, entered by its checks
+    /// in turn ([`sandbox::NetSlot`]); none when they cannot be made.
+    slots: Vec<Arc<sandbox::NetSlot>>,
 }
 
 impl Sandboxes {
@@ -275,6 +278,11 @@ impl Sandboxes {
     fn tree_for(&self, check: &Check) -> &Arc<Sandbox> {
         let opened = self.opened.iter().find(|(opens, _)| *opens == check.opens);
         opened.map_or(&self.tree, |(_, sandbox)| sandbox)
+    }
+
+    /// The namespaces of the worker running on this thread.
+    fn slot(&self) -> Option<Arc<sandbox::NetSlot>> {
+        rayon::current_thread_index().and_then(|i| self.slots.get(i)).cloned()
     }
 
     /// The whole environment of `check`: the smoke environment with the
@@ -413,7 +421,13 @@ fn enter_all(
         .transpose()?;
     let env = environment(None);
     let cgroups = Cgroups::create();
-    Ok(Sandboxes { tree, opened, reference, cgroups, env, emulator: None, remembered: None })
+    // A worker whose namespaces cannot be made makes them for each run.
+    let slots = (0..options.jobs.max(1))
+        .map(|_| sandbox::NetSlot::create().map(Arc::new))
+        .collect::<Result<Vec<_>>>()
+        .unwrap_or_default();
+    let remembered = None;
+    Ok(Sandboxes { tree, opened, reference, cgroups, env, emulator: None, remembered, slots })
 }
 
 /// What a check's [`Opens`] ask of the sandbox of `root`: the binds

@@ -63,6 +63,7 @@ fn run_in(
 ) -> Ran {
     let env = sandboxes.env_for(check);
     let setup = Setup {
+        slot: sandboxes.slot(),
         sandbox,
         cgroups: &sandboxes.cgroups,
         env: &env,

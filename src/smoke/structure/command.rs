@@ -56,6 +56,7 @@ fn failed(ran: &Ran) -> Option<String> {
 fn run(sandboxes: &Sandboxes, check: &Check, argv: &[String], split: bool) -> Ran {
     let env = sandboxes.env_for(check);
     let setup = Setup {
+        slot: sandboxes.slot(),
         sandbox: sandboxes.tree_for(check),
         cgroups: &sandboxes.cgroups,
         env: &env,
