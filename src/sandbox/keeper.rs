@@ -20,6 +20,33 @@ pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Resu
         unsafe { libc::_exit(1) };
     }
     join_limits(launch, log)?;
+    enter_namespaces(sandbox, launch, log)?;
+    if sandbox.interactive {
+        ignore_forwarded_signals(true);
+    }
+    log.set(Step::ForkingPid1);
+    // A pipe whose write end only the keeper holds: PID 1 sees it close if
+    // the keeper died before PID 1 could ask to die with it.
+    let (alive_read, alive_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // SAFETY: fork in a single-threaded process; the child only makes
+    // async-signal-safe calls until exec.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        drop(alive_write);
+        return pid1::run(sandbox, launch, log, alive_read);
+    }
+    drop(alive_read);
+    log.set_pid1(pid);
+    keep(pid, &alive_write, log)
+}
+
+/// The namespaces of the command: a worker's user and network namespaces
+/// joined, or new ones made (with the user maps written), then new mount,
+/// PID, UTS and IPC namespaces.
+fn enter_namespaces(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Result<()> {
     let slot = launch.slot.as_deref().filter(|_| !sandbox.access.share_network);
     if let Some(slot) = slot {
         // A worker's namespaces, made with the same maps (`netslot.rs`):
@@ -51,26 +78,7 @@ pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Resu
         log.set(Step::WritingUserMaps);
         pid1::write_user_maps(&sandbox.user_maps.0, &sandbox.user_maps.1)?;
     }
-    if sandbox.interactive {
-        ignore_forwarded_signals(true);
-    }
-    log.set(Step::ForkingPid1);
-    // A pipe whose write end only the keeper holds: PID 1 sees it close if
-    // the keeper died before PID 1 could ask to die with it.
-    let (alive_read, alive_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    // SAFETY: fork in a single-threaded process; the child only makes
-    // async-signal-safe calls until exec.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        drop(alive_write);
-        return pid1::run(sandbox, launch, log, alive_read);
-    }
-    drop(alive_read);
-    log.set_pid1(pid);
-    keep(pid, &alive_write, log)
+    Ok(())
 }
 
 /// Joins the check's cgroups (writing `0` to `cgroup.procs` moves the
