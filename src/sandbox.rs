@@ -58,6 +58,7 @@ mod init;
 mod keeper;
 mod layer;
 pub mod limits;
+mod netslot;
 mod pid1;
 mod prepare;
 mod steps;
@@ -74,6 +75,7 @@ use rustix::mount::MountFlags;
 pub use self::access::{Access, Bind, BindError, Ids, check_source, is_dir_inside, resolve_item};
 pub use self::init::{Forwarding, forward_to_pid1, take_terminal_back, terminal_is_ours};
 pub use self::limits::{Cgroups, CheckLimits, LimitHit};
+pub use self::netslot::NetSlot;
 pub use self::steps::{Step, StepLog};
 
 /// The device nodes bind-mounted from the host into `/dev`.
@@ -163,6 +165,9 @@ pub struct Launch {
     foreground: bool,
     /// Native programs run under this emulator (`sandbox/binfmt.rs`).
     emulator: Option<Arc<binfmt::native::Entry>>,
+    /// The user and network namespaces to join instead of making new ones,
+    /// when the sandbox has a network of its own.
+    slot: Option<Arc<NetSlot>>,
 }
 
 impl Launch {
@@ -177,7 +182,15 @@ impl Launch {
             tracer: None,
             foreground: false,
             emulator: None,
+            slot: None,
         }
+    }
+
+    /// The same, joining the user and network namespaces of `slot` (a
+    /// worker's, [`NetSlot`]) rather than making a pair of its own.
+    pub fn in_slot(mut self, slot: Arc<NetSlot>) -> Launch {
+        self.slot = Some(slot);
+        self
     }
 
     /// The same, with every native program it executes, itself first, run
@@ -207,6 +220,11 @@ impl Sandbox {
     /// layer, the host's network, another user.
     pub fn with_access(options: &Options, access: &Access) -> Result<Sandbox> {
         prepare::sandbox(options, access)
+    }
+
+    /// Whether commands share the caller's network (`--network host`).
+    pub fn shares_network(&self) -> bool {
+        self.access.share_network
     }
 
     /// The root, as a host path.

@@ -2,6 +2,7 @@
 
 mod capture;
 mod compare;
+pub mod remembered;
 mod report;
 mod runner;
 pub mod structure;
@@ -136,6 +137,9 @@ pub struct Outcomes {
     pub output: String,
     /// The same probe on the reference, when there is one.
     pub host: Option<HostRun>,
+    /// Runs on the reference this check made: none when its reference side
+    /// was remembered from an earlier run ([`remembered`]).
+    pub reference_runs: usize,
     /// A short unified diff of the reference's output against the tree's,
     /// when they differ.
     pub diff: Option<String>,
@@ -262,6 +266,11 @@ struct Sandboxes {
     env: Vec<(String, String)>,
     /// Programs in the tree (not the reference) run under this emulator.
     emulator: Option<Arc<sandbox::binfmt::native::Entry>>,
+    /// The reference's side of probes of earlier runs of this tree.
+    remembered: Option<remembered::Remembered>,
+    /// A user and network namespace for each worker, entered by its checks
+    /// in turn ([`sandbox::NetSlot`]); none when they cannot be made.
+    slots: Vec<Arc<sandbox::NetSlot>>,
 }
 
 impl Sandboxes {
@@ -269,6 +278,11 @@ impl Sandboxes {
     fn tree_for(&self, check: &Check) -> &Arc<Sandbox> {
         let opened = self.opened.iter().find(|(opens, _)| *opens == check.opens);
         opened.map_or(&self.tree, |(_, sandbox)| sandbox)
+    }
+
+    /// The namespaces of the worker running on this thread.
+    fn slot(&self) -> Option<Arc<sandbox::NetSlot>> {
+        rayon::current_thread_index().and_then(|i| self.slots.get(i)).cloned()
     }
 
     /// The whole environment of `check`: the smoke environment with the
@@ -314,9 +328,32 @@ pub(crate) fn run_emulated(
         sandboxes.env.extend(emulation.env);
         sandboxes.env.sort();
     }
+    sandboxes.remembered = remember(root, checks, options)?;
     let results = drive(&sandboxes, checks, options.jobs, "smoke", run_check)?;
-    let notes = sandboxes.cgroups.note().into_iter().collect();
+    let mut notes: Vec<String> = sandboxes.cgroups.note().into_iter().collect();
+    if let Some(remembered) = sandboxes.remembered.take() {
+        notes.push(remembered.note());
+        remembered.save()?;
+    }
     Ok(Report { results, elapsed: started.elapsed(), notes })
+}
+
+/// The remembered reference runs of the tree at `root`, when its probes
+/// have a reference and it is a tree this tool built (its manifest beside
+/// it describes it).
+fn remember(
+    root: &Path,
+    checks: &[Check],
+    options: &Options,
+) -> Result<Option<remembered::Remembered>> {
+    let Some(reference) = &options.reference else { return Ok(None) };
+    if !checks.iter().any(|c| matches!(c.expect, Expect::Probe { .. })) {
+        return Ok(None);
+    }
+    let manifest = crate::build::Beside::of(root).current_manifest();
+    let Ok(manifest) = manifest else { return Ok(None) };
+    let remembered = remembered::Remembered::open(root, &manifest, reference, &options.hostname)?;
+    Ok(Some(remembered))
 }
 
 /// The one check driver of `smoke` and `trace`: `each` for every check,
@@ -383,7 +420,14 @@ fn enter_all(
         .map(|r| enter(r, RootKind::Reference, &Access::default()))
         .transpose()?;
     let env = environment(None);
-    Ok(Sandboxes { tree, opened, reference, cgroups: Cgroups::create(), env, emulator: None })
+    let cgroups = Cgroups::create();
+    // A worker whose namespaces cannot be made makes them for each run.
+    let slots = (0..options.jobs.max(1))
+        .map(|_| sandbox::NetSlot::create().map(Arc::new))
+        .collect::<Result<Vec<_>>>()
+        .unwrap_or_default();
+    let remembered = None;
+    Ok(Sandboxes { tree, opened, reference, cgroups, env, emulator: None, remembered, slots })
 }
 
 /// What a check's [`Opens`] ask of the sandbox of `root`: the binds
@@ -472,6 +516,7 @@ impl Outcomes {
             status: None,
             output: String::new(),
             host: None,
+            reference_runs: 0,
             diff: None,
             elapsed: Duration::ZERO,
         }

@@ -157,6 +157,7 @@ impl WireResult {
             status: self.status,
             output: self.output,
             host: None,
+            reference_runs: 0,
             diff: None,
             elapsed: Duration::from_millis(self.elapsed_ms),
         }

@@ -1,7 +1,7 @@
 //! The keeper: the process forked by the tool for one command. It joins the command's limits, unshares the namespaces, forks PID 1 of the new PID namespace, waits for it and leaves the same way.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use rustix::thread::UnshareFlags;
 
@@ -20,20 +20,7 @@ pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Resu
         unsafe { libc::_exit(1) };
     }
     join_limits(launch, log)?;
-    log.set(Step::Unsharing);
-    let mut flags = UnshareFlags::NEWUSER
-        | UnshareFlags::NEWNS
-        | UnshareFlags::NEWPID
-        | UnshareFlags::NEWUTS
-        | UnshareFlags::NEWIPC;
-    if !sandbox.access.share_network {
-        flags |= UnshareFlags::NEWNET;
-    }
-    // SAFETY: this process is single-threaded (fresh from fork), so
-    // unsharing cannot surprise another thread.
-    unsafe { rustix::thread::unshare_unsafe(flags) }?;
-    log.set(Step::WritingUserMaps);
-    pid1::write_user_maps(&sandbox.user_maps.0, &sandbox.user_maps.1)?;
+    enter_namespaces(sandbox, launch, log)?;
     if sandbox.interactive {
         ignore_forwarded_signals(true);
     }
@@ -54,6 +41,44 @@ pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Resu
     drop(alive_read);
     log.set_pid1(pid);
     keep(pid, &alive_write, log)
+}
+
+/// The namespaces of the command: a worker's user and network namespaces
+/// joined, or new ones made (with the user maps written), then new mount,
+/// PID, UTS and IPC namespaces.
+fn enter_namespaces(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Result<()> {
+    let slot = launch.slot.as_deref().filter(|_| !sandbox.access.share_network);
+    if let Some(slot) = slot {
+        // A worker's namespaces, made with the same maps (`netslot.rs`):
+        // the user namespace first, which gives the capabilities the
+        // network namespace's `setns(2)` asks for.
+        log.set(Step::JoiningNetwork);
+        rustix::thread::move_into_link_name_space(
+            slot.user.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::User),
+        )?;
+        rustix::thread::move_into_link_name_space(
+            slot.net.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )?;
+    }
+    log.set(Step::Unsharing);
+    let mut flags =
+        UnshareFlags::NEWNS | UnshareFlags::NEWPID | UnshareFlags::NEWUTS | UnshareFlags::NEWIPC;
+    if slot.is_none() {
+        flags |= UnshareFlags::NEWUSER;
+    }
+    if slot.is_none() && !sandbox.access.share_network {
+        flags |= UnshareFlags::NEWNET;
+    }
+    // SAFETY: this process is single-threaded (fresh from fork), so
+    // unsharing cannot surprise another thread.
+    unsafe { rustix::thread::unshare_unsafe(flags) }?;
+    if slot.is_none() {
+        log.set(Step::WritingUserMaps);
+        pid1::write_user_maps(&sandbox.user_maps.0, &sandbox.user_maps.1)?;
+    }
+    Ok(())
 }
 
 /// Joins the check's cgroups (writing `0` to `cgroup.procs` moves the

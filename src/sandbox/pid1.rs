@@ -257,7 +257,7 @@ fn write_proc(path: &CStr, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Sets `IFF_UP` on `lo` (`netdevice(7)`, `SIOCSIFFLAGS`); best effort.
-fn loopback_up() {
+pub(super) fn loopback_up() {
     // SAFETY: socket, ioctl and close are async-signal-safe; `ifr` is a
     // zeroed plain C struct.
     unsafe {

@@ -13,6 +13,7 @@ pub enum Step {
     ParentDeathSignal,
     JoiningCgroups,
     SettingRlimits,
+    JoiningNetwork,
     Unsharing,
     WritingUserMaps,
     ForkingPid1,
@@ -45,11 +46,12 @@ pub enum Step {
 
 impl Step {
     /// Every step, by number.
-    const ALL: [Step; 32] = [
+    const ALL: [Step; 33] = [
         Step::Starting,
         Step::ParentDeathSignal,
         Step::JoiningCgroups,
         Step::SettingRlimits,
+        Step::JoiningNetwork,
         Step::Unsharing,
         Step::WritingUserMaps,
         Step::ForkingPid1,
@@ -87,6 +89,7 @@ impl Step {
             Step::ParentDeathSignal => "setting the parent-death signal",
             Step::JoiningCgroups => "joining the check's cgroups",
             Step::SettingRlimits => "setting resource limits",
+            Step::JoiningNetwork => "joining the worker's user and network namespaces (setns)",
             Step::Unsharing => "unsharing namespaces (unshare)",
             Step::WritingUserMaps => "writing the user namespace's uid and gid maps",
             Step::ForkingPid1 => "forking PID 1 of the new PID namespace",

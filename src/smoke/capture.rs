@@ -72,6 +72,11 @@ impl Capture {
         self.total
     }
 
+    /// Whether nothing of the output was left out.
+    pub fn is_whole(&self) -> bool {
+        self.total == (self.head.len() + self.tail.len()) as u64
+    }
+
     /// The output as text: all of it, or its head and tail around a line
     /// that says how much was left out.
     pub fn text(&self) -> String {

@@ -40,7 +40,7 @@ pub(super) fn judge(sandboxes: &Sandboxes, check: &Check) -> Outcomes {
                 other => other,
             };
             let reordered = outcome == Outcome::Pass && reordered(&host, &ran, false);
-            Outcomes { reordered, ..outcomes(check, ran, outcome, Some(&host)) }
+            Outcomes { reordered, reference_runs: 1, ..outcomes(check, ran, outcome, Some(&host)) }
         }
         (Expect::Structure(test), _) => super::structure::judge(sandboxes, check, test),
         (Expect::SameAsHost { .. }, None) => {
@@ -63,6 +63,7 @@ fn run_in(
 ) -> Ran {
     let env = sandboxes.env_for(check);
     let setup = Setup {
+        slot: sandboxes.slot(),
         sandbox,
         cgroups: &sandboxes.cgroups,
         env: &env,
@@ -81,30 +82,64 @@ fn run_in(
 }
 
 /// `--version`, or `--help` exactly when the reference's `--version`
-/// fails; the tree must behave as the reference does.
+/// fails; the tree must behave as the reference does. The reference's side
+/// is taken from an earlier run when one is remembered under the same key.
 fn probe_against(
     sandboxes: &Sandboxes,
     reference: &Arc<Sandbox>,
     check: &Check,
     fallback: &[String],
 ) -> Outcomes {
-    let mut host = run_in(sandboxes, reference, check, &check.argv, None);
-    let mut argv: &[String] = &check.argv;
-    if !(host.end == End::Exited && host.status == Some(0)) {
-        host = run_in(sandboxes, reference, check, fallback, None);
-        argv = fallback;
-    }
-    let ran = run_in(sandboxes, sandboxes.tree_for(check), check, argv, None);
-    let mut varying = false;
-    if output_differs(&host, &ran) {
+    let remembered = sandboxes.remembered.as_ref();
+    let key = remembered.map(|r| r.key(sandboxes, check, fallback));
+    let recalled = remembered.zip(key.as_deref()).and_then(|(r, key)| r.recall(key));
+    let mut runs = 0;
+    let (host, known_varying) = match &recalled {
+        Some(entry) => (entry.ran(), entry.varying),
+        None => {
+            let (host, n) = reference_side(sandboxes, reference, check, fallback);
+            runs += n;
+            (host, None)
+        }
+    };
+    let ran = run_in(sandboxes, sandboxes.tree_for(check), check, &host.argv, None);
+    let mut varying = known_varying;
+    if output_differs(&host, &ran) && varying.is_none() {
         // An output that changes from run to run on the host itself (a
         // time, a pid) is compared with its numbers left out.
-        let again = run_in(sandboxes, reference, check, argv, None);
-        varying = again.end == host.end && again.output.text() != host.output.text();
+        let again = run_in(sandboxes, reference, check, &host.argv, None);
+        runs += 1;
+        varying = Some(again.end == host.end && again.output.text() != host.output.text());
     }
+    if let (Some(remembered), Some(key)) = (remembered, key) {
+        if runs > 0 {
+            remembered.ran();
+        }
+        match recalled {
+            Some(entry) if runs == 0 => remembered.keep_recalled(key, entry),
+            _ => remembered.keep(key, &host, varying),
+        }
+    }
+    let varying = varying.unwrap_or(false);
     let outcome = against(&host, &ran, varying);
     let reordered = outcome == Outcome::Pass && reordered(&host, &ran, varying);
-    Outcomes { reordered, ..outcomes(check, ran, outcome, Some(&host)) }
+    let outcomes = outcomes(check, ran, outcome, Some(&host));
+    Outcomes { reordered, reference_runs: runs, ..outcomes }
+}
+
+/// The probe on the reference, and its fallback when the probe fails
+/// there; with the number of runs it took.
+fn reference_side(
+    sandboxes: &Sandboxes,
+    reference: &Arc<Sandbox>,
+    check: &Check,
+    fallback: &[String],
+) -> (Ran, usize) {
+    let host = run_in(sandboxes, reference, check, &check.argv, None);
+    if host.end == End::Exited && host.status == Some(0) {
+        return (host, 1);
+    }
+    (run_in(sandboxes, reference, check, fallback, None), 2)
 }
 
 fn output_differs(host: &Ran, ran: &Ran) -> bool {
@@ -260,6 +295,7 @@ fn outcomes(check: &Check, ran: Ran, outcome: Outcome, host: Option<&Ran>) -> Ou
         status: ran.status,
         output,
         host: host.map(|h| HostRun { status: h.status, output: h.output.text() }),
+        reference_runs: 0,
         diff,
         elapsed: ran.elapsed,
     }

@@ -59,6 +59,8 @@ pub(super) struct Setup<'a> {
     pub tracer: Option<Arc<crate::trace::Filter>>,
     /// Run the program under this emulator.
     pub emulator: Option<Arc<crate::sandbox::binfmt::native::Entry>>,
+    /// The worker's user and network namespaces, to join.
+    pub slot: Option<Arc<crate::sandbox::NetSlot>>,
 }
 
 /// Runs `argv` and waits for it, its output read as it comes.
@@ -89,6 +91,9 @@ fn run_limited(setup: &Setup, ran: &mut Ran) -> Result<()> {
     }
     if let Some(entry) = &setup.emulator {
         launch = launch.emulated(entry.clone());
+    }
+    if let Some(slot) = &setup.slot {
+        launch = launch.in_slot(slot.clone());
     }
     let launch = Arc::new(launch);
     let result = spawn_and_wait(setup, ran, launch);

@@ -234,6 +234,7 @@ fn row(name: &str, judge: impl FnOnce() -> Vec<String>) -> Outcomes {
         status: None,
         output: failures.join("\n"),
         host: None,
+        reference_runs: 0,
         diff: None,
         elapsed: started.elapsed(),
     }

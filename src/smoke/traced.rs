@@ -120,6 +120,7 @@ fn run_traced(
         Expect::Exit { contains, .. } | Expect::SameAsHost { contains, .. } => contains.as_deref(),
     };
     let setup = Setup {
+        slot: sandboxes.slot(),
         sandbox: sandboxes.tree_for(check),
         cgroups: &sandboxes.cgroups,
         env: &env,

@@ -22,6 +22,7 @@ mod output;
 mod parity;
 mod portability;
 mod presets;
+mod remembered;
 mod resolve;
 mod sameview;
 mod sbom;

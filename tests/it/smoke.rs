@@ -190,6 +190,31 @@ fn inside_the_hostname_network_pids_and_tmp_are_its_own() {
     assert!(!built.out.join("usr/written-by-smoke").exists());
 }
 
+/// One worker's checks share its network namespace, one after the other:
+/// a check cannot change it (no capability over it, even as root inside),
+/// so the next check finds `lo` as the first found it.
+#[test]
+fn a_check_leaves_nothing_in_the_network_the_next_one_sees() {
+    if !can_enter() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let built = built(&project_root().join("rootfs-spec/default.toml"), tmp.path());
+    let change = "ip addr add 10.9.9.9/32 dev lo; ip link set lo down; ip link add d0 type dummy";
+    let checks = [
+        check(&["bash", "-c", change], 10.0),
+        check(&["bash", "-c", "ip -o addr; ip -o link"], 10.0),
+    ];
+    // One job: the second check runs in the first one's namespace.
+    let options = smoke::Options { jobs: 1, ..options("isolated-net") };
+    let report = smoke::run(&built.out, &checks, &options).unwrap();
+    let first = &report.results[0].output;
+    assert!(first.contains("Operation not permitted"), "{first}");
+    let second = &report.results[1].output;
+    assert!(!second.contains("10.9.9.9") && !second.contains("d0"), "{second}");
+    assert!(second.contains("1: lo: <LOOPBACK,UP"), "{second}");
+}
+
 /// `cargo xtask rootfs smoke` interrupted with Ctrl-C while a check hangs:
 /// nothing of it survives, and the host's mounts are as before.
 #[test]

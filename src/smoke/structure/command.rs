@@ -56,6 +56,7 @@ fn failed(ran: &Ran) -> Option<String> {
 fn run(sandboxes: &Sandboxes, check: &Check, argv: &[String], split: bool) -> Ran {
     let env = sandboxes.env_for(check);
     let setup = Setup {
+        slot: sandboxes.slot(),
         sandbox: sandboxes.tree_for(check),
         cgroups: &sandboxes.cgroups,
         env: &env,
@@ -138,6 +139,7 @@ fn outcomes(check: &Check, ran: Ran, outcome: Outcome) -> Outcomes {
         status: ran.status,
         output,
         host: None,
+        reference_runs: 0,
         diff: None,
         elapsed: ran.elapsed,
     }
