@@ -1,13 +1,15 @@
 //! The command line: every subcommand and flag of `cargo xtask`, and which library call each one makes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rootfs::UsageError;
 use rootfs::image_sysroot::SysrootSource;
+use rootfs::manifest::Manifest;
 use rootfs::smoke::structure;
+use rootfs::spec::Spec;
 
 use crate::{out_root, project_root};
 
@@ -517,12 +519,66 @@ fn epoch() -> Result<i64> {
 }
 
 impl Target {
+    /// The build of the spec; for a multi-architecture spec, the tree of
+    /// this machine's architecture when it is listed, else the first's
+    /// (what `shell`, `run`, `trace`, `why` and `portability` open).
     fn build_options(&self) -> Result<rootfs::build::Options> {
+        let mut parts = self.build_parts_listed(true)?.0;
+        Ok(parts.swap_remove(0))
+    }
+
+    /// One build per architecture of a multi-architecture spec (each tree
+    /// at `<out>/<arch>/`; `--sysroot debian:SUITE/ARCH` keeps only ARCH),
+    /// else the one build; and the architectures the spec lists. With
+    /// `one`, only the tree [`Target::build_options`] names.
+    fn build_parts_listed(&self, one: bool) -> Result<(Vec<rootfs::build::Options>, Vec<String>)> {
         let spec =
             self.spec.clone().unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
+        let source = self.sysroot_source(&spec)?;
+        let SysrootSource::Debian { request, lock, locked } = &source else {
+            return Ok((vec![self.options_from(spec, source)?], Vec::new()));
+        };
+        if request.architectures.is_empty() {
+            return Ok((vec![self.options_from(spec, source.clone())?], Vec::new()));
+        }
+        let listed = request.architectures.clone();
+        let chosen: Vec<String> = match &request.architecture {
+            Some(arch) if listed.contains(arch) => vec![arch.clone()],
+            Some(arch) => {
+                return Err(UsageError(format!(
+                    "`{}` lists the architectures {}, not `{arch}`",
+                    spec.display(),
+                    listed.join(", ")
+                ))
+                .into());
+            }
+            None if one => {
+                let host = rootfs::arch::Arch::host().map(|a| a.debian.to_string());
+                vec![host.filter(|h| listed.contains(h)).unwrap_or_else(|| listed[0].clone())]
+            }
+            None => listed.clone(),
+        };
+        let name = rootfs::spec::load(&spec)?.name;
+        let out = self.out.clone().unwrap_or_else(|| out_root().join(&name));
+        let mut parts = Vec::new();
+        for arch in chosen {
+            let request = rootfs::debian::DebianRequest {
+                architecture: Some(arch.clone()),
+                ..request.clone()
+            };
+            let one = SysrootSource::Debian { request, lock: lock.clone(), locked: *locked };
+            let mut options = self.options_from(spec.clone(), one)?;
+            options.out = Some(rootfs::multiarch::part_out(&out, &arch));
+            options.part = Some(arch);
+            parts.push(options);
+        }
+        Ok((parts, listed))
+    }
+
+    /// The build of `spec` from the sysroot `source`.
+    fn options_from(&self, spec: PathBuf, source: SysrootSource) -> Result<rootfs::build::Options> {
         let mut options = rootfs::build::Options::new(spec, out_root());
         options.out = self.out.clone();
-        let source = self.sysroot_source(&options.spec)?;
         // An image is unpacked once into target/rootfs/.sysroots/<digest>/.
         let prepared = rootfs::image_sysroot::prepare(&source, &out_root().join(".sysroots"))
             .with_context(|| format!("preparing the sysroot `{source}`"))?;
@@ -584,15 +640,36 @@ impl Target {
 
 impl Build {
     fn run(self) -> Result<ExitCode> {
-        let mut options = self.target.build_options()?;
-        options.force = self.force;
-        let built = rootfs::build::build(&options)?;
-        warn(&built, self.target.verbose);
-        println!("{}", built.summary());
-        if let Some(portability) = &built.manifest.portability {
-            println!("{}", portability.summary());
+        for (_, built) in self.target.built_parts(self.force)? {
+            println!("{}", built.summary());
+            if let Some(portability) = &built.manifest.portability {
+                println!("{}", portability.summary());
+            }
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// One tree to smoke or export: its build options and its build.
+type Part = (rootfs::build::Options, rootfs::build::Built);
+
+impl Target {
+    /// Every tree of the spec built: one per architecture of a
+    /// multi-architecture spec ([`rootfs::multiarch::build`], which writes
+    /// the one lock), else the one.
+    fn built_parts(&self, force: bool) -> Result<Vec<Part>> {
+        let (mut parts, listed) = self.build_parts_listed(false)?;
+        for options in &mut parts {
+            options.force = force;
+        }
+        let built = match listed.is_empty() {
+            true => parts.iter().map(rootfs::build::build).collect::<Result<Vec<_>>>()?,
+            false => rootfs::multiarch::build(&parts, &listed)?,
+        };
+        for one in &built {
+            warn(one, self.verbose);
+        }
+        Ok(parts.into_iter().zip(built).collect())
     }
 }
 
@@ -621,23 +698,53 @@ impl Target {
 
 impl Smoke {
     fn run(self) -> Result<ExitCode> {
-        let options = self.target.build_options()?;
+        let (parts, listed) = self.target.build_parts_listed(false)?;
         // A check's bind whose host path is missing costs no build.
-        let loaded = rootfs::spec::load(&options.spec)?;
-        rootfs::devenv::check_bind_sources(
-            loaded.smoke.checks.iter().flat_map(|c| &c.value.binds),
-        )?;
-        let (spec, out, manifest) = if self.no_build {
-            let spec = rootfs::spec::load(&options.spec)?;
-            let out = rootfs::build::out_dir(&options, &spec);
-            let manifest = rootfs::build::Beside::of(&out).current_manifest()?;
-            (spec, out, manifest)
+        if let Some(options) = parts.first() {
+            let loaded = rootfs::spec::load(&options.spec)?;
+            rootfs::devenv::check_bind_sources(
+                loaded.smoke.checks.iter().flat_map(|c| &c.value.binds),
+            )?;
+        }
+        let trees: Vec<(rootfs::build::Options, Spec, PathBuf, Manifest)> = if self.no_build {
+            let mut trees = Vec::new();
+            for options in parts {
+                let spec = rootfs::spec::load(&options.spec)?;
+                let out = rootfs::build::out_dir(&options, &spec);
+                let manifest = rootfs::build::Beside::of(&out).current_manifest()?;
+                trees.push((options, spec, out, manifest));
+            }
+            trees
         } else {
-            let built = self.target.built(&options)?;
-            (built.spec, built.out, built.manifest)
+            let built = self.target.built_parts(false)?;
+            for (_, one) in &built {
+                eprintln!("{}", one.summary());
+            }
+            built.into_iter().map(|(o, b)| (o, b.spec, b.out, b.manifest)).collect()
         };
-        let checks = rootfs::smoke::checks(&spec, &manifest);
-        let (reference, note) = rootfs::smoke::reference(&spec, &manifest, &out, &options.sysroot);
+        let mut failed = 0;
+        for (options, spec, out, manifest) in trees {
+            let arch = options.part.as_deref().filter(|_| !listed.is_empty());
+            if let Some(arch) = arch {
+                println!("{arch} ({}):", out.display());
+            }
+            failed += self.smoke_tree(&options, &spec, &out, &manifest, arch)?;
+        }
+        Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+
+    /// Smoke-tests one built tree (and on the spec's other CPU levels and
+    /// kernels); the number of checks that failed.
+    fn smoke_tree(
+        &self,
+        options: &rootfs::build::Options,
+        spec: &Spec,
+        out: &Path,
+        manifest: &Manifest,
+        arch: Option<&str>,
+    ) -> Result<usize> {
+        let checks = rootfs::smoke::checks(spec, manifest);
+        let (reference, note) = rootfs::smoke::reference(spec, manifest, out, &options.sysroot);
         if let Some(note) = note {
             eprintln!("{note}");
         }
@@ -645,11 +752,11 @@ impl Smoke {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let options = rootfs::smoke::Options { jobs, hostname: spec.name.clone(), reference };
-        let files = structure_files(Some(&spec), &self.structure_test)?;
+        let files = structure_files(Some(spec), &self.structure_test)?;
         let report = if files.is_empty() {
-            rootfs::smoke::run(&out, &checks, &options)?
+            rootfs::smoke::run(out, &checks, &options)?
         } else {
-            let subject = structure::Subject::of_tree(&spec, &manifest, &out)?;
+            let subject = structure::Subject::of_tree(spec, manifest, out)?;
             structure::run(&checks, &files, &subject, &spec.smoke, &options)?
         };
         for note in &report.notes {
@@ -657,13 +764,23 @@ impl Smoke {
         }
         print!("{}", report.table());
         if let Some(path) = &self.junit {
-            let xml = report.junit(&format!("rootfs.{}", spec.name))?;
-            rootfs::fsutil::write_file_atomically(path, xml.as_bytes())
+            // One report per architecture of a multi-architecture spec,
+            // `<stem>-<arch>.xml` beside the path given.
+            let (suite, path) = match arch {
+                Some(arch) => {
+                    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                    let name = format!("{stem}-{arch}.xml");
+                    (format!("rootfs.{}.{arch}", spec.name), path.with_file_name(name))
+                }
+                None => (format!("rootfs.{}", spec.name), path.clone()),
+            };
+            let xml = report.junit(&suite)?;
+            rootfs::fsutil::write_file_atomically(&path, xml.as_bytes())
                 .with_context(|| format!("writing the JUnit report `{}`", path.display()))?;
         }
-        let (cpus, kernels) = self.elsewhere(&spec)?;
+        let (cpus, kernels) = self.elsewhere(spec)?;
         let agent = rootfs::kernel_smoke::this_program()?;
-        let others = rootfs::elsewhere::run(&out, &checks, &options, &cpus, &kernels, &agent)?;
+        let others = rootfs::elsewhere::run(out, &checks, &options, &cpus, &kernels, &agent)?;
         for other in &others {
             println!("\non {}:", other.name);
             for note in &other.report.notes {
@@ -674,8 +791,7 @@ impl Smoke {
         if !others.is_empty() {
             print!("\n{}", rootfs::elsewhere::matrix(&report, &others));
         }
-        let failed = report.failed() + others.iter().map(|o| o.report.failed()).sum::<usize>();
-        Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Ok(report.failed() + others.iter().map(|o| o.report.failed()).sum::<usize>())
     }
 
     /// The spec's CPU levels and kernels, with the flags' added.
@@ -781,9 +897,11 @@ impl Export {
             )
             .into());
         }
-        let mut target = self.target.build_options()?;
-        target.force = self.force;
-        let built = self.target.built(&target)?;
+        let parts = self.target.built_parts(self.force)?;
+        for (_, one) in &parts {
+            eprintln!("{}", one.summary());
+        }
+        let target = &parts[0].0;
         let options = rootfs::export::Options {
             format: match self.format {
                 ExportFormat::Oci => rootfs::export::Format::Oci,
@@ -802,14 +920,24 @@ impl Export {
             force: self.force,
             sysroot: target.sysroot.clone(),
         };
-        let exported = rootfs::export::export(&built, &options)?;
-        println!("{}", exported.summary());
+        let built: Vec<rootfs::build::Built> = parts.into_iter().map(|(_, b)| b).collect();
+        let all = rootfs::export::export_all(&built, &options)?;
+        for exported in &all {
+            println!("{}", exported.summary());
+        }
         if self.structure_test.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
+        if built.len() > 1 {
+            return Err(UsageError(
+                "--structure-test reads one image: run it on a spec of one architecture".into(),
+            )
+            .into());
+        }
+        let (built, exported) = (&built[0], &all[0]);
         let files = structure_files(None, &self.structure_test)?;
         let cache = rootfs::fsutil::side_dir(&built.out).join("images");
-        let subject = structure::Subject::of_export(&exported, &cache)?;
+        let subject = structure::Subject::of_export(exported, &cache)?;
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
         let smoke =
             rootfs::smoke::Options { jobs, hostname: built.spec.name.clone(), reference: None };
