@@ -115,6 +115,13 @@ fn both_trees_pass_their_smoke_the_arm64_one_under_emulation() {
         assert!(stdout[at..].contains("5 passed, 0 failed"), "{stdout}");
     }
     assert!(stderr.contains("built for arm64"), "the arm64 note names the emulator: {stderr}");
+    // `run` opens the tree of this machine's architecture.
+    let host = Arch::host().unwrap().debian;
+    let (status, stdout, stderr) =
+        rootfs_cli_split("run", &built.spec, &built.out, &["--", "/bin/sh", "-c", "uname -m"]);
+    assert_eq!(status, 0, "{stdout}{stderr}");
+    let machine = expected_machine(host).split(' ').next().unwrap().trim_start_matches("machine=");
+    assert_eq!(stdout.trim(), machine, "run opened the {host} tree");
 }
 
 /// `export --format FORMAT` of the shared trees, with `extra` flags.

@@ -39,8 +39,8 @@ pub struct Bench {
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Only the command lists whose name contains this (classic-9,
-    /// coreutils-30, spread-100, all-N), or only the export, smoke or
-    /// kernel smoke benchmark (export, smoke, kernel).
+    /// coreutils-30, spread-100, all-N), or only one other benchmark
+    /// (export, smoke, kernel, debian, foreign-smoke, multiarch-export).
     #[arg(long, value_name = "NAME")]
     pub only: Option<String>,
     /// Leave out the classic recipe, lddtree, dracut-install and jk_cp.
@@ -688,8 +688,18 @@ impl PortabilityArgs {
 }
 
 impl Target {
+    /// Builds one tree; one architecture's of a multi-architecture spec
+    /// through `multiarch::build`, which writes the spec's one lock.
     fn built(&self, options: &rootfs::build::Options) -> Result<rootfs::build::Built> {
-        let built = rootfs::build::build(options)?;
+        let built = match options.part {
+            None => rootfs::build::build(options)?,
+            Some(_) => {
+                let spec = rootfs::spec::load(&options.spec)?;
+                let listed = spec.debian.map(|d| d.value.architectures).unwrap_or_default();
+                let mut all = rootfs::multiarch::build(std::slice::from_ref(options), &listed)?;
+                all.remove(0)
+            }
+        };
         warn(&built, self.verbose);
         eprintln!("{}", built.summary());
         Ok(built)
