@@ -37,6 +37,12 @@ pub fn build(parts: &[build::Options], listed: &[String]) -> Result<Vec<Built>> 
             .with_context(|| format!("building the {arch} tree of `{}`", options.spec.display()))?;
         built.push(one);
     }
+    // Every part made the same new lock: said once.
+    for later in built.iter_mut().skip(1) {
+        if later.lock.as_ref().is_some_and(|update| update.created) {
+            later.lock = None;
+        }
+    }
     let on_disk = lock::read(&lock_path)?;
     let mut locks: Vec<(String, Lock)> = Vec::new();
     for arch in listed {
