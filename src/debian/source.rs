@@ -36,7 +36,7 @@ pub struct DebianRequest {
     pub architecture: Option<String>,
     /// A multi-architecture spec's architectures (`architectures = [...]`),
     /// in the spec's order; empty for a single-architecture spec. The
-    /// request of one of its trees (`crate::multiarch::parts`) keeps the
+    /// request of one of its trees (made by `multiarch.rs`) keeps the
     /// list and sets `architecture` to its own.
     pub architectures: Vec<String>,
     /// The packages to install, with their dependency closure.

@@ -1,15 +1,13 @@
 //! The command line: every subcommand and flag of `cargo xtask`, and which library call each one makes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rootfs::UsageError;
 use rootfs::image_sysroot::SysrootSource;
-use rootfs::manifest::Manifest;
 use rootfs::smoke::structure;
-use rootfs::spec::Spec;
 
 use crate::{out_root, project_root};
 
@@ -523,71 +521,27 @@ impl Target {
     /// this machine's architecture when it is listed, else the first's
     /// (what `shell`, `run`, `trace`, `why` and `portability` open).
     fn build_options(&self) -> Result<rootfs::build::Options> {
-        let mut parts = self.build_parts_listed(true)?.0;
-        Ok(parts.swap_remove(0))
+        let mut parts = self.parts(rootfs::multiarch::Choice::One)?;
+        Ok(parts.builds.swap_remove(0))
     }
 
-    /// One build per architecture of a multi-architecture spec (each tree
-    /// at `<out>/<arch>/`; `--sysroot debian:SUITE/ARCH` keeps only ARCH),
-    /// else the one build; and the architectures the spec lists. With
-    /// `one`, only the tree [`Target::build_options`] names.
-    fn build_parts_listed(&self, one: bool) -> Result<(Vec<rootfs::build::Options>, Vec<String>)> {
+    /// Every build the spec makes (one per architecture of a
+    /// multi-architecture spec), with `choice`'s trees.
+    fn parts(&self, choice: rootfs::multiarch::Choice) -> Result<rootfs::multiarch::Parts> {
         let spec =
             self.spec.clone().unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
         let source = self.sysroot_source(&spec)?;
-        let SysrootSource::Debian { request, lock, locked } = &source else {
-            return Ok((vec![self.options_from(spec, source)?], Vec::new()));
-        };
-        if request.architectures.is_empty() {
-            return Ok((vec![self.options_from(spec, source.clone())?], Vec::new()));
-        }
-        let listed = request.architectures.clone();
-        let chosen: Vec<String> = match &request.architecture {
-            Some(arch) if listed.contains(arch) => vec![arch.clone()],
-            Some(arch) => {
-                return Err(UsageError(format!(
-                    "`{}` lists the architectures {}, not `{arch}`",
-                    spec.display(),
-                    listed.join(", ")
-                ))
-                .into());
-            }
-            None if one => {
-                let host = rootfs::arch::Arch::host().map(|a| a.debian.to_string());
-                vec![host.filter(|h| listed.contains(h)).unwrap_or_else(|| listed[0].clone())]
-            }
-            None => listed.clone(),
-        };
-        let name = rootfs::spec::load(&spec)?.name;
-        let out = self.out.clone().unwrap_or_else(|| out_root().join(&name));
-        let mut parts = Vec::new();
-        for arch in chosen {
-            let request = rootfs::debian::DebianRequest {
-                architecture: Some(arch.clone()),
-                ..request.clone()
-            };
-            let one = SysrootSource::Debian { request, lock: lock.clone(), locked: *locked };
-            let mut options = self.options_from(spec.clone(), one)?;
-            options.out = Some(rootfs::multiarch::part_out(&out, &arch));
-            options.part = Some(arch);
-            parts.push(options);
-        }
-        Ok((parts, listed))
-    }
-
-    /// The build of `spec` from the sysroot `source`.
-    fn options_from(&self, spec: PathBuf, source: SysrootSource) -> Result<rootfs::build::Options> {
-        let mut options = rootfs::build::Options::new(spec, out_root());
-        options.out = self.out.clone();
-        // An image is unpacked once into target/rootfs/.sysroots/<digest>/.
-        let prepared = rootfs::image_sysroot::prepare(&source, &out_root().join(".sysroots"))
-            .with_context(|| format!("preparing the sysroot `{source}`"))?;
-        options.sysroot = prepared.dir;
-        options.image = prepared.image;
-        options.packages = prepared.packages;
-        for note in &prepared.notes {
+        let parts = rootfs::multiarch::parts(&self.base_options(spec)?, &source, choice)?;
+        for note in &parts.notes {
             eprintln!("{note}");
         }
+        Ok(parts)
+    }
+
+    /// The build of `spec` as the flags ask, before its sysroot is prepared.
+    fn base_options(&self, spec: PathBuf) -> Result<rootfs::build::Options> {
+        let mut options = rootfs::build::Options::new(spec, out_root());
+        options.out = self.out.clone();
         options.locked = self.locked;
         options.link = match self.link {
             Link::Copy => rootfs::install::LinkMode::Copy,
@@ -654,22 +608,25 @@ impl Build {
 type Part = (rootfs::build::Options, rootfs::build::Built);
 
 impl Target {
-    /// Every tree of the spec built: one per architecture of a
-    /// multi-architecture spec ([`rootfs::multiarch::build`], which writes
-    /// the one lock), else the one.
+    /// Every tree of the spec built ([`rootfs::multiarch::build_all`]).
     fn built_parts(&self, force: bool) -> Result<Vec<Part>> {
-        let (mut parts, listed) = self.build_parts_listed(false)?;
-        for options in &mut parts {
+        let mut parts = self.parts(rootfs::multiarch::Choice::All)?;
+        for options in &mut parts.builds {
             options.force = force;
         }
-        let built = match listed.is_empty() {
-            true => parts.iter().map(rootfs::build::build).collect::<Result<Vec<_>>>()?,
-            false => rootfs::multiarch::build(&parts, &listed)?,
-        };
+        let built = rootfs::multiarch::build_all(&parts)?;
         for one in &built {
             warn(one, self.verbose);
         }
-        Ok(parts.into_iter().zip(built).collect())
+        Ok(parts.builds.into_iter().zip(built).collect())
+    }
+
+    /// Builds one tree ([`rootfs::multiarch::build_one`]).
+    fn built(&self, options: &rootfs::build::Options) -> Result<rootfs::build::Built> {
+        let built = rootfs::multiarch::build_one(options)?;
+        warn(&built, self.verbose);
+        eprintln!("{}", built.summary());
+        Ok(built)
     }
 }
 
@@ -687,140 +644,85 @@ impl PortabilityArgs {
     }
 }
 
-impl Target {
-    /// Builds one tree; one architecture's of a multi-architecture spec
-    /// through `multiarch::build`, which writes the spec's one lock.
-    fn built(&self, options: &rootfs::build::Options) -> Result<rootfs::build::Built> {
-        let built = match options.part {
-            None => rootfs::build::build(options)?,
-            Some(_) => {
-                let spec = rootfs::spec::load(&options.spec)?;
-                let listed = spec.debian.map(|d| d.value.architectures).unwrap_or_default();
-                let mut all = rootfs::multiarch::build(std::slice::from_ref(options), &listed)?;
-                all.remove(0)
-            }
-        };
-        warn(&built, self.verbose);
-        eprintln!("{}", built.summary());
-        Ok(built)
-    }
-}
-
 impl Smoke {
     fn run(self) -> Result<ExitCode> {
-        let (parts, listed) = self.target.build_parts_listed(false)?;
+        use rootfs::multiarch::{Choice, Tree};
+        let parts = self.target.parts(Choice::All)?;
         // A check's bind whose host path is missing costs no build.
-        if let Some(options) = parts.first() {
+        if let Some(options) = parts.builds.first() {
             let loaded = rootfs::spec::load(&options.spec)?;
             rootfs::devenv::check_bind_sources(
                 loaded.smoke.checks.iter().flat_map(|c| &c.value.binds),
             )?;
         }
-        let trees: Vec<(rootfs::build::Options, Spec, PathBuf, Manifest)> = if self.no_build {
-            let mut trees = Vec::new();
-            for options in parts {
-                let spec = rootfs::spec::load(&options.spec)?;
-                let out = rootfs::build::out_dir(&options, &spec);
-                let manifest = rootfs::build::Beside::of(&out).current_manifest()?;
-                trees.push((options, spec, out, manifest));
-            }
-            trees
+        let multi = !parts.listed.is_empty();
+        let trees: Vec<Tree> = if self.no_build {
+            parts.builds.into_iter().map(Tree::in_place).collect::<Result<_>>()?
         } else {
             let built = self.target.built_parts(false)?;
             for (_, one) in &built {
                 eprintln!("{}", one.summary());
             }
-            built.into_iter().map(|(o, b)| (o, b.spec, b.out, b.manifest)).collect()
+            built.into_iter().map(|(o, b)| Tree::built(o, b)).collect()
+        };
+        let (cpus, kernels) = self.elsewhere()?;
+        let options = rootfs::multiarch::SmokeOptions {
+            jobs: self
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            structure_tests: structure_files(None, &self.structure_test)?,
+            cpus,
+            kernels,
+            agent: rootfs::kernel_smoke::this_program()?,
         };
         let mut failed = 0;
-        for (options, spec, out, manifest) in trees {
-            let arch = options.part.as_deref().filter(|_| !listed.is_empty());
-            if let Some(arch) = arch {
-                println!("{arch} ({}):", out.display());
-            }
-            failed += self.smoke_tree(&options, &spec, &out, &manifest, arch)?;
+        for smoked in rootfs::multiarch::smoke(&trees, multi, &options)? {
+            self.print(&smoked)?;
+            failed += smoked.failed();
         }
         Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 
-    /// Smoke-tests one built tree (and on the spec's other CPU levels and
-    /// kernels); the number of checks that failed.
-    fn smoke_tree(
-        &self,
-        options: &rootfs::build::Options,
-        spec: &Spec,
-        out: &Path,
-        manifest: &Manifest,
-        arch: Option<&str>,
-    ) -> Result<usize> {
-        let checks = rootfs::smoke::checks(spec, manifest);
-        let (reference, note) = rootfs::smoke::reference(spec, manifest, out, &options.sysroot);
-        if let Some(note) = note {
+    /// One tree's tables (and its JUnit report, when asked).
+    fn print(&self, smoked: &rootfs::multiarch::Smoked) -> Result<()> {
+        if let Some(arch) = &smoked.arch {
+            println!("{arch} ({}):", smoked.out.display());
+        }
+        for note in &smoked.notes {
             eprintln!("{note}");
         }
-        let jobs = self
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let options = rootfs::smoke::Options { jobs, hostname: spec.name.clone(), reference };
-        let files = structure_files(Some(spec), &self.structure_test)?;
-        let report = if files.is_empty() {
-            rootfs::smoke::run(out, &checks, &options)?
-        } else {
-            let subject = structure::Subject::of_tree(spec, manifest, out)?;
-            structure::run(&checks, &files, &subject, &spec.smoke, &options)?
-        };
-        for note in &report.notes {
-            eprintln!("{note}");
-        }
-        print!("{}", report.table());
+        print!("{}", smoked.report.table());
         if let Some(path) = &self.junit {
-            // One report per architecture of a multi-architecture spec,
-            // `<stem>-<arch>.xml` beside the path given.
-            let (suite, path) = match arch {
-                Some(arch) => {
-                    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-                    let name = format!("{stem}-{arch}.xml");
-                    (format!("rootfs.{}.{arch}", spec.name), path.with_file_name(name))
-                }
-                None => (format!("rootfs.{}", spec.name), path.clone()),
-            };
-            let xml = report.junit(&suite)?;
+            let (suite, path) = smoked.junit(path);
+            let xml = smoked.report.junit(&suite)?;
             rootfs::fsutil::write_file_atomically(&path, xml.as_bytes())
                 .with_context(|| format!("writing the JUnit report `{}`", path.display()))?;
         }
-        let (cpus, kernels) = self.elsewhere(spec)?;
-        let agent = rootfs::kernel_smoke::this_program()?;
-        let others = rootfs::elsewhere::run(out, &checks, &options, &cpus, &kernels, &agent)?;
-        for other in &others {
+        for other in &smoked.others {
             println!("\non {}:", other.name);
             for note in &other.report.notes {
                 eprintln!("{note}");
             }
             print!("{}", other.report.table());
         }
-        if !others.is_empty() {
-            print!("\n{}", rootfs::elsewhere::matrix(&report, &others));
+        if !smoked.others.is_empty() {
+            print!("\n{}", rootfs::elsewhere::matrix(&smoked.report, &smoked.others));
         }
-        Ok(report.failed() + others.iter().map(|o| o.report.failed()).sum::<usize>())
+        Ok(())
     }
 
-    /// The spec's CPU levels and kernels, with the flags' added.
-    fn elsewhere(
-        &self,
-        spec: &rootfs::spec::Spec,
-    ) -> Result<(Vec<rootfs::elf::IsaLevel>, Vec<rootfs::spec::KernelSource>)> {
-        let mut cpus: Vec<_> = spec.smoke.cpus.iter().map(|c| c.value).collect();
+    /// The CPU levels and kernels the flags add to the spec's.
+    fn elsewhere(&self) -> Result<(Vec<rootfs::elf::IsaLevel>, Vec<rootfs::spec::KernelSource>)> {
+        let mut cpus = Vec::new();
         for name in &self.cpus {
             let level = rootfs::elf::IsaLevel::parse(name).ok_or_else(|| {
                 UsageError(format!(
                     "invalid CPU level `{name}`: use x86-64-v1, x86-64-v2 or x86-64-v3"
                 ))
             })?;
-            if !cpus.contains(&level) {
-                cpus.push(level);
-            }
+            cpus.push(level);
         }
-        let mut kernels: Vec<_> = spec.smoke.kernels.iter().map(|k| k.value.clone()).collect();
+        let mut kernels = Vec::new();
         let here = std::env::current_dir().context("reading the current directory")?;
         for text in &self.kernels {
             let kernel = rootfs::spec::KernelSource::parse(text, &here)
