@@ -116,9 +116,15 @@ fn both_trees_pass_their_smoke_the_arm64_one_under_emulation() {
     }
     emulator_present();
     let built = built();
-    let (status, stdout, stderr) =
-        rootfs_cli_split("smoke", &built.spec, &built.out, &["--no-build"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let junit = tmp.path().join("report.xml");
+    let args = ["--no-build", "--junit", junit.to_str().unwrap()];
+    let (status, stdout, stderr) = rootfs_cli_split("smoke", &built.spec, &built.out, &args);
     assert_eq!(status, 0, "{stdout}{stderr}");
+    for arch in ARCHES {
+        let xml = std::fs::read_to_string(tmp.path().join(format!("report-{arch}.xml"))).unwrap();
+        assert!(xml.contains(&format!("rootfs.multiarch-two.{arch}")), "{xml}");
+    }
     for arch in ARCHES {
         let heading = format!("{arch} ({}):", built.out.join(arch).display());
         let at = stdout.find(&heading).unwrap_or_else(|| panic!("no {arch} table:\n{stdout}"));
