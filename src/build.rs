@@ -54,6 +54,11 @@ pub struct Options {
     /// Where the lock is read and written; `None`: beside the spec
     /// ([`lock::path_for`]). A build script puts it under `OUT_DIR`.
     pub lock: Option<PathBuf>,
+    /// The architecture of this tree when it is one of a
+    /// multi-architecture spec's (`multiarch.rs`): the build reads
+    /// that architecture's part of the lock ([`lock::Lock::part`]) and
+    /// leaves writing the lock to `multiarch::build`.
+    pub part: Option<String>,
 }
 
 impl Options {
@@ -72,6 +77,7 @@ impl Options {
             image: None,
             packages: None,
             lock: None,
+            part: None,
         }
     }
 }
@@ -95,6 +101,10 @@ pub struct Built {
     pub warnings: Vec<String>,
     /// What the build did to the lock; `None` when it was up to date.
     pub lock: Option<lock::Update>,
+    /// For one architecture of a multi-architecture spec, its part of the
+    /// lock, as computed, for `multiarch::build` to write; `None` when the
+    /// build was up to date (the part on disk is current) or is not one.
+    pub part_lock: Option<lock::Lock>,
 }
 
 impl Built {
@@ -112,6 +122,7 @@ impl Built {
             reason: None,
             warnings: Vec::new(),
             lock: None,
+            part_lock: None,
         }
     }
 
@@ -158,7 +169,7 @@ pub fn build(options: &Options) -> Result<Built> {
         Freshness::Stale(reason) => reason,
     };
     beside.claim()?;
-    let previous_lock = lock::read(&lock_path)?;
+    let previous_lock = lock::read_part(&lock_path, options.part.as_deref())?;
     let resolver = open_sysroot(&options.sysroot, &spec)?;
     let plan = plan::plan(&spec, &resolver, system_files(options))
         .with_context(|| format!("planning `{}`", options.spec.display()))?;
@@ -174,11 +185,7 @@ pub fn build(options: &Options) -> Result<Built> {
     .with_context(|| format!("computing the lock of `{}`", options.spec.display()))?;
     // `--locked` stops here, before anything is written, on any difference.
     let update = check_lock(options, &lock_path, previous_lock.as_ref(), &computed, &beside)?;
-    let lock_text = computed.lock.render()?;
-    let lock_digest = match (&previous_lock, options.locked) {
-        (Some(previous), true) => previous.sha256.clone(),
-        _ => crate::fsutil::sha256_hex(lock_text.as_bytes()),
-    };
+    let (lock_text, lock_digest) = lock_text(&computed.lock, previous_lock.as_ref(), options)?;
     let portability = tree_portability(&plan, &resolver);
     check_cpu(&spec, &portability)?;
     let record = Record {
@@ -195,15 +202,32 @@ pub fn build(options: &Options) -> Result<Built> {
     };
     let (manifest, mut warnings) = install_and_commit(options, &beside, &plan, record)?;
     warnings.splice(0..0, plan.warnings.iter().cloned());
-    if previous_lock.is_none_or(|p| p.sha256 != lock_digest) {
+    if options.part.is_none() && previous_lock.is_none_or(|p| p.sha256 != lock_digest) {
         lock::write(&lock_path, &lock_text)?;
     }
-    let mut built = Built::new(spec, &beside, manifest, started);
-    built.up_to_date = false;
-    built.reason = Some(reason);
-    built.warnings = warnings;
-    built.lock = Some(update);
-    Ok(built)
+    Ok(Built {
+        up_to_date: false,
+        reason: Some(reason),
+        warnings,
+        lock: Some(update),
+        part_lock: options.part.is_some().then_some(computed.lock),
+        ..Built::new(spec, &beside, manifest, started)
+    })
+}
+
+/// The lock's text and the digest the stamp records: of the lock there
+/// is under `--locked` (which wrote nothing), else of the text.
+fn lock_text(
+    now: &lock::Lock,
+    previous: Option<&lock::OnDisk>,
+    options: &Options,
+) -> Result<(String, String)> {
+    let text = now.render()?;
+    let digest = match (previous, options.locked) {
+        (Some(previous), true) => previous.sha256.clone(),
+        _ => crate::fsutil::sha256_hex(text.as_bytes()),
+    };
+    Ok((text, digest))
 }
 
 /// The differences from the lock there was; with `--locked`, any of them
@@ -276,7 +300,9 @@ fn freshness(
     if let Some(reason) = stamp.stale_reason(key, specs, &beside.out) {
         return Freshness::Stale(reason);
     }
-    if let Some(reason) = lock::stale_reason(lock_path, stamp.lock.as_deref()) {
+    if let Some(reason) =
+        lock::stale_reason(lock_path, stamp.lock.as_deref(), options.part.as_deref())
+    {
         return Freshness::Stale(reason);
     }
     if stamp.sbom.is_none() || FileState::read(&beside.sbom) != stamp.sbom {

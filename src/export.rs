@@ -136,6 +136,9 @@ pub struct Exported {
     /// digest) of a docker archive.
     pub digest: Option<String>,
     pub layers: Option<usize>,
+    /// The images an OCI layout holds: one, or one per platform of a
+    /// multi-architecture spec behind an image index.
+    pub platforms: usize,
     /// The command the export chose for an image or bundle whose `[image]`
     /// names none, said in the summary.
     pub default_cmd: Option<String>,
@@ -153,6 +156,7 @@ impl Exported {
             bytes,
             digest: None,
             layers: None,
+            platforms: 1,
             default_cmd: match job.format {
                 Format::Oci | Format::DockerArchive | Format::Bundle => {
                     process::describe_default(&job.built.spec, &job.built.manifest)
@@ -167,6 +171,9 @@ impl Exported {
     /// One line for people: the path, the size and, for images, the digest.
     pub fn summary(&self) -> String {
         let mut what = vec![self.format.describe().to_string()];
+        if self.platforms > 1 {
+            what.push(format!("{} platforms", self.platforms));
+        }
         if let Some(layers) = self.layers {
             what.push(format!("{layers} layer{}", if layers == 1 { "" } else { "s" }));
         }
@@ -177,6 +184,9 @@ impl Exported {
         }
         what.push(indicatif::HumanBytes(self.bytes).to_string());
         match (&self.digest, self.format) {
+            (Some(digest), Format::Oci) if self.platforms > 1 => {
+                what.push(format!("index {digest}"))
+            }
             (Some(digest), Format::Oci) => what.push(format!("manifest {digest}")),
             (Some(digest), _) => what.push(format!("image {digest}")),
             (None, _) => {}
@@ -210,31 +220,12 @@ struct Job<'a> {
 /// something this tool did not write (an [`crate::output::Refusal`]).
 pub fn export(built: &Built, options: &Options) -> Result<Exported> {
     let started = Instant::now();
-    let compression = match (options.format.default_compression(), options.compression) {
-        (None, Some(_)) => {
-            return Err(
-                UsageError("--compression does not apply to a runtime bundle".into()).into()
-            );
-        }
-        (None, None) => Compression::None,
-        (Some(default), asked) => asked.unwrap_or(default),
-    };
+    let compression = compression_of(options)?;
     let output = options
         .output
         .clone()
         .unwrap_or_else(|| options.format.default_output(&built.out, compression));
-    place::claim(&options.sysroot, &built.out, &output)?;
-    let owners = owners::Owners::of_spec(&built.spec, &built.out);
-    let tree = tree::Tree::read(&built.out, &built.manifest, &owners, options.epoch)?;
-    let job = Job {
-        built,
-        tree,
-        format: options.format,
-        output,
-        compression,
-        force: options.force,
-        started,
-    };
+    let job = job(built, options, compression, output, started)?;
     let mut exported = match options.format {
         Format::Oci => oci::write(&job),
         Format::DockerArchive => docker::write(&job),
@@ -244,6 +235,75 @@ pub fn export(built: &Built, options: &Options) -> Result<Exported> {
     }?;
     exported.elapsed = started.elapsed();
     Ok(exported)
+}
+
+/// Exports the trees of a multi-architecture spec (`built`, one per
+/// architecture, at `<out>/<arch>/`): as an OCI layout, one layout at
+/// `<out>.oci` (or `--output`) whose `index.json` tags an image index with
+/// one manifest per platform; in every other format, one export per tree
+/// beside it (`<out>/<arch>.docker.tar`, `<out>/<arch>.bundle`, ...).
+pub fn export_all(built: &[Built], options: &Options) -> Result<Vec<Exported>> {
+    if built.len() == 1 {
+        return Ok(vec![export(&built[0], options)?]);
+    }
+    if options.format != Format::Oci {
+        if options.output.is_some() {
+            let what = options.format.describe();
+            return Err(UsageError(format!(
+                "a multi-architecture spec writes one {what} per architecture, beside each tree: leave out --output"
+            ))
+            .into());
+        }
+        return built.iter().map(|one| export(one, options)).collect();
+    }
+    let started = Instant::now();
+    let compression = compression_of(options)?;
+    let output = match (&options.output, built[0].out.parent()) {
+        (Some(output), _) => output.clone(),
+        (None, Some(parent)) => options.format.default_output(parent, compression),
+        (None, None) => anyhow::bail!("`{}` has no parent folder", built[0].out.display()),
+    };
+    let jobs = built
+        .iter()
+        .map(|one| job(one, options, compression, output.clone(), started))
+        .collect::<Result<Vec<_>>>()?;
+    let mut exported = oci::write_all(&jobs)?;
+    exported.elapsed = started.elapsed();
+    Ok(vec![exported])
+}
+
+/// The compression asked for, or the format's.
+fn compression_of(options: &Options) -> Result<Compression> {
+    match (options.format.default_compression(), options.compression) {
+        (None, Some(_)) => {
+            Err(UsageError("--compression does not apply to a runtime bundle".into()).into())
+        }
+        (None, None) => Ok(Compression::None),
+        (Some(default), asked) => Ok(asked.unwrap_or(default)),
+    }
+}
+
+/// One tree's export to `output`, claimed by `output`'s rule, with the
+/// tree read and checked against its manifest.
+fn job<'a>(
+    built: &'a Built,
+    options: &Options,
+    compression: Compression,
+    output: PathBuf,
+    started: Instant,
+) -> Result<Job<'a>> {
+    place::claim(&options.sysroot, &built.out, &output)?;
+    let owners = owners::Owners::of_spec(&built.spec, &built.out);
+    let tree = tree::Tree::read(&built.out, &built.manifest, &owners, options.epoch)?;
+    Ok(Job {
+        built,
+        tree,
+        format: options.format,
+        output,
+        compression,
+        force: options.force,
+        started,
+    })
 }
 
 /// The `config` object of the image an export of the tree writes (user,

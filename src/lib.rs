@@ -119,6 +119,7 @@ pub mod devenv;
 pub mod install;
 pub mod kernel_smoke;
 pub mod manifest;
+pub mod multiarch;
 pub mod output;
 pub mod plan;
 pub mod smoke;

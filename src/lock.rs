@@ -114,6 +114,11 @@ pub struct Lock {
     /// The package set of a package sysroot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debian: Option<PackageSet>,
+    /// A multi-architecture spec's package sets, by Debian architecture
+    /// (`[architectures.arm64]`), in place of `debian`: each tree's build
+    /// reads its own as the lock's `debian` ([`Lock::part`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub architectures: BTreeMap<String, PackageSet>,
 }
 
 /// `[debian]`: a package sysroot's resolved package set, what it was
@@ -322,9 +327,59 @@ struct PackageLockText<'a> {
     debian: &'a PackageSet,
 }
 
+/// What a multi-architecture package lock writes: the host inputs once,
+/// then one package set per architecture.
+#[derive(Serialize)]
+struct MultiLockText<'a> {
+    format: u32,
+    name: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    spec_files: &'a BTreeMap<PathBuf, File>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    trees: &'a BTreeMap<PathBuf, Tree>,
+    architectures: &'a BTreeMap<String, PackageSet>,
+}
+
 impl Lock {
+    /// The lock one architecture's tree of a multi-architecture spec is
+    /// built against: this lock with that architecture's package set as
+    /// its `debian` (none when the lock has none for it).
+    pub fn part(&self, arch: &str) -> Lock {
+        Lock {
+            debian: self.architectures.get(arch).cloned(),
+            architectures: BTreeMap::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The one lock of a multi-architecture spec, from each tree's
+    /// ([`Lock::part`] undone): the host inputs of the first (they are
+    /// read from the same host for every tree), every package set.
+    pub fn merge_parts(parts: Vec<(String, Lock)>) -> Option<Lock> {
+        let mut sets = BTreeMap::new();
+        let mut first = None;
+        for (arch, mut lock) in parts {
+            if let Some(set) = lock.debian.take() {
+                sets.insert(arch, set);
+            }
+            first.get_or_insert(lock);
+        }
+        first.map(|lock| Lock { architectures: sets, ..lock })
+    }
+
     /// The text written to disk.
     pub fn render(&self) -> Result<String> {
+        if !self.architectures.is_empty() {
+            let body = toml::to_string_pretty(&MultiLockText {
+                format: self.format,
+                name: &self.name,
+                spec_files: &self.spec_files,
+                trees: &self.trees,
+                architectures: &self.architectures,
+            })
+            .context("writing the lock as TOML")?;
+            return Ok(format!("{HEADER}{body}"));
+        }
         let body = match &self.debian {
             Some(debian) if self.pins_packages() => toml::to_string_pretty(&PackageLockText {
                 format: self.format,
@@ -385,10 +440,26 @@ pub fn read(path: &Path) -> Result<Option<OnDisk>> {
     }
 }
 
+/// The lock at `path` as the tree of `part` (an architecture of a
+/// multi-architecture spec) sees it ([`Lock::part`]), its `sha256` that of
+/// that part rendered; without `part`, [`read`].
+pub fn read_part(path: &Path, part: Option<&str>) -> Result<Option<OnDisk>> {
+    let Some(arch) = part else { return read(path) };
+    let Some(whole) = read(path)? else { return Ok(None) };
+    let lock = whole.lock.part(arch);
+    let sha256 = fsutil::sha256_hex(lock.render()?.as_bytes());
+    Ok(Some(OnDisk { lock, sha256 }))
+}
+
 /// Why a build the stamp calls fresh must still run for its lock: the lock
-/// is missing, or is not the one the build left (`recorded`, its sha256).
-pub fn stale_reason(path: &Path, recorded: Option<&str>) -> Option<String> {
-    let now = std::fs::read(path).ok().map(|b| fsutil::sha256_hex(&b));
+/// is missing, or is not the one the build left (`recorded`, its sha256;
+/// for one architecture of a multi-architecture spec, `part`, the sha256
+/// of its part).
+pub fn stale_reason(path: &Path, recorded: Option<&str>, part: Option<&str>) -> Option<String> {
+    let now = match part {
+        None => std::fs::read(path).ok().map(|b| fsutil::sha256_hex(&b)),
+        Some(_) => read_part(path, part).ok().flatten().map(|on_disk| on_disk.sha256),
+    };
     match (now.as_deref(), recorded) {
         (Some(now), Some(recorded)) if now == recorded => None,
         (None, _) => Some(format!("`{}` is missing", path.display())),
@@ -504,6 +575,7 @@ pub fn compute(
             })
             .collect(),
         debian: None,
+        architectures: BTreeMap::new(),
     };
     let lock = match packages {
         Some(set) => pin_packages(lock, set, plan, sysroot),
@@ -1318,6 +1390,37 @@ mod tests {
         // A host lock keeps every table, as it always has.
         let host_lock = Lock { debian: None, ..lock };
         assert!(host_lock.render().unwrap().contains("[commands]"));
+    }
+
+    #[test]
+    fn a_multi_architecture_lock_holds_a_set_per_architecture_and_reads_back_as_parts() {
+        let set = |arch: &str| PackageSet {
+            architecture: arch.into(),
+            suites: vec!["bookworm".into()],
+            components: vec!["main".into()],
+            requested: vec!["bash".into()],
+            ..Default::default()
+        };
+        let part = |arch: &str| Lock {
+            format: FORMAT,
+            name: "x".into(),
+            debian: Some(set(arch)),
+            ..Lock::default()
+        };
+        let parts =
+            vec![("amd64".to_string(), part("amd64")), ("arm64".to_string(), part("arm64"))];
+        let merged = Lock::merge_parts(parts).unwrap();
+        assert_eq!(merged.debian, None);
+        let text = merged.render().unwrap();
+        assert!(
+            text.contains("[architectures.amd64]") && text.contains("[architectures.arm64]"),
+            "{text}"
+        );
+        assert!(!text.contains("[debian]"), "{text}");
+        let read = Lock::parse(text.as_bytes()).unwrap();
+        assert_eq!(read, merged);
+        assert_eq!(read.part("arm64"), part("arm64"));
+        assert_eq!(read.part("s390x").debian, None, "no set for an architecture not listed");
     }
 
     #[test]

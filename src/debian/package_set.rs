@@ -107,7 +107,9 @@ pub fn locked_or_resolved(
 ) -> Result<(PackageSet, Vec<FetchedDeb>)> {
     let source = sysroot::archive_source(request, base, options)?;
     let previous = match &options.lock {
-        Some(path) => lock::read(path)?.and_then(|on_disk| on_disk.lock.debian),
+        Some(path) => {
+            lock::read_part(path, request.part())?.and_then(|on_disk| on_disk.lock.debian)
+        }
         None => None,
     };
     if let Some(set) = previous.as_ref().filter(|set| matches(set, &source, &request.packages)) {
@@ -151,26 +153,39 @@ pub fn update(
     let base = crate::fsutil::parent_dir(lock_path);
     let lock_path = lock_path.to_path_buf();
     let previous = lock::read(&lock_path)?;
-    let resolution = sysroot::resolve(request, base, options)
-        .with_context(|| format!("resolving the packages for `{}`", lock_path.display()))?;
-    let now = package_set(&resolution);
-    let mut changes = Vec::new();
-    lock::diff_packages(
-        previous.as_ref().and_then(|p| p.lock.debian.as_ref()),
-        Some(&now),
-        &mut changes,
-    );
-    if locked && (previous.is_none() || !changes.is_empty()) {
-        return Err(lock::Mismatch { lock: lock_path, changes }.into());
-    }
-    // A lock written before a field was recorded (a release's `distro`)
-    // differs in nothing a change names, and gains the field.
-    let refreshed = previous.as_ref().is_some_and(|p| p.lock.debian.as_ref() != Some(&now));
     let mut lock = match &previous {
         Some(on_disk) => on_disk.lock.clone(),
         None => lock::Lock { format: lock::FORMAT, name: name.to_string(), ..Default::default() },
     };
-    lock.debian = Some(now);
+    let mut changes = Vec::new();
+    // A lock written before a field was recorded (a release's `distro`)
+    // differs in nothing a change names, and gains the field.
+    let mut refreshed = false;
+    // A multi-architecture spec's package sets, one per architecture.
+    let parts: Vec<Option<&String>> = match request.architectures.is_empty() {
+        true => vec![None],
+        false => request.architectures.iter().map(Some).collect(),
+    };
+    lock.architectures.retain(|arch, _| request.architectures.contains(arch));
+    for part in parts {
+        let was = previous.as_ref().and_then(|p| match part {
+            None => p.lock.debian.as_ref(),
+            Some(arch) => p.lock.architectures.get(arch),
+        });
+        let now = resolve_part(request, part, base, options, &lock_path)?;
+        lock::diff_packages(was, Some(&now), &mut changes);
+        refreshed |= previous.is_some() && was != Some(&now);
+        match part {
+            None => lock.debian = Some(now),
+            Some(arch) => {
+                lock.debian = None;
+                lock.architectures.insert(arch.clone(), now);
+            }
+        }
+    }
+    if locked && (previous.is_none() || !changes.is_empty()) {
+        return Err(lock::Mismatch { lock: lock_path, changes }.into());
+    }
     let rewrite = !changes.is_empty() || previous.is_none() || (refreshed && !locked);
     if rewrite {
         lock::write(&lock_path, &lock.render()?)?;
@@ -181,4 +196,22 @@ pub fn update(
         refreshed: rewrite && changes.is_empty() && previous.is_some(),
         changes,
     })
+}
+
+/// The package set `request` resolves to now, for the architecture `part`
+/// of a multi-architecture spec, or for its own.
+fn resolve_part(
+    request: &DebianRequest,
+    part: Option<&String>,
+    base: &Path,
+    options: &Options,
+    lock_path: &Path,
+) -> Result<PackageSet> {
+    let mut one = request.clone();
+    if let Some(arch) = part {
+        one.architecture = Some(arch.clone());
+    }
+    let resolution = sysroot::resolve(&one, base, options)
+        .with_context(|| format!("resolving the packages for `{}`", lock_path.display()))?;
+    Ok(package_set(&resolution))
 }

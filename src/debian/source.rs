@@ -34,6 +34,11 @@ pub struct DebianRequest {
     pub suite: String,
     /// A Debian architecture name; default: this machine's.
     pub architecture: Option<String>,
+    /// A multi-architecture spec's architectures (`architectures = [...]`),
+    /// in the spec's order; empty for a single-architecture spec. The
+    /// request of one of its trees (made by `multiarch.rs`) keeps the
+    /// list and sets `architecture` to its own.
+    pub architectures: Vec<String>,
     /// The packages to install, with their dependency closure.
     pub packages: Vec<String>,
     /// The mirror's base URL (the folder holding `dists/` and `pool/`);
@@ -49,6 +54,14 @@ pub struct DebianRequest {
     /// Whether the mirror is a snapshot, whose `Valid-Until` has passed by
     /// design and is not enforced.
     pub snapshot: bool,
+}
+
+impl DebianRequest {
+    /// The architecture of this request's tree when it is one of a
+    /// multi-architecture spec's: the part of the lock it reads.
+    pub fn part(&self) -> Option<&str> {
+        self.architecture.as_deref().filter(|_| !self.architectures.is_empty())
+    }
 }
 
 /// One suite of one mirror.

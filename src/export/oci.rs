@@ -11,6 +11,7 @@ use super::blobs::{self, Cache, LayerBlob};
 use super::compress::Compression;
 use super::digest::Digested;
 use super::image::ImagePlan;
+use super::platform::Platform;
 use super::{Exported, Job, place};
 
 const LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -114,16 +115,17 @@ struct Index {
     manifests: Vec<Descriptor>,
 }
 
-/// The small files of a layout, for layers with known blobs.
-struct Layout {
+/// One platform's image, for layers with known blobs: its configuration,
+/// manifest, platform, and the build's SBOM as an artifact of it.
+struct Image {
     config: Vec<u8>,
     manifest: Vec<u8>,
-    index: Vec<u8>,
+    platform: Platform,
     artifact: Option<Artifact>,
 }
 
-impl Layout {
-    fn new(job: &Job, plan: &ImagePlan, blobs: &[LayerBlob]) -> Result<Layout> {
+impl Image {
+    fn new(job: &Job, plan: &ImagePlan, blobs: &[LayerBlob]) -> Result<Image> {
         let config = plan.config_for(job, blobs)?;
         let media_type = layer_media_type(job.compression);
         let spec = &job.built.spec;
@@ -141,38 +143,88 @@ impl Layout {
         };
         let manifest =
             serde_json::to_vec(&manifest).context("writing the image manifest as JSON")?;
-        let mut entry = Descriptor::of(MANIFEST, &Digested::of(&manifest));
-        entry.platform = Some(PlatformField {
-            architecture: plan.platform.architecture,
-            os: plan.platform.os,
-            variant: plan.platform.variant,
-        });
-        entry.annotations.insert("org.opencontainers.image.ref.name", spec.image.tag().to_string());
-        let mut manifests = vec![entry];
         // The SBOM of the build, when it has one, goes along.
         let sbom = std::fs::read(crate::sbom::path_for(&job.built.out)).ok();
         let artifact = sbom.map(|bytes| Artifact::new(bytes, &manifest)).transpose()?;
-        if let Some(artifact) = &artifact {
-            let mut descriptor = Descriptor::of(MANIFEST, &Digested::of(&artifact.manifest));
-            descriptor.artifact_type = Some(crate::sbom::MEDIA_TYPE);
-            manifests.push(descriptor);
-        }
-        let index = Index { schema_version: 2, media_type: INDEX, manifests };
-        let index = serde_json::to_vec(&index).context("writing the image index as JSON")?;
-        Ok(Layout { config, manifest, index, artifact })
+        Ok(Image { config, manifest, platform: plan.platform, artifact })
     }
 
-    /// The small blobs of the layout, with their bytes: the configuration,
-    /// the manifest, and the SBOM artifact's.
+    /// The manifest's descriptor, with its platform.
+    fn entry(&self) -> Descriptor {
+        let mut entry = Descriptor::of(MANIFEST, &Digested::of(&self.manifest));
+        entry.platform = Some(PlatformField {
+            architecture: self.platform.architecture,
+            os: self.platform.os,
+            variant: self.platform.variant,
+        });
+        entry
+    }
+
+    /// The SBOM artifact's descriptor.
+    fn artifact_entry(&self) -> Option<Descriptor> {
+        self.artifact.as_ref().map(|artifact| {
+            let mut descriptor = Descriptor::of(MANIFEST, &Digested::of(&artifact.manifest));
+            descriptor.artifact_type = Some(crate::sbom::MEDIA_TYPE);
+            descriptor
+        })
+    }
+}
+
+/// The small files of a layout: its images, and for more than one the
+/// image index (a blob) that `index.json` tags in place of a manifest.
+struct Layout {
+    images: Vec<Image>,
+    /// The image index of a multi-platform layout: one manifest per
+    /// platform, which clients choose from by `platform`.
+    platforms: Option<Vec<u8>>,
+    index: Vec<u8>,
+}
+
+impl Layout {
+    /// `index.json`: the tag on the one image's manifest or on the image
+    /// index of several, then each image's SBOM artifact (kept out of the
+    /// image index, whose entries clients match by platform).
+    fn new(images: Vec<Image>, tag: &str) -> Result<Layout> {
+        let platforms = match images.len() {
+            1 => None,
+            _ => {
+                let manifests = images.iter().map(Image::entry).collect();
+                let index = Index { schema_version: 2, media_type: INDEX, manifests };
+                Some(serde_json::to_vec(&index).context("writing the image index as JSON")?)
+            }
+        };
+        let mut tagged = match &platforms {
+            Some(bytes) => Descriptor::of(INDEX, &Digested::of(bytes)),
+            None => images[0].entry(),
+        };
+        tagged.annotations.insert("org.opencontainers.image.ref.name", tag.to_string());
+        let mut manifests = vec![tagged];
+        manifests.extend(images.iter().filter_map(Image::artifact_entry));
+        let index = Index { schema_version: 2, media_type: INDEX, manifests };
+        let index = serde_json::to_vec(&index).context("writing the layout's index as JSON")?;
+        Ok(Layout { images, platforms, index })
+    }
+
+    /// What `index.json` tags: the manifest, or the image index.
+    fn tagged(&self) -> &[u8] {
+        self.platforms.as_deref().unwrap_or(&self.images[0].manifest)
+    }
+
+    /// The small blobs of the layout, with their bytes: each image's
+    /// configuration, manifest and SBOM artifact, and the image index.
     fn small_blobs(&self) -> Vec<&[u8]> {
-        let mut all: Vec<&[u8]> = vec![&self.config, &self.manifest];
-        if let Some(artifact) = &self.artifact {
-            all.extend([EMPTY_CONFIG, &artifact.sbom[..], &artifact.manifest[..]]);
+        let mut all: Vec<&[u8]> = Vec::new();
+        for image in &self.images {
+            all.extend([&image.config[..], &image.manifest[..]]);
+            if let Some(artifact) = &image.artifact {
+                all.extend([EMPTY_CONFIG, &artifact.sbom[..], &artifact.manifest[..]]);
+            }
         }
+        all.extend(self.platforms.as_deref());
         all
     }
 
-    /// Every blob of the layout: its digest.
+    /// Every blob of the layout, each once: its digest.
     fn blobs<'a>(&'a self, layers: &'a [LayerBlob]) -> Vec<Digested> {
         let mut all: Vec<Digested> = layers.iter().map(|b| b.blob.clone()).collect();
         all.extend(self.small_blobs().into_iter().map(Digested::of));
@@ -184,58 +236,89 @@ impl Layout {
 
 /// Writes the OCI image layout of the job's tree.
 pub fn write(job: &Job) -> Result<Exported> {
-    let plan = ImagePlan::new(job)?;
-    let cache_path = Cache::path_for(&job.built.out);
-    let mut cache = if job.force { Cache::default() } else { Cache::read(&cache_path) };
-    let known: Option<Vec<LayerBlob>> =
-        plan.keys.iter().map(|k| cache.get(k, job.compression)).collect();
-    if let Some(blobs) = known.as_ref().filter(|_| !job.force) {
-        let layout = Layout::new(job, &plan, blobs)?;
-        if is_current(&job.output, &layout, blobs) {
-            return Ok(exported(job, &plan, &layout, blobs, true));
+    write_all(std::slice::from_ref(job))
+}
+
+/// Writes one OCI image layout of the jobs' trees (one per platform, all
+/// to the same output, compression and tag): one image, or an image index
+/// of several whose shared blobs are compressed and stored once.
+pub fn write_all(jobs: &[Job]) -> Result<Exported> {
+    let first = jobs.first().context("an OCI layout needs an image")?;
+    let plans = jobs.iter().map(ImagePlan::new).collect::<Result<Vec<_>>>()?;
+    let cache_path = Cache::path_for(&first.built.out);
+    let mut cache = if first.force { Cache::default() } else { Cache::read(&cache_path) };
+    let known: Option<Vec<Vec<LayerBlob>>> = plans
+        .iter()
+        .map(|plan| plan.keys.iter().map(|k| cache.get(k, first.compression)).collect())
+        .collect();
+    if let Some(blobs) = known.as_ref().filter(|_| !first.force) {
+        let layout = layout_of(jobs, &plans, blobs)?;
+        let layers: Vec<LayerBlob> = blobs.iter().flatten().cloned().collect();
+        if is_current(&first.output, &layout, &layers) {
+            return Ok(exported(first, &plans, &layout, &layers, true));
         }
     }
-    let staging = place::staging_dir(&job.output)?;
-    let written = write_layout(job, &plan, &mut cache, &staging);
-    let (layout, blobs) = match written {
+    let staging = place::staging_dir(&first.output)?;
+    let written = write_layout(jobs, &plans, &mut cache, &staging);
+    let (layout, layers) = match written {
         Ok(done) => done,
         Err(e) => {
             place::discard(&staging);
             return Err(e);
         }
     };
-    place::commit_dir(&staging, &job.output)?;
+    place::commit_dir(&staging, &first.output)?;
     cache.write(&cache_path)?;
-    Ok(exported(job, &plan, &layout, &blobs, false))
+    Ok(exported(first, &plans, &layout, &layers, false))
 }
 
-/// Fills the staging folder: every layer blob (reused or compressed), the
-/// configuration, the manifest, `index.json` and `oci-layout`.
+/// The layout of the jobs' images, for these layer blobs (per job).
+fn layout_of(jobs: &[Job], plans: &[ImagePlan], blobs: &[Vec<LayerBlob>]) -> Result<Layout> {
+    let mut images = Vec::new();
+    for ((job, plan), blobs) in jobs.iter().zip(plans).zip(blobs) {
+        images.push(Image::new(job, plan, blobs)?);
+    }
+    Layout::new(images, jobs[0].built.spec.image.tag())
+}
+
+/// Fills the staging folder: every layer blob (reused, or compressed once
+/// however many images hold it), the small blobs, `index.json` and
+/// `oci-layout`.
 fn write_layout(
-    job: &Job,
-    plan: &ImagePlan,
+    jobs: &[Job],
+    plans: &[ImagePlan],
     cache: &mut Cache,
     staging: &Path,
 ) -> Result<(Layout, Vec<LayerBlob>)> {
     let dir = staging.join("blobs/sha256");
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
-    let mut blobs = Vec::new();
-    for (layer, key) in plan.layers.iter().zip(&plan.keys) {
-        let reused = cache.get(key, job.compression).filter(|_| !job.force).filter(|blob| {
-            reuse(&job.output.join("blobs/sha256").join(&blob.blob.sha256), blob, &dir)
-        });
-        let blob = match reused {
-            Some(blob) => blob,
-            None => {
-                let blob = compress_layer(job, &layer.entries, &dir)?;
-                cache.put(key, job.compression, &blob);
-                blob
+    let mut done: BTreeMap<&str, LayerBlob> = BTreeMap::new();
+    let mut per_job = Vec::new();
+    for (job, plan) in jobs.iter().zip(plans) {
+        let mut blobs = Vec::new();
+        for (layer, key) in plan.layers.iter().zip(&plan.keys) {
+            if let Some(blob) = done.get(key.as_str()) {
+                blobs.push(blob.clone());
+                continue;
             }
-        };
-        blobs.push(blob);
+            let reused = cache.get(key, job.compression).filter(|_| !job.force).filter(|blob| {
+                reuse(&job.output.join("blobs/sha256").join(&blob.blob.sha256), blob, &dir)
+            });
+            let blob = match reused {
+                Some(blob) => blob,
+                None => {
+                    let blob = compress_layer(job, &layer.entries, &dir)?;
+                    cache.put(key, job.compression, &blob);
+                    blob
+                }
+            };
+            done.insert(key, blob.clone());
+            blobs.push(blob);
+        }
+        per_job.push(blobs);
     }
-    let layout = Layout::new(job, plan, &blobs)?;
+    let layout = layout_of(jobs, plans, &per_job)?;
     for bytes in layout.small_blobs() {
         let path = dir.join(Digested::of(bytes).sha256);
         std::fs::write(&path, bytes)
@@ -246,7 +329,7 @@ fn write_layout(
         std::fs::write(&path, bytes)
             .with_context(|| format!("failed to write `{}`", path.display()))?;
     }
-    Ok((layout, blobs))
+    Ok((layout, per_job.into_iter().flatten().collect()))
 }
 
 /// Links a blob of the previous export into the staging folder: a file
@@ -318,16 +401,17 @@ fn names(dir: &Path) -> Vec<String> {
 
 fn exported(
     job: &Job,
-    plan: &ImagePlan,
+    plans: &[ImagePlan],
     layout: &Layout,
-    blobs: &[LayerBlob],
+    layers: &[LayerBlob],
     up_to_date: bool,
 ) -> Exported {
-    let bytes = layout.blobs(blobs).iter().map(|d| d.size).sum::<u64>()
+    let bytes = layout.blobs(layers).iter().map(|d| d.size).sum::<u64>()
         + (layout.index.len() + LAYOUT.len()) as u64;
     Exported {
-        digest: Some(Digested::of(&layout.manifest).oci()),
-        layers: Some(plan.layers.len()),
+        digest: Some(Digested::of(layout.tagged()).oci()),
+        layers: Some(plans.iter().map(|p| p.layers.len()).sum()),
+        platforms: plans.len(),
         up_to_date,
         ..Exported::new(job, bytes)
     }

@@ -29,7 +29,9 @@ pub fn of_ident(ident: Ident) -> Option<Platform> {
         EM_X86_64 if wide => ("amd64", None),
         EM_386 => ("386", None),
         EM_AARCH64 if wide => ("arm64", Some("v8")),
-        EM_ARM => ("arm", None),
+        // Debian's one glibc port to 32-bit ARM in `crate::arch` is armhf,
+        // which needs ARMv7 (as containerd's `linux/arm/v7`).
+        EM_ARM => ("arm", Some("v7")),
         EM_PPC64 if little => ("ppc64le", None),
         EM_PPC64 => ("ppc64", None),
         EM_S390 if wide => ("s390x", None),
@@ -117,6 +119,7 @@ mod tests {
         assert_eq!(of_ident(ident(2, 1, EM_X86_64)).unwrap().architecture, "amd64");
         assert_eq!(of_ident(ident(2, 1, EM_AARCH64)).unwrap().variant, Some("v8"));
         assert_eq!(of_ident(ident(1, 1, EM_386)).unwrap().architecture, "386");
+        assert_eq!(of_ident(ident(1, 1, EM_ARM)).unwrap().variant, Some("v7"));
         assert_eq!(of_ident(ident(2, 1, EM_PPC64)).unwrap().architecture, "ppc64le");
         assert_eq!(of_ident(ident(2, 2, EM_S390)).unwrap().architecture, "s390x");
         assert_eq!(of_ident(ident(2, 1, 0xffff)), None);

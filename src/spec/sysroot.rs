@@ -27,6 +27,7 @@ pub(super) struct RawSysroot {
 struct RawDebian {
     suite: Option<Spanned<String>>,
     architecture: Option<Spanned<String>>,
+    architectures: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     packages: Vec<Spanned<String>>,
     mirror: Option<Spanned<String>>,
@@ -53,10 +54,7 @@ pub(super) fn merge(
     if let Some(suite) = raw.suite {
         request.suite = word(suite, &at, "suite", "a suite such as \"bookworm\"")?;
     }
-    if let Some(arch) = raw.architecture {
-        request.architecture =
-            Some(word(arch, &at, "architecture", "a Debian architecture such as \"amd64\"")?);
-    }
+    merge_architectures(request, raw.architecture, raw.architectures, &at)?;
     for package in raw.packages {
         push_new(&mut request.packages, package_name(package, &at)?);
     }
@@ -92,6 +90,59 @@ pub(super) fn merge(
         request.snapshot = snapshot;
     }
     Ok(())
+}
+
+/// `architecture` or `architectures`, never both in one file; a later
+/// file's either one replaces what an earlier file said, as scalars do.
+fn merge_architectures(
+    request: &mut DebianRequest,
+    one: Option<Spanned<String>>,
+    many: Option<Spanned<Vec<Spanned<String>>>>,
+    at: &impl Fn(Range<usize>) -> Location,
+) -> Result<(), SpecError> {
+    const EXAMPLE: &str = "a Debian architecture such as \"amd64\"";
+    if let (Some(_), Some(list)) = (&one, &many) {
+        return Err(SpecError::at(
+            &at(list.span()),
+            "`architecture` and `architectures` cannot both be set",
+        )
+        .help("keep `architectures = [...]` for one tree per architecture, or `architecture` for one tree"));
+    }
+    if let Some(arch) = one {
+        request.architecture = Some(word(arch, at, "architecture", EXAMPLE)?);
+        request.architectures.clear();
+    }
+    if let Some(list) = many {
+        let location = at(list.span());
+        let mut names: Vec<String> = Vec::new();
+        for arch in list.into_inner() {
+            let arch_at = at(arch.span());
+            let name = known_arch(word(arch, at, "architecture", EXAMPLE)?, &arch_at)?;
+            if names.contains(&name) {
+                return Err(SpecError::at(&arch_at, format!("`{name}` is listed twice"))
+                    .help("list each architecture once"));
+            }
+            names.push(name);
+        }
+        if names.is_empty() {
+            return Err(SpecError::at(&location, "`architectures` is empty")
+                .help("list at least one Debian architecture, such as [\"amd64\", \"arm64\"], or leave the key out for this machine's"));
+        }
+        request.architectures = names;
+        request.architecture = None;
+    }
+    Ok(())
+}
+
+/// A name of `crate::arch::ALL`, the architectures a tree can be built
+/// for: a list is checked here, where its entry can be pointed at.
+fn known_arch(name: String, at: &Location) -> Result<String, SpecError> {
+    if crate::arch::Arch::by_debian_name(&name).is_some() {
+        return Ok(name);
+    }
+    let known: Vec<&str> = crate::arch::ALL.iter().map(|a| a.debian).collect();
+    Err(SpecError::at(at, format!("`{name}` is not an architecture this tool builds"))
+        .help(format!("use one of {}", known.join(", "))))
 }
 
 /// Merges one file's top-level `debian_packages`: the packages that

@@ -42,7 +42,7 @@ pub(crate) fn tool(name: &str) -> &str {
 }
 
 /// Runs a command; its standard output, or a panic with everything it said.
-fn run(argv: &[&str], env: &[(&str, &Path)]) -> String {
+pub(crate) fn run(argv: &[&str], env: &[(&str, &Path)]) -> String {
     let mut expression =
         duct::cmd(argv[0], &argv[1..]).stdout_capture().stderr_capture().unchecked();
     for (key, value) in env {
@@ -215,7 +215,7 @@ fn blob(oci: &Path, descriptor: &serde_json::Value) -> PathBuf {
 
 /// `containers.conf` for these machines: the host's hard limits are below
 /// podman's default ulimits, and crun refuses its hybrid cgroups.
-fn containers_conf(dir: &Path) -> PathBuf {
+pub(crate) fn containers_conf(dir: &Path) -> PathBuf {
     let conf = dir.join("containers.conf");
     let text = "[containers]\ndefault_ulimits = []\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n";
     std::fs::write(&conf, text).unwrap();

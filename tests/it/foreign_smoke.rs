@@ -65,6 +65,7 @@ fn smoke_default_spec(name: &str) {
 /// binfmt_misc (when mounted) holds no entry of ours, and without an entry
 /// of its own for the architecture the host still cannot run its program.
 fn assert_serves_the_sandbox_alone(program: &Path, arch: &Arch) {
+    let _held = foreign::HOST_BINFMT.lock().unwrap_or_else(|e| e.into_inner());
     let mut host_has_one = false;
     if let Ok(entries) = std::fs::read_dir("/proc/sys/fs/binfmt_misc") {
         for entry in entries {

@@ -18,6 +18,7 @@ mod image_sysroot;
 mod kernel_smoke;
 mod limits;
 mod lock;
+mod multiarch;
 mod output;
 mod parity;
 mod portability;

@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: times our resolution and builds against the classic recipe, lddtree, dracut-install, jk_cp and the copy floor on command lists of growing size, our exports against a compressor pipe, our smoke runs against a plain `chroot` loop, and a kernel smoke run against a bare boot.
+//! `cargo xtask bench`: times our resolution and builds against the classic recipe, lddtree, dracut-install, jk_cp and the copy floor on command lists of growing size, our exports against a compressor pipe, our smoke runs against a plain `chroot` loop, a kernel smoke run against a bare boot, a foreign (arm64) smoke run against a plain qemu-user loop, and a two-architecture export against two single ones.
 //!
 //! Every timing is the median of several runs of a whole process (so start-up
 //! costs count), measured with `wait4(2)`, which also gives the peak memory
@@ -7,7 +7,7 @@
 //! `target/bench/results.md`, ready for BENCHMARKS.md.
 //!
 //! `bench/build.rs` measures builds, `bench/export.rs` exports,
-//! `bench/smoke.rs` smoke runs, `bench/kernel.rs` kernel smoke runs; `bench/timing.rs` is how each of them times
+//! `bench/smoke.rs` smoke runs, `bench/kernel.rs` kernel smoke runs, `bench/foreign.rs` the foreign smoke run and the multi-architecture export; `bench/timing.rs` is how each of them times
 //! a process, `bench/report.rs` writes the build section of the results.
 
 use std::fmt::Write as _;
@@ -21,6 +21,7 @@ use crate::{packages, project_root};
 mod build;
 mod debian;
 mod export;
+mod foreign;
 mod kernel;
 mod report;
 mod smoke;
@@ -31,7 +32,8 @@ pub struct Options {
     /// Timed runs per measurement (after one untimed warm-up).
     pub runs: usize,
     /// Only the lists whose name contains this, or only the benchmark of
-    /// this name (`export`, `smoke`, `kernel`, `debian`).
+    /// this name (`export`, `smoke`, `kernel`, `debian`, `foreign-smoke`,
+    /// `multiarch-export`).
     pub only: Option<String>,
     /// Skip the peers (classic recipe, lddtree, dracut-install, jk_cp).
     pub no_peers: bool,
@@ -96,6 +98,9 @@ pub fn run(options: &Options) -> Result<()> {
     }
     if options.runs_benchmark("debian") {
         report.push_str(&debian::run(&exe, &work, options.runs)?);
+    }
+    if options.runs_benchmark("foreign-smoke") || options.runs_benchmark("multiarch-export") {
+        report.push_str(&foreign::run(&exe, &work, options.runs, options.only.as_deref())?);
     }
     let path = work.join("results.md");
     write_file(&path, &report)?;

@@ -37,8 +37,8 @@ pub struct Bench {
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Only the command lists whose name contains this (classic-9,
-    /// coreutils-30, spread-100, all-N), or only the export, smoke or
-    /// kernel smoke benchmark (export, smoke, kernel).
+    /// coreutils-30, spread-100, all-N), or only one other benchmark
+    /// (export, smoke, kernel, debian, foreign-smoke, multiarch-export).
     #[arg(long, value_name = "NAME")]
     pub only: Option<String>,
     /// Leave out the classic recipe, lddtree, dracut-install and jk_cp.
@@ -523,21 +523,31 @@ fn epoch() -> Result<i64> {
 }
 
 impl Target {
+    /// The build of the spec; for a multi-architecture spec, the tree of
+    /// this machine's architecture when it is listed, else the first's
+    /// (what `shell`, `run`, `trace`, `why` and `portability` open).
     fn build_options(&self) -> Result<rootfs::build::Options> {
+        let mut parts = self.parts(rootfs::multiarch::Choice::One)?;
+        Ok(parts.builds.swap_remove(0))
+    }
+
+    /// Every build the spec makes (one per architecture of a
+    /// multi-architecture spec), with `choice`'s trees.
+    fn parts(&self, choice: rootfs::multiarch::Choice) -> Result<rootfs::multiarch::Parts> {
         let spec =
             self.spec.clone().unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
-        let mut options = rootfs::build::Options::new(spec, out_root());
-        options.out = self.out.clone();
-        let source = self.sysroot_source(&options.spec)?;
-        // An image is unpacked once into target/rootfs/.sysroots/<digest>/.
-        let prepared = rootfs::image_sysroot::prepare(&source, &out_root().join(".sysroots"))
-            .with_context(|| format!("preparing the sysroot `{source}`"))?;
-        options.sysroot = prepared.dir;
-        options.image = prepared.image;
-        options.packages = prepared.packages;
-        for note in &prepared.notes {
+        let source = self.sysroot_source(&spec)?;
+        let parts = rootfs::multiarch::parts(&self.base_options(spec)?, &source, choice)?;
+        for note in &parts.notes {
             eprintln!("{note}");
         }
+        Ok(parts)
+    }
+
+    /// The build of `spec` as the flags ask, before its sysroot is prepared.
+    fn base_options(&self, spec: PathBuf) -> Result<rootfs::build::Options> {
+        let mut options = rootfs::build::Options::new(spec, out_root());
+        options.out = self.out.clone();
         options.locked = self.locked;
         options.link = match self.link {
             Link::Copy => rootfs::install::LinkMode::Copy,
@@ -590,15 +600,39 @@ impl Target {
 
 impl Build {
     fn run(self) -> Result<ExitCode> {
-        let mut options = self.target.build_options()?;
-        options.force = self.force;
-        let built = rootfs::build::build(&options)?;
-        warn(&built, self.target.verbose);
-        println!("{}", built.summary());
-        if let Some(portability) = &built.manifest.portability {
-            println!("{}", portability.summary());
+        for (_, built) in self.target.built_parts(self.force)? {
+            println!("{}", built.summary());
+            if let Some(portability) = &built.manifest.portability {
+                println!("{}", portability.summary());
+            }
         }
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// One tree to smoke or export: its build options and its build.
+type Part = (rootfs::build::Options, rootfs::build::Built);
+
+impl Target {
+    /// Every tree of the spec built ([`rootfs::multiarch::build_all`]).
+    fn built_parts(&self, force: bool) -> Result<Vec<Part>> {
+        let mut parts = self.parts(rootfs::multiarch::Choice::All)?;
+        for options in &mut parts.builds {
+            options.force = force;
+        }
+        let built = rootfs::multiarch::build_all(&parts)?;
+        for one in &built {
+            warn(one, self.verbose);
+        }
+        Ok(parts.builds.into_iter().zip(built).collect())
+    }
+
+    /// Builds one tree ([`rootfs::multiarch::build_one`]).
+    fn built(&self, options: &rootfs::build::Options) -> Result<rootfs::build::Built> {
+        let built = rootfs::multiarch::build_one(options)?;
+        warn(&built, self.verbose);
+        eprintln!("{}", built.summary());
+        Ok(built)
     }
 }
 
@@ -616,91 +650,85 @@ impl PortabilityArgs {
     }
 }
 
-impl Target {
-    fn built(&self, options: &rootfs::build::Options) -> Result<rootfs::build::Built> {
-        let built = rootfs::build::build(options)?;
-        warn(&built, self.verbose);
-        eprintln!("{}", built.summary());
-        Ok(built)
-    }
-}
-
 impl Smoke {
     fn run(self) -> Result<ExitCode> {
-        let options = self.target.build_options()?;
+        use rootfs::multiarch::{Choice, Tree};
+        let parts = self.target.parts(Choice::All)?;
         // A check's bind whose host path is missing costs no build.
-        let loaded = rootfs::spec::load(&options.spec)?;
-        rootfs::devenv::check_bind_sources(
-            loaded.smoke.checks.iter().flat_map(|c| &c.value.binds),
-        )?;
-        let (spec, out, manifest) = if self.no_build {
-            let spec = rootfs::spec::load(&options.spec)?;
-            let out = rootfs::build::out_dir(&options, &spec);
-            let manifest = rootfs::build::Beside::of(&out).current_manifest()?;
-            (spec, out, manifest)
+        if let Some(options) = parts.builds.first() {
+            let loaded = rootfs::spec::load(&options.spec)?;
+            rootfs::devenv::check_bind_sources(
+                loaded.smoke.checks.iter().flat_map(|c| &c.value.binds),
+            )?;
+        }
+        let multi = !parts.listed.is_empty();
+        let trees: Vec<Tree> = if self.no_build {
+            parts.builds.into_iter().map(Tree::in_place).collect::<Result<_>>()?
         } else {
-            let built = self.target.built(&options)?;
-            (built.spec, built.out, built.manifest)
+            let built = self.target.built_parts(false)?;
+            for (_, one) in &built {
+                eprintln!("{}", one.summary());
+            }
+            built.into_iter().map(|(o, b)| Tree::built(o, b)).collect()
         };
-        let checks = rootfs::smoke::checks(&spec, &manifest);
-        let (reference, note) = rootfs::smoke::reference(&spec, &manifest, &out, &options.sysroot);
-        if let Some(note) = note {
+        let (cpus, kernels) = self.elsewhere()?;
+        let options = rootfs::multiarch::SmokeOptions {
+            jobs: self
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            structure_tests: structure_files(None, &self.structure_test)?,
+            cpus,
+            kernels,
+            agent: rootfs::kernel_smoke::this_program()?,
+        };
+        let mut failed = 0;
+        for smoked in rootfs::multiarch::smoke(&trees, multi, &options)? {
+            self.print(&smoked)?;
+            failed += smoked.failed();
+        }
+        Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+
+    /// One tree's tables (and its JUnit report, when asked).
+    fn print(&self, smoked: &rootfs::multiarch::Smoked) -> Result<()> {
+        if let Some(arch) = &smoked.arch {
+            println!("{arch} ({}):", smoked.out.display());
+        }
+        for note in &smoked.notes {
             eprintln!("{note}");
         }
-        let jobs = self
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let options = rootfs::smoke::Options { jobs, hostname: spec.name.clone(), reference };
-        let files = structure_files(Some(&spec), &self.structure_test)?;
-        let report = if files.is_empty() {
-            rootfs::smoke::run(&out, &checks, &options)?
-        } else {
-            let subject = structure::Subject::of_tree(&spec, &manifest, &out)?;
-            structure::run(&checks, &files, &subject, &spec.smoke, &options)?
-        };
-        for note in &report.notes {
-            eprintln!("{note}");
-        }
-        print!("{}", report.table());
+        print!("{}", smoked.report.table());
         if let Some(path) = &self.junit {
-            let xml = report.junit(&format!("rootfs.{}", spec.name))?;
-            rootfs::fsutil::write_file_atomically(path, xml.as_bytes())
+            let (suite, path) = smoked.junit(path);
+            let xml = smoked.report.junit(&suite)?;
+            rootfs::fsutil::write_file_atomically(&path, xml.as_bytes())
                 .with_context(|| format!("writing the JUnit report `{}`", path.display()))?;
         }
-        let (cpus, kernels) = self.elsewhere(&spec)?;
-        let agent = rootfs::kernel_smoke::this_program()?;
-        let others = rootfs::elsewhere::run(&out, &checks, &options, &cpus, &kernels, &agent)?;
-        for other in &others {
+        for other in &smoked.others {
             println!("\non {}:", other.name);
             for note in &other.report.notes {
                 eprintln!("{note}");
             }
             print!("{}", other.report.table());
         }
-        if !others.is_empty() {
-            print!("\n{}", rootfs::elsewhere::matrix(&report, &others));
+        if !smoked.others.is_empty() {
+            print!("\n{}", rootfs::elsewhere::matrix(&smoked.report, &smoked.others));
         }
-        let failed = report.failed() + others.iter().map(|o| o.report.failed()).sum::<usize>();
-        Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Ok(())
     }
 
-    /// The spec's CPU levels and kernels, with the flags' added.
-    fn elsewhere(
-        &self,
-        spec: &rootfs::spec::Spec,
-    ) -> Result<(Vec<rootfs::elf::IsaLevel>, Vec<rootfs::spec::KernelSource>)> {
-        let mut cpus: Vec<_> = spec.smoke.cpus.iter().map(|c| c.value).collect();
+    /// The CPU levels and kernels the flags add to the spec's.
+    fn elsewhere(&self) -> Result<(Vec<rootfs::elf::IsaLevel>, Vec<rootfs::spec::KernelSource>)> {
+        let mut cpus = Vec::new();
         for name in &self.cpus {
             let level = rootfs::elf::IsaLevel::parse(name).ok_or_else(|| {
                 UsageError(format!(
                     "invalid CPU level `{name}`: use x86-64-v1, x86-64-v2 or x86-64-v3"
                 ))
             })?;
-            if !cpus.contains(&level) {
-                cpus.push(level);
-            }
+            cpus.push(level);
         }
-        let mut kernels: Vec<_> = spec.smoke.kernels.iter().map(|k| k.value.clone()).collect();
+        let mut kernels = Vec::new();
         let here = std::env::current_dir().context("reading the current directory")?;
         for text in &self.kernels {
             let kernel = rootfs::spec::KernelSource::parse(text, &here)
@@ -787,9 +815,11 @@ impl Export {
             )
             .into());
         }
-        let mut target = self.target.build_options()?;
-        target.force = self.force;
-        let built = self.target.built(&target)?;
+        let parts = self.target.built_parts(self.force)?;
+        for (_, one) in &parts {
+            eprintln!("{}", one.summary());
+        }
+        let target = &parts[0].0;
         let options = rootfs::export::Options {
             format: match self.format {
                 ExportFormat::Oci => rootfs::export::Format::Oci,
@@ -808,14 +838,24 @@ impl Export {
             force: self.force,
             sysroot: target.sysroot.clone(),
         };
-        let exported = rootfs::export::export(&built, &options)?;
-        println!("{}", exported.summary());
+        let built: Vec<rootfs::build::Built> = parts.into_iter().map(|(_, b)| b).collect();
+        let all = rootfs::export::export_all(&built, &options)?;
+        for exported in &all {
+            println!("{}", exported.summary());
+        }
         if self.structure_test.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
+        if built.len() > 1 {
+            return Err(UsageError(
+                "--structure-test reads one image: run it on a spec of one architecture".into(),
+            )
+            .into());
+        }
+        let (built, exported) = (&built[0], &all[0]);
         let files = structure_files(None, &self.structure_test)?;
         let cache = rootfs::fsutil::side_dir(&built.out).join("images");
-        let subject = structure::Subject::of_export(&exported, &cache)?;
+        let subject = structure::Subject::of_export(exported, &cache)?;
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
         let smoke =
             rootfs::smoke::Options { jobs, hostname: built.spec.name.clone(), reference: None };

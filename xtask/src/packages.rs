@@ -59,6 +59,9 @@ pub const FOR_TESTS: &[&str] = &[
     "qemu-user-static",
     "runc",
     "zstd",
+    // The reference registry a multi-architecture image is pushed to and
+    // pulled back from, on loopback.
+    "docker-registry",
 ];
 
 /// The peers the benchmark compares against, and the export floor's

@@ -130,3 +130,61 @@ pub fn in_chroot(root: &Path, argv: &[&str]) -> (i32, String) {
     }
     panic!("{}: still busy", argv[0]);
 }
+
+/// Held by a test while it looks at or changes the host's binfmt_misc
+/// registrations: [`host_binfmt`] adds one, which another test checking
+/// that the host has none of ours must not see half-way.
+pub static HOST_BINFMT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A registration of `arch`'s emulator in the host's binfmt_misc, made by
+/// a test for a program the sandbox does not start (podman's containers),
+/// and removed when dropped, with the binfmt_misc mount when the test made
+/// it. None is made when the host has one for the architecture already.
+pub struct HostBinfmt {
+    entry: Option<PathBuf>,
+    mounted: bool,
+    _held: std::sync::MutexGuard<'static, ()>,
+}
+
+const BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
+
+/// Registers `arch`'s emulator on the host with the `F` flag (as root).
+pub fn host_binfmt(arch: &'static Arch) -> HostBinfmt {
+    let held = HOST_BINFMT.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(BINFMT_MISC);
+    let mounted = !dir.join("register").exists();
+    if mounted {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "binfmt_misc", "binfmt_misc", BINFMT_MISC])
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting binfmt_misc on {BINFMT_MISC}");
+    }
+    let taken = std::fs::read_dir(dir).unwrap().flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name.contains(arch.qemu)
+            && std::fs::read_to_string(e.path()).is_ok_and(|t| t.starts_with("enabled"))
+    });
+    let mut entry = None;
+    if !taken {
+        let emulator = rootfs::sandbox::binfmt::emulator(arch).unwrap_or_else(|m| panic!("{m}"));
+        let line = String::from_utf8(rootfs::sandbox::binfmt::registration(&emulator)).unwrap();
+        // Not the sandbox's `rootfs-` prefix: foreign_smoke checks that
+        // the host never holds one of those.
+        let line = line.replacen(":rootfs-qemu-", ":test-qemu-", 1);
+        std::fs::write(dir.join("register"), line).unwrap();
+        entry = Some(dir.join(format!("test-qemu-{}", arch.qemu)));
+    }
+    HostBinfmt { entry, mounted, _held: held }
+}
+
+impl Drop for HostBinfmt {
+    fn drop(&mut self) {
+        if let Some(entry) = &self.entry {
+            let _ = std::fs::write(entry, "-1");
+        }
+        if self.mounted {
+            let _ = std::process::Command::new("umount").arg(BINFMT_MISC).status();
+        }
+    }
+}
