@@ -4,7 +4,7 @@
 //! name its architecture (`part`): it reads its own part of the lock
 //! ([`crate::lock::Lock::part`]) and compares it under `--locked` as a
 //! single-architecture build compares its lock, and leaves the lock file
-//! alone. [`build`] then writes the one lock: the host inputs once, and
+//! alone. [`build()`] then writes the one lock: the host inputs once, and
 //! `[architectures.<arch>]` for each listed architecture.
 
 use std::path::{Path, PathBuf};
@@ -117,7 +117,7 @@ fn prepared(
     })
 }
 
-/// Builds every tree of `parts`: through [`build`] for a
+/// Builds every tree of `parts`: through [`build()`] for a
 /// multi-architecture spec (which writes its one lock), else each alone.
 pub fn build_all(parts: &Parts) -> Result<Vec<Built>> {
     match parts.listed.is_empty() {
@@ -127,7 +127,7 @@ pub fn build_all(parts: &Parts) -> Result<Vec<Built>> {
 }
 
 /// Builds one tree; one architecture's of a multi-architecture spec
-/// through [`build`], with the spec's list, so the one lock is kept.
+/// through [`build()`], with the spec's list, so the one lock is kept.
 pub fn build_one(options: &build::Options) -> Result<Built> {
     if options.part.is_none() {
         return build::build(options);

@@ -67,7 +67,7 @@ pub fn read<T: SideFile>(path: &Path) -> T {
     std::fs::read(path).ok().and_then(|bytes| parse(&bytes)).unwrap_or_default()
 }
 
-/// The bytes [`write`] puts in the file.
+/// The bytes [`write()`] puts in the file.
 pub fn to_bytes<T: SideFile>(value: &T) -> Result<Vec<u8>> {
     let bytes = match (T::FORMAT, T::PRETTY) {
         (None, false) => serde_json::to_vec(value),
