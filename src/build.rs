@@ -179,6 +179,11 @@ pub fn build(options: &Options) -> Result<Built> {
         (Some(previous), true) => previous.sha256.clone(),
         _ => crate::fsutil::sha256_hex(lock_text.as_bytes()),
     };
+    // The lock's state goes into the stamp, so that a no-op build need not
+    // read it: the state of the lock there is when it stays, else the state
+    // of the one written after the swap.
+    let lock_state =
+        previous_lock.as_ref().filter(|p| p.sha256 == lock_digest).and_then(|p| p.state.clone());
     let portability = tree_portability(&plan, &resolver);
     check_cpu(&spec, &portability)?;
     let record = Record {
@@ -188,6 +193,7 @@ pub fn build(options: &Options) -> Result<Built> {
         inputs,
         known_digests: known_digests.into_iter().chain(computed.digests).collect(),
         lock_digest: lock_digest.clone(),
+        lock_state,
         sbom: sbom::Input {
             debs: options.packages.as_ref().map(sbom::debs_of).unwrap_or_default(),
             ..sbom::Input::new(&spec.name, options.epoch, computed.owners, resolver.sysroot())
@@ -196,7 +202,8 @@ pub fn build(options: &Options) -> Result<Built> {
     let (manifest, mut warnings) = install_and_commit(options, &beside, &plan, record)?;
     warnings.splice(0..0, plan.warnings.iter().cloned());
     if previous_lock.is_none_or(|p| p.sha256 != lock_digest) {
-        lock::write(&lock_path, &lock_text)?;
+        let state = lock::write(&lock_path, &lock_text)?;
+        record_lock_state(&beside, state)?;
     }
     let mut built = Built::new(spec, &beside, manifest, started);
     built.up_to_date = false;
@@ -276,7 +283,7 @@ fn freshness(
     if let Some(reason) = stamp.stale_reason(key, specs, &beside.out) {
         return Freshness::Stale(reason);
     }
-    if let Some(reason) = lock::stale_reason(lock_path, stamp.lock.as_deref()) {
+    if let Some(reason) = stamp.lock_stale_reason(lock_path) {
         return Freshness::Stale(reason);
     }
     if stamp.sbom.is_none() || FileState::read(&beside.sbom) != stamp.sbom {
@@ -316,17 +323,15 @@ fn open_sysroot(sysroot: &Path, spec: &Spec) -> Result<Resolver> {
 /// input even when a command lives beside it. The sysroot's dpkg status
 /// is one too: a package upgraded, removed or installed changes the lock
 /// and the SBOM.
-fn input_states(
-    plan: &Plan,
-    out: &Path,
-    resolver: &Resolver,
-) -> BTreeMap<PathBuf, Option<FileState>> {
+fn input_states(plan: &Plan, out: &Path, resolver: &Resolver) -> Vec<(PathBuf, Option<FileState>)> {
+    use rayon::prelude::*;
     let own = |p: &Path| p.starts_with(out) || Some(p) == out.parent();
-    let mut inputs: BTreeMap<PathBuf, Option<FileState>> =
-        plan.inputs.iter().filter(|p| !own(p)).map(|p| (p.clone(), FileState::read(p))).collect();
     let status = resolver.sysroot().host(Path::new(crate::dpkg::STATUS));
-    inputs.insert(status.clone(), FileState::read(&status));
-    inputs
+    let mut paths: Vec<&PathBuf> = plan.inputs.iter().filter(|p| !own(p)).collect();
+    paths.push(&status);
+    paths.par_sort_unstable();
+    paths.dedup();
+    paths.into_par_iter().map(|p| (p.clone(), FileState::read(p))).collect()
 }
 
 /// What the files beside the tree are made of, besides the tree itself.
@@ -334,11 +339,13 @@ struct Record {
     portability: Portability,
     key: String,
     specs: BTreeMap<PathBuf, String>,
-    inputs: BTreeMap<PathBuf, Option<FileState>>,
+    inputs: Vec<(PathBuf, Option<FileState>)>,
     /// The digest cache with the digests the lock computed.
     known_digests: Digests,
     /// sha256 of the lock file the build leaves.
     lock_digest: String,
+    /// Its state, when the lock in place stays.
+    lock_state: Option<FileState>,
     sbom: sbom::Input,
 }
 
@@ -411,6 +418,7 @@ fn swap_in_with_pending(
         outputs: crate::stamp::outputs(&staged.path, &staged.manifest),
         manifest: Some(manifest_state),
         lock: Some(record.lock_digest),
+        lock_state: record.lock_state,
         sbom: Some(sbom_state),
     };
     beside.write_pending_stamp(&stamp)?;
@@ -418,6 +426,17 @@ fn swap_in_with_pending(
     // since the first one.
     beside.claim()?;
     Ok((install::swap_in(&staged.path, &beside.out)?, sha1s))
+}
+
+/// Adds the state of the lock just written to the stamp in place, which
+/// the build committed before writing the lock (the lock is written only
+/// once the tree is in place). Interrupted before this, the stamp has no
+/// state, and the next build compares the lock's sha256 instead.
+fn record_lock_state(beside: &Beside, state: FileState) -> Result<()> {
+    let mut stamp = Stamp::read(&beside.stamp)
+        .with_context(|| format!("failed to read `{}`", beside.stamp.display()))?;
+    stamp.lock_state = Some(state);
+    crate::fsutil::write_side_file(&beside.stamp, &stamp.to_json()?)
 }
 
 /// Writes each source inside an image or package sysroot as its path there

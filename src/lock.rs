@@ -368,6 +368,9 @@ pub struct OnDisk {
     pub lock: Lock,
     /// sha256 of the file's bytes.
     pub sha256: String,
+    /// The file's state, taken before its bytes were read: a change after
+    /// that moves the state away from the one a stamp records.
+    pub state: Option<crate::stamp::FileState>,
 }
 
 /// The lock at `path`: `None` when there is none; an [`output::Refusal`] when the
@@ -377,10 +380,11 @@ pub fn read(path: &Path) -> Result<Option<OnDisk>> {
     match output::check_file(path, "a lock file", recognise)? {
         Found::Nothing | Found::EmptyDir => Ok(None),
         Found::Ours => {
+            let state = crate::stamp::FileState::read(path);
             let bytes = std::fs::read(path)
                 .with_context(|| format!("failed to read `{}`", path.display()))?;
             let sha256 = fsutil::sha256_hex(&bytes);
-            Ok(Some(OnDisk { lock: Lock::parse(&bytes)?, sha256 }))
+            Ok(Some(OnDisk { lock: Lock::parse(&bytes)?, sha256, state }))
         }
     }
 }
@@ -397,12 +401,14 @@ pub fn stale_reason(path: &Path, recorded: Option<&str>) -> Option<String> {
 }
 
 /// Writes the lock atomically, after checking again that the path holds
-/// nothing but a lock of this tool.
-pub fn write(path: &Path, text: &str) -> Result<()> {
+/// nothing but a lock of this tool; returns the state of the file written.
+pub fn write(path: &Path, text: &str) -> Result<crate::stamp::FileState> {
     output::check_file(path, "a lock file", recognise)?;
     // Meant to be committed and read by everyone, as a spec is: the
     // helper gives it the user's usual mode.
-    fsutil::write_file_atomically(path, text.as_bytes())
+    fsutil::write_file_atomically(path, text.as_bytes())?;
+    crate::stamp::FileState::read(path)
+        .with_context(|| format!("failed to inspect `{}`", path.display()))
 }
 
 /// A lock computed from a plan, with what was learnt on the way.
