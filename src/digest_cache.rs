@@ -18,7 +18,7 @@ pub fn path_for(out: &Path) -> PathBuf {
 
 /// Whether `bytes` are a digest cache of this tool.
 pub fn recognise(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<BTreeMap<PathBuf, (FileState, String)>>(bytes).is_ok()
+    crate::fsutil::is_json_map_of::<PathBuf, (FileState, String)>(bytes, |_, _| true)
 }
 
 /// Host path -> (state when hashed, sha256).
@@ -28,19 +28,17 @@ pub type Digests = HashMap<PathBuf, (FileState, String)>;
 pub fn read(path: &Path) -> Digests {
     std::fs::read(path)
         .ok()
-        .and_then(|bytes| {
-            serde_json::from_slice::<BTreeMap<PathBuf, (FileState, String)>>(&bytes).ok()
-        })
-        .map(|map| map.into_iter().collect())
+        .and_then(|bytes| serde_json::from_slice::<Digests>(&bytes).ok())
         .unwrap_or_default()
 }
 
 /// Adds `fresh` to the cache on disk, dropping entries whose file is gone
 /// or changed, and writes it back atomically.
 pub fn update(path: &Path, mut known: Digests, fresh: Digests) -> Result<()> {
+    use rayon::prelude::*;
     known.extend(fresh);
     let kept: BTreeMap<PathBuf, (FileState, String)> = known
-        .into_iter()
+        .into_par_iter()
         .filter(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
         .collect();
     let bytes = serde_json::to_vec(&kept).context("serialising the digest cache")?;

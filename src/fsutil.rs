@@ -11,6 +11,40 @@ use anyhow::{Context, Result};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use sha2::{Digest, Sha256};
 
+/// Whether `bytes` are one JSON map whose every entry reads as a `K` and a
+/// `V` that `accept` takes, looked at one entry at a time and none kept:
+/// recognising a side file of 60,000 entries this way costs no memory,
+/// where reading it into a map would build one only to drop it.
+pub fn is_json_map_of<K, V>(bytes: &[u8], accept: impl Fn(&K, &V) -> bool) -> bool
+where
+    K: serde::de::DeserializeOwned,
+    V: serde::de::DeserializeOwned,
+{
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    struct Entries<K, V, F>(F, std::marker::PhantomData<(K, V)>);
+    impl<'de, K, V, F> Visitor<'de> for Entries<K, V, F>
+    where
+        K: serde::de::DeserializeOwned,
+        V: serde::de::DeserializeOwned,
+        F: Fn(&K, &V) -> bool,
+    {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut all = true;
+            while let Some((k, v)) = map.next_entry::<K, V>()? {
+                all &= (self.0)(&k, &v);
+            }
+            Ok(all)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let accepted = de.deserialize_map(Entries(accept, std::marker::PhantomData));
+    accepted.is_ok_and(|all| all) && de.end().is_ok()
+}
+
 /// sha256 of some bytes, as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))

@@ -24,23 +24,19 @@ fn is_hex(s: &str, len: usize) -> bool {
 }
 
 /// The map in `bytes`, when they are a SHA1 cache of this tool.
-fn parse(bytes: &[u8]) -> Option<BTreeMap<String, String>> {
-    let map: BTreeMap<String, String> = serde_json::from_slice(bytes).ok()?;
+fn parse(bytes: &[u8]) -> Option<Sha1s> {
+    let map: Sha1s = serde_json::from_slice(bytes).ok()?;
     map.iter().all(|(k, v)| is_hex(k, 64) && is_hex(v, 40)).then_some(map)
 }
 
 /// Whether `bytes` are a SHA1 cache of this tool.
 pub fn recognise(bytes: &[u8]) -> bool {
-    parse(bytes).is_some()
+    crate::fsutil::is_json_map_of::<String, String>(bytes, |k, v| is_hex(k, 64) && is_hex(v, 40))
 }
 
 /// Reads the cache; a missing or unreadable one is empty.
 pub fn read(path: &Path) -> Sha1s {
-    std::fs::read(path)
-        .ok()
-        .and_then(|bytes| parse(&bytes))
-        .map(|map| map.into_iter().collect())
-        .unwrap_or_default()
+    std::fs::read(path).ok().and_then(|bytes| parse(&bytes)).unwrap_or_default()
 }
 
 /// Adds `fresh` to `known`, keeps the entries whose sha256 is in `live`,

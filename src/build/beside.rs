@@ -104,10 +104,18 @@ impl Beside {
     /// Refuses, before anything is written, when the tree folder or any
     /// file beside it holds something this tool did not write.
     pub fn claim(&self) -> Result<(), Refusal> {
-        let is_manifest = |b: &[u8]| Manifest::parse(b).is_ok();
         let is_stamp = |b: &[u8]| serde_json::from_slice::<Stamp>(b).is_ok();
-        output::check_file(&self.manifest, "a manifest", is_manifest)?;
-        output::check_file(&pending(&self.manifest), "a manifest", is_manifest)?;
+        // Each manifest is read once: the one that recognises it is the one
+        // the tree is compared with.
+        let mut manifests = Vec::new();
+        for path in [&self.manifest, &pending(&self.manifest)] {
+            let mut parsed = None;
+            output::check_file(path, "a manifest", |b| {
+                parsed = Manifest::parse(b).ok();
+                parsed.is_some()
+            })?;
+            manifests.extend(parsed);
+        }
         output::check_file(&self.sbom, "an SBOM", crate::sbom::recognise)?;
         output::check_file(&pending(&self.sbom), "an SBOM", crate::sbom::recognise)?;
         output::check_file(&self.stamp, "a stamp", is_stamp)?;
@@ -117,10 +125,7 @@ impl Beside {
         // A tree of an earlier version is described by the manifest beside
         // it, where that version wrote it.
         let legacy = fsutil::sibling(&self.out, ".manifest.json");
-        let manifests: Vec<Manifest> = [&self.manifest, &pending(&self.manifest), &legacy]
-            .into_iter()
-            .filter_map(|path| Manifest::read(path).ok())
-            .collect();
+        manifests.extend(Manifest::read(&legacy).ok());
         let manifests: Vec<&Manifest> = manifests.iter().collect();
         output::check_tree(&self.out, &manifests)?;
         Ok(())
