@@ -37,8 +37,9 @@ pub struct Bench {
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Only the command lists whose name contains this (classic-9,
-    /// coreutils-30, spread-100, all-N), or only the export, smoke or
-    /// kernel smoke benchmark (export, smoke, kernel).
+    /// coreutils-30, spread-100, all-N), or only the export, smoke,
+    /// kernel smoke, package sysroot or large-tree benchmark (export,
+    /// smoke, kernel, debian, trees).
     #[arg(long, value_name = "NAME")]
     pub only: Option<String>,
     /// Leave out the classic recipe, lddtree, dracut-install and jk_cp.
