@@ -174,6 +174,8 @@ pub fn build(options: &Options) -> Result<Built> {
     .with_context(|| format!("computing the lock of `{}`", options.spec.display()))?;
     // `--locked` stops here, before anything is written, on any difference.
     let update = check_lock(options, &lock_path, previous_lock.as_ref(), &computed, &beside)?;
+    // The listings only explain a changed tree; they are as long as the tree.
+    let computed = lock::Computed { tree_listings: BTreeMap::new(), ..computed };
     let lock_text = computed.lock.render()?;
     let lock_digest = match (&previous_lock, options.locked) {
         (Some(previous), true) => previous.sha256.clone(),
@@ -358,17 +360,20 @@ fn install_and_commit(
     plan: &Plan,
     mut record: Record,
 ) -> Result<(Manifest, Vec<String>)> {
-    let known_digests = std::mem::take(&mut record.known_digests);
+    // The digests go to the installer and come back afterwards: a copy of
+    // the map is one entry per file of the tree.
     let install_options = InstallOptions {
         epoch: options.epoch,
         link: options.link,
         progress: options.progress,
-        known_digests: known_digests.clone(),
+        known_digests: std::mem::take(&mut record.known_digests),
     };
     let out = &beside.out;
     let known_sha1s = sha1_cache::read(&beside.sha1s);
-    let mut staged = install::stage(plan, out, &install_options)
-        .with_context(|| format!("writing `{}`", out.display()))?;
+    let staged = install::stage(plan, out, &install_options)
+        .with_context(|| format!("writing `{}`", out.display()));
+    let known_digests = install_options.known_digests;
+    let mut staged = staged?;
     staged.manifest.portability = Some(record.portability.clone());
     sources_in_sysroot(&mut staged.manifest, options);
     let (previous, fresh_sha1s) = match swap_in_with_pending(beside, &staged, record, &known_sha1s)
@@ -408,9 +413,8 @@ fn swap_in_with_pending(
     known_sha1s: &sha1_cache::Sha1s,
 ) -> Result<(Option<PathBuf>, sha1_cache::Sha1s)> {
     let manifest_state = beside.write_pending_manifest(&staged.manifest)?;
-    let (sbom_bytes, sha1s) =
-        sbom::render(&record.sbom, &staged.manifest, &staged.path, known_sha1s)?;
-    let sbom_state = beside.write_pending_sbom(&sbom_bytes)?;
+    let (sbom, sha1s) = sbom::render(&record.sbom, &staged.manifest, &staged.path, known_sha1s)?;
+    let sbom_state = beside.write_pending_sbom(|w| sbom.write(w))?;
     let stamp = Stamp {
         key: record.key,
         specs: record.specs,
@@ -436,7 +440,7 @@ fn record_lock_state(beside: &Beside, state: FileState) -> Result<()> {
     let mut stamp = Stamp::read(&beside.stamp)
         .with_context(|| format!("failed to read `{}`", beside.stamp.display()))?;
     stamp.lock_state = Some(state);
-    crate::fsutil::write_side_file(&beside.stamp, &stamp.to_json()?)
+    crate::fsutil::write_side_file_with(&beside.stamp, |w| stamp.write_json(w))
 }
 
 /// Writes each source inside an image or package sysroot as its path there

@@ -377,15 +377,17 @@ pub struct OnDisk {
 /// file there is not a lock of this tool (the lock lives in the user's
 /// repository, so nothing else is ever replaced).
 pub fn read(path: &Path) -> Result<Option<OnDisk>> {
-    match output::check_file(path, "a lock file", recognise)? {
-        Found::Nothing | Found::EmptyDir => Ok(None),
-        Found::Ours => {
-            let state = crate::stamp::FileState::read(path);
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("failed to read `{}`", path.display()))?;
-            let sha256 = fsutil::sha256_hex(&bytes);
-            Ok(Some(OnDisk { lock: Lock::parse(&bytes)?, sha256, state }))
-        }
+    // The state is taken before the bytes are read (see `OnDisk::state`);
+    // the bytes that recognise the lock are the ones parsed and hashed.
+    let state = crate::stamp::FileState::read(path);
+    let mut parsed = None;
+    let found = output::check_file(path, "a lock file", |bytes| {
+        parsed = Lock::parse(bytes).ok().map(|lock| (lock, fsutil::sha256_hex(bytes)));
+        parsed.is_some()
+    })?;
+    match (found, parsed) {
+        (Found::Ours, Some((lock, sha256))) => Ok(Some(OnDisk { lock, sha256, state })),
+        _ => Ok(None),
     }
 }
 

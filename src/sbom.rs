@@ -153,15 +153,15 @@ impl Input {
     }
 }
 
-/// The SBOM of the tree at `tree` (which `manifest` describes), as the
-/// bytes written to disk, and the SHA1 of each file content `known` did
-/// not have (by sha256: `sha1_cache.rs`).
+/// The SBOM of the tree at `tree` (which `manifest` describes), ready to
+/// be written ([`Rendered::write`]), and the SHA1 of each file content
+/// `known` did not have (by sha256: `sha1_cache.rs`).
 pub fn render(
     input: &Input,
     manifest: &Manifest,
     tree: &Path,
     known: &Sha1s,
-) -> Result<(Vec<u8>, Sha1s)> {
+) -> Result<(Rendered, Sha1s)> {
     let (mut document, fresh) = document(input, manifest, tree, known)?;
     // The compact form is hashed as it is written, never held: for a tree
     // of 60,000 files it is tens of megabytes.
@@ -171,9 +171,18 @@ pub fn render(
     let hasher = hasher.into_inner().map_err(|e| e.into_error())?;
     let digest = fsutil::hex_digest(hasher.0);
     document.namespace = format!("https://rootfs.invalid/spdx/{}-{digest}", input.name);
-    let mut bytes = serde_json::to_vec_pretty(&document).context("writing the SBOM as JSON")?;
-    bytes.push(b'\n');
-    Ok((bytes, fresh))
+    Ok((Rendered(document), fresh))
+}
+
+/// An SBOM rendered in memory as its typed document, not yet as bytes.
+pub struct Rendered(Document);
+
+impl Rendered {
+    /// The bytes written to disk: pretty JSON and a newline.
+    pub fn write(&self, w: &mut dyn std::io::Write) -> Result<()> {
+        serde_json::to_writer_pretty(&mut *w, &self.0).context("writing the SBOM as JSON")?;
+        w.write_all(b"\n").context("writing the SBOM as JSON")
+    }
 }
 
 /// One regular file of the tree.
@@ -483,7 +492,9 @@ mod tests {
             debs: BTreeMap::from([("bash".to_string(), deb)]),
             ..Default::default()
         };
-        let (bytes, _) = render(&input, &manifest, tree.path(), &Sha1s::new()).unwrap();
+        let (rendered, _) = render(&input, &manifest, tree.path(), &Sha1s::new()).unwrap();
+        let mut bytes = Vec::new();
+        rendered.write(&mut bytes).unwrap();
         let document: Value = serde_json::from_slice(&bytes).unwrap();
         document["packages"]
             .as_array()

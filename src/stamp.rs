@@ -103,6 +103,11 @@ impl Stamp {
         serde_json::to_vec(self).context("serialising the stamp")
     }
 
+    /// The bytes of [`Stamp::to_json`], written as they are made.
+    pub fn write_json(&self, w: &mut dyn std::io::Write) -> Result<()> {
+        serde_json::to_writer(w, self).context("serialising the stamp")
+    }
+
     /// Whether this stamp was written for the very tree folder now at `out`
     /// (same device and inode) and the manifest file now at `manifest`.
     pub fn describes(&self, out: &Path, manifest: &Path) -> bool {

@@ -135,20 +135,23 @@ impl Beside {
     /// of the file, which the rename into place keeps.
     pub fn write_pending_manifest(&self, manifest: &Manifest) -> Result<FileState> {
         let path = pending(&self.manifest);
-        fsutil::write_side_file(&path, manifest.to_json()?.as_bytes())?;
+        fsutil::write_side_file_with(&path, |w| manifest.write_json(w))?;
         FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
     }
 
     /// Writes the SBOM of the staged tree as pending; returns the state of
     /// the file, which the rename into place keeps.
-    pub fn write_pending_sbom(&self, bytes: &[u8]) -> Result<FileState> {
+    pub fn write_pending_sbom(
+        &self,
+        write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
+    ) -> Result<FileState> {
         let path = pending(&self.sbom);
-        fsutil::write_side_file(&path, bytes)?;
+        fsutil::write_side_file_with(&path, write)?;
         FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
     }
 
     pub fn write_pending_stamp(&self, stamp: &Stamp) -> Result<()> {
-        fsutil::write_side_file(&pending(&self.stamp), &stamp.to_json()?)
+        fsutil::write_side_file_with(&pending(&self.stamp), |w| stamp.write_json(w))
     }
 
     /// Renames the pending manifest and SBOM, then the pending stamp, into
