@@ -59,8 +59,8 @@ fn sizes() -> Result<Vec<Size>> {
     let share = PathBuf::from("/usr/share");
     Ok(vec![
         Size { name: "python", folders: vec![python.clone()] },
-        Size { name: "python+include", folders: vec![python.clone(), include.clone()] },
-        Size { name: "python+include+share", folders: vec![python, include, share] },
+        Size { name: "python-include", folders: vec![python.clone(), include.clone()] },
+        Size { name: "python-include-share", folders: vec![python, include, share] },
     ])
 }
 
