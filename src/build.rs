@@ -164,7 +164,7 @@ pub fn build(options: &Options) -> Result<Built> {
         .with_context(|| format!("planning `{}`", options.spec.display()))?;
     let inputs = input_states(&plan, &beside.out, &resolver);
     let known_digests = digest_cache::read(&beside.digests);
-    let computed = lock::compute(
+    let mut computed = lock::compute(
         &plan,
         resolver.sysroot(),
         options.image.as_deref(),
@@ -173,19 +173,9 @@ pub fn build(options: &Options) -> Result<Built> {
     )
     .with_context(|| format!("computing the lock of `{}`", options.spec.display()))?;
     // `--locked` stops here, before anything is written, on any difference.
-    let update = check_lock(options, &lock_path, previous_lock.as_ref(), &computed, &beside)?;
-    // The listings only explain a changed tree; they are as long as the tree.
-    let computed = lock::Computed { tree_listings: BTreeMap::new(), ..computed };
+    let update = check_lock(options, &lock_path, previous_lock.as_ref(), &mut computed, &beside)?;
     let lock_text = computed.lock.render()?;
-    let lock_digest = match (&previous_lock, options.locked) {
-        (Some(previous), true) => previous.sha256.clone(),
-        _ => crate::fsutil::sha256_hex(lock_text.as_bytes()),
-    };
-    // The lock's state goes into the stamp, so that a no-op build need not
-    // read it: the state of the lock there is when it stays, else the state
-    // of the one written after the swap.
-    let lock_state =
-        previous_lock.as_ref().filter(|p| p.sha256 == lock_digest).and_then(|p| p.state.clone());
+    let (lock_digest, lock_state) = lock_digest(options, previous_lock.as_ref(), &lock_text);
     let portability = tree_portability(&plan, &resolver);
     check_cpu(&spec, &portability)?;
     let record = Record {
@@ -215,19 +205,37 @@ pub fn build(options: &Options) -> Result<Built> {
     Ok(built)
 }
 
+/// The sha256 of the lock the build leaves, and its state when the lock in
+/// place stays: the stamp records it, so that a no-op build need not read
+/// the lock (a lock written after the swap gets its state then).
+fn lock_digest(
+    options: &Options,
+    previous: Option<&lock::OnDisk>,
+    text: &str,
+) -> (String, Option<FileState>) {
+    let digest = match (previous, options.locked) {
+        (Some(previous), true) => previous.sha256.clone(),
+        _ => crate::fsutil::sha256_hex(text.as_bytes()),
+    };
+    let state = previous.filter(|p| p.sha256 == digest).and_then(|p| p.state.clone());
+    (digest, state)
+}
+
 /// The differences from the lock there was; with `--locked`, any of them
-/// (or no lock at all) is a [`lock::Mismatch`].
+/// (or no lock at all) is a [`lock::Mismatch`]. The trees' listings are
+/// dropped here: they only explain a changed tree, and are as long as it.
 fn check_lock(
     options: &Options,
     path: &Path,
     previous: Option<&lock::OnDisk>,
-    now: &lock::Computed,
+    now: &mut lock::Computed,
     beside: &Beside,
 ) -> Result<lock::Update> {
     let mut changes = previous.map(|p| lock::diff(&p.lock, &now.lock)).unwrap_or_default();
     if let Some(previous) = previous {
         tree_detail(&mut changes, previous, now, beside);
     }
+    now.tree_listings = BTreeMap::new();
     if options.locked && (previous.is_none() || !changes.is_empty()) {
         return Err(lock::Mismatch { lock: path.to_path_buf(), changes }.into());
     }
@@ -285,7 +293,9 @@ fn freshness(
     if let Some(reason) = stamp.stale_reason(key, specs, &beside.out) {
         return Freshness::Stale(reason);
     }
-    if let Some(reason) = stamp.lock_stale_reason(lock_path) {
+    // The lock is read only when its state moved from the one recorded.
+    let lock_unmoved = stamp.lock_state.is_some() && FileState::read(lock_path) == stamp.lock_state;
+    if !lock_unmoved && let Some(reason) = lock::stale_reason(lock_path, stamp.lock.as_deref()) {
         return Freshness::Stale(reason);
     }
     if stamp.sbom.is_none() || FileState::read(&beside.sbom) != stamp.sbom {

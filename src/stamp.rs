@@ -151,19 +151,6 @@ impl Stamp {
             .find_first(|(path, state)| FileState::read(path) != *state)
             .map(|(path, _)| format!("`{}` changed", path.display()))
     }
-
-    /// Why the lock at `path` is not the one this build left: judged by
-    /// its state when the stamp has one and it is unchanged (nothing is
-    /// read), else by its sha256 ([`crate::lock::stale_reason`]).
-    pub fn lock_stale_reason(&self, path: &Path) -> Option<String> {
-        if self.lock.is_some()
-            && self.lock_state.is_some()
-            && FileState::read(path) == self.lock_state
-        {
-            return None;
-        }
-        crate::lock::stale_reason(path, self.lock.as_deref())
-    }
 }
 
 /// What differs between two stamp keys (`name=value` words after the
