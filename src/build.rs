@@ -175,17 +175,11 @@ pub fn build(options: &Options) -> Result<Built> {
         .with_context(|| format!("planning `{}`", options.spec.display()))?;
     let inputs = input_states(&plan, &beside.out, &resolver);
     let known_digests = digest_cache::read(&beside.digests);
-    let computed = lock::compute(
-        &plan,
-        resolver.sysroot(),
-        options.image.as_deref(),
-        &known_digests,
-        options.packages.as_ref(),
-    )
-    .with_context(|| format!("computing the lock of `{}`", options.spec.display()))?;
+    let mut computed = compute_lock(options, &plan, &resolver, &known_digests)?;
     // `--locked` stops here, before anything is written, on any difference.
-    let update = check_lock(options, &lock_path, previous_lock.as_ref(), &computed, &beside)?;
-    let (lock_text, lock_digest) = lock_text(&computed.lock, previous_lock.as_ref(), options)?;
+    let update = check_lock(options, &lock_path, previous_lock.as_ref(), &mut computed, &beside)?;
+    let lock_text = computed.lock.render()?;
+    let (lock_digest, lock_state) = lock_digest(options, previous_lock.as_ref(), &lock_text);
     let portability = tree_portability(&plan, &resolver);
     check_cpu(&spec, &portability)?;
     let record = Record {
@@ -195,6 +189,7 @@ pub fn build(options: &Options) -> Result<Built> {
         inputs,
         known_digests: known_digests.into_iter().chain(computed.digests).collect(),
         lock_digest: lock_digest.clone(),
+        lock_state,
         sbom: sbom::Input {
             debs: options.packages.as_ref().map(sbom::debs_of).unwrap_or_default(),
             ..sbom::Input::new(&spec.name, options.epoch, computed.owners, resolver.sysroot())
@@ -202,8 +197,10 @@ pub fn build(options: &Options) -> Result<Built> {
     };
     let (manifest, mut warnings) = install_and_commit(options, &beside, &plan, record)?;
     warnings.splice(0..0, plan.warnings.iter().cloned());
+    // A tree of a multi-architecture spec leaves the lock to `multiarch`.
     if options.part.is_none() && previous_lock.is_none_or(|p| p.sha256 != lock_digest) {
-        lock::write(&lock_path, &lock_text)?;
+        let state = lock::write(&lock_path, &lock_text)?;
+        record_lock_state(&beside, state)?;
     }
     Ok(Built {
         up_to_date: false,
@@ -215,34 +212,55 @@ pub fn build(options: &Options) -> Result<Built> {
     })
 }
 
-/// The lock's text and the digest the stamp records: of the lock there
-/// is under `--locked` (which wrote nothing), else of the text.
-fn lock_text(
-    now: &lock::Lock,
-    previous: Option<&lock::OnDisk>,
+/// The lock of `plan`: its files pinned (a host lock), or the package set
+/// and the host inputs (a package lock).
+fn compute_lock(
     options: &Options,
-) -> Result<(String, String)> {
-    let text = now.render()?;
+    plan: &Plan,
+    resolver: &Resolver,
+    known_digests: &Digests,
+) -> Result<lock::Computed> {
+    lock::compute(
+        plan,
+        resolver.sysroot(),
+        options.image.as_deref(),
+        known_digests,
+        options.packages.as_ref(),
+    )
+    .with_context(|| format!("computing the lock of `{}`", options.spec.display()))
+}
+
+/// The sha256 of the lock the build leaves, and its state when the lock in
+/// place stays: the stamp records it, so that a no-op build need not read
+/// the lock (a lock written after the swap gets its state then).
+fn lock_digest(
+    options: &Options,
+    previous: Option<&lock::OnDisk>,
+    text: &str,
+) -> (String, Option<FileState>) {
     let digest = match (previous, options.locked) {
         (Some(previous), true) => previous.sha256.clone(),
         _ => crate::fsutil::sha256_hex(text.as_bytes()),
     };
-    Ok((text, digest))
+    let state = previous.filter(|p| p.sha256 == digest).and_then(|p| p.state.clone());
+    (digest, state)
 }
 
 /// The differences from the lock there was; with `--locked`, any of them
-/// (or no lock at all) is a [`lock::Mismatch`].
+/// (or no lock at all) is a [`lock::Mismatch`]. The trees' listings are
+/// dropped here: they only explain a changed tree, and are as long as it.
 fn check_lock(
     options: &Options,
     path: &Path,
     previous: Option<&lock::OnDisk>,
-    now: &lock::Computed,
+    now: &mut lock::Computed,
     beside: &Beside,
 ) -> Result<lock::Update> {
     let mut changes = previous.map(|p| lock::diff(&p.lock, &now.lock)).unwrap_or_default();
     if let Some(previous) = previous {
         tree_detail(&mut changes, previous, now, beside);
     }
+    now.tree_listings = BTreeMap::new();
     if options.locked && (previous.is_none() || !changes.is_empty()) {
         return Err(lock::Mismatch { lock: path.to_path_buf(), changes }.into());
     }
@@ -300,8 +318,11 @@ fn freshness(
     if let Some(reason) = stamp.stale_reason(key, specs, &beside.out) {
         return Freshness::Stale(reason);
     }
-    if let Some(reason) =
-        lock::stale_reason(lock_path, stamp.lock.as_deref(), options.part.as_deref())
+    // The lock is read only when its state moved from the one recorded.
+    let lock_unmoved = stamp.lock_state.is_some() && FileState::read(lock_path) == stamp.lock_state;
+    let part = options.part.as_deref();
+    if !lock_unmoved
+        && let Some(reason) = lock::stale_reason(lock_path, stamp.lock.as_deref(), part)
     {
         return Freshness::Stale(reason);
     }
@@ -342,17 +363,15 @@ fn open_sysroot(sysroot: &Path, spec: &Spec) -> Result<Resolver> {
 /// input even when a command lives beside it. The sysroot's dpkg status
 /// is one too: a package upgraded, removed or installed changes the lock
 /// and the SBOM.
-fn input_states(
-    plan: &Plan,
-    out: &Path,
-    resolver: &Resolver,
-) -> BTreeMap<PathBuf, Option<FileState>> {
+fn input_states(plan: &Plan, out: &Path, resolver: &Resolver) -> Vec<(PathBuf, Option<FileState>)> {
+    use rayon::prelude::*;
     let own = |p: &Path| p.starts_with(out) || Some(p) == out.parent();
-    let mut inputs: BTreeMap<PathBuf, Option<FileState>> =
-        plan.inputs.iter().filter(|p| !own(p)).map(|p| (p.clone(), FileState::read(p))).collect();
     let status = resolver.sysroot().host(Path::new(crate::dpkg::STATUS));
-    inputs.insert(status.clone(), FileState::read(&status));
-    inputs
+    let mut paths: Vec<&PathBuf> = plan.inputs.iter().filter(|p| !own(p)).collect();
+    paths.push(&status);
+    paths.par_sort_unstable();
+    paths.dedup();
+    paths.into_par_iter().map(|p| (p.clone(), FileState::read(p))).collect()
 }
 
 /// What the files beside the tree are made of, besides the tree itself.
@@ -360,11 +379,13 @@ struct Record {
     portability: Portability,
     key: StampKey,
     specs: BTreeMap<PathBuf, String>,
-    inputs: BTreeMap<PathBuf, Option<FileState>>,
+    inputs: Vec<(PathBuf, Option<FileState>)>,
     /// The digest cache with the digests the lock computed.
     known_digests: Digests,
     /// sha256 of the lock file the build leaves.
     lock_digest: String,
+    /// Its state, when the lock in place stays.
+    lock_state: Option<FileState>,
     sbom: sbom::Input,
 }
 
@@ -377,17 +398,20 @@ fn install_and_commit(
     plan: &Plan,
     mut record: Record,
 ) -> Result<(Manifest, Vec<String>)> {
-    let known_digests = std::mem::take(&mut record.known_digests);
+    // The digests go to the installer and come back afterwards: a copy of
+    // the map is one entry per file of the tree.
     let install_options = InstallOptions {
         epoch: options.epoch,
         link: options.link,
         progress: options.progress,
-        known_digests: known_digests.clone(),
+        known_digests: std::mem::take(&mut record.known_digests),
     };
     let out = &beside.out;
     let known_sha1s = sha1_cache::read(&beside.sha1s);
-    let mut staged = install::stage(plan, out, &install_options)
-        .with_context(|| format!("writing `{}`", out.display()))?;
+    let staged = install::stage(plan, out, &install_options)
+        .with_context(|| format!("writing `{}`", out.display()));
+    let known_digests = install_options.known_digests;
+    let mut staged = staged?;
     staged.manifest.portability = Some(record.portability.clone());
     sources_in_sysroot(&mut staged.manifest, options);
     let (previous, fresh_sha1s) = match swap_in_with_pending(beside, &staged, record, &known_sha1s)
@@ -427,9 +451,8 @@ fn swap_in_with_pending(
     known_sha1s: &sha1_cache::Sha1s,
 ) -> Result<(Option<PathBuf>, sha1_cache::Sha1s)> {
     let manifest_state = beside.write_pending_manifest(&staged.manifest)?;
-    let (sbom_bytes, sha1s) =
-        sbom::render(&record.sbom, &staged.manifest, &staged.path, known_sha1s)?;
-    let sbom_state = beside.write_pending_sbom(&sbom_bytes)?;
+    let (sbom, sha1s) = sbom::render(&record.sbom, &staged.manifest, &staged.path, known_sha1s)?;
+    let sbom_state = beside.write_pending_sbom(|w| sbom.write(w))?;
     let stamp = Stamp {
         key: RecordedKey::Fields(record.key),
         specs: record.specs,
@@ -437,6 +460,7 @@ fn swap_in_with_pending(
         outputs: crate::stamp::outputs(&staged.path, &staged.manifest),
         manifest: Some(manifest_state),
         lock: Some(record.lock_digest),
+        lock_state: record.lock_state,
         sbom: Some(sbom_state),
     };
     beside.write_pending_stamp(&stamp)?;
@@ -444,6 +468,17 @@ fn swap_in_with_pending(
     // since the first one.
     beside.claim()?;
     Ok((install::swap_in(&staged.path, &beside.out)?, sha1s))
+}
+
+/// Adds the state of the lock just written to the stamp in place, which
+/// the build committed before writing the lock (the lock is written only
+/// once the tree is in place). Interrupted before this, the stamp has no
+/// state, and the next build compares the lock's sha256 instead.
+fn record_lock_state(beside: &Beside, state: FileState) -> Result<()> {
+    let mut stamp = Stamp::read(&beside.stamp)
+        .with_context(|| format!("failed to read `{}`", beside.stamp.display()))?;
+    stamp.lock_state = Some(state);
+    crate::fsutil::write_side_file_with(&beside.stamp, |w| stamp.write_json(w))
 }
 
 /// Writes each source inside an image or package sysroot as its path there

@@ -25,6 +25,10 @@ impl SideFile for DigestFile {
     const NAME: &'static str = "digests.json";
     const WHAT: &'static str = "a digest cache";
     const PRETTY: bool = false;
+
+    fn recognise(bytes: &[u8]) -> bool {
+        crate::fsutil::is_json_map_of::<PathBuf, (FileState, String)>(bytes, |_, _| true)
+    }
 }
 
 /// The digest cache for outputs in the folder holding `out`.
@@ -40,9 +44,10 @@ pub fn read(path: &Path) -> Digests {
 /// Adds `fresh` to the cache on disk, dropping entries whose file is gone
 /// or changed, and writes it back atomically.
 pub fn update(path: &Path, mut known: Digests, fresh: Digests) -> Result<()> {
+    use rayon::prelude::*;
     known.extend(fresh);
-    let kept = known
-        .into_iter()
+    let kept: BTreeMap<PathBuf, (FileState, String)> = known
+        .into_par_iter()
         .filter(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
         .collect();
     side_file::write(path, &DigestFile(kept))

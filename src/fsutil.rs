@@ -11,6 +11,40 @@ use anyhow::{Context, Result};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use sha2::{Digest, Sha256};
 
+/// Whether `bytes` are one JSON map whose every entry reads as a `K` and a
+/// `V` that `accept` takes, looked at one entry at a time and none kept:
+/// recognising a side file of 60,000 entries this way costs no memory,
+/// where reading it into a map would build one only to drop it.
+pub fn is_json_map_of<K, V>(bytes: &[u8], accept: impl Fn(&K, &V) -> bool) -> bool
+where
+    K: serde::de::DeserializeOwned,
+    V: serde::de::DeserializeOwned,
+{
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    struct Entries<K, V, F>(F, std::marker::PhantomData<(K, V)>);
+    impl<'de, K, V, F> Visitor<'de> for Entries<K, V, F>
+    where
+        K: serde::de::DeserializeOwned,
+        V: serde::de::DeserializeOwned,
+        F: Fn(&K, &V) -> bool,
+    {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut all = true;
+            while let Some((k, v)) = map.next_entry::<K, V>()? {
+                all &= (self.0)(&k, &v);
+            }
+            Ok(all)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let accepted = de.deserialize_map(Entries(accept, std::marker::PhantomData));
+    accepted.is_ok_and(|all| all) && de.end().is_ok()
+}
+
 /// sha256 of some bytes, as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
@@ -96,6 +130,15 @@ pub fn side_file(out: &Path, suffix: &str) -> PathBuf {
 /// first when missing (only it: a path the user gives, such as a JUnit
 /// report's, never gets folders made for it).
 pub fn write_side_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_side_file_with(path, |w| Ok(w.write_all(bytes)?))
+}
+
+/// [`write_side_file`] with the bytes given by `write` as it makes them
+/// ([`write_atomically_with`]).
+pub fn write_side_file_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     let parent = parent_dir(path);
     if parent.file_name().is_some_and(|n| n == SIDE_DIR) {
         match std::fs::create_dir(parent) {
@@ -105,7 +148,7 @@ pub fn write_side_file(path: &Path, bytes: &[u8]) -> Result<()> {
             _ => {}
         }
     }
-    write_file_atomically(path, bytes)
+    write_atomically_with(path, write)
 }
 
 /// The folder holding `path` (`.` for a bare name).
@@ -136,9 +179,24 @@ pub fn user_temp_file(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFil
 /// a rename, so readers see the old or the new file, never half of one. The
 /// file gets [`USER_FILE_MODE`] under the umask.
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically_with(path, |w| Ok(w.write_all(bytes)?))
+}
+
+/// [`write_file_atomically`] with the bytes given by `write` as it makes
+/// them, through a buffer: a manifest or SBOM of a large tree is tens of
+/// megabytes that need not be held whole.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     let parent = parent_dir(path);
-    let mut tmp = user_temp_file(parent, ".tmp")?;
-    tmp.write_all(bytes).with_context(|| format!("failed to write `{}`", tmp.path().display()))?;
+    let tmp = user_temp_file(parent, ".tmp")?;
+    let mut buffered = std::io::BufWriter::with_capacity(1 << 16, tmp);
+    write(&mut buffered).with_context(|| format!("failed to write `{}`", path.display()))?;
+    let tmp = buffered
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("failed to write `{}`", path.display()))?;

@@ -423,20 +423,26 @@ pub struct OnDisk {
     pub lock: Lock,
     /// sha256 of the file's bytes.
     pub sha256: String,
+    /// The file's state, taken before its bytes were read: a change after
+    /// that moves the state away from the one a stamp records.
+    pub state: Option<crate::stamp::FileState>,
 }
 
 /// The lock at `path`: `None` when there is none; an [`output::Refusal`] when the
 /// file there is not a lock of this tool (the lock lives in the user's
 /// repository, so nothing else is ever replaced).
 pub fn read(path: &Path) -> Result<Option<OnDisk>> {
-    match output::check_file(path, "a lock file", recognise)? {
-        Found::Nothing | Found::EmptyDir => Ok(None),
-        Found::Ours => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("failed to read `{}`", path.display()))?;
-            let sha256 = fsutil::sha256_hex(&bytes);
-            Ok(Some(OnDisk { lock: Lock::parse(&bytes)?, sha256 }))
-        }
+    // The state is taken before the bytes are read (see `OnDisk::state`);
+    // the bytes that recognise the lock are the ones parsed and hashed.
+    let state = crate::stamp::FileState::read(path);
+    let mut parsed = None;
+    let found = output::check_file(path, "a lock file", |bytes| {
+        parsed = Lock::parse(bytes).ok().map(|lock| (lock, fsutil::sha256_hex(bytes)));
+        parsed.is_some()
+    })?;
+    match (found, parsed) {
+        (Found::Ours, Some((lock, sha256))) => Ok(Some(OnDisk { lock, sha256, state })),
+        _ => Ok(None),
     }
 }
 
@@ -448,7 +454,8 @@ pub fn read_part(path: &Path, part: Option<&str>) -> Result<Option<OnDisk>> {
     let Some(whole) = read(path)? else { return Ok(None) };
     let lock = whole.lock.part(arch);
     let sha256 = fsutil::sha256_hex(lock.render()?.as_bytes());
-    Ok(Some(OnDisk { lock, sha256 }))
+    // The file's state: unchanged, so is every part of it.
+    Ok(Some(OnDisk { lock, sha256, state: whole.state }))
 }
 
 /// Why a build the stamp calls fresh must still run for its lock: the lock
@@ -468,12 +475,14 @@ pub fn stale_reason(path: &Path, recorded: Option<&str>, part: Option<&str>) -> 
 }
 
 /// Writes the lock atomically, after checking again that the path holds
-/// nothing but a lock of this tool.
-pub fn write(path: &Path, text: &str) -> Result<()> {
+/// nothing but a lock of this tool; returns the state of the file written.
+pub fn write(path: &Path, text: &str) -> Result<crate::stamp::FileState> {
     output::check_file(path, "a lock file", recognise)?;
     // Meant to be committed and read by everyone, as a spec is: the
     // helper gives it the user's usual mode.
-    fsutil::write_file_atomically(path, text.as_bytes())
+    fsutil::write_file_atomically(path, text.as_bytes())?;
+    crate::stamp::FileState::read(path)
+        .with_context(|| format!("failed to inspect `{}`", path.display()))
 }
 
 /// A lock computed from a plan, with what was learnt on the way.

@@ -84,10 +84,15 @@ pub fn path_for(out: &Path) -> PathBuf {
 
 impl Manifest {
     pub fn to_json(&self) -> Result<String> {
-        let mut text =
-            serde_json::to_string_pretty(self).context("writing the manifest as JSON")?;
-        text.push('\n');
-        Ok(text)
+        let mut bytes = Vec::new();
+        self.write_json(&mut bytes)?;
+        String::from_utf8(bytes).context("writing the manifest as JSON")
+    }
+
+    /// The bytes of [`Manifest::to_json`], written as they are made.
+    pub fn write_json(&self, w: &mut dyn std::io::Write) -> Result<()> {
+        serde_json::to_writer_pretty(&mut *w, self).context("writing the manifest as JSON")?;
+        w.write_all(b"\n").context("writing the manifest as JSON")
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Manifest> {

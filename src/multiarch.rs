@@ -318,5 +318,5 @@ fn write_lock(
             path.display()
         );
     }
-    lock::write(path, &text)
+    lock::write(path, &text).map(|_| ())
 }

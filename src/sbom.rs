@@ -53,11 +53,40 @@ fn creator() -> String {
 
 /// Whether `bytes` are an SBOM this tool wrote.
 pub fn recognise(bytes: &[u8]) -> bool {
-    let Ok(value) = serde_json::from_slice::<Value>(bytes) else { return false };
-    value["spdxVersion"] == "SPDX-2.3"
-        && value["creationInfo"]["creators"].as_array().is_some_and(|c| {
-            c.iter().any(|c| c.as_str().is_some_and(|c| c.starts_with("Tool: rootfs-")))
-        })
+    // Only the fields looked at are kept; serde skips the rest (tens of
+    // thousands of files and relationships) without building them.
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        #[serde(rename = "spdxVersion")]
+        version: Value,
+        #[serde(rename = "creationInfo")]
+        creation: Creation,
+    }
+    #[derive(serde::Deserialize)]
+    struct Creation {
+        creators: Vec<Value>,
+    }
+    let Ok(shape) = serde_json::from_slice::<Shape>(bytes) else { return false };
+    shape.version == "SPDX-2.3"
+        && shape
+            .creation
+            .creators
+            .iter()
+            .any(|c| c.as_str().is_some_and(|c| c.starts_with("Tool: rootfs-")))
+}
+
+/// A writer that only hashes what it is given.
+struct DigestWriter(sha2::Sha256);
+
+impl std::io::Write for DigestWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.0, bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What the SBOM needs besides the manifest and the tree.
@@ -115,28 +144,45 @@ impl Input {
         sysroot: &Sysroot,
     ) -> Input {
         let names: BTreeSet<&str> = owners.values().map(|p| p.name.as_str()).collect();
-        let licenses =
-            names.into_iter().map(|n| (n.to_string(), copyright::declared(sysroot, n))).collect();
+        // Each package's copyright file is read and parsed on its own core.
+        let licenses = names
+            .into_par_iter()
+            .map(|n| (n.to_string(), copyright::declared(sysroot, n)))
+            .collect();
         Input { name: name.to_string(), epoch, owners, licenses, debs: BTreeMap::new() }
     }
 }
 
-/// The SBOM of the tree at `tree` (which `manifest` describes), as the
-/// bytes written to disk, and the SHA1 of each file content `known` did
-/// not have (by sha256: `sha1_cache.rs`).
+/// The SBOM of the tree at `tree` (which `manifest` describes), ready to
+/// be written ([`Rendered::write`]), and the SHA1 of each file content
+/// `known` did not have (by sha256: `sha1_cache.rs`).
 pub fn render(
     input: &Input,
     manifest: &Manifest,
     tree: &Path,
     known: &Sha1s,
-) -> Result<(Vec<u8>, Sha1s)> {
+) -> Result<(Rendered, Sha1s)> {
     let (mut document, fresh) = document(input, manifest, tree, known)?;
-    let digest = fsutil::sha256_hex(&serde_json::to_vec(&document)?);
-    document["documentNamespace"] =
-        json!(format!("https://rootfs.invalid/spdx/{}-{digest}", input.name));
-    let mut bytes = serde_json::to_vec_pretty(&document).context("writing the SBOM as JSON")?;
-    bytes.push(b'\n');
-    Ok((bytes, fresh))
+    // The compact form is hashed as it is written, never held: for a tree
+    // of 60,000 files it is tens of megabytes.
+    let mut hasher =
+        std::io::BufWriter::with_capacity(1 << 16, DigestWriter(sha2::Sha256::default()));
+    serde_json::to_writer(&mut hasher, &document)?;
+    let hasher = hasher.into_inner().map_err(|e| e.into_error())?;
+    let digest = fsutil::hex_digest(hasher.0);
+    document.namespace = format!("https://rootfs.invalid/spdx/{}-{digest}", input.name);
+    Ok((Rendered(document), fresh))
+}
+
+/// An SBOM rendered in memory as its typed document, not yet as bytes.
+pub struct Rendered(Document);
+
+impl Rendered {
+    /// The bytes written to disk: pretty JSON and a newline.
+    pub fn write(&self, w: &mut dyn std::io::Write) -> Result<()> {
+        serde_json::to_writer_pretty(&mut *w, &self.0).context("writing the SBOM as JSON")?;
+        w.write_all(b"\n").context("writing the SBOM as JSON")
+    }
 }
 
 /// One regular file of the tree.
@@ -178,46 +224,94 @@ fn tree_files(manifest: &Manifest, tree: &Path, known: &Sha1s) -> Result<(Vec<Tr
     Ok((files.into_iter().map(|(f, _)| f).collect(), fresh))
 }
 
+/// The document, typed where it is long (a file and a relationship per
+/// file of the tree) so that no `Value` is built per file. Each struct's
+/// fields are in the order `serde_json::Value` writes keys (sorted, bytes
+/// compared), which is the order the SBOM has always had.
+#[derive(serde::Serialize)]
+struct Document {
+    #[serde(rename = "SPDXID")]
+    id: &'static str,
+    #[serde(rename = "creationInfo")]
+    creation: Value,
+    #[serde(rename = "dataLicense")]
+    data_license: &'static str,
+    #[serde(rename = "documentNamespace")]
+    namespace: String,
+    files: Vec<FileRecord>,
+    #[serde(rename = "hasExtractedLicensingInfos")]
+    references: Vec<Value>,
+    name: String,
+    packages: Vec<Value>,
+    relationships: Vec<Relationship>,
+    #[serde(rename = "spdxVersion")]
+    version: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct FileRecord {
+    #[serde(rename = "SPDXID")]
+    id: String,
+    checksums: [Checksum; 2],
+    #[serde(rename = "fileName")]
+    name: String,
+}
+
+#[derive(serde::Serialize)]
+struct Checksum {
+    algorithm: &'static str,
+    #[serde(rename = "checksumValue")]
+    value: String,
+}
+
+#[derive(serde::Serialize)]
+struct Relationship {
+    #[serde(rename = "relatedSpdxElement")]
+    to: String,
+    #[serde(rename = "relationshipType")]
+    kind: &'static str,
+    #[serde(rename = "spdxElementId")]
+    from: String,
+}
+
 fn document(
     input: &Input,
     manifest: &Manifest,
     tree: &Path,
     known: &Sha1s,
-) -> Result<(Value, Sha1s)> {
+) -> Result<(Document, Sha1s)> {
     let (files, fresh) = tree_files(manifest, tree, known)?;
     let (packages, relationships, references) = packages(input, &files);
-    let files: Vec<Value> = files
-        .iter()
-        .map(|f| {
-            json!({
-                "SPDXID": file_id(&f.path),
-                "fileName": format!(".{}", f.path.display()),
-                "checksums": [
-                    { "algorithm": "SHA1", "checksumValue": f.sha1 },
-                    { "algorithm": "SHA256", "checksumValue": f.sha256 },
-                ],
-            })
+    let files: Vec<FileRecord> = files
+        .into_iter()
+        .map(|f| FileRecord {
+            id: file_id(&f.path),
+            checksums: [
+                Checksum { algorithm: "SHA1", value: f.sha1 },
+                Checksum { algorithm: "SHA256", value: f.sha256 },
+            ],
+            name: format!(".{}", f.path.display()),
         })
         .collect();
-    let document = json!({
-        "spdxVersion": "SPDX-2.3",
-        "dataLicense": "CC0-1.0",
-        "SPDXID": "SPDXRef-DOCUMENT",
-        "name": format!("rootfs-{}", input.name),
-        "documentNamespace": "",
-        "creationInfo": { "created": fsutil::rfc3339(input.epoch), "creators": [creator()] },
-        "packages": packages,
-        "files": files,
-        "relationships": relationships,
-        "hasExtractedLicensingInfos": references,
-    });
+    let document = Document {
+        id: "SPDXRef-DOCUMENT",
+        creation: json!({ "created": fsutil::rfc3339(input.epoch), "creators": [creator()] }),
+        data_license: "CC0-1.0",
+        namespace: String::new(),
+        files,
+        references,
+        name: format!("rootfs-{}", input.name),
+        packages,
+        relationships,
+        version: "SPDX-2.3",
+    };
     Ok((document, fresh))
 }
 
 /// The rootfs package and one package per Debian package owning a file,
 /// the relationships between them and to the files, and the license
 /// references their expressions use.
-fn packages(input: &Input, files: &[TreeFile]) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+fn packages(input: &Input, files: &[TreeFile]) -> (Vec<Value>, Vec<Relationship>, Vec<Value>) {
     let mut by_package: BTreeMap<&Package, Vec<&TreeFile>> = BTreeMap::new();
     for file in files {
         if let Some(package) = input.owners.get(&file.path) {
@@ -312,8 +406,8 @@ pub fn purl(package: &Package, distro: Option<&str>) -> String {
     format!("pkg:deb/debian/{}@{version}?arch={}{distro}", package.name, package.arch)
 }
 
-fn relationship(from: &str, kind: &str, to: &str) -> Value {
-    json!({ "spdxElementId": from, "relationshipType": kind, "relatedSpdxElement": to })
+fn relationship(from: &str, kind: &'static str, to: &str) -> Relationship {
+    Relationship { to: to.to_string(), kind, from: from.to_string() }
 }
 
 /// `SPDXRef-Package-NAME.ARCH`: Debian names are lowercase letters, digits
@@ -398,7 +492,9 @@ mod tests {
             debs: BTreeMap::from([("bash".to_string(), deb)]),
             ..Default::default()
         };
-        let (bytes, _) = render(&input, &manifest, tree.path(), &Sha1s::new()).unwrap();
+        let (rendered, _) = render(&input, &manifest, tree.path(), &Sha1s::new()).unwrap();
+        let mut bytes = Vec::new();
+        rendered.write(&mut bytes).unwrap();
         let document: Value = serde_json::from_slice(&bytes).unwrap();
         document["packages"]
             .as_array()

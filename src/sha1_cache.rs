@@ -31,6 +31,12 @@ impl SideFile for Sha1File {
     fn valid(&self) -> bool {
         self.0.iter().all(|(k, v)| is_hex(k, 64) && is_hex(v, 40))
     }
+
+    fn recognise(bytes: &[u8]) -> bool {
+        crate::fsutil::is_json_map_of::<String, String>(bytes, |k, v| {
+            is_hex(k, 64) && is_hex(v, 40)
+        })
+    }
 }
 
 /// The SHA1 cache for outputs in the folder holding `out`.

@@ -30,6 +30,14 @@ pub trait SideFile: Serialize + DeserializeOwned + Default {
     fn valid(&self) -> bool {
         true
     }
+
+    /// Whether `bytes` are a file of this type: by default, whether they
+    /// parse as one. A type of many entries checks them one at a time
+    /// without keeping them (`fsutil::is_json_map_of`), so recognising a
+    /// 60,000-entry cache costs no memory.
+    fn recognise(bytes: &[u8]) -> bool {
+        parse::<Self>(bytes).is_some()
+    }
 }
 
 /// The file of type `T` for outputs in the folder holding `out`.
@@ -59,7 +67,7 @@ pub fn parse<T: SideFile>(bytes: &[u8]) -> Option<T> {
 
 /// Whether `bytes` are a `T` of this tool.
 pub fn recognise<T: SideFile>(bytes: &[u8]) -> bool {
-    parse::<T>(bytes).is_some()
+    T::recognise(bytes)
 }
 
 /// The file at `path`; empty when it is missing, unreadable or not ours.

@@ -6,6 +6,12 @@
 //! loader cache or configuration, every path of the built tree (an edit
 //! inside it is a change too), and the tool itself.
 //!
+//! The inputs and outputs are kept as vectors sorted by path, written as
+//! JSON maps: a tree of 60,000 entries has two such lists, and building a
+//! `BTreeMap` of paths while reading them cost more than every `lstat` of
+//! the check (paths compare component by component). The check `lstat`s
+//! them on every core and still names the first change in path order.
+//!
 //! A state is compared by device, inode, mode, size and mtime, not ctime:
 //! ctime also moves when anyone makes or removes a hard link to a file
 //! (`--link hard` does), which would make every build look stale. A file
@@ -151,15 +157,22 @@ pub struct Stamp {
     pub key: RecordedKey,
     /// sha256 of each spec file read.
     pub specs: BTreeMap<PathBuf, String>,
-    /// State of each input (`None`: it did not exist).
-    pub inputs: BTreeMap<PathBuf, Option<FileState>>,
+    /// State of each input (`None`: it did not exist), sorted by path.
+    #[serde(with = "sorted_map")]
+    pub inputs: Vec<(PathBuf, Option<FileState>)>,
     /// State of every path of the output tree, relative to it (`""` is the
-    /// tree itself), as written.
-    pub outputs: BTreeMap<PathBuf, FileState>,
+    /// tree itself), as written, sorted by path.
+    #[serde(with = "sorted_map")]
+    pub outputs: Vec<(PathBuf, FileState)>,
     pub manifest: Option<FileState>,
     /// sha256 of the lock file as the build left it beside the spec.
     #[serde(default)]
     pub lock: Option<String>,
+    /// State of that lock file, so that a no-op build does not read it:
+    /// its sha256 is compared only when the state moved (`None` from a
+    /// build that did not record it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_state: Option<FileState>,
     /// State of the SBOM beside the tree.
     #[serde(default)]
     pub sbom: Option<FileState>,
@@ -180,10 +193,16 @@ impl Stamp {
         serde_json::to_vec(self).context("serialising the stamp")
     }
 
+    /// The bytes of [`Stamp::to_json`], written as they are made.
+    pub fn write_json(&self, w: &mut dyn std::io::Write) -> Result<()> {
+        serde_json::to_writer(w, self).context("serialising the stamp")
+    }
+
     /// Whether this stamp was written for the very tree folder now at `out`
     /// (same device and inode) and the manifest file now at `manifest`.
     pub fn describes(&self, out: &Path, manifest: &Path) -> bool {
-        let tree = self.outputs.get(Path::new(""));
+        let tree =
+            self.outputs.first().filter(|(rel, _)| rel.as_os_str().is_empty()).map(|(_, s)| s);
         let now = FileState::read(out);
         let tree_matches = matches!((tree, &now), (Some(a), Some(b)) if a.same_file(b));
         tree_matches && self.manifest.is_some() && FileState::read(manifest) == self.manifest
@@ -210,10 +229,11 @@ impl Stamp {
         if self.outputs.is_empty() {
             return Some(format!("`{}` was not recorded", out.display()));
         }
+        use rayon::prelude::*;
         if let Some((path, _)) = self
             .outputs
-            .iter()
-            .find(|(rel, state)| FileState::read(&out.join(rel)).as_ref() != Some(state))
+            .par_iter()
+            .find_first(|(rel, state)| FileState::read(&out.join(rel)).as_ref() != Some(state))
         {
             return Some(format!("`{}` changed", out.join(path).display()));
         }
@@ -221,8 +241,8 @@ impl Stamp {
             return Some("the manifest changed".to_string());
         }
         self.inputs
-            .iter()
-            .find(|(path, state)| FileState::read(path) != **state)
+            .par_iter()
+            .find_first(|(path, state)| FileState::read(path) != *state)
             .map(|(path, _)| format!("`{}` changed", path.display()))
     }
 }
@@ -241,14 +261,72 @@ fn spec_change(old: &BTreeMap<PathBuf, String>, new: &BTreeMap<PathBuf, String>)
         .map(|path| format!("`{}` is no longer read", path.display()))
 }
 
-/// The state of every path of the tree at `out`, from its manifest.
-pub fn outputs(out: &Path, manifest: &crate::manifest::Manifest) -> BTreeMap<PathBuf, FileState> {
+/// The state of every path of the tree at `out`, from its manifest,
+/// sorted by path.
+pub fn outputs(out: &Path, manifest: &crate::manifest::Manifest) -> Vec<(PathBuf, FileState)> {
+    use rayon::prelude::*;
     let root = std::iter::once(PathBuf::new());
     let paths =
         manifest.entries.iter().map(|e| e.path.strip_prefix("/").unwrap_or(&e.path).to_path_buf());
-    root.chain(paths)
+    let rels: Vec<PathBuf> = root.chain(paths).collect();
+    let mut states: Vec<(PathBuf, FileState)> = rels
+        .into_par_iter()
         .filter_map(|rel| FileState::read(&out.join(&rel)).map(|state| (rel, state)))
-        .collect()
+        .collect();
+    states.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    states.dedup_by(|a, b| a.0 == b.0);
+    states
+}
+
+/// A list of `(path, value)` sorted by path, as a JSON map: the bytes a
+/// `BTreeMap` gives, read back without building one.
+mod sorted_map {
+    use std::fmt;
+    use std::marker::PhantomData;
+    use std::path::PathBuf;
+
+    use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+    use serde::ser::{SerializeMap, Serializer};
+
+    pub fn serialize<S: Serializer, V: serde::Serialize>(
+        list: &[(PathBuf, V)],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(list.len()))?;
+        for (path, value) in list {
+            map.serialize_entry(path, value)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<(PathBuf, V)>, D::Error> {
+        deserializer.deserialize_map(ListVisitor(PhantomData))
+    }
+
+    struct ListVisitor<V>(PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for ListVisitor<V> {
+        type Value = Vec<(PathBuf, V)>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map from paths to states")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut list = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(entry) = map.next_entry::<PathBuf, V>()? {
+                list.push(entry);
+            }
+            // Written sorted; a hand-edited stamp is put back in order.
+            if !list.is_sorted_by(|a, b| a.0 < b.0) {
+                list.sort_by(|a, b| a.0.cmp(&b.0));
+                list.dedup_by(|a, b| a.0 == b.0);
+            }
+            Ok(list)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -107,10 +107,18 @@ impl Beside {
     /// Refuses, before anything is written, when the tree folder or any
     /// file beside it holds something this tool did not write.
     pub fn claim(&self) -> Result<(), Refusal> {
-        let is_manifest = |b: &[u8]| Manifest::parse(b).is_ok();
         let is_stamp = |b: &[u8]| serde_json::from_slice::<Stamp>(b).is_ok();
-        output::check_file(&self.manifest, "a manifest", is_manifest)?;
-        output::check_file(&pending(&self.manifest), "a manifest", is_manifest)?;
+        // Each manifest is read once: the one that recognises it is the one
+        // the tree is compared with.
+        let mut manifests = Vec::new();
+        for path in [&self.manifest, &pending(&self.manifest)] {
+            let mut parsed = None;
+            output::check_file(path, "a manifest", |b| {
+                parsed = Manifest::parse(b).ok();
+                parsed.is_some()
+            })?;
+            manifests.extend(parsed);
+        }
         output::check_file(&self.sbom, "an SBOM", crate::sbom::recognise)?;
         output::check_file(&pending(&self.sbom), "an SBOM", crate::sbom::recognise)?;
         output::check_file(&self.stamp, "a stamp", is_stamp)?;
@@ -120,10 +128,7 @@ impl Beside {
         // A tree of an earlier version is described by the manifest beside
         // it, where that version wrote it.
         let legacy = fsutil::sibling(&self.out, ".manifest.json");
-        let manifests: Vec<Manifest> = [&self.manifest, &pending(&self.manifest), &legacy]
-            .into_iter()
-            .filter_map(|path| Manifest::read(path).ok())
-            .collect();
+        manifests.extend(Manifest::read(&legacy).ok());
         let manifests: Vec<&Manifest> = manifests.iter().collect();
         output::check_tree(&self.out, &manifests)?;
         Ok(())
@@ -133,20 +138,23 @@ impl Beside {
     /// of the file, which the rename into place keeps.
     pub fn write_pending_manifest(&self, manifest: &Manifest) -> Result<FileState> {
         let path = pending(&self.manifest);
-        fsutil::write_side_file(&path, manifest.to_json()?.as_bytes())?;
+        fsutil::write_side_file_with(&path, |w| manifest.write_json(w))?;
         FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
     }
 
     /// Writes the SBOM of the staged tree as pending; returns the state of
     /// the file, which the rename into place keeps.
-    pub fn write_pending_sbom(&self, bytes: &[u8]) -> Result<FileState> {
+    pub fn write_pending_sbom(
+        &self,
+        write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
+    ) -> Result<FileState> {
         let path = pending(&self.sbom);
-        fsutil::write_side_file(&path, bytes)?;
+        fsutil::write_side_file_with(&path, write)?;
         FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
     }
 
     pub fn write_pending_stamp(&self, stamp: &Stamp) -> Result<()> {
-        fsutil::write_side_file(&pending(&self.stamp), &stamp.to_json()?)
+        fsutil::write_side_file_with(&pending(&self.stamp), |w| stamp.write_json(w))
     }
 
     /// Renames the pending manifest and SBOM, then the pending stamp, into

@@ -48,25 +48,25 @@ pub fn parse(text: &str) -> Declared {
     let paragraphs = paragraphs(text);
     let Some(header) = paragraphs.first() else { return Declared::default() };
     let machine_readable = header
-        .get("Format")
-        .is_some_and(|(format, _)| format.contains("copyright-format") || format.contains("dep5"));
+        .format
+        .is_some_and(|format| format.contains("copyright-format") || format.contains("dep5"));
     if !machine_readable {
         return Declared::default();
     }
     let texts: BTreeMap<String, String> = paragraphs
         .iter()
-        .filter(|p| !p.contains_key("Files"))
-        .filter_map(|p| p.get("License"))
+        .filter(|p| !p.files)
+        .filter_map(|p| p.license.as_ref())
         .filter(|(_, body)| !body.trim().is_empty())
         .map(|(name, body)| (name.to_lowercase(), body.clone()))
         .collect();
     let mut fields: Vec<&str> = paragraphs
         .iter()
-        .filter(|p| p.contains_key("Files"))
-        .filter_map(|p| p.get("License").map(|(first, _)| first.as_str()))
+        .filter(|p| p.files)
+        .filter_map(|p| p.license.as_ref().map(|(first, _)| *first))
         .collect();
     if fields.is_empty() {
-        fields.extend(header.get("License").map(|(first, _)| first.as_str()));
+        fields.extend(header.license.as_ref().map(|(first, _)| *first));
     }
     let mut declared = Declared::default();
     let mut terms = Vec::new();
@@ -90,32 +90,50 @@ pub fn parse(text: &str) -> Declared {
     declared
 }
 
-/// A paragraph: field name -> (first line, the continuation lines).
-type Paragraph = BTreeMap<String, (String, String)>;
+/// A paragraph, with only the fields the license needs: `Format`'s value,
+/// whether it has `Files`, and `License` (its first line and continuation
+/// lines). The other fields (`Copyright` holds thousands of lines in some
+/// packages) are skipped without being copied.
+#[derive(Default)]
+struct Paragraph<'a> {
+    /// Whether any field was seen: a paragraph of other fields still counts
+    /// (the first one is the header).
+    any: bool,
+    format: Option<&'a str>,
+    files: bool,
+    license: Option<(&'a str, String)>,
+}
 
-fn paragraphs(text: &str) -> Vec<Paragraph> {
+fn paragraphs(text: &str) -> Vec<Paragraph<'_>> {
     let mut out = Vec::new();
-    let mut current = Paragraph::new();
-    let mut last: Option<String> = None;
+    let mut current = Paragraph::default();
+    // Whether continuation lines belong to `License` (the last field seen).
+    let mut in_license = false;
     for line in text.lines() {
         if line.trim().is_empty() {
-            if !current.is_empty() {
+            if current.any {
                 out.push(std::mem::take(&mut current));
             }
-            last = None;
+            in_license = false;
         } else if line.starts_with([' ', '\t']) {
-            if let Some((_, body)) = last.as_ref().and_then(|k| current.get_mut(k)) {
+            if let Some((_, body)) = current.license.as_mut().filter(|_| in_license) {
                 let line = line.trim();
                 body.push_str(if line == "." { "" } else { line });
                 body.push('\n');
             }
         } else if let Some((key, value)) = line.split_once(':') {
-            let key = key.trim().to_string();
-            current.insert(key.clone(), (value.trim().to_string(), String::new()));
-            last = Some(key);
+            current.any = true;
+            let (key, value) = (key.trim(), value.trim());
+            in_license = key == "License";
+            match key {
+                "Format" => current.format = Some(value),
+                "Files" => current.files = true,
+                "License" => current.license = Some((value, String::new())),
+                _ => {}
+            }
         }
     }
-    if !current.is_empty() {
+    if current.any {
         out.push(current);
     }
     out

@@ -203,6 +203,52 @@ fn an_unchanged_build_stays_a_no_op_and_a_foreign_lock_is_never_replaced() {
     assert_eq!(std::fs::read(&lock).unwrap(), b"my notes\n");
 }
 
+/// A no-op build judges the lock by the state the stamp recorded, as it
+/// judges every input, and hashes it only when that state moved: a lock
+/// rewritten in place with its size and mtime kept goes unnoticed (as an
+/// input does), a lock touched with the same bytes is still fresh, and new
+/// bytes with a new mtime rebuild.
+#[test]
+fn a_no_op_build_reads_the_lock_only_when_its_state_moved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().join("sysroot");
+    sysroot_at(&sysroot, "2.36-1");
+    let spec = spec_in(&tmp.path().join("repo"), "name = \"s\"\ncommands = [\"bash\"]\n");
+    let lock = spec.with_extension("lock");
+    let mut options = Options::new(&spec, tmp.path().join("out"));
+    options.sysroot = sysroot;
+    build(&options).unwrap();
+    // Once with the lock just written, once with the lock kept as it was.
+    for force in [false, true] {
+        options.force = force;
+        build(&options).unwrap();
+        options.force = false;
+        let original = std::fs::read(&lock).unwrap();
+        let mtime = std::fs::metadata(&lock).unwrap().modified().unwrap();
+        let mut edited = original.clone();
+        let at = edited.iter().position(u8::is_ascii_lowercase).unwrap();
+        edited[at] = edited[at].to_ascii_uppercase();
+        let rewrite = |bytes: &[u8], time| {
+            let mut file = std::fs::OpenOptions::new().write(true).open(&lock).unwrap();
+            file.write_all(bytes).unwrap();
+            file.set_modified(time).unwrap();
+        };
+        rewrite(&edited, mtime);
+        let unread = build(&options).unwrap();
+        assert!(unread.up_to_date, "the lock was read: {:?}", unread.reason);
+        rewrite(&original, std::time::SystemTime::now() + std::time::Duration::from_secs(5));
+        let touched = build(&options).unwrap();
+        assert!(touched.up_to_date, "a touched lock: {:?}", touched.reason);
+    }
+    std::fs::OpenOptions::new().append(true).open(&lock).unwrap().write_all(b"# note\n").unwrap();
+    let rebuilt = build(&options).unwrap();
+    assert!(
+        rebuilt.reason.as_deref().is_some_and(|r| r.contains("changed")),
+        "{:?}",
+        rebuilt.reason
+    );
+}
+
 #[test]
 fn a_tree_is_pinned_by_one_digest_and_a_locked_refusal_names_its_changed_files() {
     let tmp = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@
 //! `target/bench/results.md`, ready for BENCHMARKS.md.
 //!
 //! `bench/build.rs` measures builds, `bench/export.rs` exports,
-//! `bench/smoke.rs` smoke runs, `bench/kernel.rs` kernel smoke runs, `bench/foreign.rs` the foreign smoke run and the multi-architecture export; `bench/timing.rs` is how each of them times
+//! `bench/smoke.rs` smoke runs, `bench/kernel.rs` kernel smoke runs, `bench/foreign.rs` the foreign smoke run and the multi-architecture export, `bench/trees.rs` builds of large `[[trees]]` at three sizes; `bench/timing.rs` is how each of them times
 //! a process, `bench/report.rs` writes the build section of the results.
 
 use std::fmt::Write as _;
@@ -26,6 +26,7 @@ mod kernel;
 mod report;
 mod smoke;
 mod timing;
+mod trees;
 
 /// Settings of one benchmark run.
 pub struct Options {
@@ -33,7 +34,7 @@ pub struct Options {
     pub runs: usize,
     /// Only the lists whose name contains this, or only the benchmark of
     /// this name (`export`, `smoke`, `kernel`, `debian`, `foreign-smoke`,
-    /// `multiarch-export`).
+    /// `multiarch-export`, `trees`).
     pub only: Option<String>,
     /// Skip the peers (classic recipe, lddtree, dracut-install, jk_cp).
     pub no_peers: bool,
@@ -85,6 +86,9 @@ pub fn run(options: &Options) -> Result<()> {
         report.push_str(&build::run(&exe, &work, &measured, options)?);
     }
     let all = lists.last().context("no list of all executables")?;
+    if options.runs_benchmark("trees") {
+        report.push_str(&trees::run(&exe, &work, options.runs)?);
+    }
     if options.runs_benchmark("export") {
         report.push_str(&export::run(&exe, &work, &all.programs, options.runs)?);
     }

@@ -38,7 +38,7 @@ pub struct Bench {
     pub runs: usize,
     /// Only the command lists whose name contains this (classic-9,
     /// coreutils-30, spread-100, all-N), or only one other benchmark
-    /// (export, smoke, kernel, debian, foreign-smoke, multiarch-export).
+    /// (export, smoke, kernel, debian, foreign-smoke, multiarch-export, trees).
     #[arg(long, value_name = "NAME")]
     pub only: Option<String>,
     /// Leave out the classic recipe, lddtree, dracut-install and jk_cp.

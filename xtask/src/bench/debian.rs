@@ -38,12 +38,14 @@ pub fn run(exe: &Path, work: &Path, runs: usize) -> Result<String> {
     let (_, debs) = debian::package_set::locked_or_resolved(&request, base, &options)?;
     let load_before = load()?;
     let (ours, floor) = unpacking(&dir, &debs, runs)?;
-    let in_memory = in_tmpfs(&debs, runs)?;
-    let noop = noop_rebuild(exe, &spec, &dir, runs)?;
-    let resolve = resolving(table, base, runs)?;
-    let mut out = String::from("\n## Package sysroots\n\n");
-    let _ = writeln!(
-        out,
+    let figures = Figures {
+        ours,
+        floor,
+        in_memory: in_tmpfs(&debs, runs)?,
+        noop: noop_rebuild(exe, &spec, &dir, runs)?,
+        resolve: resolving(table, base, runs)?,
+    };
+    let header = format!(
         "`{SPEC}`'s {} packages ({} MB of `.deb`s, already in the download cache), and `python3 git vim` resolved \
          against bookworm's `main` index, as `cargo xtask bench --only debian` runs them (the release binary; \
          medians of {runs} runs after one warm-up), load average {load_before} before and {} after.\n",
@@ -51,44 +53,64 @@ pub fn run(exe: &Path, work: &Path, runs: usize) -> Result<String> {
         deb_bytes(&debs)? / 1_000_000,
         load()?
     );
-    let _ = writeln!(out, "| measurement | median | target |\n|---|---|---|");
-    let _ = writeln!(
-        out,
-        "| floor: `dpkg-deb -x` of each `.deb`, one after another | {} (CPU {}) | |",
-        secs(floor.wall),
-        secs(floor.cpu)
-    );
-    let _ = writeln!(
-        out,
-        "| unpacking the set (`debian::unpack::prepare`: in parallel, merged-`/usr` links, dpkg database, scripts' effects) | {} ({:.2}x the floor; CPU {}, {:.2}x the floor's) | at most 0.5x |",
-        secs(ours.wall),
-        ours.wall.as_secs_f64() / floor.wall.as_secs_f64(),
-        secs(ours.cpu),
-        ours.cpu.as_secs_f64() / floor.cpu.as_secs_f64()
-    );
-    if let Some((ours, floor)) = in_memory {
+    Ok(figures.section(&header))
+}
+
+/// What the benchmark measured.
+struct Figures {
+    ours: Timing,
+    floor: Timing,
+    in_memory: Option<(Timing, Timing)>,
+    noop: Duration,
+    resolve: Duration,
+}
+
+impl Figures {
+    /// The results' section of BENCHMARKS.md, under `header`.
+    fn section(&self, header: &str) -> String {
+        let Figures { ours, floor, in_memory, noop, resolve } = self;
+        let (noop, resolve) = (*noop, *resolve);
+        let mut out = String::from("\n## Package sysroots\n\n");
+        let _ = writeln!(out, "{header}");
+        let _ = writeln!(out, "| measurement | median | target |\n|---|---|---|");
         let _ = writeln!(
             out,
-            "| the same two in a tmpfs (`/dev/shm`: no disk allocator): floor / ours | {} (CPU {}) / {} (CPU {}): {:.2}x, CPU {:.2}x | |",
+            "| floor: `dpkg-deb -x` of each `.deb`, one after another | {} (CPU {}) | |",
             secs(floor.wall),
-            secs(floor.cpu),
+            secs(floor.cpu)
+        );
+        let _ = writeln!(
+            out,
+            "| unpacking the set (`debian::unpack::prepare`: in parallel, merged-`/usr` links, dpkg database, scripts' effects) | {} ({:.2}x the floor; CPU {}, {:.2}x the floor's) | at most 0.5x |",
             secs(ours.wall),
-            secs(ours.cpu),
             ours.wall.as_secs_f64() / floor.wall.as_secs_f64(),
+            secs(ours.cpu),
             ours.cpu.as_secs_f64() / floor.cpu.as_secs_f64()
         );
+        if let Some((ours, floor)) = in_memory {
+            let _ = writeln!(
+                out,
+                "| the same two in a tmpfs (`/dev/shm`: no disk allocator): floor / ours | {} (CPU {}) / {} (CPU {}): {:.2}x, CPU {:.2}x | |",
+                secs(floor.wall),
+                secs(floor.cpu),
+                secs(ours.wall),
+                secs(ours.cpu),
+                ours.wall.as_secs_f64() / floor.wall.as_secs_f64(),
+                ours.cpu.as_secs_f64() / floor.cpu.as_secs_f64()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| no-op `rootfs build {SPEC} --locked` in `unshare --net` (no route) | {} | under 100 ms |",
+            millis(noop)
+        );
+        let _ = writeln!(
+            out,
+            "| resolving `python3 git vim` and their closure from the parsed index (`debian::resolve_from`) | {} | under 200 ms |",
+            millis(resolve)
+        );
+        out
     }
-    let _ = writeln!(
-        out,
-        "| no-op `rootfs build {SPEC} --locked` in `unshare --net` (no route) | {} | under 100 ms |",
-        millis(noop)
-    );
-    let _ = writeln!(
-        out,
-        "| resolving `python3 git vim` and their closure from the parsed index (`debian::resolve_from`) | {} | under 200 ms |",
-        millis(resolve)
-    );
-    Ok(out)
 }
 
 /// One side's median wall time and median CPU time (user + system, of

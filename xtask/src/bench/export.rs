@@ -121,7 +121,7 @@ fn time_rounds(
 
 /// The wall time of one run of `command`, which must succeed.
 fn time(command: &mut Command) -> Result<Duration> {
-    Ok(run_once(command, false)?.0)
+    Ok(run_once(command, false)?.wall)
 }
 
 /// Median, min and max, in seconds.

@@ -30,23 +30,25 @@ fn table(out: &mut String, row: &Row) {
     timing_table(out, row.ours.iter().chain(&row.peers));
 }
 
-/// A table of timed contenders: median, range and peak RSS, or why a
-/// contender has no figures.
+/// A table of timed contenders: median, range, CPU time (user + system,
+/// which holds when the machine is busy and wall time does not) and peak
+/// RSS, or why a contender has no figures.
 pub fn timing_table<'a>(
     out: &mut String,
     measured: impl Iterator<Item = &'a (&'static str, Measured)>,
 ) {
-    let _ = writeln!(out, "| what | median | min–max | peak RSS |\n|---|---|---|---|");
+    let _ = writeln!(out, "| what | median | min–max | CPU | peak RSS |\n|---|---|---|---|---|");
     for (label, m) in measured {
         let cells = match m {
             Ok(t) => format!(
-                "{:.3} s | {:.3}–{:.3} s | {:.0}",
+                "{:.3} s | {:.3}–{:.3} s | {:.3} s | {:.0}",
                 t.median.as_secs_f64(),
                 t.min.as_secs_f64(),
                 t.max.as_secs_f64(),
+                t.cpu.as_secs_f64(),
                 t.max_rss_kib as f64 / 1024.0
             ),
-            Err(e) => format!("({e}) | | "),
+            Err(e) => format!("({e}) | | | "),
         };
         let _ = writeln!(out, "| {label} | {cells} |");
     }

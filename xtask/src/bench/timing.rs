@@ -29,6 +29,8 @@ pub struct Contender<'a> {
     /// The tree it writes, to check afterwards which programs load in it.
     pub tree: Option<PathBuf>,
     times: Vec<Duration>,
+    /// User plus system time of each run.
+    cpu_times: Vec<Duration>,
     max_rss_kib: u64,
     error: Option<RunError>,
 }
@@ -49,6 +51,7 @@ impl<'a> Contender<'a> {
             allow_exit_1: false,
             tree: None,
             times: Vec::new(),
+            cpu_times: Vec::new(),
             max_rss_kib: 0,
             error: None,
         }
@@ -79,6 +82,7 @@ impl<'a> Contender<'a> {
         }
         let mut timing = Timing::of(&self.times).ok_or(RunError::NoRuns)?;
         timing.max_rss_kib = self.max_rss_kib;
+        timing.cpu = Timing::of(&self.cpu_times).map_or(Duration::ZERO, |t| t.median);
         Ok(timing)
     }
 }
@@ -90,6 +94,9 @@ pub struct Timing {
     pub min: Duration,
     pub max: Duration,
     pub max_rss_kib: u64,
+    /// The median of user plus system time: unlike wall time, it holds on
+    /// a machine busy with other work.
+    pub cpu: Duration,
 }
 
 impl Timing {
@@ -103,6 +110,7 @@ impl Timing {
             min: *sorted.first()?,
             max: *sorted.last()?,
             max_rss_kib: 0,
+            cpu: Duration::ZERO,
         })
     }
 }
@@ -148,9 +156,10 @@ pub fn round_robin(contenders: &mut [Contender]) {
         for c in contenders.iter_mut().filter(|c| round <= c.runs && c.error.is_none()) {
             (c.prepare)();
             match run_once(&mut (c.command)(), c.allow_exit_1) {
-                Ok((elapsed, rss)) if round > 0 => {
-                    c.times.push(elapsed);
-                    c.max_rss_kib = c.max_rss_kib.max(rss);
+                Ok(run) if round > 0 => {
+                    c.times.push(run.wall);
+                    c.cpu_times.push(run.cpu);
+                    c.max_rss_kib = c.max_rss_kib.max(run.max_rss_kib);
                 }
                 Ok(_) => {}
                 Err(e) => c.error = Some(e),
@@ -159,24 +168,39 @@ pub fn round_robin(contenders: &mut [Contender]) {
     }
 }
 
+/// What one run of a process took.
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    /// From spawn to reaping.
+    pub wall: Duration,
+    /// User plus system time.
+    pub cpu: Duration,
+    pub max_rss_kib: u64,
+}
+
 /// Runs a command once, its standard output discarded, and returns its
-/// wall time (from spawn to reaping) and peak RSS in KiB.
-pub fn run_once(c: &mut Command, allow_exit_1: bool) -> Result<(Duration, u64), RunError> {
+/// wall time (from spawn to reaping), CPU time and peak RSS in KiB.
+pub fn run_once(c: &mut Command, allow_exit_1: bool) -> Result<Run, RunError> {
     c.stdout(Stdio::null()).stderr(Stdio::piped());
     let started = Instant::now();
     let child = c.spawn().map_err(|e| RunError::Start(e.to_string()))?;
-    let (status, rss, stderr) = wait_with_rusage(child)?;
-    let elapsed = started.elapsed();
+    let (status, usage, stderr) = wait_with_rusage(child)?;
+    let wall = started.elapsed();
     if !(status.success() || allow_exit_1 && status.code() == Some(1)) {
         let last_line = stderr.lines().last().unwrap_or("").to_string();
         return Err(RunError::Failed { status, last_line });
     }
-    Ok((elapsed, rss))
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let cpu = time(usage.ru_utime) + time(usage.ru_stime);
+    Ok(Run { wall, cpu, max_rss_kib: usage.ru_maxrss as u64 })
 }
 
 /// Waits for a child with `wait4(2)` to get its resource usage; returns its
-/// status, its peak RSS (`ru_maxrss`, KiB) and its standard error.
-fn wait_with_rusage(mut child: std::process::Child) -> Result<(ExitStatus, u64, String), RunError> {
+/// status, its resource usage (peak RSS in KiB, CPU times) and its
+/// standard error.
+fn wait_with_rusage(
+    mut child: std::process::Child,
+) -> Result<(ExitStatus, libc::rusage, String), RunError> {
     use std::io::Read;
     let mut stderr = String::new();
     if let Some(mut pipe) = child.stderr.take() {
@@ -190,7 +214,7 @@ fn wait_with_rusage(mut child: std::process::Child) -> Result<(ExitStatus, u64, 
     if pid < 0 {
         return Err(RunError::Wait(std::io::Error::last_os_error().to_string()));
     }
-    Ok((ExitStatus::from_raw(status), usage.ru_maxrss as u64, stderr))
+    Ok((ExitStatus::from_raw(status), usage, stderr))
 }
 
 /// Syncs the disk and waits for it to go quiet: on a virtual disk with a
