@@ -1,5 +1,20 @@
 //! `rootfs build`: spec -> resolve -> plan -> install, skipped when the stamp says nothing changed.
 
+pub mod debian;
+pub mod digest_cache;
+pub mod dpkg;
+pub mod image_sysroot;
+pub mod install;
+pub mod lock;
+pub mod manifest;
+pub mod output;
+pub mod plan;
+pub mod sbom;
+pub mod sha1_cache;
+pub mod side_file;
+pub mod stamp;
+pub mod unpacked;
+
 mod beside;
 
 use std::collections::{BTreeMap, HashSet};
@@ -9,18 +24,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 pub use self::beside::Beside;
-use crate::digest_cache::{self, Digests};
-use crate::install::{self, InstallOptions, LinkMode};
-use crate::lock;
-use crate::manifest::Manifest;
-use crate::output;
-use crate::plan::{self, Plan};
-use crate::portability::Portability;
+use crate::resolve::portability::Portability;
 use crate::resolve::{self, Resolver};
-use crate::sbom;
-use crate::sha1_cache;
 use crate::spec::{self, Spec};
-use crate::stamp::{FileState, RecordedKey, Stamp, StampKey};
+use digest_cache::Digests;
+use install::{InstallOptions, LinkMode};
+use manifest::Manifest;
+use plan::Plan;
+use stamp::{FileState, RecordedKey, Stamp, StampKey};
 
 /// The timestamp given to every file when `SOURCE_DATE_EPOCH` is not set.
 pub const DEFAULT_EPOCH: i64 = 0;
@@ -46,11 +57,11 @@ pub struct Options {
     /// beside the spec (`--locked`).
     pub locked: bool,
     /// The digest of the image `sysroot` was unpacked from
-    /// ([`crate::image_sysroot::prepare`]), recorded in the lock.
+    /// ([`image_sysroot::prepare`]), recorded in the lock.
     pub image: Option<String>,
     /// The package set a package sysroot was made from
-    /// ([`crate::image_sysroot::Prepared::packages`]), recorded in the lock.
-    pub packages: Option<crate::lock::PackageSet>,
+    /// ([`image_sysroot::Prepared::packages`]), recorded in the lock.
+    pub packages: Option<lock::PackageSet>,
     /// Where the lock is read and written; `None`: beside the spec
     /// ([`lock::path_for`]). A build script puts it under `OUT_DIR`.
     pub lock: Option<PathBuf>,
@@ -366,7 +377,7 @@ fn open_sysroot(sysroot: &Path, spec: &Spec) -> Result<Resolver> {
 fn input_states(plan: &Plan, out: &Path, resolver: &Resolver) -> Vec<(PathBuf, Option<FileState>)> {
     use rayon::prelude::*;
     let own = |p: &Path| p.starts_with(out) || Some(p) == out.parent();
-    let status = resolver.sysroot().host(Path::new(crate::dpkg::STATUS));
+    let status = resolver.sysroot().host(Path::new(dpkg::STATUS));
     let mut paths: Vec<&PathBuf> = plan.inputs.iter().filter(|p| !own(p)).collect();
     paths.push(&status);
     paths.par_sort_unstable();
@@ -457,7 +468,7 @@ fn swap_in_with_pending(
         key: RecordedKey::Fields(record.key),
         specs: record.specs,
         inputs: record.inputs,
-        outputs: crate::stamp::outputs(&staged.path, &staged.manifest),
+        outputs: stamp::outputs(&staged.path, &staged.manifest),
         manifest: Some(manifest_state),
         lock: Some(record.lock_digest),
         lock_state: record.lock_state,
@@ -509,11 +520,11 @@ fn tree_portability(plan: &Plan, resolver: &Resolver) -> Portability {
             _ => None,
         })
         .collect();
-    let objects: Vec<(PathBuf, std::sync::Arc<crate::elf::Object>)> = files
+    let objects: Vec<(PathBuf, std::sync::Arc<crate::resolve::elf::Object>)> = files
         .par_iter()
         .filter_map(|(path, host)| Some(((*path).clone(), resolver.object_at_host(host)?)))
         .collect();
-    crate::portability::report(&objects)
+    crate::resolve::portability::report(&objects)
 }
 
 /// The objects that need more than the spec's `cpu` level: the loader
@@ -523,7 +534,7 @@ fn check_cpu(spec: &Spec, portability: &Portability) -> Result<()> {
     let Some(cap) = &spec.cpu else { return Ok(()) };
     let mut above = Vec::new();
     for (level, objects) in &portability.cpu_levels {
-        if crate::elf::IsaLevel::parse(level).is_some_and(|l| l > cap.value) {
+        if crate::resolve::elf::IsaLevel::parse(level).is_some_and(|l| l > cap.value) {
             above.extend(objects.iter().map(|o| format!("  {} needs {level}", o.display())));
         }
     }
@@ -571,6 +582,6 @@ fn stamp_key(options: &Options, spec: &Spec) -> Result<StampKey> {
         epoch: options.epoch,
         spec: spec.name.clone(),
         // The hwcaps subdirectories searched depend on the CPU.
-        cpu: crate::ldso::host_cpu(),
+        cpu: crate::resolve::ldso::host_cpu(),
     })
 }

@@ -33,9 +33,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::build::stamp::Stamp;
 use crate::build::{self, Beside, Built};
 use crate::export::{self, Format};
-use crate::stamp::Stamp;
 
 /// What to build from a build script.
 #[derive(Clone, Debug)]

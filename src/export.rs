@@ -5,7 +5,7 @@
 //! from the host. The bytes written depend only on the tree, the spec's
 //! `[image]` table, the epoch and the pinned compressors: two exports of the
 //! same tree are identical, whatever the machine's number of cores.
-//! Outputs are placed by `crate::output`'s rule (see `place`).
+//! Outputs are placed by `crate::build::output`'s rule (see `place`).
 
 mod archive;
 mod blobs;
@@ -217,7 +217,7 @@ struct Job<'a> {
 }
 
 /// Exports a built tree. Nothing is written when the output path holds
-/// something this tool did not write (an [`crate::output::Refusal`]).
+/// something this tool did not write (an [`crate::build::output::Refusal`]).
 pub fn export(built: &Built, options: &Options) -> Result<Exported> {
     let started = Instant::now();
     let compression = compression_of(options)?;
@@ -312,7 +312,7 @@ fn job<'a>(
 /// tree, the same as it reads of the exported image.
 pub fn run_config(
     spec: &crate::spec::Spec,
-    manifest: &crate::manifest::Manifest,
+    manifest: &crate::build::manifest::Manifest,
     tree: &Path,
 ) -> Result<serde_json::Value> {
     let process = process::Process::of_spec(spec, manifest)?;

@@ -1,9 +1,24 @@
 //! Build minimal, reproducible Linux root filesystems from a declarative spec.
 //!
-//! Data flows through the modules in this order: `spec` (what the user asks
-//! for) -> `resolve` (what the loader needs, using `elf`, `sysroot`, `ldso`,
-//! `ldcache`, `ldconf`) -> `plan` -> `install` -> `smoke` -> `report`.
-//! See ARCHITECTURE.md for the bird's-eye view.
+//! The modules are the stages data flows through, in this order:
+//! - [`spec`]: what the user asks for, every value checked and located in
+//!   its file;
+//! - [`resolve`]: what glibc's loader would open for a program, by reading
+//!   ELF files in a sysroot (the loader of each architecture emulated, never
+//!   run);
+//! - [`build`]: where the files come from (a directory, an image, Debian
+//!   packages), the plan, the tree written and swapped in, and the files
+//!   written beside it (manifest, stamp, lock, SBOM);
+//! - [`run`]: everything that runs a program in a tree (the sandbox, smoke
+//!   checks judged against the sysroot, the tracer and what it finds, the
+//!   dev environment);
+//! - [`export`]: the tree shipped as an image, an archive or a bundle.
+//!
+//! Two modules drive the stages for a caller: [`multiarch`] gives the
+//! trees a command works on (one per architecture of a spec that lists
+//! several, built from one lock, each smoked), and [`build_script`] is the
+//! whole flow for a crate's `build.rs`. [`fsutil`] holds file helpers every
+//! stage uses. See ARCHITECTURE.md for the bird's-eye view.
 //!
 //! # Use it from your project
 //!
@@ -26,8 +41,8 @@
 //!
 //! // Every command and check runs inside the tree, isolated, judged
 //! // against the same run on the host (it needs root or user namespaces).
-//! if rootfs::smoke::cannot_enter_reason().is_none() {
-//!     let smoked = rootfs::smoke::smoke_tree(&built, std::path::Path::new("/"))?;
+//! if rootfs::run::smoke::cannot_enter_reason().is_none() {
+//!     let smoked = rootfs::run::smoke::smoke_tree(&built, std::path::Path::new("/"))?;
 //!     assert_eq!(smoked.report.failed(), 0, "{}", smoked.report.table());
 //! }
 //!
@@ -44,41 +59,25 @@
 //! [`build_script::run`] builds under `OUT_DIR` and tells cargo every input,
 //! so `cargo build` reruns it exactly when one changes.
 
-pub mod arch;
-pub mod debian;
-pub mod deps;
-pub mod digest_cache;
-pub mod dpkg;
-pub mod elf;
-pub mod elsewhere;
+pub mod build;
+pub mod build_script;
 pub mod export;
-pub mod findings;
 pub mod fsutil;
-pub mod image_sysroot;
-pub mod ldcache;
-pub mod ldconf;
-pub mod ldso;
-pub mod lock;
-pub mod portability;
+pub mod multiarch;
 pub mod resolve;
-pub mod rootpath;
-pub mod sandbox;
-pub mod sbom;
-pub mod sha1_cache;
-pub mod side_file;
-pub mod sysroot;
-pub mod terminfo;
-pub mod unpacked;
+pub mod run;
+pub mod spec;
 
 /// The exit status for an error that reached the top: 2 for a usage or spec
 /// mistake, 127 or 126 for a command `run` could not start (as a shell
 /// says), 1 for anything else.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if let Some(not_started) = err.chain().find_map(|e| e.downcast_ref::<smoke::NotStarted>()) {
+    if let Some(not_started) = err.chain().find_map(|e| e.downcast_ref::<run::smoke::NotStarted>())
+    {
         return not_started.exit_code();
     }
     let usage = |e: &(dyn std::error::Error + 'static)| {
-        e.is::<UsageError>() || e.is::<spec::SpecError>() || e.is::<output::Refusal>()
+        e.is::<UsageError>() || e.is::<spec::SpecError>() || e.is::<build::output::Refusal>()
     };
     if err.chain().any(usage) { 2 } else { 1 }
 }
@@ -112,17 +111,3 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
-pub mod build;
-pub mod build_script;
-pub mod cpu_smoke;
-pub mod devenv;
-pub mod install;
-pub mod kernel_smoke;
-pub mod manifest;
-pub mod multiarch;
-pub mod output;
-pub mod plan;
-pub mod smoke;
-pub mod spec;
-pub mod stamp;
-pub mod trace;

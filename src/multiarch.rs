@@ -2,7 +2,7 @@
 //!
 //! Each tree is an ordinary build ([`crate::build::build`]) whose options
 //! name its architecture (`part`): it reads its own part of the lock
-//! ([`crate::lock::Lock::part`]) and compares it under `--locked` as a
+//! ([`crate::build::lock::Lock::part`]) and compares it under `--locked` as a
 //! single-architecture build compares its lock, and leaves the lock file
 //! alone. [`build()`] then writes the one lock: the host inputs once, and
 //! `[architectures.<arch>]` for each listed architecture.
@@ -13,11 +13,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use crate::UsageError;
+use crate::build::image_sysroot::SysrootSource;
+use crate::build::lock::{self, Lock};
+use crate::build::manifest::Manifest;
 use crate::build::{self, Built};
-use crate::image_sysroot::SysrootSource;
-use crate::lock::{self, Lock};
-use crate::manifest::Manifest;
-use crate::smoke::{self, Report, structure};
+use crate::run::smoke::{self, Report, structure};
 use crate::spec::Spec;
 
 /// Which trees of a multi-architecture spec a command works on.
@@ -64,8 +64,10 @@ pub fn parts(base: &build::Options, source: &SysrootSource, choice: Choice) -> R
         None => base.out_root.join(crate::spec::load(&base.spec)?.name),
     };
     for arch in chosen(&base.spec, &request.architecture, &parts.listed, choice)? {
-        let request =
-            crate::debian::DebianRequest { architecture: Some(arch.clone()), ..request.clone() };
+        let request = crate::build::debian::DebianRequest {
+            architecture: Some(arch.clone()),
+            ..request.clone()
+        };
         let one = SysrootSource::Debian { request, lock: lock.clone(), locked };
         let mut options = prepared(base, &one, &mut parts.notes)?;
         options.out = Some(part_out(&out, &arch));
@@ -92,7 +94,7 @@ fn chosen(
         ))
         .into()),
         None if choice == Choice::One => {
-            let host = crate::arch::Arch::host().map(|a| a.debian.to_string());
+            let host = crate::resolve::arch::Arch::host().map(|a| a.debian.to_string());
             Ok(vec![host.filter(|h| listed.contains(h)).unwrap_or_else(|| listed[0].clone())])
         }
         None => Ok(listed.to_vec()),
@@ -106,7 +108,7 @@ fn prepared(
     source: &SysrootSource,
     notes: &mut Vec<String>,
 ) -> Result<build::Options> {
-    let prepared = crate::image_sysroot::prepare(source, &base.out_root.join(".sysroots"))
+    let prepared = crate::build::image_sysroot::prepare(source, &base.out_root.join(".sysroots"))
         .with_context(|| format!("preparing the sysroot `{source}`"))?;
     notes.extend(prepared.notes);
     Ok(build::Options {
@@ -168,7 +170,7 @@ pub struct SmokeOptions {
     /// Structure test files given on the command line (the spec's own are
     /// added per tree).
     pub structure_tests: Vec<Arc<structure::StructureTests>>,
-    pub cpus: Vec<crate::elf::IsaLevel>,
+    pub cpus: Vec<crate::resolve::elf::IsaLevel>,
     pub kernels: Vec<crate::spec::KernelSource>,
     /// The program booted as init under another kernel.
     pub agent: PathBuf,
@@ -184,7 +186,7 @@ pub struct Smoked {
     pub notes: Vec<String>,
     pub report: Report,
     /// The runs on other CPU levels and kernels.
-    pub others: Vec<crate::elsewhere::Elsewhere>,
+    pub others: Vec<crate::run::elsewhere::Elsewhere>,
 }
 
 impl Smoked {
@@ -237,7 +239,7 @@ fn smoke_tree(tree: &Tree, multi: bool, options: &SmokeOptions) -> Result<Smoked
     }
     let mut kernels: Vec<_> = spec.smoke.kernels.iter().map(|k| k.value.clone()).collect();
     kernels.extend(options.kernels.iter().cloned());
-    let others = crate::elsewhere::run(out, &checks, &run, &cpus, &kernels, &options.agent)?;
+    let others = crate::run::elsewhere::run(out, &checks, &run, &cpus, &kernels, &options.agent)?;
     let mut notes: Vec<String> = note.into_iter().collect();
     notes.extend(report.notes.iter().cloned());
     Ok(Smoked {

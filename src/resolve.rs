@@ -32,6 +32,16 @@
 //! dynamic string tokens in `dst.rs`, the declared `dlopen` libraries in
 //! `dlopen.rs`, and the output of `deps` in `text.rs`.
 
+pub mod arch;
+pub mod deps;
+pub mod elf;
+pub mod ldcache;
+pub mod ldconf;
+pub mod ldso;
+pub mod portability;
+pub mod rootpath;
+pub mod sysroot;
+
 mod closure;
 mod dlopen;
 mod dst;
@@ -56,9 +66,9 @@ pub use self::dlopen::{DlopenLevel, UnknownDlopenLevel};
 pub use self::dst::{expand_dst, expand_path_list};
 use self::search::{Found, Search};
 pub use self::text::{render_json, render_tree};
-use crate::elf::{self, FileKind, Ident, Object, Shebang};
-use crate::ldso::{CacheSource, LoaderConfig};
-use crate::sysroot::{Located, Sysroot};
+use elf::{FileKind, Ident, Object, Shebang};
+use ldso::{CacheSource, LoaderConfig};
+use sysroot::{Located, Sysroot};
 
 /// `PATH` used to find the program of `#!/usr/bin/env NAME` and commands
 /// named without a slash: the default `PATH` of a login shell on Debian.
@@ -90,7 +100,7 @@ pub struct Options {
     pub dlopen: DlopenLevel,
     /// Resolve as on a CPU of at most this x86-64 level (the spec's `cpu`),
     /// rather than as on this machine's CPU.
-    pub cpu: Option<crate::elf::IsaLevel>,
+    pub cpu: Option<elf::IsaLevel>,
 }
 
 impl Default for Options {

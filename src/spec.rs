@@ -17,6 +17,8 @@ mod shell;
 pub mod structure;
 mod sysroot;
 
+pub use sysroot::DebianRequest;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -216,7 +218,7 @@ pub struct Smoke {
     /// container-structure-test files (`structure_tests`), read and checked.
     pub structure_tests: Vec<Item<Arc<structure::StructureTests>>>,
     /// CPU levels every check runs on again, under an emulator.
-    pub cpus: Vec<Item<crate::elf::IsaLevel>>,
+    pub cpus: Vec<Item<crate::resolve::elf::IsaLevel>>,
     /// Kernels every check runs under again, in a virtual machine.
     pub kernels: Vec<Item<KernelSource>>,
 }
@@ -241,7 +243,7 @@ pub struct Spec {
     pub dlopen: DlopenLevel,
     /// The oldest x86-64 CPU level the tree must run on: variants above it
     /// are left out, and an object that needs more fails the build.
-    pub cpu: Option<Item<crate::elf::IsaLevel>>,
+    pub cpu: Option<Item<crate::resolve::elf::IsaLevel>>,
     pub keep_setuid: bool,
     pub smoke: Smoke,
     /// How exports present the tree as a container image.
@@ -251,7 +253,7 @@ pub struct Spec {
     /// `[sysroot.debian]`: take programs and libraries from these Debian
     /// packages instead of the host (a `keyring` already joined to its
     /// spec's folder).
-    pub debian: Option<Item<crate::debian::DebianRequest>>,
+    pub debian: Option<Item<DebianRequest>>,
     /// `debian_packages`: the Debian packages that provide what the spec
     /// and its includes copy, merged, repeats dropped. Added to a package
     /// sysroot's `packages`; ignored for any other sysroot.

@@ -21,13 +21,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::digest_cache::DigestFile;
+use crate::build::digest_cache::DigestFile;
+use crate::build::manifest::{self, Manifest};
+use crate::build::output::{self, Refusal};
+use crate::build::sha1_cache::Sha1File;
+use crate::build::side_file;
+use crate::build::stamp::{self, FileState, Stamp};
 use crate::fsutil;
-use crate::manifest::{self, Manifest};
-use crate::output::{self, Refusal};
-use crate::sha1_cache::Sha1File;
-use crate::side_file;
-use crate::stamp::{self, FileState, Stamp};
 
 /// The paths of a tree and of the files beside it.
 #[derive(Clone, Debug)]
@@ -57,7 +57,7 @@ impl LegacyKind {
     fn recognise(self, bytes: &[u8]) -> bool {
         match self {
             LegacyKind::Manifest => Manifest::parse(bytes).is_ok(),
-            LegacyKind::Sbom => crate::sbom::recognise(bytes),
+            LegacyKind::Sbom => crate::build::sbom::recognise(bytes),
             LegacyKind::Stamp => serde_json::from_slice::<Stamp>(bytes).is_ok(),
             LegacyKind::Digests => side_file::recognise::<DigestFile>(bytes),
             LegacyKind::Sha1s => side_file::recognise::<Sha1File>(bytes),
@@ -74,10 +74,10 @@ impl Beside {
         Beside {
             out: out.to_path_buf(),
             manifest: manifest::path_for(out),
-            sbom: crate::sbom::path_for(out),
+            sbom: crate::build::sbom::path_for(out),
             stamp: stamp::path_for(out),
-            digests: crate::digest_cache::path_for(out),
-            sha1s: crate::sha1_cache::path_for(out),
+            digests: crate::build::digest_cache::path_for(out),
+            sha1s: crate::build::sha1_cache::path_for(out),
         }
     }
 
@@ -119,8 +119,8 @@ impl Beside {
             })?;
             manifests.extend(parsed);
         }
-        output::check_file(&self.sbom, "an SBOM", crate::sbom::recognise)?;
-        output::check_file(&pending(&self.sbom), "an SBOM", crate::sbom::recognise)?;
+        output::check_file(&self.sbom, "an SBOM", crate::build::sbom::recognise)?;
+        output::check_file(&pending(&self.sbom), "an SBOM", crate::build::sbom::recognise)?;
         output::check_file(&self.stamp, "a stamp", is_stamp)?;
         output::check_file(&pending(&self.stamp), "a stamp", is_stamp)?;
         output::check_side_file::<DigestFile>(&self.digests)?;

@@ -19,8 +19,8 @@ use super::compress::{Compression, Encoder};
 use super::digest::{Digested, Hashing};
 use super::tar;
 use super::tree::{Kind, Tree};
-use crate::output;
-use crate::side_file::{self, SideFile};
+use crate::build::output;
+use crate::build::side_file::{self, SideFile};
 
 /// Bumped when the tar writer's output changes.
 const FORMAT: u32 = 1;

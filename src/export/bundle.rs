@@ -9,9 +9,9 @@ use serde::Serialize;
 use super::process::Process;
 use super::tree::{Kind, Tree};
 use super::{Exported, Job, place};
-use crate::install::{self, InstallOptions, LinkMode};
-use crate::plan::{self, EntryKind, Plan};
-use crate::stamp::FileState;
+use crate::build::install::{self, InstallOptions, LinkMode};
+use crate::build::plan::{self, EntryKind, Plan};
+use crate::build::stamp::FileState;
 
 /// The runtime-spec version `runc spec` 1.1 writes.
 const OCI_VERSION: &str = "1.0.2-dev";

@@ -42,7 +42,7 @@ pub(super) fn write(mut job: Job) -> Result<Exported> {
 fn check_init(job: &Job) -> Result<()> {
     let spec = &job.built.spec;
     let help = "add a [[files]] entry with dest = \"/init\" and mode = \"0755\" (a script or a static program), or a [[symlinks]] entry from /init to a command";
-    let sysroot = crate::sysroot::Sysroot::new(&job.tree.root);
+    let sysroot = crate::resolve::sysroot::Sysroot::new(&job.tree.root);
     let real = sysroot.locate(Path::new("/init")).map(|l| l.real);
     let entry = real.ok().and_then(|real| job.tree.find(&real)).map(|i| &job.tree.entries[i]);
     match entry {

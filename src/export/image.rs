@@ -10,7 +10,7 @@ use super::digest::Digested;
 use super::layers::{self, Layer};
 use super::platform::{self, Platform};
 use super::process::Process;
-use crate::portability::Portability;
+use crate::resolve::portability::Portability;
 
 pub struct ImagePlan {
     pub platform: Platform,

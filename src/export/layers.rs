@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::tree::{Kind, Tree};
-use crate::manifest::CommandEntry;
+use crate::build::manifest::CommandEntry;
 use crate::resolve::{self, Closure, Resolver};
 
 /// One layer: entries of the tree, and what it holds.

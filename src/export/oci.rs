@@ -95,9 +95,9 @@ impl Artifact {
         let manifest = Manifest {
             schema_version: 2,
             media_type: MANIFEST,
-            artifact_type: Some(crate::sbom::MEDIA_TYPE),
+            artifact_type: Some(crate::build::sbom::MEDIA_TYPE),
             config: Descriptor::of(EMPTY, &Digested::of(EMPTY_CONFIG)),
-            layers: vec![Descriptor::of(crate::sbom::MEDIA_TYPE, &Digested::of(&sbom))],
+            layers: vec![Descriptor::of(crate::build::sbom::MEDIA_TYPE, &Digested::of(&sbom))],
             subject: Some(Descriptor::of(MANIFEST, &Digested::of(image_manifest))),
             annotations: BTreeMap::new(),
         };
@@ -144,7 +144,7 @@ impl Image {
         let manifest =
             serde_json::to_vec(&manifest).context("writing the image manifest as JSON")?;
         // The SBOM of the build, when it has one, goes along.
-        let sbom = std::fs::read(crate::sbom::path_for(&job.built.out)).ok();
+        let sbom = std::fs::read(crate::build::sbom::path_for(&job.built.out)).ok();
         let artifact = sbom.map(|bytes| Artifact::new(bytes, &manifest)).transpose()?;
         Ok(Image { config, manifest, platform: plan.platform, artifact })
     }
@@ -164,7 +164,7 @@ impl Image {
     fn artifact_entry(&self) -> Option<Descriptor> {
         self.artifact.as_ref().map(|artifact| {
             let mut descriptor = Descriptor::of(MANIFEST, &Digested::of(&artifact.manifest));
-            descriptor.artifact_type = Some(crate::sbom::MEDIA_TYPE);
+            descriptor.artifact_type = Some(crate::build::sbom::MEDIA_TYPE);
             descriptor
         })
     }

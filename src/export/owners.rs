@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::resolve::sysroot::Sysroot;
 use crate::spec::Spec;
-use crate::sysroot::Sysroot;
 
 /// The owners of a tree's paths.
 #[derive(Clone, Debug, Default)]

@@ -1,12 +1,12 @@
-//! Where an export lands, by the one rule of [`crate::output`]: refuse a path this tool did not write, write the new output beside it, rename it into place, and record it in the folder's ledger.
+//! Where an export lands, by the one rule of [`crate::build::output`]: refuse a path this tool did not write, write the new output beside it, rename it into place, and record it in the folder's ledger.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use super::digest::Digested;
-use crate::output::{self, Found, Refusal};
-use crate::{fsutil, install};
+use crate::build::output::{self, Found, Refusal};
+use crate::{build::install, fsutil};
 
 /// Whether `path` may receive an export of the tree at `tree`: not a place
 /// the guard refuses, not the tree or anything in it, and nothing there,

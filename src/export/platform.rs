@@ -9,9 +9,9 @@ use goblin::elf::header::{
     EM_S390, EM_X86_64,
 };
 
-use crate::elf::{self, Ident};
-use crate::manifest::CommandEntry;
-use crate::sysroot::Sysroot;
+use crate::build::manifest::CommandEntry;
+use crate::resolve::elf::{self, Ident};
+use crate::resolve::sysroot::Sysroot;
 
 /// What runs the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub fn of_ident(ident: Ident) -> Option<Platform> {
         EM_X86_64 if wide => ("amd64", None),
         EM_386 => ("386", None),
         EM_AARCH64 if wide => ("arm64", Some("v8")),
-        // Debian's one glibc port to 32-bit ARM in `crate::arch` is armhf,
+        // Debian's one glibc port to 32-bit ARM in `crate::resolve::arch` is armhf,
         // which needs ARMv7 (as containerd's `linux/arm/v7`).
         EM_ARM => ("arm", Some("v7")),
         EM_PPC64 if little => ("ppc64le", None),
@@ -51,8 +51,8 @@ pub fn of_ident(ident: Ident) -> Option<Platform> {
 /// The OCI `variant` of an amd64 image whose objects need `level`: `v2`,
 /// `v3` or `v4` as containerd and podman read it. The baseline is left
 /// unnamed, as containerd normalises `v1` away.
-pub fn amd64_variant(level: crate::elf::IsaLevel) -> Option<&'static str> {
-    use crate::elf::IsaLevel;
+pub fn amd64_variant(level: crate::resolve::elf::IsaLevel) -> Option<&'static str> {
+    use crate::resolve::elf::IsaLevel;
     match level {
         IsaLevel::V1 => None,
         IsaLevel::V2 => Some("v2"),

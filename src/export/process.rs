@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::manifest::Manifest;
+use crate::build::manifest::Manifest;
 use crate::spec::{Spec, SpecError};
 
 /// Where the command of an image whose `[image]` names none comes from.

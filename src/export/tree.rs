@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::owners::Owners;
-use crate::manifest::{EntryType, Manifest};
+use crate::build::manifest::{EntryType, Manifest};
 
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use super::versions::VersionMiss;
-use crate::elf::{DlopenEntry, DlopenPriority, Ident};
-use crate::sysroot::Located;
+use crate::resolve::elf::{DlopenEntry, DlopenPriority, Ident};
+use crate::resolve::sysroot::Located;
 
 /// Why a file is in a closure.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -24,7 +24,7 @@ use std::str::FromStr;
 
 use super::search::Search;
 use super::{Process, Reason, Resolver, Skip, SkippedDlopen, expand_name};
-use crate::elf::{DlopenEntry, DlopenPriority};
+use crate::resolve::elf::{DlopenEntry, DlopenPriority};
 
 /// Which declared libraries a resolution loads: those of this priority and
 /// above. [`Options::dlopen`](super::Options) defaults to `Recommended`.

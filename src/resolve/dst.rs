@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ldso::LoaderConfig;
+use crate::resolve::ldso::LoaderConfig;
 
 /// The tokens `_dl_dst_substitute` in glibc's `elf/dl-load.c` knows.
 const TOKENS: [&str; 3] = ["ORIGIN", "PLATFORM", "LIB"];

@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use super::dst::expand_path_list;
 use super::{Map, Process, Resolver, Via};
-use crate::elf::{self, FileKind, Ident, Object};
-use crate::ldso::CacheSource;
-use crate::sysroot::Located;
+use crate::resolve::elf::{self, FileKind, Ident, Object};
+use crate::resolve::ldso::CacheSource;
+use crate::resolve::sysroot::Located;
 
 /// The steps of the search for a name without a slash, in `ld.so(8)`'s order.
 const ORDER: [Via; 5] = [Via::Rpath, Via::LibraryPath, Via::Runpath, Via::Cache, Via::Default];
@@ -178,7 +178,7 @@ impl Resolver {
     /// directories `ld.so.conf` lists.
     fn cache_places(
         &self,
-        config: &crate::ldso::LoaderConfig,
+        config: &crate::resolve::ldso::LoaderConfig,
         name: &str,
         nodeflib: bool,
     ) -> Vec<Place> {

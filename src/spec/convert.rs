@@ -53,7 +53,7 @@ pub(super) fn merge(
     }
     if let Some(cpu) = raw.cpu {
         let at = here.at(cpu.span());
-        let value = crate::elf::IsaLevel::parse(cpu.get_ref()).ok_or_else(|| {
+        let value = crate::resolve::elf::IsaLevel::parse(cpu.get_ref()).ok_or_else(|| {
             SpecError::at(&at, format!("invalid cpu level `{}`", cpu.get_ref()))
                 .help("use \"x86-64-v1\", \"x86-64-v2\", \"x86-64-v3\" or \"x86-64-v4\"")
         })?;
@@ -289,7 +289,7 @@ fn smoke(spec: &mut Spec, raw: RawSmoke, here: &Here) -> Result<(), SpecError> {
     }
     for cpu in raw.cpus {
         let at = here.at(cpu.span());
-        let value = crate::elf::IsaLevel::parse(cpu.get_ref()).ok_or_else(|| {
+        let value = crate::resolve::elf::IsaLevel::parse(cpu.get_ref()).ok_or_else(|| {
             SpecError::at(&at, format!("invalid cpu level `{}`", cpu.get_ref()))
                 .help("use \"x86-64-v1\", \"x86-64-v2\" or \"x86-64-v3\"")
         })?;

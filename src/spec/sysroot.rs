@@ -9,12 +9,42 @@
 //! `packages` and any other sysroot ignores. A relative `keyring` is taken relative to the file that names it.
 
 use std::ops::Range;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Here, Item, Location, SpecError};
-use crate::debian::DebianRequest;
+
+/// What a spec (or the command line) asks for; every `None` or empty
+/// field takes its default in `resolve` of `build/debian/source.rs`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DebianRequest {
+    /// The main suite, e.g. `bookworm`.
+    pub suite: String,
+    /// A Debian architecture name; default: this machine's.
+    pub architecture: Option<String>,
+    /// A multi-architecture spec's architectures (`architectures = [...]`),
+    /// in the spec's order; empty for a single-architecture spec. The
+    /// request of one of its trees (made by `multiarch.rs`) keeps the
+    /// list and sets `architecture` to its own.
+    pub architectures: Vec<String>,
+    /// The packages to install, with their dependency closure.
+    pub packages: Vec<String>,
+    /// The mirror's base URL (the folder holding `dists/` and `pool/`);
+    /// default: from the apt sources.
+    pub mirror: Option<String>,
+    /// Default: `main`.
+    pub components: Vec<String>,
+    /// A keyring file, armored or binary; default: Debian's archive keyring.
+    pub keyring: Option<PathBuf>,
+    /// Further suites searched along with the main one, e.g.
+    /// `bookworm-updates`, `bookworm-security`.
+    pub extra_suites: Vec<String>,
+    /// Whether the mirror is a snapshot, whose `Valid-Until` has passed by
+    /// design and is not enforced.
+    pub snapshot: bool,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,13 +164,13 @@ fn merge_architectures(
     Ok(())
 }
 
-/// A name of `crate::arch::ALL`, the architectures a tree can be built
+/// A name of `crate::resolve::arch::ALL`, the architectures a tree can be built
 /// for: a list is checked here, where its entry can be pointed at.
 fn known_arch(name: String, at: &Location) -> Result<String, SpecError> {
-    if crate::arch::Arch::by_debian_name(&name).is_some() {
+    if crate::resolve::arch::Arch::by_debian_name(&name).is_some() {
         return Ok(name);
     }
-    let known: Vec<&str> = crate::arch::ALL.iter().map(|a| a.debian).collect();
+    let known: Vec<&str> = crate::resolve::arch::ALL.iter().map(|a| a.debian).collect();
     Err(SpecError::at(at, format!("`{name}` is not an architecture this tool builds"))
         .help(format!("use one of {}", known.join(", "))))
 }

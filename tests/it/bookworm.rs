@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
+use rootfs::build::image_sysroot::{Prepared, SysrootSource};
 use rootfs::build::{Options, build};
-use rootfs::image_sysroot::{Prepared, SysrootSource};
-use rootfs::smoke;
+use rootfs::run::smoke;
 
 use crate::support::{can_enter, project_root, specs_in};
 
@@ -24,10 +24,13 @@ fn bookworm_specs() -> Vec<PathBuf> {
 fn prepare_locked(spec: &Path, sysroots: &Path) -> Prepared {
     let loaded = rootfs::spec::load(spec).unwrap();
     let table = loaded.debian.as_ref().map(|item| &item.value);
-    let request = rootfs::debian::merge_request(table, None, &[], &loaded.debian_packages);
-    let source =
-        SysrootSource::Debian { request, lock: Some(rootfs::lock::path_for(spec)), locked: true };
-    rootfs::image_sysroot::prepare(&source, sysroots)
+    let request = rootfs::build::debian::merge_request(table, None, &[], &loaded.debian_packages);
+    let source = SysrootSource::Debian {
+        request,
+        lock: Some(rootfs::build::lock::path_for(spec)),
+        locked: true,
+    };
+    rootfs::build::image_sysroot::prepare(&source, sysroots)
         .unwrap_or_else(|e| panic!("{}: {}", spec.display(), rootfs::render_error(&e)))
 }
 
@@ -47,10 +50,10 @@ fn the_bookworm_specs_are_the_shipped_specs_and_presets() {
 fn the_committed_bookworm_locks_pin_packages_not_files() {
     let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
     for spec in bookworm_specs() {
-        let path = rootfs::lock::path_for(&spec);
+        let path = rootfs::build::lock::path_for(&spec);
         let bytes = std::fs::read(&path)
             .unwrap_or_else(|e| panic!("{}: the lock must be committed: {e}", path.display()));
-        let lock = rootfs::lock::Lock::parse(&bytes).unwrap();
+        let lock = rootfs::build::lock::Lock::parse(&bytes).unwrap();
         assert!(lock.pins_packages(), "{} is not a package lock", path.display());
         assert!(lock.spec_files.is_empty() && lock.trees.is_empty(), "{}", path.display());
         let set = lock.debian.unwrap();
@@ -75,7 +78,7 @@ fn every_bookworm_spec_builds_locked_and_passes_its_smoke() {
     let sysroots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bookworm-sysroots");
     let tmp = tempfile::tempdir().unwrap();
     for spec in bookworm_specs() {
-        let lock_path = rootfs::lock::path_for(&spec);
+        let lock_path = rootfs::build::lock::path_for(&spec);
         let committed = std::fs::read(&lock_path).unwrap();
         let prepared = prepare_locked(&spec, &sysroots);
         let mut options = Options::new(&spec, tmp.path());
@@ -98,7 +101,7 @@ fn every_bookworm_spec_builds_locked_and_passes_its_smoke() {
                 );
             }
         }
-        let lock = rootfs::lock::Lock::parse(&committed).unwrap();
+        let lock = rootfs::build::lock::Lock::parse(&committed).unwrap();
         assert!(lock.spec_files.is_empty() && lock.trees.is_empty(), "{}", spec.display());
         if !can_enter() {
             continue;
@@ -124,8 +127,8 @@ fn what_the_scripts_would_do_is_listed_for_every_bookworm_spec_in_one_order() {
     for spec in bookworm_specs() {
         let shown = spec.display();
         let prepared = prepare_locked(&spec, &sysroots);
-        let listed = rootfs::debian::scripts::not_reproduced(&prepared.dir).unwrap();
-        assert_eq!(listed, rootfs::debian::scripts::not_reproduced(&prepared.dir).unwrap());
+        let listed = rootfs::build::debian::scripts::not_reproduced(&prepared.dir).unwrap();
+        assert_eq!(listed, rootfs::build::debian::scripts::not_reproduced(&prepared.dir).unwrap());
         let mut sorted = listed.clone();
         sorted.sort();
         sorted.dedup();

@@ -3,8 +3,8 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
+use rootfs::build::manifest::Manifest;
 use rootfs::build::{Built, Options, build};
-use rootfs::manifest::Manifest;
 
 use crate::support::{
     cc, copy_sysroot, in_chroot, program, project_root, shared_lib, shipped_specs, tree_listing,
@@ -34,7 +34,7 @@ fn every_shipped_spec_builds_and_the_loader_finds_every_library_inside() {
             .unwrap_or_else(|e| panic!("{}: {}", spec.display(), rootfs::render_error(&e)));
         assert!(!built.manifest.commands.is_empty(), "{}", spec.display());
         for command in &built.manifest.commands {
-            if command.kind != rootfs::manifest::CommandKind::Dynamic {
+            if command.kind != rootfs::build::manifest::CommandKind::Dynamic {
                 // A static program would run for real under the trace flag.
                 continue;
             }
@@ -86,7 +86,7 @@ fn the_default_spec_is_the_classic_set_with_merged_usr_mirrored() {
                 "{dir}"
             );
         } else {
-            assert_eq!(entry.kind, rootfs::manifest::EntryType::Dir);
+            assert_eq!(entry.kind, rootfs::build::manifest::EntryType::Dir);
         }
     }
     assert_eq!(m.entry(Path::new("/tmp")).unwrap().mode, "1777");
@@ -99,7 +99,7 @@ fn the_default_spec_is_the_classic_set_with_merged_usr_mirrored() {
     })
     .collect();
     let last = chain.last().unwrap();
-    assert_eq!(m.entry(last).unwrap().kind, rootfs::manifest::EntryType::File);
+    assert_eq!(m.entry(last).unwrap().kind, rootfs::build::manifest::EntryType::File);
     assert_eq!(std::fs::canonicalize("/usr/bin/vim").unwrap(), *last);
     let passwd = std::fs::read_to_string(built.out.join("etc/passwd")).unwrap();
     assert!(
@@ -238,7 +238,7 @@ fn a_spec_spelled_another_way_is_the_same_spec_and_a_change_is_named() {
     let expected = format!("`{}` changed", canonical("spec.toml").display());
     assert_eq!(built.reason.as_deref(), Some(expected.as_str()));
     let mut hard = options(&spec, &out);
-    hard.link = rootfs::install::LinkMode::Hard;
+    hard.link = rootfs::build::install::LinkMode::Hard;
     let built = build(&hard).unwrap();
     assert_eq!(built.reason.as_deref(), Some("`--link` changed (copy -> hard)"));
 }
@@ -508,7 +508,7 @@ fn the_manifest_says_why_each_path_is_there() {
     sorted.sort();
     assert_eq!(paths, sorted, "entries are sorted");
     let libc = manifest.entry(Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6")).unwrap();
-    assert_eq!(libc.kind, rootfs::manifest::EntryType::File);
+    assert_eq!(libc.kind, rootfs::build::manifest::EntryType::File);
     assert_eq!(libc.sha256.as_ref().unwrap().len(), 64);
     assert!(
         libc.why.iter().any(|w| w.starts_with("needed by /usr/bin/bash as libc.so.6")),
@@ -544,7 +544,7 @@ fn hard_link_mode_shares_host_inodes_except_where_the_mode_differs() {
     let spec = write_spec(d, &text);
     let out = d.join("out/h");
     let mut opts = options(&spec, &out);
-    opts.link = rootfs::install::LinkMode::Hard;
+    opts.link = rootfs::build::install::LinkMode::Hard;
     let built = build(&opts).unwrap();
     let inside = |name: &str| out.join(host.join(name).strip_prefix("/").unwrap());
     assert_eq!(
@@ -561,7 +561,7 @@ fn hard_link_mode_shares_host_inodes_except_where_the_mode_differs() {
     // Linking changed the host inode's ctime; that alone is not a change.
     assert!(build(&opts).unwrap().up_to_date);
     let digest = |b: &Built| b.manifest.entry(&host.join("plain")).unwrap().sha256.clone();
-    opts.link = rootfs::install::LinkMode::Copy;
+    opts.link = rootfs::build::install::LinkMode::Copy;
     let copied = build(&opts).unwrap();
     assert!(!copied.up_to_date, "changing the link mode rebuilds");
     assert_eq!(digest(&copied), digest(&built));
@@ -610,7 +610,7 @@ fn hard_link_builds_of_two_specs_sharing_files_stay_no_ops() {
         std::fs::write(&spec, format!("name = \"{name}\"\ncommands = [\"cat\", \"true\"]\n"))
             .unwrap();
         let mut o = options(&spec, &d.join("out").join(name));
-        o.link = rootfs::install::LinkMode::Hard;
+        o.link = rootfs::build::install::LinkMode::Hard;
         build(&o).unwrap();
         opts.push(o);
     }

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rootfs::cpu_smoke::{self, Emulator};
-use rootfs::elf::IsaLevel;
-use rootfs::smoke::{self, Outcome};
+use rootfs::resolve::elf::IsaLevel;
+use rootfs::run::cpu_smoke::{self, Emulator};
+use rootfs::run::smoke::{self, Outcome};
 
 use crate::support::{can_enter, cc};
 

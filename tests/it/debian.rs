@@ -4,7 +4,7 @@ mod archive;
 
 use std::path::{Path, PathBuf};
 
-use rootfs::debian::{self, DebianRequest, Options, Wanted, package_set};
+use rootfs::build::debian::{self, DebianRequest, Options, Wanted, package_set};
 
 use self::archive::{Pkg, Server, archive, armored_public, sha256, signing_key};
 
@@ -220,16 +220,16 @@ impl Fixture {
     }
 
     /// `rootfs update` of `spec`.
-    fn update(&self, spec: &Path, locked: bool) -> anyhow::Result<rootfs::lock::Update> {
+    fn update(&self, spec: &Path, locked: bool) -> anyhow::Result<rootfs::build::lock::Update> {
         let loaded = rootfs::spec::load(spec).unwrap();
         let request = &loaded.debian.as_ref().unwrap().value;
-        let lock = rootfs::lock::path_for(spec);
+        let lock = rootfs::build::lock::path_for(spec);
         package_set::update(request, &loaded.name, &lock, &self.options(), locked)
     }
 
     /// Options that read and honour the lock beside `spec`.
     fn locked_options(&self, spec: &Path, locked: bool) -> Options {
-        Options { lock: Some(rootfs::lock::path_for(spec)), locked, ..self.options() }
+        Options { lock: Some(rootfs::build::lock::path_for(spec)), locked, ..self.options() }
     }
 
     fn base(&self) -> &Path {
@@ -239,7 +239,7 @@ impl Fixture {
     fn fetch(
         &self,
         packages: &[&str],
-    ) -> anyhow::Result<(debian::Resolution, Vec<rootfs::debian::package::FetchedDeb>)> {
+    ) -> anyhow::Result<(debian::Resolution, Vec<rootfs::build::debian::package::FetchedDeb>)> {
         debian::fetch_request(&self.request(packages), self.base(), &self.options())
     }
 
@@ -488,11 +488,11 @@ fn a_locked_package_the_mirror_no_longer_serves_is_named_with_its_version() {
 fn update_writes_the_package_set_and_says_what_changed_and_locked_refuses_changes() {
     let f = fixture("");
     let spec = f.spec(&["app"]);
-    let lock_path = rootfs::lock::path_for(&spec);
+    let lock_path = rootfs::build::lock::path_for(&spec);
     let first = f.update(&spec, false).unwrap();
     assert!(first.created);
     let text = std::fs::read_to_string(&lock_path).unwrap();
-    let lock = rootfs::lock::Lock::parse(text.as_bytes()).unwrap();
+    let lock = rootfs::build::lock::Lock::parse(text.as_bytes()).unwrap();
     let set = lock.debian.unwrap();
     assert_eq!(set.suites, ["main", "updates"]);
     assert_eq!(set.requested, ["app"]);
@@ -729,14 +729,14 @@ fn live_a_tree_built_from_bookworm_packages_runs_and_locks_its_package_set() {
     .unwrap();
     std::fs::write(tmp.path().join("motd"), "a host file\n").unwrap();
     let request = rootfs::spec::load(&spec).unwrap().debian.unwrap().value;
-    let lock = rootfs::lock::path_for(&spec);
-    let source = rootfs::image_sysroot::SysrootSource::Debian {
+    let lock = rootfs::build::lock::path_for(&spec);
+    let source = rootfs::build::image_sysroot::SysrootSource::Debian {
         request,
         lock: Some(lock.clone()),
         locked: false,
     };
     let sysroots = tmp.path().join("sysroots");
-    let prepared = rootfs::image_sysroot::prepare(&source, &sysroots).unwrap();
+    let prepared = rootfs::build::image_sysroot::prepare(&source, &sysroots).unwrap();
     assert!(prepared.unpacked && prepared.dir.starts_with(&sysroots));
     let mut options = rootfs::build::Options::new(&spec, tmp.path());
     options.sysroot = prepared.dir.clone();
@@ -760,7 +760,7 @@ fn live_a_tree_built_from_bookworm_packages_runs_and_locks_its_package_set() {
     );
     sbom_from_the_package_set(&built, prepared.packages.as_ref().unwrap());
     // A package lock: the set and the one host input, nothing per file.
-    let parsed = rootfs::lock::Lock::parse(text.as_bytes()).unwrap();
+    let parsed = rootfs::build::lock::Lock::parse(text.as_bytes()).unwrap();
     assert!(parsed.pins_packages(), "{text}");
     assert_eq!(parsed.spec_files.keys().collect::<Vec<_>>(), [Path::new("/etc/motd")], "{text}");
     assert_eq!(parsed.spec_files[Path::new("/etc/motd")].input.as_deref(), Some("host"));
@@ -775,7 +775,7 @@ fn live_a_tree_built_from_bookworm_packages_runs_and_locks_its_package_set() {
     assert!(shown.contains("cannot read `/etc/hostname` in the sysroot"), "{shown}");
     assert!(shown.contains("`debian_packages`"), "{shown}");
     std::fs::write(&spec, text).unwrap();
-    let again = rootfs::image_sysroot::prepare(&source, &sysroots).unwrap();
+    let again = rootfs::build::image_sysroot::prepare(&source, &sysroots).unwrap();
     assert!(!again.unpacked, "the same package set reuses its folder");
     assert_eq!(again.packages, prepared.packages, "the lock's set is used again");
     if rustix::process::geteuid().is_root() {
@@ -815,7 +815,8 @@ fn live_a_trixie_spec_builds_and_passes_its_smoke_on_this_host() {
     let (code, text) = crate::support::rootfs_cli("smoke", &spec, &tmp.path().join("out"), &[]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("3 passed, 0 failed"), "{text}");
-    let lock = rootfs::lock::read(&rootfs::lock::path_for(&spec)).unwrap().unwrap().lock;
+    let lock =
+        rootfs::build::lock::read(&rootfs::build::lock::path_for(&spec)).unwrap().unwrap().lock;
     let set = lock.debian.expect("the lock holds the package set");
     assert!(set.packages["libc6"].version.contains("deb13"), "{:?}", set.packages["libc6"]);
     let inrelease = debian::cache::default_dir()
@@ -837,8 +838,8 @@ fn live_a_trixie_spec_builds_and_passes_its_smoke_on_this_host() {
 /// SHA256; licenses from the DEP-5 copyright files the packages ship
 /// (coreutils has one; libc6's is free-form, so `NOASSERTION`); and the
 /// SPDX project's validator accepts it.
-fn sbom_from_the_package_set(built: &rootfs::build::Built, set: &rootfs::lock::PackageSet) {
-    let path = rootfs::sbom::path_for(&built.out);
+fn sbom_from_the_package_set(built: &rootfs::build::Built, set: &rootfs::build::lock::PackageSet) {
+    let path = rootfs::build::sbom::path_for(&built.out);
     let sbom: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let packages = sbom["packages"].as_array().unwrap();
     let debs: Vec<&serde_json::Value> =

@@ -37,7 +37,7 @@ const ABSENT: &[&str] = &[
 fn project(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir.join("keys")).unwrap();
     std::fs::copy(
-        rootfs::debian::source::DEBIAN_ARCHIVE_KEYRING,
+        rootfs::build::debian::source::DEBIAN_ARCHIVE_KEYRING,
         dir.join("keys/debian-archive-keyring.gpg"),
     )
     .unwrap();
@@ -182,7 +182,7 @@ fn live_a_package_sysroot_builds_the_same_bytes_inside_a_bare_tree() {
     let (code, text) = inside(&builder, &bare, &[], &build);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("this machine has no apt sources to take a mirror from"), "{text}");
-    let apt = rootfs::debian::source::AptSources::from_host().unwrap();
+    let apt = rootfs::build::debian::source::AptSources::from_host().unwrap();
     let mirror = apt.mirror_for("bookworm").expect("this host's apt sources serve bookworm");
     let env = [("ROOTFS_DEBIAN_MIRROR", mirror.as_str()), ("ROOTFS_CACHE_DIR", "/w/cache")];
     let export = ["export", "pk.toml", "--out", "/w/out", "--format", "oci"];

@@ -4,10 +4,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rootfs::debian::deb;
-use rootfs::debian::package::FetchedDeb;
-use rootfs::debian::unpack::prepare;
-use rootfs::sysroot::Sysroot;
+use rootfs::build::debian::deb;
+use rootfs::build::debian::package::FetchedDeb;
+use rootfs::build::debian::unpack::prepare;
+use rootfs::resolve::sysroot::Sysroot;
 
 use crate::support::deb::{DebFixture, Entry, MTIME, deb_fixture};
 
@@ -279,7 +279,7 @@ fn the_dpkg_database_names_the_package_of_each_file() {
     let debs = write_all(tmp.path(), &[tool, other]);
     let unpacked = prepare(&debs, &tmp.path().join("cache")).unwrap();
     let sysroot = Sysroot::new(&unpacked.dir);
-    let database = rootfs::dpkg::Database::read(&sysroot).unwrap().expect("a status file");
+    let database = rootfs::build::dpkg::Database::read(&sysroot).unwrap().expect("a status file");
     let names: Vec<_> =
         database.packages.iter().map(|p| format!("{} {} {}", p.name, p.version, p.arch)).collect();
     assert_eq!(names, ["other 1.0 all", "tool 1.0 amd64"]);
@@ -418,7 +418,7 @@ fn real_set(dir: &Path, names: &[&str]) -> Option<Vec<FetchedDeb>> {
         let (control, ()) = deb::read(&path, |_, _| Ok(())).unwrap();
         let field = |name: &str| control.stanza.get(name).unwrap().to_string();
         debs.push(FetchedDeb {
-            id: rootfs::debian::package::PackageId {
+            id: rootfs::build::debian::package::PackageId {
                 name: field("Package"),
                 version: field("Version"),
                 architecture: field("Architecture"),
@@ -484,7 +484,7 @@ fn a_real_bash_set_unpacks_and_the_resolver_finds_bash_entirely_inside_it() {
     }
     // Every file of the closure is owned by the package that shipped it.
     let sysroot = Sysroot::new(root);
-    let database = rootfs::dpkg::Database::read(&sysroot).unwrap().unwrap();
+    let database = rootfs::build::dpkg::Database::read(&sysroot).unwrap().unwrap();
     let owners = database.owners(&sysroot, &inside);
     let owner_names: std::collections::BTreeSet<&str> =
         owners.values().map(|p| p.name.as_str()).collect();
@@ -501,7 +501,7 @@ fn a_real_bash_set_unpacks_and_the_resolver_finds_bash_entirely_inside_it() {
     assert!(shipped > 100, "{shipped} certificates");
     assert_eq!(bundle.matches("-----BEGIN CERTIFICATE-----").count(), shipped);
     let version = debs.iter().find(|d| d.id.name == "ca-certificates").unwrap().id.version.clone();
-    let host = rootfs::dpkg::Database::read(&Sysroot::new("/")).unwrap().unwrap_or_default();
+    let host = rootfs::build::dpkg::Database::read(&Sysroot::new("/")).unwrap().unwrap_or_default();
     let host_has =
         host.packages.iter().any(|p| p.name == "ca-certificates" && p.version == version);
     let host_conf = std::fs::read_to_string("/etc/ca-certificates.conf").unwrap_or_default();
@@ -548,7 +548,7 @@ fn a_real_bash_set_unpacks_and_the_resolver_finds_bash_entirely_inside_it() {
     let built =
         rootfs::build::build(&options).unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
     let sbom: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(rootfs::sbom::path_for(&built.out)).unwrap())
+        serde_json::from_slice(&std::fs::read(rootfs::build::sbom::path_for(&built.out)).unwrap())
             .unwrap();
     let listed: std::collections::BTreeMap<String, String> = sbom["packages"]
         .as_array()

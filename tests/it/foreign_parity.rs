@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rayon::prelude::*;
-use rootfs::arch::Arch;
-use rootfs::elf::FileKind;
+use rootfs::resolve::arch::Arch;
+use rootfs::resolve::elf::FileKind;
+use rootfs::resolve::sysroot::Sysroot;
 use rootfs::resolve::{DlopenLevel, Options, Resolver};
-use rootfs::sysroot::Sysroot;
 
 use crate::support::foreign;
 
@@ -199,7 +199,7 @@ fn subjects(root: &Path, arch: &Arch) -> Vec<PathBuf> {
         .into_iter()
         .filter(|path| {
             let host = root.join(path.strip_prefix("/").unwrap());
-            let Ok(FileKind::Elf(o)) = rootfs::elf::read(&host) else { return false };
+            let Ok(FileKind::Elf(o)) = rootfs::resolve::elf::read(&host) else { return false };
             o.ident == Some(arch.ident())
                 && o.malformed.is_none()
                 && o.dynamic

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use rootfs::arch::Arch;
 use rootfs::build::{Options, build};
-use rootfs::smoke;
+use rootfs::resolve::arch::Arch;
+use rootfs::run::smoke;
 
 use crate::support::{foreign, project_root};
 
@@ -20,7 +20,7 @@ fn the_default_spec_built_for_s390x_passes_its_smoke_under_emulation() {
 
 fn smoke_default_spec(name: &str) {
     let arch = Arch::by_debian_name(name).unwrap();
-    if let Some(reason) = rootfs::sandbox::cannot_enter_reason() {
+    if let Some(reason) = rootfs::run::sandbox::cannot_enter_reason() {
         return eprintln!("skipped: {reason}");
     }
     if let Err(missing) = foreign::runner(arch) {
@@ -32,7 +32,9 @@ fn smoke_default_spec(name: &str) {
     options.lock = Some(tmp.path().join("default.lock"));
     let built = build(&options).unwrap();
     let bash = built.out.join("usr/bin/bash");
-    let Ok(rootfs::elf::FileKind::Elf(object)) = rootfs::elf::read(&bash) else { panic!() };
+    let Ok(rootfs::resolve::elf::FileKind::Elf(object)) = rootfs::resolve::elf::read(&bash) else {
+        panic!()
+    };
     assert_eq!(object.ident, Some(arch.ident()), "the tree's bash is {name}'s");
     // x86-64's `/lib64` is in the tree only when this architecture's
     // sysroot has one (neither arm64's nor s390x's does).

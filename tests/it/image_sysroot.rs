@@ -6,9 +6,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use rootfs::build::image_sysroot::{SysrootSource, prepare};
+use rootfs::build::manifest::{CommandKind, Manifest};
 use rootfs::build::{Options, build};
-use rootfs::image_sysroot::{SysrootSource, prepare};
-use rootfs::manifest::{CommandKind, Manifest};
 use serde_json::json;
 
 use crate::support::{copy_sysroot, host_tool, in_chroot, oci_image_of, project_root};
@@ -56,7 +56,8 @@ fn a_spec_built_from_an_image_of_its_own_tree_loads_everything_and_copies_nothin
     let second = build(&options).unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
     assert_eq!(contents(&second.manifest), contents(&first.manifest));
     let lock =
-        rootfs::lock::Lock::parse(&std::fs::read(spec.with_extension("lock")).unwrap()).unwrap();
+        rootfs::build::lock::Lock::parse(&std::fs::read(spec.with_extension("lock")).unwrap())
+            .unwrap();
     assert_eq!(lock.image, prepared.image);
     assert!(lock.image.as_deref().is_some_and(|d| d.starts_with("sha256:")));
 

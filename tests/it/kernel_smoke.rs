@@ -4,8 +4,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rootfs::build::{Options, build};
-use rootfs::kernel_smoke;
-use rootfs::smoke::{self, Check, Outcome};
+use rootfs::run::kernel_smoke;
+use rootfs::run::smoke::{self, Check, Outcome};
 use rootfs::spec::KernelSource;
 
 use crate::support::xtask_binary;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rootfs::build::{Built, Options, build};
-use rootfs::smoke::{self, Check, Expect, Outcome, Report};
+use rootfs::run::smoke::{self, Check, Expect, Outcome, Report};
 
 fn can_use_cgroups() -> bool {
     if !crate::support::can_enter() {

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use rootfs::build::lock::{Lock, Mismatch};
 use rootfs::build::{Options, build};
-use rootfs::lock::{Lock, Mismatch};
 
 use crate::support::{add_dpkg, copy_sysroot, tree_listing, xtask_binary};
 
@@ -53,8 +53,8 @@ fn snapshot(out: &Path, lock: &Path) -> (Vec<String>, Vec<u8>, Vec<u8>, Vec<u8>)
     (
         tree_listing(out),
         std::fs::read(lock).unwrap(),
-        std::fs::read(rootfs::manifest::path_for(out)).unwrap(),
-        std::fs::read(rootfs::sbom::path_for(out)).unwrap(),
+        std::fs::read(rootfs::build::manifest::path_for(out)).unwrap(),
+        std::fs::read(rootfs::build::sbom::path_for(out)).unwrap(),
     )
 }
 

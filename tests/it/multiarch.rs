@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use rootfs::arch::Arch;
+use rootfs::resolve::arch::Arch;
 
 use crate::export::{containers_conf, needs_root, run, tool};
 use crate::support::{foreign, project_root, rootfs_cli, rootfs_cli_split};
@@ -58,7 +58,8 @@ fn two_architectures_build_from_one_lock_and_locked_refuses_a_missing_one() {
     let built = built();
     for arch in ARCHES {
         let bash = built.out.join(arch).join("usr/bin/bash");
-        let Ok(rootfs::elf::FileKind::Elf(object)) = rootfs::elf::read(&bash) else {
+        let Ok(rootfs::resolve::elf::FileKind::Elf(object)) = rootfs::resolve::elf::read(&bash)
+        else {
             panic!("no ELF bash in the {arch} tree")
         };
         let expected = Arch::by_debian_name(arch).unwrap().ident();
@@ -70,7 +71,7 @@ fn two_architectures_build_from_one_lock_and_locked_refuses_a_missing_one() {
     }
     let lock_path = built.spec.with_extension("lock");
     let text = std::fs::read_to_string(&lock_path).unwrap();
-    let lock = rootfs::lock::Lock::parse(text.as_bytes()).unwrap();
+    let lock = rootfs::build::lock::Lock::parse(text.as_bytes()).unwrap();
     assert_eq!(lock.debian, None, "a multi-architecture lock has no single [debian]");
     assert_eq!(lock.architectures.keys().collect::<Vec<_>>(), ARCHES);
     for (arch, set) in &lock.architectures {
@@ -111,7 +112,7 @@ fn two_architectures_build_from_one_lock_and_locked_refuses_a_missing_one() {
 
 #[test]
 fn both_trees_pass_their_smoke_the_arm64_one_under_emulation() {
-    if let Some(reason) = rootfs::sandbox::cannot_enter_reason() {
+    if let Some(reason) = rootfs::run::sandbox::cannot_enter_reason() {
         return eprintln!("skipped: {reason}");
     }
     emulator_present();
@@ -248,7 +249,10 @@ fn umoci_unpacks_each_platform_and_podman_runs_the_right_one() {
         let image = format!("{}:{arch}", one.display());
         run(&[tool("umoci"), "unpack", "--image", &image, bundle.to_str().unwrap()], &[]);
         let bash = bundle.join("rootfs/usr/bin/bash");
-        let Ok(rootfs::elf::FileKind::Elf(object)) = rootfs::elf::read(&bash) else { panic!() };
+        let Ok(rootfs::resolve::elf::FileKind::Elf(object)) = rootfs::resolve::elf::read(&bash)
+        else {
+            panic!()
+        };
         assert_eq!(object.ident, Some(Arch::by_debian_name(arch).unwrap().ident()));
     }
     let _binfmt = foreign::host_binfmt(Arch::by_debian_name("arm64").unwrap());

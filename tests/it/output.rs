@@ -83,11 +83,11 @@ fn a_file_a_symlink_and_the_manifests_place_are_refused() {
     assert_refused(d, &[spec, "--out", link.to_str().unwrap()], d, "it is a symlink");
     // The tree's own place is free, but the manifest's is the user's.
     let new = outs.join("new");
-    let manifest = rootfs::manifest::path_for(&new);
+    let manifest = rootfs::build::manifest::path_for(&new);
     std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
     std::fs::write(&manifest, "{\"mine\": true}\n").unwrap();
     assert_refused(d, &[spec, "--out", new.to_str().unwrap()], d, "not a manifest of this tool");
-    std::fs::write(rootfs::digest_cache::path_for(&new), "my json\n").unwrap();
+    std::fs::write(rootfs::build::digest_cache::path_for(&new), "my json\n").unwrap();
     std::fs::remove_file(&manifest).unwrap();
     assert_refused(d, &[spec, "--out", new.to_str().unwrap()], d, "not a digest cache");
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use rootfs::elf::FileKind;
+use rootfs::resolve::elf::FileKind;
 use rootfs::resolve::{DlopenLevel, Options, Resolver};
 
 use crate::support::{canonical, parse_trace};
@@ -53,7 +53,7 @@ fn subjects() -> Vec<Subject> {
     walk(Path::new("/usr/lib/x86_64-linux-gnu"), false, &mut libraries);
     let mut out = Vec::new();
     for path in programs {
-        if let Ok(FileKind::Elf(o)) = rootfs::elf::read(&path)
+        if let Ok(FileKind::Elf(o)) = rootfs::resolve::elf::read(&path)
             && o.interp.as_deref() == Some(GLIBC_INTERP)
             && o.malformed.is_none()
         {
@@ -64,7 +64,7 @@ fn subjects() -> Vec<Subject> {
         if !path.file_name().unwrap().to_string_lossy().contains(".so") {
             continue;
         }
-        if let Ok(FileKind::Elf(o)) = rootfs::elf::read(&path)
+        if let Ok(FileKind::Elf(o)) = rootfs::resolve::elf::read(&path)
             && o.dynamic
             && !o.needed.is_empty()
             && o.malformed.is_none()

@@ -117,7 +117,7 @@ fn the_report_names_the_cpu_level_kernel_and_glibc_the_objects_declare() {
     cc(&plain, "int main(void) { return 0; }\n", &[]);
     let built = build_spec(d, &[&v3, &plain]).unwrap();
     let report = built.manifest.portability.clone().unwrap();
-    assert_eq!(report.cpu, Some(rootfs::elf::IsaLevel::V3));
+    assert_eq!(report.cpu, Some(rootfs::resolve::elf::IsaLevel::V3));
     assert_eq!(report.cpu_levels["x86-64-v3"], std::slice::from_ref(&v3));
     let summary = report.summary();
     assert!(summary.starts_with("needs: x86-64-v3 CPU, Linux >= "), "{summary}");

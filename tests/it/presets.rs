@@ -115,7 +115,7 @@ fn a_new_users_workloads_pass_after_one_trace() {
     std::fs::copy(project_root().join("tests/data/workloads/workloads.toml"), &spec).unwrap();
     let fragment = dir.join("workloads.traced.toml");
     // The spec includes the fragment; before the first trace it is empty.
-    std::fs::write(&fragment, format!("{}\n", rootfs::findings::HEADER)).unwrap();
+    std::fs::write(&fragment, format!("{}\n", rootfs::run::findings::HEADER)).unwrap();
     let out = dir.join("out/w");
     let (code, text) = rootfs_cli("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");

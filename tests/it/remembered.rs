@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use rootfs::build::{Built, Options, build};
-use rootfs::smoke::{self, Outcome, Report};
+use rootfs::run::smoke::{self, Outcome, Report};
 
 use crate::support::{can_enter, cc, copy_sysroot, outside_tmp};
 

@@ -3,7 +3,7 @@
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use rootfs::elf::DlopenPriority;
+use rootfs::resolve::elf::DlopenPriority;
 use rootfs::resolve::{Closure, DlopenLevel, InputKind, Options, Reason, Resolver, Skip, Via};
 
 use crate::support::{canonical, cc, loader_trace, program, shared_lib};
@@ -102,8 +102,8 @@ fn runpath_in_the_same_object_disables_its_rpath() {
     // The linker writes one or the other; give the program both by turning
     // its DT_DEBUG entry into a DT_RUNPATH with the same string.
     add_runpath_equal_to_rpath(&prog);
-    let object = match rootfs::elf::read(&prog).unwrap() {
-        rootfs::elf::FileKind::Elf(o) => o,
+    let object = match rootfs::resolve::elf::read(&prog).unwrap() {
+        rootfs::resolve::elf::FileKind::Elf(o) => o,
         other => panic!("{other:?}"),
     };
     assert!(object.runpath.is_some() && object.rpath.is_none());
@@ -385,8 +385,9 @@ fn a_name_without_a_slash_is_a_command_found_on_path() {
     let closure = Resolver::new(options.clone()).unwrap().resolve("cat");
     assert_eq!(closure.path, first_on_path);
     assert!(closure.is_complete() && !closure.files.is_empty(), "{closure:#?}");
-    let by_name = rootfs::deps::run(&options, &["cat".to_string()], true).unwrap();
-    let by_path = rootfs::deps::run(&options, &["/usr/bin/cat".to_string()], true).unwrap();
+    let by_name = rootfs::resolve::deps::run(&options, &["cat".to_string()], true).unwrap();
+    let by_path =
+        rootfs::resolve::deps::run(&options, &["/usr/bin/cat".to_string()], true).unwrap();
     assert_eq!(by_name.exit, 0, "{}", by_name.stderr);
     assert_eq!(by_name.stdout.replace("\"cat\"", "\"/usr/bin/cat\""), by_path.stdout);
 
@@ -400,7 +401,7 @@ fn a_name_without_a_slash_is_a_command_found_on_path() {
         assert!(closure.is_complete(), "{relative}: {closure:#?}");
         assert_eq!(closure.path, tmp.path().join(&relative));
     }
-    let report = rootfs::deps::run(&options, &[name.to_string()], false).unwrap();
+    let report = rootfs::resolve::deps::run(&options, &[name.to_string()], false).unwrap();
     assert_eq!(report.exit, 1);
     assert_eq!(
         report.stdout,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rootfs::build::{Built, Options, build};
-use rootfs::smoke::{self, Check, Expect, Outcome};
+use rootfs::run::smoke::{self, Check, Expect, Outcome};
 
 use crate::devenv::{Caller, Fixture};
 use crate::support::{can_enter, cc, copy_sysroot, rootfs_cli};

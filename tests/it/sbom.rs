@@ -30,7 +30,7 @@ fn the_default_specs_sbom_validates_and_matches_dpkg_and_the_tree() {
     let tmp = tempfile::tempdir().unwrap();
     let built = build(&Options::new(project_root().join("rootfs-spec/default.toml"), tmp.path()))
         .unwrap_or_else(|e| panic!("{}", rootfs::render_error(&e)));
-    let path = rootfs::sbom::path_for(&built.out);
+    let path = rootfs::build::sbom::path_for(&built.out);
     let sbom = read_json(&path);
 
     let sh = Shell::new().unwrap();
@@ -48,7 +48,7 @@ fn the_default_specs_sbom_validates_and_matches_dpkg_and_the_tree() {
         .manifest
         .entries
         .iter()
-        .filter(|e| e.kind == rootfs::manifest::EntryType::File)
+        .filter(|e| e.kind == rootfs::build::manifest::EntryType::File)
         .map(|e| format!(".{}", e.path.display()))
         .collect();
     let listed: BTreeSet<String> =
@@ -82,14 +82,14 @@ fn the_default_specs_sbom_validates_and_matches_dpkg_and_the_tree() {
 
     // The SHA1s come from the cache beside the tree on a rebuild, and make
     // the same document.
-    let sha1s = rootfs::sha1_cache::read(&rootfs::sha1_cache::path_for(&built.out));
+    let sha1s = rootfs::build::sha1_cache::read(&rootfs::build::sha1_cache::path_for(&built.out));
     let contents: BTreeSet<String> = files.iter().map(|f| checksum(f, "SHA256")).collect();
     assert_eq!(sha1s.len(), contents.len(), "one SHA1 per distinct content");
     let mut options = Options::new(project_root().join("rootfs-spec/default.toml"), tmp.path());
     options.force = true;
     let rebuilt = build(&options).unwrap();
     assert_eq!(
-        std::fs::read(rootfs::sbom::path_for(&rebuilt.out)).unwrap(),
+        std::fs::read(rootfs::build::sbom::path_for(&rebuilt.out)).unwrap(),
         std::fs::read(&path).unwrap()
     );
 
@@ -99,7 +99,7 @@ fn the_default_specs_sbom_validates_and_matches_dpkg_and_the_tree() {
     options.force = true;
     let again = build(&options).unwrap();
     assert_eq!(
-        std::fs::read(rootfs::sbom::path_for(&again.out)).unwrap(),
+        std::fs::read(rootfs::build::sbom::path_for(&again.out)).unwrap(),
         std::fs::read(&path).unwrap()
     );
 
@@ -128,14 +128,14 @@ fn an_oci_export_carries_the_sbom_as_an_artifact_that_skopeo_passes_by() {
     let inspect: Value =
         serde_json::from_str(&cmd!(sh, "{skopeo} inspect {reference}").read().unwrap()).unwrap();
     assert_eq!(inspect["Architecture"], "amd64");
-    let sbom = std::fs::read(rootfs::sbom::path_for(&built.out)).unwrap();
+    let sbom = std::fs::read(rootfs::build::sbom::path_for(&built.out)).unwrap();
     let index_text = std::fs::read_to_string(layout.join("index.json")).unwrap();
     let index: Value = serde_json::from_str(&index_text).unwrap();
     let artifacts: Vec<&Value> = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|d| d["artifactType"] == rootfs::sbom::MEDIA_TYPE)
+        .filter(|d| d["artifactType"] == rootfs::build::sbom::MEDIA_TYPE)
         .collect();
     assert_eq!(artifacts.len(), 1, "{index_text}");
     let blob = |d: &Value| {
@@ -144,7 +144,7 @@ fn an_oci_export_carries_the_sbom_as_an_artifact_that_skopeo_passes_by() {
     };
     let manifest: Value = serde_json::from_slice(&blob(&artifacts[0]["digest"])).unwrap();
     assert_eq!(manifest["subject"]["digest"], inspect["Digest"]);
-    assert_eq!(manifest["artifactType"], rootfs::sbom::MEDIA_TYPE);
+    assert_eq!(manifest["artifactType"], rootfs::build::sbom::MEDIA_TYPE);
     assert_eq!(manifest["config"]["mediaType"], "application/vnd.oci.empty.v1+json");
     assert_eq!(blob(&manifest["config"]["digest"]), b"{}");
     assert_eq!(blob(&manifest["layers"][0]["digest"]), sbom);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rootfs::build::{Built, Options, build};
-use rootfs::smoke::{self, Check, Outcome};
+use rootfs::run::smoke::{self, Check, Outcome};
 
 use crate::devenv::{Caller, Fixture};
 use crate::support::{can_enter, has_process};

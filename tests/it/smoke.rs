@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rootfs::build::{Built, Options, build};
-use rootfs::smoke::{self, Check, Expect, Outcome};
+use rootfs::run::smoke::{self, Check, Expect, Outcome};
 
 use crate::support::{
     can_enter, mountinfo, project_root, shipped_specs, tree_listing, xtask_binary,

@@ -272,8 +272,8 @@ impl Snapshot {
         Snapshot {
             tree,
             inodes,
-            manifest: std::fs::read(rootfs::manifest::path_for(out)).unwrap(),
-            stamp: std::fs::read(rootfs::stamp::path_for(out)).unwrap(),
+            manifest: std::fs::read(rootfs::build::manifest::path_for(out)).unwrap(),
+            stamp: std::fs::read(rootfs::build::stamp::path_for(out)).unwrap(),
             siblings,
         }
     }

@@ -326,7 +326,7 @@ fn command_tests_see_under_runc_what_they_see_in_the_sandbox() {
         .map(|v| v.as_str().unwrap().split_once('=').unwrap())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let tests = rootfs::smoke::structure::load(&dir.join("failing.yaml")).unwrap();
+    let tests = rootfs::run::smoke::structure::load(&dir.join("failing.yaml")).unwrap();
     let mut compared = 0;
     for (i, test) in tests.commands.iter().enumerate() {
         if !test.setup.is_empty() || !test.teardown.is_empty() || test.name == "missing command" {
@@ -334,11 +334,17 @@ fn command_tests_see_under_runc_what_they_see_in_the_sandbox() {
         }
         let mut env = image_env.clone();
         for var in &tests.global_env {
-            env.insert(var.key.clone(), rootfs::smoke::structure::expand(&var.value, &image_env));
+            env.insert(
+                var.key.clone(),
+                rootfs::run::smoke::structure::expand(&var.value, &image_env),
+            );
         }
         env.extend(test.env_vars.iter().map(|v| (v.key.clone(), v.value.clone())));
-        let argv: Vec<String> =
-            test.argv().iter().map(|a| rootfs::smoke::structure::expand(a, &image_env)).collect();
+        let argv: Vec<String> = test
+            .argv()
+            .iter()
+            .map(|a| rootfs::run::smoke::structure::expand(a, &image_env))
+            .collect();
         let (status, stdout, stderr) = runc_run(runc, &dir, &bundle, &config, i, &argv, &env);
         let mut shown = stdout;
         if !stderr.is_empty() {

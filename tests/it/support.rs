@@ -347,7 +347,7 @@ pub fn outside_tmp(prefix: &str) -> tempfile::TempDir {
 /// Whether this process can enter a rootfs (root, or an unprivileged user
 /// namespace); prints the one `skipped:` line when not.
 pub fn can_enter() -> bool {
-    match rootfs::smoke::cannot_enter_reason() {
+    match rootfs::run::smoke::cannot_enter_reason() {
         None => true,
         Some(reason) => {
             eprintln!("skipped: {reason}");

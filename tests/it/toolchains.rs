@@ -40,7 +40,7 @@ fn a_c_project_configures_builds_and_passes_its_tests_in_a_tree_made_by_one_trac
     )
     .unwrap();
     let fragment = dir.join("cproject.traced.toml");
-    std::fs::write(&fragment, format!("{}\n", rootfs::findings::HEADER)).unwrap();
+    std::fs::write(&fragment, format!("{}\n", rootfs::run::findings::HEADER)).unwrap();
     let out = dir.join("out/cproject");
     let (code, text) = rootfs_cli("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");

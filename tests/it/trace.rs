@@ -17,7 +17,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rootfs::trace::{Access, Event, FileType, Found, Trace};
+use rootfs::run::trace::{Access, Event, FileType, Found, Trace};
 
 use crate::support::cc;
 
@@ -68,7 +68,7 @@ fn traced(
     who: Who,
     setup: impl Fn() -> io::Result<()> + Send + Sync + 'static,
 ) -> Run {
-    let (filter, supervisor) = rootfs::trace::start().unwrap();
+    let (filter, supervisor) = rootfs::run::trace::start().unwrap();
     let filter = Arc::new(filter);
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     // SAFETY: the hook makes only async-signal-safe system calls.
@@ -597,7 +597,7 @@ fn a_process_in_another_root_is_seen_as_it_sees_itself() {
 
 #[test]
 fn a_child_that_never_installs_the_filter_is_an_error_not_a_hang() {
-    let (filter, supervisor) = rootfs::trace::start().unwrap();
+    let (filter, supervisor) = rootfs::run::trace::start().unwrap();
     let filter = Arc::new(filter);
     let mut command = Command::new("/bin/true");
     // SAFETY: the hook makes no call at all.
@@ -617,7 +617,7 @@ fn a_child_that_never_installs_the_filter_is_an_error_not_a_hang() {
 
 #[test]
 fn stopping_returns_at_once_and_the_traced_calls_then_fail_instead_of_hanging() {
-    let (filter, supervisor) = rootfs::trace::start().unwrap();
+    let (filter, supervisor) = rootfs::run::trace::start().unwrap();
     let filter = Arc::new(filter);
     let mut command = Command::new("/bin/sh");
     command

@@ -12,7 +12,8 @@ fn dynamic_programs(dirs: &[&str]) -> Vec<PathBuf> {
             let path = entry.path();
             let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
             if regular
-                && let Ok(rootfs::elf::FileKind::Elf(object)) = rootfs::elf::read(&path)
+                && let Ok(rootfs::resolve::elf::FileKind::Elf(object)) =
+                    rootfs::resolve::elf::read(&path)
                 && object.interp.is_some()
                 && object.malformed.is_none()
             {
@@ -44,7 +45,7 @@ fn every_host_program_behaves_as_on_the_host_after_one_trace() {
     );
     std::fs::write(&spec, text).unwrap();
     let fragment = dir.join("whole.traced.toml");
-    std::fs::write(&fragment, format!("{}\n", rootfs::findings::HEADER)).unwrap();
+    std::fs::write(&fragment, format!("{}\n", rootfs::run::findings::HEADER)).unwrap();
     let out = dir.join("out/whole");
     let (code, text) = rootfs_cli("trace", &spec, &out, &["--write", fragment.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");

@@ -205,7 +205,8 @@ fn dynamic_executables(dirs: &[&Path]) -> Result<Vec<PathBuf>> {
             if !meta.is_file() {
                 continue;
             }
-            if let Ok(rootfs::elf::FileKind::Elf(object)) = rootfs::elf::read(&path)
+            if let Ok(rootfs::resolve::elf::FileKind::Elf(object)) =
+                rootfs::resolve::elf::read(&path)
                 && object.interp.is_some()
                 && object.malformed.is_none()
             {

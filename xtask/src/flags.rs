@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rootfs::UsageError;
-use rootfs::image_sysroot::SysrootSource;
-use rootfs::smoke::structure;
+use rootfs::build::image_sysroot::SysrootSource;
+use rootfs::run::smoke::structure;
 
 use crate::{out_root, project_root};
 
@@ -106,7 +106,12 @@ impl Update {
         let spec = self.spec.unwrap_or_else(|| project_root().join(rootfs::spec::DEFAULT_SPEC));
         let loaded = rootfs::spec::load(&spec)?;
         let Some(request) = loaded.debian.as_ref().map(|item| {
-            rootfs::debian::merge_request(Some(&item.value), None, &[], &loaded.debian_packages)
+            rootfs::build::debian::merge_request(
+                Some(&item.value),
+                None,
+                &[],
+                &loaded.debian_packages,
+            )
         }) else {
             return Err(UsageError(format!(
                 "`{}` has no `[sysroot.debian]`: there is no package set to update",
@@ -114,9 +119,9 @@ impl Update {
             ))
             .into());
         };
-        let options = rootfs::debian::Options { progress: true, ..Default::default() };
-        let lock = rootfs::lock::path_for(&spec);
-        let update = rootfs::debian::package_set::update(
+        let options = rootfs::build::debian::Options { progress: true, ..Default::default() };
+        let lock = rootfs::build::lock::path_for(&spec);
+        let update = rootfs::build::debian::package_set::update(
             &request,
             &loaded.name,
             &lock,
@@ -340,13 +345,19 @@ impl Devenv {
     /// Runs `argv` in the built tree, attached to this terminal, with what
     /// these flags and the spec's `[shell]` ask for.
     fn enter(&self, built: &rootfs::build::Built, argv: &[String], term: &str) -> Result<i32> {
-        let devenv = rootfs::devenv::prepare(&built.spec, &built.out, &self.request(), term)?;
-        rootfs::smoke::run_attached(&built.out, &built.spec.name, &devenv.access, argv, &devenv.env)
+        let devenv = rootfs::run::devenv::prepare(&built.spec, &built.out, &self.request(), term)?;
+        rootfs::run::smoke::run_attached(
+            &built.out,
+            &built.spec.name,
+            &devenv.access,
+            argv,
+            &devenv.env,
+        )
     }
 
     /// These flags as the library takes them.
-    fn request(&self) -> rootfs::devenv::Request {
-        rootfs::devenv::Request {
+    fn request(&self) -> rootfs::run::devenv::Request {
+        rootfs::run::devenv::Request {
             binds: self.binds.clone(),
             workdir: self.workdir.clone(),
             env: self.env.clone(),
@@ -364,7 +375,7 @@ impl Devenv {
     fn checked_build(&self, target: &Target) -> Result<rootfs::build::Built> {
         let options = target.build_options()?;
         let spec = rootfs::spec::load(&options.spec)?;
-        rootfs::devenv::check(&spec, &self.request())?;
+        rootfs::run::devenv::check(&spec, &self.request())?;
         target.built(&options)
     }
 }
@@ -476,7 +487,7 @@ impl Xtask {
                 Some(RootfsCommand::Export(export)) => export.run(),
                 Some(RootfsCommand::Update(update)) => update.run(),
                 Some(RootfsCommand::KernelGuest) => {
-                    rootfs::kernel_smoke::guest::main().map(|()| ExitCode::SUCCESS)
+                    rootfs::run::kernel_smoke::guest::main().map(|()| ExitCode::SUCCESS)
                 }
                 None => Smoke {
                     target: Target::default_spec(),
@@ -550,8 +561,8 @@ impl Target {
         options.out = self.out.clone();
         options.locked = self.locked;
         options.link = match self.link {
-            Link::Copy => rootfs::install::LinkMode::Copy,
-            Link::Hard => rootfs::install::LinkMode::Hard,
+            Link::Copy => rootfs::build::install::LinkMode::Copy,
+            Link::Hard => rootfs::build::install::LinkMode::Hard,
         };
         options.epoch = epoch()?;
         options.progress = true;
@@ -565,16 +576,17 @@ impl Target {
     /// and `--packages` over it.
     fn sysroot_source(&self, spec: &std::path::Path) -> Result<SysrootSource> {
         // The spec's table, and the packages its files say provide them.
-        let from_spec = || -> Result<(Option<rootfs::debian::DebianRequest>, Vec<String>)> {
-            let loaded = rootfs::spec::load(spec)?;
-            Ok((loaded.debian.map(|item| item.value), loaded.debian_packages))
-        };
+        let from_spec =
+            || -> Result<(Option<rootfs::build::debian::DebianRequest>, Vec<String>)> {
+                let loaded = rootfs::spec::load(spec)?;
+                Ok((loaded.debian.map(|item| item.value), loaded.debian_packages))
+            };
         let debian = |request| SysrootSource::Debian {
             request,
-            lock: Some(rootfs::lock::path_for(spec)),
+            lock: Some(rootfs::build::lock::path_for(spec)),
             locked: self.locked,
         };
-        let merge = rootfs::debian::merge_request;
+        let merge = rootfs::build::debian::merge_request;
         let source = match &self.sysroot {
             Some(SysrootSource::Debian { request: flag, .. }) => {
                 let (table, provided) = from_spec()?;
@@ -657,7 +669,7 @@ impl Smoke {
         // A check's bind whose host path is missing costs no build.
         if let Some(options) = parts.builds.first() {
             let loaded = rootfs::spec::load(&options.spec)?;
-            rootfs::devenv::check_bind_sources(
+            rootfs::run::devenv::check_bind_sources(
                 loaded.smoke.checks.iter().flat_map(|c| &c.value.binds),
             )?;
         }
@@ -679,7 +691,7 @@ impl Smoke {
             structure_tests: structure_files(None, &self.structure_test)?,
             cpus,
             kernels,
-            agent: rootfs::kernel_smoke::this_program()?,
+            agent: rootfs::run::kernel_smoke::this_program()?,
         };
         let mut failed = 0;
         for smoked in rootfs::multiarch::smoke(&trees, multi, &options)? {
@@ -712,16 +724,18 @@ impl Smoke {
             print!("{}", other.report.table());
         }
         if !smoked.others.is_empty() {
-            print!("\n{}", rootfs::elsewhere::matrix(&smoked.report, &smoked.others));
+            print!("\n{}", rootfs::run::elsewhere::matrix(&smoked.report, &smoked.others));
         }
         Ok(())
     }
 
     /// The CPU levels and kernels the flags add to the spec's.
-    fn elsewhere(&self) -> Result<(Vec<rootfs::elf::IsaLevel>, Vec<rootfs::spec::KernelSource>)> {
+    fn elsewhere(
+        &self,
+    ) -> Result<(Vec<rootfs::resolve::elf::IsaLevel>, Vec<rootfs::spec::KernelSource>)> {
         let mut cpus = Vec::new();
         for name in &self.cpus {
-            let level = rootfs::elf::IsaLevel::parse(name).ok_or_else(|| {
+            let level = rootfs::resolve::elf::IsaLevel::parse(name).ok_or_else(|| {
                 UsageError(format!(
                     "invalid CPU level `{name}`: use x86-64-v1, x86-64-v2 or x86-64-v3"
                 ))
@@ -757,11 +771,11 @@ impl Shell {
     fn run(self) -> Result<ExitCode> {
         let built = self.devenv.checked_build(&self.target)?;
         let choice =
-            rootfs::devenv::shell_to_open(&built.spec, &built.out, &self.devenv.request())?;
+            rootfs::run::devenv::shell_to_open(&built.spec, &built.out, &self.devenv.request())?;
         eprintln!("{}", choice.describe());
         let shell = choice.path.display().to_string();
         let host_term = std::env::var("TERM").ok();
-        let (term, note) = rootfs::terminfo::term_for(&built.manifest, host_term.as_deref());
+        let (term, note) = rootfs::run::terminfo::term_for(&built.manifest, host_term.as_deref());
         if let Some(note) = note {
             eprintln!("{note}");
         }
@@ -774,7 +788,7 @@ impl Run {
     fn run(self) -> Result<ExitCode> {
         let built = self.devenv.checked_build(&self.target)?;
         let host_term = std::env::var("TERM").ok();
-        let (term, _) = rootfs::terminfo::term_for(&built.manifest, host_term.as_deref());
+        let (term, _) = rootfs::run::terminfo::term_for(&built.manifest, host_term.as_deref());
         let code = self.devenv.enter(&built, &self.command, &term)?;
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
     }
@@ -784,10 +798,10 @@ impl Trace {
     fn run(self) -> Result<ExitCode> {
         let build_options = self.target.build_options()?;
         let built = self.target.built(&build_options)?;
-        let options = rootfs::findings::Options {
+        let options = rootfs::run::findings::Options {
             sysroot: build_options.sysroot.clone(),
             command: self.command,
-            request: rootfs::devenv::Request {
+            request: rootfs::run::devenv::Request {
                 binds: self.opens.binds,
                 workdir: self.opens.workdir,
                 env: self.opens.env,
@@ -800,7 +814,7 @@ impl Trace {
             write: self.write,
             keep_going: self.keep_going,
         };
-        let report = rootfs::findings::trace(&built, &options)?;
+        let report = rootfs::run::findings::trace(&built, &options)?;
         print!("{}", report.stdout);
         eprint!("{}", report.stderr);
         Ok(ExitCode::from(report.exit))
@@ -857,8 +871,11 @@ impl Export {
         let cache = rootfs::fsutil::side_dir(&built.out).join("images");
         let subject = structure::Subject::of_export(exported, &cache)?;
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let smoke =
-            rootfs::smoke::Options { jobs, hostname: built.spec.name.clone(), reference: None };
+        let smoke = rootfs::run::smoke::Options {
+            jobs,
+            hostname: built.spec.name.clone(),
+            reference: None,
+        };
         let report = structure::run(&[], &files, &subject, &built.spec.smoke, &smoke)?;
         print!("{}", report.table());
         if let Some(path) = &self.junit {
@@ -877,7 +894,7 @@ impl Deps {
             library_path: self.library_path,
             ..Default::default()
         };
-        let report = rootfs::deps::run(&options, &self.paths, self.json)?;
+        let report = rootfs::resolve::deps::run(&options, &self.paths, self.json)?;
         print!("{}", report.stdout);
         eprint!("{}", report.stderr);
         Ok(ExitCode::from(report.exit))

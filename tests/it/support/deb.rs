@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use rootfs::debian::package::{FetchedDeb, PackageId};
+use rootfs::build::debian::package::{FetchedDeb, PackageId};
 
 /// What an entry of the data archive is.
 #[derive(Clone, Debug)]

@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use rootfs::arch::Arch;
-use rootfs::debian::DebianRequest;
-use rootfs::image_sysroot::{SysrootSource, prepare};
-use rootfs::sandbox::binfmt::MissingEmulator;
+use rootfs::build::debian::DebianRequest;
+use rootfs::build::image_sysroot::{SysrootSource, prepare};
+use rootfs::resolve::arch::Arch;
+use rootfs::run::sandbox::binfmt::MissingEmulator;
 
 /// The packages of every foreign sysroot: the default spec's commands
 /// (bash, coreutils, procps, iproute2, hostname, mount, vim) with the
@@ -167,8 +167,10 @@ pub fn host_binfmt(arch: &'static Arch) -> HostBinfmt {
     });
     let mut entry = None;
     if !taken {
-        let emulator = rootfs::sandbox::binfmt::emulator(arch).unwrap_or_else(|m| panic!("{m}"));
-        let line = String::from_utf8(rootfs::sandbox::binfmt::registration(&emulator)).unwrap();
+        let emulator =
+            rootfs::run::sandbox::binfmt::emulator(arch).unwrap_or_else(|m| panic!("{m}"));
+        let line =
+            String::from_utf8(rootfs::run::sandbox::binfmt::registration(&emulator)).unwrap();
         // Not the sandbox's `rootfs-` prefix: foreign_smoke checks that
         // the host never holds one of those.
         let line = line.replacen(":rootfs-qemu-", ":test-qemu-", 1);

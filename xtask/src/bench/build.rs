@@ -104,11 +104,11 @@ impl Files {
             spec_text,
             programs,
             copied: dir.join("copied.txt"),
-            manifest: rootfs::manifest::path_for(&out),
-            sbom: rootfs::sbom::path_for(&out),
-            stamp: rootfs::stamp::path_for(&out),
-            digests: rootfs::digest_cache::path_for(&out),
-            sha1s: rootfs::sha1_cache::path_for(&out),
+            manifest: rootfs::build::manifest::path_for(&out),
+            sbom: rootfs::build::sbom::path_for(&out),
+            stamp: rootfs::build::stamp::path_for(&out),
+            digests: rootfs::build::digest_cache::path_for(&out),
+            sha1s: rootfs::build::sha1_cache::path_for(&out),
             out,
             dir,
         })
@@ -129,9 +129,12 @@ fn first_build(exe: &Path, files: &Files, list: &List) -> Result<(usize, u64)> {
     let status =
         files.build(exe, &[]).stdout(Stdio::null()).status().context("running the first build")?;
     ensure!(status.success(), "the first build of `{}` failed", list.name);
-    let built = rootfs::manifest::Manifest::read(&files.manifest)?;
-    let copied: Vec<&rootfs::manifest::ManifestEntry> =
-        built.entries.iter().filter(|e| e.kind == rootfs::manifest::EntryType::File).collect();
+    let built = rootfs::build::manifest::Manifest::read(&files.manifest)?;
+    let copied: Vec<&rootfs::build::manifest::ManifestEntry> = built
+        .entries
+        .iter()
+        .filter(|e| e.kind == rootfs::build::manifest::EntryType::File)
+        .collect();
     let bytes = copied.iter().filter_map(|e| e.size).sum();
     let sources: String = copied
         .iter()

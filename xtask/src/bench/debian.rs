@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use rootfs::debian::{self, cache::Cache, fetch::Http, package::FetchedDeb};
+use rootfs::build::debian::{self, cache::Cache, fetch::Http, package::FetchedDeb};
 
 use crate::project_root;
 
@@ -29,7 +29,7 @@ pub fn run(exe: &Path, work: &Path, runs: usize) -> Result<String> {
         .context("the spec has no [sysroot.debian]")?;
     let request = debian::merge_request(Some(table), None, &[], &loaded.debian_packages);
     let options = debian::Options {
-        lock: Some(rootfs::lock::path_for(&spec)),
+        lock: Some(rootfs::build::lock::path_for(&spec)),
         locked: true,
         ..Default::default()
     };

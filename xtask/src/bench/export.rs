@@ -48,7 +48,8 @@ pub fn run(exe: &Path, work: &Path, programs: &[PathBuf], runs: usize) -> Result
         .status()
         .context("building the tree")?;
     ensure!(status.success(), "the first export failed");
-    let manifest = rootfs::manifest::Manifest::read(&rootfs::manifest::path_for(&tree))?;
+    let manifest =
+        rootfs::build::manifest::Manifest::read(&rootfs::build::manifest::path_for(&tree))?;
     let (files, bytes) = manifest.file_totals();
 
     let contender = |label, fresh, command| Contender { label, fresh, command, times: Vec::new() };

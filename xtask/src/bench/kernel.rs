@@ -13,15 +13,15 @@ pub fn run(exe: &Path, work: &Path, runs: usize) -> Result<String> {
     let spec = project_root().join(rootfs::spec::DEFAULT_SPEC);
     let built = rootfs::build::build(&rootfs::build::Options::new(&spec, work.join("kernel")))?;
     let kernel = rootfs::spec::KernelSource::Path(newest_kernel()?);
-    let checks = rootfs::smoke::checks(&built.spec, &built.manifest);
+    let checks = rootfs::run::smoke::checks(&built.spec, &built.manifest);
     let options =
-        rootfs::smoke::Options { jobs: 2, hostname: built.spec.name.clone(), reference: None };
+        rootfs::run::smoke::Options { jobs: 2, hostname: built.spec.name.clone(), reference: None };
     let load_before = load()?;
     let (mut bare, mut smoke) = (Vec::new(), Vec::new());
     for _ in 0..runs.max(1) {
-        bare.push(rootfs::kernel_smoke::bare_boot(&built.out, &kernel, exe)?);
+        bare.push(rootfs::run::kernel_smoke::bare_boot(&built.out, &kernel, exe)?);
         let started = Instant::now();
-        let ran = rootfs::kernel_smoke::run(&built.out, &checks, &options, &kernel, exe)?;
+        let ran = rootfs::run::kernel_smoke::run(&built.out, &checks, &options, &kernel, exe)?;
         smoke.push(started.elapsed());
         anyhow::ensure!(
             ran.report.failed() == 0,

@@ -203,7 +203,7 @@ fn contenders<'a>(exe: &'a Path, files: &'a Files, runs: usize) -> Vec<Contender
         }
     };
     let forget = move || {
-        let _ = std::fs::remove_file(rootfs::smoke::remembered::path_for(&files.tree));
+        let _ = std::fs::remove_file(rootfs::run::smoke::remembered::path_for(&files.tree));
         sync_and_settle();
     };
     vec![
@@ -230,18 +230,20 @@ fn contenders<'a>(exe: &'a Path, files: &'a Files, runs: usize) -> Vec<Contender
 /// One first run of the same checks through the library (nothing
 /// remembered), untimed, to see what each probe ran.
 fn probes(files: &Files, jobs: usize) -> Result<Probes> {
-    let _ = std::fs::remove_file(rootfs::smoke::remembered::path_for(&files.tree));
+    let _ = std::fs::remove_file(rootfs::run::smoke::remembered::path_for(&files.tree));
     let spec = rootfs::spec::load(&files.spec)?;
-    let manifest = rootfs::manifest::Manifest::read(&rootfs::manifest::path_for(&files.tree))?;
-    let checks = rootfs::smoke::checks(&spec, &manifest);
-    let (reference, _) = rootfs::smoke::reference(&spec, &manifest, &files.tree, Path::new("/"));
-    let options = rootfs::smoke::Options { jobs, hostname: spec.name.clone(), reference };
-    let report = rootfs::smoke::run(&files.tree, &checks, &options)?;
+    let manifest =
+        rootfs::build::manifest::Manifest::read(&rootfs::build::manifest::path_for(&files.tree))?;
+    let checks = rootfs::run::smoke::checks(&spec, &manifest);
+    let (reference, _) =
+        rootfs::run::smoke::reference(&spec, &manifest, &files.tree, Path::new("/"));
+    let options = rootfs::run::smoke::Options { jobs, hostname: spec.name.clone(), reference };
+    let report = rootfs::run::smoke::run(&files.tree, &checks, &options)?;
     let mut probes = Probes { elapsed: report.elapsed, ..Probes::default() };
     for r in &report.results {
         match r.outcome {
-            rootfs::smoke::Outcome::Pass => probes.passed += 1,
-            rootfs::smoke::Outcome::TimedOut => probes.timed_out += 1,
+            rootfs::run::smoke::Outcome::Pass => probes.passed += 1,
+            rootfs::run::smoke::Outcome::TimedOut => probes.timed_out += 1,
             _ => probes.failed += 1,
         }
         let fell_back = r.ran.last().is_some_and(|a| a == "--help");

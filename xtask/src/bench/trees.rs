@@ -92,14 +92,15 @@ fn measure(exe: &Path, work: &Path, size: &Size, runs: usize) -> Result<Row> {
         "the first build of `{}` failed",
         spec.display()
     );
-    let manifest = rootfs::manifest::Manifest::read(&rootfs::manifest::path_for(&out))?;
+    let manifest =
+        rootfs::build::manifest::Manifest::read(&rootfs::build::manifest::path_for(&out))?;
     let (_, bytes) = manifest.file_totals();
     let trash = Trash::new(work.join("trash").join(format!("trees-{}", size.name)));
     let beside = [
         out.clone(),
-        rootfs::manifest::path_for(&out),
-        rootfs::sbom::path_for(&out),
-        rootfs::stamp::path_for(&out),
+        rootfs::build::manifest::path_for(&out),
+        rootfs::build::sbom::path_for(&out),
+        rootfs::build::stamp::path_for(&out),
     ];
     let mut contenders = vec![
         Contender::new("cold build --link hard", Side::Ours, runs, build)

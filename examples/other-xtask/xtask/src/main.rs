@@ -20,7 +20,7 @@ fn rootfs() -> anyhow::Result<ExitCode> {
     let options = rootfs::build::Options::new(root.join("rootfs.toml"), root.join("target/rootfs"));
     let built = rootfs::build::build(&options)?;
     println!("{}", built.summary());
-    let smoked = rootfs::smoke::smoke_tree(&built, Path::new("/"))?;
+    let smoked = rootfs::run::smoke::smoke_tree(&built, Path::new("/"))?;
     for note in &smoked.notes {
         eprintln!("{note}");
     }

@@ -1,0 +1,76 @@
+//! Digests of host files, kept beside the outputs (`.rootfs/digests.json`) and shared by every build there, so an unchanged host file is hashed once.
+//!
+//! An entry is used only while the file's [`FileState`] (device, inode,
+//! mode, size, mtime; not ctime, which hard-linking the file moves) is the
+//! one recorded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::build::side_file::{self, SideFile};
+use crate::build::stamp::FileState;
+
+/// Host path -> (state when hashed, sha256).
+pub type Digests = HashMap<PathBuf, (FileState, String)>;
+
+/// The file as written: sorted, on one line.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DigestFile(BTreeMap<PathBuf, (FileState, String)>);
+
+impl SideFile for DigestFile {
+    const NAME: &'static str = "digests.json";
+    const WHAT: &'static str = "a digest cache";
+    const PRETTY: bool = false;
+
+    fn recognise(bytes: &[u8]) -> bool {
+        crate::fsutil::is_json_map_of::<PathBuf, (FileState, String)>(bytes, |_, _| true)
+    }
+}
+
+/// The digest cache for outputs in the folder holding `out`.
+pub fn path_for(out: &Path) -> PathBuf {
+    side_file::path_for::<DigestFile>(out)
+}
+
+/// Reads the cache; a missing or unreadable one is empty.
+pub fn read(path: &Path) -> Digests {
+    side_file::read::<DigestFile>(path).0.into_iter().collect()
+}
+
+/// Adds `fresh` to the cache on disk, dropping entries whose file is gone
+/// or changed, and writes it back atomically.
+pub fn update(path: &Path, mut known: Digests, fresh: Digests) -> Result<()> {
+    use rayon::prelude::*;
+    known.extend(fresh);
+    let kept: BTreeMap<PathBuf, (FileState, String)> = known
+        .into_par_iter()
+        .filter(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
+        .collect();
+    side_file::write(path, &DigestFile(kept))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_the_sorted_map_on_one_line_and_drops_changed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, gone) = (dir.path().join("kept"), dir.path().join("gone"));
+        std::fs::write(&kept, "a").unwrap();
+        let state = FileState::read(&kept).unwrap();
+        let fresh: Digests =
+            [(kept.clone(), (state.clone(), "1".repeat(64))), (gone, (state, "2".repeat(64)))]
+                .into();
+        let path = path_for(&dir.path().join("tree"));
+        update(&path, Digests::new(), fresh).unwrap();
+        let read = read(&path);
+        assert_eq!(read.keys().collect::<Vec<_>>(), [&kept]);
+        let map: BTreeMap<_, _> = read.into_iter().collect();
+        assert_eq!(std::fs::read(&path).unwrap(), serde_json::to_vec(&map).unwrap());
+    }
+}

@@ -1,0 +1,209 @@
+//! The sysroot's dpkg database: which Debian package (name, version, architecture) owns each file, matched across merged-`/usr` spellings through the sysroot's own symlinks.
+//!
+//! What is read, all inside the sysroot (`dpkg-query(1)` reads the same):
+//! - `/var/lib/dpkg/status`: one paragraph per package with `Package`,
+//!   `Status`, `Architecture` and `Version` (`deb-control(5)`); a package
+//!   whose state is `not-installed` or `config-files` owns no file;
+//! - `/var/lib/dpkg/info/NAME.list`, or `NAME:ARCH.list` for a
+//!   `Multi-Arch: same` package: one owned path a line, as the package
+//!   shipped it.
+//!
+//! On a merged-`/usr` system a package built before the merge lists
+//! `/lib/x86_64-linux-gnu/libc.so.6` while the file is reached, and copied,
+//! at `/usr/lib/x86_64-linux-gnu/libc.so.6`. Each listed path's parent
+//! directory is therefore resolved inside the sysroot with [`Sysroot`]
+//! (every symlink followed, none leaving the root) and the file's real path
+//! is that directory joined with the listed name: the sysroot's own
+//! symlinks decide, nothing is hard-coded. Only lines whose file name is
+//! one of the names asked about are resolved, so a large database costs
+//! little more than reading it.
+//!
+//! The license a package's `/usr/share/doc/NAME/copyright` states, when it
+//! is machine-readable, is in `copyright.rs`.
+
+pub mod copyright;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+
+use crate::resolve::sysroot::Sysroot;
+
+/// Where dpkg keeps the state of every package (a root path).
+pub const STATUS: &str = "/var/lib/dpkg/status";
+/// Where dpkg keeps the list of paths of each package (a root path).
+pub const INFO: &str = "/var/lib/dpkg/info";
+
+/// One installed package.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    /// `amd64`, `i386`, `all`, ...
+    pub arch: String,
+}
+
+/// The installed packages of a sysroot, sorted by name and architecture.
+#[derive(Clone, Debug, Default)]
+pub struct Database {
+    pub packages: Vec<Package>,
+}
+
+impl Database {
+    /// Reads `/var/lib/dpkg/status` of the sysroot; `None` when there is
+    /// none (a sysroot that is not a Debian system).
+    pub fn read(sysroot: &Sysroot) -> Result<Option<Database>> {
+        let path = sysroot.host(Path::new(STATUS));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(e).with_context(|| format!("failed to read `{}`", path.display()));
+            }
+        };
+        Ok(Some(Database::parse(&text)))
+    }
+
+    /// The packages of a status file's text.
+    pub fn parse(text: &str) -> Database {
+        let mut packages: Vec<Package> = paragraphs(text)
+            .filter(|fields| fields.get("Status").is_some_and(|s| owns_files(s)))
+            .filter_map(|fields| {
+                Some(Package {
+                    name: fields.get("Package")?.to_string(),
+                    version: fields.get("Version")?.to_string(),
+                    arch: fields.get("Architecture").unwrap_or(&"all").to_string(),
+                })
+            })
+            .collect();
+        packages.sort();
+        packages.dedup();
+        Database { packages }
+    }
+
+    /// The package owning each of `wanted` (real root paths of regular
+    /// files), matched as the module explains. A path that no package lists
+    /// is left out; a path two packages list goes to the first in order.
+    pub fn owners(
+        &self,
+        sysroot: &Sysroot,
+        wanted: &BTreeSet<PathBuf>,
+    ) -> BTreeMap<PathBuf, Package> {
+        let names: HashSet<&OsStr> = wanted.iter().filter_map(|p| p.file_name()).collect();
+        let found: Vec<Vec<PathBuf>> = self
+            .packages
+            .par_iter()
+            .map(|package| {
+                let Some(text) = list_of(sysroot, package) else { return Vec::new() };
+                let mut dirs = HashMap::new();
+                text.lines()
+                    .map(Path::new)
+                    .filter(|p| p.file_name().is_some_and(|n| names.contains(n)))
+                    .filter_map(|p| real_path(sysroot, p, &mut dirs))
+                    .filter(|real| wanted.contains(real))
+                    .collect()
+            })
+            .collect();
+        let mut owners = BTreeMap::new();
+        for (package, paths) in self.packages.iter().zip(found) {
+            for path in paths {
+                owners.entry(path).or_insert_with(|| package.clone());
+            }
+        }
+        owners
+    }
+}
+
+/// The text of a package's list of paths, under either of its names.
+fn list_of(sysroot: &Sysroot, package: &Package) -> Option<String> {
+    let info = sysroot.host(Path::new(INFO));
+    [format!("{}:{}.list", package.name, package.arch), format!("{}.list", package.name)]
+        .iter()
+        .find_map(|name| std::fs::read_to_string(info.join(name)).ok())
+}
+
+/// Where a listed path really is: its parent directory resolved inside the
+/// sysroot (memoised per directory), joined with its name.
+fn real_path(
+    sysroot: &Sysroot,
+    listed: &Path,
+    dirs: &mut HashMap<PathBuf, Option<PathBuf>>,
+) -> Option<PathBuf> {
+    let (parent, name) = (listed.parent()?, listed.file_name()?);
+    let dir = dirs
+        .entry(parent.to_path_buf())
+        .or_insert_with(|| sysroot.locate(parent).ok().filter(|l| l.is_dir).map(|l| l.real));
+    dir.as_ref().map(|d| d.join(name))
+}
+
+/// Whether a package in this `Status` (`want flag state`) has its files on
+/// disk.
+fn owns_files(status: &str) -> bool {
+    !matches!(status.split_whitespace().last(), Some("not-installed" | "config-files") | None)
+}
+
+/// The paragraphs of a control file (`deb822(5)`), each as its fields'
+/// first lines; continuation lines are left out.
+pub(crate) fn paragraphs(text: &str) -> impl Iterator<Item = HashMap<&str, &str>> {
+    text.split("\n\n")
+        .map(|paragraph| {
+            paragraph
+                .lines()
+                .filter(|l| !l.starts_with([' ', '\t', '#']))
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .collect::<HashMap<&str, &str>>()
+        })
+        .filter(|fields| !fields.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn listed_paths_match_their_merged_usr_spelling() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("usr/lib/x86_64-linux-gnu")).unwrap();
+        std::fs::create_dir_all(root.join("var/lib/dpkg/info")).unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        std::fs::write(root.join("usr/lib/x86_64-linux-gnu/libc.so.6"), b"elf").unwrap();
+        std::fs::write(root.join("usr/lib/x86_64-linux-gnu/libz.so.1"), b"elf").unwrap();
+        std::fs::write(
+            root.join("var/lib/dpkg/status"),
+            "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u7\nDescription: x\n continued: no\n\n\
+             Package: zlib1g\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 1:1.2.13\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("var/lib/dpkg/info/libc6:amd64.list"),
+            "/.\n/lib\n/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu/libc.so.6\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("var/lib/dpkg/info/zlib1g:amd64.list"),
+            "/lib/x86_64-linux-gnu/libz.so.1\n",
+        )
+        .unwrap();
+        let sysroot = Sysroot::new(root);
+        let db = Database::read(&sysroot).unwrap().unwrap();
+        assert_eq!(db.packages.len(), 1, "config-files only: no files");
+        let wanted: BTreeSet<PathBuf> =
+            ["/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libz.so.1"]
+                .into_iter()
+                .map(PathBuf::from)
+                .collect();
+        let owners = db.owners(&sysroot, &wanted);
+        let libc = &owners[Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6")];
+        assert_eq!(
+            (libc.name.as_str(), libc.version.as_str(), libc.arch.as_str()),
+            ("libc6", "2.36-9+deb12u7", "amd64")
+        );
+        assert_eq!(owners.len(), 1);
+    }
+}

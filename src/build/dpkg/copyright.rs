@@ -1,0 +1,318 @@
+//! The license a Debian package states in `/usr/share/doc/NAME/copyright` when that file is machine-readable (DEP-5), as an SPDX license expression.
+//!
+//! The format is the Debian `copyright-format/1.0`: a header paragraph whose
+//! `Format` field names the format, then `Files` paragraphs, each with a
+//! `License` field whose first line is a short name or an expression of
+//! short names joined by `or` and `and` (`and` binds tighter, a comma
+//! groups: `A or B, and C` is `(A OR B) AND C`), and standalone `License`
+//! paragraphs holding the text of a short name.
+//!
+//! A short name becomes an SPDX identifier only where the two mean exactly
+//! the same license (`GPL-2+` is `GPL-2.0-or-later`, `Expat` is `MIT`); any
+//! other name (`MIT`, which Debian uses for several texts, `public-domain`,
+//! `GPL-2+ with OpenSSL exception`) becomes a `LicenseRef-` of its own,
+//! carried with its text (the standalone paragraph's, else the name) so
+//! that the SPDX document defines every reference it uses. A file that is
+//! not machine-readable, or an expression that does not parse, gives no
+//! expression at all: the SBOM says `NOASSERTION`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::resolve::sysroot::Sysroot;
+
+/// A package's declared license.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Declared {
+    /// The SPDX expression; `None` for `NOASSERTION`.
+    pub expression: Option<String>,
+    /// `LicenseRef-...` id -> (the Debian name, its text), for every
+    /// reference the expression uses.
+    pub references: BTreeMap<String, (String, String)>,
+}
+
+/// Reads and translates the copyright file of package `name` in the
+/// sysroot (`/usr/share/doc/NAME` may be a symlink, followed inside it).
+pub fn declared(sysroot: &Sysroot, name: &str) -> Declared {
+    let path = Path::new("/usr/share/doc").join(name).join("copyright");
+    let text = sysroot
+        .locate(&path)
+        .ok()
+        .filter(|l| !l.is_dir)
+        .and_then(|l| std::fs::read_to_string(sysroot.host(&l.real)).ok());
+    text.map(|t| parse(&t)).unwrap_or_default()
+}
+
+/// The declared license of a copyright file's text.
+pub fn parse(text: &str) -> Declared {
+    let paragraphs = paragraphs(text);
+    let Some(header) = paragraphs.first() else { return Declared::default() };
+    let machine_readable = header
+        .format
+        .is_some_and(|format| format.contains("copyright-format") || format.contains("dep5"));
+    if !machine_readable {
+        return Declared::default();
+    }
+    let texts: BTreeMap<String, String> = paragraphs
+        .iter()
+        .filter(|p| !p.files)
+        .filter_map(|p| p.license.as_ref())
+        .filter(|(_, body)| !body.trim().is_empty())
+        .map(|(name, body)| (name.to_lowercase(), body.clone()))
+        .collect();
+    let mut fields: Vec<&str> = paragraphs
+        .iter()
+        .filter(|p| p.files)
+        .filter_map(|p| p.license.as_ref().map(|(first, _)| *first))
+        .collect();
+    if fields.is_empty() {
+        fields.extend(header.license.as_ref().map(|(first, _)| *first));
+    }
+    let mut declared = Declared::default();
+    let mut terms = Vec::new();
+    for field in fields {
+        match expression(field, &texts, &mut declared.references) {
+            Some(term) => terms.push(term),
+            None => return Declared::default(),
+        }
+    }
+    terms.sort();
+    terms.dedup();
+    if terms.is_empty() {
+        return Declared::default();
+    }
+    let wrapped: Vec<String> = if terms.len() == 1 {
+        terms
+    } else {
+        terms.into_iter().map(|t| if t.contains(' ') { format!("({t})") } else { t }).collect()
+    };
+    declared.expression = Some(wrapped.join(" AND "));
+    declared
+}
+
+/// A paragraph, with only the fields the license needs: `Format`'s value,
+/// whether it has `Files`, and `License` (its first line and continuation
+/// lines). The other fields (`Copyright` holds thousands of lines in some
+/// packages) are skipped without being copied.
+#[derive(Default)]
+struct Paragraph<'a> {
+    /// Whether any field was seen: a paragraph of other fields still counts
+    /// (the first one is the header).
+    any: bool,
+    format: Option<&'a str>,
+    files: bool,
+    license: Option<(&'a str, String)>,
+}
+
+fn paragraphs(text: &str) -> Vec<Paragraph<'_>> {
+    let mut out = Vec::new();
+    let mut current = Paragraph::default();
+    // Whether continuation lines belong to `License` (the last field seen).
+    let mut in_license = false;
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            if current.any {
+                out.push(std::mem::take(&mut current));
+            }
+            in_license = false;
+        } else if line.starts_with([' ', '\t']) {
+            if let Some((_, body)) = current.license.as_mut().filter(|_| in_license) {
+                let line = line.trim();
+                body.push_str(if line == "." { "" } else { line });
+                body.push('\n');
+            }
+        } else if let Some((key, value)) = line.split_once(':') {
+            current.any = true;
+            let (key, value) = (key.trim(), value.trim());
+            in_license = key == "License";
+            match key {
+                "Format" => current.format = Some(value),
+                "Files" => current.files = true,
+                "License" => current.license = Some((value, String::new())),
+                _ => {}
+            }
+        }
+    }
+    if current.any {
+        out.push(current);
+    }
+    out
+}
+
+/// One `License` field's first line as an SPDX expression; `None` when it
+/// does not parse.
+fn expression(
+    field: &str,
+    texts: &BTreeMap<String, String>,
+    references: &mut BTreeMap<String, (String, String)>,
+) -> Option<String> {
+    let spaced = field.replace(',', " , ");
+    let tokens: Vec<&str> = spaced.split_whitespace().collect();
+    let groups: Vec<&[&str]> = tokens.split(|t| *t == ",").collect();
+    let mut out = String::new();
+    for (i, group) in groups.iter().enumerate() {
+        let (joiner, rest) = match (i, group.first().map(|t| t.to_lowercase())) {
+            (0, _) => ("", &group[..]),
+            (_, Some(op)) if op == "and" || op == "or" => {
+                (if op == "and" { " AND " } else { " OR " }, &group[1..])
+            }
+            _ => return None,
+        };
+        let inner = simple(rest, texts, references)?;
+        if groups.len() > 1 && inner.contains(' ') {
+            out.push_str(&format!("{joiner}({inner})"));
+        } else {
+            out.push_str(&format!("{joiner}{inner}"));
+        }
+    }
+    Some(out)
+}
+
+/// Names joined by `and` and `or`, each name possibly followed by
+/// `with ... exception`.
+fn simple(
+    tokens: &[&str],
+    texts: &BTreeMap<String, String>,
+    references: &mut BTreeMap<String, (String, String)>,
+) -> Option<String> {
+    let mut out = String::new();
+    let mut term: Vec<&str> = Vec::new();
+    let mut flush = |term: &mut Vec<&str>, out: &mut String| -> Option<()> {
+        if term.is_empty() {
+            return None;
+        }
+        let name = term.join(" ");
+        out.push_str(&identifier(&name, texts, references));
+        term.clear();
+        Some(())
+    };
+    for token in tokens {
+        let lower = token.to_lowercase();
+        // `and` inside `with ... exception` is part of the exception's name.
+        let in_exception = term.iter().any(|t| t.eq_ignore_ascii_case("with"))
+            && !term.last().is_some_and(|t| t.eq_ignore_ascii_case("exception"));
+        if (lower == "and" || lower == "or") && !in_exception {
+            flush(&mut term, &mut out)?;
+            out.push_str(if lower == "and" { " AND " } else { " OR " });
+        } else {
+            term.push(token);
+        }
+    }
+    flush(&mut term, &mut out)?;
+    Some(out)
+}
+
+/// The SPDX id of one Debian short name where it is exact, else a
+/// `LicenseRef-` recorded in `references`.
+fn identifier(
+    name: &str,
+    texts: &BTreeMap<String, String>,
+    references: &mut BTreeMap<String, (String, String)>,
+) -> String {
+    if let Some(id) = exact(name) {
+        return id;
+    }
+    let id: String = name
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '-' => c.to_string(),
+            '+' => "-or-later".to_string(),
+            _ => "-".to_string(),
+        })
+        .collect();
+    let id = format!("LicenseRef-{id}");
+    let text = texts.get(&name.to_lowercase()).cloned().unwrap_or_else(|| name.to_string());
+    references.entry(id.clone()).or_insert_with(|| (name.to_string(), text));
+    id
+}
+
+/// Debian short names (`copyright-format/1.0`, "License specification")
+/// that name exactly one SPDX license.
+fn exact(name: &str) -> Option<String> {
+    let lower = name.to_lowercase();
+    let fixed = match lower.as_str() {
+        "apache-2.0" => "Apache-2.0",
+        "artistic-2.0" => "Artistic-2.0",
+        "bsd-2-clause" => "BSD-2-Clause",
+        "bsd-3-clause" => "BSD-3-Clause",
+        "bsd-4-clause" => "BSD-4-Clause",
+        "cc0-1.0" => "CC0-1.0",
+        "cddl-1.0" => "CDDL-1.0",
+        "expat" => "MIT",
+        "isc" => "ISC",
+        "lppl-1.3c" => "LPPL-1.3c",
+        "mpl-1.1" => "MPL-1.1",
+        "mpl-2.0" => "MPL-2.0",
+        "vim" => "Vim",
+        "x11" => "X11",
+        "zlib" => "Zlib",
+        "zope-2.1" => "ZPL-2.1",
+        _ => "",
+    };
+    if !fixed.is_empty() {
+        return Some(fixed.to_string());
+    }
+    // The GNU licenses: `GPL-2`, `GPL-2+`, `LGPL-2.1+`, `GFDL-1.3`.
+    let (family, rest) = ["agpl-", "lgpl-", "gpl-", "gfdl-"]
+        .into_iter()
+        .find_map(|f| lower.strip_prefix(f).map(|rest| (f, rest)))?;
+    let (version, later) = match rest.strip_suffix('+') {
+        Some(v) => (v, true),
+        None => (rest, false),
+    };
+    let versions: &[&str] = match family {
+        "gpl-" => &["1.0", "2.0", "3.0"],
+        "lgpl-" => &["2.0", "2.1", "3.0"],
+        "agpl-" => &["3.0"],
+        _ => &["1.1", "1.2", "1.3"],
+    };
+    let full = if version.contains('.') { version.to_string() } else { format!("{version}.0") };
+    if !versions.contains(&full.as_str()) {
+        return None;
+    }
+    let family = family.trim_end_matches('-').to_uppercase();
+    Some(format!("{family}-{full}-{}", if later { "or-later" } else { "only" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
+        Upstream-Name: x\n\n\
+        Files: *\nCopyright: someone\nLicense: GPL-2+\n\n\
+        Files: lib/*\nCopyright: someone\nLicense: LGPL-2.1+ or BSD-3-clause, and public-domain\n\n\
+        Files: debian/*\nLicense: GPL-3+ with Bison exception\n\n\
+        License: public-domain\n Nobody owns this.\n .\n Really.\n";
+
+    #[test]
+    fn dep5_licenses_become_spdx_expressions() {
+        let declared = parse(TEXT);
+        assert_eq!(
+            declared.expression.as_deref(),
+            Some(
+                "((LGPL-2.1-or-later OR BSD-3-Clause) AND LicenseRef-public-domain) AND GPL-2.0-or-later AND LicenseRef-GPL-3-or-later-with-Bison-exception"
+            )
+        );
+        let (name, text) = &declared.references["LicenseRef-public-domain"];
+        assert_eq!(
+            (name.as_str(), text.as_str()),
+            ("public-domain", "Nobody owns this.\n\nReally.\n")
+        );
+        assert!(declared.references.contains_key("LicenseRef-GPL-3-or-later-with-Bison-exception"));
+    }
+
+    #[test]
+    fn free_form_files_and_broken_expressions_assert_nothing() {
+        assert_eq!(
+            parse("This is the Debian prepackaged version of glibc.\n"),
+            Declared::default()
+        );
+        let broken = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2 or\n";
+        assert_eq!(parse(broken).expression, None);
+        assert_eq!(exact("GPL-2"), Some("GPL-2.0-only".to_string()));
+        assert_eq!(exact("GFDL-1.3+"), Some("GFDL-1.3-or-later".to_string()));
+        assert_eq!(exact("GPL-4"), None);
+        assert_eq!(exact("MIT"), None);
+    }
+}

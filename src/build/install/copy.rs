@@ -1,0 +1,194 @@
+//! One leaf of the tree written: a symlink, bytes of the spec, or a host file copied (or hard-linked) with the digest of exactly the bytes that landed in the tree.
+//!
+//! A host file's digest comes from one of three places, all describing the
+//! copy itself:
+//! - a copy with no cached digest reads the host file once, hashing each
+//!   block as it writes it;
+//! - a reflink (`FICLONE`, btrfs and XFS) shares the host file's blocks, and
+//!   the digest is read back from the copy;
+//! - a digest cached for the host file's state (device, inode, mode, size,
+//!   mtime) is reused when a reflink or `copy_file_range(2)` copied it and the
+//!   state is the same after the copy; when the state moved during the copy,
+//!   the copy is read back and hashed.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
+use sha2::{Digest, Sha256};
+
+use super::{InstallOptions, LinkMode, WrittenFile};
+use crate::build::plan::EntryKind;
+use crate::build::stamp::FileState;
+
+/// Size of each block read and hashed.
+const BLOCK: usize = 256 * 1024;
+
+pub(super) fn write_leaf(
+    dir: &OwnedFd,
+    name: &Path,
+    kind: &EntryKind,
+    times: &Timestamps,
+    options: &InstallOptions,
+    reflink: &AtomicBool,
+) -> Result<Option<WrittenFile>> {
+    match kind {
+        EntryKind::Symlink { target, .. } => {
+            rustix::fs::symlinkat(target, dir, name).context("symlinkat")?;
+            rustix::fs::utimensat(dir, name, times, AtFlags::SYMLINK_NOFOLLOW)
+                .context("utimensat")?;
+            Ok(None)
+        }
+        EntryKind::Data { bytes, mode } => {
+            let mut file = File::from(create(dir, name)?);
+            file.write_all(bytes).context("write")?;
+            finish(&file, *mode, times)?;
+            Ok(None)
+        }
+        EntryKind::File { host, mode, .. } => {
+            copy_host_file(dir, name, host, *mode, times, options, reflink).map(Some)
+        }
+        EntryKind::Dir { .. } => unreachable!("directories are created before leaves"),
+    }
+}
+
+fn copy_host_file(
+    dir: &OwnedFd,
+    name: &Path,
+    host: &Path,
+    mode: u32,
+    times: &Timestamps,
+    options: &InstallOptions,
+    reflink: &AtomicBool,
+) -> Result<WrittenFile> {
+    let source =
+        File::open(host).with_context(|| format!("failed to open `{}`", host.display()))?;
+    let meta = source.metadata().with_context(|| format!("failed to stat `{}`", host.display()))?;
+    let state = FileState::of(&meta);
+    let known = options
+        .known_digests
+        .get(host)
+        .filter(|(known_state, _)| *known_state == state)
+        .map(|(_, digest)| digest.clone());
+    // Hard links share the host's inode: only when its mode is the one
+    // wanted, since changing it would change the host file.
+    let host_mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+    if options.link == LinkMode::Hard
+        && host_mode == mode
+        && rustix::fs::linkat(rustix::fs::CWD, host, dir, name, AtFlags::empty()).is_ok()
+    {
+        let sha256 = match known {
+            Some(digest) => digest,
+            None => {
+                hash_all(&source).with_context(|| format!("failed to read `{}`", host.display()))?
+            }
+        };
+        return Ok(WrittenFile { mode, size: meta.len(), sha256, state: Some(state) });
+    }
+    let mut dest = File::from(create(dir, name)?);
+    let sha256 = copy_with_digest(&source, &mut dest, meta.len(), known, reflink)
+        .with_context(|| format!("failed to copy `{}`", host.display()))?;
+    // A file that changed while it was copied: the digest is of what was
+    // copied, but its recorded state is not the one it was hashed with.
+    let after = source.metadata().map(|m| FileState::of(&m)).ok();
+    let state = (after.as_ref() == Some(&state)).then_some(state);
+    let size = dest.metadata().context("fstat")?.len();
+    finish(&dest, mode, times)?;
+    Ok(WrittenFile { mode, size, sha256, state })
+}
+
+/// Copies `source` into the empty `dest` and returns the sha256 of the
+/// bytes in `dest`. At most `size` bytes, its size when it was opened, are
+/// copied: a file that keeps growing (a log) cannot make the copy endless.
+fn copy_with_digest(
+    source: &File,
+    dest: &mut File,
+    size: u64,
+    known: Option<String>,
+    reflink: &AtomicBool,
+) -> Result<String> {
+    let before = source.metadata().map(|m| FileState::of(&m)).ok();
+    if reflink.load(Ordering::Relaxed) {
+        match rustix::fs::ioctl_ficlone(&*dest, source) {
+            Ok(()) => return digest_after_kernel_copy(source, dest, known, before),
+            Err(_) => reflink.store(false, Ordering::Relaxed),
+        }
+    }
+    if known.is_some() {
+        // `std::io::copy` between files is `copy_file_range(2)`: the bytes
+        // stay in the kernel.
+        std::io::copy(&mut source.take(size), dest).context("copy_file_range")?;
+        return digest_after_kernel_copy(source, dest, known, before);
+    }
+    // No digest yet: one read of the host file, hashed as it is written.
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; BLOCK];
+    let mut reader = source.take(size);
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("read"),
+        };
+        hasher.update(&buffer[..n]);
+        dest.write_all(&buffer[..n]).context("write")?;
+    }
+    Ok(crate::fsutil::hex_digest(hasher))
+}
+
+/// The digest of a copy the kernel made: the cached one while the host
+/// file kept its state throughout, else the copy read back.
+fn digest_after_kernel_copy(
+    source: &File,
+    dest: &File,
+    known: Option<String>,
+    before: Option<FileState>,
+) -> Result<String> {
+    let after = source.metadata().map(|m| FileState::of(&m)).ok();
+    match known {
+        Some(digest) if before.is_some() && before == after => Ok(digest),
+        _ => hash_all(dest).context("reading the copy back"),
+    }
+}
+
+/// The sha256 of a whole open file, read with positioned reads (the
+/// descriptor's offset is left alone).
+fn hash_all(file: &File) -> std::io::Result<String> {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; BLOCK]);
+    }
+    BUFFER.with_borrow_mut(|buffer| {
+        let mut hasher = Sha256::new();
+        let mut offset = 0u64;
+        loop {
+            let n = std::os::unix::fs::FileExt::read_at(file, buffer, offset)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            offset += n as u64;
+        }
+        Ok(crate::fsutil::hex_digest(hasher))
+    })
+}
+
+fn create(dir: &OwnedFd, name: &Path) -> Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .context("create")
+}
+
+fn finish(file: &File, mode: u32, times: &Timestamps) -> Result<()> {
+    rustix::fs::fchmod(file, Mode::from_raw_mode(mode)).context("fchmod")?;
+    rustix::fs::futimens(file, times).context("futimens")?;
+    Ok(())
+}
