@@ -506,19 +506,36 @@ fn skipped(check: &Check) -> Outcomes {
 }
 
 impl Outcomes {
-    /// A check that was not started, with the reason as its error.
-    pub fn not_run(check: &Check, why: &str) -> Outcomes {
+    /// `check`'s row with `outcome`, before anything ran: no status, no
+    /// output, no reference.
+    pub(crate) fn bare(check: Check, outcome: Outcome) -> Outcomes {
         Outcomes {
-            check: check.clone(),
-            outcome: Outcome::Error(why.to_string()),
-            reordered: false,
             ran: check.argv.clone(),
+            check,
+            outcome,
+            reordered: false,
             status: None,
             output: String::new(),
             host: None,
             reference_runs: 0,
             diff: None,
             elapsed: Duration::ZERO,
+        }
+    }
+
+    /// A check that was not started, with the reason as its error.
+    pub fn not_run(check: &Check, why: &str) -> Outcomes {
+        Outcomes::bare(check.clone(), Outcome::Error(why.to_string()))
+    }
+
+    /// The row of `check`'s run in the tree, its output as shown.
+    pub(crate) fn of_run(check: &Check, ran: Ran, outcome: Outcome, output: String) -> Outcomes {
+        Outcomes {
+            ran: ran.argv,
+            status: ran.status,
+            output,
+            elapsed: ran.elapsed,
+            ..Outcomes::bare(check.clone(), outcome)
         }
     }
 }

@@ -288,16 +288,9 @@ fn outcomes(check: &Check, ran: Ran, outcome: Outcome, host: Option<&Ran>) -> Ou
         .filter(|h| *h != output)
         .map(|h| unified_diff(&h, &output));
     Outcomes {
-        check: check.clone(),
-        outcome,
-        reordered: false,
-        ran: ran.argv,
-        status: ran.status,
-        output,
         host: host.map(|h| HostRun { status: h.status, output: h.output.text() }),
-        reference_runs: 0,
         diff,
-        elapsed: ran.elapsed,
+        ..Outcomes::of_run(check, ran, outcome, output)
     }
 }
 

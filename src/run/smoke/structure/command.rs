@@ -131,16 +131,5 @@ fn outcomes(check: &Check, ran: Ran, outcome: Outcome) -> Outcomes {
         output.push_str("--- standard error ---\n");
         output.push_str(&errors);
     }
-    Outcomes {
-        check: check.clone(),
-        outcome,
-        reordered: false,
-        ran: ran.argv,
-        status: ran.status,
-        output,
-        host: None,
-        reference_runs: 0,
-        diff: None,
-        elapsed: ran.elapsed,
-    }
+    Outcomes::of_run(check, ran, outcome, output)
 }
