@@ -90,12 +90,15 @@ pub fn fetch_indexes(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default();
-    source
+    // Every suite is fetched, then the first failure in the suites' order is
+    // the one reported: the same one on every run, whichever finished first.
+    let fetched: Vec<Result<SuiteIndex>> = source
         .suites
         .par_iter()
         .enumerate()
         .map(|(at, suite)| fetch_suite(at, suite, source, &keyring, now, cache, http))
-        .collect()
+        .collect();
+    fetched.into_iter().collect()
 }
 
 fn fetch_suite(
@@ -206,13 +209,19 @@ pub fn fetch_debs(
             .num_threads(PARALLEL_DOWNLOADS)
             .build()
             .context("failed to start the download threads")?;
-        pool.install(|| {
-            missing.par_iter().try_for_each(|w| {
-                download(w, cache, http)?;
-                bar.inc(w.size.unwrap_or(0));
-                Ok::<(), anyhow::Error>(())
-            })
-        })?;
+        // The first failure in the packages' order is reported, whichever
+        // download ended first.
+        let downloaded: Vec<Result<()>> = pool.install(|| {
+            missing
+                .par_iter()
+                .map(|w| {
+                    download(w, cache, http)?;
+                    bar.inc(w.size.unwrap_or(0));
+                    Ok(())
+                })
+                .collect()
+        });
+        downloaded.into_iter().collect::<Result<()>>()?;
         bar.finish_and_clear();
     }
     Ok(wanted
