@@ -868,15 +868,8 @@ impl Export {
         }
         let (built, exported) = (&built[0], &all[0]);
         let files = structure_files(None, &self.structure_test)?;
-        let cache = rootfs::fsutil::side_dir(&built.out).join("images");
-        let subject = structure::Subject::of_export(exported, &cache)?;
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let smoke = rootfs::run::smoke::Options {
-            jobs,
-            hostname: built.spec.name.clone(),
-            reference: None,
-        };
-        let report = structure::run(&[], &files, &subject, &built.spec.smoke, &smoke)?;
+        let report = structure::run_on_export(built, exported, &files, jobs)?;
         print!("{}", report.table());
         if let Some(path) = &self.junit {
             let xml = report.junit(&format!("rootfs.{}.image", built.spec.name))?;

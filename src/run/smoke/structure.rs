@@ -219,6 +219,21 @@ pub fn run(
     Ok(report)
 }
 
+/// `export --structure-test`: the tests of `files` against the image
+/// `exported` of `built` (unpacked once into `.rootfs/images/` beside the
+/// tree), with `jobs` checks at a time.
+pub fn run_on_export(
+    built: &crate::build::Built,
+    exported: &crate::export::Exported,
+    files: &[Arc<StructureTests>],
+    jobs: usize,
+) -> Result<Report> {
+    let cache = crate::fsutil::side_dir(&built.out).join("images");
+    let subject = Subject::of_export(exported, &cache)?;
+    let options = super::Options { jobs, hostname: built.spec.name.clone(), reference: None };
+    run(&[], files, &subject, &built.spec.smoke, &options)
+}
+
 /// One row of the report for a test that runs nothing: its failures,
 /// one per line, or a pass.
 fn row(name: &str, judge: impl FnOnce() -> Vec<String>) -> Outcomes {

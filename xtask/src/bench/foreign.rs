@@ -94,38 +94,8 @@ fn smoke(exe: &Path, work: &Path, runs: usize) -> Result<String> {
     let lines: String = COMMANDS.iter().map(|c| format!("/usr/bin/{c}\n")).collect();
     write_file(&list, &lines)?;
     sync_and_settle();
-    let script = project_root().join("bench/qemu-chroot-loop.sh");
     let before = load_average();
-    // A first run has nothing remembered: each probe runs on the sysroot
-    // too (`run/smoke/remembered.rs`); a rerun runs only the tree's side.
-    let forget = || {
-        let _ = std::fs::remove_file(rootfs::run::smoke::remembered::path_for(&tree));
-        sync_and_settle();
-    };
-    let mut contenders = vec![
-        Contender::new(
-            "rootfs smoke, first run (arm64 tree and sysroot, qemu-user)",
-            Side::Ours,
-            runs,
-            || rootfs(exe, "smoke", &spec, &tree, &["--no-build"]),
-        )
-        .prepare(forget),
-        Contender::new(
-            "loop: chroot TREE qemu-aarch64-static PROG --version",
-            Side::Theirs,
-            runs,
-            || {
-                let mut c = Command::new(&script);
-                c.arg(&copy).arg(&list).arg("/qemu-aarch64-static").arg("10");
-                c
-            },
-        )
-        .prepare(sync_and_settle),
-        Contender::new("rootfs smoke, rerun (reference remembered)", Side::Ours, runs, || {
-            rootfs(exe, "smoke", &spec, &tree, &["--no-build"])
-        })
-        .prepare(sync_and_settle),
-    ];
+    let mut contenders = smoke_contenders(exe, &spec, &tree, &copy, &list, runs);
     round_robin(&mut contenders);
     let measured: Vec<(&str, Measured)> =
         contenders.iter().map(|c| (c.label, c.measured())).collect();
@@ -139,6 +109,48 @@ fn smoke(exe: &Path, work: &Path, runs: usize) -> Result<String> {
     out.push_str(&table(&[first, to_loop.clone()], "our first run / loop"));
     out.push_str(&table(&[rerun, to_loop], "our rerun / loop"));
     Ok(out)
+}
+
+/// Our first run, the loop, and our rerun. A first run has nothing
+/// remembered: each probe runs on the sysroot too
+/// (`run/smoke/remembered.rs`); a rerun runs only the tree's side.
+fn smoke_contenders<'a>(
+    exe: &'a Path,
+    spec: &'a Path,
+    tree: &'a Path,
+    copy: &'a Path,
+    list: &'a Path,
+    runs: usize,
+) -> Vec<Contender<'a>> {
+    let script = project_root().join("bench/qemu-chroot-loop.sh");
+    let forget = move || {
+        let _ = std::fs::remove_file(rootfs::run::smoke::remembered::path_for(tree));
+        sync_and_settle();
+    };
+    vec![
+        Contender::new(
+            "rootfs smoke, first run (arm64 tree and sysroot, qemu-user)",
+            Side::Ours,
+            runs,
+            move || rootfs(exe, "smoke", spec, tree, &["--no-build"]),
+        )
+        .prepare(forget),
+        Contender::new(
+            "loop: chroot TREE qemu-aarch64-static PROG --version",
+            Side::Theirs,
+            runs,
+            move || {
+                let mut c = Command::new(&script);
+                c.arg(copy).arg(list).arg("/qemu-aarch64-static").arg("10");
+                c
+            },
+        )
+        .prepare(sync_and_settle),
+        Contender::new("rootfs smoke, rerun (reference remembered)", Side::Ours, runs, move || {
+            rootfs(exe, "smoke", spec, tree, &["--no-build"])
+        })
+        .prepare(sync_and_settle),
+    ]
 }
 
 /// The two-architecture export against two single-architecture exports,
