@@ -285,6 +285,29 @@ impl Sandboxes {
         rayon::current_thread_index().and_then(|i| self.slots.get(i)).cloned()
     }
 
+    /// A run of `check` in `sandbox` with `env`: this worker's namespaces,
+    /// the check's limits and timeout, the emulator of another CPU level;
+    /// no text looked for, output interleaved, no tracer.
+    fn setup<'a>(
+        &'a self,
+        check: &Check,
+        sandbox: &'a Arc<Sandbox>,
+        env: &'a [(String, String)],
+    ) -> runner::Setup<'a> {
+        runner::Setup {
+            slot: self.slot(),
+            sandbox,
+            cgroups: &self.cgroups,
+            env,
+            limits: check.limits,
+            timeout: check.timeout,
+            contains: None,
+            split: false,
+            tracer: None,
+            emulator: self.emulator.clone(),
+        }
+    }
+
     /// The whole environment of `check`: the smoke environment with the
     /// check's own variables over it, sorted.
     fn env_for(&self, check: &Check) -> Vec<(String, String)> {

@@ -62,21 +62,15 @@ fn run_in(
     contains: Option<&str>,
 ) -> Ran {
     let env = sandboxes.env_for(check);
+    let base = sandboxes.setup(check, sandbox, &env);
     let setup = Setup {
-        slot: sandboxes.slot(),
-        sandbox,
-        cgroups: &sandboxes.cgroups,
-        env: &env,
-        limits: check.limits,
-        timeout: check.timeout,
         contains,
-        split: false,
-        tracer: None,
         // The reference shows how the program behaves on this machine.
-        emulator: sandboxes
+        emulator: base
             .emulator
             .clone()
             .filter(|_| !sandboxes.reference.as_ref().is_some_and(|r| Arc::ptr_eq(r, sandbox))),
+        ..base
     };
     runner::run(&setup, argv)
 }

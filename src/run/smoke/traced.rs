@@ -120,16 +120,10 @@ fn run_traced(
         Expect::Exit { contains, .. } | Expect::SameAsHost { contains, .. } => contains.as_deref(),
     };
     let setup = Setup {
-        slot: sandboxes.slot(),
-        sandbox: sandboxes.tree_for(check),
-        cgroups: &sandboxes.cgroups,
-        env: &env,
-        limits: check.limits,
-        timeout: check.timeout,
         contains,
-        split: false,
         tracer: Some(Arc::new(filter)),
         emulator: None,
+        ..sandboxes.setup(check, sandboxes.tree_for(check), &env)
     };
     let ran = runner::run(&setup, argv);
     // Nothing of the run is left by now: the listener has no process any

@@ -55,19 +55,8 @@ fn failed(ran: &Ran) -> Option<String> {
 
 fn run(sandboxes: &Sandboxes, check: &Check, argv: &[String], split: bool) -> Ran {
     let env = sandboxes.env_for(check);
-    let setup = Setup {
-        slot: sandboxes.slot(),
-        sandbox: sandboxes.tree_for(check),
-        cgroups: &sandboxes.cgroups,
-        env: &env,
-        limits: check.limits,
-        timeout: check.timeout,
-        contains: None,
-        split,
-        tracer: None,
-        // On another CPU level, the tree's programs run under its emulator.
-        emulator: sandboxes.emulator.clone(),
-    };
+    // On another CPU level, the tree's programs run under its emulator.
+    let setup = Setup { split, ..sandboxes.setup(check, sandboxes.tree_for(check), &env) };
     runner::run(&setup, argv)
 }
 
