@@ -16,6 +16,7 @@ mod raw;
 mod shell;
 pub mod structure;
 mod sysroot;
+pub(crate) mod text_or_table;
 
 pub use sysroot::DebianRequest;
 

@@ -124,24 +124,12 @@ pub enum RecordedKey {
 /// of a [`FileState`]: a string is the earlier line, a map the fields.
 impl<'de> Deserialize<'de> for RecordedKey {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Either;
-        impl<'de> serde::de::Visitor<'de> for Either {
-            type Value = RecordedKey;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a stamp key: a table of fields, or the earlier line")
-            }
-            fn visit_str<E: serde::de::Error>(self, line: &str) -> Result<RecordedKey, E> {
-                Ok(RecordedKey::Line(line.to_string()))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<RecordedKey, A::Error> {
-                let fields = serde::de::value::MapAccessDeserializer::new(map);
-                StampKey::deserialize(fields).map(RecordedKey::Fields)
-            }
-        }
-        deserializer.deserialize_any(Either)
+        crate::spec::text_or_table::deserialize(
+            deserializer,
+            "a stamp key: a table of fields, or the earlier line",
+            RecordedKey::Line,
+            RecordedKey::Fields,
+        )
     }
 }
 

@@ -47,21 +47,12 @@ pub(super) enum RawDir {
 /// table's own errors (an unknown key) that `#[serde(untagged)]` would drop.
 impl<'de> Deserialize<'de> for RawDir {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = RawDir;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a path string, or a table with `path` and optional `mode`")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawDir, E> {
-                Ok(RawDir::Path(v.to_string()))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawDir, A::Error> {
-                RawDirTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(RawDir::Table)
-            }
-        }
-        deserializer.deserialize_any(Visitor)
+        super::text_or_table::deserialize(
+            deserializer,
+            "a path string, or a table with `path` and optional `mode`",
+            RawDir::Path,
+            RawDir::Table,
+        )
     }
 }
 

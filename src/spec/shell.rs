@@ -156,23 +156,12 @@ pub(super) enum RawBind {
 
 impl<'de> Deserialize<'de> for RawBind {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = RawBind;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str(
-                    "a string \"HOST[:PATH][:ro]\", or a table with `src`, `dest` and `read_only`",
-                )
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawBind, E> {
-                Ok(RawBind::Text(v.to_string()))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawBind, A::Error> {
-                RawBindTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(RawBind::Table)
-            }
-        }
-        deserializer.deserialize_any(Visitor)
+        super::text_or_table::deserialize(
+            deserializer,
+            "a string \"HOST[:PATH][:ro]\", or a table with `src`, `dest` and `read_only`",
+            RawBind::Text,
+            RawBind::Table,
+        )
     }
 }
 

@@ -16,25 +16,13 @@ pub(super) fn judge(sandboxes: &Sandboxes, check: &Check) -> Outcomes {
         }
         (Expect::Probe { fallback }, None) => probe_alone(sandboxes, check, fallback),
         (Expect::Exit { code, contains }, _) => {
-            let ran = run_in(
-                sandboxes,
-                sandboxes.tree_for(check),
-                check,
-                &check.argv,
-                contains.as_deref(),
-            );
+            let ran = run_in_tree(sandboxes, check, contains.as_deref());
             let outcome = absolute(&ran, Some(*code), contains.as_deref());
             outcomes(check, ran, outcome, None)
         }
         (Expect::SameAsHost { exit, contains }, Some(reference)) => {
             let host = run_in(sandboxes, reference, check, &check.argv, None);
-            let ran = run_in(
-                sandboxes,
-                sandboxes.tree_for(check),
-                check,
-                &check.argv,
-                contains.as_deref(),
-            );
+            let ran = run_in_tree(sandboxes, check, contains.as_deref());
             let outcome = match absolute(&ran, *exit, contains.as_deref()) {
                 Outcome::Pass => against(&host, &ran, false),
                 other => other,
@@ -52,6 +40,11 @@ pub(super) fn judge(sandboxes: &Sandboxes, check: &Check) -> Outcomes {
             outcomes
         }
     }
+}
+
+/// The check's own command in its tree, its output searched for `contains`.
+fn run_in_tree(sandboxes: &Sandboxes, check: &Check, contains: Option<&str>) -> Ran {
+    run_in(sandboxes, sandboxes.tree_for(check), check, &check.argv, contains)
 }
 
 fn run_in(
