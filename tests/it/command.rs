@@ -1,6 +1,6 @@
 //! The command layer called as a library, as another project's xtask would: each command says its text through the console it is given, in the order the command line shows it, and returns its report.
 
-use rootfs::command::{BuildOptions, PortabilityOptions, Stream, WhyOptions};
+use rootfs::command::{BuildOptions, PortabilityOptions, SmokeOptions, Stream, WhyOptions};
 use rootfs::{Captured, Target};
 
 /// A spec with an entry the sandbox hides, so its build warns.
@@ -51,4 +51,32 @@ fn build_says_its_warning_and_lock_before_its_summary_and_why_answers_on_stdout(
     let text = rootfs::command::why(&options, &mut console).unwrap();
     assert_eq!(console.said, vec![(Stream::Out, text.clone())]);
     assert!(text.contains("/tmp/cache"), "{text}");
+}
+
+#[test]
+fn smoke_says_the_build_before_the_table_and_counts_what_failed() {
+    if !crate::support::can_enter() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("tiny.toml");
+    std::fs::write(&spec, "name = \"tiny\"\ncommands = [\"cat\", \"ls\"]\n").unwrap();
+    let mut options = SmokeOptions::new(Target::new(&spec, dir.path()));
+    options.jobs = Some(2);
+    let mut console = Captured::default();
+    let report = rootfs::command::smoke(&options, &mut console).unwrap();
+    assert_eq!(report.failed(), 0, "{:?}", console.said);
+    let smoked = &report.smoked[0];
+    // The build's summary on stderr, then how the reference runs, then the
+    // table alone on stdout, as `cargo xtask rootfs smoke` shows them.
+    let (last, notes) = console.said.split_last().unwrap();
+    assert_eq!(*last, (Stream::Out, smoked.report.table()));
+    assert!(notes.iter().all(|(stream, _)| *stream == Stream::Err), "{notes:?}");
+    let built = format!("built {}: ", dir.path().join("tiny").display());
+    let first_built = notes.iter().position(|(_, text)| text.starts_with(&built)).unwrap();
+    let note_at = |text: &str| notes.iter().position(|(_, said)| said == &format!("{text}\n"));
+    assert!(!smoked.notes.is_empty(), "the reference's note");
+    for note in &smoked.notes {
+        assert!(note_at(note).unwrap() > first_built, "{note}: {notes:?}");
+    }
 }
