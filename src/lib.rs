@@ -14,17 +14,53 @@
 //!   dev environment);
 //! - [`export`]: the tree shipped as an image, an archive or a bundle.
 //!
-//! Two modules drive the stages for a caller: [`multiarch`] gives the
-//! trees a command works on (one per architecture of a spec that lists
-//! several, built from one lock, each smoked), and [`build_script`] is the
-//! whole flow for a crate's `build.rs`. [`fsutil`] holds file helpers every
-//! stage uses. See ARCHITECTURE.md for the bird's-eye view.
+//! Three modules drive the stages for a caller: [`command`] holds each
+//! command of `cargo xtask rootfs` as one function (`command::build`,
+//! `command::smoke`, `command::enter`, ...) taking one options struct and
+//! a [`Console`] and returning one report; [`multiarch`] gives the trees a
+//! command works on (one per architecture of a spec that lists several,
+//! built from one lock, each smoked); and [`build_script`] is the whole
+//! flow for a crate's `build.rs`. [`fsutil`] holds file helpers every stage
+//! uses. See ARCHITECTURE.md for the bird's-eye view.
 //!
-//! # Use it from your project
+//! The commands stay under `command::` rather than at the crate's root,
+//! where `rootfs::build` and `rootfs::export` already name the stages they
+//! drive; the types every caller of them needs ([`Console`], [`Terminal`],
+//! [`Captured`], [`Target`]) are re-exported here.
 //!
-//! Each command of `cargo xtask rootfs` is one call here, taking one
-//! options struct whose `new` sets every default. Build a spec into a
-//! folder of your choosing, smoke-test the tree, and ship it:
+//! # Run a command as the command line does
+//!
+//! A command says its text through the console it is given, in the order
+//! `cargo xtask rootfs` shows it; [`Captured`] keeps it for a caller (or a
+//! test) to read:
+//!
+//! ```
+//! # fn main() -> anyhow::Result<()> {
+//! use rootfs::command::{BuildOptions, Stream};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let spec = dir.path().join("tiny.toml");
+//! std::fs::write(&spec, "name = \"tiny\"\ncommands = [\"cat\"]\n")?;
+//!
+//! // The project's defaults are the caller's: the spec built when none
+//! // is named, and the folder trees go in (here `<dir>/tiny`).
+//! let target = rootfs::Target::new(&spec, dir.path());
+//! let mut console = rootfs::Captured::default();
+//! let report = rootfs::command::build(&BuildOptions { target, force: false }, &mut console)?;
+//! assert_eq!(report.built.len(), 1);
+//! // A note for people first (on stderr), then the answer (on stdout).
+//! let lock = dir.path().join("tiny.lock");
+//! assert_eq!(console.said[0], (Stream::Err, format!("wrote the lock `{}`\n", lock.display())));
+//! assert!(console.text(Stream::Out).starts_with("built "));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Use the stages from your project
+//!
+//! Each stage is one call too, taking one options struct whose `new` sets
+//! every default. Build a spec into a folder of your choosing, smoke-test
+//! the tree, and ship it:
 //!
 //! ```
 //! # fn main() -> anyhow::Result<()> {
@@ -53,20 +89,26 @@
 //! # }
 //! ```
 //!
-//! Nothing here prints: warnings come back as data (`Built::warnings`), and
-//! errors as `anyhow::Error`s that [`render_error`] and [`exit_code`] turn
-//! into what the command line shows. From a build script,
+//! Nothing here prints but through the [`Console`] a command is given: a
+//! stage's warnings come back as data (`Built::warnings`), which the
+//! commands say on their console, and errors as `anyhow::Error`s that
+//! [`render_error`] and [`exit_code`] turn into what the command line
+//! shows. (A build's progress bars are drawn on the terminal only when its
+//! options ask for them, as the commands' do.) From a build script,
 //! [`build_script::run`] builds under `OUT_DIR` and tells cargo every input,
 //! so `cargo build` reruns it exactly when one changes.
 
 pub mod build;
 pub mod build_script;
+pub mod command;
 pub mod export;
 pub mod fsutil;
 pub mod multiarch;
 pub mod resolve;
 pub mod run;
 pub mod spec;
+
+pub use command::{Captured, Console, Target, Terminal};
 
 /// The exit status for an error that reached the top: 2 for a usage or spec
 /// mistake, 127 or 126 for a command `run` could not start (as a shell

@@ -3,6 +3,7 @@
 mod bookworm;
 mod build;
 mod cli;
+mod command;
 mod cpu_smoke;
 mod debian;
 mod debian_bare;
