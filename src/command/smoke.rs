@@ -77,7 +77,7 @@ pub fn smoke(options: &SmokeOptions, console: &mut dyn Console) -> Result<SmokeR
     let trees: Vec<Tree> = if options.no_build {
         parts.builds.into_iter().map(Tree::in_place).collect::<Result<_>>()?
     } else {
-        let built = target::built_parts(&options.target, false, console)?;
+        let built = target::build_parts(&options.target, parts, false, console)?;
         for (_, one) in &built {
             console.note(&one.summary());
         }

@@ -137,7 +137,18 @@ pub(super) fn built_parts(
     force: bool,
     console: &mut dyn Console,
 ) -> Result<Vec<Part>> {
-    let mut parts = parts(target, Choice::All, console)?;
+    let parts = parts(target, Choice::All, console)?;
+    build_parts(target, parts, force, console)
+}
+
+/// Builds the trees of `parts`, made by [`parts`] with [`Choice::All`]
+/// (for a caller that looked at them first: the sysroot is prepared once).
+pub(super) fn build_parts(
+    target: &Target,
+    mut parts: Parts,
+    force: bool,
+    console: &mut dyn Console,
+) -> Result<Vec<Part>> {
     for options in &mut parts.builds {
         options.force = force;
     }
