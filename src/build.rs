@@ -7,13 +7,13 @@ pub mod image_sysroot;
 pub mod install;
 pub mod lock;
 pub mod manifest;
-pub mod output;
-pub mod plan;
+pub(crate) mod output;
+pub(crate) mod plan;
 pub mod sbom;
 pub mod sha1_cache;
-pub mod side_file;
+pub(crate) mod side_file;
 pub mod stamp;
-pub mod unpacked;
+pub(crate) mod unpacked;
 
 mod beside;
 
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 pub use self::beside::Beside;
+pub use self::output::Refusal;
 use crate::resolve::portability::Portability;
 use crate::resolve::{self, Resolver};
 use crate::spec::{self, Spec};
@@ -166,7 +167,7 @@ pub fn out_dir(options: &Options, spec: &Spec) -> PathBuf {
 
 /// Builds the rootfs a spec describes, or says it is up to date. Nothing is
 /// written when the output path holds something this tool did not write
-/// (an [`output::Refusal`]).
+/// (an [`Refusal`]).
 pub fn build(options: &Options) -> Result<Built> {
     let started = Instant::now();
     let spec = spec::load(&options.spec)?;

@@ -217,7 +217,7 @@ struct Job<'a> {
 }
 
 /// Exports a built tree. Nothing is written when the output path holds
-/// something this tool did not write (an [`crate::build::output::Refusal`]).
+/// something this tool did not write (an [`crate::build::Refusal`]).
 pub fn export(built: &Built, options: &Options) -> Result<Exported> {
     let started = Instant::now();
     let compression = compression_of(options)?;

@@ -35,10 +35,10 @@
 pub mod arch;
 pub mod deps;
 pub mod elf;
-pub mod ldcache;
-pub mod ldconf;
-pub mod ldso;
-pub mod portability;
+pub(crate) mod ldcache;
+pub(crate) mod ldconf;
+pub(crate) mod ldso;
+pub(crate) mod portability;
 pub mod rootpath;
 pub mod sysroot;
 

@@ -5,10 +5,10 @@
 
 pub mod cpu_smoke;
 pub mod devenv;
-pub mod elsewhere;
+pub(crate) mod elsewhere;
 pub mod findings;
 pub mod kernel_smoke;
 pub mod sandbox;
 pub mod smoke;
-pub mod terminfo;
+pub(crate) mod terminfo;
 pub mod trace;

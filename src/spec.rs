@@ -6,15 +6,15 @@
 //! data: `raw` is the file as TOML gives it, `convert` turns each table into
 //! checked items, `checks` looks across items once everything is merged.
 
-pub mod accounts;
+pub(crate) mod accounts;
 mod checks;
 mod convert;
 mod diagnostic;
-pub mod image;
+pub(crate) mod image;
 mod kernel;
 mod raw;
 mod shell;
-pub mod structure;
+pub(crate) mod structure;
 mod sysroot;
 pub(crate) mod text_or_table;
 

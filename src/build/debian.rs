@@ -14,22 +14,22 @@
 //! (the CA links' names with `subject_hash.rs`).
 
 pub mod cache;
-pub mod control;
+pub(crate) mod control;
 pub mod deb;
 pub mod fetch;
-pub mod index;
+pub(crate) mod index;
 pub mod package;
 pub mod package_set;
-pub mod relation;
+pub(crate) mod relation;
 pub mod release;
 pub mod scripts;
 pub mod select;
 pub mod source;
-pub mod status;
-pub mod subject_hash;
+pub(crate) mod status;
+pub(crate) mod subject_hash;
 pub mod sysroot;
 pub mod unpack;
-pub mod version;
+pub(crate) mod version;
 
 pub use self::fetch::Wanted;
 pub use self::source::{ArchiveSource, DebianRequest};

@@ -21,7 +21,7 @@
 //! The license a package's `/usr/share/doc/NAME/copyright` states, when it
 //! is machine-readable, is in `copyright.rs`.
 
-pub mod copyright;
+pub(crate) mod copyright;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;

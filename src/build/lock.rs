@@ -428,7 +428,7 @@ pub struct OnDisk {
     pub state: Option<crate::build::stamp::FileState>,
 }
 
-/// The lock at `path`: `None` when there is none; an [`output::Refusal`] when the
+/// The lock at `path`: `None` when there is none; an [`Refusal`](crate::build::Refusal) when the
 /// file there is not a lock of this tool (the lock lives in the user's
 /// repository, so nothing else is ever replaced).
 pub fn read(path: &Path) -> Result<Option<OnDisk>> {

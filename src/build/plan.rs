@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-pub use self::closures::Unresolved;
 pub use self::trees::excluded;
 use crate::build::manifest::{CommandKind, EntryType};
 use crate::resolve::rootpath::{self, Node, Walk, WalkError};

@@ -29,9 +29,6 @@ const HEADER_NEW: usize = 48;
 const ENTRY_NEW: usize = 24;
 const ENTRY_OLD: usize = 12;
 
-/// `flags` of an entry for a 64-bit x86 libc6 library: `FLAG_ELF_LIBC6 | FLAG_X8664_LIB64`
-/// (each architecture's are in `resolve/arch.rs`).
-pub const FLAGS_X86_64: i32 = 0x0303;
 /// `FLAG_ELF_LIBC6`, the flags of 32-bit x86 and of the generic loader.
 pub const FLAGS_LIBC6: i32 = 0x0003;
 
@@ -310,6 +307,11 @@ fn c_str_at(bytes: &[u8], at: usize) -> Result<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `flags` of an entry for a 64-bit x86 libc6 library:
+    /// `FLAG_ELF_LIBC6 | FLAG_X8664_LIB64` (each architecture's are in
+    /// `resolve/arch.rs`).
+    const FLAGS_X86_64: i32 = 0x0303;
 
     #[test]
     fn libcmp_compares_digit_runs_as_numbers() {

@@ -54,11 +54,6 @@ impl LoaderConfig {
     }
 }
 
-/// Debian's multiarch tuple for a target, the name of its library directory.
-pub fn multiarch_tuple(ident: &Ident) -> Option<&'static str> {
-    Arch::of_ident(ident).map(|a| a.triplet)
-}
-
 impl LoaderConfig {
     /// With `cpu`, the loader of a CPU of at most that x86-64 level: the
     /// `glibc-hwcaps` subdirectories above it are not searched, and the

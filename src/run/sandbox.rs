@@ -57,7 +57,7 @@ pub mod binfmt;
 mod init;
 mod keeper;
 mod layer;
-pub mod limits;
+pub(crate) mod limits;
 mod netslot;
 mod pid1;
 mod prepare;

@@ -20,11 +20,6 @@ impl Stanza {
             .find(|(field, _)| field.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-
-    /// The fields in file order.
-    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
 }
 
 /// Every stanza of `text`, in order. A line that is neither a field nor a

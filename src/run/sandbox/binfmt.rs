@@ -14,7 +14,7 @@
 //! kernel the mount is refused, and the host's registration, when there is
 //! one, is what serves.
 
-pub mod native;
+pub(crate) mod native;
 
 use std::ffi::CString;
 use std::io;
