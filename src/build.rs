@@ -27,11 +27,12 @@ pub use self::beside::Beside;
 use crate::resolve::portability::Portability;
 use crate::resolve::{self, Resolver};
 use crate::spec::{self, Spec};
+use crate::vocab::FileState;
 use digest_cache::Digests;
 use install::{InstallOptions, LinkMode};
 use manifest::Manifest;
 use plan::Plan;
-use stamp::{FileState, RecordedKey, Stamp, StampKey};
+use stamp::{RecordedKey, Stamp, StampKey};
 
 /// The timestamp given to every file when `SOURCE_DATE_EPOCH` is not set.
 pub const DEFAULT_EPOCH: i64 = 0;

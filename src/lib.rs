@@ -17,8 +17,9 @@
 //! Two modules drive the stages for a caller: [`multiarch`] gives the
 //! trees a command works on (one per architecture of a spec that lists
 //! several, built from one lock, each smoked), and [`build_script`] is the
-//! whole flow for a crate's `build.rs`. [`fsutil`] holds file helpers every
-//! stage uses. See ARCHITECTURE.md for the bird's-eye view.
+//! whole flow for a crate's `build.rs`. [`vocab`] holds the values several
+//! stages name (an entry's type, a file's state, `Mode`, `Sha256`, the
+//! network, the limits), and [`fsutil`] the file helpers every stage uses. See ARCHITECTURE.md for the bird's-eye view.
 //!
 //! # Use it from your project
 //!
@@ -67,6 +68,7 @@ pub mod multiarch;
 pub mod resolve;
 pub mod run;
 pub mod spec;
+pub mod vocab;
 
 /// The exit status for an error that reached the top: 2 for a usage or spec
 /// mistake, 127 or 126 for a command `run` could not start (as a shell

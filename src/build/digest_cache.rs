@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::build::side_file::{self, SideFile};
-use crate::build::stamp::FileState;
+use crate::vocab::FileState;
 
 /// Host path -> (state when hashed, sha256).
 pub type Digests = HashMap<PathBuf, (FileState, String)>;

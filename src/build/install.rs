@@ -26,9 +26,10 @@ use rayon::prelude::*;
 use rustix::fs::{Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
 
 use crate::build::digest_cache::Digests;
-use crate::build::manifest::{CommandEntry, EntryType, Manifest, ManifestEntry};
+use crate::build::manifest::{CommandEntry, Manifest, ManifestEntry};
 use crate::build::plan::{Entry, EntryKind, Plan};
 use crate::fsutil;
+use crate::vocab::EntryType;
 
 /// How regular files get into the tree.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -163,7 +164,7 @@ pub(crate) struct WrittenFile {
     pub size: u64,
     pub sha256: String,
     /// The host file's state when it was read, to reuse the digest.
-    pub state: Option<crate::build::stamp::FileState>,
+    pub state: Option<crate::vocab::FileState>,
 }
 
 fn write_tree(

@@ -75,9 +75,9 @@ use crate::build::digest_cache::Digests;
 use crate::build::dpkg::{Database, Package};
 use crate::build::output::{self, Found};
 use crate::build::plan::{EntryKind, Plan};
-use crate::build::stamp::FileState;
 use crate::fsutil;
 use crate::resolve::sysroot::Sysroot;
+use crate::vocab::FileState;
 
 /// Bumped when the format changes incompatibly.
 pub const FORMAT: u32 = 1;
@@ -255,7 +255,7 @@ fn listing_digest(listing: &Listing) -> String {
 /// The listing of the tree under `root` as a manifest describes it: what
 /// a build wrote there, to compare with what it would write now.
 pub fn listing_in_manifest(manifest: &crate::build::manifest::Manifest, root: &Path) -> Listing {
-    use crate::build::manifest::EntryType;
+    use crate::vocab::EntryType;
     let mut listing = Listing::new();
     for entry in &manifest.entries {
         // The root folder itself is not part of a tree's listing.
@@ -425,7 +425,7 @@ pub struct OnDisk {
     pub sha256: String,
     /// The file's state, taken before its bytes were read: a change after
     /// that moves the state away from the one a stamp records.
-    pub state: Option<crate::build::stamp::FileState>,
+    pub state: Option<crate::vocab::FileState>,
 }
 
 /// The lock at `path`: `None` when there is none; an [`output::Refusal`] when the
@@ -434,7 +434,7 @@ pub struct OnDisk {
 pub fn read(path: &Path) -> Result<Option<OnDisk>> {
     // The state is taken before the bytes are read (see `OnDisk::state`);
     // the bytes that recognise the lock are the ones parsed and hashed.
-    let state = crate::build::stamp::FileState::read(path);
+    let state = crate::vocab::FileState::read(path);
     let mut parsed = None;
     let found = output::check_file(path, "a lock file", |bytes| {
         parsed = Lock::parse(bytes).ok().map(|lock| (lock, fsutil::sha256_hex(bytes)));
@@ -476,12 +476,12 @@ pub fn stale_reason(path: &Path, recorded: Option<&str>, part: Option<&str>) -> 
 
 /// Writes the lock atomically, after checking again that the path holds
 /// nothing but a lock of this tool; returns the state of the file written.
-pub fn write(path: &Path, text: &str) -> Result<crate::build::stamp::FileState> {
+pub fn write(path: &Path, text: &str) -> Result<crate::vocab::FileState> {
     output::check_file(path, "a lock file", recognise)?;
     // Meant to be committed and read by everyone, as a spec is: the
     // helper gives it the user's usual mode.
     fsutil::write_file_atomically(path, text.as_bytes())?;
-    crate::build::stamp::FileState::read(path)
+    crate::vocab::FileState::read(path)
         .with_context(|| format!("failed to inspect `{}`", path.display()))
 }
 

@@ -6,19 +6,10 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::resolve::rootpath::{self, Node, Walk};
+use crate::vocab::EntryType;
 
 /// Bumped when the format changes incompatibly.
 pub const FORMAT: u32 = 1;
-
-/// What a path of a tree is. The plan, the manifest and every reader of
-/// either use this one type; in the manifest it is written in lowercase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryType {
-    Dir,
-    File,
-    Symlink,
-}
 
 /// How a command of the rootfs runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

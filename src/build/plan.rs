@@ -20,10 +20,11 @@ use anyhow::Result;
 
 pub use self::closures::Unresolved;
 pub use self::trees::excluded;
-use crate::build::manifest::{CommandKind, EntryType};
+use crate::build::manifest::CommandKind;
 use crate::resolve::rootpath::{self, Node, Walk, WalkError};
 use crate::resolve::{Reason, Resolver};
 use crate::spec::Spec;
+use crate::vocab::EntryType;
 
 /// The directories of the classic FHS skeleton, with the modes a real system
 /// gives them; `/lib64` only where the sysroot has it.

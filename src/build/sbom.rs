@@ -34,10 +34,11 @@ use sha1::{Digest, Sha1};
 
 use crate::build::dpkg::Package;
 use crate::build::dpkg::copyright::{self, Declared};
-use crate::build::manifest::{EntryType, Manifest};
+use crate::build::manifest::Manifest;
 use crate::build::sha1_cache::Sha1s;
 use crate::fsutil;
 use crate::resolve::sysroot::Sysroot;
+use crate::vocab::EntryType;
 
 /// The media type of an SPDX JSON document, used as the artifact type.
 pub const MEDIA_TYPE: &str = "application/spdx+json";

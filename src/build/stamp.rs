@@ -19,47 +19,12 @@
 //! does with make and rsync.
 
 use std::collections::BTreeMap;
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// What `lstat(2)` says about a path, enough to notice any change: equal
-/// states mean an unchanged file (see the module's notes on ctime).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileState {
-    pub dev: u64,
-    pub ino: u64,
-    pub mode: u32,
-    pub size: u64,
-    pub mtime_ns: i128,
-}
-
-impl FileState {
-    pub fn of(meta: &Metadata) -> FileState {
-        FileState {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            mode: meta.mode(),
-            size: meta.size(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        }
-    }
-
-    /// The state of `path` without following a final symlink; `None` when
-    /// it does not exist.
-    pub fn read(path: &Path) -> Option<FileState> {
-        std::fs::symlink_metadata(path).ok().map(|m| FileState::of(&m))
-    }
-
-    /// Whether both states are of the same file (device and inode), whatever
-    /// happened to its content.
-    pub fn same_file(&self, other: &FileState) -> bool {
-        self.dev == other.dev && self.ino == other.ino
-    }
-}
+use crate::vocab::FileState;
 
 /// Everything besides the inputs that decides what a build writes: the
 /// tool, its options and the CPU. Kept field by field, so that a rebuild

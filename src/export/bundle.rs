@@ -11,7 +11,7 @@ use super::tree::{Kind, Tree};
 use super::{Exported, Job, place};
 use crate::build::install::{self, InstallOptions, LinkMode};
 use crate::build::plan::{self, EntryKind, Plan};
-use crate::build::stamp::FileState;
+use crate::vocab::FileState;
 
 /// The runtime-spec version `runc spec` 1.1 writes.
 const OCI_VERSION: &str = "1.0.2-dev";

@@ -10,7 +10,8 @@ use anyhow::{Context, Result, bail};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::owners::Owners;
-use crate::build::manifest::{EntryType, Manifest};
+use crate::build::manifest::Manifest;
+use crate::vocab::EntryType;
 
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]

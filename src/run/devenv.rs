@@ -17,7 +17,8 @@ use anyhow::{Context, Result};
 use crate::UsageError;
 use crate::resolve::rootpath::{Node, Walk};
 use crate::run::sandbox::{self, Access, Ids};
-use crate::spec::{self, Network, Spec, SpecError, UserSpec, accounts};
+use crate::spec::{self, Spec, SpecError, UserSpec, accounts};
+use crate::vocab::Network;
 
 /// What the command line asks for, as written.
 #[derive(Clone, Debug, Default)]

@@ -86,7 +86,7 @@ fn the_default_spec_is_the_classic_set_with_merged_usr_mirrored() {
                 "{dir}"
             );
         } else {
-            assert_eq!(entry.kind, rootfs::build::manifest::EntryType::Dir);
+            assert_eq!(entry.kind, rootfs::vocab::EntryType::Dir);
         }
     }
     assert_eq!(m.entry(Path::new("/tmp")).unwrap().mode, "1777");
@@ -99,7 +99,7 @@ fn the_default_spec_is_the_classic_set_with_merged_usr_mirrored() {
     })
     .collect();
     let last = chain.last().unwrap();
-    assert_eq!(m.entry(last).unwrap().kind, rootfs::build::manifest::EntryType::File);
+    assert_eq!(m.entry(last).unwrap().kind, rootfs::vocab::EntryType::File);
     assert_eq!(std::fs::canonicalize("/usr/bin/vim").unwrap(), *last);
     let passwd = std::fs::read_to_string(built.out.join("etc/passwd")).unwrap();
     assert!(
@@ -508,7 +508,7 @@ fn the_manifest_says_why_each_path_is_there() {
     sorted.sort();
     assert_eq!(paths, sorted, "entries are sorted");
     let libc = manifest.entry(Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6")).unwrap();
-    assert_eq!(libc.kind, rootfs::build::manifest::EntryType::File);
+    assert_eq!(libc.kind, rootfs::vocab::EntryType::File);
     assert_eq!(libc.sha256.as_ref().unwrap().len(), 64);
     assert!(
         libc.why.iter().any(|w| w.starts_with("needed by /usr/bin/bash as libc.so.6")),

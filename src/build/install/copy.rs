@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::{InstallOptions, LinkMode, WrittenFile};
 use crate::build::plan::EntryKind;
-use crate::build::stamp::FileState;
+use crate::vocab::FileState;
 
 /// Size of each block read and hashed.
 const BLOCK: usize = 256 * 1024;

@@ -25,7 +25,7 @@ use super::capture::Capture;
 use super::runner::{End, Ran};
 use super::{Check, Sandboxes};
 use crate::build::manifest::Manifest;
-use crate::build::stamp::FileState;
+use crate::vocab::FileState;
 
 /// The layout of the file; another one is not read.
 const FORMAT: u32 = 1;
