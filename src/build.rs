@@ -27,7 +27,7 @@ pub use self::beside::Beside;
 use crate::resolve::portability::Portability;
 use crate::resolve::{self, Resolver};
 use crate::spec::{self, Spec};
-use crate::vocab::FileState;
+use crate::vocab::{FileState, Sha256};
 use digest_cache::Digests;
 use install::{InstallOptions, LinkMode};
 use manifest::Manifest;
@@ -436,9 +436,9 @@ fn install_and_commit(
         }
     };
     beside.commit()?;
-    let live: HashSet<&str> = (known_digests.values().chain(staged.digests.values()))
-        .map(|(_, sha256)| sha256.as_str())
-        .chain(staged.manifest.entries.iter().filter_map(|e| e.sha256.as_deref()))
+    let live: HashSet<Sha256> = (known_digests.values().chain(staged.digests.values()))
+        .map(|(_, sha256)| *sha256)
+        .chain(staged.manifest.entries.iter().filter_map(|e| e.sha256))
         .collect();
     sha1_cache::update(&beside.sha1s, known_sha1s, fresh_sha1s, &live)?;
     digest_cache::update(&beside.digests, known_digests, staged.digests)?;

@@ -77,7 +77,7 @@ use crate::build::output::{self, Found};
 use crate::build::plan::{EntryKind, Plan};
 use crate::fsutil;
 use crate::resolve::sysroot::Sysroot;
-use crate::vocab::FileState;
+use crate::vocab::{FileState, Mode, Sha256};
 
 /// Bumped when the format changes incompatibly.
 pub const FORMAT: u32 = 1;
@@ -140,9 +140,9 @@ pub struct PackageSet {
 }
 
 /// The `InRelease` a suite's packages were resolved from.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockedRelease {
-    pub sha256: String,
+    pub sha256: Sha256,
     pub date: String,
     /// The distribution as a purl's `distro` names it (`debian-12`), from
     /// the `InRelease`'s `Origin` and `Version` (see
@@ -153,14 +153,14 @@ pub struct LockedRelease {
 }
 
 /// One package of the set, as its index entry named it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockedPackage {
     pub version: String,
     pub architecture: String,
     /// The suite whose index listed it.
     pub suite: String,
     pub filename: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size: u64,
 }
 
@@ -174,12 +174,12 @@ pub struct Command {
 }
 
 /// A file read from the sysroot or named by the spec.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct File {
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size: u64,
-    /// Octal permission bits of the file read, as `"0755"`.
-    pub mode: String,
+    /// Permission bits of the file read, written as `"0755"`.
+    pub mode: Mode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,14 +221,16 @@ fn tree_listings(plan: &Plan, facts: &Facts) -> BTreeMap<PathBuf, Listing> {
             let Some(entry) = plan.entries.get(path) else { continue };
             let rel = path.strip_prefix(root).unwrap_or(path);
             let line = match &entry.kind {
-                EntryKind::Dir { mode } => listing_line(rel, "dir", &format!("{mode:04o}"), ""),
+                EntryKind::Dir { mode } => {
+                    listing_line(rel, "dir", &Mode::of_st_mode(*mode).to_string(), "")
+                }
                 EntryKind::File { host, mode, .. } => {
-                    let sha256 = facts.get(host).map(|(_, d)| d.as_str()).unwrap_or("");
-                    listing_line(rel, "file", &format!("{mode:04o}"), sha256)
+                    let sha256 = facts.get(host).map(|(_, d)| d.to_string()).unwrap_or_default();
+                    listing_line(rel, "file", &Mode::of_st_mode(*mode).to_string(), &sha256)
                 }
                 EntryKind::Data { bytes, mode } => {
-                    let sha256 = crate::fsutil::sha256_hex(bytes);
-                    listing_line(rel, "file", &format!("{mode:04o}"), &sha256)
+                    let sha256 = Sha256::of(bytes).to_string();
+                    listing_line(rel, "file", &Mode::of_st_mode(*mode).to_string(), &sha256)
                 }
                 EntryKind::Symlink { target, .. } => {
                     listing_line(rel, "symlink", "", &target.display().to_string())
@@ -243,13 +245,13 @@ fn tree_listings(plan: &Plan, facts: &Facts) -> BTreeMap<PathBuf, Listing> {
 
 /// The digest that pins a tree: sha256 of its lines, in order, each ended
 /// by a newline.
-fn listing_digest(listing: &Listing) -> String {
+fn listing_digest(listing: &Listing) -> Sha256 {
     let mut text = String::new();
     for line in listing.values() {
         text.push_str(line);
         text.push('\n');
     }
-    crate::fsutil::sha256_hex(text.as_bytes())
+    Sha256::of(text.as_bytes())
 }
 
 /// The listing of the tree under `root` as a manifest describes it: what
@@ -264,9 +266,10 @@ pub fn listing_in_manifest(manifest: &crate::build::manifest::Manifest, root: &P
             continue;
         };
         let line = match entry.kind {
-            EntryType::Dir => listing_line(rel, "dir", &entry.mode, ""),
+            EntryType::Dir => listing_line(rel, "dir", &entry.mode.to_string(), ""),
             EntryType::File => {
-                listing_line(rel, "file", &entry.mode, entry.sha256.as_deref().unwrap_or(""))
+                let sha256 = entry.sha256.map(|d| d.to_string()).unwrap_or_default();
+                listing_line(rel, "file", &entry.mode.to_string(), &sha256)
             }
             EntryType::Symlink => {
                 let target = entry.target.as_deref().unwrap_or(Path::new(""));
@@ -301,9 +304,9 @@ pub fn listing_changes(was: &Listing, now: &Listing) -> Vec<String> {
 
 /// A `[[trees]]` root: the sha256 of its sorted listing (paths, types,
 /// modes, digests).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
-    pub digest: String,
+    pub digest: Sha256,
     /// `"host"` in a package lock: a tree read from a host folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -553,9 +556,9 @@ pub fn compute(
     let file = |host: &PathBuf, owner: Option<&Package>| {
         let (state, sha256) = &facts[host];
         File {
-            sha256: sha256.clone(),
+            sha256: *sha256,
             size: state.size,
-            mode: format!("{:04o}", state.mode & 0o7777),
+            mode: Mode::of_st_mode(state.mode),
             package: owner.map(|p| p.name.clone()),
             version: owner.map(|p| p.version.clone()),
             arch: owner.map(|p| p.arch.clone()),
@@ -646,18 +649,18 @@ fn commands_of(plan: &Plan) -> BTreeMap<String, Command> {
 }
 
 /// Each host file's state and sha256.
-type Facts = BTreeMap<PathBuf, (FileState, String)>;
+type Facts = BTreeMap<PathBuf, (FileState, Sha256)>;
 
 /// The state and sha256 of every host file (from `known` while its state
 /// is unchanged), and those computed now, for the digest cache.
 fn hash_all(hosts: BTreeSet<&PathBuf>, known: &Digests) -> Result<(Digests, Facts)> {
-    let hashed: Vec<(PathBuf, FileState, String, bool)> =
+    let hashed: Vec<(PathBuf, FileState, Sha256, bool)> =
         hosts.into_par_iter().map(|host| hash(host, known)).collect::<Result<_>>()?;
     let mut digests = Digests::new();
     let mut facts = BTreeMap::new();
     for (host, state, sha256, fresh) in hashed {
         if fresh {
-            digests.insert(host.clone(), (state.clone(), sha256.clone()));
+            digests.insert(host.clone(), (state.clone(), sha256));
         }
         facts.insert(host, (state, sha256));
     }
@@ -666,14 +669,14 @@ fn hash_all(hosts: BTreeSet<&PathBuf>, known: &Digests) -> Result<(Digests, Fact
 
 /// One host file's state and sha256, and whether the digest was computed
 /// now (rather than taken from `known`).
-fn hash(host: &Path, known: &Digests) -> Result<(PathBuf, FileState, String, bool)> {
+fn hash(host: &Path, known: &Digests) -> Result<(PathBuf, FileState, Sha256, bool)> {
     let state =
         FileState::read(host).with_context(|| format!("failed to inspect `{}`", host.display()))?;
     if let Some((_, sha256)) = known.get(host).filter(|(s, _)| *s == state) {
-        return Ok((host.to_path_buf(), state, sha256.clone(), false));
+        return Ok((host.to_path_buf(), state, *sha256, false));
     }
-    let sha256 = fsutil::sha256_file(host)
-        .with_context(|| format!("failed to read `{}`", host.display()))?;
+    let sha256 =
+        Sha256::of_file(host).with_context(|| format!("failed to read `{}`", host.display()))?;
     Ok((host.to_path_buf(), state, sha256, true))
 }
 
@@ -979,8 +982,8 @@ pub fn diff(was: &Lock, now: &Lock) -> Vec<Change> {
     });
     diff_maps(&was.trees, &now.trees, Input::Tree, &mut changes, |root, a, b| Change::TreeDigest {
         root: root.clone(),
-        was: a.digest.clone(),
-        now: b.digest.clone(),
+        was: a.digest.to_string(),
+        now: b.digest.to_string(),
         detail: Vec::new(),
     });
     diff_versions(was, now, &mut changes);
@@ -1005,7 +1008,9 @@ pub fn diff_packages(
     let suites: BTreeSet<&String> = was.releases.keys().chain(now.releases.keys()).collect();
     for suite in suites {
         let show = |set: &PackageSet| {
-            set.releases.get(suite).map(|r| format!("{} ({})", short(&r.sha256), r.date))
+            set.releases
+                .get(suite)
+                .map(|r| format!("{} ({})", short(&r.sha256.to_string()), r.date))
         };
         if show(was) != show(now) {
             changes.push(Change::Package(PackageChange::Release {
@@ -1024,7 +1029,7 @@ pub fn diff_packages(
         let show = |p: Option<&LockedPackage>| {
             p.map(|p| match (a, b) {
                 (Some(a), Some(b)) if a.version == b.version => {
-                    format!("{} (sha256 {})", p.version, short(&p.sha256))
+                    format!("{} (sha256 {})", p.version, short(&p.sha256.to_string()))
                 }
                 _ => p.version.clone(),
             })
@@ -1117,9 +1122,9 @@ fn diff_files(
         // the owner (a version alone is reported per package).
         let input = input(path.clone());
         if a.sha256 != b.sha256 || a.size != b.size {
-            Change::Sha256 { input, was: a.sha256.clone(), now: b.sha256.clone() }
+            Change::Sha256 { input, was: a.sha256.to_string(), now: b.sha256.to_string() }
         } else if a.mode != b.mode {
-            Change::Mode { input, was: a.mode.clone(), now: b.mode.clone() }
+            Change::Mode { input, was: a.mode.to_string(), now: b.mode.to_string() }
         } else {
             Change::Owner { input, was: a.package.clone(), now: b.package.clone() }
         }
@@ -1249,9 +1254,9 @@ mod tests {
 
     fn file(sha: &str, version: &str) -> File {
         File {
-            sha256: sha.repeat(64),
+            sha256: sha.repeat(64).parse().unwrap(),
             size: 1,
-            mode: "0644".into(),
+            mode: "0644".parse().unwrap(),
             package: Some("libc6".into()),
             version: Some(version.into()),
             arch: Some("amd64".into()),
@@ -1317,7 +1322,7 @@ mod tests {
             architecture: "amd64".into(),
             suite: "bookworm".into(),
             filename: format!("pool/main/b/bash/bash_{version}_amd64.deb"),
-            sha256: sha.repeat(64),
+            sha256: sha.repeat(64).parse().unwrap(),
             size: 1,
         };
         let mut was = PackageSet {
@@ -1329,7 +1334,11 @@ mod tests {
         };
         was.releases.insert(
             "bookworm".into(),
-            LockedRelease { sha256: "a".repeat(64), date: "d1".into(), distro: None },
+            LockedRelease {
+                sha256: "a".repeat(64).parse().unwrap(),
+                date: "d1".into(),
+                distro: None,
+            },
         );
         was.packages.insert("bash".into(), package("5.2-1", "a"));
         was.packages.insert("gone".into(), package("1", "a"));
@@ -1337,7 +1346,11 @@ mod tests {
         let mut now = was.clone();
         now.releases.insert(
             "bookworm".into(),
-            LockedRelease { sha256: "b".repeat(64), date: "d2".into(), distro: None },
+            LockedRelease {
+                sha256: "b".repeat(64).parse().unwrap(),
+                date: "d2".into(),
+                distro: None,
+            },
         );
         now.packages.insert("bash".into(), package("5.2-2", "b"));
         now.packages.remove("gone");

@@ -278,7 +278,7 @@ fn copy_tree(tree: &Tree, dest: &Path, chown: bool) -> Result<()> {
             Kind::File { size, sha256 } => {
                 let host = tree.root.join(source.relative());
                 if let Some(state) = FileState::read(&host) {
-                    known.insert(host.clone(), (state, sha256.clone()));
+                    known.insert(host.clone(), (state, *sha256));
                 }
                 EntryKind::File { host, mode: entry.mode, size: *size }
             }
