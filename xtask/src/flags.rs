@@ -345,7 +345,7 @@ impl Devenv {
     /// Runs `argv` in the built tree, attached to this terminal, with what
     /// these flags and the spec's `[shell]` ask for.
     fn enter(&self, built: &rootfs::build::Built, argv: &[String], term: &str) -> Result<i32> {
-        let devenv = rootfs::run::devenv::prepare(&built.spec, &built.out, &self.request(), term)?;
+        let devenv = rootfs::run::devenv::prepare(&built.spec, &built.out, &self.request()?, term)?;
         rootfs::run::smoke::run_attached(
             &built.out,
             &built.spec.name,
@@ -355,9 +355,9 @@ impl Devenv {
         )
     }
 
-    /// These flags as the library takes them.
-    fn request(&self) -> rootfs::run::devenv::Request {
-        rootfs::run::devenv::Request {
+    /// These flags as the library takes them, each value parsed.
+    fn request(&self) -> Result<rootfs::run::devenv::Request> {
+        rootfs::run::devenv::Flags {
             binds: self.binds.clone(),
             workdir: self.workdir.clone(),
             env: self.env.clone(),
@@ -367,6 +367,7 @@ impl Devenv {
             writable: self.writable,
             writable_size: self.writable_size,
         }
+        .parse()
     }
 
     /// Builds the tree when missing or stale, after checking what these
@@ -375,7 +376,7 @@ impl Devenv {
     fn checked_build(&self, target: &Target) -> Result<rootfs::build::Built> {
         let options = target.build_options()?;
         let spec = rootfs::spec::load(&options.spec)?;
-        rootfs::run::devenv::check(&spec, &self.request())?;
+        rootfs::run::devenv::check(&spec, &self.request()?)?;
         target.built(&options)
     }
 }
@@ -771,7 +772,7 @@ impl Shell {
     fn run(self) -> Result<ExitCode> {
         let built = self.devenv.checked_build(&self.target)?;
         let choice =
-            rootfs::run::devenv::shell_to_open(&built.spec, &built.out, &self.devenv.request())?;
+            rootfs::run::devenv::shell_to_open(&built.spec, &built.out, &self.devenv.request()?)?;
         eprintln!("{}", choice.describe());
         let shell = choice.path.display().to_string();
         let host_term = std::env::var("TERM").ok();
@@ -801,13 +802,14 @@ impl Trace {
         let options = rootfs::run::findings::Options {
             sysroot: build_options.sysroot.clone(),
             command: self.command,
-            request: rootfs::run::devenv::Request {
+            request: rootfs::run::devenv::Flags {
                 binds: self.opens.binds,
                 workdir: self.opens.workdir,
                 env: self.opens.env,
                 network: self.opens.network.map(Network::spec),
                 ..Default::default()
-            },
+            }
+            .parse()?,
             jobs: self
                 .jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
