@@ -1252,6 +1252,17 @@ impl Update {
 mod tests {
     use super::*;
 
+    /// A package set for `arch` of bookworm's main, asking for `requested`.
+    fn package_set(arch: &str, requested: &[&str]) -> PackageSet {
+        PackageSet {
+            architecture: arch.into(),
+            suites: vec!["bookworm".into()],
+            components: vec!["main".into()],
+            requested: requested.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
     fn file(sha: &str, version: &str) -> File {
         File {
             sha256: sha.repeat(64).parse().unwrap(),
@@ -1325,13 +1336,7 @@ mod tests {
             sha256: sha.repeat(64).parse().unwrap(),
             size: 1,
         };
-        let mut was = PackageSet {
-            architecture: "amd64".into(),
-            suites: vec!["bookworm".into()],
-            components: vec!["main".into()],
-            requested: vec!["bash".into()],
-            ..Default::default()
-        };
+        let mut was = package_set("amd64", &["bash"]);
         was.releases.insert(
             "bookworm".into(),
             LockedRelease {
@@ -1377,13 +1382,7 @@ mod tests {
 
     #[test]
     fn packages_asked_for_are_named_and_a_package_lock_writes_only_what_it_pins() {
-        let set = |requested: &[&str]| PackageSet {
-            architecture: "amd64".into(),
-            suites: vec!["bookworm".into()],
-            components: vec!["main".into()],
-            requested: requested.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
+        let set = |requested: &[&str]| package_set("amd64", requested);
         let mut changes = Vec::new();
         diff_packages(Some(&set(&["bash", "vim"])), Some(&set(&["bash", "less"])), &mut changes);
         let shown: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
@@ -1416,13 +1415,7 @@ mod tests {
 
     #[test]
     fn a_multi_architecture_lock_holds_a_set_per_architecture_and_reads_back_as_parts() {
-        let set = |arch: &str| PackageSet {
-            architecture: arch.into(),
-            suites: vec!["bookworm".into()],
-            components: vec!["main".into()],
-            requested: vec!["bash".into()],
-            ..Default::default()
-        };
+        let set = |arch: &str| package_set(arch, &["bash"]);
         let part = |arch: &str| Lock {
             format: FORMAT,
             name: "x".into(),
