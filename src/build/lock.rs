@@ -425,7 +425,7 @@ pub fn recognise(bytes: &[u8]) -> bool {
 pub struct OnDisk {
     pub lock: Lock,
     /// sha256 of the file's bytes.
-    pub sha256: String,
+    pub sha256: Sha256,
     /// The file's state, taken before its bytes were read: a change after
     /// that moves the state away from the one a stamp records.
     pub state: Option<crate::vocab::FileState>,
@@ -440,7 +440,7 @@ pub fn read(path: &Path) -> Result<Option<OnDisk>> {
     let state = crate::vocab::FileState::read(path);
     let mut parsed = None;
     let found = output::check_file(path, "a lock file", |bytes| {
-        parsed = Lock::parse(bytes).ok().map(|lock| (lock, fsutil::sha256_hex(bytes)));
+        parsed = Lock::parse(bytes).ok().map(|lock| (lock, Sha256::of(bytes)));
         parsed.is_some()
     })?;
     match (found, parsed) {
@@ -456,7 +456,7 @@ pub fn read_part(path: &Path, part: Option<&str>) -> Result<Option<OnDisk>> {
     let Some(arch) = part else { return read(path) };
     let Some(whole) = read(path)? else { return Ok(None) };
     let lock = whole.lock.part(arch);
-    let sha256 = fsutil::sha256_hex(lock.render()?.as_bytes());
+    let sha256 = Sha256::of(lock.render()?.as_bytes());
     // The file's state: unchanged, so is every part of it.
     Ok(Some(OnDisk { lock, sha256, state: whole.state }))
 }
@@ -465,12 +465,12 @@ pub fn read_part(path: &Path, part: Option<&str>) -> Result<Option<OnDisk>> {
 /// is missing, or is not the one the build left (`recorded`, its sha256;
 /// for one architecture of a multi-architecture spec, `part`, the sha256
 /// of its part).
-pub fn stale_reason(path: &Path, recorded: Option<&str>, part: Option<&str>) -> Option<String> {
+pub fn stale_reason(path: &Path, recorded: Option<Sha256>, part: Option<&str>) -> Option<String> {
     let now = match part {
-        None => std::fs::read(path).ok().map(|b| fsutil::sha256_hex(&b)),
+        None => std::fs::read(path).ok().map(|b| Sha256::of(&b)),
         Some(_) => read_part(path, part).ok().flatten().map(|on_disk| on_disk.sha256),
     };
-    match (now.as_deref(), recorded) {
+    match (now, recorded) {
         (Some(now), Some(recorded)) if now == recorded => None,
         (None, _) => Some(format!("`{}` is missing", path.display())),
         _ => Some(format!("`{}` changed", path.display())),

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::FileState;
+use crate::vocab::{FileState, Sha256};
 
 /// Everything besides the inputs that decides what a build writes: the
 /// tool, its options and the CPU. Kept field by field, so that a rebuild
@@ -121,7 +121,7 @@ pub struct Stamp {
     /// Everything about how the build was asked for: tool, options.
     pub key: RecordedKey,
     /// sha256 of each spec file read.
-    pub specs: BTreeMap<PathBuf, String>,
+    pub specs: BTreeMap<PathBuf, Sha256>,
     /// State of each input (`None`: it did not exist), sorted by path.
     #[serde(with = "sorted_map")]
     pub inputs: Vec<(PathBuf, Option<FileState>)>,
@@ -132,7 +132,7 @@ pub struct Stamp {
     pub manifest: Option<FileState>,
     /// sha256 of the lock file as the build left it beside the spec.
     #[serde(default)]
-    pub lock: Option<String>,
+    pub lock: Option<Sha256>,
     /// State of that lock file, so that a no-op build does not read it:
     /// its sha256 is compared only when the state moved (`None` from a
     /// build that did not record it).
@@ -178,7 +178,7 @@ impl Stamp {
     pub fn stale_reason(
         &self,
         key: &StampKey,
-        specs: &BTreeMap<PathBuf, String>,
+        specs: &BTreeMap<PathBuf, Sha256>,
         out: &Path,
     ) -> Option<String> {
         let change = match &self.key {
@@ -214,7 +214,7 @@ impl Stamp {
 
 /// Which spec file changed, was added to the includes or left them, for
 /// people; `None` when all are as recorded.
-fn spec_change(old: &BTreeMap<PathBuf, String>, new: &BTreeMap<PathBuf, String>) -> Option<String> {
+fn spec_change(old: &BTreeMap<PathBuf, Sha256>, new: &BTreeMap<PathBuf, Sha256>) -> Option<String> {
     if let Some((path, _)) = new.iter().find(|(p, d)| old.get(*p).is_some_and(|o| o != *d)) {
         return Some(format!("`{}` changed", path.display()));
     }
