@@ -15,6 +15,26 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// Serde for a value through its text, so a file holds what people read:
+/// `Display` writes it, `FromStr` reads it back, and a bad text is an
+/// error with `FromStr`'s message (the reader names the file).
+macro_rules! serde_as_text {
+    ($type:ty) => {
+        impl Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 /// What a path of a tree is. The plan, the manifest and every reader of
 /// either use this one type; in the manifest it is written in lowercase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -86,44 +106,42 @@ impl fmt::Display for Mode {
     }
 }
 
-/// Why a text is not a mode.
+/// A text that is not a value of this module: what it should have been,
+/// the text, and what was expected (empty when the name says it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadMode(pub String);
-
-impl fmt::Display for BadMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid mode `{}`", self.0)
-    }
+pub struct Invalid {
+    pub what: &'static str,
+    pub text: String,
+    pub expected: &'static str,
 }
 
-impl std::error::Error for BadMode {}
-
-impl FromStr for Mode {
-    type Err = BadMode;
-
-    /// Octal digits, with or without a leading `0o`, at most `7777`.
-    fn from_str(text: &str) -> Result<Mode, BadMode> {
-        let digits = text.strip_prefix("0o").unwrap_or(text);
-        let octal = !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
-        match u32::from_str_radix(digits, 8) {
-            Ok(bits) if octal && bits <= 0o7777 => Ok(Mode(bits)),
-            _ => Err(BadMode(text.to_string())),
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {} `{}`", self.what, self.text)?;
+        match self.expected {
+            "" => Ok(()),
+            expected => write!(f, ": expected {expected}"),
         }
     }
 }
 
-impl Serialize for Mode {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+impl std::error::Error for Invalid {}
+
+impl FromStr for Mode {
+    type Err = Invalid;
+
+    /// Octal digits, with or without a leading `0o`, at most `7777`.
+    fn from_str(text: &str) -> Result<Mode, Invalid> {
+        let digits = text.strip_prefix("0o").unwrap_or(text);
+        let octal = !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+        match u32::from_str_radix(digits, 8) {
+            Ok(bits) if octal && bits <= 0o7777 => Ok(Mode(bits)),
+            _ => Err(Invalid { what: "mode", text: text.to_string(), expected: "" }),
+        }
     }
 }
 
-impl<'de> Deserialize<'de> for Mode {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Mode, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(Mode);
 
 /// A SHA-256 digest, written as 64 lowercase hex digits wherever it is
 /// stored (manifest, lock, SBOM, caches).
@@ -176,30 +194,22 @@ impl fmt::Debug for Sha256 {
     }
 }
 
-/// Why a text is not a sha256 digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadSha256(pub String);
-
-impl fmt::Display for BadSha256 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid sha256 `{}`: expected 64 lowercase hex digits", self.0)
-    }
-}
-
-impl std::error::Error for BadSha256 {}
-
 impl FromStr for Sha256 {
-    type Err = BadSha256;
+    type Err = Invalid;
 
     /// Exactly 64 lowercase hex digits: the one spelling this tool writes,
     /// so a digest read and written again keeps its bytes.
-    fn from_str(text: &str) -> Result<Sha256, BadSha256> {
+    fn from_str(text: &str) -> Result<Sha256, Invalid> {
         let hex = |b: u8| match b {
             b'0'..=b'9' => Some(b - b'0'),
             b'a'..=b'f' => Some(b - b'a' + 10),
             _ => None,
         };
-        let bad = || BadSha256(text.to_string());
+        let bad = || Invalid {
+            what: "sha256",
+            text: text.to_string(),
+            expected: "64 lowercase hex digits",
+        };
         if text.len() != 64 {
             return Err(bad());
         }
@@ -211,18 +221,7 @@ impl FromStr for Sha256 {
     }
 }
 
-impl Serialize for Sha256 {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Sha256 {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Sha256, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(Sha256);
 
 /// Whether a command shares the caller's network.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
