@@ -28,11 +28,12 @@ pub use self::output::Refusal;
 use crate::resolve::portability::Portability;
 use crate::resolve::{self, Resolver};
 use crate::spec::{self, Spec};
+use crate::vocab::{FileState, Sha256};
 use digest_cache::Digests;
 use install::{InstallOptions, LinkMode};
 use manifest::Manifest;
 use plan::Plan;
-use stamp::{FileState, RecordedKey, Stamp, StampKey};
+use stamp::{RecordedKey, Stamp, StampKey};
 
 /// The timestamp given to every file when `SOURCE_DATE_EPOCH` is not set.
 pub const DEFAULT_EPOCH: i64 = 0;
@@ -200,7 +201,7 @@ pub fn build(options: &Options) -> Result<Built> {
         specs,
         inputs,
         known_digests: known_digests.into_iter().chain(computed.digests).collect(),
-        lock_digest: lock_digest.clone(),
+        lock_digest,
         lock_state,
         sbom: sbom::Input {
             debs: options.packages.as_ref().map(sbom::debs_of).unwrap_or_default(),
@@ -249,10 +250,10 @@ fn lock_digest(
     options: &Options,
     previous: Option<&lock::OnDisk>,
     text: &str,
-) -> (String, Option<FileState>) {
+) -> (Sha256, Option<FileState>) {
     let digest = match (previous, options.locked) {
-        (Some(previous), true) => previous.sha256.clone(),
-        _ => crate::fsutil::sha256_hex(text.as_bytes()),
+        (Some(previous), true) => previous.sha256,
+        _ => Sha256::of(text.as_bytes()),
     };
     let state = previous.filter(|p| p.sha256 == digest).and_then(|p| p.state.clone());
     (digest, state)
@@ -294,8 +295,8 @@ fn tree_detail(
     now: &lock::Computed,
     beside: &Beside,
 ) {
-    let built_from_lock = Stamp::read(&beside.stamp)
-        .is_some_and(|s| s.lock.as_deref() == Some(previous.sha256.as_str()));
+    let built_from_lock =
+        Stamp::read(&beside.stamp).is_some_and(|s| s.lock == Some(previous.sha256));
     let manifest = built_from_lock.then(|| beside.current_manifest().ok()).flatten();
     let Some(manifest) = manifest else { return };
     for change in changes.iter_mut() {
@@ -319,7 +320,7 @@ fn freshness(
     beside: &Beside,
     lock_path: &Path,
     key: &StampKey,
-    specs: &BTreeMap<PathBuf, String>,
+    specs: &BTreeMap<PathBuf, Sha256>,
 ) -> Freshness {
     if options.force {
         return Freshness::Stale("--force".to_string());
@@ -333,9 +334,7 @@ fn freshness(
     // The lock is read only when its state moved from the one recorded.
     let lock_unmoved = stamp.lock_state.is_some() && FileState::read(lock_path) == stamp.lock_state;
     let part = options.part.as_deref();
-    if !lock_unmoved
-        && let Some(reason) = lock::stale_reason(lock_path, stamp.lock.as_deref(), part)
-    {
+    if !lock_unmoved && let Some(reason) = lock::stale_reason(lock_path, stamp.lock, part) {
         return Freshness::Stale(reason);
     }
     if stamp.sbom.is_none() || FileState::read(&beside.sbom) != stamp.sbom {
@@ -390,12 +389,12 @@ fn input_states(plan: &Plan, out: &Path, resolver: &Resolver) -> Vec<(PathBuf, O
 struct Record {
     portability: Portability,
     key: StampKey,
-    specs: BTreeMap<PathBuf, String>,
+    specs: BTreeMap<PathBuf, Sha256>,
     inputs: Vec<(PathBuf, Option<FileState>)>,
     /// The digest cache with the digests the lock computed.
     known_digests: Digests,
     /// sha256 of the lock file the build leaves.
-    lock_digest: String,
+    lock_digest: Sha256,
     /// Its state, when the lock in place stays.
     lock_state: Option<FileState>,
     sbom: sbom::Input,
@@ -436,9 +435,9 @@ fn install_and_commit(
         }
     };
     beside.commit()?;
-    let live: HashSet<&str> = (known_digests.values().chain(staged.digests.values()))
-        .map(|(_, sha256)| sha256.as_str())
-        .chain(staged.manifest.entries.iter().filter_map(|e| e.sha256.as_deref()))
+    let live: HashSet<Sha256> = (known_digests.values().chain(staged.digests.values()))
+        .map(|(_, sha256)| *sha256)
+        .chain(staged.manifest.entries.iter().filter_map(|e| e.sha256))
         .collect();
     sha1_cache::update(&beside.sha1s, known_sha1s, fresh_sha1s, &live)?;
     digest_cache::update(&beside.digests, known_digests, staged.digests)?;
@@ -555,11 +554,8 @@ fn check_cpu(spec: &Spec, portability: &Portability) -> Result<()> {
     )
 }
 
-fn spec_digests(spec: &Spec) -> BTreeMap<PathBuf, String> {
-    spec.sources
-        .iter()
-        .map(|s| (canonical(&s.path), crate::fsutil::sha256_hex(s.text.as_bytes())))
-        .collect()
+fn spec_digests(spec: &Spec) -> BTreeMap<PathBuf, Sha256> {
+    spec.sources.iter().map(|s| (canonical(&s.path), Sha256::of(s.text.as_bytes()))).collect()
 }
 
 /// The one spelling of a path the stamp records: `../dev.toml` from a

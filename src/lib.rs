@@ -20,8 +20,10 @@
 //! a [`Console`] and returning one report; [`multiarch`] gives the trees a
 //! command works on (one per architecture of a spec that lists several,
 //! built from one lock, each smoked); and [`build_script`] is the whole
-//! flow for a crate's `build.rs`. [`fsutil`] holds file helpers every stage
-//! uses. See ARCHITECTURE.md for the bird's-eye view.
+//! flow for a crate's `build.rs`. [`vocab`] holds the values several
+//! stages name (an entry's type, a file's state, `Mode`, `Sha256`, the
+//! network, the limits), and [`fsutil`] the file helpers every stage uses.
+//! See ARCHITECTURE.md for the bird's-eye view.
 //!
 //! The commands stay under `command::` rather than at the crate's root,
 //! where `rootfs::build` and `rootfs::export` already name the stages they
@@ -107,6 +109,7 @@ pub mod multiarch;
 pub mod resolve;
 pub mod run;
 pub mod spec;
+pub mod vocab;
 
 pub use command::{Captured, Console, Target, Terminal};
 

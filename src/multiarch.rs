@@ -308,7 +308,7 @@ fn write_lock(
     locked: bool,
 ) -> Result<()> {
     let text = merged.render()?;
-    if on_disk.is_some_and(|d| d.sha256 == crate::fsutil::sha256_hex(text.as_bytes())) {
+    if on_disk.is_some_and(|d| d.sha256 == crate::vocab::Sha256::of(text.as_bytes())) {
         return Ok(());
     }
     if locked {

@@ -29,8 +29,9 @@ pub use self::diagnostic::{Location, Source, SpecError};
 pub use self::kernel::{KERNEL_HELP, KernelSource};
 use self::raw::RawSpec;
 pub use self::shell::{
-    Bind, LEAST_WRITABLE_SIZE, Network, Shell, UserSpec, valid_variable_name, writable_size_flag,
+    Bind, LEAST_WRITABLE_SIZE, Shell, UserSpec, valid_variable_name, writable_size_flag,
 };
+use crate::vocab::{Limits, Network};
 
 /// The spec `cargo xtask rootfs` builds when given none.
 pub const DEFAULT_SPEC: &str = "rootfs-spec/default.toml";
@@ -133,23 +134,6 @@ pub struct Group {
     pub name: String,
     pub gid: u32,
     pub members: Vec<String>,
-}
-
-/// What one smoke check may use: processes at once, memory, and the size
-/// of its `/tmp`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    pub pids: u64,
-    /// Bytes.
-    pub memory: u64,
-    /// Bytes.
-    pub tmp_size: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits { pids: 1024, memory: 2 << 30, tmp_size: 256 << 20 }
-    }
 }
 
 /// The limits one check sets for itself; the rest come from `[smoke]`.

@@ -26,8 +26,9 @@ use crate::build::manifest::{self, Manifest};
 use crate::build::output::{self, Refusal};
 use crate::build::sha1_cache::Sha1File;
 use crate::build::side_file;
-use crate::build::stamp::{self, FileState, Stamp};
+use crate::build::stamp::{self, Stamp};
 use crate::fsutil;
+use crate::vocab::FileState;
 
 /// The paths of a tree and of the files beside it.
 #[derive(Clone, Debug)]

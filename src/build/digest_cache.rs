@@ -11,15 +11,15 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::build::side_file::{self, SideFile};
-use crate::build::stamp::FileState;
+use crate::vocab::{FileState, Sha256};
 
 /// Host path -> (state when hashed, sha256).
-pub type Digests = HashMap<PathBuf, (FileState, String)>;
+pub type Digests = HashMap<PathBuf, (FileState, Sha256)>;
 
 /// The file as written: sorted, on one line.
 #[derive(Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct DigestFile(BTreeMap<PathBuf, (FileState, String)>);
+pub struct DigestFile(BTreeMap<PathBuf, (FileState, Sha256)>);
 
 impl SideFile for DigestFile {
     const NAME: &'static str = "digests.json";
@@ -27,7 +27,7 @@ impl SideFile for DigestFile {
     const PRETTY: bool = false;
 
     fn recognise(bytes: &[u8]) -> bool {
-        crate::fsutil::is_json_map_of::<PathBuf, (FileState, String)>(bytes, |_, _| true)
+        crate::fsutil::is_json_map_of::<PathBuf, (FileState, Sha256)>(bytes, |_, _| true)
     }
 }
 
@@ -46,7 +46,7 @@ pub fn read(path: &Path) -> Digests {
 pub fn update(path: &Path, mut known: Digests, fresh: Digests) -> Result<()> {
     use rayon::prelude::*;
     known.extend(fresh);
-    let kept: BTreeMap<PathBuf, (FileState, String)> = known
+    let kept: BTreeMap<PathBuf, (FileState, Sha256)> = known
         .into_par_iter()
         .filter(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
         .collect();
@@ -64,7 +64,7 @@ mod tests {
         std::fs::write(&kept, "a").unwrap();
         let state = FileState::read(&kept).unwrap();
         let fresh: Digests =
-            [(kept.clone(), (state.clone(), "1".repeat(64))), (gone, (state, "2".repeat(64)))]
+            [(kept.clone(), (state.clone(), Sha256::of(b"1"))), (gone, (state, Sha256::of(b"2")))]
                 .into();
         let path = path_for(&dir.path().join("tree"));
         update(&path, Digests::new(), fresh).unwrap();

@@ -26,9 +26,10 @@ use rayon::prelude::*;
 use rustix::fs::{Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps};
 
 use crate::build::digest_cache::Digests;
-use crate::build::manifest::{CommandEntry, EntryType, Manifest, ManifestEntry};
+use crate::build::manifest::{CommandEntry, Manifest, ManifestEntry};
 use crate::build::plan::{Entry, EntryKind, Plan};
 use crate::fsutil;
+use crate::vocab::{self, EntryType, Sha256};
 
 /// How regular files get into the tree.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -161,9 +162,9 @@ impl Dirs {
 pub(crate) struct WrittenFile {
     pub mode: u32,
     pub size: u64,
-    pub sha256: String,
+    pub sha256: Sha256,
     /// The host file's state when it was read, to reuse the digest.
-    pub state: Option<crate::build::stamp::FileState>,
+    pub state: Option<crate::vocab::FileState>,
 }
 
 fn write_tree(
@@ -309,7 +310,7 @@ fn manifest_entry(
     let mut item = ManifestEntry {
         path: path.to_path_buf(),
         kind: entry.kind.entry_type(),
-        mode: String::new(),
+        mode: vocab::Mode::of_st_mode(0),
         size: None,
         sha256: None,
         target: None,
@@ -321,16 +322,16 @@ fn manifest_entry(
         EntryKind::File { host, .. } => {
             let file = &files[path];
             if let Some(state) = &file.state {
-                digests.insert(host.clone(), (state.clone(), file.sha256.clone()));
+                digests.insert(host.clone(), (state.clone(), file.sha256));
             }
             item.size = Some(file.size);
-            item.sha256 = Some(file.sha256.clone());
+            item.sha256 = Some(file.sha256);
             item.source = Some(host.clone());
             file.mode
         }
         EntryKind::Data { bytes, mode } => {
             item.size = Some(bytes.len() as u64);
-            item.sha256 = Some(fsutil::sha256_hex(bytes));
+            item.sha256 = Some(Sha256::of(bytes));
             *mode
         }
         EntryKind::Symlink { target, host } => {
@@ -339,7 +340,7 @@ fn manifest_entry(
             0o777
         }
     };
-    item.mode = format!("{mode:04o}");
+    item.mode = vocab::Mode::of_st_mode(mode);
     debug_assert!(item.kind != EntryType::File || item.sha256.is_some());
     item
 }

@@ -75,9 +75,9 @@ use crate::build::digest_cache::Digests;
 use crate::build::dpkg::{Database, Package};
 use crate::build::output::{self, Found};
 use crate::build::plan::{EntryKind, Plan};
-use crate::build::stamp::FileState;
 use crate::fsutil;
 use crate::resolve::sysroot::Sysroot;
+use crate::vocab::{FileState, Mode, Sha256};
 
 /// Bumped when the format changes incompatibly.
 pub const FORMAT: u32 = 1;
@@ -140,9 +140,9 @@ pub struct PackageSet {
 }
 
 /// The `InRelease` a suite's packages were resolved from.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockedRelease {
-    pub sha256: String,
+    pub sha256: Sha256,
     pub date: String,
     /// The distribution as a purl's `distro` names it (`debian-12`), from
     /// the `InRelease`'s `Origin` and `Version` (see
@@ -153,14 +153,14 @@ pub struct LockedRelease {
 }
 
 /// One package of the set, as its index entry named it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockedPackage {
     pub version: String,
     pub architecture: String,
     /// The suite whose index listed it.
     pub suite: String,
     pub filename: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size: u64,
 }
 
@@ -174,12 +174,12 @@ pub struct Command {
 }
 
 /// A file read from the sysroot or named by the spec.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct File {
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size: u64,
-    /// Octal permission bits of the file read, as `"0755"`.
-    pub mode: String,
+    /// Permission bits of the file read, written as `"0755"`.
+    pub mode: Mode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,14 +221,16 @@ fn tree_listings(plan: &Plan, facts: &Facts) -> BTreeMap<PathBuf, Listing> {
             let Some(entry) = plan.entries.get(path) else { continue };
             let rel = path.strip_prefix(root).unwrap_or(path);
             let line = match &entry.kind {
-                EntryKind::Dir { mode } => listing_line(rel, "dir", &format!("{mode:04o}"), ""),
+                EntryKind::Dir { mode } => {
+                    listing_line(rel, "dir", &Mode::of_st_mode(*mode).to_string(), "")
+                }
                 EntryKind::File { host, mode, .. } => {
-                    let sha256 = facts.get(host).map(|(_, d)| d.as_str()).unwrap_or("");
-                    listing_line(rel, "file", &format!("{mode:04o}"), sha256)
+                    let sha256 = facts.get(host).map(|(_, d)| d.to_string()).unwrap_or_default();
+                    listing_line(rel, "file", &Mode::of_st_mode(*mode).to_string(), &sha256)
                 }
                 EntryKind::Data { bytes, mode } => {
-                    let sha256 = crate::fsutil::sha256_hex(bytes);
-                    listing_line(rel, "file", &format!("{mode:04o}"), &sha256)
+                    let sha256 = Sha256::of(bytes).to_string();
+                    listing_line(rel, "file", &Mode::of_st_mode(*mode).to_string(), &sha256)
                 }
                 EntryKind::Symlink { target, .. } => {
                     listing_line(rel, "symlink", "", &target.display().to_string())
@@ -243,19 +245,19 @@ fn tree_listings(plan: &Plan, facts: &Facts) -> BTreeMap<PathBuf, Listing> {
 
 /// The digest that pins a tree: sha256 of its lines, in order, each ended
 /// by a newline.
-fn listing_digest(listing: &Listing) -> String {
+fn listing_digest(listing: &Listing) -> Sha256 {
     let mut text = String::new();
     for line in listing.values() {
         text.push_str(line);
         text.push('\n');
     }
-    crate::fsutil::sha256_hex(text.as_bytes())
+    Sha256::of(text.as_bytes())
 }
 
 /// The listing of the tree under `root` as a manifest describes it: what
 /// a build wrote there, to compare with what it would write now.
 pub fn listing_in_manifest(manifest: &crate::build::manifest::Manifest, root: &Path) -> Listing {
-    use crate::build::manifest::EntryType;
+    use crate::vocab::EntryType;
     let mut listing = Listing::new();
     for entry in &manifest.entries {
         // The root folder itself is not part of a tree's listing.
@@ -264,9 +266,10 @@ pub fn listing_in_manifest(manifest: &crate::build::manifest::Manifest, root: &P
             continue;
         };
         let line = match entry.kind {
-            EntryType::Dir => listing_line(rel, "dir", &entry.mode, ""),
+            EntryType::Dir => listing_line(rel, "dir", &entry.mode.to_string(), ""),
             EntryType::File => {
-                listing_line(rel, "file", &entry.mode, entry.sha256.as_deref().unwrap_or(""))
+                let sha256 = entry.sha256.map(|d| d.to_string()).unwrap_or_default();
+                listing_line(rel, "file", &entry.mode.to_string(), &sha256)
             }
             EntryType::Symlink => {
                 let target = entry.target.as_deref().unwrap_or(Path::new(""));
@@ -301,9 +304,9 @@ pub fn listing_changes(was: &Listing, now: &Listing) -> Vec<String> {
 
 /// A `[[trees]]` root: the sha256 of its sorted listing (paths, types,
 /// modes, digests).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
-    pub digest: String,
+    pub digest: Sha256,
     /// `"host"` in a package lock: a tree read from a host folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -422,10 +425,10 @@ pub fn recognise(bytes: &[u8]) -> bool {
 pub struct OnDisk {
     pub lock: Lock,
     /// sha256 of the file's bytes.
-    pub sha256: String,
+    pub sha256: Sha256,
     /// The file's state, taken before its bytes were read: a change after
     /// that moves the state away from the one a stamp records.
-    pub state: Option<crate::build::stamp::FileState>,
+    pub state: Option<crate::vocab::FileState>,
 }
 
 /// The lock at `path`: `None` when there is none; an [`Refusal`](crate::build::Refusal) when the
@@ -434,10 +437,10 @@ pub struct OnDisk {
 pub fn read(path: &Path) -> Result<Option<OnDisk>> {
     // The state is taken before the bytes are read (see `OnDisk::state`);
     // the bytes that recognise the lock are the ones parsed and hashed.
-    let state = crate::build::stamp::FileState::read(path);
+    let state = crate::vocab::FileState::read(path);
     let mut parsed = None;
     let found = output::check_file(path, "a lock file", |bytes| {
-        parsed = Lock::parse(bytes).ok().map(|lock| (lock, fsutil::sha256_hex(bytes)));
+        parsed = Lock::parse(bytes).ok().map(|lock| (lock, Sha256::of(bytes)));
         parsed.is_some()
     })?;
     match (found, parsed) {
@@ -453,7 +456,7 @@ pub fn read_part(path: &Path, part: Option<&str>) -> Result<Option<OnDisk>> {
     let Some(arch) = part else { return read(path) };
     let Some(whole) = read(path)? else { return Ok(None) };
     let lock = whole.lock.part(arch);
-    let sha256 = fsutil::sha256_hex(lock.render()?.as_bytes());
+    let sha256 = Sha256::of(lock.render()?.as_bytes());
     // The file's state: unchanged, so is every part of it.
     Ok(Some(OnDisk { lock, sha256, state: whole.state }))
 }
@@ -462,12 +465,12 @@ pub fn read_part(path: &Path, part: Option<&str>) -> Result<Option<OnDisk>> {
 /// is missing, or is not the one the build left (`recorded`, its sha256;
 /// for one architecture of a multi-architecture spec, `part`, the sha256
 /// of its part).
-pub fn stale_reason(path: &Path, recorded: Option<&str>, part: Option<&str>) -> Option<String> {
+pub fn stale_reason(path: &Path, recorded: Option<Sha256>, part: Option<&str>) -> Option<String> {
     let now = match part {
-        None => std::fs::read(path).ok().map(|b| fsutil::sha256_hex(&b)),
+        None => std::fs::read(path).ok().map(|b| Sha256::of(&b)),
         Some(_) => read_part(path, part).ok().flatten().map(|on_disk| on_disk.sha256),
     };
-    match (now.as_deref(), recorded) {
+    match (now, recorded) {
         (Some(now), Some(recorded)) if now == recorded => None,
         (None, _) => Some(format!("`{}` is missing", path.display())),
         _ => Some(format!("`{}` changed", path.display())),
@@ -476,12 +479,12 @@ pub fn stale_reason(path: &Path, recorded: Option<&str>, part: Option<&str>) -> 
 
 /// Writes the lock atomically, after checking again that the path holds
 /// nothing but a lock of this tool; returns the state of the file written.
-pub fn write(path: &Path, text: &str) -> Result<crate::build::stamp::FileState> {
+pub fn write(path: &Path, text: &str) -> Result<crate::vocab::FileState> {
     output::check_file(path, "a lock file", recognise)?;
     // Meant to be committed and read by everyone, as a spec is: the
     // helper gives it the user's usual mode.
     fsutil::write_file_atomically(path, text.as_bytes())?;
-    crate::build::stamp::FileState::read(path)
+    crate::vocab::FileState::read(path)
         .with_context(|| format!("failed to inspect `{}`", path.display()))
 }
 
@@ -553,9 +556,9 @@ pub fn compute(
     let file = |host: &PathBuf, owner: Option<&Package>| {
         let (state, sha256) = &facts[host];
         File {
-            sha256: sha256.clone(),
+            sha256: *sha256,
             size: state.size,
-            mode: format!("{:04o}", state.mode & 0o7777),
+            mode: Mode::of_st_mode(state.mode),
             package: owner.map(|p| p.name.clone()),
             version: owner.map(|p| p.version.clone()),
             arch: owner.map(|p| p.arch.clone()),
@@ -646,18 +649,18 @@ fn commands_of(plan: &Plan) -> BTreeMap<String, Command> {
 }
 
 /// Each host file's state and sha256.
-type Facts = BTreeMap<PathBuf, (FileState, String)>;
+type Facts = BTreeMap<PathBuf, (FileState, Sha256)>;
 
 /// The state and sha256 of every host file (from `known` while its state
 /// is unchanged), and those computed now, for the digest cache.
 fn hash_all(hosts: BTreeSet<&PathBuf>, known: &Digests) -> Result<(Digests, Facts)> {
-    let hashed: Vec<(PathBuf, FileState, String, bool)> =
+    let hashed: Vec<(PathBuf, FileState, Sha256, bool)> =
         hosts.into_par_iter().map(|host| hash(host, known)).collect::<Result<_>>()?;
     let mut digests = Digests::new();
     let mut facts = BTreeMap::new();
     for (host, state, sha256, fresh) in hashed {
         if fresh {
-            digests.insert(host.clone(), (state.clone(), sha256.clone()));
+            digests.insert(host.clone(), (state.clone(), sha256));
         }
         facts.insert(host, (state, sha256));
     }
@@ -666,14 +669,14 @@ fn hash_all(hosts: BTreeSet<&PathBuf>, known: &Digests) -> Result<(Digests, Fact
 
 /// One host file's state and sha256, and whether the digest was computed
 /// now (rather than taken from `known`).
-fn hash(host: &Path, known: &Digests) -> Result<(PathBuf, FileState, String, bool)> {
+fn hash(host: &Path, known: &Digests) -> Result<(PathBuf, FileState, Sha256, bool)> {
     let state =
         FileState::read(host).with_context(|| format!("failed to inspect `{}`", host.display()))?;
     if let Some((_, sha256)) = known.get(host).filter(|(s, _)| *s == state) {
-        return Ok((host.to_path_buf(), state, sha256.clone(), false));
+        return Ok((host.to_path_buf(), state, *sha256, false));
     }
-    let sha256 = fsutil::sha256_file(host)
-        .with_context(|| format!("failed to read `{}`", host.display()))?;
+    let sha256 =
+        Sha256::of_file(host).with_context(|| format!("failed to read `{}`", host.display()))?;
     Ok((host.to_path_buf(), state, sha256, true))
 }
 
@@ -979,8 +982,8 @@ pub fn diff(was: &Lock, now: &Lock) -> Vec<Change> {
     });
     diff_maps(&was.trees, &now.trees, Input::Tree, &mut changes, |root, a, b| Change::TreeDigest {
         root: root.clone(),
-        was: a.digest.clone(),
-        now: b.digest.clone(),
+        was: a.digest.to_string(),
+        now: b.digest.to_string(),
         detail: Vec::new(),
     });
     diff_versions(was, now, &mut changes);
@@ -1005,7 +1008,9 @@ pub fn diff_packages(
     let suites: BTreeSet<&String> = was.releases.keys().chain(now.releases.keys()).collect();
     for suite in suites {
         let show = |set: &PackageSet| {
-            set.releases.get(suite).map(|r| format!("{} ({})", short(&r.sha256), r.date))
+            set.releases
+                .get(suite)
+                .map(|r| format!("{} ({})", short(&r.sha256.to_string()), r.date))
         };
         if show(was) != show(now) {
             changes.push(Change::Package(PackageChange::Release {
@@ -1024,7 +1029,7 @@ pub fn diff_packages(
         let show = |p: Option<&LockedPackage>| {
             p.map(|p| match (a, b) {
                 (Some(a), Some(b)) if a.version == b.version => {
-                    format!("{} (sha256 {})", p.version, short(&p.sha256))
+                    format!("{} (sha256 {})", p.version, short(&p.sha256.to_string()))
                 }
                 _ => p.version.clone(),
             })
@@ -1117,9 +1122,9 @@ fn diff_files(
         // the owner (a version alone is reported per package).
         let input = input(path.clone());
         if a.sha256 != b.sha256 || a.size != b.size {
-            Change::Sha256 { input, was: a.sha256.clone(), now: b.sha256.clone() }
+            Change::Sha256 { input, was: a.sha256.to_string(), now: b.sha256.to_string() }
         } else if a.mode != b.mode {
-            Change::Mode { input, was: a.mode.clone(), now: b.mode.clone() }
+            Change::Mode { input, was: a.mode.to_string(), now: b.mode.to_string() }
         } else {
             Change::Owner { input, was: a.package.clone(), now: b.package.clone() }
         }
@@ -1247,11 +1252,22 @@ impl Update {
 mod tests {
     use super::*;
 
+    /// A package set for `arch` of bookworm's main, asking for `requested`.
+    fn package_set(arch: &str, requested: &[&str]) -> PackageSet {
+        PackageSet {
+            architecture: arch.into(),
+            suites: vec!["bookworm".into()],
+            components: vec!["main".into()],
+            requested: requested.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
     fn file(sha: &str, version: &str) -> File {
         File {
-            sha256: sha.repeat(64),
+            sha256: sha.repeat(64).parse().unwrap(),
             size: 1,
-            mode: "0644".into(),
+            mode: "0644".parse().unwrap(),
             package: Some("libc6".into()),
             version: Some(version.into()),
             arch: Some("amd64".into()),
@@ -1317,19 +1333,17 @@ mod tests {
             architecture: "amd64".into(),
             suite: "bookworm".into(),
             filename: format!("pool/main/b/bash/bash_{version}_amd64.deb"),
-            sha256: sha.repeat(64),
+            sha256: sha.repeat(64).parse().unwrap(),
             size: 1,
         };
-        let mut was = PackageSet {
-            architecture: "amd64".into(),
-            suites: vec!["bookworm".into()],
-            components: vec!["main".into()],
-            requested: vec!["bash".into()],
-            ..Default::default()
-        };
+        let mut was = package_set("amd64", &["bash"]);
         was.releases.insert(
             "bookworm".into(),
-            LockedRelease { sha256: "a".repeat(64), date: "d1".into(), distro: None },
+            LockedRelease {
+                sha256: "a".repeat(64).parse().unwrap(),
+                date: "d1".into(),
+                distro: None,
+            },
         );
         was.packages.insert("bash".into(), package("5.2-1", "a"));
         was.packages.insert("gone".into(), package("1", "a"));
@@ -1337,7 +1351,11 @@ mod tests {
         let mut now = was.clone();
         now.releases.insert(
             "bookworm".into(),
-            LockedRelease { sha256: "b".repeat(64), date: "d2".into(), distro: None },
+            LockedRelease {
+                sha256: "b".repeat(64).parse().unwrap(),
+                date: "d2".into(),
+                distro: None,
+            },
         );
         now.packages.insert("bash".into(), package("5.2-2", "b"));
         now.packages.remove("gone");
@@ -1364,13 +1382,7 @@ mod tests {
 
     #[test]
     fn packages_asked_for_are_named_and_a_package_lock_writes_only_what_it_pins() {
-        let set = |requested: &[&str]| PackageSet {
-            architecture: "amd64".into(),
-            suites: vec!["bookworm".into()],
-            components: vec!["main".into()],
-            requested: requested.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
+        let set = |requested: &[&str]| package_set("amd64", requested);
         let mut changes = Vec::new();
         diff_packages(Some(&set(&["bash", "vim"])), Some(&set(&["bash", "less"])), &mut changes);
         let shown: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
@@ -1403,13 +1415,7 @@ mod tests {
 
     #[test]
     fn a_multi_architecture_lock_holds_a_set_per_architecture_and_reads_back_as_parts() {
-        let set = |arch: &str| PackageSet {
-            architecture: arch.into(),
-            suites: vec!["bookworm".into()],
-            components: vec!["main".into()],
-            requested: vec!["bash".into()],
-            ..Default::default()
-        };
+        let set = |arch: &str| package_set(arch, &["bash"]);
         let part = |arch: &str| Lock {
             format: FORMAT,
             name: "x".into(),

@@ -6,19 +6,10 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::resolve::rootpath::{self, Node, Walk};
+use crate::vocab::{EntryType, Mode, Sha256};
 
 /// Bumped when the format changes incompatibly.
 pub const FORMAT: u32 = 1;
-
-/// What a path of a tree is. The plan, the manifest and every reader of
-/// either use this one type; in the manifest it is written in lowercase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryType {
-    Dir,
-    File,
-    Symlink,
-}
 
 /// How a command of the rootfs runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,12 +51,12 @@ pub struct ManifestEntry {
     pub path: PathBuf,
     #[serde(rename = "type")]
     pub kind: EntryType,
-    /// Octal permission bits, as `"0755"`.
-    pub mode: String,
+    /// Permission bits, written as `"0755"`.
+    pub mode: Mode,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub target: Option<PathBuf>,
     /// The host path it was copied or mirrored from; for an image or
@@ -196,4 +187,34 @@ fn describe(entry: &ManifestEntry) -> String {
         text.push_str(&format!("    {why}\n"));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_digest_or_mode_is_an_error_naming_the_manifest_and_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.manifest.json");
+        let entry = |mode: &str, sha256: &str| {
+            format!(
+                r#"{{"format":1,"name":"t","commands":[],"entries":[{{"path":"/a","type":"file","mode":"{mode}","sha256":"{sha256}","why":[]}}]}}"#
+            )
+        };
+        let good = Sha256::of(b"a").to_string();
+        std::fs::write(&path, entry("0644", &good)).unwrap();
+        let read = Manifest::read(&path).unwrap();
+        assert_eq!(read.entries[0].sha256, Some(Sha256::of(b"a")));
+        assert_eq!(serde_json::to_string(&read).unwrap(), entry("0644", &good));
+        for (mode, sha256, says) in [
+            ("0644", "abc", "invalid sha256 `abc`: expected 64 lowercase hex digits"),
+            ("0x644", good.as_str(), "invalid mode `0x644`"),
+        ] {
+            std::fs::write(&path, entry(mode, sha256)).unwrap();
+            let err = format!("{:#}", Manifest::read(&path).unwrap_err());
+            let named = format!("failed to parse manifest `{}`: {says}", path.display());
+            assert!(err.starts_with(&named), "{err}");
+        }
+    }
 }

@@ -26,9 +26,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::build::manifest::{EntryType, Manifest};
+use crate::build::manifest::Manifest;
 use crate::build::side_file::{self, SideFile};
 use crate::fsutil;
+use crate::vocab::EntryType;
 
 /// A path this tool will not replace, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,10 +19,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 pub use self::trees::excluded;
-use crate::build::manifest::{CommandKind, EntryType};
+use crate::build::manifest::CommandKind;
 use crate::resolve::rootpath::{self, Node, Walk, WalkError};
 use crate::resolve::{Reason, Resolver};
 use crate::spec::Spec;
+use crate::vocab::EntryType;
 
 /// The directories of the classic FHS skeleton, with the modes a real system
 /// gives them; `/lib64` only where the sysroot has it.

@@ -34,10 +34,12 @@ use sha1::{Digest, Sha1};
 
 use crate::build::dpkg::Package;
 use crate::build::dpkg::copyright::{self, Declared};
-use crate::build::manifest::{EntryType, Manifest};
+use crate::build::manifest::Manifest;
 use crate::build::sha1_cache::Sha1s;
 use crate::fsutil;
 use crate::resolve::sysroot::Sysroot;
+use crate::vocab::EntryType;
+use crate::vocab::Sha256;
 
 /// The media type of an SPDX JSON document, used as the artifact type.
 pub const MEDIA_TYPE: &str = "application/spdx+json";
@@ -105,13 +107,13 @@ pub struct Input {
 }
 
 /// A package sysroot's package as the lock pins it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deb {
     pub version: String,
     pub architecture: String,
     /// The `.deb`'s file name (the last part of its `Filename`).
     pub file_name: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     /// purl's `distro`, from the `InRelease` of the suite that served it.
     pub distro: Option<String>,
 }
@@ -127,7 +129,7 @@ pub fn debs_of(set: &crate::build::lock::PackageSet) -> BTreeMap<String, Deb> {
                 version: p.version.clone(),
                 architecture: p.architecture.clone(),
                 file_name,
-                sha256: p.sha256.clone(),
+                sha256: p.sha256,
                 distro: distro(&p.suite),
             };
             (name.clone(), deb)
@@ -189,7 +191,7 @@ impl Rendered {
 struct TreeFile {
     path: PathBuf,
     sha1: String,
-    sha256: String,
+    sha256: Sha256,
 }
 
 /// Every regular file of the tree with its digests, and the SHA1s `known`
@@ -202,8 +204,9 @@ fn tree_files(manifest: &Manifest, tree: &Path, known: &Sha1s) -> Result<(Vec<Tr
         .map(|e| {
             let host = tree.join(e.path.strip_prefix("/").unwrap_or(&e.path));
             let sha256 = match &e.sha256 {
-                Some(digest) => digest.clone(),
-                None => fsutil::sha256_file(&host)?,
+                Some(digest) => *digest,
+                None => Sha256::of_file(&host)
+                    .with_context(|| format!("failed to read `{}`", host.display()))?,
             };
             let (sha1, fresh) = match known.get(&sha256) {
                 Some(sha1) => (sha1.clone(), false),
@@ -216,11 +219,8 @@ fn tree_files(manifest: &Manifest, tree: &Path, known: &Sha1s) -> Result<(Vec<Tr
             Ok((TreeFile { path: e.path.clone(), sha1, sha256 }, fresh))
         })
         .collect::<Result<_>>()?;
-    let fresh: Sha1s = files
-        .iter()
-        .filter(|(_, fresh)| *fresh)
-        .map(|(f, _)| (f.sha256.clone(), f.sha1.clone()))
-        .collect();
+    let fresh: Sha1s =
+        files.iter().filter(|(_, fresh)| *fresh).map(|(f, _)| (f.sha256, f.sha1.clone())).collect();
     Ok((files.into_iter().map(|(f, _)| f).collect(), fresh))
 }
 
@@ -288,7 +288,7 @@ fn document(
             id: file_id(&f.path),
             checksums: [
                 Checksum { algorithm: "SHA1", value: f.sha1 },
-                Checksum { algorithm: "SHA256", value: f.sha256 },
+                Checksum { algorithm: "SHA256", value: f.sha256.to_string() },
             ],
             name: format!(".{}", f.path.display()),
         })
@@ -382,7 +382,8 @@ fn deb_package(
     if let Some(deb) = deb {
         // SPDX 2.3, 7.4 and 7.10: the file the package was distributed as.
         value["packageFileName"] = json!(deb.file_name);
-        value["checksums"] = json!([{ "algorithm": "SHA256", "checksumValue": deb.sha256 }]);
+        value["checksums"] =
+            json!([{ "algorithm": "SHA256", "checksumValue": deb.sha256.to_string() }]);
     }
     value
 }
@@ -463,7 +464,7 @@ mod tests {
         let entry = ManifestEntry {
             path: PathBuf::from("/usr/bin/bash"),
             kind: EntryType::File,
-            mode: "0755".into(),
+            mode: "0755".parse().unwrap(),
             size: Some(6),
             sha256: None,
             target: None,
@@ -483,7 +484,7 @@ mod tests {
             version: version.into(),
             architecture: "amd64".into(),
             file_name: "bash_5.2.15-2+b7_amd64.deb".into(),
-            sha256: "ab".repeat(32),
+            sha256: "ab".repeat(32).parse().unwrap(),
             distro: Some("debian-12".into()),
         };
         let input = Input {
@@ -529,8 +530,11 @@ mod tests {
     #[test]
     fn debs_of_a_set_take_the_distro_of_the_suite_that_served_each() {
         use crate::build::lock::{LockedPackage, LockedRelease, PackageSet};
-        let release =
-            |distro: &str| LockedRelease { distro: Some(distro.into()), ..Default::default() };
+        let release = |distro: &str| LockedRelease {
+            sha256: crate::vocab::Sha256::of(b"InRelease"),
+            date: String::new(),
+            distro: Some(distro.into()),
+        };
         let set = PackageSet {
             releases: BTreeMap::from([
                 ("bookworm".to_string(), release("debian-12")),
@@ -543,7 +547,7 @@ mod tests {
                     architecture: "amd64".into(),
                     suite: "bookworm-backports".into(),
                     filename: "pool/main/g/git/git_2.43.0-1~bpo12+1_amd64.deb".into(),
-                    sha256: "cd".repeat(32),
+                    sha256: "cd".repeat(32).parse().unwrap(),
                     size: 1,
                 },
             )]),

@@ -13,15 +13,16 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::build::side_file::{self, SideFile};
+use crate::vocab::Sha256;
 
-/// sha256 -> sha1, both lower-case hex.
-pub type Sha1s = HashMap<String, String>;
+/// sha256 -> sha1 (lower-case hex).
+pub type Sha1s = HashMap<Sha256, String>;
 
 /// The file as written: sorted (so the same contents make the same file),
 /// on one line.
 #[derive(Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Sha1File(BTreeMap<String, String>);
+pub struct Sha1File(BTreeMap<Sha256, String>);
 
 impl SideFile for Sha1File {
     const NAME: &'static str = "sha1.json";
@@ -29,13 +30,11 @@ impl SideFile for Sha1File {
     const PRETTY: bool = false;
 
     fn valid(&self) -> bool {
-        self.0.iter().all(|(k, v)| is_hex(k, 64) && is_hex(v, 40))
+        self.0.values().all(|v| is_hex(v, 40))
     }
 
     fn recognise(bytes: &[u8]) -> bool {
-        crate::fsutil::is_json_map_of::<String, String>(bytes, |k, v| {
-            is_hex(k, 64) && is_hex(v, 40)
-        })
+        crate::fsutil::is_json_map_of::<Sha256, String>(bytes, |_, v| is_hex(v, 40))
     }
 }
 
@@ -55,9 +54,9 @@ pub fn read(path: &Path) -> Sha1s {
 
 /// Adds `fresh` to `known`, keeps the entries whose sha256 is in `live`,
 /// and writes the cache back atomically.
-pub fn update(path: &Path, mut known: Sha1s, fresh: Sha1s, live: &HashSet<&str>) -> Result<()> {
+pub fn update(path: &Path, mut known: Sha1s, fresh: Sha1s, live: &HashSet<Sha256>) -> Result<()> {
     known.extend(fresh);
-    let kept = known.into_iter().filter(|(sha256, _)| live.contains(sha256.as_str())).collect();
+    let kept = known.into_iter().filter(|(sha256, _)| live.contains(sha256)).collect();
     side_file::write(path, &Sha1File(kept))
 }
 
@@ -79,10 +78,10 @@ mod tests {
     fn update_keeps_only_live_contents() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".rootfs-sha1.json");
-        let (a, b) = ("a".repeat(64), "b".repeat(64));
-        let known: Sha1s = [(a.clone(), "1".repeat(40))].into();
-        let fresh: Sha1s = [(b.clone(), "2".repeat(40))].into();
-        update(&path, known, fresh, &[b.as_str()].into()).unwrap();
+        let (a, b) = (Sha256::of(b"a"), Sha256::of(b"b"));
+        let known: Sha1s = [(a, "1".repeat(40))].into();
+        let fresh: Sha1s = [(b, "2".repeat(40))].into();
+        update(&path, known, fresh, &[b].into()).unwrap();
         let read = read(&path);
         assert_eq!(read.len(), 1);
         assert_eq!(read[&b], "2".repeat(40));

@@ -19,47 +19,12 @@
 //! does with make and rsync.
 
 use std::collections::BTreeMap;
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// What `lstat(2)` says about a path, enough to notice any change: equal
-/// states mean an unchanged file (see the module's notes on ctime).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileState {
-    pub dev: u64,
-    pub ino: u64,
-    pub mode: u32,
-    pub size: u64,
-    pub mtime_ns: i128,
-}
-
-impl FileState {
-    pub fn of(meta: &Metadata) -> FileState {
-        FileState {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            mode: meta.mode(),
-            size: meta.size(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        }
-    }
-
-    /// The state of `path` without following a final symlink; `None` when
-    /// it does not exist.
-    pub fn read(path: &Path) -> Option<FileState> {
-        std::fs::symlink_metadata(path).ok().map(|m| FileState::of(&m))
-    }
-
-    /// Whether both states are of the same file (device and inode), whatever
-    /// happened to its content.
-    pub fn same_file(&self, other: &FileState) -> bool {
-        self.dev == other.dev && self.ino == other.ino
-    }
-}
+use crate::vocab::{FileState, Sha256};
 
 /// Everything besides the inputs that decides what a build writes: the
 /// tool, its options and the CPU. Kept field by field, so that a rebuild
@@ -144,7 +109,7 @@ pub struct Stamp {
     /// Everything about how the build was asked for: tool, options.
     pub key: RecordedKey,
     /// sha256 of each spec file read.
-    pub specs: BTreeMap<PathBuf, String>,
+    pub specs: BTreeMap<PathBuf, Sha256>,
     /// State of each input (`None`: it did not exist), sorted by path.
     #[serde(with = "sorted_map")]
     pub inputs: Vec<(PathBuf, Option<FileState>)>,
@@ -155,7 +120,7 @@ pub struct Stamp {
     pub manifest: Option<FileState>,
     /// sha256 of the lock file as the build left it beside the spec.
     #[serde(default)]
-    pub lock: Option<String>,
+    pub lock: Option<Sha256>,
     /// State of that lock file, so that a no-op build does not read it:
     /// its sha256 is compared only when the state moved (`None` from a
     /// build that did not record it).
@@ -201,7 +166,7 @@ impl Stamp {
     pub fn stale_reason(
         &self,
         key: &StampKey,
-        specs: &BTreeMap<PathBuf, String>,
+        specs: &BTreeMap<PathBuf, Sha256>,
         out: &Path,
     ) -> Option<String> {
         let change = match &self.key {
@@ -237,7 +202,7 @@ impl Stamp {
 
 /// Which spec file changed, was added to the includes or left them, for
 /// people; `None` when all are as recorded.
-fn spec_change(old: &BTreeMap<PathBuf, String>, new: &BTreeMap<PathBuf, String>) -> Option<String> {
+fn spec_change(old: &BTreeMap<PathBuf, Sha256>, new: &BTreeMap<PathBuf, Sha256>) -> Option<String> {
     if let Some((path, _)) = new.iter().find(|(p, d)| old.get(*p).is_some_and(|o| o != *d)) {
         return Some(format!("`{}` changed", path.display()));
     }

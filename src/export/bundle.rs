@@ -11,7 +11,7 @@ use super::tree::{Kind, Tree};
 use super::{Exported, Job, place};
 use crate::build::install::{self, InstallOptions, LinkMode};
 use crate::build::plan::{self, EntryKind, Plan};
-use crate::build::stamp::FileState;
+use crate::vocab::FileState;
 
 /// The runtime-spec version `runc spec` 1.1 writes.
 const OCI_VERSION: &str = "1.0.2-dev";
@@ -278,7 +278,7 @@ fn copy_tree(tree: &Tree, dest: &Path, chown: bool) -> Result<()> {
             Kind::File { size, sha256 } => {
                 let host = tree.root.join(source.relative());
                 if let Some(state) = FileState::read(&host) {
-                    known.insert(host.clone(), (state, sha256.clone()));
+                    known.insert(host.clone(), (state, *sha256));
                 }
                 EntryKind::File { host, mode: entry.mode, size: *size }
             }

@@ -10,7 +10,8 @@ use anyhow::{Context, Result, bail};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use super::owners::Owners;
-use crate::build::manifest::{EntryType, Manifest};
+use crate::build::manifest::Manifest;
+use crate::vocab::{EntryType, Sha256};
 
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub enum Kind {
     File {
         size: u64,
         /// From the manifest.
-        sha256: String,
+        sha256: Sha256,
     },
     /// A further name of the file at `entries[to]` (same inode), which
     /// comes earlier in the sorted order.
@@ -85,8 +86,7 @@ impl Tree {
             let host = root.join(item.path.strip_prefix("/").unwrap_or(&item.path));
             let meta = std::fs::symlink_metadata(&host)
                 .with_context(|| format!("failed to inspect `{}`", host.display()))?;
-            let mode = u32::from_str_radix(&item.mode, 8)
-                .with_context(|| format!("bad mode `{}` in the manifest", item.mode))?;
+            let mode = item.mode.bits();
             let stale = |what: &str| {
                 anyhow::anyhow!(
                     "`{}` is not what the manifest says ({what}): the tree changed after its build; run the build with --force",
@@ -109,7 +109,7 @@ impl Tree {
                     if meta.len() != size {
                         return Err(stale("another size"));
                     }
-                    let sha256 = item.sha256.clone().ok_or_else(|| stale("no digest"))?;
+                    let sha256 = item.sha256.ok_or_else(|| stale("no digest"))?;
                     match inodes.get(&(meta.dev(), meta.ino())) {
                         Some(&to) => Kind::HardLink { to },
                         None => {

@@ -17,11 +17,13 @@ use anyhow::{Context, Result};
 use crate::UsageError;
 use crate::resolve::rootpath::{Node, Walk};
 use crate::run::sandbox::{self, Access, Ids};
-use crate::spec::{self, Network, Spec, SpecError, UserSpec, accounts};
+use crate::spec::{self, Spec, SpecError, UserSpec, accounts};
+use crate::vocab::Network;
 
-/// What the command line asks for, as written.
+/// What the command line asks for, as written: the flags' text, which
+/// [`Flags::parse`] checks and turns into a [`Request`].
 #[derive(Clone, Debug, Default)]
-pub struct Request {
+pub struct Flags {
     /// `--bind HOST[:PATH][:ro]`, in order.
     pub binds: Vec<String>,
     pub workdir: Option<String>,
@@ -30,12 +32,81 @@ pub struct Request {
     /// `--env-pass KEY`: the variable of the caller's environment, when set.
     pub env_pass: Vec<String>,
     pub network: Option<Network>,
-    /// `--user NAME|UID[:GID]`; the caller's own ids when neither this nor
-    /// the table names one.
+    /// `--user NAME|UID[:GID]`.
     pub user: Option<String>,
     pub writable: bool,
     /// `--writable-size SIZE`, in bytes: the most the writable layer holds.
     pub writable_size: Option<u64>,
+}
+
+/// What the command line asks for, each value parsed: what `shell`, `run`
+/// and `trace` open over the spec's `[shell]` table.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// `--bind`, in order.
+    pub binds: Vec<FlagBind>,
+    /// `--workdir`: `/`, or a path inside.
+    pub workdir: Option<PathBuf>,
+    /// `--env`, as (name, value), in order.
+    pub env: Vec<(String, String)>,
+    /// `--env-pass`: names of variables of the caller's environment.
+    pub env_pass: Vec<String>,
+    pub network: Option<Network>,
+    /// `--user`; the caller's own ids when neither this nor the table
+    /// names one.
+    pub user: Option<UserSpec>,
+    pub writable: bool,
+    /// The most the writable layer holds, in bytes.
+    pub writable_size: Option<u64>,
+}
+
+/// One `--bind`: the bind it asks for, and the flag's text, which every
+/// later mistake about it (a host path missing, a path inside the tree
+/// that is not a directory) names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlagBind {
+    pub text: String,
+    pub bind: spec::Bind,
+}
+
+impl Flags {
+    /// Every flag's syntax checked, once: a mistake is a usage error (exit
+    /// status 2) naming the flag and its text.
+    pub fn parse(&self) -> Result<Request> {
+        let binds = self.binds.iter().map(|text| {
+            let bind = spec::Bind::parse(text)
+                .map_err(|rule| usage(format!("--bind `{text}`: {}", rule.message)))?;
+            Ok(FlagBind { text: text.clone(), bind })
+        });
+        let workdir = self.workdir.as_deref().map(|text| {
+            inside_dir(text).map_err(|rule| usage(format!("--workdir: {}", rule.message)))
+        });
+        let user = self.user.as_deref().map(|text| {
+            UserSpec::parse(text).ok_or_else(|| {
+                usage(format!(
+                    "--user `{text}`: give a name of the spec's [[users]], `root`, a uid, or uid:gid"
+                ))
+            })
+        });
+        let binds = binds.collect::<Result<Vec<_>>>()?;
+        let workdir = workdir.transpose()?;
+        let user = user.transpose()?;
+        for name in &self.env_pass {
+            if !spec::valid_variable_name(name) {
+                return Err(usage(format!("--env-pass `{name}`: not a variable name")));
+            }
+        }
+        let env = self.env.iter().map(|text| {
+            text.split_once('=')
+                .filter(|(name, value)| spec::valid_variable_name(name) && !value.contains('\0'))
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .ok_or_else(|| usage(format!("--env `{text}`: write KEY=VALUE")))
+        });
+        let env = env.collect::<Result<Vec<_>>>()?;
+        let (network, writable, writable_size) = (self.network, self.writable, self.writable_size);
+        let env_pass = self.env_pass.clone();
+        Ok(Request { binds, workdir, env, env_pass, network, user, writable, writable_size })
+    }
 }
 
 /// How `shell` or `run` enters the tree: the sandbox's access, and the
@@ -52,7 +123,7 @@ pub fn prepare(spec: &Spec, tree: &Path, request: &Request, term: &str) -> Resul
     let shell = &spec.shell;
     let (binds, implied) = binds(tree, shell, request)?;
     let workdir = workdir(tree, shell, request, implied, &binds)?;
-    let (user, home) = user(spec, request.user.as_deref())?;
+    let (user, home) = user(spec, request.user.as_ref())?;
     let network = request.network.or(shell.network).unwrap_or_default();
     let writable = request.writable || shell.writable.unwrap_or(false);
     let writable_size = request.writable_size.or(shell.writable_size);
@@ -63,24 +134,19 @@ pub fn prepare(spec: &Spec, tree: &Path, request: &Request, term: &str) -> Resul
 }
 
 /// Everything of `request` and the `[shell]` table that can be checked
-/// without a tree: the syntax of every flag, the user, and that every host
+/// without a tree: the user, the table's variables, and that every host
 /// path to bind exists. `shell` and `run` call it before building, so a
 /// mistake costs no build and no lock write.
 pub fn check(spec: &Spec, request: &Request) -> Result<()> {
     let mut flag_dests = Vec::new();
-    for text in &request.binds {
-        let asked = spec::Bind::parse(text)
-            .map_err(|rule| usage(format!("--bind `{text}`: {}", rule.message)))?;
+    for FlagBind { text, bind: asked } in &request.binds {
         sandbox::check_source(&asked.source).map_err(|e| usage(format!("--bind `{text}`: {e}")))?;
-        flag_dests.push(asked.dest.or_else(|| std::path::absolute(&asked.source).ok()));
+        flag_dests.push(asked.dest.clone().or_else(|| std::path::absolute(&asked.source).ok()));
     }
     // A table's bind that a flag replaces is not looked at, as in `binds`.
     let replaced = |dest: &Option<PathBuf>| dest.is_some() && flag_dests.contains(dest);
     check_bind_sources(spec.shell.binds.iter().filter(|b| !replaced(&b.value.dest)))?;
-    if let Some(text) = &request.workdir {
-        inside_dir(text).map_err(|rule| usage(format!("--workdir: {}", rule.message)))?;
-    }
-    let (_, home) = user(spec, request.user.as_deref())?;
+    let (_, home) = user(spec, request.user.as_ref())?;
     environment(&spec.shell, request, &home, "dumb")?;
     Ok(())
 }
@@ -166,7 +232,7 @@ pub fn shell_to_open(spec: &Spec, tree: &Path, request: &Request) -> Result<Shel
         }
         return Ok(choice(&item.value, ShellSource::Spec));
     }
-    let (ids, _) = user(spec, request.user.as_deref())?;
+    let (ids, _) = user(spec, request.user.as_ref())?;
     let login = spec.users.iter().find(|u| u.value.uid == ids.uid).map(|u| &u.value.shell);
     // `nologin` and `false` are login shells that refuse a login.
     let refuses = |p: &Path| p.file_name().is_some_and(|n| n == "nologin" || n == "false");
@@ -198,16 +264,14 @@ fn binds(
     let cwd = cwd.context("reading the current directory")?;
     let mut flags: Vec<(PathBuf, sandbox::Bind)> = Vec::new();
     let mut implied = Implied::default();
-    for text in &request.binds {
-        let asked = spec::Bind::parse(text)
-            .map_err(|rule| usage(format!("--bind `{text}`: {}", rule.message)))?;
+    for FlagBind { text, bind: asked } in &request.binds {
         let bind =
             sandbox::Bind::resolve(tree, &asked.source, asked.dest.as_deref(), asked.read_only)
                 .map_err(|e| usage(format!("--bind `{text}`: {e}")))?;
         if bind.dir && bind.source == cwd {
             implied.by_flag = Some(bind.target.clone());
         }
-        flags.push((asked.dest.unwrap_or_else(|| bind.target.clone()), bind));
+        flags.push((asked.dest.clone().unwrap_or_else(|| bind.target.clone()), bind));
     }
     let replaced = |dest: &Path| flags.iter().any(|(asked, b)| asked == dest || b.target == dest);
     let mut binds: Vec<sandbox::Bind> = Vec::new();
@@ -248,12 +312,13 @@ fn workdir(
     implied: Implied,
     binds: &[sandbox::Bind],
 ) -> Result<Option<PathBuf>> {
-    if let Some(text) = &request.workdir {
-        let path =
-            inside_dir(text).map_err(|rule| usage(format!("--workdir: {}", rule.message)))?;
-        return match sandbox::is_dir_inside(tree, &path, binds) {
-            true => Ok(Some(path)),
-            false => Err(usage(format!("--workdir: `{text}` is not a directory in the tree"))),
+    if let Some(path) = &request.workdir {
+        return match sandbox::is_dir_inside(tree, path, binds) {
+            true => Ok(Some(path.clone())),
+            false => Err(usage(format!(
+                "--workdir: `{}` is not a directory in the tree",
+                path.display()
+            ))),
         };
     }
     if implied.by_flag.is_some() {
@@ -285,15 +350,8 @@ fn inside_dir(text: &str) -> Result<PathBuf, spec::PathRule> {
 
 /// The ids inside and the home directory: `--user`, else the table's user,
 /// else the caller's own ids.
-fn user(spec: &Spec, flag: Option<&str>) -> Result<(Ids, PathBuf)> {
-    let asked = match flag {
-        Some(text) => Some(UserSpec::parse(text).ok_or_else(|| {
-            usage(format!(
-                "--user `{text}`: give a name of the spec's [[users]], `root`, a uid, or uid:gid"
-            ))
-        })?),
-        None => spec.shell.user.as_ref().map(|item| item.value.clone()),
-    };
+fn user(spec: &Spec, flag: Option<&UserSpec>) -> Result<(Ids, PathBuf)> {
+    let asked = flag.or(spec.shell.user.as_ref().map(|item| &item.value)).cloned();
     let caller =
         Ids { uid: rustix::process::geteuid().as_raw(), gid: rustix::process::getegid().as_raw() };
     let ids = match asked {
@@ -347,12 +405,65 @@ fn environment(
             }
         }
     }
-    for text in &request.env {
-        let (name, value) = text
-            .split_once('=')
-            .filter(|(name, value)| spec::valid_variable_name(name) && !value.contains('\0'))
-            .ok_or_else(|| usage(format!("--env `{text}`: write KEY=VALUE")))?;
-        env.insert(name.to_string(), value.to_string());
+    for (name, value) in &request.env {
+        env.insert(name.clone(), value.clone());
     }
     Ok(env.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(binds: &[&str], env: &[&str], user: Option<&str>) -> Flags {
+        Flags {
+            binds: binds.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|s| s.to_string()).collect(),
+            user: user.map(str::to_string),
+            ..Flags::default()
+        }
+    }
+
+    #[test]
+    fn flags_are_parsed_once_into_typed_values() {
+        let request =
+            flags(&["/etc:/host-etc:ro"], &["A=b=c", "EMPTY="], Some("1000:100")).parse().unwrap();
+        let bind = &request.binds[0];
+        assert_eq!(bind.text, "/etc:/host-etc:ro");
+        assert_eq!(bind.bind.source, Path::new("/etc"));
+        assert_eq!(bind.bind.dest.as_deref(), Some(Path::new("/host-etc")));
+        assert!(bind.bind.read_only);
+        let env: Vec<(&str, &str)> =
+            request.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(env, [("A", "b=c"), ("EMPTY", "")]);
+        assert_eq!(request.user, Some(UserSpec::Ids { uid: 1000, gid: Some(100) }));
+    }
+
+    #[test]
+    fn a_bad_flag_is_a_usage_error_naming_it() {
+        let cases: [(Flags, &str); 5] = [
+            (
+                flags(&["/etc:../x"], &[], None),
+                "--bind `/etc:../x`: the path inside must be absolute, got `../x` in `/etc:../x`",
+            ),
+            (flags(&[], &["NOEQUALS"], None), "--env `NOEQUALS`: write KEY=VALUE"),
+            (
+                flags(&[], &[], Some("a:b:c")),
+                "--user `a:b:c`: give a name of the spec's [[users]], `root`, a uid, or uid:gid",
+            ),
+            (
+                Flags { workdir: Some("src".into()), ..Flags::default() },
+                "--workdir: a working directory must be an absolute path",
+            ),
+            (
+                Flags { env_pass: vec!["A=B".into()], ..Flags::default() },
+                "--env-pass `A=B`: not a variable name",
+            ),
+        ];
+        for (flags, message) in cases {
+            let err = flags.parse().unwrap_err();
+            assert!(err.is::<UsageError>(), "{err:#}");
+            assert!(err.to_string().starts_with(message), "{err:#}");
+        }
+    }
 }

@@ -22,7 +22,8 @@ pub use self::traced::{Traced, trace_checks};
 use crate::build::manifest::Manifest;
 use crate::run::sandbox::{self, Access, Cgroups, RootKind, Sandbox};
 pub use crate::run::sandbox::{DEV_NODES, cannot_enter_reason};
-use crate::spec::{Item, Limits, Network, Spec};
+use crate::spec::{Item, Spec};
+use crate::vocab::{Limits, Network};
 
 /// What decides whether a check passes.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::manifest::{EntryType, Manifest};
+use crate::build::manifest::Manifest;
+use crate::vocab::EntryType;
 
 /// Where ncurses looks for compiled entries on Debian, in its order
 /// (`terminfo(5)`, "Fetching Compiled Descriptions").

@@ -326,7 +326,7 @@ fn check(raw: Spanned<RawCheck>, here: &Here) -> Result<Item<Check>, SpecError> 
         env.insert(name, value.value);
     }
     if check.same_as_host
-        && (!binds.is_empty() || network != super::Network::None || workdir.is_some())
+        && (!binds.is_empty() || network != crate::vocab::Network::None || workdir.is_some())
     {
         return Err(SpecError::at(
             &location,
@@ -471,11 +471,9 @@ pub fn root_path_rule(text: &str, what: &str) -> Result<PathBuf, PathRule> {
 }
 
 fn parse_mode(text: &str, at: &Location) -> Result<u32, SpecError> {
-    let digits = text.strip_prefix("0o").unwrap_or(text);
-    let octal = !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
-    match u32::from_str_radix(digits, 8) {
-        Ok(mode) if octal && mode <= 0o7777 => Ok(mode),
-        _ => Err(SpecError::at(at, format!("invalid mode `{text}`"))
+    match text.parse::<crate::vocab::Mode>() {
+        Ok(mode) => Ok(mode.bits()),
+        Err(bad) => Err(SpecError::at(at, bad.to_string())
             .help("write the mode in octal, as a string: `\"0644\"`")),
     }
 }

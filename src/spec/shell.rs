@@ -8,27 +8,7 @@ use toml::Spanned;
 
 use super::convert::{PathRule, root_path, root_path_rule};
 use super::{Here, Item, Location, Spec, SpecError};
-
-/// Whether a command shares the caller's network.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Network {
-    /// A network namespace of its own, with only `lo`.
-    #[default]
-    None,
-    /// The caller's network namespace: what the host reaches, it reaches.
-    Host,
-}
-
-impl Network {
-    /// `none` or `host`, as the spec and the command line write it.
-    pub fn parse(text: &str) -> Option<Network> {
-        match text {
-            "none" => Some(Network::None),
-            "host" => Some(Network::Host),
-            _ => None,
-        }
-    }
-}
+use crate::vocab::Network;
 
 /// A host file or directory to mount inside, as asked (not yet checked
 /// against the host or the tree).

@@ -285,7 +285,7 @@ fn selects_the_closure_with_alternatives_provides_versions_and_a_cycle_then_fetc
     let suites: Vec<&str> = resolution.suites.iter().map(|s| s.suite.as_str()).collect();
     assert_eq!(suites, ["main", "updates"]);
     assert_eq!(
-        resolution.suites[0].inrelease_sha256,
+        resolution.suites[0].inrelease_sha256.to_string(),
         sha256(&f.server.get("dists/main/InRelease"))
     );
     assert_eq!(resolution.suites[0].date, "Sat, 10 Aug 2024 09:50:58 UTC");
@@ -293,9 +293,9 @@ fn selects_the_closure_with_alternatives_provides_versions_and_a_cycle_then_fetc
     assert_eq!(debs.len(), 8);
     for deb in &debs {
         let bytes = std::fs::read(&deb.path).unwrap();
-        assert_eq!(sha256(&bytes), deb.sha256);
+        assert_eq!(sha256(&bytes), deb.sha256.to_string());
         assert_eq!(bytes, f.server.get(&deb.filename));
-        assert_eq!(deb.path, f.cache.join("debian/sha256").join(&deb.sha256));
+        assert_eq!(deb.path, f.cache.join("debian/sha256").join(deb.sha256.to_string()));
     }
     // Nothing but verified files, and no temporary file left behind.
     assert!(f.cached().iter().all(|n| n.len() == 64), "{:?}", f.cached());
@@ -478,7 +478,7 @@ fn a_locked_package_the_mirror_no_longer_serves_is_named_with_its_version() {
     let (resolution, _) = f.fetch(&["app"]).unwrap();
     let mut gone: Wanted = resolution.packages[0].clone();
     gone.filename = "pool/main/a/app/app_0.9_amd64.deb".into();
-    gone.sha256 = "0".repeat(64);
+    gone.sha256 = "0".repeat(64).parse().unwrap();
     gone.id.version = "0.9".into();
     let err = error_text(&debian::fetch(&[gone], &f.options()).unwrap_err());
     assert!(err.contains("the mirror no longer serves `app` 0.9 (amd64)"), "{err}");
@@ -496,7 +496,10 @@ fn update_writes_the_package_set_and_says_what_changed_and_locked_refuses_change
     let set = lock.debian.unwrap();
     assert_eq!(set.suites, ["main", "updates"]);
     assert_eq!(set.requested, ["app"]);
-    assert_eq!(set.releases["main"].sha256, sha256(&f.server.get("dists/main/InRelease")));
+    assert_eq!(
+        set.releases["main"].sha256.to_string(),
+        sha256(&f.server.get("dists/main/InRelease"))
+    );
     let libfoo = &set.packages["libfoo"];
     assert_eq!((libfoo.version.as_str(), libfoo.suite.as_str()), ("2.1", "updates"));
     assert_eq!(libfoo.filename, "pool/main/libfoo/libfoo_2.1_amd64.deb");
@@ -613,7 +616,7 @@ fn live_bash_from_bookworm_via_the_apt_sources() {
     }
     assert!(!names.contains(&"gawk") && debs.len() < 15, "{names:?}");
     for deb in &debs {
-        assert_eq!(rootfs::fsutil::sha256_file(&deb.path).unwrap(), deb.sha256);
+        assert_eq!(rootfs::vocab::Sha256::of_file(&deb.path).unwrap(), deb.sha256);
     }
     let asked: Vec<String> = ["python3", "git", "vim"].map(String::from).to_vec();
     // CPU time of this thread as well as wall time: the machine may be
@@ -704,7 +707,7 @@ fn concurrent_fetches_into_one_cache_both_succeed_and_leave_only_verified_files(
     for (_, debs) in &results {
         assert_eq!(debs, &results[0].1);
         for deb in debs {
-            assert_eq!(rootfs::fsutil::sha256_file(&deb.path).unwrap(), deb.sha256);
+            assert_eq!(rootfs::vocab::Sha256::of_file(&deb.path).unwrap(), deb.sha256);
         }
     }
     assert!(f.cached().iter().all(|n| n.len() == 64), "{:?}", f.cached());
@@ -822,7 +825,7 @@ fn live_a_trixie_spec_builds_and_passes_its_smoke_on_this_host() {
     let inrelease = debian::cache::default_dir()
         .unwrap()
         .join("debian/sha256")
-        .join(&set.releases["trixie"].sha256);
+        .join(set.releases["trixie"].sha256.to_string());
     let trixie_key = Path::new("/usr/share/keyrings/debian-archive-trixie-automatic.gpg");
     let keyring = debian::release::Keyring::load(trixie_key)
         .expect("bookworm's debian-archive-keyring ships trixie's keys (2023.3+deb12u2 and later)");

@@ -424,7 +424,7 @@ fn real_set(dir: &Path, names: &[&str]) -> Option<Vec<FetchedDeb>> {
                 architecture: field("Architecture"),
             },
             filename: path.file_name().unwrap().to_string_lossy().into_owned(),
-            sha256: rootfs::fsutil::sha256_file(&path).unwrap(),
+            sha256: rootfs::vocab::Sha256::of_file(&path).unwrap(),
             path,
         });
     }

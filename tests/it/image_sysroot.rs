@@ -242,7 +242,7 @@ fn a_root_filesystem_archive_is_a_sysroot_too() {
     assert_eq!(prepared.image, Some(format!("sha256:{digest}")));
     let libc = built.manifest.entry(Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6")).unwrap();
     let host_libc = std::fs::canonicalize("/usr/lib/x86_64-linux-gnu/libc.so.6").unwrap();
-    assert_eq!(libc.sha256, Some(rootfs::fsutil::sha256_file(&host_libc).unwrap()));
+    assert_eq!(libc.sha256, Some(rootfs::vocab::Sha256::of_file(&host_libc).unwrap()));
 }
 
 /// A file that is no archive, plain or compressed, is said to be so in one

@@ -48,7 +48,7 @@ fn the_default_specs_sbom_validates_and_matches_dpkg_and_the_tree() {
         .manifest
         .entries
         .iter()
-        .filter(|e| e.kind == rootfs::build::manifest::EntryType::File)
+        .filter(|e| e.kind == rootfs::vocab::EntryType::File)
         .map(|e| format!(".{}", e.path.display()))
         .collect();
     let listed: BTreeSet<String> =

@@ -14,7 +14,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
+
+use crate::vocab::Sha256;
 
 /// The environment variable that overrides the cache folder.
 pub const CACHE_DIR_VAR: &str = "ROOTFS_CACHE_DIR";
@@ -40,8 +42,7 @@ const TEMP_PREFIX: &str = ".download-";
 /// The digest a file must have to be kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expected {
-    /// 64 lowercase hex digits.
-    pub sha256: String,
+    pub sha256: Sha256,
     /// The size, when the index gives it.
     pub size: Option<u64>,
 }
@@ -75,8 +76,8 @@ impl Cache {
     }
 
     /// Where the file with digest `sha256` is (or would be).
-    pub fn path(&self, sha256: &str) -> PathBuf {
-        self.dir.join(sha256)
+    pub fn path(&self, sha256: &Sha256) -> PathBuf {
+        self.dir.join(sha256.to_string())
     }
 
     /// Whether the file is in the cache, with the expected size if known.
@@ -108,7 +109,7 @@ impl Cache {
 
     /// Stores bytes already verified some other way (an `InRelease`, by
     /// its signature) under their digest.
-    pub fn store_verified(&self, bytes: &[u8], what: &str) -> Result<(String, PathBuf)> {
+    pub fn store_verified(&self, bytes: &[u8], what: &str) -> Result<(Sha256, PathBuf)> {
         let (temp, sha256, _) = self.write_temp(bytes, what)?;
         let path = self.keep(temp, &sha256)?;
         Ok((sha256, path))
@@ -118,12 +119,12 @@ impl Cache {
         &self,
         mut reader: impl Read,
         url: &str,
-    ) -> Result<(tempfile::NamedTempFile, String, u64)> {
+    ) -> Result<(tempfile::NamedTempFile, Sha256, u64)> {
         let mut temp =
             tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(&self.dir).with_context(
                 || format!("failed to create a temporary file in `{}`", self.dir.display()),
             )?;
-        let mut hasher = Sha256::new();
+        let mut hasher = sha2::Sha256::new();
         let mut size = 0u64;
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
@@ -138,10 +139,10 @@ impl Cache {
             temp.write_all(&buffer[..n])
                 .with_context(|| format!("failed to write `{}`", temp.path().display()))?;
         }
-        Ok((temp, crate::fsutil::hex_digest(hasher), size))
+        Ok((temp, Sha256::finish(hasher), size))
     }
 
-    fn keep(&self, temp: tempfile::NamedTempFile, sha256: &str) -> Result<PathBuf> {
+    fn keep(&self, temp: tempfile::NamedTempFile, sha256: &Sha256) -> Result<PathBuf> {
         let path = self.path(sha256);
         temp.as_file()
             .sync_all()
@@ -160,18 +161,21 @@ mod tests {
     fn keeps_only_verified_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
-        let good = Expected { sha256: crate::fsutil::sha256_hex(b"hello"), size: Some(5) };
+        let good = Expected { sha256: Sha256::of(b"hello"), size: Some(5) };
         let path = cache.store(&b"hello"[..], &good, "u").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"hello");
         assert!(cache.has(&good));
-        let bad = Expected { sha256: crate::fsutil::sha256_hex(b"other"), size: None };
+        let bad = Expected { sha256: Sha256::of(b"other"), size: None };
         let err = cache.store(&b"hello"[..], &bad, "u").unwrap_err().to_string();
-        assert!(err.contains(&bad.sha256) && err.contains(&good.sha256), "{err}");
+        assert!(
+            err.contains(&bad.sha256.to_string()) && err.contains(&good.sha256.to_string()),
+            "{err}"
+        );
         let names: Vec<_> = std::fs::read_dir(dir.path().join("debian/sha256"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from(&good.sha256)]);
+        assert_eq!(names, vec![std::ffi::OsString::from(good.sha256.to_string())]);
         // A download killed two days ago is swept; one in progress is not.
         let sha_dir = dir.path().join("debian/sha256");
         let old = std::fs::File::create(sha_dir.join(".download-old")).unwrap();

@@ -18,6 +18,7 @@ use super::index::{self, IndexPackage};
 use super::package::{FetchedDeb, PackageId};
 use super::release::{self, IndexFile, Keyring, Release};
 use super::source::{ArchiveSource, SuiteSource};
+use crate::vocab::Sha256;
 
 /// The largest `InRelease` read into memory (bookworm's is about 150 KiB).
 const INRELEASE_LIMIT: u64 = 64 << 20;
@@ -69,7 +70,7 @@ impl Default for Http {
 pub struct SuiteIndex {
     pub source: SuiteSource,
     /// The SHA256 of the `InRelease` the indexes were checked against.
-    pub inrelease_sha256: String,
+    pub inrelease_sha256: Sha256,
     /// Its `Date:`.
     pub date: String,
     /// Its distribution, as a purl's `distro` names it.
@@ -128,7 +129,7 @@ fn fetch_suite(
             );
         };
         let index_url = suite.dists_url(&name);
-        let expected = Expected { sha256: file.sha256.clone(), size: Some(file.size) };
+        let expected = Expected { sha256: file.sha256, size: Some(file.size) };
         let path = if cache.has(&expected) {
             cache.path(&expected.sha256)
         } else {
@@ -179,7 +180,7 @@ pub struct Wanted {
     pub suite: String,
     /// `Filename:`, below the mirror.
     pub filename: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size: Option<u64>,
 }
 
@@ -201,7 +202,7 @@ pub fn fetch_debs(
 ) -> Result<Vec<FetchedDeb>> {
     let missing: Vec<&Wanted> = wanted
         .iter()
-        .filter(|w| !cache.has(&Expected { sha256: w.sha256.clone(), size: w.size }))
+        .filter(|w| !cache.has(&Expected { sha256: w.sha256, size: w.size }))
         .collect();
     if !missing.is_empty() {
         let bar = progress_bar(&missing, progress);
@@ -229,7 +230,7 @@ pub fn fetch_debs(
         .map(|w| FetchedDeb {
             id: w.id.clone(),
             filename: w.filename.clone(),
-            sha256: w.sha256.clone(),
+            sha256: w.sha256,
             path: cache.path(&w.sha256),
         })
         .collect())
@@ -245,7 +246,7 @@ fn download(wanted: &Wanted, cache: &Cache, http: &Http) -> Result<()> {
             wanted.id.architecture
         );
     };
-    cache.store(body, &Expected { sha256: wanted.sha256.clone(), size: wanted.size }, &url)?;
+    cache.store(body, &Expected { sha256: wanted.sha256, size: wanted.size }, &url)?;
     Ok(())
 }
 
@@ -275,7 +276,7 @@ mod tests {
 
     #[test]
     fn indexes_prefer_xz_then_gz_then_plain_and_decompress_by_name() {
-        let file = |sha: &str| IndexFile { sha256: sha.repeat(64), size: 1 };
+        let file = |sha: &str| IndexFile { sha256: sha.repeat(64).parse().unwrap(), size: 1 };
         let mut release = Release {
             date: String::new(),
             valid_until: None,

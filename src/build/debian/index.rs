@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use super::control;
 use super::package::PackageId;
 use super::relation::{self, Relation};
+use crate::vocab::Sha256;
 
 /// `Multi-Arch:` (the MultiArch spec, wiki.debian.org/Multiarch/Implementation).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,8 +71,8 @@ pub struct IndexPackage {
     /// `Filename:`, relative to the mirror's base URL.
     pub filename: String,
     pub size: u64,
-    /// `SHA256:`, lowercase hex.
-    pub sha256: String,
+    /// `SHA256:`.
+    pub sha256: Sha256,
     /// Which suite of the source this came from (an index into
     /// `ArchiveSource::suites`).
     pub suite: usize,
@@ -94,10 +95,9 @@ fn package(stanza: &control::Stanza, suite: usize) -> Result<IndexPackage> {
     let required = |field_name: &str| {
         stanza.get(field_name).with_context(|| format!("package `{name}` has no `{field_name}`"))
     };
-    let sha256 = required("SHA256")?.to_ascii_lowercase();
-    if !super::release::is_sha256(&sha256) {
+    let Ok(sha256) = required("SHA256")?.to_ascii_lowercase().parse::<Sha256>() else {
         bail!("package `{name}`: `SHA256` is not 64 hex digits");
-    }
+    };
     let size =
         required("Size")?.parse().with_context(|| format!("package `{name}`: bad `Size`"))?;
     let multi_arch = match stanza.get("Multi-Arch").unwrap_or("no") {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::vocab::Sha256;
 use serde::{Deserialize, Serialize};
 
 /// A binary package as an index names it: what a lock pins and an SBOM
@@ -23,8 +24,8 @@ pub struct FetchedDeb {
     pub id: PackageId,
     /// `Filename:`, the path in the archive's pool.
     pub filename: String,
-    /// The SHA256 of the file, 64 lowercase hex digits.
-    pub sha256: String,
+    /// The SHA256 of the file.
+    pub sha256: Sha256,
     /// Where the verified file is in the cache.
     pub path: PathBuf,
 }

@@ -32,7 +32,7 @@ pub fn package_set(resolution: &Resolution) -> PackageSet {
                 (
                     s.suite.clone(),
                     LockedRelease {
-                        sha256: s.inrelease_sha256.clone(),
+                        sha256: s.inrelease_sha256,
                         date: s.date.clone(),
                         distro: s.distro.clone(),
                     },
@@ -50,7 +50,7 @@ pub fn package_set(resolution: &Resolution) -> PackageSet {
                         architecture: w.id.architecture.clone(),
                         suite: w.suite.clone(),
                         filename: w.filename.clone(),
-                        sha256: w.sha256.clone(),
+                        sha256: w.sha256,
                         size: w.size.unwrap_or_default(),
                     },
                 )
@@ -89,7 +89,7 @@ pub fn wanted(set: &PackageSet, source: &ArchiveSource) -> Result<Vec<Wanted>> {
                 mirror: suite.mirror.clone(),
                 suite: p.suite.clone(),
                 filename: p.filename.clone(),
-                sha256: p.sha256.clone(),
+                sha256: p.sha256,
                 size: Some(p.size),
             })
         })

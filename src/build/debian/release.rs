@@ -21,6 +21,7 @@ use pgp::packet::Signature;
 use pgp::types::KeyDetails;
 
 use super::control;
+use crate::vocab::Sha256;
 
 /// The public keys an archive's signature is checked against.
 #[derive(Clone, Debug)]
@@ -95,7 +96,7 @@ impl Release {
 /// One line of the `SHA256:` list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexFile {
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size: u64,
 }
 
@@ -254,10 +255,10 @@ pub fn parse(text: &str, url: &str) -> Result<Release> {
             bail!("`{url}`: bad `SHA256` line `{line}`");
         };
         let size = size.parse().with_context(|| format!("`{url}`: bad size in `{line}`"))?;
-        if !is_sha256(sha256) {
+        let Ok(sha256) = sha256.to_ascii_lowercase().parse::<Sha256>() else {
             bail!("`{url}`: bad digest in `{line}`");
-        }
-        files.insert(path.to_string(), IndexFile { sha256: sha256.to_ascii_lowercase(), size });
+        };
+        files.insert(path.to_string(), IndexFile { sha256, size });
     }
     let field = |name: &str| stanza.get(name).map(str::to_string);
     Ok(Release {
@@ -281,11 +282,6 @@ pub fn check_valid_until(release: &Release, now: i64, snapshot: bool, url: &str)
         ),
         _ => Ok(()),
     }
-}
-
-/// Whether `text` is 64 hex digits.
-pub fn is_sha256(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Parses a Release date, RFC 2822 as Debian writes it

@@ -9,6 +9,7 @@ use super::fetch::{self, Http, SuiteIndex, Wanted};
 use super::package::FetchedDeb;
 use super::select::{self, Universe};
 use super::source::{self, AptSources, ArchiveSource, DebianRequest};
+use crate::vocab::Sha256;
 
 /// Settings that are not part of the spec.
 #[derive(Clone, Debug, Default)]
@@ -44,7 +45,7 @@ pub struct SuiteState {
     pub mirror: String,
     pub suite: String,
     /// The SHA256 of the `InRelease`.
-    pub inrelease_sha256: String,
+    pub inrelease_sha256: Sha256,
     /// Its `Date:`.
     pub date: String,
     /// Its distribution, as a purl's `distro` names it (`debian-12`).
@@ -139,7 +140,7 @@ pub fn resolve_from(
             mirror: source.suites[p.suite].mirror.clone(),
             suite: source.suites[p.suite].suite.clone(),
             filename: p.filename.clone(),
-            sha256: p.sha256.clone(),
+            sha256: p.sha256,
             size: Some(p.size),
         })
         .collect();
@@ -148,7 +149,7 @@ pub fn resolve_from(
         .map(|index| SuiteState {
             mirror: index.source.mirror.clone(),
             suite: index.source.suite.clone(),
-            inrelease_sha256: index.inrelease_sha256.clone(),
+            inrelease_sha256: index.inrelease_sha256,
             date: index.date.clone(),
             distro: index.distro.clone(),
         })

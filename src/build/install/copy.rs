@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use rustix::fs::{AtFlags, Mode, OFlags, Timestamps};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use super::{InstallOptions, LinkMode, WrittenFile};
 use crate::build::plan::EntryKind;
-use crate::build::stamp::FileState;
+use crate::vocab::{FileState, Sha256};
 
 /// Size of each block read and hashed.
 const BLOCK: usize = 256 * 1024;
@@ -73,7 +73,7 @@ fn copy_host_file(
         .known_digests
         .get(host)
         .filter(|(known_state, _)| *known_state == state)
-        .map(|(_, digest)| digest.clone());
+        .map(|(_, digest)| *digest);
     // Hard links share the host's inode: only when its mode is the one
     // wanted, since changing it would change the host file.
     let host_mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
@@ -108,9 +108,9 @@ fn copy_with_digest(
     source: &File,
     dest: &mut File,
     size: u64,
-    known: Option<String>,
+    known: Option<Sha256>,
     reflink: &AtomicBool,
-) -> Result<String> {
+) -> Result<Sha256> {
     let before = source.metadata().map(|m| FileState::of(&m)).ok();
     if reflink.load(Ordering::Relaxed) {
         match rustix::fs::ioctl_ficlone(&*dest, source) {
@@ -125,7 +125,7 @@ fn copy_with_digest(
         return digest_after_kernel_copy(source, dest, known, before);
     }
     // No digest yet: one read of the host file, hashed as it is written.
-    let mut hasher = Sha256::new();
+    let mut hasher = sha2::Sha256::new();
     let mut buffer = vec![0u8; BLOCK];
     let mut reader = source.take(size);
     loop {
@@ -138,7 +138,7 @@ fn copy_with_digest(
         hasher.update(&buffer[..n]);
         dest.write_all(&buffer[..n]).context("write")?;
     }
-    Ok(crate::fsutil::hex_digest(hasher))
+    Ok(Sha256::finish(hasher))
 }
 
 /// The digest of a copy the kernel made: the cached one while the host
@@ -146,9 +146,9 @@ fn copy_with_digest(
 fn digest_after_kernel_copy(
     source: &File,
     dest: &File,
-    known: Option<String>,
+    known: Option<Sha256>,
     before: Option<FileState>,
-) -> Result<String> {
+) -> Result<Sha256> {
     let after = source.metadata().map(|m| FileState::of(&m)).ok();
     match known {
         Some(digest) if before.is_some() && before == after => Ok(digest),
@@ -158,12 +158,12 @@ fn digest_after_kernel_copy(
 
 /// The sha256 of a whole open file, read with positioned reads (the
 /// descriptor's offset is left alone).
-fn hash_all(file: &File) -> std::io::Result<String> {
+fn hash_all(file: &File) -> std::io::Result<Sha256> {
     thread_local! {
         static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; BLOCK]);
     }
     BUFFER.with_borrow_mut(|buffer| {
-        let mut hasher = Sha256::new();
+        let mut hasher = sha2::Sha256::new();
         let mut offset = 0u64;
         loop {
             let n = std::os::unix::fs::FileExt::read_at(file, buffer, offset)?;
@@ -173,7 +173,7 @@ fn hash_all(file: &File) -> std::io::Result<String> {
             hasher.update(&buffer[..n]);
             offset += n as u64;
         }
-        Ok(crate::fsutil::hex_digest(hasher))
+        Ok(Sha256::finish(hasher))
     })
 }
 

@@ -7,9 +7,9 @@ use anyhow::Result;
 
 use super::closures::short_location;
 use super::{Entry, EntryKind, Plan, PlanError, SystemFiles, Why, insert, resolve_in_plan};
-use crate::build::manifest::EntryType;
 use crate::resolve::Resolver;
 use crate::spec::{Dir, File, FileSource, Item, Location, Spec, SpecError, Symlink};
+use crate::vocab::EntryType;
 
 /// Symlinks first, so that directories and files can be placed through
 /// them.

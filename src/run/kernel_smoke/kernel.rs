@@ -46,7 +46,7 @@ fn debian_image(suite: &str) -> Result<PathBuf> {
         mirror: source.suites[image.suite].mirror.clone(),
         suite: source.suites[image.suite].suite.clone(),
         filename: image.filename.clone(),
-        sha256: image.sha256.clone(),
+        sha256: image.sha256,
         size: Some(image.size),
     };
     let fetched = debian::fetch(std::slice::from_ref(&wanted), &options)?;

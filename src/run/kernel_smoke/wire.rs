@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::run::smoke::{Check, Expect, Opens, Outcome, Outcomes};
-use crate::spec::Limits;
+use crate::vocab::Limits;
 
 /// Where the job is in the initramfs.
 pub const JOB_PATH: &str = "/rootfs-guest/job.json";

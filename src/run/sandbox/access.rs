@@ -12,7 +12,8 @@ use std::sync::atomic::AtomicI32;
 
 use crate::resolve::rootpath::{Node, Walk, WalkError};
 use crate::resolve::sysroot::Sysroot;
-use crate::spec::{self, Item, Network, SpecError};
+use crate::spec::{self, Item, SpecError};
+use crate::vocab::Network;
 
 /// A uid and gid inside.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -299,7 +300,7 @@ pub(super) fn prepare(tree: &Path, access: &Access) -> anyhow::Result<Prepared> 
     let mut binds = access.binds.clone();
     // Parents before what is mounted below them, whatever the order asked.
     binds.sort_by_key(|b| b.target.components().count());
-    let size = access.writable_size.unwrap_or(crate::spec::Limits::default().tmp_size);
+    let size = access.writable_size.unwrap_or(crate::vocab::Limits::default().tmp_size);
     let layer = access.needs_layer().then(|| layer(tree, &binds, size)).transpose()?;
     let binds = binds
         .iter()

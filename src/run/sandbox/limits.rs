@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 
-use crate::spec::Limits;
+use crate::vocab::Limits;
 
 /// Where limits are enforced.
 #[derive(Debug)]

@@ -25,7 +25,7 @@ use super::capture::Capture;
 use super::runner::{End, Ran};
 use super::{Check, Sandboxes};
 use crate::build::manifest::Manifest;
-use crate::build::stamp::FileState;
+use crate::vocab::{FileState, Sha256};
 
 /// The layout of the file; another one is not read.
 const FORMAT: u32 = 1;
@@ -87,7 +87,7 @@ pub(super) struct Remembered {
     /// The sha256 of the state every probe of this run shares.
     base: String,
     /// Each command's content digest, by its path in the tree.
-    programs: HashMap<PathBuf, String>,
+    programs: HashMap<PathBuf, Sha256>,
     known: BTreeMap<String, Entry>,
     now: Mutex<BTreeMap<String, Entry>>,
     recalled: AtomicUsize,
@@ -225,7 +225,7 @@ impl Sources<'_> {
     /// The content digest of each command, by its path in the tree: from
     /// the digest cache while the file's state is the one it recorded,
     /// else read now.
-    fn programs(&self) -> HashMap<PathBuf, String> {
+    fn programs(&self) -> HashMap<PathBuf, Sha256> {
         let mut programs = HashMap::new();
         for command in &self.manifest.commands {
             let Some(source) = self.manifest.lookup(&command.path).and_then(|e| e.source.clone())
@@ -237,8 +237,8 @@ impl Sources<'_> {
                 .digests
                 .get(&host)
                 .filter(|(state, _)| FileState::read(&host).as_ref() == Some(state))
-                .map(|(_, digest)| digest.clone());
-            if let Some(digest) = cached.or_else(|| crate::fsutil::sha256_file(&host).ok()) {
+                .map(|(_, digest)| *digest);
+            if let Some(digest) = cached.or_else(|| Sha256::of_file(&host).ok()) {
                 programs.insert(command.path.clone(), digest);
             }
         }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use super::capture::Capture;
 use crate::run::sandbox::{Cgroups, Launch, LimitHit, Sandbox, StepLog};
-use crate::spec::Limits;
+use crate::vocab::Limits;
 
 /// Set when the tool is asked to stop (SIGINT, SIGTERM) during a run.
 pub(super) static INTERRUPTED: AtomicBool = AtomicBool::new(false);

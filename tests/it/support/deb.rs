@@ -162,7 +162,7 @@ impl DebFixture {
                 architecture: self.architecture.clone(),
             },
             filename: format!("pool/main/t/{}/{file}", self.name),
-            sha256: rootfs::fsutil::sha256_hex(&bytes),
+            sha256: rootfs::vocab::Sha256::of(&bytes),
             path,
         }
     }

@@ -130,11 +130,8 @@ fn first_build(exe: &Path, files: &Files, list: &List) -> Result<(usize, u64)> {
         files.build(exe, &[]).stdout(Stdio::null()).status().context("running the first build")?;
     ensure!(status.success(), "the first build of `{}` failed", list.name);
     let built = rootfs::build::manifest::Manifest::read(&files.manifest)?;
-    let copied: Vec<&rootfs::build::manifest::ManifestEntry> = built
-        .entries
-        .iter()
-        .filter(|e| e.kind == rootfs::build::manifest::EntryType::File)
-        .collect();
+    let copied: Vec<&rootfs::build::manifest::ManifestEntry> =
+        built.entries.iter().filter(|e| e.kind == rootfs::vocab::EntryType::File).collect();
     let bytes = copied.iter().filter_map(|e| e.size).sum();
     let sources: String = copied
         .iter()

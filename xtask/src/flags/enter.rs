@@ -45,7 +45,7 @@ impl Run {
 fn enter(target: &Target, devenv: &Devenv, command: Vec<String>) -> Result<ExitCode> {
     let options = EnterOptions {
         target: target.options(),
-        request: devenv.request(),
+        request: devenv.request()?,
         command,
         host_term: std::env::var("TERM").ok(),
     };
@@ -92,8 +92,8 @@ pub struct Devenv {
 impl Devenv {
     /// These flags as the library takes them: the one place a
     /// `devenv::Request` is made.
-    fn request(&self) -> rootfs::run::devenv::Request {
-        rootfs::run::devenv::Request {
+    fn request(&self) -> Result<rootfs::run::devenv::Request> {
+        rootfs::run::devenv::Flags {
             binds: self.binds.clone(),
             workdir: self.workdir.clone(),
             env: self.env.clone(),
@@ -103,6 +103,7 @@ impl Devenv {
             writable: self.writable,
             writable_size: self.writable_size,
         }
+        .parse()
     }
 }
 
@@ -143,7 +144,7 @@ impl Trace {
         let options = TraceOptions {
             target: self.target.options(),
             command: self.command,
-            request: opens.request(),
+            request: opens.request()?,
             jobs: self.jobs,
             write: self.write,
             keep_going: self.keep_going,

@@ -78,10 +78,10 @@ pub enum Network {
 }
 
 impl Network {
-    pub fn spec(self) -> rootfs::spec::Network {
+    pub fn spec(self) -> rootfs::vocab::Network {
         match self {
-            Network::None => rootfs::spec::Network::None,
-            Network::Host => rootfs::spec::Network::Host,
+            Network::None => rootfs::vocab::Network::None,
+            Network::Host => rootfs::vocab::Network::Host,
         }
     }
 }
