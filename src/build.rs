@@ -181,7 +181,7 @@ pub fn build(options: &Options) -> Result<Built> {
         Freshness::UpToDate(manifest) => return Ok(Built::new(spec, &beside, *manifest, started)),
         Freshness::Stale(reason) => reason,
     };
-    beside.claim()?;
+    beside.claim(&beside::Written::default())?;
     let previous_lock = lock::read_part(&lock_path, options.part.as_deref())?;
     let resolver = open_sysroot(&options.sysroot, &spec)?;
     let plan = plan::plan(&spec, &resolver, system_files(options))
@@ -208,8 +208,9 @@ pub fn build(options: &Options) -> Result<Built> {
             ..sbom::Input::new(&spec.name, options.epoch, computed.owners, resolver.sysroot())
         },
     };
-    let (manifest, mut warnings) = install_and_commit(options, &beside, &plan, record)?;
-    warnings.splice(0..0, plan.warnings.iter().cloned());
+    let plan_warnings = plan.warnings.clone();
+    let (manifest, mut warnings) = install_and_commit(options, &beside, plan, record)?;
+    warnings.splice(0..0, plan_warnings);
     // A tree of a multi-architecture spec leaves the lock to `multiarch`.
     if options.part.is_none() && previous_lock.is_none_or(|p| p.sha256 != lock_digest) {
         let state = lock::write(&lock_path, &lock_text)?;
@@ -403,10 +404,12 @@ struct Record {
 /// Stages the tree, writes the files beside it as pending, swaps the tree
 /// in, then commits the files beside it: at every point the manifest and
 /// stamp in place describe the tree in place. Returns the new manifest.
+/// The plan is dropped once staged: the files beside the tree are made
+/// from the manifest, and a plan is as large as the tree's listing.
 fn install_and_commit(
     options: &Options,
     beside: &Beside,
-    plan: &Plan,
+    plan: Plan,
     mut record: Record,
 ) -> Result<(Manifest, Vec<String>)> {
     // The digests go to the installer and come back afterwards: a copy of
@@ -418,9 +421,11 @@ fn install_and_commit(
         known_digests: std::mem::take(&mut record.known_digests),
     };
     let out = &beside.out;
-    let known_sha1s = sha1_cache::read(&beside.sha1s);
-    let staged = install::stage(plan, out, &install_options)
+    let staged = install::stage(&plan, out, &install_options)
         .with_context(|| format!("writing `{}`", out.display()));
+    drop(plan);
+    // Read once the plan is gone: the SBOM is the first to need it.
+    let known_sha1s = sha1_cache::read(&beside.sha1s);
     let known_digests = install_options.known_digests;
     let mut staged = staged?;
     staged.manifest.portability = Some(record.portability.clone());
@@ -461,9 +466,14 @@ fn swap_in_with_pending(
     record: Record,
     known_sha1s: &sha1_cache::Sha1s,
 ) -> Result<(Option<PathBuf>, sha1_cache::Sha1s)> {
-    let manifest_state = beside.write_pending_manifest(&staged.manifest)?;
+    let mut written = beside::Written::default();
+    let manifest_state = beside.write_pending_manifest(&staged.manifest, &mut written)?;
     let (sbom, sha1s) = sbom::render(&record.sbom, &staged.manifest, &staged.path, known_sha1s)?;
-    let sbom_state = beside.write_pending_sbom(|w| sbom.write(w))?;
+    // What each file beside the tree is made from is as long as the tree's
+    // listing: none is kept once used.
+    drop(record.sbom);
+    let sbom_state = beside.write_pending_sbom(|w| sbom.write(w), &mut written)?;
+    drop(sbom);
     let stamp = Stamp {
         key: RecordedKey::Fields(record.key),
         specs: record.specs,
@@ -474,10 +484,11 @@ fn swap_in_with_pending(
         lock_state: record.lock_state,
         sbom: Some(sbom_state),
     };
-    beside.write_pending_stamp(&stamp)?;
+    beside.write_pending_stamp(&stamp, &mut written)?;
+    drop(stamp);
     // The last look before replacing: the folder may have gained files
     // since the first one.
-    beside.claim()?;
+    beside.claim(&written)?;
     Ok((install::swap_in(&staged.path, &beside.out)?, sha1s))
 }
 

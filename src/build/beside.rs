@@ -66,6 +66,26 @@ impl LegacyKind {
     }
 }
 
+/// The pending files a build wrote, each with its state right after: the
+/// state changes if anything else writes or replaces the file.
+#[derive(Debug, Default)]
+pub struct Written(Vec<(PathBuf, FileState)>);
+
+impl Written {
+    /// Notes the file just written at `path`; returns its state.
+    fn record(&mut self, path: PathBuf) -> Result<FileState> {
+        let state = FileState::read(&path)
+            .with_context(|| format!("failed to inspect `{}`", path.display()))?;
+        self.0.push((path, state.clone()));
+        Ok(state)
+    }
+
+    /// Whether `path` is a file this build wrote, unchanged since.
+    fn holds(&self, path: &Path) -> bool {
+        self.0.iter().any(|(p, state)| p == path && FileState::read(path).as_ref() == Some(state))
+    }
+}
+
 fn pending(path: &Path) -> PathBuf {
     fsutil::sibling(path, ".pending")
 }
@@ -106,24 +126,43 @@ impl Beside {
     }
 
     /// Refuses, before anything is written, when the tree folder or any
-    /// file beside it holds something this tool did not write.
-    pub fn claim(&self) -> Result<(), Refusal> {
+    /// file beside it holds something this tool did not write. `written`:
+    /// the pending files this build wrote, with their states then; one
+    /// still in that state is this build's own and is not read again (the
+    /// SBOM and stamp of a large tree are tens of megabytes each).
+    pub fn claim(&self, written: &Written) -> Result<(), Refusal> {
         let is_stamp = |b: &[u8]| serde_json::from_slice::<Stamp>(b).is_ok();
+        let check = |path: &Path, what: &str, recognise: &dyn Fn(&[u8]) -> bool| {
+            if written.holds(path) {
+                return Ok(output::Found::Ours);
+            }
+            output::check_file(path, what, recognise)
+        };
         // Each manifest is read once: the one that recognises it is the one
-        // the tree is compared with.
+        // the tree is compared with. With no tree in place (a first or cold
+        // build) there is nothing to compare, and a manifest is recognised
+        // by its shape without building its entries (tens of megabytes for
+        // a large tree, on top of everything the build holds at its end).
+        let tree_in_place = std::fs::read_dir(&self.out).is_ok_and(|mut d| d.next().is_some());
         let mut manifests = Vec::new();
         for path in [&self.manifest, &pending(&self.manifest)] {
+            if !tree_in_place && written.holds(path) {
+                continue;
+            }
             let mut parsed = None;
             output::check_file(path, "a manifest", |b| {
+                if !tree_in_place {
+                    return Manifest::recognise(b);
+                }
                 parsed = Manifest::parse(b).ok();
                 parsed.is_some()
             })?;
             manifests.extend(parsed);
         }
-        output::check_file(&self.sbom, "an SBOM", crate::build::sbom::recognise)?;
-        output::check_file(&pending(&self.sbom), "an SBOM", crate::build::sbom::recognise)?;
-        output::check_file(&self.stamp, "a stamp", is_stamp)?;
-        output::check_file(&pending(&self.stamp), "a stamp", is_stamp)?;
+        check(&self.sbom, "an SBOM", &crate::build::sbom::recognise)?;
+        check(&pending(&self.sbom), "an SBOM", &crate::build::sbom::recognise)?;
+        check(&self.stamp, "a stamp", &is_stamp)?;
+        check(&pending(&self.stamp), "a stamp", &is_stamp)?;
         output::check_side_file::<DigestFile>(&self.digests)?;
         output::check_side_file::<Sha1File>(&self.sha1s)?;
         // A tree of an earlier version is described by the manifest beside
@@ -137,10 +176,14 @@ impl Beside {
 
     /// Writes the manifest of the staged tree as pending; returns the state
     /// of the file, which the rename into place keeps.
-    pub fn write_pending_manifest(&self, manifest: &Manifest) -> Result<FileState> {
+    pub fn write_pending_manifest(
+        &self,
+        manifest: &Manifest,
+        written: &mut Written,
+    ) -> Result<FileState> {
         let path = pending(&self.manifest);
         fsutil::write_side_file_with(&path, |w| manifest.write_json(w))?;
-        FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
+        written.record(path)
     }
 
     /// Writes the SBOM of the staged tree as pending; returns the state of
@@ -148,14 +191,17 @@ impl Beside {
     pub fn write_pending_sbom(
         &self,
         write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
+        written: &mut Written,
     ) -> Result<FileState> {
         let path = pending(&self.sbom);
         fsutil::write_side_file_with(&path, write)?;
-        FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
+        written.record(path)
     }
 
-    pub fn write_pending_stamp(&self, stamp: &Stamp) -> Result<()> {
-        fsutil::write_side_file_with(&pending(&self.stamp), |w| stamp.write_json(w))
+    pub fn write_pending_stamp(&self, stamp: &Stamp, written: &mut Written) -> Result<()> {
+        let path = pending(&self.stamp);
+        fsutil::write_side_file_with(&path, |w| stamp.write_json(w))?;
+        written.record(path).map(drop)
     }
 
     /// Renames the pending manifest and SBOM, then the pending stamp, into

@@ -21,6 +21,15 @@ pub type Digests = HashMap<PathBuf, (FileState, Sha256)>;
 #[serde(transparent)]
 pub struct DigestFile(BTreeMap<PathBuf, (FileState, Sha256)>);
 
+/// The entries of a [`DigestFile`], sorted, written as the same map.
+struct Sorted<'a>(Vec<(&'a PathBuf, &'a (FileState, Sha256))>);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().copied())
+    }
+}
+
 impl SideFile for DigestFile {
     const NAME: &'static str = "digests.json";
     const WHAT: &'static str = "a digest cache";
@@ -43,14 +52,21 @@ pub fn read(path: &Path) -> Digests {
 
 /// Adds `fresh` to the cache on disk, dropping entries whose file is gone
 /// or changed, and writes it back atomically.
-pub fn update(path: &Path, mut known: Digests, fresh: Digests) -> Result<()> {
+pub fn update(path: &Path, known: Digests, fresh: Digests) -> Result<()> {
     use rayon::prelude::*;
-    known.extend(fresh);
-    let kept: BTreeMap<PathBuf, (FileState, Sha256)> = known
-        .into_par_iter()
-        .filter(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
+    // The entries are written in order from both maps as they are, and the
+    // files looked at on every core: merging the maps, or a sorted copy of
+    // them, would hold a large tree's tens of thousands of entries twice.
+    let older = known.iter().filter(|(host, _)| !fresh.contains_key(*host));
+    let mut entries: Vec<(&PathBuf, &(FileState, Sha256))> = fresh.iter().chain(older).collect();
+    let unchanged: Vec<bool> = entries
+        .par_iter()
+        .map(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
         .collect();
-    side_file::write(path, &DigestFile(kept))
+    let mut unchanged = unchanged.into_iter();
+    entries.retain(|_| unchanged.next().unwrap_or(false));
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    side_file::write_as::<DigestFile>(path, &Sorted(entries))
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub(crate) mod copyright;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
@@ -45,6 +46,11 @@ pub struct Package {
     /// `amd64`, `i386`, `all`, ...
     pub arch: String,
 }
+
+/// The package owning each file (real root paths), one shared value per
+/// package: a large tree has tens of thousands of files and a few hundred
+/// packages.
+pub type Owners = BTreeMap<PathBuf, Arc<Package>>;
 
 /// The installed packages of a sysroot, sorted by name and architecture.
 #[derive(Clone, Debug, Default)]
@@ -87,11 +93,7 @@ impl Database {
     /// The package owning each of `wanted` (real root paths of regular
     /// files), matched as the module explains. A path that no package lists
     /// is left out; a path two packages list goes to the first in order.
-    pub fn owners(
-        &self,
-        sysroot: &Sysroot,
-        wanted: &BTreeSet<PathBuf>,
-    ) -> BTreeMap<PathBuf, Package> {
+    pub fn owners(&self, sysroot: &Sysroot, wanted: &BTreeSet<&Path>) -> Owners {
         let names: HashSet<&OsStr> = wanted.iter().filter_map(|p| p.file_name()).collect();
         let found: Vec<Vec<PathBuf>> = self
             .packages
@@ -103,14 +105,15 @@ impl Database {
                     .map(Path::new)
                     .filter(|p| p.file_name().is_some_and(|n| names.contains(n)))
                     .filter_map(|p| real_path(sysroot, p, &mut dirs))
-                    .filter(|real| wanted.contains(real))
+                    .filter(|real| wanted.contains(real.as_path()))
                     .collect()
             })
             .collect();
         let mut owners = BTreeMap::new();
         for (package, paths) in self.packages.iter().zip(found) {
+            let shared = Arc::new(package.clone());
             for path in paths {
-                owners.entry(path).or_insert_with(|| package.clone());
+                owners.entry(path).or_insert_with(|| Arc::clone(&shared));
             }
         }
         owners
@@ -193,10 +196,10 @@ mod tests {
         let sysroot = Sysroot::new(root);
         let db = Database::read(&sysroot).unwrap().unwrap();
         assert_eq!(db.packages.len(), 1, "config-files only: no files");
-        let wanted: BTreeSet<PathBuf> =
+        let wanted: BTreeSet<&Path> =
             ["/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libz.so.1"]
                 .into_iter()
-                .map(PathBuf::from)
+                .map(Path::new)
                 .collect();
         let owners = db.owners(&sysroot, &wanted);
         let libc = &owners[Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6")];

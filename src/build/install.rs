@@ -212,21 +212,21 @@ fn create_dirs(staging: &Path, sorted: &[(&PathBuf, &Entry)]) -> Result<Dirs> {
 }
 
 /// Files and symlinks, in parallel.
-fn write_leaves(
+fn write_leaves<'p>(
     dirs: &Dirs,
-    sorted: &[(&PathBuf, &Entry)],
+    sorted: &[(&'p PathBuf, &'p Entry)],
     staging: &Path,
     options: &InstallOptions,
     times: &Timestamps,
-) -> Result<HashMap<PathBuf, WrittenFile>> {
-    let leaves: Vec<(&PathBuf, &EntryKind)> = sorted
+) -> Result<HashMap<&'p Path, WrittenFile>> {
+    let leaves: Vec<(&'p PathBuf, &'p EntryKind)> = sorted
         .iter()
         .filter(|(_, e)| !matches!(e.kind, EntryKind::Dir { .. }))
         .map(|&(p, e)| (p, &e.kind))
         .collect();
     let progress = progress_bar(leaves.len(), options.progress);
     let reflink = AtomicBool::new(true);
-    let written: Vec<Result<(PathBuf, Option<WrittenFile>)>> = leaves
+    let written: Vec<Result<(&Path, Option<WrittenFile>)>> = leaves
         .par_iter()
         .map(|(path, kind)| {
             let (parent, name) = split(path)?;
@@ -236,7 +236,7 @@ fn write_leaves(
                     format!("failed to write `{}` in `{}`", path.display(), staging.display())
                 });
             progress.inc(1);
-            result.map(|w| ((*path).clone(), w))
+            result.map(|w| (path.as_path(), w))
         })
         .collect();
     progress.finish_and_clear();
@@ -277,7 +277,7 @@ fn stamp_dirs(
 fn manifest_of(
     plan: &Plan,
     sorted: &[(&PathBuf, &Entry)],
-    files: &HashMap<PathBuf, WrittenFile>,
+    files: &HashMap<&Path, WrittenFile>,
 ) -> (Manifest, Digests) {
     let mut digests = Digests::new();
     let entries = sorted
@@ -304,7 +304,7 @@ fn manifest_of(
 fn manifest_entry(
     path: &Path,
     entry: &Entry,
-    files: &HashMap<PathBuf, WrittenFile>,
+    files: &HashMap<&Path, WrittenFile>,
     digests: &mut Digests,
 ) -> ManifestEntry {
     let mut item = ManifestEntry {
@@ -320,7 +320,7 @@ fn manifest_entry(
     let mode = match &entry.kind {
         EntryKind::Dir { mode } => *mode,
         EntryKind::File { host, .. } => {
-            let file = &files[path];
+            let file = &files[&path];
             if let Some(state) = &file.state {
                 digests.insert(host.clone(), (state.clone(), file.sha256));
             }

@@ -225,7 +225,8 @@ fn tree_listings(plan: &Plan, facts: &Facts) -> BTreeMap<PathBuf, Listing> {
                     listing_line(rel, "dir", &Mode::of_st_mode(*mode).to_string(), "")
                 }
                 EntryKind::File { host, mode, .. } => {
-                    let sha256 = facts.get(host).map(|(_, d)| d.to_string()).unwrap_or_default();
+                    let sha256 =
+                        facts.get(host.as_path()).map(|(_, d)| d.to_string()).unwrap_or_default();
                     listing_line(rel, "file", &Mode::of_st_mode(*mode).to_string(), &sha256)
                 }
                 EntryKind::Data { bytes, mode } => {
@@ -498,18 +499,19 @@ pub struct Computed {
     /// and the digest cache.
     pub digests: Digests,
     /// The package owning each copied sysroot file (root paths).
-    pub owners: BTreeMap<PathBuf, Package>,
+    pub owners: crate::build::dpkg::Owners,
 }
 
 /// What a plan copies and mirrors, by path in the tree: sysroot files and
 /// `[[files]]` sources with their host paths, and the sysroot's symlinks.
-struct Sources {
-    sysroot_files: BTreeMap<PathBuf, PathBuf>,
-    spec_files: BTreeMap<PathBuf, PathBuf>,
-    links: BTreeMap<PathBuf, Link>,
+/// Borrowed from the plan: a large tree's paths are tens of megabytes.
+struct Sources<'p> {
+    sysroot_files: BTreeMap<&'p Path, &'p Path>,
+    spec_files: BTreeMap<&'p Path, &'p Path>,
+    links: BTreeMap<&'p Path, &'p Path>,
 }
 
-fn sources(plan: &Plan, sysroot: &Sysroot) -> Sources {
+fn sources<'p>(plan: &'p Plan, sysroot: &Sysroot) -> Sources<'p> {
     let mut found = Sources {
         sysroot_files: BTreeMap::new(),
         spec_files: BTreeMap::new(),
@@ -518,13 +520,13 @@ fn sources(plan: &Plan, sysroot: &Sysroot) -> Sources {
     for (path, entry) in &plan.entries {
         match &entry.kind {
             EntryKind::File { host, .. } if *host == sysroot.host(path) => {
-                found.sysroot_files.insert(path.clone(), host.clone());
+                found.sysroot_files.insert(path, host);
             }
             EntryKind::File { host, .. } => {
-                found.spec_files.insert(path.clone(), host.clone());
+                found.spec_files.insert(path, host);
             }
             EntryKind::Symlink { target, host: Some(_) } => {
-                found.links.insert(path.clone(), Link { target: target.clone() });
+                found.links.insert(path, target);
             }
             _ => {}
         }
@@ -545,30 +547,22 @@ pub fn compute(
     packages: Option<&PackageSet>,
 ) -> Result<Computed> {
     let Sources { mut sysroot_files, spec_files, mut links } = sources(plan, sysroot);
-    let hosts: BTreeSet<&PathBuf> = sysroot_files.values().chain(spec_files.values()).collect();
+    let hosts: BTreeSet<&Path> =
+        sysroot_files.values().chain(spec_files.values()).copied().collect();
     let (digests, facts) = hash_all(hosts, known)?;
-    let wanted: BTreeSet<PathBuf> = sysroot_files.keys().cloned().collect();
+    let wanted: BTreeSet<&Path> = sysroot_files.keys().copied().collect();
     // The SBOM needs the owner of every file, those of trees too.
     let owners = match Database::read(sysroot)? {
         Some(db) => db.owners(sysroot, &wanted),
         None => BTreeMap::new(),
     };
-    let file = |host: &PathBuf, owner: Option<&Package>| {
-        let (state, sha256) = &facts[host];
-        File {
-            sha256: *sha256,
-            size: state.size,
-            mode: Mode::of_st_mode(state.mode),
-            package: owner.map(|p| p.name.clone()),
-            version: owner.map(|p| p.version.clone()),
-            arch: owner.map(|p| p.arch.clone()),
-            input: None,
-        }
+    let file = |host: &Path, owner: Option<&std::sync::Arc<Package>>| {
+        locked_file(&facts[host], owner.map(|p| &**p))
     };
     // What `[[trees]]` put in the tree is pinned by one digest per tree,
     // not listed file by file: a tree of Python's library alone is
     // thousands of entries, and the lock is meant to be read in review.
-    let in_tree: BTreeSet<&PathBuf> = plan.trees.values().flatten().collect();
+    let in_tree: BTreeSet<&Path> = plan.trees.values().flatten().map(PathBuf::as_path).collect();
     sysroot_files.retain(|path, _| !in_tree.contains(path));
     links.retain(|path, _| !in_tree.contains(path));
     let tree_listings = tree_listings(plan, &facts);
@@ -577,9 +571,15 @@ pub fn compute(
         name: plan.name.clone(),
         image: image.map(str::to_string),
         commands: commands_of(plan),
-        files: sysroot_files.iter().map(|(p, h)| (p.clone(), file(h, owners.get(p)))).collect(),
-        links,
-        spec_files: spec_files.iter().map(|(p, h)| (p.clone(), file(h, None))).collect(),
+        files: sysroot_files
+            .iter()
+            .map(|(p, h)| (p.to_path_buf(), file(h, owners.get(*p))))
+            .collect(),
+        links: links
+            .iter()
+            .map(|(p, target)| (p.to_path_buf(), Link { target: target.to_path_buf() }))
+            .collect(),
+        spec_files: spec_files.iter().map(|(p, h)| (p.to_path_buf(), file(h, None))).collect(),
         trees: tree_listings
             .iter()
             .map(|(root, listing)| {
@@ -594,6 +594,19 @@ pub fn compute(
         None => lock,
     };
     Ok(Computed { lock, tree_listings, digests, owners })
+}
+
+/// The lock's line for a file: its state and sha256, and its owner.
+fn locked_file((state, sha256): &(FileState, Sha256), owner: Option<&Package>) -> File {
+    File {
+        sha256: *sha256,
+        size: state.size,
+        mode: Mode::of_st_mode(state.mode),
+        package: owner.map(|p| p.name.clone()),
+        version: owner.map(|p| p.version.clone()),
+        arch: owner.map(|p| p.arch.clone()),
+        input: None,
+    }
 }
 
 /// A package lock: the package set and the host inputs, nothing per file
@@ -620,7 +633,7 @@ fn pin_packages(full: Lock, set: &PackageSet, plan: &Plan, sysroot: &Sysroot) ->
         spec_files: full
             .spec_files
             .into_iter()
-            .filter(|(path, _)| spec_hosts.get(path).is_some_and(|h| from_host(h)))
+            .filter(|(path, _)| spec_hosts.get(path.as_path()).is_some_and(|h| from_host(h)))
             .map(|(path, file)| (path, File { input: marked(file.input), ..file }))
             .collect(),
         trees: full
@@ -648,19 +661,19 @@ fn commands_of(plan: &Plan) -> BTreeMap<String, Command> {
         .collect()
 }
 
-/// Each host file's state and sha256.
-type Facts = BTreeMap<PathBuf, (FileState, Sha256)>;
+/// Each host file's state and sha256, by its path in the plan.
+type Facts<'p> = BTreeMap<&'p Path, (FileState, Sha256)>;
 
 /// The state and sha256 of every host file (from `known` while its state
 /// is unchanged), and those computed now, for the digest cache.
-fn hash_all(hosts: BTreeSet<&PathBuf>, known: &Digests) -> Result<(Digests, Facts)> {
-    let hashed: Vec<(PathBuf, FileState, Sha256, bool)> =
+fn hash_all<'p>(hosts: BTreeSet<&'p Path>, known: &Digests) -> Result<(Digests, Facts<'p>)> {
+    let hashed: Vec<(&Path, FileState, Sha256, bool)> =
         hosts.into_par_iter().map(|host| hash(host, known)).collect::<Result<_>>()?;
     let mut digests = Digests::new();
     let mut facts = BTreeMap::new();
     for (host, state, sha256, fresh) in hashed {
         if fresh {
-            digests.insert(host.clone(), (state.clone(), sha256));
+            digests.insert(host.to_path_buf(), (state.clone(), sha256));
         }
         facts.insert(host, (state, sha256));
     }
@@ -669,15 +682,15 @@ fn hash_all(hosts: BTreeSet<&PathBuf>, known: &Digests) -> Result<(Digests, Fact
 
 /// One host file's state and sha256, and whether the digest was computed
 /// now (rather than taken from `known`).
-fn hash(host: &Path, known: &Digests) -> Result<(PathBuf, FileState, Sha256, bool)> {
+fn hash<'p>(host: &'p Path, known: &Digests) -> Result<(&'p Path, FileState, Sha256, bool)> {
     let state =
         FileState::read(host).with_context(|| format!("failed to inspect `{}`", host.display()))?;
     if let Some((_, sha256)) = known.get(host).filter(|(s, _)| *s == state) {
-        return Ok((host.to_path_buf(), state, *sha256, false));
+        return Ok((host, state, *sha256, false));
     }
     let sha256 =
         Sha256::of_file(host).with_context(|| format!("failed to read `{}`", host.display()))?;
-    Ok((host.to_path_buf(), state, sha256, true))
+    Ok((host, state, sha256, true))
 }
 
 /// One difference between two package sets.

@@ -96,6 +96,23 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// Whether `bytes` are a manifest of this tool, judged by its fields
+    /// and format without building its entries: [`Manifest::parse`] where
+    /// they are not needed.
+    pub fn recognise(bytes: &[u8]) -> bool {
+        #[derive(Deserialize)]
+        struct Shape {
+            format: u32,
+            #[serde(rename = "name")]
+            _name: String,
+            #[serde(rename = "commands")]
+            _commands: serde::de::IgnoredAny,
+            #[serde(rename = "entries")]
+            _entries: serde::de::IgnoredAny,
+        }
+        serde_json::from_slice::<Shape>(bytes).is_ok_and(|shape| shape.format == FORMAT)
+    }
+
     pub fn read(path: &Path) -> Result<Manifest> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("failed to read manifest `{}`", path.display()))?;

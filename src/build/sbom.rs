@@ -99,7 +99,7 @@ pub struct Input {
     /// `SOURCE_DATE_EPOCH`.
     pub epoch: i64,
     /// The Debian package owning each tree path.
-    pub owners: BTreeMap<PathBuf, Package>,
+    pub owners: crate::build::dpkg::Owners,
     /// The declared license of each package, by name.
     pub licenses: BTreeMap<String, Declared>,
     /// The `.deb` each package of a package sysroot came from, by name.
@@ -142,7 +142,7 @@ impl Input {
     pub fn new(
         name: &str,
         epoch: i64,
-        owners: BTreeMap<PathBuf, Package>,
+        owners: crate::build::dpkg::Owners,
         sysroot: &Sysroot,
     ) -> Input {
         let names: BTreeSet<&str> = owners.values().map(|p| p.name.as_str()).collect();
@@ -315,7 +315,7 @@ fn packages(input: &Input, files: &[TreeFile]) -> (Vec<Value>, Vec<Relationship>
     let mut by_package: BTreeMap<&Package, Vec<&TreeFile>> = BTreeMap::new();
     for file in files {
         if let Some(package) = input.owners.get(&file.path) {
-            by_package.entry(package).or_default().push(file);
+            by_package.entry(&**package).or_default().push(file);
         }
     }
     let mut relationships = vec![relationship("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Rootfs")];
@@ -489,7 +489,7 @@ mod tests {
         };
         let input = Input {
             name: "t".into(),
-            owners: BTreeMap::from([(PathBuf::from("/usr/bin/bash"), bash)]),
+            owners: BTreeMap::from([(PathBuf::from("/usr/bin/bash"), std::sync::Arc::new(bash))]),
             debs: BTreeMap::from([("bash".to_string(), deb)]),
             ..Default::default()
         };

@@ -76,20 +76,35 @@ pub fn read<T: SideFile>(path: &Path) -> T {
 }
 
 /// The bytes [`write()`] puts in the file.
+#[cfg(test)]
 pub fn to_bytes<T: SideFile>(value: &T) -> Result<Vec<u8>> {
-    let bytes = match (T::FORMAT, T::PRETTY) {
-        (None, false) => serde_json::to_vec(value),
-        (None, true) => serde_json::to_vec_pretty(value),
-        (Some(format), false) => serde_json::to_vec(&Versioned { format, body: value }),
-        (Some(format), true) => serde_json::to_vec_pretty(&Versioned { format, body: value }),
+    let mut bytes = Vec::new();
+    write_to::<T>(&mut bytes, value)?;
+    Ok(bytes)
+}
+
+/// Writes the file's bytes to `w` as they are made: a digest cache of a
+/// large tree is megabytes that need not be held whole.
+fn write_to<T: SideFile>(w: &mut dyn std::io::Write, value: &impl Serialize) -> Result<()> {
+    let written = match (T::FORMAT, T::PRETTY) {
+        (None, false) => serde_json::to_writer(w, value),
+        (None, true) => serde_json::to_writer_pretty(w, value),
+        (Some(format), false) => serde_json::to_writer(w, &Versioned { format, body: value }),
+        (Some(format), true) => serde_json::to_writer_pretty(w, &Versioned { format, body: value }),
     };
-    bytes.with_context(|| format!("serialising {}", T::WHAT))
+    written.with_context(|| format!("serialising {}", T::WHAT))
 }
 
 /// Writes `value` at `path` atomically (a temporary file renamed over it),
 /// making the side folder when it is missing.
 pub fn write<T: SideFile>(path: &Path, value: &T) -> Result<()> {
-    crate::fsutil::write_side_file(path, &to_bytes(value)?)
+    write_as::<T>(path, value)
+}
+
+/// [`write()`] of a value that serialises as a `T` (the entries of a
+/// large map, sorted, without building the map).
+pub fn write_as<T: SideFile>(path: &Path, value: &impl Serialize) -> Result<()> {
+    crate::fsutil::write_side_file_with(path, |w| write_to::<T>(w, value))
 }
 
 #[cfg(test)]

@@ -283,7 +283,7 @@ fn the_dpkg_database_names_the_package_of_each_file() {
     let names: Vec<_> =
         database.packages.iter().map(|p| format!("{} {} {}", p.name, p.version, p.arch)).collect();
     assert_eq!(names, ["other 1.0 all", "tool 1.0 amd64"]);
-    let wanted = [PathBuf::from("/usr/bin/tool"), PathBuf::from("/etc/tool.conf")].into();
+    let wanted = [Path::new("/usr/bin/tool"), Path::new("/etc/tool.conf")].into();
     let owners = database.owners(&sysroot, &wanted);
     assert_eq!(owners.len(), 2, "{owners:?}");
     assert!(owners.values().all(|p| p.name == "tool"));
@@ -485,7 +485,7 @@ fn a_real_bash_set_unpacks_and_the_resolver_finds_bash_entirely_inside_it() {
     // Every file of the closure is owned by the package that shipped it.
     let sysroot = Sysroot::new(root);
     let database = rootfs::build::dpkg::Database::read(&sysroot).unwrap().unwrap();
-    let owners = database.owners(&sysroot, &inside);
+    let owners = database.owners(&sysroot, &inside.iter().map(PathBuf::as_path).collect());
     let owner_names: std::collections::BTreeSet<&str> =
         owners.values().map(|p| p.name.as_str()).collect();
     assert_eq!(owners.len(), inside.len(), "{owners:?}");
