@@ -68,6 +68,11 @@ pub fn parse(text: &str) -> Declared {
     if fields.is_empty() {
         fields.extend(header.license.as_ref().map(|(first, _)| *first));
     }
+    // A field's expression depends on its text alone, and the terms are
+    // sorted and deduplicated below: each distinct field is translated once
+    // (Boost's file has 1,541 `Files` paragraphs and 30 distinct licenses).
+    fields.sort_unstable();
+    fields.dedup();
     let mut declared = Declared::default();
     let mut terms = Vec::new();
     for field in fields {

@@ -65,30 +65,16 @@ fn copy_host_file(
     options: &InstallOptions,
     reflink: &AtomicBool,
 ) -> Result<WrittenFile> {
+    if options.link == LinkMode::Hard
+        && let Some(linked) = hard_link(dir, name, host, mode, options)?
+    {
+        return Ok(linked);
+    }
     let source =
         File::open(host).with_context(|| format!("failed to open `{}`", host.display()))?;
     let meta = source.metadata().with_context(|| format!("failed to stat `{}`", host.display()))?;
     let state = FileState::of(&meta);
-    let known = options
-        .known_digests
-        .get(host)
-        .filter(|(known_state, _)| *known_state == state)
-        .map(|(_, digest)| digest.clone());
-    // Hard links share the host's inode: only when its mode is the one
-    // wanted, since changing it would change the host file.
-    let host_mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
-    if options.link == LinkMode::Hard
-        && host_mode == mode
-        && rustix::fs::linkat(rustix::fs::CWD, host, dir, name, AtFlags::empty()).is_ok()
-    {
-        let sha256 = match known {
-            Some(digest) => digest,
-            None => {
-                hash_all(&source).with_context(|| format!("failed to read `{}`", host.display()))?
-            }
-        };
-        return Ok(WrittenFile { mode, size: meta.len(), sha256, state: Some(state) });
-    }
+    let known = known_digest(options, host, &state);
     let mut dest = File::from(create(dir, name)?);
     let sha256 = copy_with_digest(&source, &mut dest, meta.len(), known, reflink)
         .with_context(|| format!("failed to copy `{}`", host.display()))?;
@@ -99,6 +85,45 @@ fn copy_host_file(
     let size = dest.metadata().context("fstat")?.len();
     finish(&dest, mode, times)?;
     Ok(WrittenFile { mode, size, sha256, state })
+}
+
+/// A hard link to the host file, when its mode is the one wanted (the link
+/// shares the host's inode, whose mode must not change) and the link can be
+/// made (same filesystem); `None` otherwise, for a copy. The host file is
+/// opened only when no digest of its state is known: a `stat(2)` and a
+/// `linkat(2)` are all most files cost.
+fn hard_link(
+    dir: &OwnedFd,
+    name: &Path,
+    host: &Path,
+    mode: u32,
+    options: &InstallOptions,
+) -> Result<Option<WrittenFile>> {
+    let meta =
+        std::fs::metadata(host).with_context(|| format!("failed to stat `{}`", host.display()))?;
+    let host_mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+    if host_mode != mode
+        || rustix::fs::linkat(rustix::fs::CWD, host, dir, name, AtFlags::empty()).is_err()
+    {
+        return Ok(None);
+    }
+    let state = FileState::of(&meta);
+    let sha256 = match known_digest(options, host, &state) {
+        Some(digest) => digest,
+        None => File::open(host)
+            .and_then(|source| hash_all(&source))
+            .with_context(|| format!("failed to read `{}`", host.display()))?,
+    };
+    Ok(Some(WrittenFile { mode, size: meta.len(), sha256, state: Some(state) }))
+}
+
+/// The cached digest of `host`, when it was taken of the same state.
+fn known_digest(options: &InstallOptions, host: &Path, state: &FileState) -> Option<String> {
+    options
+        .known_digests
+        .get(host)
+        .filter(|(known_state, _)| known_state == state)
+        .map(|(_, digest)| digest.clone())
 }
 
 /// Copies `source` into the empty `dest` and returns the sha256 of the
