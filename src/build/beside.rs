@@ -43,6 +43,14 @@ pub struct Beside {
     pub sha1s: PathBuf,
 }
 
+/// The pending files a build wrote: each path with the state it left,
+/// and the manifest written.
+#[derive(Debug, Default)]
+pub struct Written<'a> {
+    states: Vec<(PathBuf, FileState)>,
+    manifest: Option<&'a Manifest>,
+}
+
 /// What a file of an earlier version's layout is, to recognise it.
 #[derive(Clone, Copy, Debug)]
 enum LegacyKind {
@@ -107,29 +115,54 @@ impl Beside {
     /// Refuses, before anything is written, when the tree folder or any
     /// file beside it holds something this tool did not write.
     pub fn claim(&self) -> Result<(), Refusal> {
-        let is_stamp = |b: &[u8]| serde_json::from_slice::<Stamp>(b).is_ok();
+        self.claim_knowing(&Written::default())
+    }
+
+    /// [`Beside::claim`] again once this build wrote its pending files, the
+    /// last look before the swap: a pending file whose state is still the
+    /// one written is this build's own without being read back (2.3 MB of
+    /// JSON for a tree of every host program), and the pending manifest is
+    /// `written.manifest`'s, held in memory.
+    pub fn claim_again(&self, written: &Written<'_>) -> Result<(), Refusal> {
+        self.claim_knowing(written)
+    }
+
+    fn claim_knowing(&self, written: &Written<'_>) -> Result<(), Refusal> {
+        let mut is_stamp = |b: &[u8]| serde_json::from_slice::<Stamp>(b).is_ok();
+        let check =
+            |path: &Path, what: &str, recognise: &mut dyn FnMut(&[u8]) -> bool| match written
+                .states
+                .iter()
+                .find(|(p, _)| p == path)
+            {
+                Some((_, state)) if FileState::read(path).as_ref() == Some(state) => {
+                    Ok(output::Found::Ours)
+                }
+                _ => output::check_file(path, what, recognise),
+            };
         // Each manifest is read once: the one that recognises it is the one
         // the tree is compared with.
         let mut manifests = Vec::new();
         for path in [&self.manifest, &pending(&self.manifest)] {
             let mut parsed = None;
-            output::check_file(path, "a manifest", |b| {
+            check(path, "a manifest", &mut |b| {
                 parsed = Manifest::parse(b).ok();
                 parsed.is_some()
             })?;
             manifests.extend(parsed);
         }
-        output::check_file(&self.sbom, "an SBOM", crate::build::sbom::recognise)?;
-        output::check_file(&pending(&self.sbom), "an SBOM", crate::build::sbom::recognise)?;
-        output::check_file(&self.stamp, "a stamp", is_stamp)?;
-        output::check_file(&pending(&self.stamp), "a stamp", is_stamp)?;
+        check(&self.sbom, "an SBOM", &mut crate::build::sbom::recognise)?;
+        check(&pending(&self.sbom), "an SBOM", &mut crate::build::sbom::recognise)?;
+        check(&self.stamp, "a stamp", &mut is_stamp)?;
+        check(&pending(&self.stamp), "a stamp", &mut is_stamp)?;
         output::check_side_file::<DigestFile>(&self.digests)?;
         output::check_side_file::<Sha1File>(&self.sha1s)?;
         // A tree of an earlier version is described by the manifest beside
         // it, where that version wrote it.
         let legacy = fsutil::sibling(&self.out, ".manifest.json");
         manifests.extend(Manifest::read(&legacy).ok());
-        let manifests: Vec<&Manifest> = manifests.iter().collect();
+        let mut manifests: Vec<&Manifest> = manifests.iter().collect();
+        manifests.extend(written.manifest);
         output::check_tree(&self.out, &manifests)?;
         Ok(())
     }
@@ -153,8 +186,29 @@ impl Beside {
         FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
     }
 
-    pub fn write_pending_stamp(&self, stamp: &Stamp) -> Result<()> {
-        fsutil::write_side_file_with(&pending(&self.stamp), |w| stamp.write_json(w))
+    /// Writes the stamp of the staged tree as pending; returns the state of
+    /// the file.
+    pub fn write_pending_stamp(&self, stamp: &Stamp) -> Result<FileState> {
+        let path = pending(&self.stamp);
+        fsutil::write_side_file_with(&path, |w| stamp.write_json(w))?;
+        FileState::read(&path).with_context(|| format!("failed to inspect `{}`", path.display()))
+    }
+
+    /// What this build wrote as pending, for [`Beside::claim_again`].
+    pub fn written<'a>(
+        &self,
+        manifest: (&'a Manifest, FileState),
+        sbom: FileState,
+        stamp: FileState,
+    ) -> Written<'a> {
+        Written {
+            states: vec![
+                (pending(&self.manifest), manifest.1),
+                (pending(&self.sbom), sbom),
+                (pending(&self.stamp), stamp),
+            ],
+            manifest: Some(manifest.0),
+        }
     }
 
     /// Renames the pending manifest and SBOM, then the pending stamp, into

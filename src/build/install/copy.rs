@@ -14,6 +14,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -37,7 +38,13 @@ pub(super) fn write_leaf(
     reflink: &AtomicBool,
 ) -> Result<Option<WrittenFile>> {
     match kind {
-        EntryKind::Symlink { target, .. } => {
+        EntryKind::Symlink { target, host } => {
+            if options.link == LinkMode::Hard
+                && let Some(host) = host
+                && link_symlink(dir, name, host, target)?
+            {
+                return Ok(None);
+            }
             rustix::fs::symlinkat(target, dir, name).context("symlinkat")?;
             rustix::fs::utimensat(dir, name, times, AtFlags::SYMLINK_NOFOLLOW)
                 .context("utimensat")?;
@@ -85,6 +92,27 @@ fn copy_host_file(
     let size = dest.metadata().context("fstat")?.len();
     finish(&dest, mode, times)?;
     Ok(WrittenFile { mode, size, sha256, state })
+}
+
+/// A hard link to the host symlink `host` (`linkat(2)` does not follow
+/// it), when it still points at `target`; `false` when no link was made
+/// (another filesystem, or `protected_hardlinks` refusing a symlink the
+/// user does not own) or the host's target moved (the link is then
+/// removed). A new symlink costs a new inode, and on ext4 finding a free
+/// inode right after many files were deleted takes up to a millisecond
+/// (`find_inode_bit` skips the recently deleted ones): 220 symlinks were
+/// most of a hard-linked build's system time. The link keeps the host's
+/// timestamps, as a hard-linked file does.
+fn link_symlink(dir: &OwnedFd, name: &Path, host: &Path, target: &Path) -> Result<bool> {
+    if rustix::fs::linkat(rustix::fs::CWD, host, dir, name, AtFlags::empty()).is_err() {
+        return Ok(false);
+    }
+    let linked = rustix::fs::readlinkat(dir, name, Vec::new()).context("readlinkat")?;
+    if linked.as_bytes() == target.as_os_str().as_bytes() {
+        return Ok(true);
+    }
+    rustix::fs::unlinkat(dir, name, AtFlags::empty()).context("unlinkat")?;
+    Ok(false)
 }
 
 /// A hard link to the host file, when its mode is the one wanted (the link
