@@ -181,13 +181,14 @@ pub fn build(options: &Options) -> Result<Built> {
         Freshness::UpToDate(manifest) => return Ok(Built::new(spec, &beside, *manifest, started)),
         Freshness::Stale(reason) => reason,
     };
-    beside.claim(&beside::Written::default())?;
-    let previous_lock = lock::read_part(&lock_path, options.part.as_deref())?;
-    let resolver = open_sysroot(&options.sysroot, &spec)?;
-    let plan = plan::plan(&spec, &resolver, system_files(options))
-        .with_context(|| format!("planning `{}`", options.spec.display()))?;
+    // What is beside the tree is read while the spec is planned: planning
+    // writes nothing, and its serial steps leave a core free. A refusal to
+    // replace what is there still comes first.
+    let (beside_read, planned) =
+        rayon::join(|| read_beside(options, &beside, &lock_path), || plan_spec(options, &spec));
+    let (previous_lock, known_digests) = beside_read?;
+    let (resolver, plan) = planned?;
     let inputs = input_states(&plan, &beside.out, &resolver);
-    let known_digests = digest_cache::read(&beside.digests);
     let mut computed = compute_lock(options, &plan, &resolver, &known_digests)?;
     // `--locked` stops here, before anything is written, on any difference.
     let update = check_lock(options, &lock_path, previous_lock.as_ref(), &mut computed, &beside)?;
@@ -224,6 +225,26 @@ pub fn build(options: &Options) -> Result<Built> {
         part_lock: options.part.is_some().then_some(computed.lock),
         ..Built::new(spec, &beside, manifest, started)
     })
+}
+
+/// Claims the outputs' places ([`Beside::claim`]), then reads the lock
+/// there is and the digest cache.
+fn read_beside(
+    options: &Options,
+    beside: &Beside,
+    lock_path: &Path,
+) -> Result<(Option<lock::OnDisk>, Digests)> {
+    beside.claim(&beside::Written::default())?;
+    let previous_lock = lock::read_part(lock_path, options.part.as_deref())?;
+    Ok((previous_lock, digest_cache::read(&beside.digests)))
+}
+
+/// Opens the sysroot and plans the spec in it.
+fn plan_spec(options: &Options, spec: &Spec) -> Result<(Resolver, Plan)> {
+    let resolver = open_sysroot(&options.sysroot, spec)?;
+    let plan = plan::plan(spec, &resolver, system_files(options))
+        .with_context(|| format!("planning `{}`", options.spec.display()))?;
+    Ok((resolver, plan))
 }
 
 /// The lock of `plan`: its files pinned (a host lock), or the package set
@@ -479,10 +500,10 @@ fn swap_in_with_pending(
         specs: record.specs,
         inputs: record.inputs,
         outputs: stamp::outputs(&staged.path, &staged.manifest),
-        manifest: Some(manifest_state),
+        manifest: Some(manifest_state.clone()),
         lock: Some(record.lock_digest),
         lock_state: record.lock_state,
-        sbom: Some(sbom_state),
+        sbom: Some(sbom_state.clone()),
     };
     beside.write_pending_stamp(&stamp, &mut written)?;
     drop(stamp);

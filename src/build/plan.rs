@@ -12,7 +12,7 @@ mod cpu_variants;
 mod spec_entries;
 mod trees;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -171,8 +171,9 @@ pub struct Plan {
     pub entries: HashMap<PathBuf, Entry>,
     pub commands: Vec<Command>,
     /// Host paths whose state the plan depends on: copied files, mirrored
-    /// symlinks, directories searched.
-    pub inputs: BTreeSet<PathBuf>,
+    /// symlinks, directories searched. A hash set: libc alone is added
+    /// once per program, and the build sorts them once.
+    pub inputs: HashSet<PathBuf>,
     /// What is worth telling people without failing the build (a module of
     /// a tree that needs a library the sysroot lacks).
     pub warnings: Vec<String>,
@@ -192,7 +193,7 @@ impl Plan {
             name: name.to_string(),
             entries: HashMap::new(),
             commands: Vec::new(),
-            inputs: BTreeSet::new(),
+            inputs: HashSet::new(),
             warnings: Vec::new(),
             closures: BTreeMap::new(),
             trees: BTreeMap::new(),
@@ -311,10 +312,13 @@ pub enum SystemFiles {
 /// Sorts every entry's reasons, and checks that every path is text: the
 /// manifest is JSON.
 fn finish(plan: &mut Plan) -> Result<()> {
-    for entry in plan.entries.values_mut() {
+    use rayon::prelude::*;
+    // On every core: libc has a reason per object that needs it, and
+    // reasons compare paths component by component.
+    plan.entries.par_iter_mut().for_each(|(_, entry)| {
         entry.why.sort_unstable();
         entry.why.dedup();
-    }
+    });
     for (path, entry) in &plan.entries {
         let others = match &entry.kind {
             EntryKind::File { host, .. } => vec![host.as_path()],

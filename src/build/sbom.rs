@@ -146,11 +146,7 @@ impl Input {
         sysroot: &Sysroot,
     ) -> Input {
         let names: BTreeSet<&str> = owners.values().map(|p| p.name.as_str()).collect();
-        // Each package's copyright file is read and parsed on its own core.
-        let licenses = names
-            .into_par_iter()
-            .map(|n| (n.to_string(), copyright::declared(sysroot, n)))
-            .collect();
+        let licenses = copyright::declared_all(sysroot, &names);
         Input { name: name.to_string(), epoch, owners, licenses, debs: BTreeMap::new() }
     }
 }

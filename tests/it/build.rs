@@ -537,10 +537,12 @@ fn hard_link_mode_shares_host_inodes_except_where_the_mode_differs() {
     std::fs::copy("/usr/bin/true", host.join("plain")).unwrap();
     std::fs::copy("/usr/bin/true", host.join("suid")).unwrap();
     std::fs::set_permissions(host.join("suid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::os::unix::fs::symlink("plain", host.join("alias")).unwrap();
     let text = format!(
-        "name = \"h\"\ncommands = [\"{}\", \"{}\"]\n",
+        "name = \"h\"\ncommands = [\"{}\", \"{}\", \"{}\"]\n",
         host.join("plain").display(),
-        host.join("suid").display()
+        host.join("suid").display(),
+        host.join("alias").display()
     );
     let spec = write_spec(d, &text);
     let out = d.join("out/h");
@@ -559,6 +561,13 @@ fn hard_link_mode_shares_host_inodes_except_where_the_mode_differs() {
     );
     assert_eq!(std::fs::metadata(inside("suid")).unwrap().mode() & 0o7777, 0o755);
     assert_eq!(std::fs::metadata(host.join("suid")).unwrap().mode() & 0o7777, 0o4755);
+    // A host symlink is linked too (a new one would cost an inode), and
+    // still reads as its target.
+    assert_eq!(
+        std::fs::symlink_metadata(inside("alias")).unwrap().ino(),
+        std::fs::symlink_metadata(host.join("alias")).unwrap().ino()
+    );
+    assert_eq!(std::fs::read_link(inside("alias")).unwrap(), Path::new("plain"));
     // Linking changed the host inode's ctime; that alone is not a change.
     assert!(build(&opts).unwrap().up_to_date);
     let digest = |b: &Built| b.manifest.entry(&host.join("plain")).unwrap().sha256;

@@ -16,8 +16,10 @@
 //! not machine-readable, or an expression that does not parse, gives no
 //! expression at all: the SBOM says `NOASSERTION`.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 use crate::resolve::sysroot::Sysroot;
 
@@ -31,16 +33,50 @@ pub struct Declared {
     pub references: BTreeMap<String, (String, String)>,
 }
 
-/// Reads and translates the copyright file of package `name` in the
-/// sysroot (`/usr/share/doc/NAME` may be a symlink, followed inside it).
-pub fn declared(sysroot: &Sysroot, name: &str) -> Declared {
-    let path = Path::new("/usr/share/doc").join(name).join("copyright");
-    let text = sysroot
-        .locate(&path)
-        .ok()
-        .filter(|l| !l.is_dir)
-        .and_then(|l| std::fs::read_to_string(sysroot.host(&l.real)).ok());
-    text.map(|t| parse(&t)).unwrap_or_default()
+/// Reads and translates the copyright file of each package of `names` in
+/// the sysroot (`/usr/share/doc/NAME` may be a symlink, followed inside
+/// it). Packages built from one source often ship the same file (four of
+/// Boost's, 2 MB each): files of one size are read one after another and
+/// each distinct text is translated once, so no more than one size's
+/// distinct texts are held at a time.
+pub fn declared_all(sysroot: &Sysroot, names: &BTreeSet<&str>) -> BTreeMap<String, Declared> {
+    let mut by_size: BTreeMap<u64, Vec<(&str, PathBuf)>> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for name in names {
+        let path = Path::new("/usr/share/doc").join(name).join("copyright");
+        match sysroot.locate(&path).ok().filter(|l| !l.is_dir) {
+            Some(l) => by_size.entry(l.size).or_default().push((name, sysroot.host(&l.real))),
+            None => {
+                out.insert(name.to_string(), Declared::default());
+            }
+        }
+    }
+    // Each size's files on one core, the sizes spread over every core.
+    let groups: Vec<Vec<(&str, PathBuf)>> = by_size.into_values().collect();
+    out.par_extend(groups.into_par_iter().flat_map_iter(declared_alike));
+    out
+}
+
+/// The declared licenses of files of one size, each distinct text parsed
+/// once; a file that cannot be read as text declares nothing.
+fn declared_alike(files: Vec<(&str, PathBuf)>) -> Vec<(String, Declared)> {
+    let mut seen: Vec<(String, Declared)> = Vec::new();
+    let mut out = Vec::new();
+    for (name, host) in files {
+        let declared = match std::fs::read_to_string(&host) {
+            Err(_) => Declared::default(),
+            Ok(text) => match seen.iter().find(|(known, _)| *known == text) {
+                Some((_, declared)) => declared.clone(),
+                None => {
+                    let declared = parse(&text);
+                    seen.push((text, declared.clone()));
+                    declared
+                }
+            },
+        };
+        out.push((name.to_string(), declared));
+    }
+    out
 }
 
 /// The declared license of a copyright file's text.
@@ -68,6 +104,11 @@ pub fn parse(text: &str) -> Declared {
     if fields.is_empty() {
         fields.extend(header.license.as_ref().map(|(first, _)| *first));
     }
+    // A field's expression depends on its text alone, and the terms are
+    // sorted and deduplicated below: each distinct field is translated once
+    // (Boost's file has 1,541 `Files` paragraphs and 30 distinct licenses).
+    fields.sort_unstable();
+    fields.dedup();
     let mut declared = Declared::default();
     let mut terms = Vec::new();
     for field in fields {
@@ -300,6 +341,30 @@ mod tests {
             ("public-domain", "Nobody owns this.\n\nReally.\n")
         );
         assert!(declared.references.contains_key("LicenseRef-GPL-3-or-later-with-Bison-exception"));
+    }
+
+    #[test]
+    fn files_of_one_size_are_each_translated_from_their_own_text() {
+        let tmp = tempfile::tempdir().unwrap();
+        let doc = tmp.path().join("usr/share/doc");
+        let dep5 = |license: &str| {
+            format!(
+                "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: {license}\n"
+            )
+        };
+        // `a` and `b` are the same text, `c` another of the same size.
+        for (name, text) in [("a", dep5("GPL-2+")), ("b", dep5("GPL-2+")), ("c", dep5("GPL-3+"))] {
+            std::fs::create_dir_all(doc.join(name)).unwrap();
+            std::fs::write(doc.join(name).join("copyright"), text).unwrap();
+        }
+        let names: BTreeSet<&str> = ["a", "b", "c", "missing"].into();
+        let declared = declared_all(&Sysroot::new(tmp.path()), &names);
+        let expression = |name: &str| declared[name].expression.as_deref();
+        assert_eq!(expression("a"), Some("GPL-2.0-or-later"));
+        assert_eq!(expression("b"), Some("GPL-2.0-or-later"));
+        assert_eq!(expression("c"), Some("GPL-3.0-or-later"));
+        assert_eq!(declared["missing"], Declared::default());
+        assert_eq!(declared.len(), 4);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -37,7 +38,13 @@ pub(super) fn write_leaf(
     reflink: &AtomicBool,
 ) -> Result<Option<WrittenFile>> {
     match kind {
-        EntryKind::Symlink { target, .. } => {
+        EntryKind::Symlink { target, host } => {
+            if options.link == LinkMode::Hard
+                && let Some(host) = host
+                && link_symlink(dir, name, host, target)?
+            {
+                return Ok(None);
+            }
             rustix::fs::symlinkat(target, dir, name).context("symlinkat")?;
             rustix::fs::utimensat(dir, name, times, AtFlags::SYMLINK_NOFOLLOW)
                 .context("utimensat")?;
@@ -65,30 +72,16 @@ fn copy_host_file(
     options: &InstallOptions,
     reflink: &AtomicBool,
 ) -> Result<WrittenFile> {
+    if options.link == LinkMode::Hard
+        && let Some(linked) = hard_link(dir, name, host, mode, options)?
+    {
+        return Ok(linked);
+    }
     let source =
         File::open(host).with_context(|| format!("failed to open `{}`", host.display()))?;
     let meta = source.metadata().with_context(|| format!("failed to stat `{}`", host.display()))?;
     let state = FileState::of(&meta);
-    let known = options
-        .known_digests
-        .get(host)
-        .filter(|(known_state, _)| *known_state == state)
-        .map(|(_, digest)| *digest);
-    // Hard links share the host's inode: only when its mode is the one
-    // wanted, since changing it would change the host file.
-    let host_mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
-    if options.link == LinkMode::Hard
-        && host_mode == mode
-        && rustix::fs::linkat(rustix::fs::CWD, host, dir, name, AtFlags::empty()).is_ok()
-    {
-        let sha256 = match known {
-            Some(digest) => digest,
-            None => {
-                hash_all(&source).with_context(|| format!("failed to read `{}`", host.display()))?
-            }
-        };
-        return Ok(WrittenFile { mode, size: meta.len(), sha256, state: Some(state) });
-    }
+    let known = known_digest(options, host, &state);
     let mut dest = File::from(create(dir, name)?);
     let sha256 = copy_with_digest(&source, &mut dest, meta.len(), known, reflink)
         .with_context(|| format!("failed to copy `{}`", host.display()))?;
@@ -99,6 +92,66 @@ fn copy_host_file(
     let size = dest.metadata().context("fstat")?.len();
     finish(&dest, mode, times)?;
     Ok(WrittenFile { mode, size, sha256, state })
+}
+
+/// A hard link to the host symlink `host` (`linkat(2)` does not follow
+/// it), when it still points at `target`; `false` when no link was made
+/// (another filesystem, or `protected_hardlinks` refusing a symlink the
+/// user does not own) or the host's target moved (the link is then
+/// removed). A new symlink costs a new inode, and on ext4 finding a free
+/// inode right after many files were deleted takes up to a millisecond
+/// (`find_inode_bit` skips the recently deleted ones): 220 symlinks were
+/// most of a hard-linked build's system time. The link keeps the host's
+/// timestamps, as a hard-linked file does.
+fn link_symlink(dir: &OwnedFd, name: &Path, host: &Path, target: &Path) -> Result<bool> {
+    if rustix::fs::linkat(rustix::fs::CWD, host, dir, name, AtFlags::empty()).is_err() {
+        return Ok(false);
+    }
+    let linked = rustix::fs::readlinkat(dir, name, Vec::new()).context("readlinkat")?;
+    if linked.as_bytes() == target.as_os_str().as_bytes() {
+        return Ok(true);
+    }
+    rustix::fs::unlinkat(dir, name, AtFlags::empty()).context("unlinkat")?;
+    Ok(false)
+}
+
+/// A hard link to the host file, when its mode is the one wanted (the link
+/// shares the host's inode, whose mode must not change) and the link can be
+/// made (same filesystem); `None` otherwise, for a copy. The host file is
+/// opened only when no digest of its state is known: a `stat(2)` and a
+/// `linkat(2)` are all most files cost.
+fn hard_link(
+    dir: &OwnedFd,
+    name: &Path,
+    host: &Path,
+    mode: u32,
+    options: &InstallOptions,
+) -> Result<Option<WrittenFile>> {
+    let meta =
+        std::fs::metadata(host).with_context(|| format!("failed to stat `{}`", host.display()))?;
+    let host_mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+    if host_mode != mode
+        || rustix::fs::linkat(rustix::fs::CWD, host, dir, name, AtFlags::empty()).is_err()
+    {
+        return Ok(None);
+    }
+    let state = FileState::of(&meta);
+    let sha256 = match known_digest(options, host, &state) {
+        Some(digest) => digest,
+        None => File::open(host)
+            .and_then(|source| hash_all(&source))
+            .with_context(|| format!("failed to read `{}`", host.display()))?,
+    };
+    Ok(Some(WrittenFile { mode, size: meta.len(), sha256, state: Some(state) }))
+}
+
+/// The cached digest of `host`, when it was taken of the same state.
+fn known_digest(options: &InstallOptions, host: &Path, state: &FileState) -> Option<Sha256> {
+    options
+        .known_digests
+        .get(host)
+        .filter(|(known_state, _)| known_state == state)
+        .map(|(_, digest)| *digest)
 }
 
 /// Copies `source` into the empty `dest` and returns the sha256 of the

@@ -2,10 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{Command, EntryKind, Plan, SKELETON, Why, insert};
 use crate::build::manifest::CommandKind;
@@ -305,9 +304,7 @@ pub(super) fn add_located(
         insert(plan, &link.path, kind, Why::OnTheWay(located.real.clone()))?;
     }
     let host = sysroot.host(&located.real);
-    let meta =
-        std::fs::metadata(&host).with_context(|| format!("failed to stat `{}`", host.display()))?;
-    let mut mode = meta.mode() & 0o7777;
+    let mut mode = located.mode;
     if !keep_setuid {
         mode &= !0o6000;
     }
@@ -315,7 +312,7 @@ pub(super) fn add_located(
     let kind = if located.is_dir {
         EntryKind::Dir { mode }
     } else {
-        EntryKind::File { host, mode, size: meta.size() }
+        EntryKind::File { host, mode, size: located.size }
     };
     insert(plan, &located.real, kind, why.clone())?;
     Ok(())

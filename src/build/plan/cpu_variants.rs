@@ -10,6 +10,9 @@
 //! variant's own dependencies come too. Legacy hwcaps subdirectories
 //! (`haswell/`, `tls/`, ...), which glibc 2.37 removed, are not widened.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -48,6 +51,9 @@ pub(super) fn add(
     };
     // Each candidate once, with the first library it is a variant of.
     let mut found = std::collections::BTreeMap::new();
+    // Each library's variants looked up once: most closures share libc and
+    // its neighbours, and each lookup costs a few `lstat(2)`s.
+    let mut listed: HashMap<(&Path, &OsStr), Vec<PathBuf>> = HashMap::new();
     for closure in closures {
         for opened in &closure.files {
             let searched = matches!(
@@ -61,9 +67,13 @@ pub(super) fn add(
             else {
                 continue;
             };
-            for candidate in variants(resolver, dir, name)? {
-                if candidate != opened.path && allowed(&candidate) {
-                    found.entry(candidate).or_insert((opened.path.clone(), closure.ident));
+            let candidates = match listed.entry((dir, name)) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) => new.insert(variants(resolver, dir, name)?),
+            };
+            for candidate in candidates.iter() {
+                if *candidate != opened.path && allowed(candidate) {
+                    found.entry(candidate.clone()).or_insert((opened.path.clone(), closure.ident));
                 }
             }
         }
@@ -96,7 +106,7 @@ fn hwcaps_level(path: &Path) -> Option<&str> {
 
 /// `dir/name` and every `dir/glibc-hwcaps/*/name` that exists in the
 /// sysroot, sorted.
-fn variants(resolver: &Resolver, dir: &Path, name: &std::ffi::OsStr) -> Result<Vec<PathBuf>> {
+fn variants(resolver: &Resolver, dir: &Path, name: &OsStr) -> Result<Vec<PathBuf>> {
     let mut out = vec![dir.join(name)];
     let hwcaps = dir.join(HWCAPS);
     let Ok(located) = resolver.sysroot().locate(&hwcaps) else { return Ok(out) };
