@@ -38,7 +38,7 @@ pub mod elf;
 pub(crate) mod ldcache;
 pub(crate) mod ldconf;
 pub(crate) mod ldso;
-pub(crate) mod portability;
+pub mod portability;
 pub mod rootpath;
 pub mod sysroot;
 

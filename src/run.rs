@@ -5,7 +5,7 @@
 
 pub mod cpu_smoke;
 pub mod devenv;
-pub(crate) mod elsewhere;
+pub mod elsewhere;
 pub mod findings;
 pub mod kernel_smoke;
 pub mod sandbox;

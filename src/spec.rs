@@ -10,11 +10,11 @@ pub(crate) mod accounts;
 mod checks;
 mod convert;
 mod diagnostic;
-pub(crate) mod image;
+pub mod image;
 mod kernel;
 mod raw;
 mod shell;
-pub(crate) mod structure;
+pub mod structure;
 mod sysroot;
 pub(crate) mod text_or_table;
 
@@ -29,7 +29,7 @@ pub use self::diagnostic::{Location, Source, SpecError};
 pub use self::kernel::{KERNEL_HELP, KernelSource};
 use self::raw::RawSpec;
 pub use self::shell::{
-    Bind, LEAST_WRITABLE_SIZE, Shell, UserSpec, valid_variable_name, writable_size_flag,
+    BadSize, Bind, LEAST_WRITABLE_SIZE, Shell, UserSpec, valid_variable_name, writable_size_flag,
 };
 use crate::vocab::{Limits, Network};
 

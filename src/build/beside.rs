@@ -130,7 +130,7 @@ impl Beside {
     /// the pending files this build wrote, with their states then; one
     /// still in that state is this build's own and is not read again (the
     /// SBOM and stamp of a large tree are tens of megabytes each).
-    pub fn claim(&self, written: &Written) -> Result<(), Refusal> {
+    pub(crate) fn claim(&self, written: &Written) -> Result<(), Refusal> {
         let is_stamp = |b: &[u8]| serde_json::from_slice::<Stamp>(b).is_ok();
         let check = |path: &Path, what: &str, recognise: &dyn Fn(&[u8]) -> bool| {
             if written.holds(path) {
@@ -176,7 +176,7 @@ impl Beside {
 
     /// Writes the manifest of the staged tree as pending; returns the state
     /// of the file, which the rename into place keeps.
-    pub fn write_pending_manifest(
+    pub(crate) fn write_pending_manifest(
         &self,
         manifest: &Manifest,
         written: &mut Written,
@@ -188,7 +188,7 @@ impl Beside {
 
     /// Writes the SBOM of the staged tree as pending; returns the state of
     /// the file, which the rename into place keeps.
-    pub fn write_pending_sbom(
+    pub(crate) fn write_pending_sbom(
         &self,
         write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
         written: &mut Written,
@@ -198,7 +198,7 @@ impl Beside {
         written.record(path)
     }
 
-    pub fn write_pending_stamp(&self, stamp: &Stamp, written: &mut Written) -> Result<()> {
+    pub(crate) fn write_pending_stamp(&self, stamp: &Stamp, written: &mut Written) -> Result<()> {
         let path = pending(&self.stamp);
         fsutil::write_side_file_with(&path, |w| stamp.write_json(w))?;
         written.record(path).map(drop)
@@ -206,7 +206,7 @@ impl Beside {
 
     /// Renames the pending manifest and SBOM, then the pending stamp, into
     /// place.
-    pub fn commit(&self) -> Result<()> {
+    pub(crate) fn commit(&self) -> Result<()> {
         for path in [&self.manifest, &self.sbom, &self.stamp] {
             std::fs::rename(pending(path), path)
                 .with_context(|| format!("failed to write `{}`", path.display()))?;
@@ -216,7 +216,7 @@ impl Beside {
     }
 
     /// Removes pending files of a build that failed.
-    pub fn discard_pending(&self) {
+    pub(crate) fn discard_pending(&self) {
         for path in [&self.manifest, &self.sbom, &self.stamp] {
             let _ = std::fs::remove_file(pending(path));
         }

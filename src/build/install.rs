@@ -70,7 +70,7 @@ pub struct Staged {
 
 /// Writes `plan` into a fresh staging folder beside `out`. On failure the
 /// staging folder is removed and `out` is untouched.
-pub fn stage(plan: &Plan, out: &Path, options: &InstallOptions) -> Result<Staged> {
+pub(crate) fn stage(plan: &Plan, out: &Path, options: &InstallOptions) -> Result<Staged> {
     let parent = fsutil::parent_dir(out);
     std::fs::create_dir_all(parent)
         .with_context(|| format!("failed to create `{}`", parent.display()))?;
