@@ -185,6 +185,19 @@ pub struct Wanted {
 }
 
 impl Wanted {
+    /// `package`, as an index of `source` listed it.
+    pub fn listed(package: &IndexPackage, source: &ArchiveSource) -> Wanted {
+        let suite = &source.suites[package.suite];
+        Wanted {
+            id: package.id.clone(),
+            mirror: suite.mirror.clone(),
+            suite: suite.suite.clone(),
+            filename: package.filename.clone(),
+            sha256: package.sha256,
+            size: Some(package.size),
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("{}/{}", self.mirror, self.filename)
     }

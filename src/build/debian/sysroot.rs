@@ -133,17 +133,7 @@ pub fn resolve_from(
     let selected = select::select(&universe, asked).with_context(|| {
         format!("resolving packages from {} ({})", suite_names.join(", "), source.architecture)
     })?;
-    let packages = selected
-        .into_iter()
-        .map(|p| Wanted {
-            id: p.id.clone(),
-            mirror: source.suites[p.suite].mirror.clone(),
-            suite: source.suites[p.suite].suite.clone(),
-            filename: p.filename.clone(),
-            sha256: p.sha256,
-            size: Some(p.size),
-        })
-        .collect();
+    let packages = selected.into_iter().map(|p| Wanted::listed(p, source)).collect();
     let suites = indexes
         .iter()
         .map(|index| SuiteState {

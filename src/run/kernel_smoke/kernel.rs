@@ -41,14 +41,7 @@ fn debian_image(suite: &str) -> Result<PathBuf> {
         .find(|name| name.starts_with("linux-image-"))
         .with_context(|| format!("`{meta}` of `{suite}` depends on no `linux-image-*`"))?;
     let image = newest(image_name).with_context(|| format!("`{suite}` has no `{image_name}`"))?;
-    let wanted = Wanted {
-        id: image.id.clone(),
-        mirror: source.suites[image.suite].mirror.clone(),
-        suite: source.suites[image.suite].suite.clone(),
-        filename: image.filename.clone(),
-        sha256: image.sha256,
-        size: Some(image.size),
-    };
+    let wanted = Wanted::listed(image, &source);
     let fetched = debian::fetch(std::slice::from_ref(&wanted), &options)?;
     let deb = &fetched[0];
     let out = cache.path(&deb.sha256).with_extension("vmlinuz");
