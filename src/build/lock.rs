@@ -440,9 +440,28 @@ pub fn read(path: &Path) -> Result<Option<OnDisk>> {
     // the bytes that recognise the lock are the ones parsed and hashed.
     let state = crate::vocab::FileState::read(path);
     let mut parsed = None;
-    let found = output::check_file(path, "a lock file", |bytes| {
-        parsed = Lock::parse(bytes).ok().map(|lock| (lock, Sha256::of(bytes)));
-        parsed.is_some()
+    let mut error = None;
+    let checked = output::check_file(path, "a lock file", |bytes| match Lock::parse(bytes) {
+        Ok(lock) => {
+            parsed = Some((lock, Sha256::of(bytes)));
+            true
+        }
+        Err(why) => {
+            error = Some(why);
+            false
+        }
+    });
+    let found = checked.map_err(|mut refusal| {
+        // A lock is edited and merged by people: say what does not parse.
+        if let Some(why) = error {
+            let why = format!("{why:#}");
+            refusal.why = format!(
+                "{}; fix it, or remove it and build again to write a new one:\n{}",
+                refusal.why,
+                why.trim_end()
+            );
+        }
+        refusal
     })?;
     match (found, parsed) {
         (Found::Ours, Some((lock, sha256))) => Ok(Some(OnDisk { lock, sha256, state })),

@@ -203,6 +203,41 @@ fn an_unchanged_build_stays_a_no_op_and_a_foreign_lock_is_never_replaced() {
     assert_eq!(std::fs::read(&lock).unwrap(), b"my notes\n");
 }
 
+/// A lock edited by hand (a digest cut short, a merge's conflict marker)
+/// is refused with where and why it does not parse, and kept as it is.
+#[test]
+fn a_lock_that_does_not_parse_is_refused_saying_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysroot = tmp.path().join("sysroot");
+    sysroot_at(&sysroot, "2.36-1");
+    let spec = spec_in(&tmp.path().join("repo"), "name = \"s\"\ncommands = [\"bash\"]\n");
+    let lock = spec.with_extension("lock");
+    let mut options = Options::new(&spec, tmp.path().join("out"));
+    options.sysroot = sysroot;
+    build(&options).unwrap();
+    let text = std::fs::read_to_string(&lock).unwrap();
+    let (line, digest) = text
+        .lines()
+        .enumerate()
+        .find_map(|(n, l)| Some((n + 1, l.strip_prefix("sha256 = \"")?.trim_end_matches('"'))))
+        .expect("a file's sha256 in the lock");
+    let edited = text.replacen(digest, "abc", 1);
+    std::fs::write(&lock, &edited).unwrap();
+    let err = build(&options).unwrap_err();
+    let shown = rootfs::render_error(&err);
+    assert_eq!(rootfs::exit_code(&err), 2, "{shown}");
+    assert!(shown.contains(&format!("at line {line},")), "{shown}");
+    assert!(shown.contains("invalid sha256 `abc`"), "{shown}");
+    assert!(shown.contains("fix it, or remove it and build again"), "{shown}");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), edited);
+
+    let conflicted = format!("<<<<<<< HEAD\n{text}");
+    std::fs::write(&lock, &conflicted).unwrap();
+    let shown = rootfs::render_error(&build(&options).unwrap_err());
+    assert!(shown.contains("at line 1,"), "{shown}");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), conflicted);
+}
+
 /// A no-op build judges the lock by the state the stamp recorded, as it
 /// judges every input, and hashes it only when that state moved: a lock
 /// rewritten in place with its size and mtime kept goes unnoticed (as an
