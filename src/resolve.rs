@@ -64,10 +64,11 @@ pub use self::closure::{
 };
 pub use self::dlopen::{DlopenLevel, UnknownDlopenLevel};
 pub use self::dst::{expand_dst, expand_path_list};
+pub use self::ldso::LoaderConfig;
 use self::search::{Found, Search};
 pub use self::text::{render_json, render_tree};
 use elf::{FileKind, Ident, Object, Shebang};
-use ldso::{CacheSource, LoaderConfig};
+use ldso::CacheSource;
 use sysroot::{Located, Sysroot};
 
 /// `PATH` used to find the program of `#!/usr/bin/env NAME` and commands
