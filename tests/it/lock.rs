@@ -31,6 +31,19 @@ fn spec_in(dir: &Path, text: &str) -> PathBuf {
     spec
 }
 
+/// A spec of bash in `dir/repo`, built once from a sysroot in `dir`: the
+/// options that built it and its lock.
+fn built_with_lock(dir: &Path) -> (Options, PathBuf) {
+    let sysroot = dir.join("sysroot");
+    sysroot_at(&sysroot, "2.36-1");
+    let spec = spec_in(&dir.join("repo"), "name = \"s\"\ncommands = [\"bash\"]\n");
+    let lock = spec.with_extension("lock");
+    let mut options = Options::new(&spec, dir.join("out"));
+    options.sysroot = sysroot;
+    build(&options).unwrap();
+    (options, lock)
+}
+
 fn cli_build(spec: &Path, out: &Path, sysroot: &Path, extra: &[&str]) -> Output {
     Command::new(xtask_binary())
         .args(["rootfs", "build"])
@@ -174,13 +187,7 @@ fn two_copies_of_a_sysroot_give_byte_identical_locks() {
 #[test]
 fn an_unchanged_build_stays_a_no_op_and_a_foreign_lock_is_never_replaced() {
     let tmp = tempfile::tempdir().unwrap();
-    let sysroot = tmp.path().join("sysroot");
-    sysroot_at(&sysroot, "2.36-1");
-    let spec = spec_in(&tmp.path().join("repo"), "name = \"s\"\ncommands = [\"bash\"]\n");
-    let lock = spec.with_extension("lock");
-    let mut options = Options::new(&spec, tmp.path().join("out"));
-    options.sysroot = sysroot;
-    build(&options).unwrap();
+    let (mut options, lock) = built_with_lock(tmp.path());
     options.locked = true;
     let again = build(&options).unwrap();
     assert!(again.up_to_date, "{:?}", again.reason);
@@ -208,13 +215,7 @@ fn an_unchanged_build_stays_a_no_op_and_a_foreign_lock_is_never_replaced() {
 #[test]
 fn a_lock_that_does_not_parse_is_refused_saying_where() {
     let tmp = tempfile::tempdir().unwrap();
-    let sysroot = tmp.path().join("sysroot");
-    sysroot_at(&sysroot, "2.36-1");
-    let spec = spec_in(&tmp.path().join("repo"), "name = \"s\"\ncommands = [\"bash\"]\n");
-    let lock = spec.with_extension("lock");
-    let mut options = Options::new(&spec, tmp.path().join("out"));
-    options.sysroot = sysroot;
-    build(&options).unwrap();
+    let (options, lock) = built_with_lock(tmp.path());
     let text = std::fs::read_to_string(&lock).unwrap();
     let (line, digest) = text
         .lines()
@@ -246,13 +247,7 @@ fn a_lock_that_does_not_parse_is_refused_saying_where() {
 #[test]
 fn a_no_op_build_reads_the_lock_only_when_its_state_moved() {
     let tmp = tempfile::tempdir().unwrap();
-    let sysroot = tmp.path().join("sysroot");
-    sysroot_at(&sysroot, "2.36-1");
-    let spec = spec_in(&tmp.path().join("repo"), "name = \"s\"\ncommands = [\"bash\"]\n");
-    let lock = spec.with_extension("lock");
-    let mut options = Options::new(&spec, tmp.path().join("out"));
-    options.sysroot = sysroot;
-    build(&options).unwrap();
+    let (mut options, lock) = built_with_lock(tmp.path());
     // Once with the lock just written, once with the lock kept as it was.
     for force in [false, true] {
         options.force = force;
