@@ -145,3 +145,38 @@ fn a_text_after_300_mb_of_output_is_found_and_little_is_kept() {
     assert!(report.results[0].output.ends_with("THE-END\n"));
     assert!(report.results[0].output.contains("bytes not kept"));
 }
+
+/// A run's cgroups are reused from one check to the next, yet each check
+/// has its own limits and its own events: a memory or pids limit one check
+/// hit is not reported for the next, and a lower limit set for one check is
+/// not left for the next (each of these would fail otherwise).
+#[test]
+fn each_check_has_its_own_limits_and_events_though_cgroups_are_reused() {
+    if !can_use_cgroups() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let built = tree(tmp.path());
+    // 2^30 bytes of string is far beyond 256M; 2^27 (with bash's copies,
+    // about 512M at its peak) is beyond 256M but within the default 2G.
+    let mut hungry = check("x=x; for i in $(seq 30); do x=$x$x; done; echo ${#x}");
+    hungry.limits.memory = 256 << 20;
+    let large = check("x=x; for i in $(seq 27); do x=$x$x; done; echo ${#x}");
+    let mut forks = check("for i in $(seq 400); do sleep 5 & done; wait");
+    forks.limits.pids = 200;
+    let many = check("for i in $(seq 400); do sleep 0.2 & done; wait");
+    let options = smoke::Options { jobs: 1, hostname: "limits".into(), reference: None };
+    let report = smoke::run(&built.out, &[hungry, large, forks, many], &options).unwrap();
+    let table = report.table();
+    let outcomes: Vec<&Outcome> = report.results.iter().map(|r| &r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            &Outcome::Fail("killed: memory limit 256M reached".into()),
+            &Outcome::Pass,
+            &Outcome::Fail("fork failed: pids limit 200".into()),
+            &Outcome::Pass,
+        ],
+        "{table}"
+    );
+}

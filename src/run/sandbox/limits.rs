@@ -1,15 +1,25 @@
-//! Per-check limits on processes and memory: a cgroup of its own for every check (cgroup v2 where it is mounted with the `pids` and `memory` controllers, else the v1 `pids` and `memory` hierarchies), rlimits where no cgroup can be made, and what a limit did to a check.
+//! Per-check limits on processes and memory: cgroups that a check joins (cgroup v2 where it is mounted with the `pids` and `memory` controllers, else the v1 `pids` and `memory` hierarchies), rlimits where no cgroup can be made, and what a limit did to a check.
 //!
 //! Every cgroup this tool makes is a child of the tool's own cgroup in that
 //! hierarchy (`/proc/self/cgroup`), so a check is never less limited than
 //! the tool itself: `<own>/rootfs-<pid>-<run>/check-<n>`. The keeper joins its
 //! check's cgroups first thing after the fork, by writing `0` to the
 //! `cgroup.procs` files opened beforehand (`cgroups(7)`), so everything the
-//! check starts is counted. The folders are removed when the check and the
-//! run end.
+//! check starts is counted.
+//!
+//! Making and removing a cgroup costs the kernel more than a short check
+//! does (an empty memory cgroup lingers until its pages are freed), so the
+//! folders are a pool: one set per check running at once, made when first
+//! needed, reused one check after another with the check's limits written
+//! when they differ, and removed when the run ends. A check's own events
+//! are the growth of the folder's counters during it (OOM kills, failed
+//! forks). A folder is only reused empty: one still holding a process, or
+//! charged with more than half its memory limit (page cache read by earlier
+//! checks), is removed and a fresh one made.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
@@ -33,6 +43,8 @@ enum Backend {
 pub struct Cgroups {
     backend: Backend,
     next: AtomicU64,
+    /// Check folders no check is in, ready for the next one.
+    free: Mutex<Vec<Slot>>,
 }
 
 /// A resource limit set in the keeper when no cgroup can be used.
@@ -42,15 +54,33 @@ pub struct Rlimit {
     pub value: u64,
 }
 
-/// The cgroups of one check, created before it starts.
+/// One check's folders (one per hierarchy), used by one check at a time.
 #[derive(Debug)]
-pub struct CheckLimits {
-    limits: Limits,
-    /// `cgroup.procs` of each of the check's cgroups, open for writing.
-    procs: Vec<OwnedFd>,
+struct Slot {
     dirs: Vec<PathBuf>,
+    /// `cgroup.procs` of each folder, open for writing.
+    procs: Vec<OwnedFd>,
+    /// The limits written last.
+    set: Option<Limits>,
+    /// The counters when the current check began.
+    seen: Events,
+}
+
+/// What the kernel counted in a check's folders.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Events {
+    oom_kills: u64,
+    failed_forks: u64,
+}
+
+/// The cgroups of one check, ready before it starts and given back with
+/// [`CheckLimits::finish`].
+#[derive(Debug)]
+pub struct CheckLimits<'a> {
+    cgroups: &'a Cgroups,
+    limits: Limits,
+    slot: Option<Slot>,
     rlimits: Vec<Rlimit>,
-    v2: bool,
 }
 
 /// What a limit did to a check that ended.
@@ -91,7 +121,7 @@ impl Cgroups {
             Ok(backend) => backend,
             Err(e) => Backend::Rlimits { why: format!("{e:#}") },
         };
-        Cgroups { backend, next: AtomicU64::new(0) }
+        Cgroups { backend, next: AtomicU64::new(0), free: Mutex::new(Vec::new()) }
     }
 
     /// One line for people when the limits are only rlimits.
@@ -105,57 +135,142 @@ impl Cgroups {
         }
     }
 
-    /// The cgroups of one check, with `limits` set.
-    pub fn for_check(&self, limits: Limits) -> Result<CheckLimits> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let name = format!("check-{n}");
-        let mut check = CheckLimits {
-            limits,
-            procs: Vec::new(),
-            dirs: Vec::new(),
-            rlimits: Vec::new(),
-            v2: false,
-        };
-        match &self.backend {
-            Backend::V2 { run } => {
-                let dir = make_dir(&run.join(&name))?;
-                check.dirs.push(dir.clone());
-                write(&dir.join("pids.max"), &limits.pids.to_string())?;
-                write(&dir.join("memory.max"), &limits.memory.to_string())?;
-                // Swap would let a check use more memory than its limit.
-                let _ = write(&dir.join("memory.swap.max"), "0");
-                check.procs.push(open_procs(&dir)?);
-                check.v2 = true;
-            }
-            Backend::V1 { pids, memory } => {
-                let pids_dir = make_dir(&pids.join(&name))?;
-                check.dirs.push(pids_dir.clone());
-                write(&pids_dir.join("pids.max"), &limits.pids.to_string())?;
-                let memory_dir = make_dir(&memory.join(&name))?;
-                check.dirs.push(memory_dir.clone());
-                write(&memory_dir.join("memory.limit_in_bytes"), &limits.memory.to_string())?;
-                // Only where swap accounting is on.
-                let _ = write(
-                    &memory_dir.join("memory.memsw.limit_in_bytes"),
-                    &limits.memory.to_string(),
-                );
-                check.procs.push(open_procs(&pids_dir)?);
-                check.procs.push(open_procs(&memory_dir)?);
-            }
-            Backend::Rlimits { .. } => {
-                use rustix::process::Resource;
-                check.rlimits = vec![
-                    Rlimit { resource: Resource::Nproc, value: limits.pids },
-                    Rlimit { resource: Resource::Data, value: limits.memory },
-                ];
+    /// The cgroups of one check, with `limits` set: a free folder of the
+    /// pool, or a new one.
+    pub fn for_check(&self, limits: Limits) -> Result<CheckLimits<'_>> {
+        let mut check = CheckLimits { cgroups: self, limits, slot: None, rlimits: Vec::new() };
+        if let Backend::Rlimits { .. } = &self.backend {
+            use rustix::process::Resource;
+            check.rlimits = vec![
+                Rlimit { resource: Resource::Nproc, value: limits.pids },
+                Rlimit { resource: Resource::Data, value: limits.memory },
+            ];
+            return Ok(check);
+        }
+        let reused = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(mut slot) = reused {
+            // A folder removed under us (by hand) is replaced, not reported.
+            match self.set_limits(&mut slot, limits) {
+                Ok(()) => {
+                    check.slot = Some(slot);
+                    return Ok(check);
+                }
+                Err(_) => remove_slot(slot),
             }
         }
+        let mut slot = self.new_slot()?;
+        if let Err(e) = self.set_limits(&mut slot, limits) {
+            remove_slot(slot);
+            return Err(e);
+        }
+        check.slot = Some(slot);
         Ok(check)
+    }
+
+    /// A check's folders made anew, empty and unlimited.
+    fn new_slot(&self) -> Result<Slot> {
+        let name = format!("check-{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let mut slot =
+            Slot { dirs: Vec::new(), procs: Vec::new(), set: None, seen: Events::default() };
+        let parents: Vec<&PathBuf> = match &self.backend {
+            Backend::V2 { run } => vec![run],
+            Backend::V1 { pids, memory } => vec![pids, memory],
+            Backend::Rlimits { .. } => Vec::new(),
+        };
+        for parent in parents {
+            let made = make_dir(&parent.join(&name)).and_then(|dir| {
+                let procs = open_procs(&dir);
+                slot.dirs.push(dir);
+                slot.procs.push(procs?);
+                Ok(())
+            });
+            if let Err(e) = made {
+                remove_slot(slot);
+                return Err(e);
+            }
+        }
+        Ok(slot)
+    }
+
+    /// Writes `limits` into the slot's folders, unless they hold them
+    /// already. Memory with swap is never below memory alone (cgroup v1
+    /// refuses it), so of the two the one that grows is written first.
+    fn set_limits(&self, slot: &mut Slot, limits: Limits) -> Result<()> {
+        let (pids, memory) = (limits.pids.to_string(), limits.memory.to_string());
+        let was = slot.set.take();
+        let growing = was.is_none_or(|w| limits.memory > w.memory);
+        let pids_changed = was.is_none_or(|w| w.pids != limits.pids);
+        let memory_changed = was.is_none_or(|w| w.memory != limits.memory);
+        match &self.backend {
+            Backend::V2 { .. } => {
+                let dir = &slot.dirs[0];
+                if pids_changed {
+                    write(&dir.join("pids.max"), &pids)?;
+                }
+                if memory_changed {
+                    write(&dir.join("memory.max"), &memory)?;
+                }
+                if was.is_none() {
+                    // Swap would let a check use more memory than its limit.
+                    let _ = write(&dir.join("memory.swap.max"), "0");
+                }
+            }
+            Backend::V1 { .. } => {
+                let (pids_dir, memory_dir) = (&slot.dirs[0], &slot.dirs[1]);
+                if pids_changed {
+                    write(&pids_dir.join("pids.max"), &pids)?;
+                }
+                if memory_changed {
+                    // Only where swap accounting is on.
+                    let with_swap =
+                        || write(&memory_dir.join("memory.memsw.limit_in_bytes"), &memory);
+                    if growing && was.is_some() {
+                        let _ = with_swap();
+                    }
+                    write(&memory_dir.join("memory.limit_in_bytes"), &memory)?;
+                    if !growing || was.is_none() {
+                        let _ = with_swap();
+                    }
+                }
+            }
+            Backend::Rlimits { .. } => {}
+        }
+        slot.set = Some(limits);
+        Ok(())
+    }
+
+    /// Takes a slot back after its check: kept for the next check when it
+    /// is empty and lightly charged, else removed.
+    fn give_back(&self, slot: Slot) {
+        let v2 = matches!(self.backend, Backend::V2 { .. });
+        let memory_dir = if v2 { slot.dirs.first() } else { slot.dirs.get(1) };
+        let charged = memory_dir
+            .and_then(|dir| {
+                let file = if v2 { "memory.current" } else { "memory.usage_in_bytes" };
+                std::fs::read_to_string(dir.join(file)).ok()?.trim().parse::<u64>().ok()
+            })
+            .unwrap_or(u64::MAX);
+        let limit = slot.set.map_or(0, |l| l.memory);
+        let empty = slot.dirs.iter().all(|dir| {
+            std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|t| t.trim().is_empty())
+        });
+        if empty && charged <= limit / 2 {
+            self.free.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+        } else {
+            remove_slot(slot);
+        }
+    }
+
+    fn is_v2(&self) -> bool {
+        matches!(self.backend, Backend::V2 { .. })
     }
 }
 
 impl Drop for Cgroups {
     fn drop(&mut self) {
+        for slot in self.free.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            remove_slot(slot);
+        }
         match &self.backend {
             Backend::V2 { run } => remove_dir(run),
             Backend::V1 { pids, memory } => {
@@ -167,10 +282,10 @@ impl Drop for Cgroups {
     }
 }
 
-impl CheckLimits {
+impl CheckLimits<'_> {
     /// The descriptors the keeper writes `0` to, joining the cgroups.
     pub fn join_fds(&self) -> Vec<RawFd> {
-        self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+        self.slot.iter().flat_map(|s| s.procs.iter().map(AsRawFd::as_raw_fd)).collect()
     }
 
     /// The rlimits the keeper sets (only when there is no cgroup).
@@ -178,37 +293,60 @@ impl CheckLimits {
         &self.rlimits
     }
 
-    /// What a limit did to the check, read from the cgroups' event counters
-    /// once it ended.
-    pub fn hit(&self) -> Option<LimitHit> {
-        let count = |dir: &Path, file: &str, key: &str| -> u64 {
-            std::fs::read_to_string(dir.join(file))
-                .ok()
-                .and_then(|text| {
-                    text.lines().find_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok())
-                })
-                .unwrap_or(0)
-        };
-        let (memory_file, memory_key) = if self.v2 {
-            ("memory.events", "oom_kill ")
+    /// What a limit did to the check, which has ended: the growth of its
+    /// folders' event counters since it began. The folders go back to the
+    /// pool (or are removed) either way.
+    pub fn finish(mut self) -> Option<LimitHit> {
+        let mut slot = self.slot.take()?;
+        let now = events(&slot.dirs, self.cgroups.is_v2(), slot.seen);
+        let hit = if now.oom_kills > slot.seen.oom_kills {
+            Some(LimitHit::Memory { limit: self.limits.memory })
+        } else if now.failed_forks > slot.seen.failed_forks {
+            Some(LimitHit::Pids { limit: self.limits.pids })
         } else {
-            ("memory.oom_control", "oom_kill ")
+            None
         };
-        if self.dirs.iter().any(|d| count(d, memory_file, memory_key) > 0) {
-            return Some(LimitHit::Memory { limit: self.limits.memory });
-        }
-        if self.dirs.iter().any(|d| count(d, "pids.events", "max ") > 0) {
-            return Some(LimitHit::Pids { limit: self.limits.pids });
-        }
-        None
+        slot.seen = now;
+        self.cgroups.give_back(slot);
+        hit
     }
+}
 
-    /// Kills whatever is still in the check's cgroups (nothing, once its
-    /// PID namespace is gone) and removes them.
-    pub fn remove(self) {
-        for dir in &self.dirs {
-            remove_dir(dir);
+impl Drop for CheckLimits<'_> {
+    /// A check given up without [`CheckLimits::finish`]: its counters were
+    /// not read, so its folders are not reused.
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            remove_slot(slot);
         }
+    }
+}
+
+/// The event counters of a check's folders; where one cannot be read, the
+/// count before.
+fn events(dirs: &[PathBuf], v2: bool, before: Events) -> Events {
+    let count = |file: &str, key: &str| -> Option<u64> {
+        let mut total = None;
+        for dir in dirs {
+            if let Ok(text) = std::fs::read_to_string(dir.join(file)) {
+                let n = text.lines().find_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok());
+                total = Some(total.unwrap_or(0) + n.unwrap_or(0));
+            }
+        }
+        total
+    };
+    let memory_file = if v2 { "memory.events" } else { "memory.oom_control" };
+    Events {
+        oom_kills: count(memory_file, "oom_kill ").unwrap_or(before.oom_kills),
+        failed_forks: count("pids.events", "max ").unwrap_or(before.failed_forks),
+    }
+}
+
+/// Removes a check's folders.
+fn remove_slot(slot: Slot) {
+    drop(slot.procs);
+    for dir in &slot.dirs {
+        remove_dir(dir);
     }
 }
 
@@ -263,6 +401,7 @@ fn make_run_dirs() -> Result<Backend> {
     let run_name =
         format!("rootfs-{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::Relaxed));
     if let Some(base) = v2_with_controllers(&own, &mounts) {
+        remove_stale(&base);
         let run = make_dir(&base.join(&run_name))?;
         // The controllers must be enabled for the run's children.
         if let Err(e) = write(&run.join("cgroup.subtree_control"), "+pids +memory") {
@@ -274,6 +413,8 @@ fn make_run_dirs() -> Result<Backend> {
     let pids = v1_dir(&own, &mounts, "pids").context("no cgroup v1 `pids` hierarchy is mounted")?;
     let memory =
         v1_dir(&own, &mounts, "memory").context("no cgroup v1 `memory` hierarchy is mounted")?;
+    remove_stale(&pids);
+    remove_stale(&memory);
     let pids_run = make_dir(&pids.join(&run_name))?;
     let memory_run = match make_dir(&memory.join(&run_name)) {
         Ok(dir) => dir,
@@ -283,6 +424,34 @@ fn make_run_dirs() -> Result<Backend> {
         }
     };
     Ok(Backend::V1 { pids: pids_run, memory: memory_run })
+}
+
+/// Removes the empty folders of runs whose process is gone (a tool killed
+/// before it could remove them): `rootfs-<pid>-<run>` with no `/proc/<pid>`.
+/// Nothing is killed; a folder still holding a process stays.
+fn remove_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.strip_prefix("rootfs-")?.split_once('-'));
+        let Some((pid, _)) = pid.filter(|(pid, run)| is_number(pid) && is_number(run)) else {
+            continue;
+        };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let run = entry.path();
+        for check in std::fs::read_dir(&run).into_iter().flatten().flatten() {
+            if check.file_name().to_str().is_some_and(|n| n.starts_with("check-")) {
+                let _ = std::fs::remove_dir(check.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&run);
+    }
+}
+
+fn is_number(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// This process's cgroup v2 folder, when the unified hierarchy there offers
@@ -371,5 +540,25 @@ mod tests {
         assert_eq!(size_words(2 << 30), "2G");
         assert_eq!(size_words(1000), "1000");
         assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+
+    #[test]
+    fn only_the_folders_of_runs_whose_process_is_gone_are_removed() {
+        let base = tempfile::tempdir().unwrap();
+        // Above any pid_max (at most 2^22).
+        let gone = base.path().join("rootfs-999999999-3");
+        let ours = base.path().join(format!("rootfs-{}-0", std::process::id()));
+        let other = base.path().join("rootfs-999999999-x");
+        let busy = base.path().join("rootfs-999999998-0");
+        for dir in
+            [gone.join("check-0"), gone.join("check-12"), ours.join("check-0"), other.clone()]
+        {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        // A folder with something else in it is not emptied.
+        std::fs::create_dir_all(busy.join("kept")).unwrap();
+        remove_stale(base.path());
+        assert!(!gone.exists());
+        assert!(ours.join("check-0").exists() && other.exists() && busy.join("kept").exists());
     }
 }

@@ -97,8 +97,7 @@ fn run_limited(setup: &Setup, ran: &mut Ran) -> Result<()> {
     }
     let launch = Arc::new(launch);
     let result = spawn_and_wait(setup, ran, launch);
-    ran.hit = limits.hit();
-    limits.remove();
+    ran.hit = limits.finish();
     result
 }
 
