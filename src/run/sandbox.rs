@@ -8,8 +8,13 @@
 //!    check's cgroups (or sets rlimits), unshares new user, mount, PID, UTS,
 //!    IPC and (unless the network is shared) network namespaces, mapping the
 //!    user (root too) to root inside (`user_namespaces(7)`), so nothing inside
-//!    holds a capability over the host's kernel; then it forks again, and
-//!    waits;
+//!    holds a capability over the host's kernel; then it starts PID 1, and
+//!    waits. PID 1 of a check runs in the keeper's memory until it executes
+//!    (`clone(2)` with `CLONE_VM | CLONE_VFORK`, as `posix_spawn(3)` starts
+//!    a child, the keeper suspended meanwhile): a `fork` would copy the page
+//!    tables of a process the tool's size, fill them on write and unmap them
+//!    at `exec`, on every check. PID 1 of an attached command is forked, as
+//!    it lives on as an init;
 //! 2. the second child is PID 1 of the new PID namespace (`run/sandbox/pid1.rs`).
 //!    It makes every mount private (`mount_namespaces(7)`: nothing propagates
 //!    to the host), bind-mounts the root (recursively) and makes every mount
@@ -54,6 +59,7 @@
 
 mod access;
 pub mod binfmt;
+mod exec;
 mod init;
 mod keeper;
 mod layer;
@@ -243,6 +249,7 @@ impl Sandbox {
         launch: Arc<Launch>,
     ) -> Result<(duct::Expression, Arc<StepLog>)> {
         let (program, args) = argv.split_first().context("empty command line")?;
+        let exec = Arc::new(exec::Exec::new(argv, env)?);
         let log = Arc::new(StepLog::new()?);
         let sandbox = self.clone();
         let hook_log = log.clone();
@@ -251,10 +258,11 @@ impl Sandbox {
                 let sandbox = sandbox.clone();
                 let log = hook_log.clone();
                 let launch = launch.clone();
+                let exec = exec.clone();
                 // SAFETY: the hook runs in the forked child and only makes
                 // async-signal-safe system calls on data prepared beforehand.
                 unsafe {
-                    cmd.pre_exec(move || keeper::run(&sandbox, &launch, &log));
+                    cmd.pre_exec(move || keeper::run(&sandbox, &launch, &log, &exec));
                 }
                 Ok(())
             });

@@ -1,15 +1,23 @@
 //! The keeper: the process forked by the tool for one command. It joins the command's limits, unshares the namespaces, forks PID 1 of the new PID namespace, waits for it and leaves the same way.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use rustix::thread::UnshareFlags;
 
+use super::exec::Exec;
 use super::{Launch, Sandbox, Step, StepLog, pid1};
 
-/// Runs in the forked child before `exec`; returns only in PID 1, which
-/// goes on to execute the command.
-pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Result<()> {
+/// Runs in the forked child before `exec`; returns only in PID 1 of an
+/// attached command, which goes on to execute it (PID 1 of any other
+/// executes `exec` itself, [`start_pid1`]).
+pub(super) fn run(
+    sandbox: &Sandbox,
+    launch: &Launch,
+    log: &StepLog,
+    exec: &Exec,
+) -> io::Result<()> {
     default_signals();
     log.set(Step::ParentDeathSignal);
     let parent = rustix::process::getppid();
@@ -28,6 +36,12 @@ pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Resu
     // A pipe whose write end only the keeper holds: PID 1 sees it close if
     // the keeper died before PID 1 could ask to die with it.
     let (alive_read, alive_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    if !sandbox.interactive {
+        let pid =
+            start_pid1(Pid1 { sandbox, launch, log, exec, alive_read, alive_write: &alive_write })?;
+        log.set_pid1(pid);
+        keep(pid, &alive_write, log)
+    }
     // SAFETY: fork in a single-threaded process; the child only makes
     // async-signal-safe calls until exec.
     let pid = unsafe { libc::fork() };
@@ -41,6 +55,87 @@ pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Resu
     drop(alive_read);
     log.set_pid1(pid);
     keep(pid, &alive_write, log)
+}
+
+/// What PID 1 of a command that is not attached needs, on the keeper's
+/// stack.
+struct Pid1<'a> {
+    sandbox: &'a Sandbox,
+    launch: &'a Launch,
+    log: &'a StepLog,
+    exec: &'a Exec,
+    alive_read: OwnedFd,
+    alive_write: &'a OwnedFd,
+}
+
+/// The stack PID 1 runs on until it executes the command.
+const PID1_STACK: usize = 1 << 20;
+
+/// Starts PID 1 in the keeper's memory (`CLONE_VM | CLONE_VFORK`, as
+/// `posix_spawn(3)` starts a child): no copy of the keeper's page tables to
+/// make, fill on write and unmap at `exec`, which a `fork` of a process the
+/// tool's size costs on every check. The keeper is suspended until PID 1
+/// has executed the command or died, so nothing runs on their shared
+/// memory at once. Returns PID 1's pid once it executes; the error it
+/// stopped on otherwise, PID 1 reaped.
+fn start_pid1(pid1: Pid1) -> io::Result<libc::pid_t> {
+    // SAFETY: a fresh private mapping, used only as PID 1's stack.
+    let stack = unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            PID1_STACK,
+            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+            rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::STACK,
+        )
+    }?;
+    let failed = AtomicI32::new(0);
+    let mut start = (pid1, &failed);
+    // SAFETY: the stack grows down from its end, which is 16-byte aligned;
+    // `start` outlives the child's use of it, since this thread is
+    // suspended until the child executes or exits (CLONE_VFORK).
+    let pid = unsafe {
+        libc::clone(
+            pid1_main,
+            stack.cast::<u8>().add(PID1_STACK).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&raw mut start).cast(),
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    match failed.load(Ordering::SeqCst) {
+        0 => Ok(pid),
+        errno => {
+            let mut status = 0;
+            // SAFETY: waitpid(2) on our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            Err(io::Error::from_raw_os_error(errno))
+        }
+    }
+}
+
+/// PID 1 of a command that is not attached: enters the root and executes
+/// the command; on failure, leaves the error for the keeper and exits.
+extern "C" fn pid1_main(start: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `start_pid1` passes its `(Pid1, &AtomicI32)`, alive and not
+    // used by the suspended keeper until this child executes or exits.
+    let (pid1, failed) = unsafe { &mut *start.cast::<(Pid1, &AtomicI32)>() };
+    // This child's copy of the descriptor only: the keeper keeps its own.
+    // SAFETY: close(2) of a descriptor of this process.
+    unsafe { libc::close(pid1.alive_write.as_raw_fd()) };
+    // The read end is this child's to close, the keeper's copy closed by
+    // `keep`; `OwnedFd`'s drop is only close(2).
+    // SAFETY: as above; the keeper never reads it.
+    let alive = unsafe { OwnedFd::from_raw_fd(pid1.alive_read.as_raw_fd()) };
+    let error = match pid1::run(pid1.sandbox, pid1.launch, pid1.log, alive) {
+        // SAFETY: this child executes or exits next.
+        Ok(()) => unsafe { pid1.exec.run() },
+        Err(e) => e,
+    };
+    failed.store(error.raw_os_error().unwrap_or(libc::EIO).max(1), Ordering::SeqCst);
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(127) }
 }
 
 /// The namespaces of the command: a worker's user and network namespaces
