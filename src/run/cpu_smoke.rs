@@ -95,14 +95,30 @@ pub fn loader_of(tree: &Path) -> PathBuf {
 /// The level glibc's loader sees under `model` (`ld.so
 /// --list-diagnostics`, `x86.cpu_features.isa_1`: one bit per level).
 fn loader_level(emulator: &Path, model: &str, loader: &Path) -> Result<IsaLevel> {
-    let output = duct::cmd!(emulator, "-cpu", model, loader, "--list-diagnostics")
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()
-        .with_context(|| {
-            format!("running `{}` under `{}`", loader.display(), emulator.display())
-        })?;
+    let run = || {
+        duct::cmd!(emulator, "-cpu", model, loader, "--list-diagnostics")
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked()
+            .run()
+    };
+    // The emulator was written a moment ago: a process another thread
+    // started meanwhile may still hold a copy of that descriptor until it
+    // executes, and executing the file then fails with ETXTBSY (the known
+    // race of writing and running a file in a process with threads).
+    let mut output = run();
+    for _ in 0..100 {
+        match &output {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                output = run();
+            }
+            _ => break,
+        }
+    }
+    let output = output.with_context(|| {
+        format!("running `{}` under `{}`", loader.display(), emulator.display())
+    })?;
     let text = String::from_utf8_lossy(&output.stdout);
     let bits = text
         .lines()
