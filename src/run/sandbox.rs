@@ -1,20 +1,15 @@
 //! Entering a root filesystem the way a container runtime does: the only code that enters a rootfs, and the only code that mounts.
 //!
-//! A command is started through a hook that runs between `fork` and `exec`
-//! (`Command::pre_exec`), in three processes:
+//! An attached command (`shell`, `run`) is started through a hook that runs
+//! between `fork` and `exec` (`Command::pre_exec`), in three processes:
 //! 1. the forked process, the *keeper* (`run/sandbox/keeper.rs`), puts every
 //!    signal back to its default action (it never executes, so it would
 //!    otherwise run the tool's own handlers, `signal(7)`), joins the
 //!    check's cgroups (or sets rlimits), unshares new user, mount, PID, UTS,
 //!    IPC and (unless the network is shared) network namespaces, mapping the
 //!    user (root too) to root inside (`user_namespaces(7)`), so nothing inside
-//!    holds a capability over the host's kernel; then it starts PID 1, and
-//!    waits. PID 1 of a check runs in the keeper's memory until it executes
-//!    (`clone(2)` with `CLONE_VM | CLONE_VFORK`, as `posix_spawn(3)` starts
-//!    a child, the keeper suspended meanwhile): a `fork` would copy the page
-//!    tables of a process the tool's size, fill them on write and unmap them
-//!    at `exec`, on every check. PID 1 of an attached command is forked, as
-//!    it lives on as an init;
+//!    holds a capability over the host's kernel; then it forks again, and
+//!    waits;
 //! 2. the second child is PID 1 of the new PID namespace (`run/sandbox/pid1.rs`).
 //!    It makes every mount private (`mount_namespaces(7)`: nothing propagates
 //!    to the host), bind-mounts the root (recursively) and makes every mount
@@ -45,6 +40,14 @@
 //! the user asked for, not root, to the caller; and the host's network is
 //! shared by not unsharing the network namespace at all.
 //!
+//! A check ([`Sandbox::start`]) makes the same steps without a fork of the
+//! tool (`run/sandbox/launcher.rs`): a *launcher* running in the tool's
+//! memory (`clone(2)` with `CLONE_VM | CLONE_VFORK`, as `posix_spawn(3)`
+//! runs its child) does the keeper's part and starts PID 1 the same way, as
+//! the tool's own child (`CLONE_PARENT`), then exits; the tool waits for
+//! PID 1 through a pidfd. A `fork` would copy, write-protect, fill and
+//! unmap the page tables of a process the tool's size on every check.
+//!
 //! Killing PID 1 (a timeout) kills every process of the namespace
 //! (`pid_namespaces(7)`) and lets the keeper reap it and exit, so nothing is
 //! left; the tool dying kills the keeper, and PID 1 with it through
@@ -62,6 +65,7 @@ pub mod binfmt;
 mod exec;
 mod init;
 mod keeper;
+mod launcher;
 mod layer;
 pub(crate) mod limits;
 mod netslot;
@@ -71,6 +75,7 @@ mod steps;
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,6 +85,7 @@ use rustix::mount::MountFlags;
 
 pub use self::access::{Access, Bind, BindError, Ids, check_source, is_dir_inside, resolve_item};
 pub use self::init::{Forwarding, forward_to_pid1, take_terminal_back, terminal_is_ours};
+pub use self::launcher::Started;
 pub use self::limits::{Cgroups, CheckLimits, LimitHit};
 pub use self::netslot::NetSlot;
 pub use self::steps::{Step, StepLog};
@@ -249,7 +255,6 @@ impl Sandbox {
         launch: Arc<Launch>,
     ) -> Result<(duct::Expression, Arc<StepLog>)> {
         let (program, args) = argv.split_first().context("empty command line")?;
-        let exec = Arc::new(exec::Exec::new(argv, env)?);
         let log = Arc::new(StepLog::new()?);
         let sandbox = self.clone();
         let hook_log = log.clone();
@@ -258,15 +263,34 @@ impl Sandbox {
                 let sandbox = sandbox.clone();
                 let log = hook_log.clone();
                 let launch = launch.clone();
-                let exec = exec.clone();
                 // SAFETY: the hook runs in the forked child and only makes
                 // async-signal-safe system calls on data prepared beforehand.
                 unsafe {
-                    cmd.pre_exec(move || keeper::run(&sandbox, &launch, &log, &exec));
+                    cmd.pre_exec(move || keeper::run(&sandbox, &launch, &log));
                 }
                 Ok(())
             });
         Ok((expression, log))
+    }
+
+    /// `argv` run inside with `env` as its whole environment, as a check
+    /// is started (`run/sandbox/launcher.rs`): PID 1 a child of the tool,
+    /// standard input `/dev/null`, output and errors to `stdout` and
+    /// `stderr`. Returns once the command executes; `log` says how far the
+    /// entering got.
+    pub fn start(
+        &self,
+        argv: &[String],
+        env: &[(String, String)],
+        launch: &Launch,
+        log: &StepLog,
+        stdout: std::os::fd::BorrowedFd,
+        stderr: std::os::fd::BorrowedFd,
+    ) -> Result<Started> {
+        anyhow::ensure!(!self.interactive, "an attached command is started with `command`");
+        let exec = exec::Exec::new(argv, env)?;
+        launcher::start(self, launch, log, &exec, stdout, stderr)
+            .map_err(|e| anyhow::anyhow!("{e} (while {})", log.step().words()))
     }
 
     /// Enters once without running anything (the exec of a path that does
@@ -274,9 +298,20 @@ impl Sandbox {
     /// namespaces are not allowed gets one clear error instead of one
     /// failure per check.
     pub fn preflight(self: &Arc<Self>) -> Result<()> {
-        let launch = Arc::new(Launch::new(None, 1 << 20));
-        let (expression, log) = self.command(&["/.rootfs-preflight".to_string()], &[], launch)?;
-        match expression.stdin_null().stdout_null().stderr_null().unchecked().run() {
+        let launch = Launch::new(None, 1 << 20);
+        let argv = ["/.rootfs-preflight".to_string()];
+        let log = Arc::new(StepLog::new()?);
+        let result = if self.interactive {
+            let (expression, command_log) = self.command(&argv, &[], Arc::new(launch))?;
+            let ran = expression.stdin_null().stdout_null().stderr_null().unchecked().run();
+            log.set(command_log.step());
+            ran.map(drop)
+        } else {
+            let null = std::fs::File::options().write(true).open("/dev/null")?;
+            let exec = exec::Exec::new(&argv, &[])?;
+            launcher::start(self, &launch, &log, &exec, null.as_fd(), null.as_fd()).map(drop)
+        };
+        match result {
             Err(e) if e.kind() == io::ErrorKind::NotFound && log.step() == Step::Executing => {
                 Ok(())
             }
@@ -293,7 +328,7 @@ impl Sandbox {
                 self.root().display(),
                 log.step().words()
             )),
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
         }
     }
 }

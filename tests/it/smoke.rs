@@ -418,3 +418,39 @@ fn probes_are_judged_against_the_host() {
         "{table}"
     );
 }
+
+/// A check's command is found and executed as `execvp(3)` would inside: a
+/// bare name on the check's own `PATH`, a script without `#!` through
+/// `/bin/sh`, a name on no folder of `PATH` reported as not found, with
+/// the program as PID 1 of its namespace.
+#[test]
+fn a_checks_command_is_looked_up_and_executed_as_execvp_does() {
+    if !can_enter() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("exec.toml");
+    let text = "name = \"exec\"\ncommands = [\"sh\"]\n\n[[files]]\ndest = \"/opt/tools/plain-script\"\n\
+                content = \"echo plain-script ran as $0 with $1\\n\"\nmode = \"0755\"\n";
+    std::fs::write(&spec, text).unwrap();
+    let built = built(&spec, tmp.path());
+    let mut script = check(&["plain-script", "one"], 20.0);
+    script.env = vec![("PATH".into(), "/nowhere:/opt/tools:/usr/bin".into())];
+    script.expect = Expect::Exit {
+        code: 0,
+        contains: Some("plain-script ran as /opt/tools/plain-script with one".into()),
+    };
+    let pid1 = check(&["sh", "-c", "test $$ = 1"], 20.0);
+    let mut missing = check(&["sh", "-c", "true"], 20.0);
+    missing.env = vec![("PATH".into(), "/nowhere:/opt".into())];
+    let report = smoke::run(&built.out, &[script, pid1, missing], &options("exec")).unwrap();
+    let table = report.table();
+    assert_eq!(report.results[0].outcome, Outcome::Pass, "{table}");
+    assert_eq!(report.results[1].outcome, Outcome::Pass, "{table}");
+    match &report.results[2].outcome {
+        Outcome::Error(why) => {
+            assert!(why.contains("No such file or directory") && why.contains("executing"), "{why}")
+        }
+        other => panic!("{other:?}\n{table}"),
+    }
+}

@@ -1,32 +1,18 @@
-//! The keeper: the process forked by the tool for one command. It joins the command's limits, unshares the namespaces, forks PID 1 of the new PID namespace, waits for it and leaves the same way.
+//! The keeper: the process forked by the tool for an attached command (`shell`, `run`; a check's part is played by `launcher.rs`, which shares these steps). It joins the command's limits, unshares the namespaces, forks PID 1 of the new PID namespace, waits for it and leaves the same way.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use rustix::thread::UnshareFlags;
 
-use super::exec::Exec;
 use super::{Launch, Sandbox, Step, StepLog, pid1};
 
-/// Runs in the forked child before `exec`; returns only in PID 1 of an
-/// attached command, which goes on to execute it (PID 1 of any other
-/// executes `exec` itself, [`start_pid1`]).
-pub(super) fn run(
-    sandbox: &Sandbox,
-    launch: &Launch,
-    log: &StepLog,
-    exec: &Exec,
-) -> io::Result<()> {
+/// Runs in the forked child before `exec`; returns only in PID 1 (or, for
+/// an attached command, in the command forked off it), which goes on to
+/// execute the command.
+pub(super) fn run(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Result<()> {
     default_signals();
-    log.set(Step::ParentDeathSignal);
-    let parent = rustix::process::getppid();
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
-    if rustix::process::getppid() != parent {
-        // The tool died before we asked to die with it.
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(1) };
-    }
+    die_with_tool(log)?;
     join_limits(launch, log)?;
     enter_namespaces(sandbox, launch, log)?;
     if sandbox.interactive {
@@ -36,12 +22,6 @@ pub(super) fn run(
     // A pipe whose write end only the keeper holds: PID 1 sees it close if
     // the keeper died before PID 1 could ask to die with it.
     let (alive_read, alive_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    if !sandbox.interactive {
-        let pid =
-            start_pid1(Pid1 { sandbox, launch, log, exec, alive_read, alive_write: &alive_write })?;
-        log.set_pid1(pid);
-        keep(pid, &alive_write, log)
-    }
     // SAFETY: fork in a single-threaded process; the child only makes
     // async-signal-safe calls until exec.
     let pid = unsafe { libc::fork() };
@@ -57,91 +37,27 @@ pub(super) fn run(
     keep(pid, &alive_write, log)
 }
 
-/// What PID 1 of a command that is not attached needs, on the keeper's
-/// stack.
-struct Pid1<'a> {
-    sandbox: &'a Sandbox,
-    launch: &'a Launch,
-    log: &'a StepLog,
-    exec: &'a Exec,
-    alive_read: OwnedFd,
-    alive_write: &'a OwnedFd,
-}
-
-/// The stack PID 1 runs on until it executes the command.
-const PID1_STACK: usize = 1 << 20;
-
-/// Starts PID 1 in the keeper's memory (`CLONE_VM | CLONE_VFORK`, as
-/// `posix_spawn(3)` starts a child): no copy of the keeper's page tables to
-/// make, fill on write and unmap at `exec`, which a `fork` of a process the
-/// tool's size costs on every check. The keeper is suspended until PID 1
-/// has executed the command or died, so nothing runs on their shared
-/// memory at once. Returns PID 1's pid once it executes; the error it
-/// stopped on otherwise, PID 1 reaped.
-fn start_pid1(pid1: Pid1) -> io::Result<libc::pid_t> {
-    // SAFETY: a fresh private mapping, used only as PID 1's stack.
-    let stack = unsafe {
-        rustix::mm::mmap_anonymous(
-            std::ptr::null_mut(),
-            PID1_STACK,
-            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-            rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::STACK,
-        )
-    }?;
-    let failed = AtomicI32::new(0);
-    let mut start = (pid1, &failed);
-    // SAFETY: the stack grows down from its end, which is 16-byte aligned;
-    // `start` outlives the child's use of it, since this thread is
-    // suspended until the child executes or exits (CLONE_VFORK).
-    let pid = unsafe {
-        libc::clone(
-            pid1_main,
-            stack.cast::<u8>().add(PID1_STACK).cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            (&raw mut start).cast(),
-        )
-    };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
+/// Asks for SIGKILL when the parent dies, and leaves if it died already.
+pub(super) fn die_with_tool(log: &StepLog) -> io::Result<()> {
+    log.set(Step::ParentDeathSignal);
+    let parent = rustix::process::getppid();
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    if rustix::process::getppid() != parent {
+        // The tool died before we asked to die with it.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(1) };
     }
-    match failed.load(Ordering::SeqCst) {
-        0 => Ok(pid),
-        errno => {
-            let mut status = 0;
-            // SAFETY: waitpid(2) on our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            Err(io::Error::from_raw_os_error(errno))
-        }
-    }
-}
-
-/// PID 1 of a command that is not attached: enters the root and executes
-/// the command; on failure, leaves the error for the keeper and exits.
-extern "C" fn pid1_main(start: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `start_pid1` passes its `(Pid1, &AtomicI32)`, alive and not
-    // used by the suspended keeper until this child executes or exits.
-    let (pid1, failed) = unsafe { &mut *start.cast::<(Pid1, &AtomicI32)>() };
-    // This child's copy of the descriptor only: the keeper keeps its own.
-    // SAFETY: close(2) of a descriptor of this process.
-    unsafe { libc::close(pid1.alive_write.as_raw_fd()) };
-    // The read end is this child's to close, the keeper's copy closed by
-    // `keep`; `OwnedFd`'s drop is only close(2).
-    // SAFETY: as above; the keeper never reads it.
-    let alive = unsafe { OwnedFd::from_raw_fd(pid1.alive_read.as_raw_fd()) };
-    let error = match pid1::run(pid1.sandbox, pid1.launch, pid1.log, alive) {
-        // SAFETY: this child executes or exits next.
-        Ok(()) => unsafe { pid1.exec.run() },
-        Err(e) => e,
-    };
-    failed.store(error.raw_os_error().unwrap_or(libc::EIO).max(1), Ordering::SeqCst);
-    // SAFETY: _exit is async-signal-safe.
-    unsafe { libc::_exit(127) }
+    Ok(())
 }
 
 /// The namespaces of the command: a worker's user and network namespaces
 /// joined, or new ones made (with the user maps written), then new mount,
 /// PID, UTS and IPC namespaces.
-fn enter_namespaces(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Result<()> {
+pub(super) fn enter_namespaces(
+    sandbox: &Sandbox,
+    launch: &Launch,
+    log: &StepLog,
+) -> io::Result<()> {
     let slot = launch.slot.as_deref().filter(|_| !sandbox.access.share_network);
     if let Some(slot) = slot {
         // A worker's namespaces, made with the same maps (`netslot.rs`):
@@ -166,8 +82,8 @@ fn enter_namespaces(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Re
     if slot.is_none() && !sandbox.access.share_network {
         flags |= UnshareFlags::NEWNET;
     }
-    // SAFETY: this process is single-threaded (fresh from fork), so
-    // unsharing cannot surprise another thread.
+    // SAFETY: this process is single-threaded (fresh from fork, or a
+    // launcher of its own), so unsharing cannot surprise another thread.
     unsafe { rustix::thread::unshare_unsafe(flags) }?;
     if slot.is_none() {
         log.set(Step::WritingUserMaps);
@@ -178,7 +94,7 @@ fn enter_namespaces(sandbox: &Sandbox, launch: &Launch, log: &StepLog) -> io::Re
 
 /// Joins the check's cgroups (writing `0` to `cgroup.procs` moves the
 /// writer, `cgroups(7)`), or sets its rlimits when there are none.
-fn join_limits(launch: &Launch, log: &StepLog) -> io::Result<()> {
+pub(super) fn join_limits(launch: &Launch, log: &StepLog) -> io::Result<()> {
     log.set(Step::JoiningCgroups);
     for &fd in &launch.join_fds {
         // SAFETY: write(2) on a descriptor opened before the fork.
@@ -212,7 +128,7 @@ fn join_limits(launch: &Launch, log: &StepLog) -> io::Result<()> {
 /// reach a handler before this that matters: the keeper has no child yet,
 /// and the tool's other handlers only set a flag or forward to a PID 1
 /// that is not forked yet.
-fn default_signals() {
+pub(super) fn default_signals() {
     // SAFETY: sigaction(2) and sigprocmask(2) are async-signal-safe, on
     // zeroed plain C structs; the numbers glibc keeps for itself (32, 33)
     // and SIGKILL and SIGSTOP fail with EINVAL, which changes nothing.

@@ -1,6 +1,7 @@
 //! One command line run inside a sandbox: its limits made, its output streamed, its timeout enforced, and everything it started killed and reaped before the result is read.
 
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::capture::Capture;
-use crate::run::sandbox::{Cgroups, Launch, LimitHit, Sandbox, StepLog};
+use crate::run::sandbox::{Cgroups, Launch, LimitHit, Sandbox, Started, StepLog};
 use crate::vocab::Limits;
 
 /// Set when the tool is asked to stop (SIGINT, SIGTERM) during a run.
@@ -103,26 +104,27 @@ fn run_limited(setup: &Setup, ran: &mut Ran) -> Result<()> {
 
 fn spawn_and_wait(setup: &Setup, ran: &mut Ran, launch: Arc<Launch>) -> Result<()> {
     let (reader, writer) = os_pipe::pipe().context("creating a pipe for the output")?;
-    let (expression, log) = setup.sandbox.command(&ran.argv, setup.env, launch)?;
-    let (error_reader, expression) = if ran.errors.is_some() {
-        let (reader, writer) = os_pipe::pipe().context("creating a pipe for the errors")?;
-        (Some(reader), expression.stderr_file(writer))
-    } else {
-        (None, expression.stderr_to_stdout())
+    let (error_reader, error_writer) = match ran.errors {
+        Some(_) => {
+            let (reader, writer) = os_pipe::pipe().context("creating a pipe for the errors")?;
+            (Some(reader), Some(writer))
+        }
+        None => (None, None),
     };
-    let started = expression.stdin_null().stdout_file(writer).unchecked().start();
-    // Our copy of the pipes' write ends goes with the expression: the
-    // readers see the end of the output when the last process inside is
-    // gone.
-    drop(expression);
-    let handle = started.map_err(|e| anyhow::anyhow!("{e} (while {})", log.step().words()))?;
+    let log = StepLog::new()?;
+    let stderr = error_writer.as_ref().map_or(writer.as_fd(), |w| w.as_fd());
+    let started = setup.sandbox.start(&ran.argv, setup.env, &launch, &log, writer.as_fd(), stderr);
+    // Our copies of the pipes' write ends: the readers see the end of the
+    // output when the last process inside is gone.
+    drop((writer, error_writer));
+    let mut pid1 = started?;
     std::thread::scope(|scope| {
         let output = &mut ran.output;
         let reading = scope.spawn(move || read_all(reader, output));
         let errors = ran.errors.as_mut().zip(error_reader);
         let reading_errors =
             errors.map(|(errors, reader)| scope.spawn(move || read_all(reader, errors)));
-        let waited = wait(&handle, &log, setup.timeout);
+        let waited = wait(&mut pid1, setup.timeout);
         let _ = reading.join();
         if let Some(reading) = reading_errors {
             let _ = reading.join();
@@ -152,19 +154,15 @@ fn read_all(mut reader: os_pipe::PipeReader, capture: &mut Capture) {
     }
 }
 
-/// Waits for the keeper until the deadline, checking for an interruption
-/// now and then; at the deadline PID 1 is killed (its namespace dies with
-/// it) and the keeper reaped, before the output is read.
-fn wait(
-    handle: &duct::Handle,
-    log: &StepLog,
-    timeout: Duration,
-) -> Result<(End, Option<std::process::ExitStatus>)> {
+/// Waits for PID 1 until the deadline, checking for an interruption now
+/// and then; at the deadline PID 1 is killed (its namespace dies with it)
+/// and reaped, before the output is read.
+fn wait(pid1: &mut Started, timeout: Duration) -> Result<(End, Option<std::process::ExitStatus>)> {
     let deadline = Instant::now() + timeout;
     loop {
         let slice = Instant::now() + Duration::from_millis(100);
-        if let Some(output) = handle.wait_deadline(slice.min(deadline)).context("waiting")? {
-            return Ok((End::Exited, Some(output.status)));
+        if let Some(status) = pid1.wait_deadline(slice.min(deadline)).context("waiting")? {
+            return Ok((End::Exited, Some(status)));
         }
         let end = if INTERRUPTED.load(Ordering::Relaxed) {
             End::Interrupted
@@ -173,21 +171,14 @@ fn wait(
         } else {
             continue;
         };
-        kill(handle, log);
-        let status = handle.wait().ok().map(|o| o.status);
+        pid1.kill();
+        let status = loop {
+            match pid1.wait_deadline(Instant::now() + Duration::from_secs(1)) {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) => {}
+                Err(_) => break None,
+            }
+        };
         return Ok((end, status));
-    }
-}
-
-/// Kills PID 1, which kills every process of its namespace and lets the
-/// keeper reap it and exit; the keeper itself when PID 1 is not known.
-fn kill(handle: &duct::Handle, log: &StepLog) {
-    match log.pid1() {
-        Some(pid) => {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
-        None => {
-            let _ = handle.kill();
-        }
     }
 }
