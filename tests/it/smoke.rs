@@ -422,7 +422,8 @@ fn probes_are_judged_against_the_host() {
 /// A check's command is found and executed as `execvp(3)` would inside: a
 /// bare name on the check's own `PATH`, a script without `#!` through
 /// `/bin/sh`, a name on no folder of `PATH` reported as not found, with
-/// the program as PID 1 of its namespace.
+/// the program as PID 1 of its namespace, and the tool's environment left
+/// as it was.
 #[test]
 fn a_checks_command_is_looked_up_and_executed_as_execvp_does() {
     if !can_enter() {
@@ -443,8 +444,13 @@ fn a_checks_command_is_looked_up_and_executed_as_execvp_does() {
     let pid1 = check(&["sh", "-c", "test $$ = 1"], 20.0);
     let mut missing = check(&["sh", "-c", "true"], 20.0);
     missing.env = vec![("PATH".into(), "/nowhere:/opt".into())];
+    let before: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
     let report = smoke::run(&built.out, &[script, pid1, missing], &options("exec")).unwrap();
     let table = report.table();
+    // PID 1 runs in the tool's memory until it executes: the tool's own
+    // environment is not the command's.
+    let after: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
+    assert_eq!(before, after);
     assert_eq!(report.results[0].outcome, Outcome::Pass, "{table}");
     assert_eq!(report.results[1].outcome, Outcome::Pass, "{table}");
     match &report.results[2].outcome {
