@@ -42,12 +42,75 @@ struct Launcher<'a> {
     stdio: [RawFd; 3],
     alive_read: RawFd,
     alive_write: RawFd,
+    /// Where PID 1's stack starts.
+    pid1_stack: *mut libc::c_void,
     pid1: AtomicI32,
     failed: AtomicI32,
 }
 
-/// The launcher's stack: it enters the namespaces and starts PID 1.
-const LAUNCHER_STACK: usize = 1 << 20;
+/// The size of each of the two stacks, the launcher's and PID 1's.
+const STACK: usize = 1 << 20;
+
+/// The launcher's and PID 1's stacks: one mapping per thread of the tool
+/// that starts checks, kept for its next check (unmapping memory the
+/// tool's threads share costs every core running one of them a TLB flush).
+struct Stacks {
+    base: *mut libc::c_void,
+}
+
+impl Stacks {
+    fn new() -> io::Result<Stacks> {
+        // SAFETY: a fresh private mapping, used only as these two stacks.
+        let base = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                2 * STACK,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::STACK,
+            )
+        }?;
+        let stacks = Stacks { base };
+        // PID 1's stack grows down towards the launcher's: a page between
+        // them faults rather than overwrite the launcher's frames.
+        // SAFETY: the lowest page of stack 1, within the mapping.
+        unsafe {
+            rustix::mm::mprotect(
+                stacks.base.cast::<u8>().add(STACK).cast(),
+                4096,
+                rustix::mm::MprotectFlags::empty(),
+            )
+        }?;
+        Ok(stacks)
+    }
+
+    /// The top of stack `n` (0 or 1), where it starts growing down from;
+    /// 16-byte aligned.
+    fn top(&self, n: usize) -> *mut libc::c_void {
+        // SAFETY: within the mapping.
+        unsafe { self.base.cast::<u8>().add((n + 1) * STACK).cast() }
+    }
+
+    /// Runs `f` with this thread's stacks, made on its first call.
+    fn lend<T>(f: impl FnOnce(&Stacks) -> io::Result<T>) -> io::Result<T> {
+        thread_local! {
+            static KEPT: std::cell::RefCell<Option<Stacks>> = const { std::cell::RefCell::new(None) };
+        }
+        let stacks = match KEPT.with(|kept| kept.borrow_mut().take()) {
+            Some(stacks) => stacks,
+            None => Stacks::new()?,
+        };
+        let result = f(&stacks);
+        KEPT.with(|kept| *kept.borrow_mut() = Some(stacks));
+        result
+    }
+}
+
+impl Drop for Stacks {
+    fn drop(&mut self) {
+        // SAFETY: mapped in `new` with this length; no child runs on it.
+        let _ = unsafe { rustix::mm::munmap(self.base, 2 * STACK) };
+    }
+}
 
 /// Starts `exec` inside `sandbox` with `launch`, standard input from
 /// `/dev/null`, output and errors to `stdout` and `stderr`; returns once
@@ -65,7 +128,7 @@ pub(super) fn start(
     // PID 1 sees this pipe close if the tool died before PID 1 asked to die
     // with it: the tool holds the only write end.
     let (alive_read, alive_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let launcher = Launcher {
+    let mut launcher = Launcher {
         sandbox,
         launch,
         log,
@@ -73,10 +136,14 @@ pub(super) fn start(
         stdio: [null.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
         alive_read: alive_read.as_raw_fd(),
         alive_write: alive_write.as_raw_fd(),
+        pid1_stack: std::ptr::null_mut(),
         pid1: AtomicI32::new(0),
         failed: AtomicI32::new(0),
     };
-    let launched = run_launcher(&launcher);
+    let launched = Stacks::lend(|stacks| {
+        launcher.pid1_stack = stacks.top(1);
+        run_launcher(&launcher, stacks.top(0))
+    });
     drop(alive_read);
     let pid1 = launcher.pid1.load(Ordering::SeqCst);
     let failure = match (launched, launcher.failed.load(Ordering::SeqCst)) {
@@ -105,36 +172,25 @@ pub(super) fn start(
     Ok(Started { pid: pid1, pidfd, reaped: false })
 }
 
-/// Runs the launcher on a stack of its own, this thread suspended until it
-/// is gone, and reaps it.
-fn run_launcher(launcher: &Launcher) -> io::Result<()> {
-    // SAFETY: a fresh private mapping, used only as the launcher's stack.
-    let stack = unsafe {
-        rustix::mm::mmap_anonymous(
-            std::ptr::null_mut(),
-            LAUNCHER_STACK,
-            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-            rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::STACK,
-        )
-    }?;
-    // SAFETY: the stack grows down from its end, which is 16-byte aligned;
-    // `launcher` outlives the child, since this thread is suspended until
-    // the child exits (CLONE_VFORK; it never executes).
+/// Runs the launcher on the stack whose top is `stack`, this thread
+/// suspended until it is gone, and reaps it.
+fn run_launcher(launcher: &Launcher, stack: *mut libc::c_void) -> io::Result<()> {
+    // SAFETY: `stack` is the top of a stack no one else uses; `launcher`
+    // outlives the child, since this thread is suspended until the child
+    // exits (CLONE_VFORK; it never executes).
     let pid = unsafe {
         libc::clone(
             launcher_main,
-            stack.cast::<u8>().add(LAUNCHER_STACK).cast(),
+            stack,
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             std::ptr::from_ref(launcher).cast_mut().cast(),
         )
     };
-    let error = (pid < 0).then(io::Error::last_os_error);
-    if pid > 0 {
-        reap(pid);
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
     }
-    // SAFETY: the launcher is gone: nothing runs on this stack.
-    let _ = unsafe { rustix::mm::munmap(stack, LAUNCHER_STACK) };
-    error.map_or(Ok(()), Err)
+    reap(pid);
+    Ok(())
 }
 
 /// The launcher: leaves PID 1's pid, or the error it stopped on, in its
@@ -195,7 +251,7 @@ fn launch_pid1(launcher: &Launcher) -> io::Result<(libc::pid_t, Option<io::Error
         // SAFETY: the launcher's copy of the descriptor, closed with it.
         alive_read: unsafe { OwnedFd::from_raw_fd(launcher.alive_read) },
     };
-    start_pid1(pid1)
+    start_pid1(pid1, launcher.pid1_stack)
 }
 
 /// What PID 1 needs, on the launcher's stack.
@@ -209,41 +265,29 @@ struct Pid1<'a> {
     alive_read: OwnedFd,
 }
 
-/// The stack PID 1 runs on until it executes the command.
-const PID1_STACK: usize = 1 << 20;
-
-/// Starts PID 1 on a stack of its own, as the tool's child
+/// Starts PID 1 on the stack whose top is `stack`, as the tool's child
 /// (`CLONE_PARENT`), the launcher suspended until PID 1 has executed the
 /// command or died (`CLONE_VFORK`). Returns PID 1's pid, with the error it
 /// stopped on when it died before executing (the tool reaps it).
-fn start_pid1(pid1: Pid1) -> io::Result<(libc::pid_t, Option<io::Error>)> {
-    // SAFETY: a fresh private mapping, used only as PID 1's stack.
-    let stack = unsafe {
-        rustix::mm::mmap_anonymous(
-            std::ptr::null_mut(),
-            PID1_STACK,
-            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-            rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::STACK,
-        )
-    }?;
+fn start_pid1(
+    pid1: Pid1,
+    stack: *mut libc::c_void,
+) -> io::Result<(libc::pid_t, Option<io::Error>)> {
     let failed = AtomicI32::new(0);
     let mut start = (pid1, &failed);
-    // SAFETY: the stack grows down from its end, which is 16-byte aligned;
-    // `start` outlives the child's use of it, since this thread is
-    // suspended until the child executes or exits (CLONE_VFORK).
+    // SAFETY: `stack` is the top of a stack no one else uses; `start`
+    // outlives the child's use of it, since this thread is suspended until
+    // the child executes or exits (CLONE_VFORK).
     let pid = unsafe {
         libc::clone(
             pid1_main,
-            stack.cast::<u8>().add(PID1_STACK).cast(),
+            stack,
             libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT | libc::SIGCHLD,
             (&raw mut start).cast(),
         )
     };
-    let error = (pid < 0).then(io::Error::last_os_error);
-    // SAFETY: PID 1 has executed or died: nothing runs on this stack.
-    let _ = unsafe { rustix::mm::munmap(stack, PID1_STACK) };
-    if let Some(error) = error {
-        return Err(error);
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
     }
     match failed.load(Ordering::SeqCst) {
         0 => Ok((pid, None)),
