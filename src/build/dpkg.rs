@@ -32,6 +32,7 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 
 use crate::resolve::sysroot::Sysroot;
+use crate::vocab::FileState;
 
 /// Where dpkg keeps the state of every package (a root path).
 pub const STATUS: &str = "/var/lib/dpkg/status";
@@ -94,31 +95,76 @@ impl Database {
     /// files), matched as the module explains. A path that no package lists
     /// is left out; a path two packages list goes to the first in order.
     pub fn owners(&self, sysroot: &Sysroot, wanted: &BTreeSet<&Path>) -> Owners {
-        let names: HashSet<&OsStr> = wanted.iter().filter_map(|p| p.file_name()).collect();
-        let found: Vec<Vec<PathBuf>> = self
-            .packages
-            .par_iter()
-            .map(|package| {
-                let Some(text) = list_of(sysroot, package) else { return Vec::new() };
-                let mut dirs = HashMap::new();
-                text.lines()
-                    .filter(|line| maybe_named(line, &names))
-                    .map(Path::new)
-                    .filter(|p| p.file_name().is_some_and(|n| names.contains(n)))
-                    .filter_map(|p| real_path(sysroot, p, &mut dirs))
-                    .filter(|real| wanted.contains(real.as_path()))
-                    .collect()
-            })
-            .collect();
-        let mut owners = BTreeMap::new();
-        for (package, paths) in self.packages.iter().zip(found) {
-            let shared = Arc::new(package.clone());
-            for path in paths {
-                owners.entry(path).or_insert_with(|| Arc::clone(&shared));
-            }
-        }
-        owners
+        let lists = read_lists(sysroot, &self.packages);
+        owners_in(&self.packages, &lists, sysroot, wanted)
     }
+
+    /// The database with every package's list read ([`Listed`]); `None`
+    /// when the sysroot has no status file.
+    pub fn read_listed(sysroot: &Sysroot) -> Result<Option<Listed>> {
+        // Taken before the bytes are read: a change after that moves the
+        // state away from the one a stamp records.
+        let status_state = FileState::read(&sysroot.host(Path::new(STATUS)));
+        let Some(database) = Database::read(sysroot)? else { return Ok(None) };
+        let lists = read_lists(sysroot, &database.packages);
+        Ok(Some(Listed { packages: database.packages, lists, status_state }))
+    }
+}
+
+/// The installed packages with the text of each one's list of paths
+/// ([`Database::read_listed`]): a build reads them while it plans, on the
+/// core planning leaves idle, before it knows which paths it will ask about.
+#[derive(Clone, Debug, Default)]
+pub struct Listed {
+    packages: Vec<Package>,
+    /// By the index of the package; `None` for a package with no list.
+    lists: Vec<Option<String>>,
+    /// The state of the status file, taken before it was read.
+    pub status_state: Option<FileState>,
+}
+
+impl Listed {
+    /// [`Database::owners`], from the lists already read.
+    pub fn owners(&self, sysroot: &Sysroot, wanted: &BTreeSet<&Path>) -> Owners {
+        owners_in(&self.packages, &self.lists, sysroot, wanted)
+    }
+}
+
+/// Every package's list of paths, in the packages' order, on every core.
+fn read_lists(sysroot: &Sysroot, packages: &[Package]) -> Vec<Option<String>> {
+    packages.par_iter().map(|package| list_of(sysroot, package)).collect()
+}
+
+/// The owner of each of `wanted` among `packages`, whose lists are `lists`.
+fn owners_in(
+    packages: &[Package],
+    lists: &[Option<String>],
+    sysroot: &Sysroot,
+    wanted: &BTreeSet<&Path>,
+) -> Owners {
+    let names: HashSet<&OsStr> = wanted.iter().filter_map(|p| p.file_name()).collect();
+    let found: Vec<Vec<PathBuf>> = lists
+        .par_iter()
+        .map(|text| {
+            let Some(text) = text else { return Vec::new() };
+            let mut dirs = HashMap::new();
+            text.lines()
+                .filter(|line| maybe_named(line, &names))
+                .map(Path::new)
+                .filter(|p| p.file_name().is_some_and(|n| names.contains(n)))
+                .filter_map(|p| real_path(sysroot, p, &mut dirs))
+                .filter(|real| wanted.contains(real.as_path()))
+                .collect()
+        })
+        .collect();
+    let mut owners = BTreeMap::new();
+    for (package, paths) in packages.iter().zip(found) {
+        let shared = Arc::new(package.clone());
+        for path in paths {
+            owners.entry(path).or_insert_with(|| Arc::clone(&shared));
+        }
+    }
+    owners
 }
 
 /// The text of a package's list of paths, under either of its names.
