@@ -259,6 +259,9 @@ pub fn plan(spec: &Spec, resolver: &Resolver, system_files: SystemFiles) -> Resu
     spec_entries::add(&mut plan, spec, resolver, system_files)?;
     accounts::add(&mut plan, spec)?;
     closures::add_loader_cache(&mut plan, resolver, &loaded)?;
+    // Thousands of small allocations (a reason and a path per file of
+    // every closure): freed on another core while planning goes on.
+    rayon::spawn(move || drop(loaded));
     plan.inputs.extend(resolver.consulted_dirs().iter().map(|d| resolver.sysroot().host(d)));
     finish(&mut plan)?;
     warn_hidden(&mut plan);
@@ -314,9 +317,14 @@ pub enum SystemFiles {
 fn finish(plan: &mut Plan) -> Result<()> {
     use rayon::prelude::*;
     // On every core: libc has a reason per object that needs it, and
-    // reasons compare paths component by component.
+    // reasons compare paths component by component; a long list is itself
+    // sorted on both, or one core would sort it while the other idles.
     plan.entries.par_iter_mut().for_each(|(_, entry)| {
-        entry.why.sort_unstable();
+        if entry.why.len() > 64 {
+            entry.why.par_sort_unstable();
+        } else {
+            entry.why.sort_unstable();
+        }
         entry.why.dedup();
     });
     for (path, entry) in &plan.entries {
