@@ -189,13 +189,14 @@ pub fn build(options: &Options) -> Result<Built> {
     let ReadAhead { previous_lock, known_digests, listed } = ahead?;
     let (resolver, plan) = planned?;
     let inputs = input_states(&plan, &beside.out, &resolver, listed.as_ref());
-    let computed = compute_lock(options, &plan, &resolver, &known_digests, listed.as_ref())?;
-    drop(listed);
-    // `--locked` stops here, before anything is written, on any difference.
-    let Locked { computed, text: lock_text, previous: previous_lock, update } =
-        check_lock(options, &lock_path, previous_lock, computed, &beside)?;
-    let (lock_digest, lock_state) = lock_digest(options, previous_lock.as_ref(), &lock_text);
-    let portability = tree_portability(&plan, &resolver);
+    let computed = compute_lock(options, &plan, &resolver, &known_digests, listed)?;
+    // The lock is compared while the portability is read; `--locked` stops
+    // at the lock, before anything is written, on any difference.
+    let (locked, portability) = rayon::join(
+        || check_lock(options, &lock_path, previous_lock, computed, &beside),
+        || tree_portability(&plan, &resolver),
+    );
+    let Locked { computed, text, previous, update, digest, state } = locked?;
     check_cpu(&spec, &portability)?;
     let record = Record {
         portability,
@@ -203,8 +204,8 @@ pub fn build(options: &Options) -> Result<Built> {
         specs,
         inputs,
         known_digests: known_digests.into_iter().chain(computed.digests).collect(),
-        lock_digest,
-        lock_state,
+        lock_digest: digest,
+        lock_state: state,
         sbom: SbomSource {
             name: spec.name.clone(),
             owners: computed.owners,
@@ -215,8 +216,8 @@ pub fn build(options: &Options) -> Result<Built> {
     let (manifest, mut warnings) = install_and_commit(options, &beside, plan, resolver, record)?;
     warnings.splice(0..0, plan_warnings);
     // A tree of a multi-architecture spec leaves the lock to `multiarch`.
-    if options.part.is_none() && previous_lock.is_none_or(|p| p.sha256 != lock_digest) {
-        let state = lock::write(&lock_path, &lock_text)?;
+    if options.part.is_none() && previous.is_none_or(|p| p.sha256 != digest) {
+        let state = lock::write(&lock_path, &text)?;
         record_lock_state(&beside, state)?;
     }
     Ok(Built {
@@ -263,13 +264,14 @@ fn plan_spec(options: &Options, spec: &Spec) -> Result<(Resolver, Plan)> {
 }
 
 /// The lock of `plan`: its files pinned (a host lock), or the package set
-/// and the host inputs (a package lock).
+/// and the host inputs (a package lock). The dpkg database read ahead
+/// (`listed`) is dropped once used.
 fn compute_lock(
     options: &Options,
     plan: &Plan,
     resolver: &Resolver,
     known_digests: &Digests,
-    listed: Option<&dpkg::Listed>,
+    listed: Option<dpkg::Listed>,
 ) -> Result<lock::Computed> {
     lock::compute(
         plan,
@@ -277,7 +279,7 @@ fn compute_lock(
         options.image.as_deref(),
         known_digests,
         options.packages.as_ref(),
-        listed,
+        listed.as_ref(),
     )
     .with_context(|| format!("computing the lock of `{}`", options.spec.display()))
 }
@@ -306,6 +308,10 @@ struct Locked {
     /// The lock there was.
     previous: Option<lock::OnDisk>,
     update: lock::Update,
+    /// The sha256 of the lock the build leaves, and its state when the
+    /// lock in place stays ([`lock_digest`]).
+    digest: Sha256,
+    state: Option<FileState>,
 }
 
 /// The differences from the lock there was; with `--locked`, any of them
@@ -321,8 +327,8 @@ fn check_lock(
     let text = now.lock.render()?;
     let previous = previous.map(|p| p.recognise(&now.lock, &text)).transpose()?;
     // The same bytes are the same lock: nothing to compare.
-    let digest = Sha256::of(text.as_bytes());
-    let changed = previous.as_ref().filter(|p| p.sha256 != digest);
+    let rendered = Sha256::of(text.as_bytes());
+    let changed = previous.as_ref().filter(|p| p.sha256 != rendered);
     let mut changes = changed.map(|p| lock::diff(&p.lock, &now.lock)).unwrap_or_default();
     if let Some(changed) = changed {
         tree_detail(&mut changes, changed, &now, beside);
@@ -337,7 +343,8 @@ fn check_lock(
         changes,
         refreshed: false,
     };
-    Ok(Locked { computed: now, text, previous, update })
+    let (digest, state) = lock_digest(options, previous.as_ref(), &text);
+    Ok(Locked { computed: now, text, previous, update, digest, state })
 }
 
 /// Each changed `[[trees]]` root, file by file: the lock keeps one digest
