@@ -184,17 +184,19 @@ pub fn build(options: &Options) -> Result<Built> {
     // What is beside the tree is read while the spec is planned: planning
     // writes nothing, and its serial steps leave a core free. A refusal to
     // replace what is there still comes first.
-    let (beside_read, planned) =
-        rayon::join(|| read_beside(options, &beside, &lock_path), || plan_spec(options, &spec));
-    let (previous_lock, known_digests) = beside_read?;
+    let (ahead, planned) =
+        rayon::join(|| read_ahead(options, &beside, &lock_path), || plan_spec(options, &spec));
+    let ReadAhead { previous_lock, known_digests, listed } = ahead?;
     let (resolver, plan) = planned?;
-    let inputs = input_states(&plan, &beside.out, &resolver);
-    let mut computed = compute_lock(options, &plan, &resolver, &known_digests)?;
-    // `--locked` stops here, before anything is written, on any difference.
-    let update = check_lock(options, &lock_path, previous_lock.as_ref(), &mut computed, &beside)?;
-    let lock_text = computed.lock.render()?;
-    let (lock_digest, lock_state) = lock_digest(options, previous_lock.as_ref(), &lock_text);
-    let portability = tree_portability(&plan, &resolver);
+    let inputs = input_states(&plan, &beside.out, &resolver, listed.as_ref());
+    let computed = compute_lock(options, &plan, &resolver, &known_digests, listed)?;
+    // The lock is compared while the portability is read; `--locked` stops
+    // at the lock, before anything is written, on any difference.
+    let (locked, portability) = rayon::join(
+        || check_lock(options, &lock_path, previous_lock, computed, &beside),
+        || tree_portability(&plan, &resolver),
+    );
+    let Locked { computed, text, previous, update, digest, state } = locked?;
     check_cpu(&spec, &portability)?;
     let record = Record {
         portability,
@@ -202,19 +204,20 @@ pub fn build(options: &Options) -> Result<Built> {
         specs,
         inputs,
         known_digests: known_digests.into_iter().chain(computed.digests).collect(),
-        lock_digest,
-        lock_state,
-        sbom: sbom::Input {
+        lock_digest: digest,
+        lock_state: state,
+        sbom: SbomSource {
+            name: spec.name.clone(),
+            owners: computed.owners,
             debs: options.packages.as_ref().map(sbom::debs_of).unwrap_or_default(),
-            ..sbom::Input::new(&spec.name, options.epoch, computed.owners, resolver.sysroot())
         },
     };
     let plan_warnings = plan.warnings.clone();
-    let (manifest, mut warnings) = install_and_commit(options, &beside, plan, record)?;
+    let (manifest, mut warnings) = install_and_commit(options, &beside, plan, resolver, record)?;
     warnings.splice(0..0, plan_warnings);
     // A tree of a multi-architecture spec leaves the lock to `multiarch`.
-    if options.part.is_none() && previous_lock.is_none_or(|p| p.sha256 != lock_digest) {
-        let state = lock::write(&lock_path, &lock_text)?;
+    if options.part.is_none() && previous.is_none_or(|p| p.sha256 != digest) {
+        let state = lock::write(&lock_path, &text)?;
         record_lock_state(&beside, state)?;
     }
     Ok(Built {
@@ -227,16 +230,29 @@ pub fn build(options: &Options) -> Result<Built> {
     })
 }
 
+/// What a build reads while the spec is planned: nothing of it depends on
+/// the plan, and planning's serial steps leave a core free.
+struct ReadAhead {
+    /// The lock there is, parsed once the new one is known.
+    previous_lock: Option<lock::Unparsed>,
+    known_digests: Digests,
+    /// The sysroot's dpkg database with every package's list; `None` when
+    /// it could not be read now (it is read again, and its error given,
+    /// when the lock is computed).
+    listed: Option<dpkg::Listed>,
+}
+
 /// Claims the outputs' places ([`Beside::claim`]), then reads the lock
-/// there is and the digest cache.
-fn read_beside(
-    options: &Options,
-    beside: &Beside,
-    lock_path: &Path,
-) -> Result<(Option<lock::OnDisk>, Digests)> {
+/// there is, the digest cache and the sysroot's dpkg database.
+fn read_ahead(options: &Options, beside: &Beside, lock_path: &Path) -> Result<ReadAhead> {
     beside.claim(&beside::Written::default())?;
-    let previous_lock = lock::read_part(lock_path, options.part.as_deref())?;
-    Ok((previous_lock, digest_cache::read(&beside.digests)))
+    let previous_lock = lock::read_unparsed(lock_path, options.part.as_deref())?;
+    let sysroot = resolve::sysroot::Sysroot::new(&options.sysroot);
+    Ok(ReadAhead {
+        previous_lock,
+        known_digests: digest_cache::read(&beside.digests),
+        listed: dpkg::Database::read_listed(&sysroot).ok().flatten(),
+    })
 }
 
 /// Opens the sysroot and plans the spec in it.
@@ -248,12 +264,14 @@ fn plan_spec(options: &Options, spec: &Spec) -> Result<(Resolver, Plan)> {
 }
 
 /// The lock of `plan`: its files pinned (a host lock), or the package set
-/// and the host inputs (a package lock).
+/// and the host inputs (a package lock). The dpkg database read ahead
+/// (`listed`) is dropped once used.
 fn compute_lock(
     options: &Options,
     plan: &Plan,
     resolver: &Resolver,
     known_digests: &Digests,
+    listed: Option<dpkg::Listed>,
 ) -> Result<lock::Computed> {
     lock::compute(
         plan,
@@ -261,6 +279,7 @@ fn compute_lock(
         options.image.as_deref(),
         known_digests,
         options.packages.as_ref(),
+        listed.as_ref(),
     )
     .with_context(|| format!("computing the lock of `{}`", options.spec.display()))
 }
@@ -281,30 +300,51 @@ fn lock_digest(
     (digest, state)
 }
 
+/// The lock a build leaves, with what it was compared with.
+struct Locked {
+    computed: lock::Computed,
+    /// The lock as written.
+    text: String,
+    /// The lock there was.
+    previous: Option<lock::OnDisk>,
+    update: lock::Update,
+    /// The sha256 of the lock the build leaves, and its state when the
+    /// lock in place stays ([`lock_digest`]).
+    digest: Sha256,
+    state: Option<FileState>,
+}
+
 /// The differences from the lock there was; with `--locked`, any of them
 /// (or no lock at all) is a [`lock::Mismatch`]. The trees' listings are
 /// dropped here: they only explain a changed tree, and are as long as it.
 fn check_lock(
     options: &Options,
     path: &Path,
-    previous: Option<&lock::OnDisk>,
-    now: &mut lock::Computed,
+    previous: Option<lock::Unparsed>,
+    mut now: lock::Computed,
     beside: &Beside,
-) -> Result<lock::Update> {
-    let mut changes = previous.map(|p| lock::diff(&p.lock, &now.lock)).unwrap_or_default();
-    if let Some(previous) = previous {
-        tree_detail(&mut changes, previous, now, beside);
+) -> Result<Locked> {
+    let text = now.lock.render()?;
+    let previous = previous.map(|p| p.recognise(&now.lock, &text)).transpose()?;
+    // The same bytes are the same lock: nothing to compare.
+    let rendered = Sha256::of(text.as_bytes());
+    let changed = previous.as_ref().filter(|p| p.sha256 != rendered);
+    let mut changes = changed.map(|p| lock::diff(&p.lock, &now.lock)).unwrap_or_default();
+    if let Some(changed) = changed {
+        tree_detail(&mut changes, changed, &now, beside);
     }
     now.tree_listings = BTreeMap::new();
     if options.locked && (previous.is_none() || !changes.is_empty()) {
         return Err(lock::Mismatch { lock: path.to_path_buf(), changes }.into());
     }
-    Ok(lock::Update {
+    let update = lock::Update {
         path: path.to_path_buf(),
         created: previous.is_none(),
         changes,
         refreshed: false,
-    })
+    };
+    let (digest, state) = lock_digest(options, previous.as_ref(), &text);
+    Ok(Locked { computed: now, text, previous, update, digest, state })
 }
 
 /// Each changed `[[trees]]` root, file by file: the lock keeps one digest
@@ -396,7 +436,12 @@ fn open_sysroot(sysroot: &Path, spec: &Spec) -> Result<Resolver> {
 /// input even when a command lives beside it. The sysroot's dpkg status
 /// is one too: a package upgraded, removed or installed changes the lock
 /// and the SBOM.
-fn input_states(plan: &Plan, out: &Path, resolver: &Resolver) -> Vec<(PathBuf, Option<FileState>)> {
+fn input_states(
+    plan: &Plan,
+    out: &Path,
+    resolver: &Resolver,
+    listed: Option<&dpkg::Listed>,
+) -> Vec<(PathBuf, Option<FileState>)> {
     use rayon::prelude::*;
     let own = |p: &Path| p.starts_with(out) || Some(p) == out.parent();
     let status = resolver.sysroot().host(Path::new(dpkg::STATUS));
@@ -404,7 +449,12 @@ fn input_states(plan: &Plan, out: &Path, resolver: &Resolver) -> Vec<(PathBuf, O
     paths.push(&status);
     paths.par_sort_unstable();
     paths.dedup();
-    paths.into_par_iter().map(|p| (p.clone(), FileState::read(p))).collect()
+    // The status read ahead of planning has the state taken before it was.
+    let state = |p: &PathBuf| match listed {
+        Some(listed) if *p == status => listed.status_state.clone(),
+        _ => FileState::read(p),
+    };
+    paths.into_par_iter().map(|p| (p.clone(), state(p))).collect()
 }
 
 /// What the files beside the tree are made of, besides the tree itself.
@@ -419,7 +469,15 @@ struct Record {
     lock_digest: Sha256,
     /// Its state, when the lock in place stays.
     lock_state: Option<FileState>,
-    sbom: sbom::Input,
+    sbom: SbomSource,
+}
+
+/// What the SBOM is made from besides the tree: the licenses of the owning
+/// packages are read while the tree is staged ([`sbom::Input::new`]).
+struct SbomSource {
+    name: String,
+    owners: dpkg::Owners,
+    debs: BTreeMap<String, sbom::Deb>,
 }
 
 /// Stages the tree, writes the files beside it as pending, swaps the tree
@@ -431,6 +489,7 @@ fn install_and_commit(
     options: &Options,
     beside: &Beside,
     plan: Plan,
+    resolver: Resolver,
     mut record: Record,
 ) -> Result<(Manifest, Vec<String>)> {
     // The digests go to the installer and come back afterwards: a copy of
@@ -442,17 +501,26 @@ fn install_and_commit(
         known_digests: std::mem::take(&mut record.known_digests),
     };
     let out = &beside.out;
-    let staged = install::stage(&plan, out, &install_options)
-        .with_context(|| format!("writing `{}`", out.display()));
-    drop(plan);
+    // The packages' licenses are read, and the resolver dropped, on the
+    // core that staging leaves idle: hard links are quickly made.
+    let source = std::mem::replace(&mut record.sbom, SbomSource::empty());
+    let (staged, sbom_input) = rayon::join(
+        || {
+            let staged = install::stage(&plan, out, &install_options)
+                .with_context(|| format!("writing `{}`", out.display()));
+            drop(plan);
+            staged
+        },
+        || source.into_input(options.epoch, resolver),
+    );
     // Read once the plan is gone: the SBOM is the first to need it.
     let known_sha1s = sha1_cache::read(&beside.sha1s);
     let known_digests = install_options.known_digests;
     let mut staged = staged?;
     staged.manifest.portability = Some(record.portability.clone());
     sources_in_sysroot(&mut staged.manifest, options);
-    let (previous, fresh_sha1s) = match swap_in_with_pending(beside, &staged, record, &known_sha1s)
-    {
+    let swapped = swap_in_with_pending(beside, &staged, record, sbom_input, &known_sha1s);
+    let (previous, fresh_sha1s) = match swapped {
         Ok(swapped) => swapped,
         Err(e) => {
             let _ = install::remove(&staged.path);
@@ -461,12 +529,8 @@ fn install_and_commit(
         }
     };
     beside.commit()?;
-    let live: HashSet<Sha256> = (known_digests.values().chain(staged.digests.values()))
-        .map(|(_, sha256)| *sha256)
-        .chain(staged.manifest.entries.iter().filter_map(|e| e.sha256))
-        .collect();
-    sha1_cache::update(&beside.sha1s, known_sha1s, fresh_sha1s, &live)?;
-    digest_cache::update(&beside.digests, known_digests, staged.digests)?;
+    let sha1s = (known_sha1s, fresh_sha1s);
+    update_caches(beside, sha1s, known_digests, staged.digests, &staged.manifest)?;
     // The previous tree goes last: failing to remove it cannot leave the
     // new one without its manifest and stamp.
     let mut warnings = staged.warnings;
@@ -478,6 +542,27 @@ fn install_and_commit(
     Ok((staged.manifest, warnings))
 }
 
+/// Writes the SHA1 cache (the `known` and `fresh` SHA1s of the contents
+/// still in use) and the digest cache (`known` and `fresh` digests of the
+/// host files), on both cores.
+fn update_caches(
+    beside: &Beside,
+    (known_sha1s, fresh_sha1s): (sha1_cache::Sha1s, sha1_cache::Sha1s),
+    known: Digests,
+    fresh: Digests,
+    manifest: &Manifest,
+) -> Result<()> {
+    let live: HashSet<Sha256> = (known.values().chain(fresh.values()))
+        .map(|(_, sha256)| *sha256)
+        .chain(manifest.entries.iter().filter_map(|e| e.sha256))
+        .collect();
+    let (sha1s, digests) = rayon::join(
+        || sha1_cache::update(&beside.sha1s, known_sha1s, fresh_sha1s, &live),
+        || digest_cache::update(&beside.digests, known, fresh),
+    );
+    sha1s.and(digests)
+}
+
 /// Writes the manifest, SBOM and stamp of the staged tree as pending, then
 /// swaps the tree in; returns the previous tree's folder, to remove, and
 /// the SBOM's fresh sha1 digests.
@@ -485,25 +570,31 @@ fn swap_in_with_pending(
     beside: &Beside,
     staged: &install::Staged,
     record: Record,
+    sbom_input: sbom::Input,
     known_sha1s: &sha1_cache::Sha1s,
 ) -> Result<(Option<PathBuf>, sha1_cache::Sha1s)> {
-    let mut written = beside::Written::default();
-    let manifest_state = beside.write_pending_manifest(&staged.manifest, &mut written)?;
-    let (sbom, sha1s) = sbom::render(&record.sbom, &staged.manifest, &staged.path, known_sha1s)?;
-    // What each file beside the tree is made from is as long as the tree's
-    // listing: none is kept once used.
-    drop(record.sbom);
-    let sbom_state = beside.write_pending_sbom(|w| sbom.write(w), &mut written)?;
-    drop(sbom);
+    // The manifest with the state of every output, and the SBOM, on both
+    // cores: neither reads the other, and the stamp needs both.
+    let (manifest_side, sbom_side) = rayon::join(
+        || -> Result<_> {
+            let mut written = beside::Written::default();
+            let state = beside.write_pending_manifest(&staged.manifest, &mut written)?;
+            Ok((state, stamp::outputs(&staged.path, &staged.manifest), written))
+        },
+        || pending_sbom(beside, staged, sbom_input, known_sha1s),
+    );
+    let (manifest_state, outputs, mut written) = manifest_side?;
+    let (sbom_state, sha1s, sbom_written) = sbom_side?;
+    written.merge(sbom_written);
     let stamp = Stamp {
         key: RecordedKey::Fields(record.key),
         specs: record.specs,
         inputs: record.inputs,
-        outputs: stamp::outputs(&staged.path, &staged.manifest),
-        manifest: Some(manifest_state.clone()),
+        outputs,
+        manifest: Some(manifest_state),
         lock: Some(record.lock_digest),
         lock_state: record.lock_state,
-        sbom: Some(sbom_state.clone()),
+        sbom: Some(sbom_state),
     };
     beside.write_pending_stamp(&stamp, &mut written)?;
     drop(stamp);
@@ -511,6 +602,37 @@ fn swap_in_with_pending(
     // since the first one.
     beside.claim(&written)?;
     Ok((install::swap_in(&staged.path, &beside.out)?, sha1s))
+}
+
+/// Renders the SBOM of the staged tree and writes it as pending; returns
+/// its state, the fresh sha1 digests, and the file as written.
+fn pending_sbom(
+    beside: &Beside,
+    staged: &install::Staged,
+    input: sbom::Input,
+    known_sha1s: &sha1_cache::Sha1s,
+) -> Result<(FileState, sha1_cache::Sha1s, beside::Written)> {
+    let (sbom, sha1s) = sbom::render(&input, &staged.manifest, &staged.path, known_sha1s)?;
+    // What each file beside the tree is made from is as long as the tree's
+    // listing: none is kept once used.
+    drop(input);
+    let mut written = beside::Written::default();
+    let state = beside.write_pending_sbom(|w| sbom.write(w), &mut written)?;
+    Ok((state, sha1s, written))
+}
+
+impl SbomSource {
+    fn empty() -> SbomSource {
+        SbomSource { name: String::new(), owners: BTreeMap::new(), debs: BTreeMap::new() }
+    }
+
+    /// The SBOM's input, with the license of every owning package read
+    /// through the resolver's sysroot; the resolver is not needed after.
+    fn into_input(self, epoch: i64, resolver: Resolver) -> sbom::Input {
+        let input = sbom::Input::new(&self.name, epoch, self.owners, resolver.sysroot());
+        drop(resolver);
+        sbom::Input { debs: self.debs, ..input }
+    }
 }
 
 /// Adds the state of the lock just written to the stamp in place, which

@@ -80,6 +80,11 @@ impl Written {
         Ok(state)
     }
 
+    /// Adds the files another step of the same build wrote.
+    pub(crate) fn merge(&mut self, other: Written) {
+        self.0.extend(other.0);
+    }
+
     /// Whether `path` is a file this build wrote, unchanged since.
     fn holds(&self, path: &Path) -> bool {
         self.0.iter().any(|(p, state)| p == path && FileState::read(path).as_ref() == Some(state))

@@ -23,7 +23,7 @@
 
 pub(crate) mod copyright;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +32,7 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 
 use crate::resolve::sysroot::Sysroot;
+use crate::vocab::FileState;
 
 /// Where dpkg keeps the state of every package (a root path).
 pub const STATUS: &str = "/var/lib/dpkg/status";
@@ -94,31 +95,137 @@ impl Database {
     /// files), matched as the module explains. A path that no package lists
     /// is left out; a path two packages list goes to the first in order.
     pub fn owners(&self, sysroot: &Sysroot, wanted: &BTreeSet<&Path>) -> Owners {
-        let names: HashSet<&OsStr> = wanted.iter().filter_map(|p| p.file_name()).collect();
-        let found: Vec<Vec<PathBuf>> = self
-            .packages
+        let lists = read_lists(sysroot, &self.packages);
+        Listed::new(self.packages.clone(), lists, None).owners(sysroot, wanted)
+    }
+
+    /// The database with every package's list read ([`Listed`]); `None`
+    /// when the sysroot has no status file.
+    pub fn read_listed(sysroot: &Sysroot) -> Result<Option<Listed>> {
+        // Taken before the bytes are read: a change after that moves the
+        // state away from the one a stamp records.
+        let status_state = FileState::read(&sysroot.host(Path::new(STATUS)));
+        let Some(database) = Database::read(sysroot)? else { return Ok(None) };
+        let lists = read_lists(sysroot, &database.packages);
+        Ok(Some(Listed::new(database.packages, lists, status_state)))
+    }
+}
+
+/// The installed packages with the text of each one's list of paths, and
+/// every listed line by the hash of its file name ([`Database::read_listed`]):
+/// a build reads and sorts them while it plans, on the core planning leaves
+/// idle, before it knows which paths it will ask about; then each name
+/// asked about is a binary search, not a pass over 127,000 lines.
+#[derive(Clone, Debug, Default)]
+pub struct Listed {
+    packages: Vec<Package>,
+    /// By the index of the package; `None` for a package with no list.
+    lists: Vec<Option<String>>,
+    /// Every line, sorted: its file name's hash, its package's index, and
+    /// where it is in that package's list.
+    by_name: Vec<Line>,
+    /// The state of the status file, taken before it was read.
+    pub status_state: Option<FileState>,
+}
+
+/// One line of a package's list ([`Listed::by_name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Line {
+    name_hash: u64,
+    package: u32,
+    start: u32,
+    len: u32,
+}
+
+impl Listed {
+    fn new(packages: Vec<Package>, lists: Vec<Option<String>>, status: Option<FileState>) -> Self {
+        let mut by_name: Vec<Line> = lists
             .par_iter()
-            .map(|package| {
-                let Some(text) = list_of(sysroot, package) else { return Vec::new() };
+            .enumerate()
+            .flat_map_iter(|(package, text)| lines_of(package, text.as_deref().unwrap_or("")))
+            .collect();
+        by_name.par_sort_unstable();
+        Listed { packages, lists, by_name, status_state: status }
+    }
+
+    /// [`Database::owners`], from the lists already read.
+    pub fn owners(&self, sysroot: &Sysroot, wanted: &BTreeSet<&Path>) -> Owners {
+        let names: BTreeSet<&OsStr> = wanted.iter().filter_map(|p| p.file_name()).collect();
+        let mut found: Vec<(u32, PathBuf)> = names
+            .into_par_iter()
+            .flat_map_iter(|name| {
                 let mut dirs = HashMap::new();
-                text.lines()
-                    .filter(|line| maybe_named(line, &names))
-                    .map(Path::new)
-                    .filter(|p| p.file_name().is_some_and(|n| names.contains(n)))
-                    .filter_map(|p| real_path(sysroot, p, &mut dirs))
-                    .filter(|real| wanted.contains(real.as_path()))
-                    .collect()
+                let mut paths = Vec::new();
+                for line in self.lines_named(name) {
+                    let listed = Path::new(self.text_of(line));
+                    if listed.file_name() != Some(name) {
+                        continue;
+                    }
+                    let real = real_path(sysroot, listed, &mut dirs);
+                    paths.extend(
+                        real.filter(|r| wanted.contains(r.as_path())).map(|r| (line.package, r)),
+                    );
+                }
+                paths
             })
             .collect();
+        // A path two packages list goes to the first in order.
+        found.par_sort_unstable();
+        let shared: Vec<Arc<Package>> = self.packages.iter().cloned().map(Arc::new).collect();
         let mut owners = BTreeMap::new();
-        for (package, paths) in self.packages.iter().zip(found) {
-            let shared = Arc::new(package.clone());
-            for path in paths {
-                owners.entry(path).or_insert_with(|| Arc::clone(&shared));
-            }
+        for (package, path) in found {
+            owners.entry(path).or_insert_with(|| Arc::clone(&shared[package as usize]));
         }
         owners
     }
+
+    /// The lines whose file name hashes as `name` does.
+    fn lines_named(&self, name: &OsStr) -> &[Line] {
+        let hash = name_hash(name.as_encoded_bytes());
+        let from = self.by_name.partition_point(|l| l.name_hash < hash);
+        let to = self.by_name.partition_point(|l| l.name_hash <= hash);
+        &self.by_name[from..to]
+    }
+
+    fn text_of(&self, line: &Line) -> &str {
+        let text = self.lists[line.package as usize].as_deref().unwrap_or("");
+        &text[line.start as usize..(line.start + line.len) as usize]
+    }
+}
+
+/// The lines of package `package`'s list `text`, each by the hash of its
+/// file name: the text after its last slash, read without splitting the
+/// path into components, but for a line ending in `/` or `/.` (whose file
+/// name is further up).
+fn lines_of(package: usize, text: &str) -> impl Iterator<Item = Line> + '_ {
+    let base = text.as_ptr() as usize;
+    text.lines().filter(|line| !line.is_empty()).map(move |line| {
+        let last = line.rsplit('/').next().unwrap_or(line);
+        let name = match last {
+            "" | "." => Path::new(line).file_name().map(OsStr::as_encoded_bytes).unwrap_or(b""),
+            _ => last.as_bytes(),
+        };
+        Line {
+            name_hash: name_hash(name),
+            package: package as u32,
+            start: (line.as_ptr() as usize - base) as u32,
+            len: line.len() as u32,
+        }
+    })
+}
+
+/// A hash of a file name that is the same in every run (the lines are
+/// sorted by it).
+fn name_hash(name: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    name.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Every package's list of paths, in the packages' order, on every core.
+fn read_lists(sysroot: &Sysroot, packages: &[Package]) -> Vec<Option<String>> {
+    packages.par_iter().map(|package| list_of(sysroot, package)).collect()
 }
 
 /// The text of a package's list of paths, under either of its names.
@@ -127,15 +234,6 @@ fn list_of(sysroot: &Sysroot, package: &Package) -> Option<String> {
     [format!("{}:{}.list", package.name, package.arch), format!("{}.list", package.name)]
         .iter()
         .find_map(|name| std::fs::read_to_string(info.join(name)).ok())
-}
-
-/// Whether a listed line may name one of `names`, by the text after its
-/// last slash: most lines of a large database (127,000 on a desktop) are
-/// ruled out without splitting them into path components. A line ending in `/` or `/.`
-/// (whose file name is further up) is left to the exact test.
-fn maybe_named(line: &str, names: &HashSet<&OsStr>) -> bool {
-    let last = line.rsplit('/').next().unwrap_or(line);
-    matches!(last, "" | ".") || names.contains(OsStr::new(last))
 }
 
 /// Where a listed path really is: its parent directory resolved inside the

@@ -279,11 +279,11 @@ fn manifest_of(
     sorted: &[(&PathBuf, &Entry)],
     files: &HashMap<&Path, WrittenFile>,
 ) -> (Manifest, Digests) {
-    let mut digests = Digests::new();
-    let entries = sorted
-        .iter()
-        .map(|&(path, entry)| manifest_entry(path, entry, files, &mut digests))
-        .collect();
+    // On every core: each entry's reasons become text (libc has one per
+    // program that needs it).
+    let (entries, digests): (Vec<ManifestEntry>, Vec<Option<Digested>>) =
+        sorted.par_iter().map(|&(path, entry)| manifest_entry(path, entry, files)).unzip();
+    let digests: Digests = digests.into_iter().flatten().collect();
     let commands = plan
         .commands
         .iter()
@@ -299,14 +299,16 @@ fn manifest_of(
     (manifest, digests)
 }
 
-/// The manifest's line for one entry; a file copied from the host adds its
-/// digest to `digests`.
+/// One entry of [`Digests`]: a host file, its state and sha256.
+type Digested = (PathBuf, (vocab::FileState, Sha256));
+
+/// The manifest's line for one entry, and for a file copied from the host,
+/// its host path with the state and digest to keep.
 fn manifest_entry(
     path: &Path,
     entry: &Entry,
     files: &HashMap<&Path, WrittenFile>,
-    digests: &mut Digests,
-) -> ManifestEntry {
+) -> (ManifestEntry, Option<Digested>) {
     let mut item = ManifestEntry {
         path: path.to_path_buf(),
         kind: entry.kind.entry_type(),
@@ -317,12 +319,13 @@ fn manifest_entry(
         source: None,
         why: entry.why.iter().map(ToString::to_string).collect(),
     };
+    let mut digest = None;
     let mode = match &entry.kind {
         EntryKind::Dir { mode } => *mode,
         EntryKind::File { host, .. } => {
             let file = &files[&path];
             if let Some(state) = &file.state {
-                digests.insert(host.clone(), (state.clone(), file.sha256));
+                digest = Some((host.clone(), (state.clone(), file.sha256)));
             }
             item.size = Some(file.size);
             item.sha256 = Some(file.sha256);
@@ -342,7 +345,7 @@ fn manifest_entry(
     };
     item.mode = vocab::Mode::of_st_mode(mode);
     debug_assert!(item.kind != EntryType::File || item.sha256.is_some());
-    item
+    (item, digest)
 }
 
 fn split(path: &Path) -> Result<(&Path, &Path)> {

@@ -72,7 +72,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::build::digest_cache::Digests;
-use crate::build::dpkg::{Database, Package};
+use crate::build::dpkg::{Database, Listed, Package};
 use crate::build::output::{self, Found};
 use crate::build::plan::{EntryKind, Plan};
 use crate::fsutil;
@@ -436,36 +436,81 @@ pub struct OnDisk {
 /// file there is not a lock of this tool (the lock lives in the user's
 /// repository, so nothing else is ever replaced).
 pub fn read(path: &Path) -> Result<Option<OnDisk>> {
+    read_part(path, None)
+}
+
+/// A lock file's bytes as read, not yet parsed: a build reads them while
+/// it plans, and parses them only when they differ from the lock it
+/// computed ([`Unparsed::recognise`]), since the lock of every host
+/// program is 400 KB of TOML, and most builds leave it as it was.
+#[derive(Debug)]
+pub struct Unparsed {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    /// The file's state, taken before its bytes were read.
+    state: Option<crate::vocab::FileState>,
+    /// The architecture whose part is wanted ([`read_part`]).
+    part: Option<String>,
+}
+
+/// The bytes of the lock at `path`: `None` when there is none; a
+/// [`Refusal`](crate::build::Refusal) when something other than a file is
+/// there (the bytes themselves are recognised later). `part`: as for
+/// [`read_part`].
+pub fn read_unparsed(path: &Path, part: Option<&str>) -> Result<Option<Unparsed>> {
     // The state is taken before the bytes are read (see `OnDisk::state`);
     // the bytes that recognise the lock are the ones parsed and hashed.
     let state = crate::vocab::FileState::read(path);
-    let mut parsed = None;
-    let mut error = None;
-    let checked = output::check_file(path, "a lock file", |bytes| match Lock::parse(bytes) {
-        Ok(lock) => {
-            parsed = Some((lock, Sha256::of(bytes)));
-            true
-        }
-        Err(why) => {
-            error = Some(why);
-            false
-        }
-    });
-    let found = checked.map_err(|mut refusal| {
-        // A lock is edited and merged by people: say what does not parse.
-        if let Some(why) = error {
-            let why = format!("{why:#}");
-            refusal.why = format!(
-                "{}; fix it, or remove it and build again to write a new one:\n{}",
-                refusal.why,
-                why.trim_end()
-            );
-        }
-        refusal
+    let mut read = None;
+    let found = output::check_file(path, "a lock file", |bytes| {
+        read = Some(bytes.to_vec());
+        true
     })?;
-    match (found, parsed) {
-        (Found::Ours, Some((lock, sha256))) => Ok(Some(OnDisk { lock, sha256, state })),
-        _ => Ok(None),
+    Ok(match (found, read) {
+        (Found::Ours, Some(bytes)) => {
+            let part = part.map(str::to_string);
+            Some(Unparsed { path: path.to_path_buf(), bytes, state, part })
+        }
+        _ => None,
+    })
+}
+
+impl Unparsed {
+    /// The lock these bytes hold: `computed` itself when they are its text
+    /// `rendered` (the same bytes are the same lock), else parsed. A part
+    /// of a multi-architecture lock is always parsed.
+    pub fn recognise(self, computed: &Lock, rendered: &str) -> Result<OnDisk> {
+        if self.part.is_some() || self.bytes != rendered.as_bytes() {
+            return self.parse();
+        }
+        let sha256 = Sha256::of(&self.bytes);
+        Ok(OnDisk { lock: computed.clone(), sha256, state: self.state })
+    }
+
+    /// The lock these bytes hold; a refusal saying where and why they do
+    /// not parse (a lock is edited and merged by people).
+    pub fn parse(self) -> Result<OnDisk> {
+        match (Lock::parse(&self.bytes), self.part) {
+            (Ok(lock), None) => {
+                Ok(OnDisk { lock, sha256: Sha256::of(&self.bytes), state: self.state })
+            }
+            (Ok(whole), Some(arch)) => {
+                let lock = whole.part(&arch);
+                let sha256 = Sha256::of(lock.render()?.as_bytes());
+                // The file's state: unchanged, so is every part of it.
+                Ok(OnDisk { lock, sha256, state: self.state })
+            }
+            (Err(why), _) => {
+                let mut refusal = output::not_ours(&self.path, "a lock file");
+                let why = format!("{why:#}");
+                refusal.why = format!(
+                    "{}; fix it, or remove it and build again to write a new one:\n{}",
+                    refusal.why,
+                    why.trim_end()
+                );
+                Err(refusal.into())
+            }
+        }
     }
 }
 
@@ -473,12 +518,7 @@ pub fn read(path: &Path) -> Result<Option<OnDisk>> {
 /// multi-architecture spec) sees it ([`Lock::part`]), its `sha256` that of
 /// that part rendered; without `part`, [`read`].
 pub fn read_part(path: &Path, part: Option<&str>) -> Result<Option<OnDisk>> {
-    let Some(arch) = part else { return read(path) };
-    let Some(whole) = read(path)? else { return Ok(None) };
-    let lock = whole.lock.part(arch);
-    let sha256 = Sha256::of(lock.render()?.as_bytes());
-    // The file's state: unchanged, so is every part of it.
-    Ok(Some(OnDisk { lock, sha256, state: whole.state }))
+    read_unparsed(path, part)?.map(Unparsed::parse).transpose()
 }
 
 /// Why a build the stamp calls fresh must still run for its lock: the lock
@@ -564,6 +604,7 @@ pub fn compute(
     image: Option<&str>,
     known: &Digests,
     packages: Option<&PackageSet>,
+    listed: Option<&Listed>,
 ) -> Result<Computed> {
     let Sources { mut sysroot_files, spec_files, mut links } = sources(plan, sysroot);
     let hosts: BTreeSet<&Path> =
@@ -571,10 +612,7 @@ pub fn compute(
     let (digests, facts) = hash_all(hosts, known)?;
     let wanted: BTreeSet<&Path> = sysroot_files.keys().copied().collect();
     // The SBOM needs the owner of every file, those of trees too.
-    let owners = match Database::read(sysroot)? {
-        Some(db) => db.owners(sysroot, &wanted),
-        None => BTreeMap::new(),
-    };
+    let owners = owners_of(sysroot, &wanted, listed)?;
     let file = |host: &Path, owner: Option<&std::sync::Arc<Package>>| {
         locked_file(&facts[host], owner.map(|p| &**p))
     };
@@ -613,6 +651,22 @@ pub fn compute(
         None => lock,
     };
     Ok(Computed { lock, tree_listings, digests, owners })
+}
+
+/// The package owning each of `wanted`, from the dpkg database read in
+/// advance (`listed`), or read now.
+fn owners_of(
+    sysroot: &Sysroot,
+    wanted: &BTreeSet<&Path>,
+    listed: Option<&Listed>,
+) -> Result<crate::build::dpkg::Owners> {
+    if let Some(listed) = listed {
+        return Ok(listed.owners(sysroot, wanted));
+    }
+    Ok(match Database::read(sysroot)? {
+        Some(db) => db.owners(sysroot, wanted),
+        None => BTreeMap::new(),
+    })
 }
 
 /// The lock's line for a file: its state and sha256, and its owner.

@@ -191,11 +191,12 @@ pub fn check_file(
         return Err(refuse(path, format!("it should be {what} of this tool, and is not a file")));
     }
     let bytes = std::fs::read(path).map_err(|e| refuse(path, format!("it cannot be read: {e}")))?;
-    if recognise(&bytes) {
-        Ok(Found::Ours)
-    } else {
-        Err(refuse(path, format!("it is not {what} of this tool")))
-    }
+    if recognise(&bytes) { Ok(Found::Ours) } else { Err(not_ours(path, what)) }
+}
+
+/// The refusal of a file at `path` that is not `what` of this tool.
+pub(crate) fn not_ours(path: &Path, what: &str) -> Refusal {
+    refuse(path, format!("it is not {what} of this tool"))
 }
 
 /// [`check_file`] for a file of `.rootfs/` of type `T`.

@@ -259,6 +259,9 @@ pub fn plan(spec: &Spec, resolver: &Resolver, system_files: SystemFiles) -> Resu
     spec_entries::add(&mut plan, spec, resolver, system_files)?;
     accounts::add(&mut plan, spec)?;
     closures::add_loader_cache(&mut plan, resolver, &loaded)?;
+    // Thousands of small allocations (a reason and a path per file of
+    // every closure): freed on another core while planning goes on.
+    rayon::spawn(move || drop(loaded));
     plan.inputs.extend(resolver.consulted_dirs().iter().map(|d| resolver.sysroot().host(d)));
     finish(&mut plan)?;
     warn_hidden(&mut plan);
@@ -313,12 +316,7 @@ pub enum SystemFiles {
 /// manifest is JSON.
 fn finish(plan: &mut Plan) -> Result<()> {
     use rayon::prelude::*;
-    // On every core: libc has a reason per object that needs it, and
-    // reasons compare paths component by component.
-    plan.entries.par_iter_mut().for_each(|(_, entry)| {
-        entry.why.sort_unstable();
-        entry.why.dedup();
-    });
+    plan.entries.par_iter_mut().for_each(|(_, entry)| sort_reasons(&mut entry.why));
     for (path, entry) in &plan.entries {
         let others = match &entry.kind {
             EntryKind::File { host, .. } => vec![host.as_path()],
@@ -337,6 +335,43 @@ fn finish(plan: &mut Plan) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Sorts an entry's reasons and drops the duplicates. Libc has a reason
+/// per object that needs it (the loader one per program it runs), and two
+/// reasons compare their paths by splitting both into components, every
+/// time: a long list of such reasons only is sorted by its paths split
+/// once, on every core (the same order: a path's is its components').
+fn sort_reasons(whys: &mut Vec<Why>) {
+    if whys.len() <= 64 || !whys.iter().all(|w| loaded_key(w).is_some()) {
+        whys.sort_unstable();
+        whys.dedup();
+        return;
+    }
+    let mut keys: Vec<(u8, Vec<std::path::Component>, &str, usize)> = (whys.iter().enumerate())
+        .filter_map(|(i, why)| {
+            let (rank, path, name) = loaded_key(why)?;
+            Some((rank, path.components().collect(), name, i))
+        })
+        .collect();
+    rayon::slice::ParallelSliceMut::par_sort_unstable(&mut keys[..]);
+    let order: Vec<usize> = keys.into_iter().map(|(.., i)| i).collect();
+    let mut taken: Vec<Option<Why>> = std::mem::take(whys).into_iter().map(Some).collect();
+    *whys = order.into_iter().filter_map(|i| taken[i].take()).collect();
+    whys.dedup();
+}
+
+/// A reason of the loader as what its derived order compares: the rank of
+/// its kind in [`Reason`], its path, and its name (empty for a kind
+/// without one); `None` for every other reason.
+fn loaded_key(why: &Why) -> Option<(u8, &Path, &str)> {
+    match why {
+        Why::Loaded(Reason::Interpreter { of }) => Some((0, of, "")),
+        Why::Loaded(Reason::Needed { by, name }) => Some((1, by, name)),
+        Why::Loaded(Reason::Script { of }) => Some((2, of, "")),
+        Why::Loaded(Reason::Env { of }) => Some((3, of, "")),
+        _ => None,
+    }
 }
 
 /// What an entry is and why it is there, for conflict messages: "a copy
@@ -451,4 +486,34 @@ fn add_parents(plan: &mut Plan, path: &Path) -> Result<(), PlanError> {
         plan.entries.insert(ancestor.to_path_buf(), parent);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Long lists of the loader's reasons, with paths whose bytes and
+    /// components order differently (`/a-b` and `/a/b`), duplicates and
+    /// every kind `loaded_key` ranks, sort as the derived order does.
+    #[test]
+    fn long_lists_of_reasons_sort_in_the_derived_order() {
+        let paths = ["/a/b", "/a-b", "/a/b/c", "/ab", "/a", "/a/b-c", "/a/b/../c", "/a//b"];
+        let mut whys = Vec::new();
+        for i in 0..200 {
+            let path = PathBuf::from(paths[i % paths.len()]);
+            let name = format!("lib{}.so", i % 3);
+            whys.push(Why::Loaded(match (i / paths.len()) % 4 {
+                0 => Reason::Interpreter { of: path },
+                1 => Reason::Needed { by: path, name },
+                2 => Reason::Script { of: path },
+                _ => Reason::Env { of: path },
+            }));
+        }
+        let mut expected = whys.clone();
+        expected.sort_unstable();
+        expected.dedup();
+        sort_reasons(&mut whys);
+        assert_eq!(whys, expected);
+        assert!(whys.len() > 40, "only the duplicates go: {} left", whys.len());
+    }
 }

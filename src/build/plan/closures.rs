@@ -303,11 +303,14 @@ pub(super) fn add_located(
         insert(plan, &link.path, kind.clone(), why.clone())?;
         insert(plan, &link.path, kind, Why::OnTheWay(located.real.clone()))?;
     }
-    let host = sysroot.host(&located.real);
     let mut mode = located.mode;
     if !keep_setuid {
         mode &= !0o6000;
     }
+    if !located.is_dir && gains_a_reason(plan, resolver, located, mode, why) {
+        return Ok(());
+    }
+    let host = sysroot.host(&located.real);
     plan.inputs.insert(host.clone());
     let kind = if located.is_dir {
         EntryKind::Dir { mode }
@@ -316,6 +319,29 @@ pub(super) fn add_located(
     };
     insert(plan, &located.real, kind, why.clone())?;
     Ok(())
+}
+
+/// Whether the file `located` is planned already, as the same copy (the
+/// same host file and `mode`), and now has `why` among its reasons too:
+/// what [`insert`] would do, without making its host path again (libc is
+/// added once per program). Its host path is an input already: every
+/// copy's is.
+fn gains_a_reason(
+    plan: &mut Plan,
+    resolver: &Resolver,
+    located: &Located,
+    mode: u32,
+    why: &Why,
+) -> bool {
+    let Some(existing) = plan.entries.get_mut(&located.real) else { return false };
+    let EntryKind::File { host, mode: planned, .. } = &existing.kind else { return false };
+    let inside = located.real.strip_prefix("/").unwrap_or(&located.real);
+    let same_host = host.strip_prefix(resolver.sysroot().root()).is_ok_and(|h| h == inside);
+    if !same_host || *planned != mode {
+        return false;
+    }
+    existing.why.push(why.clone());
+    true
 }
 
 /// A loader cache, so the libraries found through the sysroot's cache are
