@@ -38,6 +38,14 @@ fn check(script: &str) -> Check {
     Check::exits_zero(&["/bin/bash", "-c", script], Duration::from_secs(60))
 }
 
+/// A check doubling a string 30 times, to 1 GiB, under a memory limit of
+/// 256M.
+fn hungry() -> Check {
+    let mut hungry = check("x=x; for i in $(seq 30); do x=$x$x; done; echo ${#x}");
+    hungry.limits.memory = 256 << 20;
+    hungry
+}
+
 /// Processes of this host whose command line is exactly `cmdline`.
 fn count(cmdline: &str) -> usize {
     std::fs::read_dir("/proc")
@@ -97,10 +105,7 @@ fn a_string_growing_past_the_memory_limit_is_killed_and_reported() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let built = tree(tmp.path());
-    // Doubling a string 30 times reaches 1 GiB, far beyond 256M.
-    let mut hungry = check("x=x; for i in $(seq 30); do x=$x$x; done; echo ${#x}");
-    hungry.limits.memory = 256 << 20;
-    let report = run(&built, hungry);
+    let report = run(&built, hungry());
     let table = report.table();
     assert_eq!(
         report.results[0].outcome,
@@ -157,16 +162,14 @@ fn each_check_has_its_own_limits_and_events_though_cgroups_are_reused() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let built = tree(tmp.path());
-    // 2^30 bytes of string is far beyond 256M; 2^27 (with bash's copies,
-    // about 512M at its peak) is beyond 256M but within the default 2G.
-    let mut hungry = check("x=x; for i in $(seq 30); do x=$x$x; done; echo ${#x}");
-    hungry.limits.memory = 256 << 20;
+    // 2^27 bytes of string (with bash's copies, about 512M at its peak) is
+    // beyond 256M but within the default 2G.
     let large = check("x=x; for i in $(seq 27); do x=$x$x; done; echo ${#x}");
     let mut forks = check("for i in $(seq 400); do sleep 5 & done; wait");
     forks.limits.pids = 200;
     let many = check("for i in $(seq 400); do sleep 0.2 & done; wait");
     let options = smoke::Options { jobs: 1, hostname: "limits".into(), reference: None };
-    let report = smoke::run(&built.out, &[hungry, large, forks, many], &options).unwrap();
+    let report = smoke::run(&built.out, &[hungry(), large, forks, many], &options).unwrap();
     let table = report.table();
     let outcomes: Vec<&Outcome> = report.results.iter().map(|r| &r.outcome).collect();
     assert_eq!(
