@@ -91,7 +91,7 @@ impl Exec {
                     // SAFETY: as above.
                     unsafe {
                         libc::execve(
-                            self.sh_path(candidate),
+                            candidate.sh_argv[0],
                             candidate.sh_argv.as_ptr(),
                             self.envp.as_ptr(),
                         )
@@ -105,10 +105,6 @@ impl Exec {
             last = error;
         }
         if denied { io::Error::from_raw_os_error(libc::EACCES) } else { last }
-    }
-
-    fn sh_path(&self, candidate: &Candidate) -> *const c_char {
-        candidate.sh_argv[0]
     }
 }
 

@@ -242,7 +242,7 @@ impl Cgroups {
     /// Takes a slot back after its check: kept for the next check when it
     /// is empty and lightly charged, else removed.
     fn give_back(&self, slot: Slot) {
-        let v2 = matches!(self.backend, Backend::V2 { .. });
+        let v2 = self.is_v2();
         let memory_dir = if v2 { slot.dirs.first() } else { slot.dirs.get(1) };
         let charged = memory_dir
             .and_then(|dir| {
