@@ -96,13 +96,12 @@ fn run_limited(setup: &Setup, ran: &mut Ran) -> Result<()> {
     if let Some(slot) = &setup.slot {
         launch = launch.in_slot(slot.clone());
     }
-    let launch = Arc::new(launch);
-    let result = spawn_and_wait(setup, ran, launch);
+    let result = spawn_and_wait(setup, ran, &launch);
     ran.hit = limits.finish();
     result
 }
 
-fn spawn_and_wait(setup: &Setup, ran: &mut Ran, launch: Arc<Launch>) -> Result<()> {
+fn spawn_and_wait(setup: &Setup, ran: &mut Ran, launch: &Launch) -> Result<()> {
     let (reader, writer) = os_pipe::pipe().context("creating a pipe for the output")?;
     let (error_reader, error_writer) = match ran.errors {
         Some(_) => {
@@ -113,7 +112,7 @@ fn spawn_and_wait(setup: &Setup, ran: &mut Ran, launch: Arc<Launch>) -> Result<(
     };
     let log = StepLog::new()?;
     let stderr = error_writer.as_ref().map_or(writer.as_fd(), |w| w.as_fd());
-    let started = setup.sandbox.start(&ran.argv, setup.env, &launch, &log, writer.as_fd(), stderr);
+    let started = setup.sandbox.start(&ran.argv, setup.env, launch, &log, writer.as_fd(), stderr);
     // Our copies of the pipes' write ends: the readers see the end of the
     // output when the last process inside is gone.
     drop((writer, error_writer));
