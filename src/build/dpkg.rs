@@ -25,11 +25,13 @@ pub(crate) mod copyright;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use rayon::prelude::*;
+use rustc_hash::FxHashSet;
 
 use crate::resolve::sysroot::Sysroot;
 use crate::vocab::FileState;
@@ -96,7 +98,8 @@ impl Database {
     /// is left out; a path two packages list goes to the first in order.
     pub fn owners(&self, sysroot: &Sysroot, wanted: &BTreeSet<&Path>) -> Owners {
         let lists = read_lists(sysroot, &self.packages);
-        Listed::new(self.packages.clone(), lists, None).owners(sysroot, wanted)
+        Listed { packages: self.packages.clone(), lists, status_state: None }
+            .owners(sysroot, wanted)
     }
 
     /// The database with every package's list read ([`Listed`]); `None`
@@ -107,67 +110,40 @@ impl Database {
         let status_state = FileState::read(&sysroot.host(Path::new(STATUS)));
         let Some(database) = Database::read(sysroot)? else { return Ok(None) };
         let lists = read_lists(sysroot, &database.packages);
-        Ok(Some(Listed::new(database.packages, lists, status_state)))
+        Ok(Some(Listed { packages: database.packages, lists, status_state }))
     }
 }
 
-/// The installed packages with the text of each one's list of paths, and
-/// every listed line by the hash of its file name ([`Database::read_listed`]):
-/// a build reads and sorts them while it plans, on the core planning leaves
-/// idle, before it knows which paths it will ask about; then each name
-/// asked about is a binary search, not a pass over 127,000 lines.
+/// The installed packages with the bytes of each one's list of paths
+/// ([`Database::read_listed`]): a build reads them while it plans, before
+/// it knows which paths it will ask about. Nothing is indexed ahead: the
+/// names asked about are a few hundred, the lines over a hundred thousand,
+/// so one pass over the lines looking each file name up among the names
+/// asked about costs less than indexing every line.
 #[derive(Clone, Debug, Default)]
 pub struct Listed {
     packages: Vec<Package>,
     /// By the index of the package; `None` for a package with no list.
-    lists: Vec<Option<String>>,
-    /// Every line, sorted: its file name's hash, its package's index, and
-    /// where it is in that package's list.
-    by_name: Vec<Line>,
+    lists: Vec<Option<Vec<u8>>>,
     /// The state of the status file, taken before it was read.
     pub status_state: Option<FileState>,
 }
 
-/// One line of a package's list ([`Listed::by_name`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Line {
-    name_hash: u64,
-    package: u32,
-    start: u32,
-    len: u32,
-}
-
 impl Listed {
-    fn new(packages: Vec<Package>, lists: Vec<Option<String>>, status: Option<FileState>) -> Self {
-        let mut by_name: Vec<Line> = lists
-            .par_iter()
-            .enumerate()
-            .flat_map_iter(|(package, text)| lines_of(package, text.as_deref().unwrap_or("")))
-            .collect();
-        by_name.par_sort_unstable();
-        Listed { packages, lists, by_name, status_state: status }
-    }
-
     /// [`Database::owners`], from the lists already read.
     pub fn owners(&self, sysroot: &Sysroot, wanted: &BTreeSet<&Path>) -> Owners {
-        let names: BTreeSet<&OsStr> = wanted.iter().filter_map(|p| p.file_name()).collect();
-        let mut found: Vec<(u32, PathBuf)> = names
-            .into_par_iter()
-            .flat_map_iter(|name| {
-                let mut dirs = HashMap::new();
-                let mut paths = Vec::new();
-                for line in self.lines_named(name) {
-                    let listed = Path::new(self.text_of(line));
-                    if listed.file_name() != Some(name) {
-                        continue;
-                    }
-                    let real = real_path(sysroot, listed, &mut dirs);
-                    paths.extend(
-                        real.filter(|r| wanted.contains(r.as_path())).map(|r| (line.package, r)),
-                    );
-                }
-                paths
+        let names: FxHashSet<&[u8]> =
+            wanted.iter().filter_map(|p| p.file_name()).map(OsStr::as_encoded_bytes).collect();
+        let mut found: Vec<(u32, PathBuf)> = (self.lists.par_iter().enumerate())
+            .filter_map(|(package, list)| Some((package as u32, list.as_deref()?)))
+            .flat_map_iter(|(package, list)| {
+                named_lines(list, &names).map(move |line| (package, line))
             })
+            .map_init(HashMap::new, |dirs, (package, line)| {
+                let real = real_path(sysroot, Path::new(OsStr::from_bytes(line)), dirs);
+                real.filter(|r| wanted.contains(r.as_path())).map(|r| (package, r))
+            })
+            .flatten_iter()
             .collect();
         // A path two packages list goes to the first in order.
         found.par_sort_unstable();
@@ -178,62 +154,42 @@ impl Listed {
         }
         owners
     }
-
-    /// The lines whose file name hashes as `name` does.
-    fn lines_named(&self, name: &OsStr) -> &[Line] {
-        let hash = name_hash(name.as_encoded_bytes());
-        let from = self.by_name.partition_point(|l| l.name_hash < hash);
-        let to = self.by_name.partition_point(|l| l.name_hash <= hash);
-        &self.by_name[from..to]
-    }
-
-    fn text_of(&self, line: &Line) -> &str {
-        let text = self.lists[line.package as usize].as_deref().unwrap_or("");
-        &text[line.start as usize..(line.start + line.len) as usize]
-    }
 }
 
-/// The lines of package `package`'s list `text`, each by the hash of its
-/// file name: the text after its last slash, read without splitting the
-/// path into components, but for a line ending in `/` or `/.` (whose file
-/// name is further up).
-fn lines_of(package: usize, text: &str) -> impl Iterator<Item = Line> + '_ {
-    let base = text.as_ptr() as usize;
-    text.lines().filter(|line| !line.is_empty()).map(move |line| {
-        let last = line.rsplit('/').next().unwrap_or(line);
-        let name = match last {
-            "" | "." => Path::new(line).file_name().map(OsStr::as_encoded_bytes).unwrap_or(b""),
-            _ => last.as_bytes(),
+/// The lines of a package's list whose file name is one of `names`: the
+/// bytes after the line's last slash, read without splitting the path into
+/// components, but for a line ending in `/` or `/.` (whose file name is
+/// further up).
+fn named_lines<'a>(
+    list: &'a [u8],
+    names: &'a FxHashSet<&[u8]>,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    list.split(|b| *b == b'\n').filter(|line| !line.is_empty()).filter(move |line| {
+        let last = match memchr::memrchr(b'/', line) {
+            Some(slash) => &line[slash + 1..],
+            None => line,
         };
-        Line {
-            name_hash: name_hash(name),
-            package: package as u32,
-            start: (line.as_ptr() as usize - base) as u32,
-            len: line.len() as u32,
-        }
+        let name = match last {
+            b"" | b"." => Path::new(OsStr::from_bytes(line))
+                .file_name()
+                .map_or(&b""[..], OsStr::as_encoded_bytes),
+            _ => last,
+        };
+        names.contains(name)
     })
 }
 
-/// A hash of a file name that is the same in every run (the lines are
-/// sorted by it).
-fn name_hash(name: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::hash::DefaultHasher::new();
-    name.hash(&mut hasher);
-    hasher.finish()
-}
-
 /// Every package's list of paths, in the packages' order, on every core.
-fn read_lists(sysroot: &Sysroot, packages: &[Package]) -> Vec<Option<String>> {
+fn read_lists(sysroot: &Sysroot, packages: &[Package]) -> Vec<Option<Vec<u8>>> {
     packages.par_iter().map(|package| list_of(sysroot, package)).collect()
 }
 
-/// The text of a package's list of paths, under either of its names.
-fn list_of(sysroot: &Sysroot, package: &Package) -> Option<String> {
+/// The bytes of a package's list of paths, under either of its names.
+fn list_of(sysroot: &Sysroot, package: &Package) -> Option<Vec<u8>> {
     let info = sysroot.host(Path::new(INFO));
     [format!("{}:{}.list", package.name, package.arch), format!("{}.list", package.name)]
         .iter()
-        .find_map(|name| std::fs::read_to_string(info.join(name)).ok())
+        .find_map(|name| std::fs::read(info.join(name)).ok())
 }
 
 /// Where a listed path really is: its parent directory resolved inside the
