@@ -17,6 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use rustc_hash::FxHashSet;
 
 pub use self::trees::excluded;
 use crate::build::manifest::CommandKind;
@@ -338,27 +339,60 @@ fn finish(plan: &mut Plan) -> Result<()> {
 }
 
 /// Sorts an entry's reasons and drops the duplicates. Libc has a reason
-/// per object that needs it (the loader one per program it runs), and two
-/// reasons compare their paths by splitting both into components, every
-/// time: a long list of such reasons only is sorted by its paths split
-/// once, on every core (the same order: a path's is its components').
+/// per object that needs it, once per program whose closure holds that
+/// object (8,581 reasons, 2,859 distinct, in a tree of every host program):
+/// the duplicates go first, through a hash set, then the rest is sorted in
+/// the derived order, the loader's reasons compared by their paths' bytes
+/// where that is the same order ([`cmp_loaded`]) rather than by splitting
+/// both paths into components at every comparison.
 fn sort_reasons(whys: &mut Vec<Why>) {
-    if whys.len() <= 64 || !whys.iter().all(|w| loaded_key(w).is_some()) {
-        whys.sort_unstable();
-        whys.dedup();
-        return;
+    if whys.len() > 16 {
+        let taken = std::mem::take(whys);
+        let mut seen: FxHashSet<&Why> =
+            FxHashSet::with_capacity_and_hasher(taken.len(), Default::default());
+        let first: Vec<bool> = taken.iter().map(|why| seen.insert(why)).collect();
+        drop(seen);
+        *whys =
+            taken.into_iter().zip(first).filter_map(|(why, first)| first.then_some(why)).collect();
     }
-    let mut keys: Vec<(u8, Vec<std::path::Component>, &str, usize)> = (whys.iter().enumerate())
-        .filter_map(|(i, why)| {
-            let (rank, path, name) = loaded_key(why)?;
-            Some((rank, path.components().collect(), name, i))
-        })
-        .collect();
-    rayon::slice::ParallelSliceMut::par_sort_unstable(&mut keys[..]);
-    let order: Vec<usize> = keys.into_iter().map(|(.., i)| i).collect();
-    let mut taken: Vec<Option<Why>> = std::mem::take(whys).into_iter().map(Some).collect();
-    *whys = order.into_iter().filter_map(|i| taken[i].take()).collect();
+    let by_bytes = whys.iter().filter_map(loaded_key).all(|(_, path, _)| is_plain(path));
+    if by_bytes {
+        whys.sort_unstable_by(|a, b| match (loaded_key(a), loaded_key(b)) {
+            (Some(a), Some(b)) => cmp_loaded(a, b),
+            _ => a.cmp(b),
+        });
+    } else {
+        whys.sort_unstable();
+    }
     whys.dedup();
+}
+
+/// The derived order of two of the loader's reasons ([`loaded_key`]) whose
+/// paths are plain ([`is_plain`]): there, comparing components is
+/// comparing bytes with `/` below every other byte (a component that is a
+/// prefix of another ends at a `/`, or at the path's end, where the longer
+/// one goes on).
+fn cmp_loaded(
+    (rank_a, a, name_a): (u8, &Path, &str),
+    (rank_b, b, name_b): (u8, &Path, &str),
+) -> std::cmp::Ordering {
+    let (a, b) = (a.as_os_str().as_encoded_bytes(), b.as_os_str().as_encoded_bytes());
+    let weight = |byte: u8| if byte == b'/' { 0 } else { u16::from(byte) + 1 };
+    let paths = match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => weight(a[i]).cmp(&weight(b[i])),
+        None => a.len().cmp(&b.len()),
+    };
+    rank_a.cmp(&rank_b).then(paths).then_with(|| name_a.cmp(name_b))
+}
+
+/// Whether a path's components are exactly the pieces between its
+/// slashes, each a name: absolute, no empty piece (`//`, a trailing `/`),
+/// no `.` or `..` (`..` orders below every name, by its kind).
+fn is_plain(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    bytes.len() > 1
+        && bytes[0] == b'/'
+        && bytes[1..].split(|b| *b == b'/').all(|piece| !matches!(piece, b"" | b"." | b".."))
 }
 
 /// A reason of the loader as what its derived order compares: the rank of
@@ -497,8 +531,26 @@ mod tests {
     /// every kind `loaded_key` ranks, sort as the derived order does.
     #[test]
     fn long_lists_of_reasons_sort_in_the_derived_order() {
-        let paths = ["/a/b", "/a-b", "/a/b/c", "/ab", "/a", "/a/b-c", "/a/b/../c", "/a//b"];
-        let mut whys = Vec::new();
+        // `+` and `-` are below `/` as bytes, above it as components.
+        let plain = ["/a/b", "/a-b", "/a/b/c", "/ab", "/a", "/a/b-c", "/a+b", "/a/+", "/+/x"];
+        let odd = ["/a/b/../c", "/a//b", "/a/b/", "/a/./b"];
+        for paths in [&plain[..], &[&plain[..], &odd[..]].concat()] {
+            let mut whys = long_list(paths);
+            let mut expected = whys.clone();
+            expected.sort_unstable();
+            expected.dedup();
+            sort_reasons(&mut whys);
+            assert_eq!(whys, expected);
+            assert!(whys.len() > 30, "only the duplicates go: {} left", whys.len());
+        }
+        assert!(plain.iter().all(|p| is_plain(Path::new(p))));
+        assert!(!odd.iter().any(|p| is_plain(Path::new(p))));
+    }
+
+    /// 200 reasons of every kind `loaded_key` ranks and two it does not,
+    /// over `paths`, with duplicates.
+    fn long_list(paths: &[&str]) -> Vec<Why> {
+        let mut whys = vec![Why::Parent, Why::Command("x".to_string()), Why::Parent];
         for i in 0..200 {
             let path = PathBuf::from(paths[i % paths.len()]);
             let name = format!("lib{}.so", i % 3);
@@ -509,11 +561,6 @@ mod tests {
                 _ => Reason::Env { of: path },
             }));
         }
-        let mut expected = whys.clone();
-        expected.sort_unstable();
-        expected.dedup();
-        sort_reasons(&mut whys);
-        assert_eq!(whys, expected);
-        assert!(whys.len() > 40, "only the duplicates go: {} left", whys.len());
+        whys
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::closures::{add_closure, add_located};
+use super::closures::{Seen, add_closure, add_located};
 use super::{Plan, Why};
 use crate::resolve::{Closure, Resolver, Via};
 use crate::spec::Spec;
@@ -91,7 +91,7 @@ pub(super) fn add(
         let why = Why::CpuVariant { of };
         add_located(plan, resolver, &located, &why, keep_setuid)?;
         let closure = resolver.resolve(candidate.to_str().context("a path that is not UTF-8")?);
-        add_closure(plan, resolver, &closure, keep_setuid)?;
+        add_closure(plan, resolver, &closure, &mut Seen::default(), keep_setuid)?;
         added.push(closure);
     }
     Ok(added)

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::closures::{add_closure, add_located, short_location};
+use super::closures::{Seen, add_closure, add_located, short_location};
 use super::{EntryKind, Plan, Why, insert};
 use crate::resolve::elf::FileKind;
 use crate::resolve::{Closure, Resolver};
@@ -85,10 +85,12 @@ fn add_tree(
     }
     let inputs: Vec<String> = walked.elves.iter().map(|p| p.display().to_string()).collect();
     let closures = resolver.resolve_all(&inputs);
+    let mut seen = Seen::default();
     for closure in &closures {
-        add_closure(plan, resolver, closure, spec.keep_setuid)?;
+        add_closure(plan, resolver, closure, &mut seen, spec.keep_setuid)?;
         warn_misses(plan, item, closure, &walked);
     }
+    drop(seen);
     Ok(closures)
 }
 
