@@ -5,6 +5,7 @@ pub mod digest_cache;
 pub mod dpkg;
 pub mod image_sysroot;
 pub mod install;
+pub mod license_cache;
 pub mod lock;
 pub mod manifest;
 pub(crate) mod output;
@@ -511,8 +512,13 @@ fn install_and_commit(
             drop(plan);
             staged
         },
-        || source.into_input(options.epoch, resolver),
+        || {
+            let known = license_cache::read(&beside.licenses);
+            let (input, fresh) = source.into_input(options.epoch, resolver, &known);
+            (input, (known, fresh))
+        },
     );
+    let (sbom_input, licenses) = sbom_input;
     // Read once the plan is gone: the SBOM is the first to need it.
     let known_sha1s = sha1_cache::read(&beside.sha1s);
     let known_digests = install_options.known_digests;
@@ -530,7 +536,8 @@ fn install_and_commit(
     };
     beside.commit()?;
     let sha1s = (known_sha1s, fresh_sha1s);
-    update_caches(beside, sha1s, known_digests, staged.digests, &staged.manifest)?;
+    let digests = (known_digests, staged.digests);
+    update_caches(beside, sha1s, digests, licenses, &staged.manifest)?;
     // The previous tree goes last: failing to remove it cannot leave the
     // new one without its manifest and stamp.
     let mut warnings = staged.warnings;
@@ -543,24 +550,30 @@ fn install_and_commit(
 }
 
 /// Writes the SHA1 cache (the `known` and `fresh` SHA1s of the contents
-/// still in use) and the digest cache (`known` and `fresh` digests of the
-/// host files), on both cores.
+/// still in use), the digest cache (`known` and `fresh` digests of the
+/// host files) and the license cache (`known` and `fresh` translations of
+/// copyright files), on every core.
 fn update_caches(
     beside: &Beside,
     (known_sha1s, fresh_sha1s): (sha1_cache::Sha1s, sha1_cache::Sha1s),
-    known: Digests,
-    fresh: Digests,
+    (known, fresh): (Digests, Digests),
+    (known_licenses, fresh_licenses): (license_cache::Licenses, license_cache::Licenses),
     manifest: &Manifest,
 ) -> Result<()> {
     let live: HashSet<Sha256> = (known.values().chain(fresh.values()))
         .map(|(_, sha256)| *sha256)
         .chain(manifest.entries.iter().filter_map(|e| e.sha256))
         .collect();
-    let (sha1s, digests) = rayon::join(
-        || sha1_cache::update(&beside.sha1s, known_sha1s, fresh_sha1s, &live),
-        || digest_cache::update(&beside.digests, known, fresh),
+    let ((sha1s, digests), licenses) = rayon::join(
+        || {
+            rayon::join(
+                || sha1_cache::update(&beside.sha1s, known_sha1s, fresh_sha1s, &live),
+                || digest_cache::update(&beside.digests, known, fresh),
+            )
+        },
+        || license_cache::update(&beside.licenses, known_licenses, fresh_licenses),
     );
-    sha1s.and(digests)
+    sha1s.and(digests).and(licenses)
 }
 
 /// Writes the manifest, SBOM and stamp of the staged tree as pending, then
@@ -627,11 +640,19 @@ impl SbomSource {
     }
 
     /// The SBOM's input, with the license of every owning package read
-    /// through the resolver's sysroot; the resolver is not needed after.
-    fn into_input(self, epoch: i64, resolver: Resolver) -> sbom::Input {
-        let input = sbom::Input::new(&self.name, epoch, self.owners, resolver.sysroot());
+    /// through the resolver's sysroot (but for the copyright files `known`
+    /// has in their present state, [`license_cache`]), and the copyright
+    /// files read now; the resolver is not needed after.
+    fn into_input(
+        self,
+        epoch: i64,
+        resolver: Resolver,
+        known: &license_cache::Licenses,
+    ) -> (sbom::Input, license_cache::Licenses) {
+        let (input, fresh) =
+            sbom::Input::new(&self.name, epoch, self.owners, resolver.sysroot(), known);
         drop(resolver);
-        sbom::Input { debs: self.debs, ..input }
+        (sbom::Input { debs: self.debs, ..input }, fresh)
     }
 }
 

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::build::digest_cache::DigestFile;
+use crate::build::license_cache::LicenseFile;
 use crate::build::manifest::{self, Manifest};
 use crate::build::output::{self, Refusal};
 use crate::build::sha1_cache::Sha1File;
@@ -42,6 +43,8 @@ pub struct Beside {
     pub digests: PathBuf,
     /// The SBOM's SHA1s by sha256, shared the same way.
     pub sha1s: PathBuf,
+    /// The licenses of copyright files by their state, shared the same way.
+    pub licenses: PathBuf,
 }
 
 /// What a file of an earlier version's layout is, to recognise it.
@@ -104,6 +107,7 @@ impl Beside {
             stamp: stamp::path_for(out),
             digests: crate::build::digest_cache::path_for(out),
             sha1s: crate::build::sha1_cache::path_for(out),
+            licenses: crate::build::license_cache::path_for(out),
         }
     }
 
@@ -170,6 +174,7 @@ impl Beside {
         check(&pending(&self.stamp), "a stamp", &is_stamp)?;
         output::check_side_file::<DigestFile>(&self.digests)?;
         output::check_side_file::<Sha1File>(&self.sha1s)?;
+        output::check_side_file::<LicenseFile>(&self.licenses)?;
         // A tree of an earlier version is described by the manifest beside
         // it, where that version wrote it.
         let legacy = fsutil::sibling(&self.out, ".manifest.json");

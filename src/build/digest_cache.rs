@@ -51,7 +51,9 @@ pub fn read(path: &Path) -> Digests {
 }
 
 /// Adds `fresh` to the cache on disk, dropping entries whose file is gone
-/// or changed, and writes it back atomically.
+/// or changed, and writes it back atomically; a cache that would be written
+/// as it was read (`known`, nothing in `fresh` that it lacks, nothing
+/// dropped) is left alone.
 pub fn update(path: &Path, known: Digests, fresh: Digests) -> Result<()> {
     use rayon::prelude::*;
     // The entries are written in order from both maps as they are, and the
@@ -63,6 +65,10 @@ pub fn update(path: &Path, known: Digests, fresh: Digests) -> Result<()> {
         .par_iter()
         .map(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
         .collect();
+    let nothing_new = fresh.iter().all(|(host, digest)| known.get(host) == Some(digest));
+    if nothing_new && !known.is_empty() && unchanged.iter().all(|u| *u) {
+        return Ok(());
+    }
     let mut unchanged = unchanged.into_iter();
     entries.retain(|_| unchanged.next().unwrap_or(false));
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -86,7 +92,18 @@ mod tests {
         update(&path, Digests::new(), fresh).unwrap();
         let read = read(&path);
         assert_eq!(read.keys().collect::<Vec<_>>(), [&kept]);
-        let map: BTreeMap<_, _> = read.into_iter().collect();
+        let map: BTreeMap<_, _> = read.clone().into_iter().collect();
         assert_eq!(std::fs::read(&path).unwrap(), serde_json::to_vec(&map).unwrap());
+
+        // The same digests again: the file is left as it is (a rewrite is a
+        // new file renamed over it).
+        let written = FileState::read(&path).unwrap();
+        update(&path, read.clone(), read.clone()).unwrap();
+        assert_eq!(FileState::read(&path), Some(written.clone()));
+        // A file of the cache changed: it is dropped, and the cache rewritten.
+        std::fs::write(&kept, "changed").unwrap();
+        update(&path, read.clone(), Digests::new()).unwrap();
+        assert_ne!(FileState::read(&path).map(|s| s.ino), Some(written.ino));
+        assert!(super::read(&path).is_empty());
     }
 }

@@ -34,6 +34,7 @@ use sha1::{Digest, Sha1};
 
 use crate::build::dpkg::Package;
 use crate::build::dpkg::copyright::{self, Declared};
+use crate::build::license_cache::Licenses;
 use crate::build::manifest::Manifest;
 use crate::build::sha1_cache::Sha1s;
 use crate::fsutil;
@@ -138,16 +139,20 @@ pub fn debs_of(set: &crate::build::lock::PackageSet) -> BTreeMap<String, Deb> {
 }
 
 impl Input {
-    /// Reads the declared license of every owning package from the sysroot.
+    /// Reads the declared license of every owning package from the
+    /// sysroot, but for the copyright files `known` has in their present
+    /// state; returns the input and the files read now
+    /// ([`copyright::declared_all`]).
     pub fn new(
         name: &str,
         epoch: i64,
         owners: crate::build::dpkg::Owners,
         sysroot: &Sysroot,
-    ) -> Input {
+        known: &Licenses,
+    ) -> (Input, Licenses) {
         let names: BTreeSet<&str> = owners.values().map(|p| p.name.as_str()).collect();
-        let licenses = copyright::declared_all(sysroot, &names);
-        Input { name: name.to_string(), epoch, owners, licenses, debs: BTreeMap::new() }
+        let (licenses, fresh) = copyright::declared_all(sysroot, &names, known);
+        (Input { name: name.to_string(), epoch, owners, licenses, debs: BTreeMap::new() }, fresh)
     }
 }
 

@@ -53,8 +53,12 @@ pub fn read(path: &Path) -> Sha1s {
 }
 
 /// Adds `fresh` to `known`, keeps the entries whose sha256 is in `live`,
-/// and writes the cache back atomically.
+/// and writes the cache back atomically; a cache that would be written as
+/// it was read (`known`, nothing fresh, nothing dropped) is left alone.
 pub fn update(path: &Path, mut known: Sha1s, fresh: Sha1s, live: &HashSet<Sha256>) -> Result<()> {
+    if fresh.is_empty() && !known.is_empty() && known.keys().all(|sha256| live.contains(sha256)) {
+        return Ok(());
+    }
     known.extend(fresh);
     let kept = known.into_iter().filter(|(sha256, _)| live.contains(sha256)).collect();
     side_file::write(path, &Sha1File(kept))

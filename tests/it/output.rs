@@ -239,6 +239,7 @@ fn files_beside_a_tree_go_in_one_hidden_folder_with_the_users_umask() {
         assert_eq!(names, [".rootfs", "tree"]);
         let expected: Vec<(String, u32)> = [
             "digests.json",
+            "licenses.json",
             "sha1.json",
             "tree.manifest.json",
             "tree.spdx.json",
@@ -274,6 +275,8 @@ fn a_tree_of_the_earlier_layout_is_still_ours_and_its_side_files_move_in() {
     ] {
         std::fs::rename(side.join(now), outs.join(was)).unwrap();
     }
+    // The license cache came after that layout.
+    std::fs::remove_file(side.join("licenses.json")).unwrap();
     std::fs::remove_dir(&side).unwrap();
     std::fs::write(outs.join("notes.txt"), "mine\n").unwrap();
     let built =

@@ -20,11 +20,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
+use crate::build::license_cache::Licenses;
 use crate::resolve::sysroot::Sysroot;
+use crate::vocab::FileState;
 
 /// A package's declared license.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Declared {
     /// The SPDX expression; `None` for `NOASSERTION`.
     pub expression: Option<String>,
@@ -35,35 +38,70 @@ pub struct Declared {
 
 /// Reads and translates the copyright file of each package of `names` in
 /// the sysroot (`/usr/share/doc/NAME` may be a symlink, followed inside
-/// it). Packages built from one source often ship the same file (four of
+/// it), but for the files `known` has in their present state
+/// (`build/license_cache.rs`); returns every package's license and the
+/// files translated now, each with its state taken before it was read.
+/// Packages built from one source often ship the same file (four of
 /// Boost's, 2 MB each): files of one size are read one after another and
 /// each distinct text is translated once, so no more than one size's
 /// distinct texts are held at a time.
-pub fn declared_all(sysroot: &Sysroot, names: &BTreeSet<&str>) -> BTreeMap<String, Declared> {
-    let mut by_size: BTreeMap<u64, Vec<(&str, PathBuf)>> = BTreeMap::new();
+pub fn declared_all(
+    sysroot: &Sysroot,
+    names: &BTreeSet<&str>,
+    known: &Licenses,
+) -> (BTreeMap<String, Declared>, Licenses) {
+    let located: Vec<(&str, Option<(u64, PathBuf)>)> = names
+        .par_iter()
+        .map(|name| {
+            let path = Path::new("/usr/share/doc").join(name).join("copyright");
+            let file = sysroot.locate(&path).ok().filter(|l| !l.is_dir);
+            (*name, file.map(|l| (l.size, sysroot.host(&l.real))))
+        })
+        .collect();
+    let mut by_size: BTreeMap<u64, Vec<ToRead>> = BTreeMap::new();
     let mut out = BTreeMap::new();
-    for name in names {
-        let path = Path::new("/usr/share/doc").join(name).join("copyright");
-        match sysroot.locate(&path).ok().filter(|l| !l.is_dir) {
-            Some(l) => by_size.entry(l.size).or_default().push((name, sysroot.host(&l.real))),
-            None => {
-                out.insert(name.to_string(), Declared::default());
+    for (name, file) in located {
+        let Some((size, host)) = file else {
+            out.insert(name.to_string(), Declared::default());
+            continue;
+        };
+        let state = FileState::read(&host);
+        match known.get(&host).filter(|(s, _)| Some(s) == state.as_ref()) {
+            Some((_, declared)) => {
+                out.insert(name.to_string(), declared.clone());
             }
+            None => by_size.entry(size).or_default().push(ToRead { name, host, state }),
         }
     }
     // Each size's files on one core, the sizes spread over every core.
-    let groups: Vec<Vec<(&str, PathBuf)>> = by_size.into_values().collect();
-    out.par_extend(groups.into_par_iter().flat_map_iter(declared_alike));
-    out
+    let groups: Vec<Vec<ToRead>> = by_size.into_values().collect();
+    let translated: Vec<(ToRead, Declared)> =
+        groups.into_par_iter().flat_map_iter(declared_alike).collect();
+    let mut fresh = Licenses::new();
+    for (file, declared) in translated {
+        if let Some(state) = file.state {
+            fresh.insert(file.host, (state, declared.clone()));
+        }
+        out.insert(file.name.to_string(), declared);
+    }
+    (out, fresh)
+}
+
+/// A package's copyright file to read: the package, the file's host path,
+/// and its state taken before it is read.
+struct ToRead<'a> {
+    name: &'a str,
+    host: PathBuf,
+    state: Option<FileState>,
 }
 
 /// The declared licenses of files of one size, each distinct text parsed
 /// once; a file that cannot be read as text declares nothing.
-fn declared_alike(files: Vec<(&str, PathBuf)>) -> Vec<(String, Declared)> {
+fn declared_alike(files: Vec<ToRead>) -> Vec<(ToRead, Declared)> {
     let mut seen: Vec<(String, Declared)> = Vec::new();
     let mut out = Vec::new();
-    for (name, host) in files {
-        let declared = match std::fs::read_to_string(&host) {
+    for file in files {
+        let declared = match std::fs::read_to_string(&file.host) {
             Err(_) => Declared::default(),
             Ok(text) => match seen.iter().find(|(known, _)| *known == text) {
                 Some((_, declared)) => declared.clone(),
@@ -74,7 +112,7 @@ fn declared_alike(files: Vec<(&str, PathBuf)>) -> Vec<(String, Declared)> {
                 }
             },
         };
-        out.push((name.to_string(), declared));
+        out.push((file, declared));
     }
     out
 }
@@ -358,13 +396,23 @@ mod tests {
             std::fs::write(doc.join(name).join("copyright"), text).unwrap();
         }
         let names: BTreeSet<&str> = ["a", "b", "c", "missing"].into();
-        let declared = declared_all(&Sysroot::new(tmp.path()), &names);
+        let sysroot = Sysroot::new(tmp.path());
+        let (declared, fresh) = declared_all(&sysroot, &names, &Licenses::new());
         let expression = |name: &str| declared[name].expression.as_deref();
         assert_eq!(expression("a"), Some("GPL-2.0-or-later"));
         assert_eq!(expression("b"), Some("GPL-2.0-or-later"));
         assert_eq!(expression("c"), Some("GPL-3.0-or-later"));
         assert_eq!(declared["missing"], Declared::default());
         assert_eq!(declared.len(), 4);
+        assert_eq!(fresh.len(), 3, "each file read is recorded with its state");
+
+        // Known in its present state, a file is not read again; changed, it is.
+        let (again, none) = declared_all(&sysroot, &names, &fresh);
+        assert_eq!((again, none.len()), (declared.clone(), 0));
+        std::fs::write(doc.join("c/copyright"), dep5("GPL-2")).unwrap();
+        let (changed, reread) = declared_all(&sysroot, &names, &fresh);
+        assert_eq!(changed["c"].expression.as_deref(), Some("GPL-2.0-only"));
+        assert_eq!(reread.keys().collect::<Vec<_>>(), [&doc.join("c/copyright")]);
     }
 
     #[test]

@@ -84,6 +84,7 @@ struct Files {
     stamp: PathBuf,
     digests: PathBuf,
     sha1s: PathBuf,
+    licenses: PathBuf,
 }
 
 impl Files {
@@ -109,6 +110,7 @@ impl Files {
             stamp: rootfs::build::stamp::path_for(&out),
             digests: rootfs::build::digest_cache::path_for(&out),
             sha1s: rootfs::build::sha1_cache::path_for(&out),
+            licenses: rootfs::build::license_cache::path_for(&out),
             out,
             dir,
         })
@@ -152,15 +154,18 @@ fn ours<'a>(
 ) -> Vec<Contender<'a>> {
     let build = move || files.build(exe, &[]);
     // A cold build starts from an empty folder: the tree and every file
-    // describing it (manifest, SBOM, stamp) moved aside; the digest and
-    // SHA1 caches stay, except for the very first build.
+    // describing it (manifest, SBOM, stamp) moved aside; the digest, SHA1
+    // and license caches stay, except for the very first build.
     let (out, manifest, sbom, stamp) = (&files.out, &files.manifest, &files.sbom, &files.stamp);
     let mut changes = 0;
     vec![
         Contender::new("resolution", Side::Ours, runs, move || deps_command(exe, programs))
             .allow_exit_1(),
         Contender::new("first build (nothing cached)", Side::Ours, runs, build).prepare(
-            move || trash.clear(&[out, manifest, sbom, stamp, &files.digests, &files.sha1s]),
+            move || {
+                let (digests, sha1s, licenses) = (&files.digests, &files.sha1s, &files.licenses);
+                trash.clear(&[out, manifest, sbom, stamp, digests, sha1s, licenses])
+            },
         ),
         Contender::new("cold build", Side::Ours, runs, build)
             .prepare(move || trash.clear(&[out, manifest, sbom, stamp])),
