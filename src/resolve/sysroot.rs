@@ -23,7 +23,7 @@ pub use crate::resolve::rootpath::Link;
 use crate::resolve::rootpath::{self, Node, Walk, WalkError, Walked};
 
 /// A path resolved inside a sysroot.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Located {
     /// Root path with every symlink resolved: the file's real location.
     pub real: PathBuf,

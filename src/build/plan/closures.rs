@@ -275,12 +275,13 @@ pub(super) fn short_location(at: &crate::spec::Location) -> String {
     format!("{}:{}", at.source.name.display(), at.line_column().0)
 }
 
-/// The files of closures added so far with the reason each was added for.
-/// Closures overlap: libc is needed by libm in the closure of every program
-/// that needs libm (8,581 reasons for libc, 2,859 distinct, in a tree of
-/// every host program), and a file reached the same way for the same
-/// reason adds nothing the first time did not.
-pub(super) type Seen<'a> = FxHashSet<(&'a Located, &'a Reason)>;
+/// The files of closures added so far, by the path they were opened at,
+/// with the reason each was added for. Closures overlap: libc is needed by
+/// libm in the closure of every program that needs libm (8,581 reasons for
+/// libc, 2,859 distinct, in a tree of every host program), and a path
+/// opened for the same reason again (located the same way: the sysroot
+/// does not change during a build) adds nothing the first time did not.
+pub(super) type Seen<'a> = FxHashSet<(&'a Path, &'a Reason)>;
 
 /// Adds every file of a closure with the symlinks that lead to it, but for
 /// those `seen` already for the same reason.
@@ -292,7 +293,7 @@ pub(super) fn add_closure<'a>(
     keep_setuid: bool,
 ) -> Result<()> {
     for opened in &closure.files {
-        if !seen.insert((&opened.located, &opened.reason)) {
+        if !seen.insert((&opened.path, &opened.reason)) {
             continue;
         }
         let why = Why::Loaded(opened.reason.clone());
