@@ -204,6 +204,7 @@ pub fn build(options: &Options) -> Result<Built> {
         key,
         specs,
         inputs,
+        digests_on_disk: computed.digests.is_empty(),
         known_digests: known_digests.into_iter().chain(computed.digests).collect(),
         lock_digest: digest,
         lock_state: state,
@@ -466,6 +467,9 @@ struct Record {
     inputs: Vec<(PathBuf, Option<FileState>)>,
     /// The digest cache with the digests the lock computed.
     known_digests: Digests,
+    /// Whether the lock computed none: `known_digests` is then the cache
+    /// as it was read.
+    digests_on_disk: bool,
     /// sha256 of the lock file the build leaves.
     lock_digest: Sha256,
     /// Its state, when the lock in place stays.
@@ -501,6 +505,7 @@ fn install_and_commit(
         progress: options.progress,
         known_digests: std::mem::take(&mut record.known_digests),
     };
+    let record_digests_on_disk = record.digests_on_disk;
     let out = &beside.out;
     // The packages' licenses are read, and the resolver dropped, on the
     // core that staging leaves idle: hard links are quickly made.
@@ -536,7 +541,7 @@ fn install_and_commit(
     };
     beside.commit()?;
     let sha1s = (known_sha1s, fresh_sha1s);
-    let digests = (known_digests, staged.digests);
+    let digests = (known_digests, staged.digests, record_digests_on_disk);
     update_caches(beside, sha1s, digests, licenses, &staged.manifest)?;
     // The previous tree goes last: failing to remove it cannot leave the
     // new one without its manifest and stamp.
@@ -556,7 +561,7 @@ fn install_and_commit(
 fn update_caches(
     beside: &Beside,
     (known_sha1s, fresh_sha1s): (sha1_cache::Sha1s, sha1_cache::Sha1s),
-    (known, fresh): (Digests, Digests),
+    (known, fresh, on_disk): (Digests, Digests, bool),
     (known_licenses, fresh_licenses): (license_cache::Licenses, license_cache::Licenses),
     manifest: &Manifest,
 ) -> Result<()> {
@@ -568,7 +573,7 @@ fn update_caches(
         || {
             rayon::join(
                 || sha1_cache::update(&beside.sha1s, known_sha1s, fresh_sha1s, &live),
-                || digest_cache::update(&beside.digests, known, fresh),
+                || digest_cache::update(&beside.digests, known, fresh, on_disk),
             )
         },
         || license_cache::update(&beside.licenses, known_licenses, fresh_licenses),

@@ -50,11 +50,11 @@ pub fn read(path: &Path) -> Digests {
     side_file::read::<DigestFile>(path).0.into_iter().collect()
 }
 
-/// Adds `fresh` to the cache on disk, dropping entries whose file is gone
-/// or changed, and writes it back atomically; a cache that would be written
-/// as it was read (`known`, nothing in `fresh` that it lacks, nothing
-/// dropped) is left alone.
-pub fn update(path: &Path, known: Digests, fresh: Digests) -> Result<()> {
+/// Adds `fresh` to the `known` digests, dropping entries whose file is
+/// gone or changed, and writes them back atomically; when `known` is the
+/// cache as it was read (`on_disk`), a cache that would be written the
+/// same (nothing in `fresh` that it lacks, nothing dropped) is left alone.
+pub fn update(path: &Path, known: Digests, fresh: Digests, on_disk: bool) -> Result<()> {
     use rayon::prelude::*;
     // The entries are written in order from both maps as they are, and the
     // files looked at on every core: merging the maps, or a sorted copy of
@@ -66,7 +66,7 @@ pub fn update(path: &Path, known: Digests, fresh: Digests) -> Result<()> {
         .map(|(host, (state, _))| FileState::read(host).as_ref() == Some(state))
         .collect();
     let nothing_new = fresh.iter().all(|(host, digest)| known.get(host) == Some(digest));
-    if nothing_new && !known.is_empty() && unchanged.iter().all(|u| *u) {
+    if on_disk && nothing_new && !known.is_empty() && unchanged.iter().all(|u| *u) {
         return Ok(());
     }
     let mut unchanged = unchanged.into_iter();
@@ -89,7 +89,7 @@ mod tests {
             [(kept.clone(), (state.clone(), Sha256::of(b"1"))), (gone, (state, Sha256::of(b"2")))]
                 .into();
         let path = path_for(&dir.path().join("tree"));
-        update(&path, Digests::new(), fresh).unwrap();
+        update(&path, Digests::new(), fresh, true).unwrap();
         let read = read(&path);
         assert_eq!(read.keys().collect::<Vec<_>>(), [&kept]);
         let map: BTreeMap<_, _> = read.clone().into_iter().collect();
@@ -98,11 +98,16 @@ mod tests {
         // The same digests again: the file is left as it is (a rewrite is a
         // new file renamed over it).
         let written = FileState::read(&path).unwrap();
-        update(&path, read.clone(), read.clone()).unwrap();
+        update(&path, read.clone(), read.clone(), true).unwrap();
         assert_eq!(FileState::read(&path), Some(written.clone()));
+        // Digests that are not all from the file: it is written.
+        std::fs::remove_file(&path).unwrap();
+        update(&path, read.clone(), read.clone(), false).unwrap();
+        assert_eq!(super::read(&path), read);
+        let written = FileState::read(&path).unwrap();
         // A file of the cache changed: it is dropped, and the cache rewritten.
         std::fs::write(&kept, "changed").unwrap();
-        update(&path, read.clone(), Digests::new()).unwrap();
+        update(&path, read.clone(), Digests::new(), true).unwrap();
         assert_ne!(FileState::read(&path).map(|s| s.ino), Some(written.ino));
         assert!(super::read(&path).is_empty());
     }

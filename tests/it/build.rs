@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rootfs::build::manifest::Manifest;
 use rootfs::build::{Built, Options, build};
+use rootfs::vocab::FileState;
 
 use crate::support::{
     cc, copy_sysroot, in_chroot, program, project_root, shared_lib, shipped_specs, tree_listing,
@@ -658,4 +659,51 @@ fn entries_under_a_folder_the_sandbox_covers_are_named_by_a_warning() {
     std::fs::write(&spec, format!("name = \"t\"\ncommands = [\"{}\"]\n", moved.display())).unwrap();
     let warnings = build(&opts).unwrap().warnings;
     assert!(!warnings.iter().any(|w| w.contains("lie under")), "{warnings:?}");
+}
+
+/// The digest, SHA1 and license caches beside a tree are written by the
+/// first build, hold an entry for each host file, content and copyright
+/// file it used, and are reused, not rewritten, by a cold build (the tree
+/// and the files describing it moved away), which writes the same manifest
+/// and SBOM.
+#[test]
+fn a_cold_build_reuses_the_caches_of_the_first_without_rewriting_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(tmp.path(), "name = \"t\"\ncommands = [\"cat\", \"true\"]\n");
+    let out = tmp.path().join("out/t");
+    let first = build(&options(&spec, &out)).unwrap();
+    let side = rootfs::fsutil::side_dir(&out);
+    let caches = ["digests.json", "sha1.json", "licenses.json"].map(|n| side.join(n));
+    let states: Vec<_> = caches.iter().map(|c| FileState::read(c)).collect();
+    assert!(states.iter().all(Option::is_some), "every cache is written: {caches:?}");
+    let digests = rootfs::build::digest_cache::read(&caches[0]);
+    let copied: Vec<&Path> = (first.manifest.entries.iter())
+        .filter(|e| e.kind == rootfs::vocab::EntryType::File)
+        .filter_map(|e| e.source.as_deref())
+        .collect();
+    assert!(!copied.is_empty());
+    for source in &copied {
+        assert!(digests.contains_key(*source), "no digest of `{}`", source.display());
+    }
+    let licenses = rootfs::build::license_cache::read(&caches[2]);
+    assert!(
+        licenses.keys().any(|p| p.ends_with("coreutils/copyright")),
+        "the copyright file of `cat` is cached: {:?}",
+        licenses.keys().collect::<Vec<_>>()
+    );
+    let described = |name: &str| std::fs::read(side.join(name)).unwrap();
+    let (manifest, sbom) = (described("t.manifest.json"), described("t.spdx.json"));
+
+    let aside = tmp.path().join("aside");
+    std::fs::create_dir(&aside).unwrap();
+    std::fs::rename(&out, aside.join("t")).unwrap();
+    for name in ["t.manifest.json", "t.spdx.json", "t.stamp.json"] {
+        std::fs::rename(side.join(name), aside.join(name)).unwrap();
+    }
+    let cold = build(&options(&spec, &out)).unwrap();
+    assert!(!cold.up_to_date);
+    let again: Vec<_> = caches.iter().map(|c| FileState::read(c)).collect();
+    assert_eq!(again, states, "nothing new: the caches are left as they were");
+    assert_eq!(described("t.manifest.json"), manifest);
+    assert_eq!(described("t.spdx.json"), sbom);
 }

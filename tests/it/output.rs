@@ -222,8 +222,11 @@ fn files_beside_a_tree_go_in_one_hidden_folder_with_the_users_umask() {
     let tree_arg = tree.to_str().unwrap();
     for (umask, file_mode) in [(0o022, 0o644), (0o027, 0o640)] {
         // A rebuild from scratch each time, so every file is written anew
-        // (an unchanged lock is left as it is).
+        // (an unchanged lock, or cache, is left as it is).
         let _ = std::fs::remove_file(specs.join("spec.lock"));
+        for cache in ["digests.json", "licenses.json", "sha1.json"] {
+            let _ = std::fs::remove_file(home.join(".rootfs").join(cache));
+        }
         let (code, stderr) =
             xtask_with_umask(tmp.path(), umask, &["build", spec, "--out", tree_arg, "--force"]);
         assert_eq!(code, 0, "{stderr}");
