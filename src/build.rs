@@ -9,6 +9,7 @@ pub mod license_cache;
 pub mod lock;
 pub mod manifest;
 pub(crate) mod output;
+pub mod owner_cache;
 pub(crate) mod plan;
 pub mod sbom;
 pub mod sha1_cache;
@@ -205,6 +206,7 @@ pub fn build(options: &Options) -> Result<Built> {
         specs,
         inputs,
         digests_on_disk: computed.digests.is_empty(),
+        owners_found: computed.owners_found,
         known_digests: known_digests.into_iter().chain(computed.digests).collect(),
         lock_digest: digest,
         lock_state: state,
@@ -253,7 +255,7 @@ fn read_ahead(options: &Options, beside: &Beside, lock_path: &Path) -> Result<Re
     Ok(ReadAhead {
         previous_lock,
         known_digests: digest_cache::read(&beside.digests),
-        listed: dpkg::Database::read_listed(&sysroot).ok().flatten(),
+        listed: dpkg::Database::read_listed(&sysroot, Some(&beside.owners)).ok().flatten(),
     })
 }
 
@@ -470,6 +472,9 @@ struct Record {
     /// Whether the lock computed none: `known_digests` is then the cache
     /// as it was read.
     digests_on_disk: bool,
+    /// The owners the lock found in the packages' lists, for the owner
+    /// cache (`None`: remembered, nothing to write).
+    owners_found: Option<owner_cache::OwnerFile>,
     /// sha256 of the lock file the build leaves.
     lock_digest: Sha256,
     /// Its state, when the lock in place stays.
@@ -506,6 +511,7 @@ fn install_and_commit(
         known_digests: std::mem::take(&mut record.known_digests),
     };
     let record_digests_on_disk = record.digests_on_disk;
+    let owners_found = record.owners_found.take();
     let out = &beside.out;
     // The packages' licenses are read, and the resolver dropped, on the
     // core that staging leaves idle: hard links are quickly made.
@@ -542,7 +548,7 @@ fn install_and_commit(
     beside.commit()?;
     let sha1s = (known_sha1s, fresh_sha1s);
     let digests = (known_digests, staged.digests, record_digests_on_disk);
-    update_caches(beside, sha1s, digests, licenses, &staged.manifest)?;
+    update_caches(beside, sha1s, digests, (licenses, owners_found), &staged.manifest)?;
     // The previous tree goes last: failing to remove it cannot leave the
     // new one without its manifest and stamp.
     let mut warnings = staged.warnings;
@@ -556,13 +562,17 @@ fn install_and_commit(
 
 /// Writes the SHA1 cache (the `known` and `fresh` SHA1s of the contents
 /// still in use), the digest cache (`known` and `fresh` digests of the
-/// host files) and the license cache (`known` and `fresh` translations of
-/// copyright files), on every core.
+/// host files), the license cache (`known` and `fresh` translations of
+/// copyright files) and the owner cache (the owners found now, if any), on
+/// every core.
 fn update_caches(
     beside: &Beside,
     (known_sha1s, fresh_sha1s): (sha1_cache::Sha1s, sha1_cache::Sha1s),
     (known, fresh, on_disk): (Digests, Digests, bool),
-    (known_licenses, fresh_licenses): (license_cache::Licenses, license_cache::Licenses),
+    ((known_licenses, fresh_licenses), owners): (
+        (license_cache::Licenses, license_cache::Licenses),
+        Option<owner_cache::OwnerFile>,
+    ),
     manifest: &Manifest,
 ) -> Result<()> {
     let live: HashSet<Sha256> = (known.values().chain(fresh.values()))
@@ -576,7 +586,10 @@ fn update_caches(
                 || digest_cache::update(&beside.digests, known, fresh, on_disk),
             )
         },
-        || license_cache::update(&beside.licenses, known_licenses, fresh_licenses),
+        || {
+            let owners = owners.map_or(Ok(()), |o| owner_cache::write(&beside.owners, &o));
+            license_cache::update(&beside.licenses, known_licenses, fresh_licenses).and(owners)
+        },
     );
     sha1s.and(digests).and(licenses)
 }

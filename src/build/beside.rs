@@ -25,6 +25,7 @@ use crate::build::digest_cache::DigestFile;
 use crate::build::license_cache::LicenseFile;
 use crate::build::manifest::{self, Manifest};
 use crate::build::output::{self, Refusal};
+use crate::build::owner_cache::OwnerFile;
 use crate::build::sha1_cache::Sha1File;
 use crate::build::side_file;
 use crate::build::stamp::{self, Stamp};
@@ -45,6 +46,8 @@ pub struct Beside {
     pub sha1s: PathBuf,
     /// The licenses of copyright files by their state, shared the same way.
     pub licenses: PathBuf,
+    /// The owners of the files a build asked about, shared the same way.
+    pub owners: PathBuf,
 }
 
 /// What a file of an earlier version's layout is, to recognise it.
@@ -108,6 +111,7 @@ impl Beside {
             digests: crate::build::digest_cache::path_for(out),
             sha1s: crate::build::sha1_cache::path_for(out),
             licenses: crate::build::license_cache::path_for(out),
+            owners: crate::build::owner_cache::path_for(out),
         }
     }
 
@@ -175,6 +179,7 @@ impl Beside {
         output::check_side_file::<DigestFile>(&self.digests)?;
         output::check_side_file::<Sha1File>(&self.sha1s)?;
         output::check_side_file::<LicenseFile>(&self.licenses)?;
+        output::check_side_file::<OwnerFile>(&self.owners)?;
         // A tree of an earlier version is described by the manifest beside
         // it, where that version wrote it.
         let legacy = fsutil::sibling(&self.out, ".manifest.json");

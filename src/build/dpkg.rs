@@ -32,7 +32,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
+use serde::{Deserialize, Serialize};
 
+use crate::build::owner_cache::{self, OwnerFile};
 use crate::resolve::sysroot::Sysroot;
 use crate::vocab::FileState;
 
@@ -42,7 +44,7 @@ pub const STATUS: &str = "/var/lib/dpkg/status";
 pub const INFO: &str = "/var/lib/dpkg/info";
 
 /// One installed package.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Package {
     pub name: String,
     pub version: String,
@@ -98,62 +100,133 @@ impl Database {
     /// is left out; a path two packages list goes to the first in order.
     pub fn owners(&self, sysroot: &Sysroot, wanted: &BTreeSet<&Path>) -> Owners {
         let lists = read_lists(sysroot, &self.packages);
-        Listed { packages: self.packages.clone(), lists, status_state: None }
-            .owners(sysroot, wanted)
+        scan(&self.packages, &lists, sysroot, wanted)
     }
 
-    /// The database with every package's list read ([`Listed`]); `None`
-    /// when the sysroot has no status file.
-    pub fn read_listed(sysroot: &Sysroot) -> Result<Option<Listed>> {
+    /// What a build reads of the database before it knows which paths it
+    /// will ask about ([`Listed`]): the answers an earlier build kept in
+    /// the owner cache at `cache` when they are for this sysroot and status
+    /// file (`owner_cache.rs`), else every package's list; `None` when the
+    /// sysroot has no status file.
+    pub fn read_listed(sysroot: &Sysroot, cache: Option<&Path>) -> Result<Option<Listed>> {
         // Taken before the bytes are read: a change after that moves the
         // state away from the one a stamp records.
         let status_state = FileState::read(&sysroot.host(Path::new(STATUS)));
+        let remembered =
+            cache.and_then(|c| owner_cache::read(c, sysroot.root(), status_state.as_ref()));
+        if remembered.is_some() {
+            let none = (Vec::new(), Vec::new());
+            return Ok(Some(Listed { read: none, remembered, status_state }));
+        }
         let Some(database) = Database::read(sysroot)? else { return Ok(None) };
         let lists = read_lists(sysroot, &database.packages);
-        Ok(Some(Listed { packages: database.packages, lists, status_state }))
+        Ok(Some(Listed { read: (database.packages, lists), remembered: None, status_state }))
     }
 }
 
-/// The installed packages with the bytes of each one's list of paths
-/// ([`Database::read_listed`]): a build reads them while it plans, before
-/// it knows which paths it will ask about. Nothing is indexed ahead: the
-/// names asked about are a few hundred, the lines over a hundred thousand,
-/// so one pass over the lines looking each file name up among the names
-/// asked about costs less than indexing every line.
+/// What a build reads of the dpkg database while it plans
+/// ([`Database::read_listed`]): the owners an earlier build found, or the
+/// installed packages with the bytes of each one's list of paths. Nothing
+/// is indexed ahead: the names asked about are a few hundred, the lines
+/// over a hundred thousand, so one pass over the lines looking each file
+/// name up among the names asked about costs less than indexing every line.
 #[derive(Clone, Debug, Default)]
 pub struct Listed {
-    packages: Vec<Package>,
-    /// By the index of the package; `None` for a package with no list.
-    lists: Vec<Option<Vec<u8>>>,
+    /// The packages, and each one's list by the index of the package
+    /// (`None` for a package with no list); both empty when `remembered`.
+    read: (Vec<Package>, Vec<Option<Vec<u8>>>),
+    /// The owner cache, valid for this sysroot and status file.
+    remembered: Option<OwnerFile>,
     /// The state of the status file, taken before it was read.
     pub status_state: Option<FileState>,
 }
 
 impl Listed {
-    /// [`Database::owners`], from the lists already read.
-    pub fn owners(&self, sysroot: &Sysroot, wanted: &BTreeSet<&Path>) -> Owners {
-        let names: FxHashSet<&[u8]> =
-            wanted.iter().filter_map(|p| p.file_name()).map(OsStr::as_encoded_bytes).collect();
-        let mut found: Vec<(u32, PathBuf)> = (self.lists.par_iter().enumerate())
-            .filter_map(|(package, list)| Some((package as u32, list.as_deref()?)))
-            .flat_map_iter(|(package, list)| {
-                named_lines(list, &names).map(move |line| (package, line))
-            })
-            .map_init(HashMap::new, |dirs, (package, line)| {
-                let real = real_path(sysroot, Path::new(OsStr::from_bytes(line)), dirs);
-                real.filter(|r| wanted.contains(r.as_path())).map(|r| (package, r))
-            })
-            .flatten_iter()
-            .collect();
-        // A path two packages list goes to the first in order.
-        found.par_sort_unstable();
-        let shared: Vec<Arc<Package>> = self.packages.iter().cloned().map(Arc::new).collect();
-        let mut owners = BTreeMap::new();
-        for (package, path) in found {
-            owners.entry(path).or_insert_with(|| Arc::clone(&shared[package as usize]));
+    /// [`Database::owners`], from the answers remembered when they hold
+    /// every path of `wanted`, else from the lists (read now if they were
+    /// not); with the answers to remember when the lists were read.
+    pub fn owners(
+        &self,
+        sysroot: &Sysroot,
+        wanted: &BTreeSet<&Path>,
+    ) -> Result<(Owners, Option<OwnerFile>)> {
+        if let Some(owners) = self.remembered.as_ref().and_then(|r| remembered(r, wanted)) {
+            return Ok((owners, None));
         }
-        owners
+        let read_now;
+        let (packages, lists) = match &self.remembered {
+            None => (&self.read.0, &self.read.1),
+            Some(_) => {
+                let packages = Database::read(sysroot)?.map(|db| db.packages).unwrap_or_default();
+                let lists = read_lists(sysroot, &packages);
+                read_now = (packages, lists);
+                (&read_now.0, &read_now.1)
+            }
+        };
+        let owners = scan(packages, lists, sysroot, wanted);
+        let remember = to_remember(sysroot, self.status_state.clone(), wanted, &owners);
+        Ok((owners, Some(remember)))
     }
+}
+
+/// The owners of `wanted` among `packages`, whose lists are `lists`.
+fn scan(
+    packages: &[Package],
+    lists: &[Option<Vec<u8>>],
+    sysroot: &Sysroot,
+    wanted: &BTreeSet<&Path>,
+) -> Owners {
+    let names: FxHashSet<&[u8]> =
+        wanted.iter().filter_map(|p| p.file_name()).map(OsStr::as_encoded_bytes).collect();
+    let mut found: Vec<(u32, PathBuf)> = (lists.par_iter().enumerate())
+        .filter_map(|(package, list)| Some((package as u32, list.as_deref()?)))
+        .flat_map_iter(|(package, list)| named_lines(list, &names).map(move |line| (package, line)))
+        .map_init(HashMap::new, |dirs, (package, line)| {
+            let real = real_path(sysroot, Path::new(OsStr::from_bytes(line)), dirs);
+            real.filter(|r| wanted.contains(r.as_path())).map(|r| (package, r))
+        })
+        .flatten_iter()
+        .collect();
+    // A path two packages list goes to the first in order.
+    found.par_sort_unstable();
+    let shared: Vec<Arc<Package>> = packages.iter().cloned().map(Arc::new).collect();
+    let mut owners = BTreeMap::new();
+    for (package, path) in found {
+        owners.entry(path).or_insert_with(|| Arc::clone(&shared[package as usize]));
+    }
+    owners
+}
+
+/// The owners of `wanted` as an earlier build found them, when it asked
+/// about every one of them.
+fn remembered(file: &OwnerFile, wanted: &BTreeSet<&Path>) -> Option<Owners> {
+    let shared: Vec<Arc<Package>> = file.packages.iter().cloned().map(Arc::new).collect();
+    let mut owners = BTreeMap::new();
+    for path in wanted {
+        if let Some(package) = file.paths.get(*path)? {
+            owners.insert(path.to_path_buf(), Arc::clone(shared.get(*package as usize)?));
+        }
+    }
+    Some(owners)
+}
+
+/// The answers for every path of `wanted`, to remember for the state
+/// `status` of the status file.
+fn to_remember(
+    sysroot: &Sysroot,
+    status: Option<FileState>,
+    wanted: &BTreeSet<&Path>,
+    owners: &Owners,
+) -> OwnerFile {
+    let packages: BTreeSet<&Package> = owners.values().map(|p| &**p).collect();
+    let index: HashMap<&Package, u32> =
+        packages.iter().enumerate().map(|(i, p)| (*p, i as u32)).collect();
+    let paths = wanted
+        .iter()
+        .map(|path| (path.to_path_buf(), owners.get(*path).map(|p| index[&**p])))
+        .collect();
+    let packages = packages.into_iter().cloned().collect();
+    OwnerFile::new(sysroot.root(), status, packages, paths)
 }
 
 /// The lines of a package's list whose file name is one of `names`: the

@@ -559,6 +559,9 @@ pub struct Computed {
     pub digests: Digests,
     /// The package owning each copied sysroot file (root paths).
     pub owners: crate::build::dpkg::Owners,
+    /// The owners found now by reading the packages' lists, for the owner
+    /// cache; `None` when they were remembered, or not looked for.
+    pub owners_found: Option<crate::build::owner_cache::OwnerFile>,
 }
 
 /// What a plan copies and mirrors, by path in the tree: sysroot files and
@@ -612,7 +615,7 @@ pub fn compute(
     let (digests, facts) = hash_all(hosts, known)?;
     let wanted: BTreeSet<&Path> = sysroot_files.keys().copied().collect();
     // The SBOM needs the owner of every file, those of trees too.
-    let owners = owners_of(sysroot, &wanted, listed)?;
+    let (owners, owners_found) = owners_of(sysroot, &wanted, listed)?;
     let file = |host: &Path, owner: Option<&std::sync::Arc<Package>>| {
         locked_file(&facts[host], owner.map(|p| &**p))
     };
@@ -650,23 +653,25 @@ pub fn compute(
         Some(set) => pin_packages(lock, set, plan, sysroot),
         None => lock,
     };
-    Ok(Computed { lock, tree_listings, digests, owners })
+    Ok(Computed { lock, tree_listings, digests, owners, owners_found })
 }
 
 /// The package owning each of `wanted`, from the dpkg database read in
-/// advance (`listed`), or read now.
+/// advance (`listed`), or read now; with the answers to remember when the
+/// lists were read in advance ([`Listed::owners`]).
 fn owners_of(
     sysroot: &Sysroot,
     wanted: &BTreeSet<&Path>,
     listed: Option<&Listed>,
-) -> Result<crate::build::dpkg::Owners> {
+) -> Result<(crate::build::dpkg::Owners, Option<crate::build::owner_cache::OwnerFile>)> {
     if let Some(listed) = listed {
-        return Ok(listed.owners(sysroot, wanted));
+        return listed.owners(sysroot, wanted);
     }
-    Ok(match Database::read(sysroot)? {
+    let owners = match Database::read(sysroot)? {
         Some(db) => db.owners(sysroot, wanted),
         None => BTreeMap::new(),
-    })
+    };
+    Ok((owners, None))
 }
 
 /// The lock's line for a file: its state and sha256, and its owner.

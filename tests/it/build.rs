@@ -661,9 +661,9 @@ fn entries_under_a_folder_the_sandbox_covers_are_named_by_a_warning() {
     assert!(!warnings.iter().any(|w| w.contains("lie under")), "{warnings:?}");
 }
 
-/// The digest, SHA1 and license caches beside a tree are written by the
-/// first build, hold an entry for each host file, content and copyright
-/// file it used, and are reused, not rewritten, by a cold build (the tree
+/// The digest, SHA1, license and owner caches beside a tree are written by
+/// the first build, hold an entry for each host file, content and
+/// copyright file it used, and are reused, not rewritten, by a cold build (the tree
 /// and the files describing it moved away), which writes the same manifest
 /// and SBOM.
 #[test]
@@ -673,7 +673,8 @@ fn a_cold_build_reuses_the_caches_of_the_first_without_rewriting_them() {
     let out = tmp.path().join("out/t");
     let first = build(&options(&spec, &out)).unwrap();
     let side = rootfs::fsutil::side_dir(&out);
-    let caches = ["digests.json", "sha1.json", "licenses.json"].map(|n| side.join(n));
+    let caches =
+        ["digests.json", "sha1.json", "licenses.json", "owners.json"].map(|n| side.join(n));
     let states: Vec<_> = caches.iter().map(|c| FileState::read(c)).collect();
     assert!(states.iter().all(Option::is_some), "every cache is written: {caches:?}");
     let digests = rootfs::build::digest_cache::read(&caches[0]);

@@ -368,3 +368,41 @@ fn a_long_lock_update_prints_ten_lines_and_verbose_prints_all() {
     assert_eq!(changed, 14, "{text}");
     assert!(!text.contains("more, see"), "{text}");
 }
+
+/// Owners come from the owner cache while dpkg's status file is in the
+/// state they were found with, and from the packages' lists again once it
+/// is not: a list edited behind dpkg's back (its status untouched) is not
+/// seen, as the cache's contract with dpkg says; a status file rewritten,
+/// as dpkg rewrites it for every package change, is.
+#[test]
+fn owners_are_remembered_until_dpkg_status_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (options, lock) = built_with_lock(tmp.path());
+    let out = rootfs::build::out_dir(&options, &rootfs::spec::load(&options.spec).unwrap());
+    let cache = rootfs::build::owner_cache::path_for(&out);
+    assert!(cache.is_file(), "the first build remembers the owners it found");
+    let owner_of_libc = || {
+        let locked = Lock::parse(&std::fs::read(&lock).unwrap()).unwrap();
+        locked.files[Path::new(LIBC)].package.clone()
+    };
+    assert_eq!(owner_of_libc().as_deref(), Some("libc6"));
+    let cold = || {
+        let side = rootfs::fsutil::side_dir(&out);
+        std::fs::remove_dir_all(&out).unwrap();
+        for name in ["s.manifest.json", "s.spdx.json", "s.stamp.json"] {
+            std::fs::remove_file(side.join(name)).unwrap();
+        }
+        build(&options).unwrap();
+    };
+    let sysroot = &options.sysroot;
+    let list = sysroot.join("var/lib/dpkg/info/libc6:amd64.list");
+    std::fs::write(&list, "/lib/x86_64-linux-gnu\n").unwrap();
+    cold();
+    assert_eq!(owner_of_libc().as_deref(), Some("libc6"), "remembered: the lists were not read");
+    let status = sysroot.join("var/lib/dpkg/status");
+    let text = std::fs::read(&status).unwrap();
+    std::fs::remove_file(&status).unwrap();
+    std::fs::write(&status, text).unwrap();
+    cold();
+    assert_eq!(owner_of_libc(), None, "the status changed: the lists were read again");
+}

@@ -224,7 +224,7 @@ fn files_beside_a_tree_go_in_one_hidden_folder_with_the_users_umask() {
         // A rebuild from scratch each time, so every file is written anew
         // (an unchanged lock, or cache, is left as it is).
         let _ = std::fs::remove_file(specs.join("spec.lock"));
-        for cache in ["digests.json", "licenses.json", "sha1.json"] {
+        for cache in ["digests.json", "licenses.json", "owners.json", "sha1.json"] {
             let _ = std::fs::remove_file(home.join(".rootfs").join(cache));
         }
         let (code, stderr) =
@@ -243,6 +243,7 @@ fn files_beside_a_tree_go_in_one_hidden_folder_with_the_users_umask() {
         let expected: Vec<(String, u32)> = [
             "digests.json",
             "licenses.json",
+            "owners.json",
             "sha1.json",
             "tree.manifest.json",
             "tree.spdx.json",
@@ -278,8 +279,9 @@ fn a_tree_of_the_earlier_layout_is_still_ours_and_its_side_files_move_in() {
     ] {
         std::fs::rename(side.join(now), outs.join(was)).unwrap();
     }
-    // The license cache came after that layout.
+    // The license and owner caches came after that layout.
     std::fs::remove_file(side.join("licenses.json")).unwrap();
+    std::fs::remove_file(side.join("owners.json")).unwrap();
     std::fs::remove_dir(&side).unwrap();
     std::fs::write(outs.join("notes.txt"), "mine\n").unwrap();
     let built =

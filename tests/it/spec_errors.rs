@@ -133,7 +133,7 @@ fn broken_specs_fail_with_their_message_and_leave_the_output_alone() {
 
     let before = Snapshot::take(&out);
     // Nothing but the output and, in one hidden folder beside it, its
-    // manifest, SBOM and stamp, and the digest, license and SHA1 caches: a staging
+    // manifest, SBOM and stamp, and the digest, license, owner and SHA1 caches: a staging
     // folder left behind by a failed build would show as a new name here.
     assert_eq!(
         before.siblings,
@@ -141,6 +141,7 @@ fn broken_specs_fail_with_their_message_and_leave_the_output_alone() {
             ".rootfs",
             ".rootfs/digests.json",
             ".rootfs/licenses.json",
+            ".rootfs/owners.json",
             ".rootfs/sha1.json",
             ".rootfs/t.manifest.json",
             ".rootfs/t.spdx.json",

@@ -85,6 +85,7 @@ struct Files {
     digests: PathBuf,
     sha1s: PathBuf,
     licenses: PathBuf,
+    owners: PathBuf,
 }
 
 impl Files {
@@ -111,6 +112,7 @@ impl Files {
             digests: rootfs::build::digest_cache::path_for(&out),
             sha1s: rootfs::build::sha1_cache::path_for(&out),
             licenses: rootfs::build::license_cache::path_for(&out),
+            owners: rootfs::build::owner_cache::path_for(&out),
             out,
             dir,
         })
@@ -154,8 +156,8 @@ fn ours<'a>(
 ) -> Vec<Contender<'a>> {
     let build = move || files.build(exe, &[]);
     // A cold build starts from an empty folder: the tree and every file
-    // describing it (manifest, SBOM, stamp) moved aside; the digest, SHA1
-    // and license caches stay, except for the very first build.
+    // describing it (manifest, SBOM, stamp) moved aside; the digest, SHA1,
+    // license and owner caches stay, except for the very first build.
     let (out, manifest, sbom, stamp) = (&files.out, &files.manifest, &files.sbom, &files.stamp);
     let mut changes = 0;
     vec![
@@ -163,8 +165,9 @@ fn ours<'a>(
             .allow_exit_1(),
         Contender::new("first build (nothing cached)", Side::Ours, runs, build).prepare(
             move || {
-                let (digests, sha1s, licenses) = (&files.digests, &files.sha1s, &files.licenses);
-                trash.clear(&[out, manifest, sbom, stamp, digests, sha1s, licenses])
+                let (digests, sha1s) = (&files.digests, &files.sha1s);
+                let (licenses, owners) = (&files.licenses, &files.owners);
+                trash.clear(&[out, manifest, sbom, stamp, digests, sha1s, licenses, owners])
             },
         ),
         Contender::new("cold build", Side::Ours, runs, build)
