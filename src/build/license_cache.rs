@@ -23,7 +23,7 @@ pub type Licenses = HashMap<PathBuf, (FileState, Declared)>;
 
 /// The file as written: its format, the program that wrote it, and the
 /// entries sorted, on one line. (The format is a field of its own: the
-/// flattened wrapper of [`SideFile::FORMAT`] cannot carry a
+/// flattened wrapper of `SideFile::FORMAT` cannot carry a
 /// [`FileState`]'s 128-bit time.)
 #[derive(Default, Serialize, Deserialize)]
 pub struct LicenseFile {

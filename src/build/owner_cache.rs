@@ -36,7 +36,7 @@ pub struct OwnerFile {
 }
 
 /// Bumped when what the file means changes. (A field of its own: the
-/// flattened wrapper of [`SideFile::FORMAT`] cannot carry a [`FileState`].)
+/// flattened wrapper of `SideFile::FORMAT` cannot carry a [`FileState`].)
 const FORMAT: u32 = 1;
 
 /// An owner cache's shape, checked without keeping its entries.

@@ -142,7 +142,7 @@ impl Input {
     /// Reads the declared license of every owning package from the
     /// sysroot, but for the copyright files `known` has in their present
     /// state; returns the input and the files read now
-    /// ([`copyright::declared_all`]).
+    /// (`copyright::declared_all`).
     pub fn new(
         name: &str,
         epoch: i64,
