@@ -219,11 +219,7 @@ pub fn build(options: &Options) -> Result<Built> {
     let plan_warnings = plan.warnings.clone();
     let (manifest, mut warnings) = install_and_commit(options, &beside, plan, resolver, record)?;
     warnings.splice(0..0, plan_warnings);
-    // A tree of a multi-architecture spec leaves the lock to `multiarch`.
-    if options.part.is_none() && previous.is_none_or(|p| p.sha256 != digest) {
-        let state = lock::write(&lock_path, &text)?;
-        record_lock_state(&beside, state)?;
-    }
+    write_lock(options, &beside, &lock_path, previous.as_ref(), (digest, &text))?;
     Ok(Built {
         up_to_date: false,
         reason: Some(reason),
@@ -512,24 +508,9 @@ fn install_and_commit(
     };
     let record_digests_on_disk = record.digests_on_disk;
     let owners_found = record.owners_found.take();
-    let out = &beside.out;
-    // The packages' licenses are read, and the resolver dropped, on the
-    // core that staging leaves idle: hard links are quickly made.
     let source = std::mem::replace(&mut record.sbom, SbomSource::empty());
-    let (staged, sbom_input) = rayon::join(
-        || {
-            let staged = install::stage(&plan, out, &install_options)
-                .with_context(|| format!("writing `{}`", out.display()));
-            drop(plan);
-            staged
-        },
-        || {
-            let known = license_cache::read(&beside.licenses);
-            let (input, fresh) = source.into_input(options.epoch, resolver, &known);
-            (input, (known, fresh))
-        },
-    );
-    let (sbom_input, licenses) = sbom_input;
+    let (staged, (sbom_input, licenses)) =
+        stage_beside_licenses(options, beside, (plan, &install_options), (source, resolver));
     // Read once the plan is gone: the SBOM is the first to need it.
     let known_sha1s = sha1_cache::read(&beside.sha1s);
     let known_digests = install_options.known_digests;
@@ -558,6 +539,32 @@ fn install_and_commit(
         warnings.push(format!("the previous tree was kept at `{}`: {e:#}", previous.display()));
     }
     Ok((staged.manifest, warnings))
+}
+
+/// Stages the tree while the packages' licenses are read, and the resolver
+/// dropped, on the core that staging leaves idle (hard links are quickly
+/// made); returns the staged tree, the SBOM's input, and the license cache
+/// as read with the copyright files translated now.
+fn stage_beside_licenses(
+    options: &Options,
+    beside: &Beside,
+    (plan, install_options): (Plan, &InstallOptions),
+    (source, resolver): (SbomSource, Resolver),
+) -> (Result<install::Staged>, (sbom::Input, (license_cache::Licenses, license_cache::Licenses))) {
+    let out = &beside.out;
+    rayon::join(
+        || {
+            let staged = install::stage(&plan, out, install_options)
+                .with_context(|| format!("writing `{}`", out.display()));
+            drop(plan);
+            staged
+        },
+        || {
+            let known = license_cache::read(&beside.licenses);
+            let (input, fresh) = source.into_input(options.epoch, resolver, &known);
+            (input, (known, fresh))
+        },
+    )
 }
 
 /// Writes the SHA1 cache (the `known` and `fresh` SHA1s of the contents
@@ -672,6 +679,23 @@ impl SbomSource {
         drop(resolver);
         (sbom::Input { debs: self.debs, ..input }, fresh)
     }
+}
+
+/// Writes the lock (`text`, whose sha256 is `digest`) when it differs from
+/// the one there was, and records its state in the stamp; a tree of a
+/// multi-architecture spec leaves the lock to `multiarch`.
+fn write_lock(
+    options: &Options,
+    beside: &Beside,
+    path: &Path,
+    previous: Option<&lock::OnDisk>,
+    (digest, text): (Sha256, &str),
+) -> Result<()> {
+    if options.part.is_none() && previous.is_none_or(|p| p.sha256 != digest) {
+        let state = lock::write(path, text)?;
+        record_lock_state(beside, state)?;
+    }
+    Ok(())
 }
 
 /// Adds the state of the lock just written to the stamp in place, which
