@@ -470,7 +470,7 @@ struct Record {
     digests_on_disk: bool,
     /// The owners the lock found in the packages' lists, for the owner
     /// cache (`None`: remembered, nothing to write).
-    owners_found: Option<owner_cache::OwnerFile>,
+    owners_found: Option<dpkg::Found>,
     /// sha256 of the lock file the build leaves.
     lock_digest: Sha256,
     /// Its state, when the lock in place stays.
@@ -578,7 +578,7 @@ fn update_caches(
     (known, fresh, on_disk): (Digests, Digests, bool),
     ((known_licenses, fresh_licenses), owners): (
         (license_cache::Licenses, license_cache::Licenses),
-        Option<owner_cache::OwnerFile>,
+        Option<dpkg::Found>,
     ),
     manifest: &Manifest,
 ) -> Result<()> {
@@ -594,7 +594,8 @@ fn update_caches(
             )
         },
         || {
-            let owners = owners.map_or(Ok(()), |o| owner_cache::write(&beside.owners, &o));
+            let owners = owners
+                .map_or(Ok(()), |(root, found)| owner_cache::update(&beside.owners, &root, found));
             license_cache::update(&beside.licenses, known_licenses, fresh_licenses).and(owners)
         },
     );

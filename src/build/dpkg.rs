@@ -34,7 +34,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
-use crate::build::owner_cache::{self, OwnerFile};
+use crate::build::owner_cache::{self, Answers};
 use crate::resolve::sysroot::Sysroot;
 use crate::vocab::FileState;
 
@@ -135,8 +135,8 @@ pub struct Listed {
     /// The packages, and each one's list by the index of the package
     /// (`None` for a package with no list); both empty when `remembered`.
     read: (Vec<Package>, Vec<Option<Vec<u8>>>),
-    /// The owner cache, valid for this sysroot and status file.
-    remembered: Option<OwnerFile>,
+    /// The owner cache's answers, valid for this sysroot and status file.
+    remembered: Option<Answers>,
     /// The state of the status file, taken before it was read.
     pub status_state: Option<FileState>,
 }
@@ -149,7 +149,7 @@ impl Listed {
         &self,
         sysroot: &Sysroot,
         wanted: &BTreeSet<&Path>,
-    ) -> Result<(Owners, Option<OwnerFile>)> {
+    ) -> Result<(Owners, Option<Found>)> {
         if let Some(owners) = self.remembered.as_ref().and_then(|r| remembered(r, wanted)) {
             return Ok((owners, None));
         }
@@ -199,7 +199,7 @@ fn scan(
 
 /// The owners of `wanted` as an earlier build found them, when it asked
 /// about every one of them.
-fn remembered(file: &OwnerFile, wanted: &BTreeSet<&Path>) -> Option<Owners> {
+fn remembered(file: &Answers, wanted: &BTreeSet<&Path>) -> Option<Owners> {
     let shared: Vec<Arc<Package>> = file.packages.iter().cloned().map(Arc::new).collect();
     let mut owners = BTreeMap::new();
     for path in wanted {
@@ -210,6 +210,10 @@ fn remembered(file: &OwnerFile, wanted: &BTreeSet<&Path>) -> Option<Owners> {
     Some(owners)
 }
 
+/// Owners found in a sysroot's lists, to remember: the sysroot's root and
+/// the answers (`owner_cache.rs`).
+pub type Found = (PathBuf, Answers);
+
 /// The answers for every path of `wanted`, to remember for the state
 /// `status` of the status file.
 fn to_remember(
@@ -217,7 +221,7 @@ fn to_remember(
     status: Option<FileState>,
     wanted: &BTreeSet<&Path>,
     owners: &Owners,
-) -> OwnerFile {
+) -> Found {
     let packages: BTreeSet<&Package> = owners.values().map(|p| &**p).collect();
     let index: HashMap<&Package, u32> =
         packages.iter().enumerate().map(|(i, p)| (*p, i as u32)).collect();
@@ -226,7 +230,7 @@ fn to_remember(
         .map(|path| (path.to_path_buf(), owners.get(*path).map(|p| index[&**p])))
         .collect();
     let packages = packages.into_iter().cloned().collect();
-    OwnerFile::new(sysroot.root(), status, packages, paths)
+    (sysroot.root().to_path_buf(), Answers { status, packages, paths })
 }
 
 /// The lines of a package's list whose file name is one of `names`: the

@@ -561,7 +561,7 @@ pub struct Computed {
     pub owners: crate::build::dpkg::Owners,
     /// The owners found now by reading the packages' lists, for the owner
     /// cache; `None` when they were remembered, or not looked for.
-    pub owners_found: Option<crate::build::owner_cache::OwnerFile>,
+    pub owners_found: Option<crate::build::dpkg::Found>,
 }
 
 /// What a plan copies and mirrors, by path in the tree: sysroot files and
@@ -663,7 +663,7 @@ fn owners_of(
     sysroot: &Sysroot,
     wanted: &BTreeSet<&Path>,
     listed: Option<&Listed>,
-) -> Result<(crate::build::dpkg::Owners, Option<crate::build::owner_cache::OwnerFile>)> {
+) -> Result<(crate::build::dpkg::Owners, Option<crate::build::dpkg::Found>)> {
     if let Some(listed) = listed {
         return listed.owners(sysroot, wanted);
     }
