@@ -50,27 +50,31 @@ pub fn declared_all(
     names: &BTreeSet<&str>,
     known: &Licenses,
 ) -> (BTreeMap<String, Declared>, Licenses) {
-    let located: Vec<(&str, Option<(u64, PathBuf)>)> = names
+    // Each file found and its state taken on every core.
+    let located: Vec<(&str, Option<(u64, ToRead)>)> = names
         .par_iter()
         .map(|name| {
             let path = Path::new("/usr/share/doc").join(name).join("copyright");
-            let file = sysroot.locate(&path).ok().filter(|l| !l.is_dir);
-            (*name, file.map(|l| (l.size, sysroot.host(&l.real))))
+            let file = sysroot.locate(&path).ok().filter(|l| !l.is_dir).map(|l| {
+                let host = sysroot.host(&l.real);
+                let state = FileState::read(&host);
+                (l.size, ToRead { name, host, state })
+            });
+            (*name, file)
         })
         .collect();
     let mut by_size: BTreeMap<u64, Vec<ToRead>> = BTreeMap::new();
     let mut out = BTreeMap::new();
     for (name, file) in located {
-        let Some((size, host)) = file else {
+        let Some((size, file)) = file else {
             out.insert(name.to_string(), Declared::default());
             continue;
         };
-        let state = FileState::read(&host);
-        match known.get(&host).filter(|(s, _)| Some(s) == state.as_ref()) {
+        match known.get(&file.host).filter(|(s, _)| Some(s) == file.state.as_ref()) {
             Some((_, declared)) => {
                 out.insert(name.to_string(), declared.clone());
             }
-            None => by_size.entry(size).or_default().push(ToRead { name, host, state }),
+            None => by_size.entry(size).or_default().push(file),
         }
     }
     // Each size's files on one core, the sizes spread over every core.
