@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::dpkg::Package;
 use crate::build::side_file::{self, SideFile};
+use crate::resolve::sysroot::Sysroot;
 use crate::vocab::FileState;
 
 /// The file as written, on one line: the answers for each sysroot built
@@ -104,7 +105,9 @@ pub fn read(path: &Path, sysroot: &Path, status: Option<&FileState>) -> Option<A
 /// status file keeps its recorded state.
 pub fn update(path: &Path, sysroot: &Path, found: Answers) -> Result<()> {
     let mut file = side_file::read::<OwnerFile>(path);
-    let status_of = |root: &Path| FileState::read(&root.join(&crate::build::dpkg::STATUS[1..]));
+    let status_of = |root: &Path| {
+        FileState::read(&Sysroot::new(root).host(Path::new(crate::build::dpkg::STATUS)))
+    };
     file.sysroots.retain(|root, answers| root == sysroot || answers.status == status_of(root));
     let merged = match file.sysroots.remove(sysroot) {
         Some(before) if before.status == found.status => merge(before, found),
